@@ -1,0 +1,7 @@
+"""``python -m graphc ...`` behaves like ``graphc ...``."""
+
+import sys
+
+from graphc.cli import main
+
+sys.exit(main())

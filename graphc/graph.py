@@ -1,0 +1,255 @@
+"""The hash-consed computational graph.
+
+A :class:`Graph` owns a ``networkx.MultiDiGraph`` (``graph.nx``) whose nodes are integers in
+creation order (a topological order) and which has one edge per operand slot, from operand to
+user, keyed by the slot number: ``x*x`` has two parallel edges. Node attributes: ``op``, ``args``
+(operand nodes in slot order, the authority on argument order), ``value`` for constants and
+``name`` for variables.
+
+Nodes are made only through the builder methods (:meth:`var`, :meth:`const`, :meth:`apply` and
+the arithmetic shorthands), which hash-cons: the same op on the same operands returns the
+existing node, commutative operands are put in canonical order, and the few sound rewrites of
+the op table are applied. Nothing here recurses over the graph.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import networkx as nx
+
+from graphc.errors import GraphcError, UnknownVariableError
+from graphc.ops import CONST, OPS, VAR
+
+
+class Graph:
+    """A DAG of scalar operations with named outputs.
+
+    >>> g = Graph()
+    >>> x = g.var("x")
+    >>> g.set_outputs([g.mul(x, x)])
+    >>> g.nx.number_of_edges(), g.stats()["depth"]
+    (2, 1)
+    """
+
+    def __init__(self) -> None:
+        # The authority is these flat, creation-ordered lists: walking them is far faster than
+        # walking networkx, which matters at 100,000+ nodes. ``nx`` mirrors them on demand.
+        self._op: list[str] = []
+        self._args: list[tuple[int, ...]] = []
+        self._data: list[Any] = []  # a constant's value, a variable's name, else None
+        self._table: dict[tuple[Any, ...], int] = {}
+        self._variables: dict[str, int] = {}
+        self._nx = nx.MultiDiGraph()
+        self.outputs: list[int] = []
+        self.output_names: list[str] = []
+
+    @property
+    def nx(self) -> nx.MultiDiGraph:
+        """The graph as a networkx MultiDiGraph: one edge per operand slot, keyed by slot number."""
+        mirrored = self._nx.number_of_nodes()
+        if mirrored < len(self._op):
+            new = range(mirrored, len(self._op))
+            self._nx.add_nodes_from((node, self.attrs(node)) for node in new)
+            self._nx.add_edges_from(
+                (arg, node, slot) for node in new for slot, arg in enumerate(self._args[node])
+            )
+        return self._nx
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._op)
+
+    def __repr__(self) -> str:
+        return f"<graphc.Graph: {len(self)} nodes, outputs {self.output_names}, variables {self.variables}>"
+
+    @property
+    def variables(self) -> list[str]:
+        """The names of the input variables, sorted."""
+        return sorted(self._variables)
+
+    def variable(self, name: str) -> int:
+        """The node of variable ``name``."""
+        try:
+            return self._variables[name]
+        except KeyError:
+            known = ", ".join(self.variables) or "none"
+            raise UnknownVariableError(f"unknown variable '{name}' (the variables are: {known})") from None
+
+    def op(self, node: int) -> str:
+        return self._op[node]
+
+    def args(self, node: int) -> tuple[int, ...]:
+        return self._args[node]
+
+    def name(self, node: int) -> str:
+        """A variable node's name."""
+        assert self._op[node] == VAR
+        return self._data[node]
+
+    def attrs(self, node: int) -> dict[str, Any]:
+        """The node's attributes as networkx holds them: op, args, and value or name."""
+        attrs: dict[str, Any] = {"op": self._op[node], "args": self._args[node]}
+        if self._op[node] == CONST:
+            attrs["value"] = self._data[node]
+        elif self._op[node] == VAR:
+            attrs["name"] = self._data[node]
+        return attrs
+
+    def const_value(self, node: int) -> float | None:
+        """The value of a constant node, or None for any other node."""
+        return self._data[node] if self._op[node] == CONST else None
+
+    def users(self) -> list[int]:
+        """How many operand slots use each node (the out-degree), indexed by node."""
+        count = [0] * len(self._op)
+        for args in self._args:
+            for arg in args:
+                count[arg] += 1
+        return count
+
+    def reachable(self, roots: Iterable[int] | None = None) -> list[bool]:
+        """Which nodes the ``roots`` (default: the outputs) depend on, indexed by node."""
+        keep = [False] * len(self._op)
+        for root in self.outputs if roots is None else roots:
+            keep[root] = True
+        for node in range(len(self._op) - 1, -1, -1):  # users come after their operands
+            if keep[node]:
+                for arg in self._args[node]:
+                    keep[arg] = True
+        return keep
+
+    def stats(self) -> dict[str, Any]:
+        """Nodes, edges, a histogram of ops (leaves as ``var``/``const``) and depth (longest path)."""
+        depth = [0] * len(self._op)
+        for node, args in enumerate(self._args):
+            if args:
+                depth[node] = 1 + max(depth[arg] for arg in args)
+        return {
+            "nodes": len(self._op),
+            "edges": sum(len(args) for args in self._args),
+            "ops": dict(sorted(Counter(self._op).items())),
+            "depth": max(depth, default=0),
+        }
+
+    # --- building --------------------------------------------------------------------------------
+
+    def _new(self, key: tuple[Any, ...], op: str, args: tuple[int, ...], data: Any = None) -> int:
+        node = len(self._op)
+        self._op.append(op)
+        self._args.append(args)
+        self._data.append(data)
+        self._table[key] = node
+        return node
+
+    def var(self, name: str) -> int:
+        """The node of input variable ``name`` (made on first use)."""
+        node = self._variables.get(name)
+        if node is None:
+            node = self._new((VAR, name), VAR, (), name)
+            self._variables[name] = node
+        return node
+
+    def const(self, value: float) -> int:
+        """The node of a float constant; equal values (bit for bit) share one node."""
+        value = float(value)
+        if math.isnan(value):
+            value = math.nan  # one canonical NaN
+        key = (CONST, struct.pack("<d", value))
+        node = self._table.get(key)
+        return node if node is not None else self._new(key, CONST, (), value)
+
+    def apply(self, op: str, *args: int) -> int:
+        """The node of ``op`` applied to ``args``, after folding, rewriting and hash-consing."""
+        spec = OPS[op]
+        if len(args) != spec.arity:
+            raise GraphcError(f"{op} takes {spec.arity} operand(s), got {len(args)}")
+        if spec.commutative and args[0] > args[1]:
+            args = (args[1], args[0])
+        values = [self.const_value(arg) for arg in args]
+        if all(v is not None for v in values):
+            return self.const(spec.fold(*values))
+        if spec.rewrite is not None:
+            rewritten = spec.rewrite(self, args)
+            if rewritten is not None:
+                return rewritten
+        key = (op, *args)
+        node = self._table.get(key)
+        return node if node is not None else self._new(key, op, tuple(args))
+
+    def add(self, a: int, b: int) -> int:
+        return self.apply("add", a, b)
+
+    def sub(self, a: int, b: int) -> int:
+        return self.apply("sub", a, b)
+
+    def mul(self, a: int, b: int) -> int:
+        return self.apply("mul", a, b)
+
+    def div(self, a: int, b: int) -> int:
+        return self.apply("div", a, b)
+
+    def pow(self, a: int, b: int) -> int:
+        return self.apply("pow", a, b)
+
+    def neg(self, a: int) -> int:
+        return self.apply("neg", a)
+
+    def set_outputs(self, nodes: Sequence[int], names: Sequence[str] | None = None) -> None:
+        """Name the graph's outputs (default names: ``f``, or ``f1``, ``f2``, ... for several)."""
+        if names is None:
+            names = ["f"] if len(nodes) == 1 else [f"f{i + 1}" for i in range(len(nodes))]
+        if len(names) != len(nodes):
+            raise GraphcError(f"{len(nodes)} outputs but {len(names)} names")
+        self.outputs = list(nodes)
+        self.output_names = list(names)
+
+    # --- whole-graph transformations (each returns a new Graph) ----------------------------------
+
+    def copy(self) -> Graph:
+        """An independent copy: building on it leaves this graph unchanged."""
+        new = Graph()
+        new._op, new._args, new._data = self._op.copy(), self._args.copy(), self._data.copy()
+        new._table, new._variables = self._table.copy(), self._variables.copy()
+        new.set_outputs(self.outputs, self.output_names)
+        return new
+
+    def pruned(self) -> Graph:
+        """A copy holding only what the outputs depend on, plus every variable, renumbered."""
+        keep = self.reachable()
+        for node in self._variables.values():
+            keep[node] = True
+        return self.copy() if all(keep) else self.rebuilt(keep)
+
+    def rebuilt(self, keep: Sequence[bool] | None) -> Graph:
+        """A new graph replaying the kept nodes (all when ``keep`` is None) in creation order."""
+        new = Graph()
+        mapping: dict[int, int] = {}
+        for node, op in enumerate(self._op):
+            if keep is not None and not keep[node]:
+                continue
+            if op == VAR:
+                mapping[node] = new.var(self._data[node])
+            elif op == CONST:
+                mapping[node] = new.const(self._data[node])
+            else:
+                mapping[node] = new.apply(op, *(mapping[a] for a in self._args[node]))
+        new.set_outputs([mapping[o] for o in self.outputs], self.output_names)
+        return new
+
+    def to_sympy(self) -> Any:
+        """The outputs as SymPy expressions: one expression, or a tuple for several outputs."""
+        from graphc.sympy_bridge import to_sympy
+
+        return to_sympy(self)
+
+    def to_text(self) -> str:
+        """The graph as a graphc program that parses back to the same graph."""
+        from graphc.printing import to_text
+
+        return to_text(self)

@@ -1,0 +1,77 @@
+"""The compiled callable every backend returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from graphc.errors import EvaluationError
+from graphc.graph import Graph
+
+
+class Kernel:
+    """A compiled graph: call it with one value per variable, get one value per output.
+
+    Arguments go by keyword (``k(x=1.0, y=2.0)``) or by position in ``kernel.variables`` order
+    (sorted names). Scalars and arrays of any shape broadcast NumPy-style and are computed in
+    float64; a single output is returned as is, several as a tuple. Values outside an op's domain
+    give nan or inf, as in NumPy, without warnings.
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        function: Callable[..., Any],
+        *,
+        backend: str,
+        source: str,
+        variables: Sequence[str] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.backend = backend
+        self.source = source
+        self.variables: tuple[str, ...] = tuple(graph.variables if variables is None else variables)
+        self.outputs: tuple[str, ...] = tuple(graph.output_names)
+        self._function = function
+        self._index = {name: i for i, name in enumerate(self.variables)}
+
+    def __repr__(self) -> str:
+        return f"<graphc.Kernel {self.backend}: ({', '.join(self.variables)}) -> ({', '.join(self.outputs)})>"
+
+    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[np.ndarray]:
+        """The call's arguments as float64 arrays in ``variables`` order, checked."""
+        names = self.variables
+        if len(args) > len(names):
+            listed = ", ".join(names) or "none"
+            raise EvaluationError(f"got {len(args)} positional arguments, but the variables are: {listed}")
+        values: list[Any] = list(args) + [None] * (len(names) - len(args))
+        given = [True] * len(args) + [False] * (len(names) - len(args))
+        for name, value in kwargs.items():
+            i = self._index.get(name)
+            if i is None:
+                listed = ", ".join(names) or "none"
+                raise EvaluationError(f"unexpected argument '{name}' (the variables are: {listed})")
+            if given[i]:
+                raise EvaluationError(f"variable '{name}' is given twice")
+            values[i], given[i] = value, True
+        missing = [name for name, ok in zip(names, given) if not ok]
+        if missing:
+            raise EvaluationError(f"missing value for variable{'s' * (len(missing) > 1)} {', '.join(missing)}")
+        arrays = []
+        for name, value in zip(names, values):
+            try:
+                array = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError) as err:
+                raise EvaluationError(f"variable '{name}': cannot convert {type(value).__name__} to float64 ({err})") from None
+            arrays.append(array)
+        try:
+            np.broadcast_shapes(*(a.shape for a in arrays))
+        except ValueError:
+            shapes = ", ".join(f"{n}{a.shape}" for n, a in zip(names, arrays))
+            raise EvaluationError(f"the arguments' shapes do not broadcast together: {shapes}") from None
+        return arrays
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        return self._function(*self.arguments(args, kwargs))

@@ -1,0 +1,202 @@
+"""The op table: every primitive of graphc's language, defined once.
+
+Each :class:`Op` holds everything every stage needs: how it is written (infix symbol or function
+name), its arity, whether it commutes, its NumPy expression template (used by the NumPy backend
+and, compiled once here, for constant folding, so folded constants equal computed values), its
+SymPy constructor (and the SymPy class that converts back), its build-time rewrite, its local
+derivative rule per operand slot, and the domain its tests sample from.
+
+A local derivative rule is ``rule(b, args, out) -> node | None``: given the graph builder ``b``,
+the operand nodes and the op's own result node, it builds ``∂out/∂args[slot]`` from graph nodes
+and returns it, or ``None`` where the partial is structurally zero. Non-smooth points follow the
+policy of JAX and PyTorch: ``relu'(0) = 0``, ``abs'(0) = 0``, a ``max``/``min`` tie splits evenly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import sympy
+
+if TYPE_CHECKING:
+    from graphc.graph import Graph
+
+Rule = Callable[["Graph", tuple[int, ...], int], "int | None"]
+Rewrite = Callable[["Graph", tuple[int, ...]], "int | None"]
+
+VAR = "var"  # leaf: attribute ``name``
+CONST = "const"  # leaf: attribute ``value`` (a float)
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    arity: int
+    numpy: str  # expression template over {0}, {1}: one statement of generated source
+    sympy: Callable[..., Any]
+    partials: tuple[Rule | None, ...]  # one local-derivative rule per operand slot
+    infix: str | None = None  # binary operator symbol ("+"), or "-" for unary minus
+    precedence: int = 0  # for infix and prefix printing; higher binds tighter
+    function: str | None = None  # name when called as a function: sin(x), pow(x, y)
+    commutative: bool = False
+    rewrite: Rewrite | None = None  # a sound build-time simplification, or None
+    sympy_class: type | None = None  # the SymPy class that converts back to this op
+    domain: tuple[tuple[float, float], ...] = ()  # where tests sample each operand
+    impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        assert len(self.partials) == self.arity, self.name
+        names = ", ".join(f"a{i}" for i in range(self.arity))
+        body = self.numpy.format(*(f"a{i}" for i in range(self.arity)))
+        # The template is this module's own constant text, never user input.
+        code = compile(f"lambda {names}: {body}", f"<graphc.ops:{self.name}>", "eval")
+        object.__setattr__(self, "impl", eval(code, {"np": np}))  # noqa: S307
+
+    def fold(self, *values: float) -> float:
+        """The op applied to constant operands, with NumPy's float64 semantics (nan/inf, no warnings)."""
+        with np.errstate(all="ignore"):
+            return float(self.impl(*(np.float64(v) for v in values)))
+
+
+# --- rewrites: only x+0, x-0, x*1, x*0 -> 0, --x, x**1, x**0 -------------------------------------
+
+
+def _rewrite_add(b: Graph, a: tuple[int, ...]) -> int | None:
+    for keep, other in ((a[0], a[1]), (a[1], a[0])):
+        if b.const_value(other) == 0.0:
+            return keep
+    return None
+
+
+def _rewrite_sub(b: Graph, a: tuple[int, ...]) -> int | None:
+    return a[0] if b.const_value(a[1]) == 0.0 else None
+
+
+def _rewrite_mul(b: Graph, a: tuple[int, ...]) -> int | None:
+    for keep, other in ((a[0], a[1]), (a[1], a[0])):
+        value = b.const_value(other)
+        if value == 1.0:
+            return keep
+        if value == 0.0:
+            return b.const(0.0)
+    return None
+
+
+def _rewrite_neg(b: Graph, a: tuple[int, ...]) -> int | None:
+    return b.args(a[0])[0] if b.op(a[0]) == "neg" else None
+
+
+def _rewrite_pow(b: Graph, a: tuple[int, ...]) -> int | None:
+    exponent = b.const_value(a[1])
+    if exponent == 1.0:
+        return a[0]
+    if exponent == 0.0:
+        return b.const(1.0)
+    return None
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+_ANY = (-3.0, 3.0)
+_POS = (0.2, 4.0)
+_UNIT = (-0.9, 0.9)
+
+
+def _op(name: str, numpy_template: str, sympy_fn: Callable[..., Any], *partials: Rule | None, **kw: Any) -> Op:
+    return Op(name, len(partials), numpy_template, sympy_fn, tuple(partials), **kw)
+
+
+def _one(b: Graph, a: tuple[int, ...], o: int) -> int:
+    return b.const(1.0)
+
+
+def _half_sign_diff(b: Graph, a: tuple[int, ...], scale: float) -> int:
+    """0.5 + scale*sign(a0 - a1): the max/min partials, splitting a tie evenly."""
+    return b.add(b.const(0.5), b.mul(b.const(scale), b.apply("sign", b.sub(a[0], a[1]))))
+
+
+def _sq(b: Graph, x: int) -> int:
+    return b.pow(x, b.const(2.0))
+
+
+OPS: dict[str, Op] = {
+    op.name: op
+    for op in [
+        _op("add", "{0} + {1}", lambda x, y: x + y, _one, _one,
+            infix="+", precedence=1, commutative=True, rewrite=_rewrite_add, domain=(_ANY, _ANY)),
+        _op("sub", "{0} - {1}", lambda x, y: x - y,
+            _one, lambda b, a, o: b.const(-1.0),
+            infix="-", precedence=1, rewrite=_rewrite_sub, domain=(_ANY, _ANY)),
+        _op("mul", "{0} * {1}", lambda x, y: x * y,
+            lambda b, a, o: a[1], lambda b, a, o: a[0],
+            infix="*", precedence=2, commutative=True, rewrite=_rewrite_mul, domain=(_ANY, _ANY)),
+        _op("div", "{0} / {1}", lambda x, y: x / y,
+            lambda b, a, o: b.div(b.const(1.0), a[1]),
+            lambda b, a, o: b.neg(b.div(o, a[1])),
+            infix="/", precedence=2, domain=(_ANY, _POS)),
+        _op("neg", "-{0}", lambda x: -x, lambda b, a, o: b.const(-1.0),
+            infix="-", precedence=3, rewrite=_rewrite_neg, domain=(_ANY,)),
+        _op("pow", "{0} ** {1}", lambda x, y: x**y,
+            lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
+            lambda b, a, o: b.mul(o, b.apply("log", a[0])),
+            infix="**", precedence=4, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY)),
+        _op("sin", "np.sin({0})", sympy.sin, lambda b, a, o: b.apply("cos", a[0]),
+            function="sin", sympy_class=sympy.sin, domain=(_ANY,)),
+        _op("cos", "np.cos({0})", sympy.cos, lambda b, a, o: b.neg(b.apply("sin", a[0])),
+            function="cos", sympy_class=sympy.cos, domain=(_ANY,)),
+        _op("tan", "np.tan({0})", sympy.tan, lambda b, a, o: b.add(b.const(1.0), _sq(b, o)),
+            function="tan", sympy_class=sympy.tan, domain=((-1.2, 1.2),)),
+        _op("asin", "np.arcsin({0})", sympy.asin,
+            lambda b, a, o: b.div(b.const(1.0), b.apply("sqrt", b.sub(b.const(1.0), _sq(b, a[0])))),
+            function="asin", sympy_class=sympy.asin, domain=(_UNIT,)),
+        _op("acos", "np.arccos({0})", sympy.acos,
+            lambda b, a, o: b.div(b.const(-1.0), b.apply("sqrt", b.sub(b.const(1.0), _sq(b, a[0])))),
+            function="acos", sympy_class=sympy.acos, domain=(_UNIT,)),
+        _op("atan", "np.arctan({0})", sympy.atan,
+            lambda b, a, o: b.div(b.const(1.0), b.add(b.const(1.0), _sq(b, a[0]))),
+            function="atan", sympy_class=sympy.atan, domain=(_ANY,)),
+        _op("sinh", "np.sinh({0})", sympy.sinh, lambda b, a, o: b.apply("cosh", a[0]),
+            function="sinh", sympy_class=sympy.sinh, domain=(_ANY,)),
+        _op("cosh", "np.cosh({0})", sympy.cosh, lambda b, a, o: b.apply("sinh", a[0]),
+            function="cosh", sympy_class=sympy.cosh, domain=(_ANY,)),
+        _op("tanh", "np.tanh({0})", sympy.tanh, lambda b, a, o: b.sub(b.const(1.0), _sq(b, o)),
+            function="tanh", sympy_class=sympy.tanh, domain=(_ANY,)),
+        _op("exp", "np.exp({0})", sympy.exp, lambda b, a, o: o,
+            function="exp", sympy_class=sympy.exp, domain=(_ANY,)),
+        _op("log", "np.log({0})", sympy.log, lambda b, a, o: b.div(b.const(1.0), a[0]),
+            function="log", sympy_class=sympy.log, domain=(_POS,)),
+        _op("sqrt", "np.sqrt({0})", sympy.sqrt, lambda b, a, o: b.div(b.const(0.5), o),
+            function="sqrt", domain=(_POS,)),
+        _op("abs", "np.abs({0})", sympy.Abs, lambda b, a, o: b.apply("sign", a[0]),
+            function="abs", sympy_class=sympy.Abs, domain=(_ANY,)),
+        _op("sign", "np.sign({0})", sympy.sign, None,
+            function="sign", sympy_class=sympy.sign, domain=(_ANY,)),
+        _op("sigmoid", "1.0 / (1.0 + np.exp(-{0}))", lambda x: 1 / (1 + sympy.exp(-x)),
+            lambda b, a, o: b.mul(o, b.sub(b.const(1.0), o)),
+            function="sigmoid", domain=(_ANY,)),
+        _op("relu", "np.maximum({0}, 0.0)", lambda x: sympy.Max(x, 0),
+            lambda b, a, o: b.apply("sign", o),
+            function="relu", domain=(_ANY,)),
+        _op("softplus", "np.logaddexp(0.0, {0})", lambda x: sympy.log(1 + sympy.exp(x)),
+            lambda b, a, o: b.apply("sigmoid", a[0]),
+            function="softplus", domain=(_ANY,)),
+        _op("max", "np.maximum({0}, {1})", sympy.Max,
+            lambda b, a, o: _half_sign_diff(b, a, 0.5), lambda b, a, o: _half_sign_diff(b, a, -0.5),
+            function="max", sympy_class=sympy.Max, domain=(_ANY, _ANY)),
+        _op("min", "np.minimum({0}, {1})", sympy.Min,
+            lambda b, a, o: _half_sign_diff(b, a, -0.5), lambda b, a, o: _half_sign_diff(b, a, 0.5),
+            function="min", sympy_class=sympy.Min, domain=(_ANY, _ANY)),
+        _op("atan2", "np.arctan2({0}, {1})", sympy.atan2,
+            lambda b, a, o: b.div(a[1], b.add(_sq(b, a[0]), _sq(b, a[1]))),
+            lambda b, a, o: b.neg(b.div(a[0], b.add(_sq(b, a[0]), _sq(b, a[1])))),
+            function="atan2", sympy_class=sympy.atan2, domain=(_POS, _POS)),
+    ]
+}
+
+FUNCTIONS: dict[str, Op] = {op.function: op for op in OPS.values() if op.function}
+BINARY_INFIX: dict[str, Op] = {op.infix: op for op in OPS.values() if op.infix and op.arity == 2}
+CONSTANTS: dict[str, float] = {"pi": float(np.pi), "e": float(np.e)}
+RESERVED: frozenset[str] = frozenset(FUNCTIONS) | frozenset(CONSTANTS)

@@ -1,0 +1,81 @@
+"""Graphs back to graphc's own language, iteratively and without exponential swell.
+
+A shared node (one with several users) and any subexpression longer than ``max_inline``
+characters is bound to a temporary (``t1 = ...``), so the text stays linear in the graph's size
+and parses back to the same graph.
+"""
+
+from __future__ import annotations
+
+import math
+
+from graphc.graph import Graph
+from graphc.ops import CONST, CONSTANTS, OPS, RESERVED, VAR
+
+_ATOM = 5
+_NEG = OPS["neg"].precedence
+
+
+def constant_text(value: float) -> tuple[str, int]:
+    """A constant in the language, with its precedence (a negative number binds like unary minus)."""
+    for name, known in CONSTANTS.items():
+        if value == known:
+            return name, _ATOM
+    if math.isnan(value):
+        return "(0/0)", _ATOM
+    if math.isinf(value):
+        return ("(1/0)", _ATOM) if value > 0 else ("(-1/0)", _ATOM)
+    text = str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return text, (_NEG if text.startswith("-") else _ATOM)
+
+
+def render(graph: Graph, max_inline: int = 200) -> tuple[list[str], list[str]]:
+    """The bindings (``t1 = ...``) and one expression per output, as text."""
+    keep = graph.reachable()
+    users = graph.users()
+    taken = set(graph.variables) | RESERVED
+    counter = 0
+    text: dict[int, str] = {}
+    prec: dict[int, int] = {}
+    bindings: list[str] = []
+    for node in range(len(graph)):
+        if not keep[node]:
+            continue
+        op = graph.op(node)
+        if op == VAR:
+            text[node], prec[node] = graph.name(node), _ATOM
+            continue
+        if op == CONST:
+            text[node], prec[node] = constant_text(graph.const_value(node))  # type: ignore[arg-type]
+            continue
+        spec, args = OPS[op], graph.args(node)
+
+        def wrap(arg: int, bracket: bool) -> str:
+            return f"({text[arg]})" if bracket else text[arg]
+
+        if spec.infix and spec.arity == 2:
+            a, b = args
+            p = spec.precedence
+            if spec.infix == "**":  # right-associative; its exponent may be a unary minus
+                left, right = wrap(a, prec[a] <= p), wrap(b, prec[b] < _NEG)
+            else:
+                left, right = wrap(a, prec[a] < p), wrap(b, prec[b] <= p)
+            space = " " if p == 1 else ""
+            text[node], prec[node] = f"{left}{space}{spec.infix}{space}{right}", p
+        elif spec.infix:  # unary minus
+            text[node], prec[node] = "-" + wrap(args[0], prec[args[0]] < spec.precedence), spec.precedence
+        else:
+            text[node], prec[node] = f"{spec.function}({', '.join(text[a] for a in args)})", _ATOM
+        if users[node] > 1 or len(text[node]) > max_inline:
+            counter += 1
+            while f"t{counter}" in taken:
+                counter += 1
+            bindings.append(f"t{counter} = {text[node]}")
+            text[node], prec[node] = f"t{counter}", _ATOM
+    return bindings, [text[o] for o in graph.outputs]
+
+
+def to_text(graph: Graph) -> str:
+    """The whole graph as one program: bindings, then the outputs on the last line."""
+    bindings, outputs = render(graph)
+    return "\n".join([*bindings, ", ".join(outputs)])

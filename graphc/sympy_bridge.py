@@ -1,0 +1,142 @@
+"""Conversion between graphs and SymPy expressions, both directions, without recursion.
+
+SymPy itself recurses over expression depth in many places; failures of that kind are reported
+as a :class:`GraphcError` naming the depth, never as a ``RecursionError``.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import sympy
+
+from graphc.errors import GraphcError
+from graphc.graph import Graph
+from graphc.ops import CONST, OPS, VAR
+
+_FROM_CLASS = {op.sympy_class: op.name for op in OPS.values() if op.sympy_class is not None}
+
+
+def sympy_number(value: float) -> Any:
+    """A float as the most exact SymPy number: pi, E, integers and small dyadic fractions."""
+    if math.isnan(value):
+        return sympy.nan
+    if math.isinf(value):
+        return sympy.oo if value > 0 else -sympy.oo
+    if value == math.pi:
+        return sympy.pi
+    if value == math.e:
+        return sympy.E
+    fraction = Fraction(value)
+    if fraction.denominator <= 1024 and abs(fraction.numerator) < 2**53:
+        return sympy.Rational(fraction.numerator, fraction.denominator)
+    return sympy.Float(value)
+
+
+def to_sympy(graph: Graph) -> Any:
+    """The graph's outputs as SymPy expressions (one, or a tuple for several outputs)."""
+    keep = graph.reachable()
+    built: dict[int, Any] = {}
+    try:
+        for node in range(len(graph)):
+            if not keep[node]:
+                continue
+            op = graph.op(node)
+            if op == VAR:
+                built[node] = sympy.Symbol(graph.name(node), real=True)
+            elif op == CONST:
+                built[node] = sympy_number(graph.const_value(node))
+            else:
+                built[node] = OPS[op].sympy(*(built[a] for a in graph.args(node)))
+    except RecursionError:
+        depth = graph.stats()["depth"]
+        raise GraphcError(f"SymPy cannot build an expression this deep (depth {depth})") from None
+    outputs = tuple(built[o] for o in graph.outputs)
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
+def _supported(expr: Any) -> bool:
+    return bool(
+        expr.is_Symbol
+        or expr.is_Number
+        or expr.is_NumberSymbol
+        or expr.is_Add
+        or expr.is_Mul
+        or expr.is_Pow
+        or type(expr) in _FROM_CLASS
+        or isinstance(expr, (sympy.Max, sympy.Min))
+    )
+
+
+def _fold(graph: Graph, op: str, nodes: list[int]) -> int:
+    acc = nodes[0]
+    for node in nodes[1:]:
+        acc = graph.apply(op, acc, node)
+    return acc
+
+
+def _convert(graph: Graph, expr: Any, args: list[int]) -> int:
+    if expr.is_Symbol:
+        return graph.var(expr.name)
+    if expr.is_Number or expr.is_NumberSymbol:
+        try:
+            return graph.const(float(expr))
+        except (TypeError, ValueError):
+            raise GraphcError(f"cannot convert the SymPy number {expr}") from None
+    if expr.is_Add:
+        args = sorted(args, key=lambda node: graph.op(node) == "neg")  # stable: positive terms first
+        acc = args[0]
+        for node in args[1:]:  # x + (-y) reads better as x - y
+            acc = graph.sub(acc, graph.args(node)[0]) if graph.op(node) == "neg" else graph.add(acc, node)
+        return acc
+    if expr.is_Mul:
+        negate = expr.args[0] == -1 and len(args) > 1
+        factors = args[1:] if negate else args
+        acc = factors[0]
+        for node in factors[1:]:  # x * (1/y) reads better as x / y
+            reciprocal = graph.op(node) == "div" and graph.const_value(graph.args(node)[0]) == 1.0
+            acc = graph.div(acc, graph.args(node)[1]) if reciprocal else graph.mul(acc, node)
+        return graph.neg(acc) if negate else acc
+    if expr.is_Pow:
+        if expr.exp == sympy.Rational(1, 2):
+            return graph.apply("sqrt", args[0])
+        if expr.exp == -1:
+            return graph.div(graph.const(1.0), args[0])
+        return graph.pow(args[0], args[1])
+    if isinstance(expr, (sympy.Max, sympy.Min)):
+        return _fold(graph, "max" if isinstance(expr, sympy.Max) else "min", args)
+    return graph.apply(_FROM_CLASS[type(expr)], *args)
+
+
+def from_sympy(expr: Any) -> Graph:
+    """A graph from a SymPy expression, or from a list or tuple of them (several outputs).
+
+    >>> import sympy
+    >>> x, y = sympy.symbols("x y")
+    >>> from_sympy(sympy.sin(x * y) + sympy.exp(x)).variables
+    ['x', 'y']
+    """
+    items = list(expr) if isinstance(expr, (list, tuple)) else [expr]
+    try:  # numbers become SymPy numbers; strict mode refuses text, which would run eval
+        roots = [sympy.sympify(item, strict=True) for item in items]
+    except sympy.SympifyError:
+        raise GraphcError(f"not a SymPy expression: {expr!r:.80}") from None
+    graph = Graph()
+    memo: dict[Any, int] = {}
+    for root in roots:
+        stack: list[tuple[Any, bool]] = [(root, False)]
+        while stack:
+            item, ready = stack.pop()
+            if item in memo:
+                continue
+            if not ready:
+                if not _supported(item):
+                    raise GraphcError(f"cannot convert SymPy {type(item).__name__}: {str(item)[:80]}")
+                stack.append((item, True))
+                stack.extend((arg, False) for arg in reversed(item.args) if arg not in memo)
+                continue
+            memo[item] = _convert(graph, item, [memo[arg] for arg in item.args])
+    graph.set_outputs([memo[root] for root in roots])
+    return graph.pruned()
