@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from graphc.errors import ArityError, ParseError, UnknownFunctionError
@@ -74,14 +75,12 @@ _TOKEN = re.compile(
 )
 
 
-def tokenize(text: str) -> list[Token]:
+def tokenize(text: str) -> Iterator[Token]:
     """The tokens of ``text``, ending with an ``end`` token; raises ParseError at the first bad one.
 
     Names are what ``str.isidentifier`` accepts (letters of any script, digits, underscores; not
     starting with a digit), compared exactly as written: no Unicode normalisation.
     """
-    tokens: list[Token] = []
-    append = tokens.append
     n = len(text)
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup
@@ -103,9 +102,25 @@ def tokenize(text: str) -> list[Token]:
                 kind = word
         elif kind == "bad":
             _bad_character(text, i)
-        append(Token(kind, word, i))
-    append(Token("end", "", n))
-    return tokens
+        yield Token(kind, word, i)
+    yield Token("end", "", n)
+
+
+class _Lookahead:
+    """Tokens by index, read from the tokenizer only as far as the parser has looked, so the
+    first error reported is the first one in the text."""
+
+    def __init__(self, text: str) -> None:
+        self._read: list[Token] = []
+        self._source = tokenize(text)
+
+    def __getitem__(self, k: int) -> Token:
+        read = self._read
+        while len(read) <= k:
+            if read and read[-1].kind == "end":
+                return read[-1]
+            read.append(next(self._source))
+        return read[k]
 
 
 def _bad_character(text: str, i: int) -> None:
@@ -137,7 +152,7 @@ class _Parser:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.tokens = tokenize(text)
+        self.tokens = _Lookahead(text)
         self.graph = Graph()
         self.bindings: dict[str, int] = {}
         self.free: dict[str, int] = {}  # name -> position of first use as an input variable
@@ -251,7 +266,7 @@ class _Parser:
                     pass  # unary plus
                 elif kind in ("sep", "end"):
                     if not values and not stack and not names:
-                        raise self.error("empty expression", token.pos)
+                        raise self.error("empty expression" if allow_outputs else "no value after '='", token.pos)
                     raise self.error(f"expected an operand before {_describe(token)}", token.pos)
                 else:
                     raise self.error(f"expected an operand, found {_describe(token)}", token.pos)
@@ -326,7 +341,7 @@ class _Parser:
             if name in self.bindings or name in CONSTANTS or name in self.free:
                 raise self.error(f"'{name}' is not a function (use '*' to multiply)", token.pos)
             close = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = f"; did you mean '{close[0]}'?" if close else " (to multiply, write '*')"
             raise self.error(f"unknown function '{name}'{hint}", token.pos, UnknownFunctionError)
         stack.append(("call", spec, token.pos, len(values)))
 

@@ -1,0 +1,137 @@
+"""The hash-consed graph: sharing, slots as edges, the few rewrites, stats, transforms."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+
+import graphc
+from graphc import Graph
+
+
+def test_equal_subexpressions_are_one_node():
+    g = graphc.parse("sin(x*y) + sin(y*x)")
+    assert g.stats()["ops"]["sin"] == 1
+    assert g.stats()["ops"]["mul"] == 1
+
+
+def test_x_times_x_is_a_product_with_two_parallel_edges():
+    g = graphc.parse("x*x")
+    (product,) = g.outputs
+    assert g.op(product) == "mul"
+    x = g.variable("x")
+    assert g.args(product) == (x, x)
+    assert sorted(g.nx.get_edge_data(x, product)) == [0, 1]
+    assert g.nx.number_of_edges() == 2
+
+
+def test_the_seed_product_graph_keeps_its_paths():
+    g = graphc.parse("a1 = w*w; a2 = a1*a1; a3 = a2*a2; a4 = a3*a3; a5 = a4*a4; a5")
+    assert g.stats() == {"nodes": 6, "edges": 10, "ops": {"mul": 5, "var": 1}, "depth": 5}
+    paths = sum(1 for _ in nx.all_simple_edge_paths(g.nx, g.variable("w"), g.outputs[0]))
+    assert paths == 32
+
+
+def test_nx_mirrors_args_with_one_keyed_edge_per_slot():
+    g = graphc.parse("u = x - y; atan2(u, x) / u + u**x")
+    assert isinstance(g.nx, nx.MultiDiGraph)
+    assert sorted(g.nx.nodes) == list(range(len(g)))
+    for node in g.nx.nodes:
+        args = g.args(node)
+        assert g.nx.nodes[node]["args"] == args
+        assert g.nx.in_degree(node) == len(args)
+        for slot, arg in enumerate(args):
+            assert g.nx.has_edge(arg, node, key=slot)
+            assert arg < node, "ids are a topological order"
+
+
+def test_nx_stays_in_step_with_later_building():
+    g = graphc.parse("x + y")
+    assert g.nx.number_of_nodes() == 3
+    g2 = g.copy()
+    g2.set_outputs([g2.apply("sin", g2.outputs[0])])
+    assert g2.nx.number_of_nodes() == 4
+    assert g.nx.number_of_nodes() == 3, "building on a copy leaves the original unchanged"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("x + 0", "x"),
+        ("0 + x", "x"),
+        ("x - 0", "x"),
+        ("x*1", "x"),
+        ("1*x", "x"),
+        ("x*0", "0"),
+        ("0*sin(x)", "0"),
+        ("--x", "x"),
+        ("-(-x)", "x"),
+        ("x**1", "x"),
+        ("x**0", "1"),
+        ("2*3 + x", "6 + x"),
+        ("sin(0) + x", "x"),
+        ("pi", "pi"),
+    ],
+)
+def test_build_time_rewrites(text, expected):
+    assert graphc.parse(text).to_text() == expected
+
+
+@pytest.mark.parametrize("text", ["x*x", "x - x", "x/x", "x + x", "x**2", "1*x*x", "x/1"])
+def test_no_other_rewrites(text):
+    g = graphc.parse(text)
+    assert g.stats()["nodes"] > 1, f"{text} must not be simplified beyond the listed rewrites"
+
+
+def test_commutative_operands_have_canonical_order():
+    assert graphc.parse("x*y - y*x").stats()["ops"]["mul"] == 1
+    g = graphc.parse("max(y, x) - max(x, y)")
+    assert g.stats()["ops"]["max"] == 1
+
+
+def test_constants_are_shared_by_value_and_nan_is_one_node():
+    g = Graph()
+    assert g.const(2) == g.const(2.0)
+    assert g.const(float("nan")) == g.const(float("nan"))
+    assert g.const(0.0) != g.const(-0.0)
+
+
+def test_stats_counts_nodes_edges_ops_and_depth():
+    stats = graphc.parse("sin(x*y) + exp(x)").stats()
+    assert stats == {
+        "nodes": 6,
+        "edges": 6,
+        "ops": {"add": 1, "exp": 1, "mul": 1, "sin": 1, "var": 2},
+        "depth": 3,
+    }
+
+
+def test_building_twice_gives_the_same_graph():
+    text = "u = x*y; v = sin(u); v + u**2, cos(v)*x"
+    a, b = graphc.parse(text), graphc.parse(text)
+    assert (a._op, a._args, a._data, a.outputs) == (b._op, b._args, b._data, b.outputs)
+
+
+def test_unused_bindings_are_pruned_but_variables_are_kept():
+    g = graphc.parse("u = sin(x)*cos(y); x*0 + z")
+    assert g.variables == ["x", "y", "z"]
+    assert "sin" not in g.stats()["ops"]
+
+
+def test_unknown_variable_lookup_is_a_graphc_error():
+    with pytest.raises(graphc.UnknownVariableError, match="unknown variable 'q'.*x, y"):
+        graphc.parse("x + y").variable("q")
+
+
+def test_apply_checks_arity():
+    g = Graph()
+    with pytest.raises(graphc.GraphcError, match="sin takes 1"):
+        g.apply("sin", g.var("x"), g.var("y"))
+
+
+def test_deep_graphs_walk_without_recursion():
+    g = graphc.parse("sin(" * 20_000 + "x" + ")" * 20_000)
+    assert g.stats()["depth"] == 20_000
+    assert all(g.reachable())
+    assert len(g.pruned()) == 20_001
+    assert g.to_text().count("sin(") == 20_000

@@ -1,0 +1,256 @@
+"""The parser: Python's precedence, programs, positions in errors, hostile input, scale."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import sympy
+
+import graphc
+from graphc import ArityError, GraphcError, ParseError, UnknownFunctionError
+
+X, Y, Z = 1.7, -0.6, 2.3
+
+
+def value(text: str, **point: float) -> float:
+    kernel = graphc.compile(text)
+    return float(kernel(**{name: point.get(name, {"x": X, "y": Y, "z": Z}.get(name)) for name in kernel.variables}))
+
+
+# Expected values written out by hand, in Python's own precedence.
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("-x**2", -(X**2)),
+        ("(-x)**2", (-X) ** 2),
+        ("2**3**2", 2 ** (3**2)),
+        ("2^3^2", 2 ** (3**2)),
+        ("2^-1", 0.5),
+        ("2**-x**2", 2 ** (-(X**2))),
+        ("x - y - z", X - Y - Z),
+        ("x / y / z", X / Y / Z),
+        ("x - y + z", X - Y + Z),
+        ("x / y * z", X / Y * Z),
+        ("-x*y", -X * Y),
+        ("x*-y", X * -Y),
+        ("x**-y*z", X**-Y * Z),
+        ("--x", X),
+        ("+x", X),
+        ("- - -x", -X),
+        ("x + y*z**2", X + Y * Z**2),
+        ("(x + y)*z", (X + Y) * Z),
+        ("x**z**y / 2", X ** (Z**Y) / 2),
+        ("2.5E2 + .5 + 0.5 + 1e-3 + 2.", 250 + 0.5 + 0.5 + 1e-3 + 2.0),
+        ("pi*e", math.pi * math.e),
+        ("pow(x, 2) - x^2", 0.0),
+    ],
+)
+def test_precedence_and_associativity_match_python(text, expected):
+    assert value(text) == pytest.approx(expected, rel=1e-14)
+
+
+def test_programs_with_bindings_and_several_outputs():
+    k = graphc.compile("u = x*y; v = sin(u)\nv + u**2")
+    u = X * Y
+    assert float(k(x=X, y=Y)) == pytest.approx(math.sin(u) + u**2)
+    k = graphc.compile("x*y, sin(x)")
+    assert k.outputs == ("f1", "f2")
+    assert [float(v) for v in k(X, Y)] == pytest.approx([X * Y, math.sin(X)])
+
+
+def test_outputs_named_by_their_bindings():
+    g = graphc.parse("area = w*h; perimeter = 2*(w + h); area, perimeter")
+    assert g.output_names == ["area", "perimeter"]
+    assert graphc.parse("w*h").output_names == ["f"]
+
+
+def test_rebinding_comments_blank_lines_and_continuation_lines():
+    text = """
+    # a comment line
+    u = x + 1   # trailing comment
+    u = u * u;;
+
+    max(u,
+        y)
+    """
+    assert value(text) == pytest.approx(max((X + 1) ** 2, Y))
+
+
+def test_unicode_names_follow_pythons_identifier_rule():
+    assert graphc.parse("θ*α + β_2").variables == ["α", "β_2", "θ"]
+    with pytest.raises(ParseError):
+        graphc.parse("x² + 1")  # superscript two is not an identifier character
+
+
+def test_agrees_with_sympys_reading_of_the_same_formula():
+    formulas = [
+        "sin(x*y) + exp(x)",
+        "x1*x2 + exp(x1*x2) - sin(x2)",
+        "(1 - x)**2 + 100*(y - x**2)**2",
+        "(x**2 + y - 11)**2 + (x + y**2 - 7)**2",
+        "atan2(y, x) + sqrt(x**2 + y**2) - log(abs(x) + 1)",
+        "tanh(cosh(x)/sinh(y)) + asin(x/4) * acos(y/4) / atan(x)",
+    ]
+    rng = [(0.7, 1.3), (1.9, -0.4), (0.3, 0.8)]
+    for text in formulas:
+        ours = graphc.parse(text).to_sympy()
+        theirs = sympy.parse_expr(text.replace("^", "**"))  # our own test text, never user input
+        for xv, yv in rng:
+            subs = {"x": xv, "y": yv, "x1": xv, "x2": yv}
+            a = complex(ours.evalf(subs={s: subs[s.name] for s in ours.free_symbols}))
+            b = complex(theirs.evalf(subs={s: subs[s.name] for s in theirs.free_symbols}))
+            assert a == pytest.approx(b, rel=1e-12), text
+
+
+# --- bad input: a ParseError with a one-line message and the right column ---------------------------
+
+
+@pytest.mark.parametrize(
+    "text, column, words",
+    [
+        ("", 0, "empty"),
+        ("   \n ; ", 0, "empty"),
+        ("x +", 3, "operand"),
+        ("* x", 0, "operand"),
+        ("x + * y", 4, "operand"),
+        ("(x + y", 0, "never closed"),
+        ("sin(x + (y", 0, "'sin(' is never closed"),
+        ("x + y)", 5, "unmatched ')'"),
+        ("()", 1, "operand"),
+        ("foo(x)", 0, "unknown function 'foo'"),
+        ("sinn(x)", 0, "did you mean 'sin'"),
+        ("sin(x, y)", 0, "takes 1 argument (2 given)"),
+        ("atan2(x)", 0, "takes 2 arguments (1 given)"),
+        ("max()", 0, "(0 given)"),
+        ("sin + 1", 0, "'sin' is a function"),
+        ("x // y", 2, "floor division"),
+        ("x % y", 2, "'%'"),
+        ("a @ b", 2, "'@'"),
+        ("x.real", 1, "attributes"),
+        ("lambda: x", 6, "':'"),
+        ("lambda x: x", 7, "expected an operator"),
+        ("'abc'", 0, "strings"),
+        ('"abc"', 0, "strings"),
+        ("[x, y]", 0, "lists"),
+        ("{x}", 0, "sets"),
+        ("x if y else z", 2, "'if' is not part of the language"),
+        ("x == y", 2, "comparisons"),
+        ("x < y", 2, "comparisons"),
+        ("x\x00", 1, "control character U+0000"),
+        ("x\x1b[0m", 1, "control character U+001B"),
+        ("2x", 1, "invalid number '2x'"),
+        ("1e", 1, "invalid number"),
+        ("1.2.3", 3, "invalid number"),
+        ("0x10", 1, "invalid number"),
+        ("1e999", 0, "too large"),
+        ("x(y)", 0, "unknown function 'x' (to multiply, write '*')"),
+        ("x + x(y)", 4, "'x' is not a function"),
+        ("u = 1; u(2)", 7, "'u' is not a function"),
+        ("x = 1, 2", 5, "one value"),
+        ("x, y; z", 1, "last statement"),
+        ("x = ", 4, "no value after '='"),
+        ("sin = 3; sin", 0, "built-in function"),
+        ("pi = 3; pi", 0, "built-in constant"),
+        ("y = x; x = 2; x", 7, "already used as an input variable"),
+        ("x + = 1", 4, "operand"),
+        ("(x, y)", 2, "tuples"),
+        ("f(x,)", 0, "unknown function"),
+        ("max(x,)", 6, "operand"),
+        ("x y", 2, "expected an operator"),
+    ],
+)
+def test_bad_input_names_the_problem_and_its_position(text, column, words):
+    with pytest.raises(ParseError) as info:
+        graphc.parse(text)
+    err = info.value
+    assert words in str(err)
+    assert err.column == column, str(err)
+    assert "\n" not in str(err)
+    rendered = err.render().splitlines()
+    assert len(rendered) == 3 and rendered[2].index("^") - 2 == column
+
+
+def test_errors_on_later_lines_give_line_and_column():
+    with pytest.raises(ParseError) as info:
+        graphc.parse("u = x*y\nv = sin(u)\nu + foo(v)")
+    err = info.value
+    assert (err.line, err.column) == (3, 4)
+    assert "line 3, column 5" in str(err)
+    assert err.render().splitlines()[1].strip() == "u + foo(v)"
+
+
+def test_error_classes():
+    with pytest.raises(UnknownFunctionError):
+        graphc.parse("bar(1)")
+    with pytest.raises(ArityError):
+        graphc.parse("pow(1)")
+    assert issubclass(ParseError, GraphcError) and issubclass(ParseError, ValueError)
+    with pytest.raises(ParseError):
+        graphc.parse(b"x + 1")  # type: ignore[arg-type]
+
+
+def test_python_is_never_reached(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    monkeypatch.chdir(tmp_path)
+    attacks = [
+        "__import__('os').system('touch pwned')",
+        "__import__(\"os\").system(\"touch pwned\")",
+        "exec(open)",
+        "eval(x)",
+        "globals()",
+        "().__class__.__bases__[0].__subclasses__()",
+        "x.__class__",
+        "open('pwned', 'w')",
+        "lambda: 1",
+        "[c for c in ()]",
+        "__builtins__",
+    ]
+    for text in attacks:
+        try:
+            graph = graphc.parse(text)
+        except GraphcError:
+            continue
+        # Parsed as ordinary names (e.g. "__builtins__" is just a variable): evaluation is harmless.
+        graphc.compile(graph)(*[1.0] * len(graph.variables))
+    assert not marker.exists()
+
+
+def test_hostile_names_are_ordinary_variables():
+    names = ["np", "def", "lambda", "__class__", "out", "i", "shape", "t0", "_shaped", "match", "print", "None"]
+    text = " + ".join(names)
+    k = graphc.compile(text)
+    assert set(k.variables) == set(names)
+    assert float(k(**{n: 1.0 for n in names})) == len(names)
+
+
+# --- scale: no recursion on depth -----------------------------------------------------------------
+
+
+def test_a_200k_term_sum_parses_and_evaluates():
+    text = "x" + "+x" * 199_999
+    start = time.perf_counter()
+    k = graphc.compile(text)
+    assert float(k(x=0.5)) == 100_000.0
+    assert time.perf_counter() - start < 60  # generous: the point is that it finishes, not how fast
+
+
+def test_10000_nested_calls_parse_and_evaluate():
+    k = graphc.compile("sin(" * 10_000 + "x" + ")" * 10_000)
+    expected = 0.3
+    for _ in range(10_000):
+        expected = math.sin(expected)
+    assert float(k(x=0.3)) == pytest.approx(expected, rel=1e-12)
+    deep_minus = graphc.compile("-(" * 10_001 + "x" + ")" * 10_001)
+    assert float(deep_minus(x=2.0)) == -2.0
+    brackets = graphc.compile("(" * 50_000 + "x" + ")" * 50_000)
+    assert float(brackets(x=2.0)) == 2.0
+
+
+def test_100000_unclosed_brackets_are_a_clear_error():
+    with pytest.raises(ParseError, match="operand"):
+        graphc.parse("(" * 100_000)
+    with pytest.raises(ParseError, match=r"never closed \(100000 unclosed\)") as info:
+        graphc.parse("(" * 100_000 + "x")
+    assert info.value.column == 0
