@@ -79,7 +79,7 @@ def generate(graph: Graph, function_name: str = "f") -> str:
             continue
         args = graph.args(node)
         expression = OPS[op].numpy.format(*(ref[a] for a in args))
-        for arg in set(args):
+        for arg in dict.fromkeys(reversed(args)):  # the first operand's name is reused first
             if last_use[arg] == node and arg not in outputs and graph.op(arg) not in (VAR, CONST):
                 free.append(ref[arg])
         if free:

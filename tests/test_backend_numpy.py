@@ -1,0 +1,144 @@
+"""The NumPy backend: readable source, broadcasting, argument handling, memory, domains."""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc import EvaluationError
+
+
+def test_source_is_one_statement_per_node_and_readable():
+    k = graphc.compile("sin(x*y) + exp(x)")
+    body = k.source.split("with np.errstate(all='ignore'):")[1].split("return")[0]
+    statements = [line.strip() for line in body.strip().splitlines()]
+    assert statements == ["t0 = x * y", "t0 = np.sin(t0)", "t1 = np.exp(x)", "t0 = t0 + t1"]
+    assert "def f(x, y):" in k.source
+
+
+def test_generated_module_runs_standalone_with_only_numpy(tmp_path):
+    source = graphc.compile("u = x*y; sigmoid(u) + softplus(x) - relu(y), max(x, y)").source
+    module = tmp_path / "standalone.py"
+    module.write_text(source + textwrap.dedent("""
+        import sys
+        print(f(0.5, -1.5))
+        assert "graphc" not in sys.modules
+    """))
+    result = subprocess.run([sys.executable, str(module)], capture_output=True, text=True, check=True)
+    assert "0.5" in result.stdout
+
+
+def test_keywords_positions_and_sorted_variables():
+    k = graphc.compile("y - x")
+    assert k.variables == ("x", "y")
+    assert float(k(1.0, 3.0)) == 2.0
+    assert float(k(y=3.0, x=1.0)) == 2.0
+    assert float(k(1.0, y=3.0)) == 2.0
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda k: k(1.0), "missing value for variable y"),
+        (lambda k: k(), "missing value for variables x, y"),
+        (lambda k: k(1.0, 2.0, 3.0), "3 positional arguments"),
+        (lambda k: k(1.0, 2.0, z=3.0), "unexpected argument 'z'"),
+        (lambda k: k(1.0, x=2.0, y=1.0), "'x' is given twice"),
+        (lambda k: k(x="a", y=1.0), "variable 'x': cannot convert str"),
+        (lambda k: k(x=np.ones(3), y=np.ones(4)), r"do not broadcast.*x\(3,\), y\(4,\)"),
+    ],
+)
+def test_bad_calls_are_evaluation_errors(call, message):
+    k = graphc.compile("y - x")
+    with pytest.raises(EvaluationError, match=message):
+        call(k)
+
+
+def test_broadcasting_and_output_shapes():
+    k = graphc.compile("x*y, x, 2, y")
+    x = np.arange(6.0).reshape(2, 3)
+    f1, f2, f3, f4 = k(x=x, y=np.array([1.0, 2.0, 3.0]))
+    for out in (f1, f2, f3, f4):
+        assert out.shape == (2, 3) and out.dtype == np.float64
+    assert np.array_equal(f3, np.full((2, 3), 2.0))
+    f3[0, 0] = 9.0  # outputs are writable, fresh arrays
+    f2[0, 0] = 9.0
+    assert x[0, 0] == 0.0, "an input returned as an output is a copy, never the caller's array"
+
+
+def test_scalars_in_scalars_out():
+    k = graphc.compile("x + y")
+    result = k(1, 2)
+    assert isinstance(result, np.float64) and result == 3.0
+    assert isinstance(graphc.compile("3")(), np.float64)
+
+
+def test_non_float_and_non_contiguous_inputs_are_converted():
+    k = graphc.compile("x*2 + y")
+    ints = np.arange(10)
+    strided = np.arange(20.0)[::2]
+    f32 = np.arange(10, dtype=np.float32)
+    result = k(ints, strided)
+    assert np.array_equal(result, ints * 2 + strided)
+    assert k(f32, [True] * 10).dtype == np.float64
+    assert np.array_equal(k(x=[1, 2], y=0.5), [2.5, 4.5])
+
+
+def test_values_outside_the_domain_give_nan_and_inf_without_warnings():
+    k = graphc.compile("log(x), sqrt(x), 1/x, asin(x*3), exp(x*1000)")
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("error")
+        results = k(x=np.array([-1.0, 0.0, 1.0]))
+    log, root, inverse, asin, big = results
+    assert math.isnan(log[0]) and log[1] == -math.inf
+    assert math.isnan(root[0]) and root[1] == 0.0
+    assert inverse[1] == math.inf
+    assert math.isnan(asin[2])
+    assert big[2] == math.inf
+
+
+def test_temporaries_follow_the_live_set_not_the_node_count():
+    """A 5,000-node chain needs one temporary name; a wide sum needs few."""
+    chain = graphc.compile("sin(" * 5000 + "x" + ")" * 5000)
+    assert set(re.findall(r"\bt\d+\b", chain.source)) == {"t0"}
+    wide = graphc.compile(" + ".join(f"sin(x{i})*cos(x{i})" for i in range(500)))
+    assert len(set(re.findall(r"\bt\d+\b", wide.source))) <= 3
+    assert len(wide.variables) == 500
+
+
+def test_shared_subexpressions_are_computed_once():
+    k = graphc.compile("sin(w**2) + cos(w**2)")
+    assert k.source.count("w ** 2") == 1
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(graphc.BackendError, match="unknown backend 'cuda'.*numpy"):
+        graphc.compile("x", backend="cuda")
+    with pytest.raises(graphc.BackendError, match="llvm backend is not available"):
+        graphc.compile("x", backend="llvm")
+
+
+def test_compile_accepts_text_graph_and_sympy():
+    import sympy
+
+    x, y = sympy.symbols("x y")
+    for expr in ("x*y + 1", graphc.parse("x*y + 1"), x * y + 1):
+        assert float(graphc.compile(expr)(x=2.0, y=3.0)) == 7.0
+    with pytest.raises(graphc.GraphcError, match="expected program text"):
+        graphc.compile(42)
+
+
+def test_generated_lines_show_in_tracebacks():
+    k = graphc.compile("x + 1")
+    import linecache
+
+    filename = k._function.__code__.co_filename
+    assert filename.startswith("<graphc-numpy-")
+    assert "def f(x):" in "".join(linecache.getlines(filename))

@@ -1,0 +1,116 @@
+"""The command line: graphc eval, its output formats, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from graphc.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_eval_prints_the_value(capsys):
+    code, out, err = run(capsys, "eval", "sin(x*y) + exp(x)", "--at", "x=1.5,y=2")
+    assert (code, err) == (0, "")
+    assert out == "4.622809078397932\n"
+
+
+def test_eval_json(capsys):
+    code, out, _ = run(capsys, "eval", "x*y", "--at", "x=1.5", "--at", "y=2", "--json")
+    assert code == 0
+    assert json.loads(out) == {"expr": "x*y", "backend": "numpy", "value": 3.0}
+
+
+def test_eval_several_outputs(capsys):
+    code, out, _ = run(capsys, "eval", "x*y, sin(x)", "--at", "x=0,y=2")
+    assert out == "f1 = 0.0\nf2 = 0.0\n"
+    code, out, _ = run(capsys, "eval", "x*y, log(x)", "--at", "x=0,y=2", "--json")
+    assert json.loads(out)["value"] == [0.0, "-inf"]
+
+
+def test_eval_values_may_be_constant_expressions(capsys):
+    code, out, _ = run(capsys, "eval", "sin(x)", "--at", "x=pi/2")
+    assert out == "1.0\n"
+    code, out, _ = run(capsys, "eval", "x + y", "--at", "x=atan2(1, 1)*4,y=-pi")
+    assert float(out) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_expression_may_start_with_a_minus(capsys):
+    assert run(capsys, "eval", "-x**2", "--at", "x=3")[1] == "-9.0\n"
+    assert run(capsys, "eval", "--at", "x=3", "-x**2")[1] == "-9.0\n"
+    assert run(capsys, "eval", "--json", "-x", "--at", "x=3")[0] == 0
+
+
+def test_constant_expression_needs_no_point(capsys):
+    assert run(capsys, "eval", "2*pi")[1] == "6.283185307179586\n"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["eval", "sin(x", "--at", "x=1"], "'sin(' is never closed"),
+        (["eval", "x + y", "--at", "x=1"], "missing value for y"),
+        (["eval", "x", "--at", "x=1,z=2"], "unknown variable 'z'"),
+        (["eval", "x", "--at", "x"], "name=value"),
+        (["eval", "x", "--at", "x=1,x=2"], "given twice"),
+        (["eval", "x", "--at", "x=y"], "must be a number"),
+        (["eval", "x", "--at", "x=1+"], "not a number"),
+        (["eval", "x", "--at", "1x=2"], "not a variable name"),
+        (["eval", "x", "--backend", "cuda"], "invalid choice: 'cuda'"),
+        (["eval", "x", "--backend", "llvm", "--at", "x=1"], "llvm backend is not available"),
+        (["eval"], "required: EXPR"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+        (["eval", "x", "--bogus"], "unrecognized arguments"),
+        (["eval", "__import__('os').system('echo hi')"], "unknown function '__import__'"),
+        (["eval", "x.__class__", "--at", "x=1"], "no attributes"),
+        (["eval", "foo(x)", "--at", "x=1"], "unknown function 'foo'"),
+    ],
+)
+def test_errors_are_one_line_with_exit_status_2(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    first, *rest = err.splitlines()
+    assert first.startswith("graphc: error: ")
+    assert message in first
+    if rest:  # only a parse error adds the source line and a caret
+        assert len(rest) == 2 and rest[1].strip() == "^"
+    assert "Traceback" not in err
+
+
+def test_help_and_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert "eval" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    assert "--at" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("graphc ")
+
+
+@pytest.mark.parametrize("launcher", [["-m", "graphc"], [str(ROOT / "cli.py")]])
+def test_launchers_behave_like_graphc(launcher):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ok = subprocess.run([sys.executable, *launcher, "eval", "x*y", "--at", "x=2,y=3"],
+                        capture_output=True, text=True, env=env)
+    assert (ok.returncode, ok.stdout) == (0, "6.0\n")
+    bad = subprocess.run([sys.executable, *launcher, "eval", "x +"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("graphc: error: expected an operand")
+    assert "Traceback" not in bad.stderr

@@ -1,0 +1,72 @@
+"""Graphs to SymPy and back."""
+
+from __future__ import annotations
+
+import pytest
+import sympy
+
+import graphc
+from graphc import GraphcError
+
+x, y, z = sympy.symbols("x y z", real=True)
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        sympy.sin(x * y) + sympy.exp(x),
+        x * y + sympy.exp(x * y) - sympy.sin(y),
+        (1 - x) ** 2 + 100 * (y - x**2) ** 2,
+        sympy.sqrt(x**2 + y**2) / (1 + sympy.Abs(z)),
+        sympy.Max(x, y, z) - sympy.Min(x, 2 * y) + sympy.atan2(y, x),
+        -x / y + sympy.Rational(1, 3) * sympy.tanh(z) - sympy.pi * sympy.E,
+        sympy.log(x**2 + 1) * sympy.asin(y / 3) * sympy.acos(z / 4) + sympy.sign(x - y),
+        x ** (-2) + y ** sympy.Rational(3, 2) + sympy.cosh(z) * sympy.sinh(x) * sympy.tan(y),
+    ],
+)
+def test_from_sympy_then_back_is_the_same_function(expr):
+    graph = graphc.from_sympy(expr)
+    back = graph.to_sympy()
+    point = {x: 0.7, y: 1.3, z: -0.4}
+    assert float(back.subs(point)) == pytest.approx(float(expr.subs(point)), rel=1e-13)
+    kernel = graphc.compile(graph)
+    values = {s.name: v for s, v in point.items() if s.name in kernel.variables}
+    assert float(kernel(**values)) == pytest.approx(float(expr.subs(point)), rel=1e-13)
+
+
+def test_text_to_sympy_uses_exact_numbers_and_symbols():
+    expr = graphc.parse("x**2/2 + pi*y + e").to_sympy()
+    assert expr == x**2 / 2 + sympy.pi * y + sympy.E
+    assert graphc.parse("0.1*x").to_sympy() == sympy.Float(0.1) * x
+
+
+def test_several_outputs_convert_as_a_tuple_and_a_list():
+    assert graphc.parse("x*y, sin(x)").to_sympy() == (x * y, sympy.sin(x))
+    graph = graphc.from_sympy([x * y, sympy.sin(x)])
+    assert graph.output_names == ["f1", "f2"]
+    assert graph.to_sympy() == (x * y, sympy.sin(x))
+
+
+def test_sharing_survives_conversion():
+    shared = (x * y + 1) ** 2
+    graph = graphc.from_sympy(sympy.sin(shared) + sympy.cos(shared))
+    assert graph.stats()["ops"]["pow"] == 1
+
+
+def test_unsupported_sympy_is_a_graphc_error():
+    with pytest.raises(GraphcError, match="cannot convert SymPy"):
+        graphc.from_sympy(sympy.gamma(x))
+    with pytest.raises(GraphcError, match="cannot convert SymPy"):
+        graphc.from_sympy(sympy.Integral(x, x))
+    with pytest.raises(GraphcError, match="not a SymPy expression"):
+        graphc.from_sympy("x + 1")  # text is never sympified: that would run eval
+
+
+def test_deep_graph_to_sympy_never_leaks_recursion_error():
+    graph = graphc.parse("sin(" * 3000 + "x" + ")" * 3000)
+    try:
+        expr = graph.to_sympy()
+    except GraphcError as err:
+        assert "deep" in str(err)
+    else:
+        assert isinstance(expr, sympy.Expr)
