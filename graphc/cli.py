@@ -15,8 +15,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-import numpy as np
-
 from graphc import __version__
 from graphc.backends import BACKENDS, compile_graph
 from graphc.errors import GraphcError, ParseError
@@ -125,11 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("expr", metavar="EXPR", help="the formula, e.g. 'u = x*y; sin(u) + u**2'")
     evaluate.add_argument(
-        "--at", action="append", default=[], metavar="NAME=VALUE,...",
+        "--at",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE,...",
         help="the point: name=value pairs separated by commas (repeatable); values may be "
         "constant expressions such as pi/4",
     )
-    evaluate.add_argument("--backend", default="numpy", choices=list(BACKENDS), help="compiler backend (default: numpy)")
+    evaluate.add_argument(
+        "--backend", default="numpy", choices=list(BACKENDS), help="compiler backend (default: numpy)"
+    )
     evaluate.add_argument("--json", action="store_true", help='print {"expr", "backend", "value"} as JSON')
     evaluate.set_defaults(run=_cmd_eval)
     parser.commands = dict(commands.choices)  # type: ignore[attr-defined]
@@ -185,5 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # a bug in graphc: say so in one line unless debugging
         if os.environ.get("GRAPHC_DEBUG"):
             raise
-        print(f"graphc: internal error: {type(err).__name__}: {err} (set GRAPHC_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"graphc: internal error: {type(err).__name__}: {err} (set GRAPHC_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         return 1

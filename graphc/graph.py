@@ -172,8 +172,8 @@ class Graph:
         if spec.commutative and args[0] > args[1]:
             args = (args[1], args[0])
         values = [self.const_value(arg) for arg in args]
-        if all(v is not None for v in values):
-            return self.const(spec.fold(*values))
+        if None not in values:
+            return self.const(spec.fold(*values))  # type: ignore[arg-type]
         if spec.rewrite is not None:
             rewritten = spec.rewrite(self, args)
             if rewritten is not None:

@@ -58,13 +58,17 @@ class Kernel:
             values[i], given[i] = value, True
         missing = [name for name, ok in zip(names, given) if not ok]
         if missing:
-            raise EvaluationError(f"missing value for variable{'s' * (len(missing) > 1)} {', '.join(missing)}")
+            raise EvaluationError(
+                f"missing value for variable{'s' * (len(missing) > 1)} {', '.join(missing)}"
+            )
         arrays = []
         for name, value in zip(names, values):
             try:
                 array = np.asarray(value, dtype=np.float64)
             except (TypeError, ValueError) as err:
-                raise EvaluationError(f"variable '{name}': cannot convert {type(value).__name__} to float64 ({err})") from None
+                raise EvaluationError(
+                    f"variable '{name}': cannot convert {type(value).__name__} to float64 ({err})"
+                ) from None
             arrays.append(array)
         try:
             np.broadcast_shapes(*(a.shape for a in arrays))

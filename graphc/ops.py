@@ -105,7 +105,9 @@ _POS = (0.2, 4.0)
 _UNIT = (-0.9, 0.9)
 
 
-def _op(name: str, numpy_template: str, sympy_fn: Callable[..., Any], *partials: Rule | None, **kw: Any) -> Op:
+def _op(
+    name: str, numpy_template: str, sympy_fn: Callable[..., Any], *partials: Rule | None, **kw: Any
+) -> Op:
     return Op(name, len(partials), numpy_template, sympy_fn, tuple(partials), **kw)
 
 
@@ -122,6 +124,7 @@ def _sq(b: Graph, x: int) -> int:
     return b.pow(x, b.const(2.0))
 
 
+# fmt: off
 OPS: dict[str, Op] = {
     op.name: op
     for op in [
@@ -195,6 +198,7 @@ OPS: dict[str, Op] = {
             function="atan2", sympy_class=sympy.atan2, domain=(_POS, _POS)),
     ]
 }
+# fmt: on
 
 FUNCTIONS: dict[str, Op] = {op.function: op for op in OPS.values() if op.function}
 BINARY_INFIX: dict[str, Op] = {op.infix: op for op in OPS.values() if op.infix and op.arity == 2}

@@ -26,11 +26,12 @@ from typing import NamedTuple
 
 from graphc.errors import ArityError, ParseError, UnknownFunctionError
 from graphc.graph import Graph
-from graphc.ops import BINARY_INFIX, CONSTANTS, FUNCTIONS, RESERVED
+from graphc.ops import BINARY_INFIX, CONSTANTS, FUNCTIONS, OPS, RESERVED, Op
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "**": 4, "^": 4}
-_NEG_PRECEDENCE = 3
-_PYTHON_WORDS = frozenset("if else elif for while lambda and or not in is def class return import from with".split())
+_PYTHON_WORDS = frozenset(
+    "if else elif for while lambda and or not in is def class return import from with".split()
+)
 _UNSUPPORTED = {
     "//": "floor division '//' is not part of the language",
     "%": "the '%' operator is not part of the language",
@@ -83,14 +84,14 @@ def tokenize(text: str) -> Iterator[Token]:
     """
     n = len(text)
     for m in _TOKEN.finditer(text):
-        kind = m.lastgroup
+        kind = m.lastgroup or "bad"
         if kind == "space":
             continue
         i, word = m.start(), m.group()
         if kind == "num":
             end = m.end()
             if end < n and (text[end].isalnum() or text[end] in "_."):
-                raise ParseError(f"invalid number '{text[i:end + 1]}'", text, end)
+                raise ParseError(f"invalid number '{text[i : end + 1]}'", text, end)
         elif kind == "name":
             if not word.isidentifier():
                 bad = next(j for j in range(len(word)) if not ("a" + word[: j + 1]).isidentifier())
@@ -147,46 +148,66 @@ def _describe(token: Token) -> str:
     return f"'{token.text}'"
 
 
+class _Entry(NamedTuple):
+    """An entry of the operator stack: a pending operator or an open bracket."""
+
+    kind: str  # "bin" (binary operator), "neg" (unary minus), "(" or "call"
+    op: Op | None  # the op of "bin" and "call" entries
+    pos: int  # where it stands in the text
+    prec: int  # binding power of "bin" and "neg" entries
+    mark: int  # for brackets: how many values were on the value stack when it opened
+
+
 class _Parser:
-    """One pass over the tokens, building nodes as operators are reduced."""
+    """Shunting-yard over the tokens: operands go on a value stack, operators and open brackets on
+    an operator stack, and each reduction builds one node, so depth never meets the call stack."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens = _Lookahead(text)
         self.graph = Graph()
         self.bindings: dict[str, int] = {}
-        self.free: dict[str, int] = {}  # name -> position of first use as an input variable
+        self.free: set[str] = set()  # names used as input variables
+        # the statement being parsed
+        self.values: list[int] = []
+        self.stack: list[_Entry] = []
+        self.open_brackets = 0
+        self.names: list[str | None] = []  # one per finished output: its binding's name, if any
+        self.lone_name: str | None = None  # the current output is exactly this bound name
+        self.first_comma = 0
 
     def error(self, message: str, pos: int, cls: type[ParseError] = ParseError) -> ParseError:
         return cls(message, self.text, pos)
+
+    # --- statements ------------------------------------------------------------------------------
 
     def parse(self) -> Graph:
         tokens, k = self.tokens, 0
         outputs: list[int] = []
         names: list[str | None] = []
-        last_end = 0
         while tokens[k].kind != "end":
             if tokens[k].kind == "sep":
                 k += 1
                 continue
             if len(outputs) > 1:
-                raise self.error("several outputs (',') are only allowed in the last statement", self._output_comma)
+                raise self.error(
+                    "several outputs (',') are only allowed in the last statement", self.first_comma
+                )
             target = None
             if tokens[k].kind == "name" and tokens[k + 1].kind == "=":
                 target = tokens[k]
                 self._check_target(target)
                 k += 2
-            k, outputs, names = self._statement(k, allow_outputs=target is None)
+            k = self._statement(k, binding=target is not None)
+            outputs, names = self.values, self.names
             if target is not None:
                 self.bindings[target.text] = outputs[0]
                 names = [target.text]
-            last_end = k
         if not outputs:
-            raise self.error("empty program: nothing to compute", last_end)
-        graph = self.graph
+            raise self.error("empty program: nothing to compute", 0)
         default = ["f"] if len(outputs) == 1 else [f"f{i + 1}" for i in range(len(outputs))]
-        graph.set_outputs(outputs, [name or d for name, d in zip(names, default)])
-        return graph.pruned()
+        self.graph.set_outputs(outputs, [name or d for name, d in zip(names, default, strict=True)])
+        return self.graph.pruned()
 
     def _check_target(self, target: Token) -> None:
         name = target.text
@@ -198,130 +219,74 @@ class _Parser:
                 f"cannot assign to '{name}': it is already used as an input variable", target.pos
             )
 
-    def _statement(self, k: int, allow_outputs: bool) -> tuple[int, list[int], list[str | None]]:
-        """Parse one statement from token k; return the index after it, its values and their names."""
-        tokens, graph = self.tokens, self.graph
-        values: list[int] = []
-        stack: list[tuple[str, object, int, int]] = []  # (kind, payload, pos, values at open)
-        frames = 0  # open brackets on the stack
+    def _statement(self, k: int, binding: bool) -> int:
+        """Parse one statement from token k into ``self.values``; return the index of its end token."""
+        self.values, self.stack, self.names = [], [], []
+        self.open_brackets, self.lone_name = 0, None
         expect_operand = True
-        names: list[str | None] = []
-        lone_name: str | None = None  # the current output is exactly one bound name
-        start = len(values)
-        self._output_comma = tokens[k].pos
-
-        def reduce() -> None:
-            kind, payload, _, _ = stack.pop()
-            if kind == "neg":
-                values.append(graph.neg(values.pop()))
-            else:
-                right = values.pop()
-                values.append(graph.apply(payload, values.pop(), right))  # type: ignore[arg-type]
-
-        def close_output(token: Token) -> None:
-            nonlocal lone_name
-            while stack:
-                reduce()
-            names.append(lone_name)
-            lone_name = None
-
         while True:
-            token = tokens[k]
-            kind = token.kind
-            if kind == "sep" and token.text == "\n" and frames:
-                k += 1  # a newline inside brackets continues the line
+            token = self.tokens[k]
+            if token.kind == "sep" and token.text == "\n" and self.open_brackets:
+                pass  # a newline inside brackets continues the line
+            elif expect_operand:
+                k, expect_operand = self._operand(k, binding)
                 continue
-            if expect_operand:
-                lone_candidate = len(values) == start + len(names) and not stack
-                if kind == "num":
-                    value = float(token.text)
-                    if value == float("inf"):
-                        raise self.error(f"number {token.text} is too large for float64", token.pos)
-                    values.append(graph.const(value))
-                    expect_operand = False
-                elif kind == "name":
-                    is_call = tokens[k + 1].kind == "("
-                    if is_call:
-                        self._open_call(token, stack, values)
-                        frames += 1
-                        k += 2
-                        if tokens[k].kind == ")":
-                            spec = FUNCTIONS[token.text]
-                            raise self.error(
-                                f"{token.text}() takes {spec.arity} argument{'s' * (spec.arity > 1)}"
-                                " (0 given)", token.pos, ArityError)
-                        continue
-                    values.append(self._name(token))
-                    expect_operand = False
-                    if lone_candidate and token.text in self.bindings:
-                        after = tokens[k + 1]
-                        if after.kind in ("sep", "end", ","):
-                            lone_name = token.text
-                elif kind == "(":
-                    stack.append(("(", None, token.pos, len(values)))
-                    frames += 1
-                elif kind == "op" and token.text == "-":
-                    stack.append(("neg", None, token.pos, 0))
-                elif kind == "op" and token.text == "+":
-                    pass  # unary plus
-                elif kind in ("sep", "end"):
-                    if not values and not stack and not names:
-                        raise self.error("empty expression" if allow_outputs else "no value after '='", token.pos)
-                    raise self.error(f"expected an operand before {_describe(token)}", token.pos)
-                else:
-                    raise self.error(f"expected an operand, found {_describe(token)}", token.pos)
-                k += 1
-                continue
-            # expecting an operator (or a closing bracket, comma or the end of the statement)
-            if kind == "op":
-                prec = _PRECEDENCE[token.text]
-                right_assoc = token.text in ("**", "^")
-                while stack and stack[-1][0] in ("bin", "neg"):
-                    top_prec = _NEG_PRECEDENCE if stack[-1][0] == "neg" else stack[-1][3]
-                    if top_prec > prec or (top_prec == prec and not right_assoc):
-                        reduce()
-                    else:
-                        break
-                op = BINARY_INFIX["**" if token.text == "^" else token.text].name
-                stack.append(("bin", op, token.pos, prec))
-                expect_operand = True
-            elif kind == ")":
-                while stack and stack[-1][0] in ("bin", "neg"):
-                    reduce()
-                if not stack:
-                    raise self.error("unmatched ')'", token.pos)
-                frame_kind, spec, pos, base = stack.pop()
-                frames -= 1
-                if frame_kind == "call":
-                    self._finish_call(spec, pos, values, base)  # type: ignore[arg-type]
-            elif kind == ",":
-                while stack and stack[-1][0] in ("bin", "neg"):
-                    reduce()
-                if stack and stack[-1][0] == "call":
-                    expect_operand = True
-                elif stack:
-                    raise self.error("',' inside brackets: tuples are not part of the language", token.pos)
-                elif not allow_outputs:
-                    raise self.error("a binding takes one value: ',' is not allowed here", token.pos)
-                else:
-                    if len(names) == 0:
-                        self._output_comma = token.pos
-                    close_output(token)
-                    expect_operand = True
-            elif kind in ("sep", "end"):
-                if frames:
-                    opener = next(entry for entry in stack if entry[0] in ("(", "call"))
-                    what = f"{opener[1].function}(" if opener[0] == "call" else "("  # type: ignore[union-attr]
-                    raise self.error(f"'{what}' is never closed ({frames} unclosed)", opener[2])
-                close_output(token)
-                return k, values[start:], names
-            elif kind == "=":
-                raise self.error("unexpected '=': a binding must start its statement (name = ...)", token.pos)
-            elif kind == "name" and token.text in _PYTHON_WORDS:
-                raise self.error(f"'{token.text}' is not part of the language (Python syntax)", token.pos)
+            elif token.kind in ("sep", "end"):
+                self._end_statement(token)
+                return k
             else:
-                raise self.error(f"expected an operator, found {_describe(token)}", token.pos)
+                expect_operand = self._operator(token, binding)
             k += 1
+
+    def _end_statement(self, token: Token) -> None:
+        if self.open_brackets:
+            opener = next(entry for entry in self.stack if entry.kind in ("(", "call"))
+            what = f"{opener.op.function}(" if opener.op is not None else "("
+            raise self.error(f"'{what}' is never closed ({self.open_brackets} unclosed)", opener.pos)
+        self._close_output()
+
+    def _close_output(self) -> None:
+        while self.stack:
+            self._reduce()
+        self.names.append(self.lone_name)
+        self.lone_name = None
+
+    # --- operands: numbers, names, calls, "(" and prefix signs -----------------------------------
+
+    def _operand(self, k: int, binding: bool) -> tuple[int, bool]:
+        """Read what may stand where an operand is expected; return the next index and whether an
+        operand is still expected (after a prefix sign or an opening bracket)."""
+        token, tokens = self.tokens[k], self.tokens
+        if token.kind == "num":
+            value = float(token.text)
+            if value == float("inf"):
+                raise self.error(f"number {token.text} is too large for float64", token.pos)
+            self.values.append(self.graph.const(value))
+            return k + 1, False
+        if token.kind == "name" and tokens[k + 1].kind == "(":
+            self._open_call(token)
+            if tokens[k + 2].kind == ")":
+                self._finish_call(self.stack.pop())
+                return k + 3, False
+            return k + 2, True
+        if token.kind == "name":
+            at_output_start = not self.stack and len(self.values) == len(self.names)
+            self.values.append(self._name(token))
+            if at_output_start and token.text in self.bindings and tokens[k + 1].kind in ("sep", "end", ","):
+                self.lone_name = token.text
+            return k + 1, False
+        if token.kind == "(":
+            self.stack.append(_Entry("(", None, token.pos, 0, len(self.values)))
+            self.open_brackets += 1
+        elif token.text == "-":
+            self.stack.append(_Entry("neg", None, token.pos, OPS["neg"].precedence, 0))
+        elif token.text != "+":  # unary plus changes nothing
+            if token.kind in ("sep", "end"):
+                if not self.values and not self.stack and not self.names:
+                    raise self.error("no value after '='" if binding else "empty expression", token.pos)
+                raise self.error(f"expected an operand before {_describe(token)}", token.pos)
+            raise self.error(f"expected an operand, found {_describe(token)}", token.pos)
+        return k + 1, True
 
     def _name(self, token: Token) -> int:
         name = token.text
@@ -331,10 +296,10 @@ class _Parser:
             return self.graph.const(CONSTANTS[name])
         if name in FUNCTIONS:
             raise self.error(f"'{name}' is a function: call it as {name}(...)", token.pos)
-        self.free.setdefault(name, token.pos)
+        self.free.add(name)
         return self.graph.var(name)
 
-    def _open_call(self, token: Token, stack: list, values: list[int]) -> None:
+    def _open_call(self, token: Token) -> None:
         name = token.text
         spec = FUNCTIONS.get(name)
         if spec is None:
@@ -343,16 +308,78 @@ class _Parser:
             close = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else " (to multiply, write '*')"
             raise self.error(f"unknown function '{name}'{hint}", token.pos, UnknownFunctionError)
-        stack.append(("call", spec, token.pos, len(values)))
+        self.stack.append(_Entry("call", spec, token.pos, 0, len(self.values)))
+        self.open_brackets += 1
 
-    def _finish_call(self, spec, pos: int, values: list[int], base: int) -> None:
-        given = len(values) - base
+    def _finish_call(self, entry: _Entry) -> None:
+        spec = entry.op
+        assert spec is not None
+        self.open_brackets -= 1
+        given = len(self.values) - entry.mark
         if given != spec.arity:
             plural = "s" if spec.arity > 1 else ""
-            raise self.error(f"{spec.function}() takes {spec.arity} argument{plural} ({given} given)", pos, ArityError)
-        args = values[base:]
-        del values[base:]
-        values.append(self.graph.apply(spec.name, *args))
+            message = f"{spec.function}() takes {spec.arity} argument{plural} ({given} given)"
+            raise self.error(message, entry.pos, ArityError)
+        args = self.values[entry.mark :]
+        del self.values[entry.mark :]
+        self.values.append(self.graph.apply(spec.name, *args))
+
+    # --- operators: binary operators, ")" and "," ------------------------------------------------
+
+    def _operator(self, token: Token, binding: bool) -> bool:
+        """Read what may follow an operand; return whether an operand is expected next."""
+        if token.kind == "op":
+            prec = _PRECEDENCE[token.text]
+            right_assoc = token.text in ("**", "^")
+            while self.stack and self.stack[-1].kind in ("bin", "neg"):
+                top = self.stack[-1].prec
+                if top < prec or (top == prec and right_assoc):
+                    break
+                self._reduce()
+            op = BINARY_INFIX["**" if token.text == "^" else token.text]
+            self.stack.append(_Entry("bin", op, token.pos, prec, 0))
+            return True
+        if token.kind == ")":
+            self._reduce_to_bracket()
+            if not self.stack:
+                raise self.error("unmatched ')'", token.pos)
+            entry = self.stack.pop()
+            if entry.kind == "call":
+                self._finish_call(entry)
+            else:
+                self.open_brackets -= 1
+            return False
+        if token.kind == ",":
+            self._reduce_to_bracket()
+            if self.stack and self.stack[-1].kind == "call":
+                return True
+            if self.stack:
+                raise self.error("',' inside brackets: tuples are not part of the language", token.pos)
+            if binding:
+                raise self.error("a binding takes one value: ',' is not allowed here", token.pos)
+            if not self.names:
+                self.first_comma = token.pos
+            self._close_output()
+            return True
+        if token.kind == "=":
+            raise self.error("unexpected '=': a binding must start its statement (name = ...)", token.pos)
+        if token.kind == "name" and token.text in _PYTHON_WORDS:
+            raise self.error(f"'{token.text}' is not part of the language (Python syntax)", token.pos)
+        raise self.error(f"expected an operator, found {_describe(token)}", token.pos)
+
+    def _reduce_to_bracket(self) -> None:
+        while self.stack and self.stack[-1].kind in ("bin", "neg"):
+            self._reduce()
+
+    def _reduce(self) -> None:
+        entry = self.stack.pop()
+        values = self.values
+        if entry.kind == "neg":
+            values.append(self.graph.neg(values.pop()))
+        else:
+            assert entry.op is not None, "brackets are closed before the statement ends"
+            right = values.pop()
+            values.append(self.graph.apply(entry.op.name, values.pop(), right))
 
 
 def parse(text: str) -> Graph:
@@ -365,4 +392,3 @@ def parse(text: str) -> Graph:
     if not isinstance(text, str):
         raise ParseError(f"expected program text (str), got {type(text).__name__}", "", 0)
     return _Parser(text).parse()
-

@@ -47,7 +47,7 @@ def to_sympy(graph: Graph) -> Any:
             if op == VAR:
                 built[node] = sympy.Symbol(graph.name(node), real=True)
             elif op == CONST:
-                built[node] = sympy_number(graph.const_value(node))
+                built[node] = sympy_number(graph.const_value(node))  # type: ignore[arg-type]
             else:
                 built[node] = OPS[op].sympy(*(built[a] for a in graph.args(node)))
     except RecursionError:

@@ -26,11 +26,14 @@ def test_source_is_one_statement_per_node_and_readable():
 def test_generated_module_runs_standalone_with_only_numpy(tmp_path):
     source = graphc.compile("u = x*y; sigmoid(u) + softplus(x) - relu(y), max(x, y)").source
     module = tmp_path / "standalone.py"
-    module.write_text(source + textwrap.dedent("""
+    module.write_text(
+        source
+        + textwrap.dedent("""
         import sys
         print(f(0.5, -1.5))
         assert "graphc" not in sys.modules
-    """))
+    """)
+    )
     result = subprocess.run([sys.executable, str(module)], capture_output=True, text=True, check=True)
     assert "0.5" in result.stdout
 

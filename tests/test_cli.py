@@ -107,8 +107,9 @@ def test_help_and_version(capsys):
 @pytest.mark.parametrize("launcher", [["-m", "graphc"], [str(ROOT / "cli.py")]])
 def test_launchers_behave_like_graphc(launcher):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    ok = subprocess.run([sys.executable, *launcher, "eval", "x*y", "--at", "x=2,y=3"],
-                        capture_output=True, text=True, env=env)
+    ok = subprocess.run(
+        [sys.executable, *launcher, "eval", "x*y", "--at", "x=2,y=3"], capture_output=True, text=True, env=env
+    )
     assert (ok.returncode, ok.stdout) == (0, "6.0\n")
     bad = subprocess.run([sys.executable, *launcher, "eval", "x +"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2

@@ -22,7 +22,9 @@ def sample_points(op_name: str, count: int = 5) -> list[tuple[float, ...]]:
 
 
 def test_the_language_has_every_documented_primitive():
-    documented = "sin cos tan asin acos atan sinh cosh tanh exp log sqrt abs sigmoid relu softplus max min pow atan2"
+    documented = (
+        "sin cos tan asin acos atan sinh cosh tanh exp log sqrt abs sigmoid relu softplus max min pow atan2"
+    )
     assert set(documented.split()) <= set(FUNCTIONS)
     assert {"add", "sub", "mul", "div", "pow", "neg"} <= set(OPS)
 
@@ -77,7 +79,11 @@ def test_local_derivative_rules_match_sympy(name):
         for point in sample_points(name):
             values = {f"a{i}": v for i, v in enumerate(point) if f"a{i}" in kernel.variables}
             expected = float(exact.subs(dict(zip(symbols, point))).evalf())
-            assert float(kernel(**values)) == pytest.approx(expected, rel=1e-12, abs=1e-14), (name, slot, point)
+            assert float(kernel(**values)) == pytest.approx(expected, rel=1e-12, abs=1e-14), (
+                name,
+                slot,
+                point,
+            )
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,6 @@ import linecache
 import re
 from typing import Any
 
-import numpy as np
-
 from graphc.graph import Graph
 from graphc.kernel import Kernel
 from graphc.ops import CONST, OPS, VAR
@@ -109,7 +107,9 @@ def generate(graph: Graph, function_name: str = "f") -> str:
         f"def {function_name}({signature}):",
     ]
     if any(variables[i] != p for i, p in enumerate(params)):
-        lines.append("    # arguments: " + ", ".join(f"{p} = {v!r}" for v, p in zip(variables, params) if v != p))
+        lines.append(
+            "    # arguments: " + ", ".join(f"{p} = {v!r}" for v, p in zip(variables, params) if v != p)
+        )
     lines += [f"    {p} = np.asarray({p}, dtype=np.float64)" for p in params]
     lines.append("    shape = np.broadcast_shapes(" + ", ".join(f"{p}.shape" for p in params) + ")")
     lines.append("    with np.errstate(all='ignore'):")
