@@ -40,8 +40,8 @@ class Kernel:
     def __repr__(self) -> str:
         return f"<graphc.Kernel {self.backend}: ({', '.join(self.variables)}) -> ({', '.join(self.outputs)})>"
 
-    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[np.ndarray]:
-        """The call's arguments as float64 arrays in ``variables`` order, checked."""
+    def ordered(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        """The call's arguments in ``variables`` order, every variable given exactly once."""
         names = self.variables
         if len(args) > len(names):
             listed = ", ".join(names) or "none"
@@ -56,26 +56,32 @@ class Kernel:
             if given[i]:
                 raise EvaluationError(f"variable '{name}' is given twice")
             values[i], given[i] = value, True
-        missing = [name for name, ok in zip(names, given) if not ok]
+        missing = [name for name, ok in zip(names, given, strict=True) if not ok]
         if missing:
-            raise EvaluationError(
-                f"missing value for variable{'s' * (len(missing) > 1)} {', '.join(missing)}"
-            )
+            plural = "s" * (len(missing) > 1)
+            raise EvaluationError(f"missing value for variable{plural} {', '.join(missing)}")
+        return tuple(values)
+
+    def diagnose(self, values: tuple[Any, ...]) -> None:
+        """Raise the EvaluationError that explains why ``values`` cannot be evaluated, if any."""
         arrays = []
-        for name, value in zip(names, values):
+        for name, value in zip(self.variables, values, strict=True):
             try:
-                array = np.asarray(value, dtype=np.float64)
+                arrays.append(np.asarray(value, dtype=np.float64))
             except (TypeError, ValueError) as err:
-                raise EvaluationError(
-                    f"variable '{name}': cannot convert {type(value).__name__} to float64 ({err})"
-                ) from None
-            arrays.append(array)
+                kind = type(value).__name__
+                raise EvaluationError(f"variable '{name}': cannot convert {kind} to float64 ({err})") from None
         try:
             np.broadcast_shapes(*(a.shape for a in arrays))
         except ValueError:
-            shapes = ", ".join(f"{n}{a.shape}" for n, a in zip(names, arrays))
+            shapes = ", ".join(f"{n}{a.shape}" for n, a in zip(self.variables, arrays, strict=True))
             raise EvaluationError(f"the arguments' shapes do not broadcast together: {shapes}") from None
-        return arrays
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
-        return self._function(*self.arguments(args, kwargs))
+        if kwargs or len(args) != len(self.variables):
+            args = self.ordered(args, kwargs)
+        try:
+            return self._function(*args)
+        except (TypeError, ValueError):
+            self.diagnose(args)  # bad arguments: raise a precise EvaluationError instead
+            raise

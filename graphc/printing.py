@@ -25,6 +25,8 @@ def constant_text(value: float) -> tuple[str, int]:
         return "(0/0)", _ATOM
     if math.isinf(value):
         return ("(1/0)", _ATOM) if value > 0 else ("(-1/0)", _ATOM)
+    if value == 0.0 and math.copysign(1.0, value) < 0:
+        return "-0.0", _NEG  # parses as -(0.0), which folds to -0.0
     text = str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
     return text, (_NEG if text.startswith("-") else _ATOM)
 

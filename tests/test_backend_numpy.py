@@ -76,6 +76,27 @@ def test_broadcasting_and_output_shapes():
     assert x[0, 0] == 0.0, "an input returned as an output is a copy, never the caller's array"
 
 
+def test_large_batches_are_computed_in_cache_sized_slices_with_the_same_results():
+    from graphc.backends.numpy import generate
+
+    k = graphc.compile("u = x*y; sin(u) + u**2, x, 2, y")
+    assert "CHUNK = " in k.source and "_chunked(_body" in k.source
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((300, 1))
+    y = rng.standard_normal((1, 200))  # 60,000 points: several slices, both inputs broadcast
+    f1, f2, f3, f4 = k(x, y)
+    u = x * y
+    assert f1.shape == (300, 200)
+    assert np.array_equal(f1, np.sin(u) + u**2)
+    assert np.array_equal(f2, np.broadcast_to(x, (300, 200)))
+    assert np.array_equal(f3, np.full((300, 200), 2.0))
+    assert np.array_equal(f4, np.broadcast_to(y, (300, 200)))
+    strided = rng.standard_normal(100_001 * 2)[::2]
+    single = k(strided, 3.0)
+    assert np.array_equal(single[0], np.sin(strided * 3.0) + (strided * 3.0) ** 2)
+    assert "def _body(x, y):" in generate(graphc.parse("x*y"))
+
+
 def test_scalars_in_scalars_out():
     k = graphc.compile("x + y")
     result = k(1, 2)
