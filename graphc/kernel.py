@@ -70,7 +70,9 @@ class Kernel:
                 arrays.append(np.asarray(value, dtype=np.float64))
             except (TypeError, ValueError) as err:
                 kind = type(value).__name__
-                raise EvaluationError(f"variable '{name}': cannot convert {kind} to float64 ({err})") from None
+                raise EvaluationError(
+                    f"variable '{name}': cannot convert {kind} to float64 ({err})"
+                ) from None
         try:
             np.broadcast_shapes(*(a.shape for a in arrays))
         except ValueError:

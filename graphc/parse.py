@@ -94,7 +94,12 @@ def tokenize(text: str) -> Iterator[Token]:
                 raise ParseError(f"invalid number '{text[i : end + 1]}'", text, end)
         elif kind == "name":
             if not word.isidentifier():
-                bad = next(j for j in range(len(word)) if not ("a" + word[: j + 1]).isidentifier())
+                starts = word[0].isidentifier()
+                bad = (
+                    next((j for j in range(1, len(word)) if not ("a" + word[j]).isidentifier()), 0)
+                    if starts
+                    else 0
+                )
                 _bad_character(text, i + bad)
         elif kind == "punct" or kind == "op":
             if text[i : i + 2] in _UNSUPPORTED:  # '//' and '==' start like '/' and '='
