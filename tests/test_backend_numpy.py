@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -117,8 +119,8 @@ def test_non_float_and_non_contiguous_inputs_are_converted():
 
 def test_values_outside_the_domain_give_nan_and_inf_without_warnings():
     k = graphc.compile("log(x), sqrt(x), 1/x, asin(x*3), exp(x*1000)")
-    with __import__("warnings").catch_warnings():
-        __import__("warnings").simplefilter("error")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         results = k(x=np.array([-1.0, 0.0, 1.0]))
     log, root, inverse, asin, big = results
     assert math.isnan(log[0]) and log[1] == -math.inf
@@ -166,3 +168,19 @@ def test_generated_lines_show_in_tracebacks():
     filename = k._function.__code__.co_filename
     assert filename.startswith("<graphc-numpy-")
     assert "def f(x):" in "".join(linecache.getlines(filename))
+
+
+def test_graph_and_source_do_not_depend_on_the_hash_seed():
+    program = "u = y*x; v = max(u, z); sin(v)*u + atan2(z, x), exp(-u)"
+    code = f"import graphc; g = graphc.parse({program!r}); print(g._op, g._args, g._data, graphc.compile(g).source)"
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outputs) == 1
