@@ -76,6 +76,13 @@ class Formula:
         return f"text {self.text!r}, sympy {sympy.sstr(self.sym, order='none')}"
 
 
+def _as_given(cls: Any, *args: Any) -> Any:
+    """``cls(*args)`` unevaluated and unsorted: Max and Min sort their arguments even with
+    evaluate=False, and sorting evaluates constant parts numerically (slowly, or with endless
+    recursion in SymPy's evalf for some complex-valued trees)."""
+    return sympy.Expr.__new__(cls, *args)
+
+
 def _sympy_of(op: str, args: list[Any]) -> Any:
     """The SymPy expression of ``op`` applied to ``args``, straight from the brief's definitions."""
     u = args[0]
@@ -103,10 +110,10 @@ def _sympy_of(op: str, args: list[Any]) -> Any:
         "abs": lambda: sympy.Abs(u),
         "sign": lambda: sympy.sign(u),
         "sigmoid": lambda: 1 / (1 + sympy.exp(-u)),
-        "relu": lambda: sympy.Max(u, 0),
+        "relu": lambda: _as_given(sympy.Max, u, sympy.Integer(0)),
         "softplus": lambda: sympy.log(1 + sympy.exp(u)),
-        "max": lambda: sympy.Max(u, args[1]),
-        "min": lambda: sympy.Min(u, args[1]),
+        "max": lambda: _as_given(sympy.Max, u, args[1]),
+        "min": lambda: _as_given(sympy.Min, u, args[1]),
         "atan2": lambda: sympy.atan2(u, args[1]),
     }
     with sympy.evaluate(False):
@@ -305,20 +312,14 @@ class _Unstable(Exception):
     """The shadow evaluation left the region where float and exact arithmetic safely agree."""
 
 
-def _pow(u: float, v: float) -> float:
-    if abs(u) < 1e-9 and abs(v) < 1e-9:  # SymPy's evalf(subs={x: 0.0}) says 0**x is 0 there
-        raise _Unstable
-    return math.pow(u, v)
-
-
 SHADOW: dict[str, Callable[..., float]] = {
     "+": operator.add,
     "-": operator.sub,
     "*": operator.mul,
     "/": operator.truediv,
-    "**": _pow,
-    "^": _pow,
-    "pow": _pow,
+    "**": math.pow,
+    "^": math.pow,
+    "pow": math.pow,
     "neg": operator.neg,
     "sin": math.sin,
     "cos": math.cos,
@@ -379,11 +380,21 @@ def well_conditioned(f: Formula, point: dict[str, float]) -> bool:
 
 
 def sympy_value(expr: Any, point: dict[str, float]) -> float | None:
-    """``expr`` at ``point`` as a float (high-precision evalf), or None if it is not a finite real."""
-    subs = {s: point[s.name] for s in expr.free_symbols}
+    """``expr`` at ``point`` as a float, or None if it is not a finite real: SymPy's own classes
+    applied node by node to 30-digit Floats. (``evalf(subs=...)`` would be simpler, but it falls
+    back to symbolic ``subs`` for Max/Min, which can take minutes on a tree of unevaluated terms,
+    and it says 0**x is 0 at x = 0.0.)"""
+
+    def numeric(e: Any) -> Any:
+        if e.is_Symbol:
+            return sympy.Float(point[e.name], 30)
+        if not e.args:
+            return e.evalf(30)
+        return e.func(*(numeric(a) for a in e.args)).evalf(30)
+
     try:
-        value = float(expr.evalf(subs=subs))
-    except (TypeError, ValueError, ArithmeticError):  # complex, zoo, nan comparisons...
+        value = float(numeric(expr))
+    except (TypeError, ValueError, ArithmeticError):  # complex, zoo, comparisons of complex numbers
         return None
     return value if math.isfinite(value) and abs(value) <= 1e12 else None
 
