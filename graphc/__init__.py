@@ -1,7 +1,7 @@
 """graphc: a symbolic computational-graph compiler.
 
-Text (or a SymPy expression) becomes a hash-consed networkx DAG; graphs compile to fast
-callables.
+Text (or a SymPy expression) becomes a hash-consed networkx DAG; graphs are differentiated
+(graph to graph, by any of several methods) and compiled to fast callables.
 
 >>> import graphc
 >>> f = graphc.compile("sin(x*y) + exp(x)")
@@ -9,13 +9,26 @@ callables.
 ('x', 'y')
 >>> round(float(f(x=0.0, y=2.0)), 12)
 1.0
+>>> g = graphc.grad("sin(x*y) + exp(x)")
+>>> [round(float(v), 12) for v in g(x=0.0, y=2.0)]
+[3.0, 0.0]
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from graphc.backends import BACKENDS, compile_graph
+from graphc.api import (
+    as_graph,
+    compile,
+    count_paths,
+    derivative,
+    differentiate,
+    grad,
+    hessian,
+    jacobian,
+    value_and_grad,
+)
+from graphc.backends import BACKENDS
+from graphc.diff import METHODS, SymbolicError, TooManyPathsError
 from graphc.errors import (
     ArityError,
     BackendError,
@@ -39,33 +52,22 @@ __all__ = [
     "EvaluationError",
     "Graph",
     "GraphcError",
+    "METHODS",
+    "SymbolicError",
+    "TooManyPathsError",
     "Kernel",
     "ParseError",
     "UnknownFunctionError",
     "UnknownVariableError",
     "as_graph",
     "compile",
+    "count_paths",
+    "derivative",
+    "differentiate",
     "from_sympy",
+    "grad",
+    "hessian",
+    "jacobian",
     "parse",
+    "value_and_grad",
 ]
-
-
-def as_graph(expr: Any) -> Graph:
-    """A Graph from program text, a Graph (returned as is) or a SymPy expression (or a list of them)."""
-    if isinstance(expr, Graph):
-        return expr
-    if isinstance(expr, str):
-        return parse(expr)
-    if hasattr(expr, "free_symbols") or isinstance(expr, (list, tuple)):
-        return from_sympy(expr)
-    raise GraphcError(f"expected program text, a Graph or a SymPy expression, got {type(expr).__name__}")
-
-
-def compile(expr: Any, backend: str = "numpy") -> Kernel:  # noqa: A001 - the public name is the contract
-    """Compile a function: program text, a Graph or a SymPy expression, with the named backend.
-
-    >>> k = compile("x*y, x + y")
-    >>> k(2.0, 3.0)
-    (np.float64(6.0), np.float64(5.0))
-    """
-    return compile_graph(as_graph(expr), backend)

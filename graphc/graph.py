@@ -47,6 +47,7 @@ class Graph:
         self._nx = nx.MultiDiGraph()
         self.outputs: list[int] = []
         self.output_names: list[str] = []
+        self.info: dict[str, Any] = {}  # what a transformation records: method, wrt, path counts...
 
     @property
     def nx(self) -> nx.MultiDiGraph:

@@ -28,13 +28,19 @@ class Kernel:
         backend: str,
         source: str,
         variables: Sequence[str] | None = None,
+        wrt: Sequence[str] = (),
+        mode: str | None = None,
+        finish: Callable[[Any], Any] | None = None,
     ) -> None:
         self.graph = graph
         self.backend = backend
         self.source = source
         self.variables: tuple[str, ...] = tuple(graph.variables if variables is None else variables)
         self.outputs: tuple[str, ...] = tuple(graph.output_names)
+        self.wrt: tuple[str, ...] = tuple(wrt)  # the variables a derivative kernel differentiates by
+        self.mode = mode  # how a Jacobian was accumulated: "forward" or "reverse"
         self._function = function
+        self._finish = finish  # shapes the raw outputs (a tuple of partials, a Jacobian array...)
         self._index = {name: i for i, name in enumerate(self.variables)}
 
     def __repr__(self) -> str:
@@ -83,7 +89,23 @@ class Kernel:
         if kwargs or len(args) != len(self.variables):
             args = self.ordered(args, kwargs)
         try:
-            return self._function(*args)
+            result = self._function(*args)
         except (TypeError, ValueError):
             self.diagnose(args)  # bad arguments: raise a precise EvaluationError instead
             raise
+        return result if self._finish is None else self._finish(result)
+
+    def derived(
+        self, *, wrt: Sequence[str] = (), mode: str | None = None, finish: Callable[[Any], Any]
+    ) -> Kernel:
+        """This kernel with its results shaped by ``finish`` (used by grad, jacobian, ...)."""
+        return Kernel(
+            self.graph,
+            self._function,
+            backend=self.backend,
+            source=self.source,
+            variables=self.variables,
+            wrt=wrt,
+            mode=mode,
+            finish=finish,
+        )

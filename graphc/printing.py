@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from graphc.errors import GraphcError
 from graphc.graph import Graph
 from graphc.ops import CONST, CONSTANTS, OPS, RESERVED, VAR
 
@@ -31,8 +32,12 @@ def constant_text(value: float) -> tuple[str, int]:
     return text, (_NEG if text.startswith("-") else _ATOM)
 
 
-def render(graph: Graph, max_inline: int = 200) -> tuple[list[str], list[str]]:
-    """The bindings (``t1 = ...``) and one expression per output, as text."""
+def render(graph: Graph, max_inline: int = 200, display: bool = False) -> tuple[list[str], list[str]]:
+    """The bindings (``t1 = ...``) and one expression per output, as text.
+
+    With ``display``, a negative coefficient is written ``-2*x`` rather than ``(-2)*x``: easier
+    to read, but it parses back to ``-(2*x)``, an equal value in another graph.
+    """
     keep = graph.reachable()
     users = graph.users()
     taken = set(graph.variables) | RESERVED
@@ -58,10 +63,14 @@ def render(graph: Graph, max_inline: int = 200) -> tuple[list[str], list[str]]:
         if spec.infix and spec.arity == 2:
             a, b = args
             p = spec.precedence
+            if spec.infix == "*" and graph.op(b) == CONST and graph.op(a) != CONST:
+                a, b = b, a  # a coefficient reads best in front: 2*x
             if spec.infix == "**":  # right-associative; its exponent may be a unary minus
                 left, right = wrap(a, prec[a] <= p), wrap(b, prec[b] < _NEG)
             else:
-                left, right = wrap(a, prec[a] < p), wrap(b, prec[b] <= p)
+                # For display only, -2*x may stand for (-2)*x: the same value, another graph.
+                loose = display and prec[a] == _NEG and graph.op(a) == CONST
+                left, right = wrap(a, prec[a] < p and not loose), wrap(b, prec[b] <= p)
             space = " " if p == 1 else ""
             text[node], prec[node] = f"{left}{space}{spec.infix}{space}{right}", p
         elif spec.infix:  # unary minus
@@ -81,3 +90,29 @@ def to_text(graph: Graph) -> str:
     """The whole graph as one program: bindings, then the outputs on the last line."""
     bindings, outputs = render(graph)
     return "\n".join([*bindings, ", ".join(outputs)])
+
+
+def formula(graph: Graph, node: int, simplify_below: int = 60) -> str:
+    """One node of ``graph`` as a readable formula, its shared subexpressions bound first.
+
+    Small formulas (fewer than ``simplify_below`` operations) also go through SymPy's automatic
+    canonical form (``x + x`` becomes ``2*x``), and the shorter text wins: simplification for
+    display only, and only while it stays cheap.
+    """
+    single = graph.copy()
+    single.set_outputs([node])
+    single = single.rebuilt(single.reachable())
+    texts = [_joined(single)]
+    if sum(1 for n in range(len(single)) if single.args(n)) < simplify_below:
+        from graphc.sympy_bridge import from_sympy, to_sympy
+
+        try:
+            texts.append(_joined(from_sympy(to_sympy(single))))
+        except (GraphcError, RecursionError):
+            pass
+    return min(texts, key=len)
+
+
+def _joined(graph: Graph) -> str:
+    bindings, outputs = render(graph, display=True)
+    return "; ".join([*bindings, *outputs])

@@ -19,6 +19,31 @@ from graphc.ops import CONST, OPS, VAR
 _FROM_CLASS = {op.sympy_class: op.name for op in OPS.values() if op.sympy_class is not None}
 
 
+class Relu(sympy.Function):
+    """``relu`` for SymPy with graphc's policy at the kink: ``relu'(0) = 0``.
+
+    ``Max(x, 0)`` would differentiate to ``Heaviside(x)``, which SymPy takes as 1/2 at 0; the
+    symbolic method uses this class instead so that it keeps the policy every method follows.
+    """
+
+    @classmethod
+    def eval(cls, x: Any) -> Any:
+        if x.is_extended_nonnegative:
+            return x
+        if x.is_extended_nonpositive:
+            return sympy.Integer(0)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return sympy.Heaviside(self.args[0], 0)
+
+    def _eval_rewrite_as_Max(self, x: Any, **kwargs: Any) -> Any:
+        return sympy.Max(x, 0)
+
+
+_FROM_CLASS[Relu] = "relu"
+
+
 def sympy_number(value: float) -> Any:
     """A float as the most exact SymPy number: pi, E, integers and small dyadic fractions."""
     if math.isnan(value):
@@ -35,8 +60,12 @@ def sympy_number(value: float) -> Any:
     return sympy.Float(value)
 
 
-def to_sympy(graph: Graph) -> Any:
-    """The graph's outputs as SymPy expressions (one, or a tuple for several outputs)."""
+def to_sympy(graph: Graph, *, policy: bool = False) -> Any:
+    """The graph's outputs as SymPy expressions (one, or a tuple for several outputs).
+
+    ``relu`` becomes ``Max(x, 0)``, or with ``policy=True`` the function :class:`Relu`, whose
+    derivative follows graphc's policy at 0.
+    """
     keep = graph.reachable()
     built: dict[int, Any] = {}
     try:
@@ -48,6 +77,8 @@ def to_sympy(graph: Graph) -> Any:
                 built[node] = sympy.Symbol(graph.name(node), real=True)
             elif op == CONST:
                 built[node] = sympy_number(graph.const_value(node))  # type: ignore[arg-type]
+            elif policy and op == "relu":
+                built[node] = Relu(built[graph.args(node)[0]])
             else:
                 built[node] = OPS[op].sympy(*(built[a] for a in graph.args(node)))
     except RecursionError:
@@ -66,7 +97,7 @@ def _supported(expr: Any) -> bool:
         or expr.is_Mul
         or expr.is_Pow
         or type(expr) in _FROM_CLASS
-        or isinstance(expr, (sympy.Max, sympy.Min))
+        or isinstance(expr, (sympy.Max, sympy.Min, sympy.Heaviside, sympy.DiracDelta))
     )
 
 
@@ -107,7 +138,43 @@ def _convert(graph: Graph, expr: Any, args: list[int]) -> int:
         return graph.pow(args[0], args[1])
     if isinstance(expr, (sympy.Max, sympy.Min)):
         return _fold(graph, "max" if isinstance(expr, sympy.Max) else "min", args)
+    if isinstance(expr, sympy.Heaviside):
+        return _heaviside(graph, args[0], graph.const_value(args[1]) if len(args) > 1 else 0.5)
+    if isinstance(expr, sympy.DiracDelta):
+        # The derivative of a step (of sign, of Heaviside): zero wherever it is defined, as the op
+        # table's rule for sign says; graphc does not represent the distribution.
+        return graph.const(0.0)
     return graph.apply(_FROM_CLASS[type(expr)], *args)
+
+
+def _heaviside(graph: Graph, u: int, at_zero: float | None) -> int:
+    """The unit step of ``u``, with value ``at_zero`` at 0: ``0.5 + 0.5*sign(u)`` for a half."""
+    if at_zero == 0.5:
+        return graph.add(graph.const(0.5), graph.mul(graph.const(0.5), graph.apply("sign", u)))
+    if at_zero == 0.0:
+        return graph.apply("sign", graph.apply("relu", u))
+    if at_zero == 1.0:
+        return graph.sub(graph.const(1.0), graph.apply("sign", graph.apply("relu", graph.neg(u))))
+    raise GraphcError(f"cannot convert a Heaviside step with value {at_zero} at 0")
+
+
+def build(graph: Graph, roots: list[Any], memo: dict[Any, int] | None = None) -> list[int]:
+    """Build SymPy expressions on ``graph``; ``memo`` may map symbols to existing nodes."""
+    memo = {} if memo is None else memo
+    for root in roots:
+        stack: list[tuple[Any, bool]] = [(root, False)]
+        while stack:
+            item, ready = stack.pop()
+            if item in memo:
+                continue
+            if not ready:
+                if not _supported(item):
+                    raise GraphcError(f"cannot convert SymPy {type(item).__name__}: {str(item)[:80]}")
+                stack.append((item, True))
+                stack.extend((arg, False) for arg in reversed(item.args) if arg not in memo)
+                continue
+            memo[item] = _convert(graph, item, [memo[arg] for arg in item.args])
+    return [memo[root] for root in roots]
 
 
 def from_sympy(expr: Any) -> Graph:
@@ -124,19 +191,5 @@ def from_sympy(expr: Any) -> Graph:
     except sympy.SympifyError:
         raise GraphcError(f"not a SymPy expression: {expr!r:.80}") from None
     graph = Graph()
-    memo: dict[Any, int] = {}
-    for root in roots:
-        stack: list[tuple[Any, bool]] = [(root, False)]
-        while stack:
-            item, ready = stack.pop()
-            if item in memo:
-                continue
-            if not ready:
-                if not _supported(item):
-                    raise GraphcError(f"cannot convert SymPy {type(item).__name__}: {str(item)[:80]}")
-                stack.append((item, True))
-                stack.extend((arg, False) for arg in reversed(item.args) if arg not in memo)
-                continue
-            memo[item] = _convert(graph, item, [memo[arg] for arg in item.args])
-    graph.set_outputs([memo[root] for root in roots])
+    graph.set_outputs(build(graph, roots))
     return graph.pruned()

@@ -1,0 +1,201 @@
+"""The public Python API: compile a function, or differentiate it and compile the derivative.
+
+``expr`` is everywhere program text, a :class:`Graph`, or a SymPy expression (or a list of them).
+Every derivative function takes ``method`` (a name in :data:`graphc.diff.METHODS`) and
+``backend`` (a name in :data:`graphc.BACKENDS`), and returns a :class:`Kernel` called like the
+function itself: one value per variable, by keyword or in ``kernel.variables`` order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from graphc import diff
+from graphc.backends import compile_graph
+from graphc.diff.common import resolve_wrt
+from graphc.errors import GraphcError
+from graphc.graph import Graph
+from graphc.kernel import Kernel
+from graphc.parse import parse
+from graphc.sympy_bridge import from_sympy
+
+Wrt = str | Sequence[str] | None
+MODES = ("auto", "forward", "reverse")
+
+
+def as_graph(expr: Any) -> Graph:
+    """A Graph from program text, a Graph (returned as is) or a SymPy expression (or a list of them)."""
+    if isinstance(expr, Graph):
+        return expr
+    if isinstance(expr, str):
+        return parse(expr)
+    if hasattr(expr, "free_symbols") or isinstance(expr, (list, tuple)):
+        return from_sympy(expr)
+    raise GraphcError(f"expected program text, a Graph or a SymPy expression, got {type(expr).__name__}")
+
+
+def compile(expr: Any, backend: str = "numpy") -> Kernel:  # noqa: A001 - the public name is the contract
+    """Compile a function: program text, a Graph or a SymPy expression, with the named backend.
+
+    >>> k = compile("x*y, x + y")
+    >>> k(2.0, 3.0)
+    (np.float64(6.0), np.float64(5.0))
+    """
+    return compile_graph(as_graph(expr), backend)
+
+
+def differentiate(
+    expr: Any, wrt: Wrt = None, method: str = "dp", *, max_paths: int | None = None, cse: bool | None = None
+) -> Graph:
+    """The derivative graph: the function's outputs, then every partial (``∂f/∂x``, ...).
+
+    ``max_paths`` applies to the ``paths`` method, ``cse`` to ``symbolic``.
+
+    >>> d = differentiate("sin(x*y) + exp(x)")
+    >>> d.output_names
+    ['f', '∂f/∂x', '∂f/∂y']
+    >>> from graphc.printing import formula
+    >>> formula(d, d.outputs[1])
+    'y*cos(x*y) + exp(x)'
+    """
+    return diff.differentiate(as_graph(expr), wrt, method, max_paths=max_paths, cse=cse)
+
+
+def count_paths(expr: Any, wrt: Wrt = None) -> dict[str, int]:
+    """The exact number of paths from each variable to the output (summed over several outputs).
+
+    >>> count_paths("a1 = w*w; a2 = a1*a1; a3 = a2*a2; a4 = a3*a3; a4*a4")
+    {'w': 32}
+    """
+    return diff.count_paths(as_graph(expr), wrt)
+
+
+def _single_output(graph: Graph, what: str) -> None:
+    if len(graph.outputs) != 1:
+        names = ", ".join(graph.output_names)
+        raise GraphcError(
+            f"{what} needs a function with one output; this one has {len(graph.outputs)} ({names}): "
+            "use jacobian for several outputs"
+        )
+
+
+def _with_outputs(graph: Graph, start: int, stop: int | None = None) -> Graph:
+    """A copy of a derivative graph keeping outputs ``start:stop`` only."""
+    new = graph.copy()
+    new.set_outputs(graph.outputs[start:stop], graph.output_names[start:stop])
+    new.info = dict(graph.info)
+    return new
+
+
+def _as_tuple(result: Any) -> tuple[Any, ...]:
+    return result if isinstance(result, tuple) else (result,)
+
+
+def _matrix(rows: int, columns: int) -> Any:
+    def finish(result: Any) -> np.ndarray:
+        entries = np.stack(_as_tuple(result))
+        return entries.reshape(rows, columns, *entries.shape[1:])
+
+    return finish
+
+
+def grad(expr: Any, wrt: Wrt = None, method: str = "dp", backend: str = "numpy", **options: Any) -> Kernel:
+    """A kernel returning the tuple of partials of a one-output function, in ``kernel.wrt`` order.
+
+    >>> g = grad("x**2 * y")
+    >>> g.wrt, g(3.0, 2.0)
+    (('x', 'y'), (np.float64(12.0), np.float64(9.0)))
+    """
+    graph = as_graph(expr)
+    _single_output(graph, "grad")
+    derivative = differentiate(graph, wrt, method, **options)
+    kernel = compile_graph(_with_outputs(derivative, 1), backend)
+    return kernel.derived(wrt=derivative.info["wrt"], finish=_as_tuple)
+
+
+def value_and_grad(
+    expr: Any, wrt: Wrt = None, method: str = "dp", backend: str = "numpy", **options: Any
+) -> Kernel:
+    """A kernel returning ``(value, (partials...))`` of a one-output function.
+
+    >>> value_and_grad("x**2 * y")(3.0, 2.0)
+    (np.float64(18.0), (np.float64(12.0), np.float64(9.0)))
+    """
+    graph = as_graph(expr)
+    _single_output(graph, "value_and_grad")
+    derivative = differentiate(graph, wrt, method, **options)
+    kernel = compile_graph(derivative, backend)
+
+    def finish(result: Any) -> tuple[Any, tuple[Any, ...]]:
+        return result[0], tuple(result[1:])
+
+    return kernel.derived(wrt=derivative.info["wrt"], finish=finish)
+
+
+def jacobian(expr: Any, wrt: Wrt = None, mode: str = "auto", backend: str = "numpy") -> Kernel:
+    """A kernel returning the Jacobian, an array of shape ``(outputs, len(wrt), *batch_shape)``.
+
+    ``mode="forward"`` accumulates it a column per input, ``"reverse"`` a row per output, and
+    ``"auto"`` picks the one with fewer passes (reverse on a tie) and says so in ``kernel.mode``.
+
+    >>> j = jacobian("x*y, x + y, x - y")
+    >>> j.mode
+    'forward'
+    >>> j(2.0, 3.0).tolist()
+    [[3.0, 2.0], [1.0, 1.0], [1.0, -1.0]]
+    """
+    graph = as_graph(expr)
+    names = resolve_wrt(graph, wrt)
+    if mode not in MODES:
+        raise GraphcError(f"unknown Jacobian mode {mode!r} (the modes are: {', '.join(MODES)})")
+    if mode == "auto":
+        mode = "forward" if len(names) < len(graph.outputs) else "reverse"
+    derivative = differentiate(graph, names, "forward" if mode == "forward" else "dp")
+    kernel = compile_graph(_with_outputs(derivative, len(graph.outputs)), backend)
+    return kernel.derived(wrt=names, mode=mode, finish=_matrix(len(graph.outputs), len(names)))
+
+
+def hessian(expr: Any, wrt: Wrt = None, method: str = "dp", backend: str = "numpy", **options: Any) -> Kernel:
+    """A kernel returning the Hessian, shape ``(len(wrt), len(wrt), *batch_shape)``.
+
+    The gradient graph is differentiated again by the same method (methods compose).
+
+    >>> hessian("x**2 * y")(3.0, 2.0).tolist()
+    [[4.0, 6.0], [6.0, 0.0]]
+    """
+    graph = as_graph(expr)
+    _single_output(graph, "hessian")
+    first = differentiate(graph, wrt, method, **options)
+    names = first.info["wrt"]
+    second = differentiate(_with_outputs(first, 1), names, method, **options)
+    kernel = compile_graph(_with_outputs(second, len(names)), backend)
+    return kernel.derived(wrt=names, finish=_matrix(len(names), len(names)))
+
+
+def derivative_graph(graph: Graph, wrt: str, order: int, method: str = "dp", **options: Any) -> Graph:
+    """A graph whose outputs are the ``order``-th derivatives of each output in the variable ``wrt``."""
+    if not isinstance(order, int) or isinstance(order, bool) or order < 0:
+        raise GraphcError(f"the order of a derivative must be a whole number >= 0, got {order!r}")
+    if not isinstance(wrt, str) or "," in wrt:
+        raise GraphcError(f"derivative takes one variable, got {wrt!r}")
+    graph.variable(wrt)
+    current = graph
+    for _ in range(order):
+        current = _with_outputs(diff.differentiate(current, [wrt], method, **options), len(current.outputs))
+    return current
+
+
+def derivative(
+    expr: Any, wrt: str, order: int = 1, method: str = "dp", backend: str = "numpy", **options: Any
+) -> Kernel:
+    """A kernel returning the ``order``-th derivative in one variable (one value per output).
+
+    >>> d3 = derivative("x**5", "x", order=3)
+    >>> d3.outputs, float(d3(2.0))
+    (('∂³f/∂x³',), 240.0)
+    """
+    graph = derivative_graph(as_graph(expr), wrt, order, method, **options)
+    return compile_graph(graph, backend).derived(wrt=[wrt], finish=lambda result: result)

@@ -1,0 +1,59 @@
+"""``symbolic``: the graph to SymPy, ``sympy.diff``, optionally ``sympy.cse``, back to a graph.
+
+This method is the independent oracle: the derivatives come from SymPy's own rules, not from the
+op table (except ``relu``, whose kink follows graphc's policy). SymPy recurses over expression
+depth (``diff`` of about 300 nested ``sin`` fails); that is reported as a :class:`SymbolicError`
+naming the depth and pointing to ``dp``, never as a ``RecursionError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sympy
+
+from graphc.diff.common import assemble, prepared
+from graphc.errors import GraphcError
+from graphc.graph import Graph
+from graphc.sympy_bridge import build, to_sympy
+
+
+class SymbolicError(GraphcError):
+    """SymPy could not differentiate the expression (too deep, or an unsupported result)."""
+
+
+def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None, *, cse: bool = False) -> Graph:
+    """The function's outputs followed by each output's partials, by ``sympy.diff``.
+
+    >>> from graphc.parse import parse
+    >>> d = differentiate(parse("x**3 + y"), cse=True)
+    >>> d.to_sympy()[1:]
+    (3*x**2, 1)
+    """
+    result, names = prepared(graph, wrt)
+    try:
+        functions = to_sympy(graph, policy=True)
+        if len(graph.outputs) == 1:
+            functions = (functions,)
+        symbols = {name: sympy.Symbol(name, real=True) for name in names}
+        flat = [sympy.diff(function, symbols[name]) for function in functions for name in names]
+        memo: dict[Any, int] = {sympy.Symbol(n, real=True): result.variable(n) for n in graph.variables}
+        if cse:
+            replacements, flat = sympy.cse(
+                flat, symbols=sympy.numbered_symbols("_graphc_cse", cls=sympy.Dummy)
+            )
+            for symbol, expression in replacements:
+                memo[symbol] = build(result, [expression], memo)[0]
+        nodes = build(result, flat, memo)
+    except RecursionError:
+        depth = graph.stats()["depth"]
+        raise SymbolicError(
+            f"SymPy recursed too deeply differentiating an expression of depth {depth}; the dp method "
+            "has no depth limit (method='dp', or --method dp)"
+        ) from None
+    if any(isinstance(d, sympy.Derivative) for d in flat):
+        raise SymbolicError("SymPy left a derivative unevaluated; use the dp method")
+    n = len(names)
+    rows: list[list[int | None]] = [list(nodes[i * n : (i + 1) * n]) for i in range(len(graph.outputs))]
+    return assemble(graph, result, names, rows, "symbolic", cse=cse)
