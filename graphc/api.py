@@ -59,7 +59,7 @@ def differentiate(
     ['f', '∂f/∂x', '∂f/∂y']
     >>> from graphc.printing import formula
     >>> formula(d, d.outputs[1])
-    'y*cos(x*y) + exp(x)'
+    'exp(x) + y*cos(x*y)'
     """
     return diff.differentiate(as_graph(expr), wrt, method, max_paths=max_paths, cse=cse)
 
