@@ -82,7 +82,7 @@ def test_large_batches_are_computed_in_cache_sized_slices_with_the_same_results(
     from graphc.backends.numpy import generate
 
     k = graphc.compile("u = x*y; sin(u) + u**2, x, 2, y")
-    assert "CHUNK = " in k.source and "_chunked(_body" in k.source
+    assert "CHUNK = " in k.source and "_chunked(_f_body" in k.source
     rng = np.random.default_rng(1)
     x = rng.standard_normal((300, 1))
     y = rng.standard_normal((1, 200))  # 60,000 points: several slices, both inputs broadcast
