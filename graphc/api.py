@@ -175,17 +175,39 @@ def hessian(expr: Any, wrt: Wrt = None, method: str = "dp", backend: str = "nump
     return kernel.derived(wrt=names, finish=_matrix(len(names), len(names)))
 
 
-def derivative_graph(graph: Graph, wrt: str, order: int, method: str = "dp", **options: Any) -> Graph:
-    """A graph whose outputs are the ``order``-th derivatives of each output in the variable ``wrt``."""
+def derivatives(graph: Graph, wrt: Wrt = None, order: int = 1, method: str = "dp", **options: Any) -> Graph:
+    """The function's outputs, then ``∂ⁿf_i/∂x_jⁿ`` for each output ``i`` and variable ``j`` in ``wrt``.
+
+    ``order=1`` is :func:`differentiate`; higher orders differentiate the previous derivative
+    again, one variable at a time, all on one growing graph (node ids survive copying).
+
+    >>> derivatives(as_graph("x**3 * y"), order=2).output_names
+    ['f', '∂²f/∂x²', '∂²f/∂y²']
+    """
     if not isinstance(order, int) or isinstance(order, bool) or order < 0:
         raise GraphcError(f"the order of a derivative must be a whole number >= 0, got {order!r}")
-    if not isinstance(wrt, str) or "," in wrt:
-        raise GraphcError(f"derivative takes one variable, got {wrt!r}")
-    graph.variable(wrt)
-    current = graph
-    for _ in range(order):
-        current = _with_outputs(diff.differentiate(current, [wrt], method, **options), len(current.outputs))
-    return current
+    if order == 1:
+        return diff.differentiate(graph, wrt, method, **options)
+    names = resolve_wrt(graph, wrt)
+    work = graph
+    columns: list[tuple[list[int], list[str]]] = []
+    for name in names:
+        nodes, labels = list(graph.outputs), list(graph.output_names)
+        for _ in range(order):
+            current = work.copy()
+            current.set_outputs(nodes, labels)
+            work = diff.differentiate(current, [name], method, **options)
+            nodes, labels = work.outputs[len(nodes) :], work.output_names[len(labels) :]
+        columns.append((nodes, labels))
+    result = work.copy()
+    outputs, output_names = list(graph.outputs), list(graph.output_names)
+    for i in range(len(graph.outputs)):  # row by row, as differentiate orders them
+        for nodes, labels in columns:
+            outputs.append(nodes[i])
+            output_names.append(labels[i])
+    result.set_outputs(outputs, output_names)
+    result.info = {**work.info, "wrt": names, "order": order, "primal_nodes": len(graph)}
+    return result
 
 
 def derivative(
@@ -197,5 +219,9 @@ def derivative(
     >>> d3.outputs, float(d3(2.0))
     (('∂³f/∂x³',), 240.0)
     """
-    graph = derivative_graph(as_graph(expr), wrt, order, method, **options)
-    return compile_graph(graph, backend).derived(wrt=[wrt], finish=lambda result: result)
+    if not isinstance(wrt, str) or "," in wrt:
+        raise GraphcError(f"derivative takes one variable, got {wrt!r}")
+    graph = as_graph(expr)
+    result = derivatives(graph, [wrt], order, method, **options)
+    kernel = compile_graph(_with_outputs(result, len(graph.outputs)), backend)
+    return kernel.derived(wrt=[wrt], finish=lambda values: values)

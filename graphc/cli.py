@@ -16,9 +16,14 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from graphc import __version__
-from graphc.backends import BACKENDS, compile_graph
+from graphc.api import derivatives
+from graphc.backends import BACKENDS, check_backend, compile_graph
+from graphc.diff import MAX_PATHS, METHODS
+from graphc.diff.common import resolve_wrt
 from graphc.errors import GraphcError, ParseError
+from graphc.graph import Graph
 from graphc.parse import parse
+from graphc.printing import formula
 
 
 class UsageError(GraphcError):
@@ -104,15 +109,245 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _gradient_graph(args: argparse.Namespace, graph: Graph) -> Graph:
+    if args.max_paths is not None and args.method != "paths":
+        raise UsageError(f"--max-paths applies to --method paths, not to --method {args.method}")
+    if args.cse and args.method != "symbolic":
+        raise UsageError(f"--cse applies to --method symbolic, not to --method {args.method}")
+    options: dict[str, Any] = {}
+    if args.method == "paths":
+        options["max_paths"] = MAX_PATHS if args.max_paths is None else args.max_paths
+    if args.method == "symbolic":
+        options["cse"] = args.cse
+    return derivatives(graph, resolve_wrt(graph, args.wrt), args.order, args.method, **options)
+
+
+def _emit(kind: str, derivative: Graph) -> str:
+    """The gradient graph as a standalone NumPy module, Graphviz DOT, or SymPy formulas."""
+    first = derivative.info["function_outputs"]
+    if kind == "numpy":
+        from graphc.backends.numpy import generate_module
+
+        functions = {"f": range(first), "grad": range(first, len(derivative.outputs))}
+        return generate_module(derivative, functions, tuples=["grad"])
+    if kind == "dot":
+        from graphc.dot import to_dot
+
+        return to_dot(derivative)
+    if kind == "llvm":
+        check_backend("llvm")
+        raise UsageError("--emit llvm is not available")  # not reached once the backend exists
+    return _sympy_text(derivative)
+
+
+def _sympy_text(derivative: Graph) -> str:
+    import sympy
+
+    from graphc.sympy_bridge import to_sympy
+
+    expressions = to_sympy(derivative)
+    expressions = expressions if isinstance(expressions, tuple) else (expressions,)
+    taken = {str(symbol) for e in expressions for symbol in e.free_symbols}
+    names = (f"t{i}" for i in range(1, 10**9) if f"t{i}" not in taken)
+    try:
+        replacements, reduced = sympy.cse(list(expressions), symbols=(sympy.Symbol(n) for n in names))
+        lines = [f"{symbol} = {sympy.sstr(value)}" for symbol, value in replacements]
+        lines += [f"{n} = {sympy.sstr(e)}" for n, e in zip(derivative.output_names, reduced, strict=True)]
+    except RecursionError:
+        depth = derivative.stats()["depth"]
+        raise GraphcError(
+            f"SymPy cannot print an expression this deep (depth {depth}); try --emit numpy"
+        ) from None
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_grad(args: argparse.Namespace) -> int:
+    graph = parse(args.expr)
+    if args.emit and args.json:
+        raise UsageError("--emit and --json cannot be combined: --emit prints source, --json prints results")
+    if args.emit and args.at:
+        raise UsageError("--emit prints code for every point; leave out --at")
+    point = parse_assignments(args.at)
+    if args.at:
+        _check_point(graph.variables, point)
+    check_backend(args.backend)
+    derivative = _gradient_graph(args, graph)
+    if args.emit:
+        sys.stdout.write(_emit(args.emit, derivative))
+        return 0
+    first = derivative.info["function_outputs"]
+    wrt = derivative.info["wrt"]
+    partial_names = derivative.output_names[first:]
+    if not args.at:
+        texts = [formula(derivative, node) for node in derivative.outputs[first:]]
+        if args.json:
+            gradient = _by_output(graph, wrt, texts)
+            print(
+                json.dumps(
+                    {"expr": args.expr, "method": args.method, "gradient": gradient}, ensure_ascii=False
+                )
+            )
+        else:
+            for name, text in zip(partial_names, texts, strict=True):
+                print(f"{name} = {text}")
+        return 0
+    result = compile_graph(derivative, args.backend)(**point)
+    values = [float(v) for v in (result if isinstance(result, tuple) else (result,))]
+    if args.json:
+        value: Any = [json_number(v) for v in values[:first]]
+        record = {
+            "expr": args.expr,
+            "method": args.method,
+            "backend": args.backend,
+            "value": value[0] if first == 1 else value,
+            "gradient": _by_output(graph, wrt, [json_number(v) for v in values[first:]]),
+        }
+        if args.order != 1:
+            record["order"] = args.order
+        print(json.dumps(record, ensure_ascii=False))
+    else:
+        for name, v in zip(derivative.output_names, values, strict=True):
+            print(f"{name} = {v!r}")
+    return 0
+
+
+def _by_output(graph: Graph, wrt: list[str], entries: list[Any]) -> dict[str, Any]:
+    """``{variable: entry}`` for one output; ``{output: {variable: entry}}`` for several."""
+    rows = [
+        dict(zip(wrt, entries[i * len(wrt) : (i + 1) * len(wrt)], strict=True))
+        for i in range(len(graph.outputs))
+    ]
+    return rows[0] if len(rows) == 1 else dict(zip(graph.output_names, rows, strict=True))
+
+
+def _cmd_trace(args: argparse.Namespace) -> int:
+    from graphc.trace import trace
+
+    graph = parse(args.expr)
+    point = parse_assignments(args.at)
+    _check_point(graph.variables, point)
+    result = trace(graph, point, args.mode, args.wrt)
+    if args.json:
+        rows = [
+            {
+                "node": r.name,
+                "definition": r.definition,
+                "value": json_number(r.value),
+                ("tangent" if args.mode == "forward" else "adjoint"): json_number(r.derivative),
+            }
+            for r in result.rows
+        ]
+        gradient = {k: json_number(v) for k, v in result.gradient.items()}
+        print(
+            json.dumps(
+                {"expr": args.expr, "mode": args.mode, "wrt": result.wrt, "rows": rows, "gradient": gradient},
+                ensure_ascii=False,
+            )
+        )
+        return 0
+    if args.mode == "forward":
+        title = f"forward mode: primal v and tangent ∂v/∂{result.wrt}"
+        column = f"tangent ∂v/∂{result.wrt}"
+    else:
+        title = f"reverse mode: primal v and adjoint ∂{result.output}/∂v"
+        column = f"adjoint ∂{result.output}/∂v"
+    table = [("node", "definition", "value", column)]
+    table += [(r.name, r.definition, repr(r.value), repr(r.derivative)) for r in result.rows]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    print(title)
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    for name, value in result.gradient.items():
+        print(f"∂{result.output}/∂{name} = {value!r}")
+    return 0
+
+
+def _add_at(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--at",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE,...",
+        help="the point: name=value pairs separated by commas (repeatable); values may be "
+        "constant expressions such as pi/4",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="graphc",
-        description="graphc: a symbolic computational-graph compiler. Formulas in, compiled functions out.",
+        description="graphc: a symbolic computational-graph compiler. Formulas in, compiled functions "
+        "and their derivatives out.",
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"graphc {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
+
+    gradient = commands.add_parser(
+        "grad",
+        help="differentiate a formula: partials as formulas, or their values at a point",
+        description="Differentiate a formula (or a program with bindings and several outputs). "
+        "Without --at, print each partial as a formula; with --at, print the value and each partial "
+        "at that point.",
+        epilog='examples:\n  graphc grad "sin(x*y) + exp(x)"\n'
+        '  graphc grad "sin(x*y) + exp(x)" --at x=1.5,y=2 --json\n'
+        '  graphc grad "a1 = w*w; a2 = a1*a1; a2*a2" --method paths\n'
+        '  graphc grad "sin(x)*exp(x)" --wrt x --order 3 --at x=0\n'
+        '  graphc grad "(1-x)^2 + 100*(y-x^2)^2" --emit numpy > rosenbrock.py',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    gradient.add_argument("expr", metavar="EXPR", help="the formula, e.g. 'u = x*y; sin(u) + u**2'")
+    gradient.add_argument(
+        "--wrt", metavar="NAMES", help="differentiate by these variables, comma-separated (default: all)"
+    )
+    gradient.add_argument(
+        "--method",
+        default="dp",
+        choices=list(METHODS),
+        help="dp: reverse mode, linear (default); forward: one pass per input; paths: sum over "
+        "all paths, exponential; symbolic: SymPy; numeric: central differences",
+    )
+    gradient.add_argument(
+        "--backend", default="numpy", choices=list(BACKENDS), help="compiler backend (default: numpy)"
+    )
+    _add_at(gradient)
+    gradient.add_argument(
+        "--order",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="the N-th derivative in each variable of --wrt (default: 1)",
+    )
+    gradient.add_argument(
+        "--emit",
+        choices=["sympy", "numpy", "dot", "llvm"],
+        help="print the gradient as SymPy formulas, a standalone NumPy module, Graphviz DOT or LLVM IR",
+    )
+    gradient.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"expr", "method", "backend", "value", "gradient": {name: number}} as JSON',
+    )
+    gradient.add_argument(
+        "--max-paths",
+        type=_positive,
+        metavar="N",
+        help=f"with --method paths: refuse graphs with more paths than this (default: {MAX_PATHS:,})",
+    )
+    gradient.add_argument("--cse", action="store_true", help="with --method symbolic: run sympy.cse")
+    gradient.set_defaults(run=_cmd_grad)
 
     evaluate = commands.add_parser(
         "eval",
@@ -122,19 +357,30 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     evaluate.add_argument("expr", metavar="EXPR", help="the formula, e.g. 'u = x*y; sin(u) + u**2'")
-    evaluate.add_argument(
-        "--at",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE,...",
-        help="the point: name=value pairs separated by commas (repeatable); values may be "
-        "constant expressions such as pi/4",
-    )
+    _add_at(evaluate)
     evaluate.add_argument(
         "--backend", default="numpy", choices=list(BACKENDS), help="compiler backend (default: numpy)"
     )
     evaluate.add_argument("--json", action="store_true", help='print {"expr", "backend", "value"} as JSON')
     evaluate.set_defaults(run=_cmd_eval)
+
+    tracer = commands.add_parser(
+        "trace",
+        help="the evaluation trace at a point: primal values with tangents or adjoints",
+        description="Print the evaluation trace of a one-output formula at a point: one row per input "
+        "and operation (v1 ... vN) with its definition, primal value, and tangent (forward mode) or "
+        "adjoint (reverse mode).",
+        epilog='example: graphc trace "x1*x2 + exp(x1*x2) - sin(x2)" --at x1=1.5,x2=0.5 --mode reverse',
+        allow_abbrev=False,
+    )
+    tracer.add_argument("expr", metavar="EXPR", help="the formula")
+    _add_at(tracer)
+    tracer.add_argument("--mode", default="forward", choices=["forward", "reverse"], help="default: forward")
+    tracer.add_argument(
+        "--wrt", metavar="NAME", help="forward mode: the input to differentiate by (default: the first)"
+    )
+    tracer.add_argument("--json", action="store_true", help="print the rows as JSON")
+    tracer.set_defaults(run=_cmd_trace)
     parser.commands = dict(commands.choices)  # type: ignore[attr-defined]
     return parser
 

@@ -15,11 +15,24 @@ def _numpy(graph: Graph) -> Kernel:
     return backend.compile_graph(graph)
 
 
+_LLVM_MISSING = "the llvm backend is not available in this version of graphc; use the numpy backend"
+
+
 def _llvm(graph: Graph) -> Kernel:
-    raise BackendError("the llvm backend is not available in this version of graphc; use the numpy backend")
+    raise BackendError(_LLVM_MISSING)
 
 
 BACKENDS: dict[str, Callable[[Graph], Kernel]] = {"numpy": _numpy, "llvm": _llvm}
+UNAVAILABLE: dict[str, str] = {"llvm": _LLVM_MISSING}  # registered names that cannot compile yet
+
+
+def check_backend(backend: str) -> None:
+    """Raise BackendError unless ``backend`` names a backend that can compile here."""
+    if backend not in BACKENDS:
+        known = ", ".join(BACKENDS)
+        raise BackendError(f"unknown backend {backend!r} (the backends are: {known})")
+    if backend in UNAVAILABLE:
+        raise BackendError(UNAVAILABLE[backend])
 
 
 def compile_graph(graph: Graph, backend: str = "numpy") -> Kernel:
