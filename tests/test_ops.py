@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -114,3 +115,15 @@ def test_constant_folding_uses_numpy_semantics():
     assert math.isnan(OPS["pow"].fold(-8.0, 1 / 3))
     assert OPS["sigmoid"].fold(-1000.0) == 0.0
     assert OPS["softplus"].fold(1000.0) == 1000.0
+
+
+@pytest.mark.parametrize("op", [op for op in OPS.values() if op.plain])
+def test_plain_folding_equals_numpy_on_special_values(op):
+    specials = [0.0, -0.0, 1.0, -2.5, 1e308, -1e308, 5e-324, math.inf, -math.inf, math.nan]
+    for values in itertools.product(specials, repeat=op.arity):
+        with np.errstate(all="ignore"):
+            expected = float(op.impl(*(np.float64(v) for v in values)))
+        got = op.fold(*values)
+        assert (math.isnan(got) and math.isnan(expected)) or (
+            got == expected and math.copysign(1.0, got) == math.copysign(1.0, expected)
+        ), (op.name, values, got, expected)

@@ -33,7 +33,10 @@ def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None, *, cse: 
     """
     result, names = prepared(graph, wrt)
     try:
-        functions = to_sympy(graph, policy=True)
+        try:
+            functions = to_sympy(graph, policy=True)
+        except GraphcError:
+            raise RecursionError from None  # to_sympy's own depth failure: reported below
         if len(graph.outputs) == 1:
             functions = (functions,)
         symbols = {name: sympy.Symbol(name, real=True) for name in names}
