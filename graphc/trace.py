@@ -92,10 +92,10 @@ def trace(graph: Graph, point: Mapping[str, float], mode: str = "forward", wrt: 
     keep = graph.reachable()
     local = LocalPartials(work)
     if mode == "forward":
-        source_name = resolve_wrt(graph, wrt)[0] if wrt is not None else (graph.variables or [None])[0]
-        if source_name is None:
+        if not graph.variables:
             raise GraphcError("a forward trace needs an input variable, and this function has none")
-        derivative = tangents(work, work.variable(source_name), keep, local)
+        source_name: str | None = resolve_wrt(graph, wrt)[0] if wrt is not None else graph.variables[0]
+        derivative = tangents(work, work.variable(str(source_name)), keep, local)
     else:
         source_name = None
         active = depends_on(work, [work.variable(v) for v in graph.variables], len(graph))

@@ -172,7 +172,10 @@ def test_generated_lines_show_in_tracebacks():
 
 def test_graph_and_source_do_not_depend_on_the_hash_seed():
     program = "u = y*x; v = max(u, z); sin(v)*u + atan2(z, x), exp(-u)"
-    code = f"import graphc; g = graphc.parse({program!r}); print(g._op, g._args, g._data, graphc.compile(g).source)"
+    code = (
+        f"import graphc; g = graphc.parse({program!r}); "
+        "print(g._op, g._args, g._data, graphc.compile(g).source)"
+    )
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code],

@@ -29,7 +29,8 @@ def test_grad_prints_each_partial_as_a_formula(capsys):
 def test_grad_formulas_are_simplified_for_display(capsys):
     _, out, _ = run(capsys, "grad", "x*x")
     assert out == "∂f/∂x = 2*x\n"
-    _, out, _ = run(capsys, "grad", "a1 = w*w; a2 = a1*a1; a3 = a2*a2; a4 = a3*a3; a4*a4", "--method", "paths")
+    program = "a1 = w*w; a2 = a1*a1; a3 = a2*a2; a4 = a3*a3; a4*a4"
+    _, out, _ = run(capsys, "grad", program, "--method", "paths")
     assert out == "∂f/∂w = 32*w**31\n"
 
 

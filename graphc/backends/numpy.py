@@ -12,7 +12,7 @@ import hashlib
 import keyword
 import linecache
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from graphc.graph import Graph
@@ -56,7 +56,7 @@ def generate(graph: Graph, function_name: str = "f") -> str:
     return generate_module(graph, {function_name: range(len(graph.outputs))})
 
 
-def generate_module(graph: Graph, functions: dict[str, Sequence[int]], tuples: Sequence[str] = ()) -> str:
+def generate_module(graph: Graph, functions: Mapping[str, Sequence[int]], tuples: Sequence[str] = ()) -> str:
     """A standalone module with one function per entry, each returning the outputs listed by index.
 
     A function returns a single array for a single output, else a tuple; those named in
