@@ -98,6 +98,7 @@ def _supported(expr: Any) -> bool:
         or expr.is_Pow
         or type(expr) in _FROM_CLASS
         or isinstance(expr, (sympy.Max, sympy.Min, sympy.Heaviside, sympy.DiracDelta))
+        or isinstance(expr, (sympy.re, sympy.im, sympy.arg))
     )
 
 
@@ -140,6 +141,15 @@ def _convert(graph: Graph, expr: Any, args: list[int]) -> int:
         return _fold(graph, "max" if isinstance(expr, sympy.Max) else "min", args)
     if isinstance(expr, sympy.Heaviside):
         return _heaviside(graph, args[0], graph.const_value(args[1]) if len(args) > 1 else 0.5)
+    # SymPy differentiates |u| and u**v as complex functions (re, im, arg appear); every value
+    # graphc computes is a real float64 (or nan where it would be complex), so re(u) = u,
+    # im(u) = 0 and arg(u) = atan2(0, u) (0 or pi).
+    if isinstance(expr, sympy.re):
+        return args[0]
+    if isinstance(expr, sympy.im):
+        return graph.const(0.0)
+    if isinstance(expr, sympy.arg):
+        return graph.apply("atan2", graph.const(0.0), args[0])
     if isinstance(expr, sympy.DiracDelta):
         # The derivative of a step (of sign, of Heaviside): zero wherever it is defined, as the op
         # table's rule for sign says; graphc does not represent the distribution.
