@@ -40,7 +40,9 @@ def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None, *, cse: 
         if len(graph.outputs) == 1:
             functions = (functions,)
         symbols = {name: sympy.Symbol(name, real=True) for name in names}
-        flat = [sympy.diff(function, symbols[name]) for function in functions for name in names]
+        flat = [_real(sympy.diff(function, symbols[name])) for function in functions for name in names]
+        if any(d.has(sympy.Derivative) for d in flat):
+            raise SymbolicError("SymPy left a derivative unevaluated; use the dp method")
         memo: dict[Any, int] = {sympy.Symbol(n, real=True): result.variable(n) for n in graph.variables}
         if cse:
             replacements, flat = sympy.cse(
@@ -49,14 +51,24 @@ def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None, *, cse: 
             for symbol, expression in replacements:
                 memo[symbol] = build(result, [expression], memo)[0]
         nodes = build(result, flat, memo)
+    except SymbolicError:
+        raise
+    except (GraphcError, ValueError, TypeError) as err:  # a result build cannot convert; SymPy's own
+        raise SymbolicError(f"SymPy could not differentiate this graph ({err}); use the dp method") from None
     except RecursionError:
         depth = graph.stats()["depth"]
         raise SymbolicError(
             f"SymPy recursed too deeply differentiating an expression of depth {depth}; the dp method "
             "has no depth limit (method='dp', or --method dp)"
         ) from None
-    if any(isinstance(d, sympy.Derivative) for d in flat):
-        raise SymbolicError("SymPy left a derivative unevaluated; use the dp method")
     n = len(names)
     rows: list[list[int | None]] = [list(nodes[i * n : (i + 1) * n]) for i in range(len(graph.outputs))]
     return assemble(graph, result, names, rows, "symbolic", cse=cse)
+
+
+def _real(derivative: Any) -> Any:
+    """``sign`` is flat wherever it is differentiable (as the op table says); SymPy leaves
+    ``Derivative(sign(u), x)`` when it cannot tell that ``u`` is real (``sign(log(x))``)."""
+    return derivative.replace(
+        lambda e: isinstance(e, sympy.Derivative) and isinstance(e.expr, sympy.sign), lambda e: sympy.S.Zero
+    )
