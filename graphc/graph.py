@@ -148,6 +148,11 @@ class Graph:
         self._table[key] = node
         return node
 
+    def _order(self, node: int) -> tuple[bool, int]:
+        # Commutative operands: a constant after any other node, else by id. A constant's id
+        # depends on when folding happened to make it, which printing and re-parsing change.
+        return self._op[node] == CONST, node
+
     def var(self, name: str) -> int:
         """The node of input variable ``name`` (made on first use)."""
         node = self._variables.get(name)
@@ -170,7 +175,7 @@ class Graph:
         spec = OPS[op]
         if len(args) != spec.arity:
             raise GraphcError(f"{op} takes {spec.arity} operand(s), got {len(args)}")
-        if spec.commutative and args[0] > args[1]:
+        if spec.commutative and self._order(args[0]) > self._order(args[1]):
             args = (args[1], args[0])
         values = [self.const_value(arg) for arg in args]
         if None not in values:

@@ -37,6 +37,12 @@ class Relu(sympy.Function):
     def fdiff(self, argindex: int = 1) -> Any:
         return sympy.Heaviside(self.args[0], 0)
 
+    def _eval_is_extended_real(self) -> bool | None:
+        return self.args[0].is_extended_real  # so abs(relu(u)) differentiates without re()/im()
+
+    def _eval_is_extended_nonnegative(self) -> bool | None:
+        return True if self.args[0].is_extended_real else None
+
     def _eval_rewrite_as_Max(self, x: Any, **kwargs: Any) -> Any:
         return sympy.Max(x, 0)
 

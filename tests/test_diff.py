@@ -726,12 +726,6 @@ def test_symbolic_failures_are_symbolic_errors(text: str) -> None:
     graphc.differentiate(text, method="dp")  # the dp method still builds the (nan) derivative
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=graphc.SymbolicError,
-    reason="sympy_bridge.Relu does not say it is real, so SymPy differentiates abs(relu(z)) through re() "
-    "into a Piecewise that the bridge cannot convert (fix: Relu._eval_is_extended_real)",
-)
 def test_symbolic_abs_of_relu() -> None:
     kernel = graphc.grad("abs(relu(z)) + relu(z)*abs(relu(z))", method="symbolic")
     assert [float(kernel(v)[0]) for v in (1.5, -1.5, 0.0)] == [4.0, 0.0, 0.0]

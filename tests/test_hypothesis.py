@@ -571,7 +571,7 @@ HASH_CONSING_TEXT = st.lists(formulas(max_leaves=12).map(lambda f: f.text), min_
 @given(HASH_CONSING_TEXT)
 def test_hash_consed_graph_invariants(text: str) -> None:
     """Same text, same nodes; the networkx mirror has one keyed edge per operand slot; ids are a
-    topological order; no two nodes share (op, operands, data); commutative operands are sorted."""
+    topological order; no two nodes share (op, operands, data); commutative operands are sorted (constants last)."""
     g = graphc.parse(text)
     assert node_lists(graphc.parse(text)) == node_lists(g)
     mirror = g.nx
@@ -590,4 +590,5 @@ def test_hash_consed_graph_invariants(text: str) -> None:
         assert key not in seen, f"duplicate node {key}"
         seen.add(key)
         if g.op(n) in COMMUTATIVE:
-            assert args[0] <= args[1], f"commutative operands out of order at node {n}"
+            order = [(g.op(a) == "const", a) for a in args]
+            assert order[0] <= order[1], f"commutative operands out of order at node {n}"
