@@ -39,6 +39,9 @@ from graphc.errors import (
     UnknownVariableError,
 )
 from graphc.graph import Graph
+
+# implicit differentiation (issue 8)
+from graphc.implicit import SingularError, implicit
 from graphc.kernel import Kernel
 from graphc.parse import parse
 from graphc.sympy_bridge import from_sympy
@@ -70,4 +73,7 @@ __all__ = [
     "jacobian",
     "parse",
     "value_and_grad",
+    # implicit differentiation (issue 8)
+    "SingularError",
+    "implicit",
 ]

@@ -283,6 +283,39 @@ def _add_at(command: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_implicit_command(commands: Any) -> None:
+    from graphc.implicit import run_command
+
+    command = commands.add_parser(
+        "implicit",
+        help="implicit differentiation: dz/dx of z defined by g(x, z) = 0",
+        description="Differentiate the unknowns z defined implicitly by g(x, z) = 0 (one output per "
+        "equation): dz/dx = -(∂g/∂x)/(∂g/∂z) for one equation, -(∂g/∂z)^-1 ∂g/∂x for a system. Without "
+        "--at, print the formulas; with --at (a point on the solution set), their values.",
+        epilog='examples:\n  graphc implicit "x^2 + z^2 - 1" --solve-for z\n'
+        '  graphc implicit "x^2 + z^2 - 1" --solve-for z --at x=0.6,z=0.8 --json\n'
+        '  graphc implicit "x + y + z, x - y + 2*z" --solve-for y,z --at x=3,y=-1,z=-2',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    command.add_argument("expr", metavar="EXPR", help="the equations g = 0, comma-separated outputs")
+    command.add_argument(
+        "--solve-for", required=True, metavar="NAMES", help="the unknowns z, comma-separated"
+    )
+    command.add_argument(
+        "--wrt", metavar="NAMES", help="differentiate by these inputs (default: every other variable)"
+    )
+    _add_at(command)
+    command.add_argument(
+        "--method", default="dp", choices=list(METHODS), help="how the partials of g are computed"
+    )
+    command.add_argument(
+        "--backend", default="numpy", choices=list(BACKENDS), help="compiler backend (default: numpy)"
+    )
+    command.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    command.set_defaults(run=run_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="graphc",
@@ -381,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tracer.add_argument("--json", action="store_true", help="print the rows as JSON")
     tracer.set_defaults(run=_cmd_trace)
+    _add_implicit_command(commands)
     parser.commands = dict(commands.choices)  # type: ignore[attr-defined]
     return parser
 

@@ -15,6 +15,7 @@ from graphc.ops import CONST, CONSTANTS, OPS, RESERVED, VAR
 
 _ATOM = 5
 _NEG = OPS["neg"].precedence
+_PRODUCT = OPS["mul"].precedence
 
 
 def constant_text(value: float) -> tuple[str, int]:
@@ -74,7 +75,10 @@ def render(graph: Graph, max_inline: int = 200, display: bool = False) -> tuple[
             space = " " if p == 1 else ""
             text[node], prec[node] = f"{left}{space}{spec.infix}{space}{right}", p
         elif spec.infix:  # unary minus
-            text[node], prec[node] = "-" + wrap(args[0], prec[args[0]] < spec.precedence), spec.precedence
+            # For display only, -x/z may stand for -(x/z): negation is exact, so the value is equal.
+            arg = args[0]
+            loose = display and prec[arg] == _PRODUCT and not text[arg].startswith("-")
+            text[node], prec[node] = "-" + wrap(arg, prec[arg] < spec.precedence and not loose), spec.precedence
         else:
             text[node], prec[node] = f"{spec.function}({', '.join(text[a] for a in args)})", _ATOM
         if users[node] > 1 or len(text[node]) > max_inline:
