@@ -61,8 +61,10 @@ for j in range(o, -1, -1):  # node ids are a topological order
         if j in S and (j, slot) in edge_partial and edge_partial[(j, slot)] is not None:
             S[i] = S.get(i, 0.0) + S[j] * z(i, j, slot)
             multiplications += 1
-print(f"dynamic programming: S(w, o) = {S[w]:.12f} with {multiplications} multiplications, "
-      f"against {sum(len(p) for p in paths)} for the 32 paths")
+print(
+    f"dynamic programming: S(w, o) = {S[w]:.12f} with {multiplications} multiplications, "
+    f"against {sum(len(p) for p in paths)} for the 32 paths"
+)
 assert math.isclose(S[w], lemma, rel_tol=1e-14) and multiplications == 10
 
 # graphc's two methods are exactly these two algorithms.
@@ -128,7 +130,9 @@ assert graphc.count_paths(small)["x"] == 1000
 (by_paths_value,) = graphc.grad(small, method="paths")(0.3)
 (by_dp_value,) = graphc.grad(small)(0.3)
 (by_numeric,) = graphc.grad(small, method="numeric")(0.3)
-print(f"3 layers x 10 units (1,000 paths): paths {by_paths_value:.12f}, dp {by_dp_value:.12f}, "
-      f"central differences {by_numeric:.12f}")
+print(
+    f"3 layers x 10 units (1,000 paths): paths {by_paths_value:.12f}, dp {by_dp_value:.12f}, "
+    f"central differences {by_numeric:.12f}"
+)
 assert math.isclose(by_paths_value, by_dp_value, rel_tol=1e-12)
 assert math.isclose(by_numeric, by_dp_value, rel_tol=1e-8)

@@ -24,7 +24,11 @@ ACTIVATIONS = {
     "sigmoid": ("sigmoid({})", lambda a: 1 / (1 + np.exp(-a)), lambda a, z: z * (1 - z)),
     "tanh": ("tanh({})", np.tanh, lambda a, z: 1 - z * z),
     "relu": ("relu({})", lambda a: np.maximum(a, 0.0), lambda a, z: (a > 0).astype(float)),
-    "hard tanh": ("max(-1, min(1, {}))", lambda a: np.clip(a, -1, 1), lambda a, z: (np.abs(a) < 1).astype(float)),
+    "hard tanh": (
+        "max(-1, min(1, {}))",
+        lambda a: np.clip(a, -1, 1),
+        lambda a, z: (np.abs(a) < 1).astype(float),
+    ),
 }
 LAYERS = (2, 3, 2)  # inputs, hidden layer 1, hidden layer 2; then one linear output unit
 
@@ -39,7 +43,9 @@ for (k, j), w in np.ndenumerate(W2):
     point[f"w2_{k}{j}"] = w
 for k, w in enumerate(V):
     point[f"v_{k}"] = w
-probes = [f"{kind}{layer}_{u}" for layer, units in ((1, 3), (2, 2)) for kind in ("e", "d") for u in range(units)]
+probes = [
+    f"{kind}{layer}_{u}" for layer, units in ((1, 3), (2, 2)) for kind in ("e", "d") for u in range(units)
+]
 point.update({name: 0.0 for name in probes})
 
 
@@ -78,7 +84,7 @@ for activation, (_, forward, slope) in ACTIVATIONS.items():
     kernel = graphc.grad(program(activation))
     gradient = dict(zip(kernel.wrt, (float(g) for g in kernel(**point))))
 
-    def graphc_vector(prefix: str, units: int) -> np.ndarray:
+    def graphc_vector(prefix: str, units: int, gradient: dict[str, float] = gradient) -> np.ndarray:
         return np.array([gradient[f"{prefix}_{u}"] for u in range(units)])
 
     checks = {
@@ -86,15 +92,21 @@ for activation, (_, forward, slope) in ACTIVATIONS.items():
         "δ layer 1 = ∂E/∂a1": (graphc_vector("e1", 3), delta1),
         "Δ layer 2 = ∂E/∂z2": (graphc_vector("d2", 2), big_delta2),
         "Δ layer 1 = ∂E/∂z1": (graphc_vector("d1", 3), big_delta1),
-        "∂E/∂w2_kj = δ_k z_j": (np.array([[gradient[f"w2_{k}{j}"] for j in range(3)] for k in range(2)]),
-                                np.outer(delta2, z1)),
-        "∂E/∂w1_ji = δ_j x_i": (np.array([[gradient[f"w1_{j}{i}"] for i in range(2)] for j in range(3)]),
-                                np.outer(delta1, x)),
+        "∂E/∂w2_kj = δ_k z_j": (
+            np.array([[gradient[f"w2_{k}{j}"] for j in range(3)] for k in range(2)]),
+            np.outer(delta2, z1),
+        ),
+        "∂E/∂w1_ji = δ_j x_i": (
+            np.array([[gradient[f"w1_{j}{i}"] for i in range(2)] for j in range(3)]),
+            np.outer(delta1, x),
+        ),
         "∂E/∂v_k = δ_o z_k": (np.array([gradient["v_0"], gradient["v_1"]]), delta_o * z2),
     }
     active = int(np.count_nonzero(slope(a1, z1))) + int(np.count_nonzero(slope(a2, z2)))
-    print(f"  {activation:>9}: E = {0.5 * (o - point['t']) ** 2:.6f}, δ1 = {np.round(delta1, 6) + 0.0}, "
-          f"units passing gradient: {active} of 5")
+    print(
+        f"  {activation:>9}: E = {0.5 * (o - point['t']) ** 2:.6f}, δ1 = {np.round(delta1, 6) + 0.0}, "
+        f"units passing gradient: {active} of 5"
+    )
     for label, (ours, theirs) in checks.items():
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15, err_msg=f"{activation}: {label}")
     np.testing.assert_allclose(delta1, slope(a1, z1) * big_delta1, rtol=1e-12, atol=1e-15)

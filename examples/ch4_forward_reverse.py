@@ -32,6 +32,7 @@ v6 = v3 - v4
 v7 = v5 + v6
 bishop_values = {"x1": v1, "x2": v2, "v1 * v2": v3, "sin(v2)": v4, "exp(v3)": v5}
 
+
 # Bishop's tangent trace, seeded with v̇1 = 1, v̇2 = 0 (∂/∂x1) or v̇1 = 0, v̇2 = 1 (∂/∂x2).
 def tangents(dv1: float, dv2: float) -> dict[str, float]:
     dv3 = v1 * dv2 + dv1 * v2
@@ -86,9 +87,11 @@ for mode in ("forward", "reverse"):
     print(f"  {mode:>7} mode: {J.round(6).tolist()}")
 G = "x1*x2*x3, sin(x1) + x3^2"  # 3 inputs, 2 outputs
 forward, reverse = graphc.differentiate(G, method="forward"), graphc.differentiate(G, method="dp")
-print(f"  for {G!r} (3 inputs, 2 outputs): forward mode makes {forward.info['passes']} passes "
-      f"(a column each), reverse mode {reverse.info['passes']} (a row each); "
-      f"jacobian(mode='auto') picks {graphc.jacobian(G).mode}")
+print(
+    f"  for {G!r} (3 inputs, 2 outputs): forward mode makes {forward.info['passes']} passes "
+    f"(a column each), reverse mode {reverse.info['passes']} (a row each); "
+    f"jacobian(mode='auto') picks {graphc.jacobian(G).mode}"
+)
 assert (forward.info["passes"], reverse.info["passes"], graphc.jacobian(G).mode) == (3, 2, "reverse")
 np.testing.assert_allclose(
     graphc.jacobian(G, mode="forward")(0.3, 0.5, 0.7), graphc.jacobian(G, mode="reverse")(0.3, 0.5, 0.7)
@@ -109,8 +112,10 @@ for n, m in ((24, 1), (1, 24), (8, 8)):
     fwd = graphc.differentiate(program, method="forward")
     rev = graphc.differentiate(program, method="dp")
     costs[(n, m)] = (len(fwd) - primal, len(rev) - primal)
-    print(f"  {n:>8}  {m:>9}  {fwd.info['passes']:>15}, {len(fwd) - primal:>9}   "
-          f"{rev.info['passes']:>15}, {len(rev) - primal:>9}")
+    print(
+        f"  {n:>8}  {m:>9}  {fwd.info['passes']:>15}, {len(fwd) - primal:>9}   "
+        f"{rev.info['passes']:>15}, {len(rev) - primal:>9}"
+    )
     np.testing.assert_allclose(
         graphc.jacobian(program, mode="forward")(*np.linspace(0.1, 1.0, n)),
         graphc.jacobian(program, mode="reverse")(*np.linspace(0.1, 1.0, n)),
@@ -131,5 +136,7 @@ right = chain[-1]
 for J in reversed(chain[:-1]):
     right = J @ right
 np.testing.assert_allclose(left, row @ right, rtol=1e-10)
-print(f"\n  a chain of {L} Jacobians {n}×{n}: left to right {L * n * n:,} multiply-adds, "
-      f"right to left {(L - 1) * n**3 + n * n:,} (the same row)")
+print(
+    f"\n  a chain of {L} Jacobians {n}×{n}: left to right {L * n * n:,} multiply-adds, "
+    f"right to left {(L - 1) * n**3 + n * n:,} (the same row)"
+)

@@ -51,8 +51,9 @@ def network(hidden: int) -> tuple[str, dict[str, float]]:
     return "\n".join(lines), weights
 
 
-print("\n  W weights  forward nodes  dp gradient nodes  numeric gradient nodes  "
-      "dp time     2W forward passes")
+print(
+    "\n  W weights  forward nodes  dp gradient nodes  numeric gradient nodes  dp time     2W forward passes"
+)
 sizes = []
 for hidden in (4, 16, 64):
     program, weights = network(hidden)
@@ -78,8 +79,10 @@ for hidden in (4, 16, 64):
         numeric.append((float(loss(**up)) - float(loss(**down))) / (up[name] - down[name]))
     numeric_time = time.perf_counter() - start
     np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-9)
-    print(f"  {W:>9}  {primal:>13}  {dp_nodes:>17}  {numeric_nodes:>22}  {dp_time * 1e3:7.2f} ms  "
-          f"{numeric_time * 1e3:9.2f} ms")
+    print(
+        f"  {W:>9}  {primal:>13}  {dp_nodes:>17}  {numeric_nodes:>22}  {dp_time * 1e3:7.2f} ms  "
+        f"{numeric_time * 1e3:9.2f} ms"
+    )
 print("  (every backprop gradient agrees with the central differences to 1e-6)")
 
 # Backprop evaluates its gradient graph once: it grows like W. Central differences by hand run
@@ -88,8 +91,10 @@ print("  (every backprop gradient agrees with the central differences to 1e-6)")
 (w1, p1, d1, n1), (w3, p3, d3, n3) = sizes[0], sizes[-1]
 growth = w3 / w1
 by_hand_1, by_hand_3 = 2 * w1 * p1, 2 * w3 * p3
-print(f"  W grew {growth:.1f}×: backprop's node evaluations {d3 / d1:.1f}×, 2W full forward passes "
-      f"{by_hand_3 / by_hand_1:.0f}× ({by_hand_1:,} -> {by_hand_3:,}), graphc's numeric graph {n3 / n1:.1f}×")
+print(
+    f"  W grew {growth:.1f}×: backprop's node evaluations {d3 / d1:.1f}×, 2W full forward passes "
+    f"{by_hand_3 / by_hand_1:.0f}× ({by_hand_1:,} -> {by_hand_3:,}), graphc's numeric graph {n3 / n1:.1f}×"
+)
 assert d3 / d1 < 1.5 * growth  # linear
 assert by_hand_3 / by_hand_1 > 0.5 * growth**2  # quadratic
 assert n3 / n1 > 2 * growth  # superlinear

@@ -42,16 +42,20 @@ for j in range(K):
 
 # 3. Cross-entropy with a one-hot target and with soft targets: J_y = −t/y and J_a = y − t.
 for t in (np.array([0.0, 0.0, 1.0, 0.0]), np.array([0.1, 0.2, 0.3, 0.4])):
-    cross_entropy = f"s = {denominator}\n-(" + " + ".join(
-        f"{float(t[j])!r}*log(exp({n})/s)" for j, n in enumerate(names)
-    ) + ")"
+    cross_entropy = (
+        f"s = {denominator}\n-("
+        + " + ".join(f"{float(t[j])!r}*log(exp({n})/s)" for j, n in enumerate(names))
+        + ")"
+    )
     value, gradient = graphc.value_and_grad(cross_entropy, wrt=names)(**args)
     assert np.isclose(value, -(t * np.log(y)).sum(), rtol=1e-14)
     J_y = -t / y
     np.testing.assert_allclose(gradient, J_y * y - (J_y @ y) * y, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(gradient, y - t, rtol=1e-13, atol=1e-15)
     print(f"\ncross-entropy with t = {t.tolist()}: L = {float(value):.6f}")
-    print(f"  graphc ∂L/∂a = {np.round(gradient, 12).tolist()}\n  y − t        = {np.round(y - t, 12).tolist()}")
+    print(
+        f"  graphc ∂L/∂a = {np.round(gradient, 12).tolist()}\n  y − t        = {np.round(y - t, 12).tolist()}"
+    )
 
 # 4. The vector view (seed 003's MySoftmax.backward): da = y ⊙ dy − y (y·dy), the same thing.
 dy = rng.normal(size=K)

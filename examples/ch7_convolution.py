@@ -41,7 +41,9 @@ def full_convolve(kernel: np.ndarray, gradient: np.ndarray) -> np.ndarray:
 
 # 1. The convolution unrolled into scalar formulas, exactly as the slides write them (1-based names).
 o_formulas = {
-    f"O{i + 1}{j + 1}": " + ".join(f"X{i + m + 1}{j + n + 1}*F{m + 1}{n + 1}" for m in range(2) for n in range(2))
+    f"O{i + 1}{j + 1}": " + ".join(
+        f"X{i + m + 1}{j + n + 1}*F{m + 1}{n + 1}" for m in range(2) for n in range(2)
+    )
     for i in range(2)
     for j in range(2)
 }
@@ -50,7 +52,11 @@ for name, text in o_formulas.items():
 assert o_formulas["O11"] == "X11*F11 + X12*F12 + X21*F21 + X22*F22"
 assert o_formulas["O22"] == "X22*F11 + X23*F12 + X32*F21 + X33*F22"
 program = "\n".join(f"{name} = {text}" for name, text in o_formulas.items())
-program += "\n0.5*(" + " + ".join(f"({name} - ({float(T[i, j])!r}))^2" for (i, j), name in zip(np.ndindex(2, 2), o_formulas)) + ")"
+program += (
+    "\n0.5*("
+    + " + ".join(f"({name} - ({float(T[i, j])!r}))^2" for (i, j), name in zip(np.ndindex(2, 2), o_formulas))
+    + ")"
+)
 
 point = {f"X{i + 1}{j + 1}": float(X[i, j]) for i, j in np.ndindex(3, 3)}
 point |= {f"F{m + 1}{n + 1}": float(F[m, n]) for m, n in np.ndindex(2, 2)}
@@ -67,7 +73,9 @@ print(f"\nX =\n{X}\nF =\n{F}\n∂L/∂O = O − T =\n{dL_dO.round(6)}")
 print(f"\ngraphc ∂L/∂F =\n{dL_dF.round(6)}\nconv(X, ∂L/∂O) =\n{cross_correlate(X, dL_dO).round(6)}")
 np.testing.assert_allclose(dL_dF, cross_correlate(X, dL_dO), rtol=1e-13, atol=1e-15)
 rot180 = F[::-1, ::-1]
-print(f"\ngraphc ∂L/∂X =\n{dL_dX.round(6)}\nfull-conv(rot180(F), ∂L/∂O) =\n{full_convolve(rot180, dL_dO).round(6)}")
+print(
+    f"\ngraphc ∂L/∂X =\n{dL_dX.round(6)}\nfull-conv(rot180(F), ∂L/∂O) =\n{full_convolve(rot180, dL_dO).round(6)}"
+)
 np.testing.assert_allclose(dL_dX, full_convolve(rot180, dL_dO), rtol=1e-13, atol=1e-15)
 
 # The slides' nine formulas for ∂L/∂X, one by one (G = ∂L/∂O, 0-based indices here).
@@ -91,15 +99,19 @@ print("\nall nine of the slides' ∂L/∂X_ij formulas and four ∂L/∂F_mn for
 P = rng.normal(size=(4, 4)).round(3)
 names = {(i, j): f"p{i}{j}" for i, j in np.ndindex(4, 4)}
 upstream = rng.normal(size=(2, 2)).round(3)  # ∂L/∂(pooled) for each block
-blocks = [[(2 * bi + di, 2 * bj + dj) for di in range(2) for dj in range(2)] for bi in range(2) for bj in range(2)]
+blocks = [
+    [(2 * bi + di, 2 * bj + dj) for di in range(2) for dj in range(2)] for bi in range(2) for bj in range(2)
+]
 
 
 def pooled_loss(pool: str) -> str:
     terms = []
     for b, block in enumerate(blocks):
         cells = [names[c] for c in block]
-        pooled = f"max(max({cells[0]}, {cells[1]}), max({cells[2]}, {cells[3]}))" if pool == "max" else (
-            f"({' + '.join(cells)})/4"
+        pooled = (
+            f"max(max({cells[0]}, {cells[1]}), max({cells[2]}, {cells[3]}))"
+            if pool == "max"
+            else (f"({' + '.join(cells)})/4")
         )
         terms.append(f"({float(upstream.flat[b])!r})*{pooled}")
     return " + ".join(terms)

@@ -11,6 +11,8 @@ Needs scikit-learn: pip install '.[examples]'.
 Run: python examples/ch9_training.py
 """
 
+import itertools
+
 import numpy as np
 from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
@@ -29,8 +31,12 @@ network = "\n".join(lines)
 # −Σ t_k log softmax(o)_k, with log softmax(o)_k = o_k − log Σ_j exp(o_j)
 loss_program = (
     network
-    + "\nlse = log(" + " + ".join(f"exp(o{k})" for k in range(CLASSES)) + ")"
-    + "\n-(" + " + ".join(f"t{k}*(o{k} - lse)" for k in range(CLASSES)) + ")"
+    + "\nlse = log("
+    + " + ".join(f"exp(o{k})" for k in range(CLASSES))
+    + ")"
+    + "\n-("
+    + " + ".join(f"t{k}*(o{k} - lse)" for k in range(CLASSES))
+    + ")"
 )
 logits_program = network + "\n" + ", ".join(f"o{k}" for k in range(CLASSES))
 
@@ -43,9 +49,11 @@ weight_names = (
 loss = graphc.compile(loss_program)
 value_and_grad = graphc.value_and_grad(loss_program, wrt=weight_names)
 logits = graphc.compile(logits_program)
-print(f"network {INPUTS} -> {HIDDEN} tanh -> {CLASSES} softmax: {len(weight_names)} weights; "
-      f"loss graph {len(graphc.parse(loss_program))} nodes, loss-and-gradient kernel "
-      f"{len(value_and_grad.source.splitlines())} lines of NumPy")
+print(
+    f"network {INPUTS} -> {HIDDEN} tanh -> {CLASSES} softmax: {len(weight_names)} weights; "
+    f"loss graph {len(graphc.parse(loss_program))} nodes, loss-and-gradient kernel "
+    f"{len(value_and_grad.source.splitlines())} lines of NumPy"
+)
 
 # 2. The data: iris, standardised with the training set's statistics.
 features, labels = load_iris(return_X_y=True)
@@ -61,7 +69,9 @@ def data(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     return {f"x{i}": x[:, i] for i in range(INPUTS)} | {f"t{k}": one_hot[:, k] for k in range(CLASSES)}
 
 
-def mean_loss_and_gradient(weights: dict[str, float], batch: dict[str, np.ndarray]) -> tuple[float, np.ndarray]:
+def mean_loss_and_gradient(
+    weights: dict[str, float], batch: dict[str, np.ndarray]
+) -> tuple[float, np.ndarray]:
     value, partials = value_and_grad(**weights, **batch)
     return float(np.mean(value)), np.array([np.mean(p) for p in partials])
 
@@ -91,19 +101,25 @@ assert worst < 1e-6
 # 4. Full-batch gradient descent.
 rate = 0.5
 history = [start_loss]
-print(f"\nstep    loss     train acc  test acc\n   0  {start_loss:.4f}   "
-      f"{accuracy(weights, train_x, train_y):8.3f}  {accuracy(weights, test_x, test_y):8.3f}")
+print(
+    f"\nstep    loss     train acc  test acc\n   0  {start_loss:.4f}   "
+    f"{accuracy(weights, train_x, train_y):8.3f}  {accuracy(weights, test_x, test_y):8.3f}"
+)
 for step in range(1, 301):
     value, gradient = mean_loss_and_gradient(weights, train)
     history.append(value)
     weights = {name: w - rate * g for (name, w), g in zip(weights.items(), gradient)}
     if step % 50 == 0:
-        print(f"{step:>4}  {value:.4f}   {accuracy(weights, train_x, train_y):8.3f}  "
-              f"{accuracy(weights, test_x, test_y):8.3f}")
+        print(
+            f"{step:>4}  {value:.4f}   {accuracy(weights, train_x, train_y):8.3f}  "
+            f"{accuracy(weights, test_x, test_y):8.3f}"
+        )
 final_loss = mean_loss_and_gradient(weights, train)[0]
 train_accuracy, test_accuracy = accuracy(weights, train_x, train_y), accuracy(weights, test_x, test_y)
-print(f"\nloss {start_loss:.4f} -> {final_loss:.4f}; accuracy: train {train_accuracy:.3f}, "
-      f"test {test_accuracy:.3f} ({len(test_y)} held-out flowers)")
+print(
+    f"\nloss {start_loss:.4f} -> {final_loss:.4f}; accuracy: train {train_accuracy:.3f}, "
+    f"test {test_accuracy:.3f} ({len(test_y)} held-out flowers)"
+)
 assert final_loss < 0.25 * start_loss
-assert all(later <= earlier + 1e-12 for earlier, later in zip(history[1:], history[2:]))  # falls every step
+assert all(later <= earlier + 1e-12 for earlier, later in itertools.pairwise(history[1:]))  # falls every step
 assert train_accuracy >= 0.95 and test_accuracy >= 0.9

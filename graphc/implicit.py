@@ -80,9 +80,7 @@ def implicit_graph(g: Graph, solve_for: Names, wrt: Names | None = None, method:
         if both:
             raise GraphcError(f"'{both[0]}' is both an unknown (solve_for) and an input (wrt)")
     if not inputs:
-        raise GraphcError(
-            f"the equations have no variable besides {', '.join(unknowns)} to differentiate by"
-        )
+        raise GraphcError(f"the equations have no variable besides {', '.join(unknowns)} to differentiate by")
     equations = len(g.outputs)
     if equations != len(unknowns):
         raise GraphcError(

@@ -78,7 +78,10 @@ def render(graph: Graph, max_inline: int = 200, display: bool = False) -> tuple[
             # For display only, -x/z may stand for -(x/z): negation is exact, so the value is equal.
             arg = args[0]
             loose = display and prec[arg] == _PRODUCT and not text[arg].startswith("-")
-            text[node], prec[node] = "-" + wrap(arg, prec[arg] < spec.precedence and not loose), spec.precedence
+            text[node], prec[node] = (
+                "-" + wrap(arg, prec[arg] < spec.precedence and not loose),
+                spec.precedence,
+            )
         else:
             text[node], prec[node] = f"{spec.function}({', '.join(text[a] for a in args)})", _ATOM
         if users[node] > 1 or len(text[node]) > max_inline:

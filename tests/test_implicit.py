@@ -150,7 +150,9 @@ def test_cli_at_a_point(capsys):
     assert status == 0
     lines = out.splitlines()
     assert lines[0] == "f = 0.0"
-    assert lines[1].startswith("dz/dx = ") and float(lines[1].split("= ")[1]) == pytest.approx(-0.75, rel=1e-15)
+    assert lines[1].startswith("dz/dx = ") and float(lines[1].split("= ")[1]) == pytest.approx(
+        -0.75, rel=1e-15
+    )
 
 
 def test_cli_json(capsys):
