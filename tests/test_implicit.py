@@ -9,6 +9,7 @@ import pytest
 import sympy
 
 import graphc
+from graphc.backends import BACKENDS, UNAVAILABLE
 from graphc.cli import main
 from graphc.implicit import SingularError, implicit_graph
 from graphc.printing import formula
@@ -194,3 +195,28 @@ def test_cli_errors_exit_2(capsys, argv, message):
     status, out, err = run(capsys, "implicit", *argv)
     assert status == 2 and out == ""
     assert err.startswith("graphc: error: ") and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("backend", sorted(set(BACKENDS) - set(UNAVAILABLE)))
+def test_every_available_backend(backend):
+    (circle,) = graphc.implicit("x^2 + z^2 - 1", "z", backend=backend)(x=0.6, z=0.8)
+    system = graphc.implicit("y + z - 3*x, y*z - 2*x^2", "y,z", backend=backend)(x=1.0, y=1.0, z=2.0)
+    assert circle == pytest.approx(-0.75, rel=1e-15)
+    np.testing.assert_allclose(system, [[1.0], [2.0]], rtol=1e-14)
+
+
+def test_cli_system_json_lists_the_blocks(capsys):
+    status, out, _ = run(capsys, "implicit", "y + z - 3*x, y*z - 2*x^2", "--solve-for", "y,z", "--json")
+    assert status == 0
+    assert json.loads(out)["partials"] == {
+        "∂f1/∂y": "1",
+        "∂f1/∂z": "1",
+        "∂f2/∂y": "z",
+        "∂f2/∂z": "y",
+        "∂f1/∂x": "-3",
+        "∂f2/∂x": "-4*x",
+    }
+
+
+def test_cli_expression_may_start_with_a_minus(capsys):
+    assert run(capsys, "implicit", "-x^2 - z^2 + 1", "--solve-for", "z") == (0, "dz/dx = -x/z\n", "")
