@@ -96,7 +96,7 @@ def implicit_graph(g: Graph, solve_for: Names, wrt: Names | None = None, method:
         return partial[i * len(columns) + j]
 
     n = len(inputs)
-    result = full.copy()
+    result = full  # a new graph already: its outputs are ours to set
     if equations == 1:
         pivot = entry(0, n)
         if result.const_value(pivot) == 0.0:
