@@ -1,0 +1,342 @@
+"""The LLVM backend: a graph as one LLVM function over a batch, JIT-compiled in-process.
+
+The kernel is ``graphc_kernel(inputs, steps, outputs, start, stop, scratch)``: ``inputs`` and
+``outputs`` are arrays of pointers to doubles, ``steps[k]`` is 0 for an input broadcast from one
+value and 1 otherwise. One loop over the points ``start..stop`` loads each input, computes every
+node as an SSA value (each op lowered by its entry in :data:`graphc.ops.OPS`) and stores each
+output, so memory is touched once per input and output, not once per node.
+
+LLVM's code generation is superlinear on one huge basic block, so a large graph is split into
+parts of :data:`PART_SIZE` nodes, each its own (never inlined) function; the values a later part
+needs travel through ``scratch``, a per-point buffer whose slots are reused once their value is
+dead. Compile time then grows linearly with the graph.
+
+The machine code can be cached on disk (:mod:`graphc.backends.llvm_cache`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import llvmlite
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+from graphc.backends.llvm_cache import Build, Cache, graph_key
+from graphc.backends.llvm_run import CompiledKernel
+from graphc.errors import BackendError
+from graphc.graph import Graph
+from graphc.kernel import Kernel
+from graphc.ops import CONST, OPS, VAR
+
+PART_SIZE = 2000  # nodes per function of a split graph: small enough for LLVM's code generation
+ENTRY = "graphc_kernel"
+
+_DOUBLE = ir.DoubleType()
+_I64 = ir.IntType(64)
+_PTR = ir.PointerType()
+
+
+@functools.cache
+def target_machine() -> llvm.TargetMachine:
+    """The host's target machine for optimising and code generation (never given to an engine)."""
+    return new_target_machine()
+
+
+def new_target_machine() -> llvm.TargetMachine:
+    """A fresh target machine for the host (``llvm.initialize`` is gone: initialise the target only).
+
+    An execution engine takes ownership of its target machine and frees it with itself, so each
+    engine needs its own.
+    """
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    target = llvm.Target.from_triple(llvm.get_process_triple())
+    return target.create_target_machine(
+        cpu=llvm.get_host_cpu_name(),
+        features=llvm.get_host_cpu_features().flatten(),
+        opt=3,
+        codemodel="jitdefault",
+    )
+
+
+class _Emitter:
+    """What an op's lowering gets: the builder, calls of C functions and intrinsics, constants."""
+
+    def __init__(self, module: ir.Module, builder: ir.IRBuilder) -> None:
+        self.module = module
+        self.builder = builder
+
+    def call(self, symbol: str, *args: Any) -> Any:
+        function = self.module.globals.get(symbol)
+        if function is None:
+            function = ir.Function(self.module, ir.FunctionType(_DOUBLE, [_DOUBLE] * len(args)), symbol)
+        return self.builder.call(function, args)
+
+    def const(self, value: float) -> Any:
+        return ir.Constant(_DOUBLE, value)
+
+
+# --- the plan: which nodes, in which part, through which scratch slot ------------------------------
+
+
+@dataclass
+class Plan:
+    """The nodes to compute, split into parts, and the scratch slot of each value crossing parts."""
+
+    graph: Graph
+    parts: list[list[int]]  # compute nodes in creation order; one part means no splitting
+    slots: dict[int, int]  # node -> scratch slot, for values used by a later part or the loop
+    size: int  # scratch slots per point
+
+    @classmethod
+    def of(cls, graph: Graph, part_size: int | None = None) -> Plan:
+        part_size = PART_SIZE if part_size is None else part_size
+        keep = graph.reachable()
+        nodes = [n for n in range(len(graph)) if keep[n] and graph.op(n) not in (VAR, CONST)]
+        if len(nodes) <= part_size:
+            return cls(graph, [nodes], {}, 0)
+        parts = [nodes[i : i + part_size] for i in range(0, len(nodes), part_size)]
+        home = {graph.variable(name): -1 for name in graph.variables}  # -1: the loop itself
+        for p, part in enumerate(parts):
+            home.update((n, p) for n in part)
+        last: dict[int, int] = {}  # the last part (len(parts): the loop, storing outputs) using a value
+        for p, part in enumerate(parts):
+            for n in part:
+                for arg in graph.args(n):
+                    if arg in home:
+                        last[arg] = p
+        for out in graph.outputs:
+            if graph.op(out) not in (VAR, CONST):
+                last[out] = len(parts)
+        starts: dict[int, list[int]] = {}
+        ends: dict[int, list[int]] = {}
+        for node, p in last.items():
+            if p > home[node]:
+                starts.setdefault(home[node], []).append(node)
+                ends.setdefault(p, []).append(node)
+        slots: dict[int, int] = {}
+        free: list[int] = []
+        size = 0
+        for p in range(-1, len(parts)):
+            for node in sorted(starts.get(p, ())):
+                if free:
+                    slots[node] = free.pop()
+                else:
+                    slots[node], size = size, size + 1
+            # a slot is free for the values of the next parts once its last reader is done
+            free.extend(slots[node] for node in sorted(ends.get(p, ()), reverse=True))
+        return cls(graph, parts, slots, size)
+
+
+# --- IR ----------------------------------------------------------------------------------------------
+
+
+class _Values:
+    """The SSA value of each node inside one function; values from elsewhere come from scratch."""
+
+    def __init__(self, plan: Plan, emitter: _Emitter, scratch: Any, known: dict[int, Any] | None = None):
+        self.plan = plan
+        self.emitter = emitter
+        self.scratch = scratch
+        self.known: dict[int, Any] = dict(known or {})
+
+    def __getitem__(self, node: int) -> Any:
+        value = self.known.get(node)
+        if value is None:
+            constant = self.plan.graph.const_value(node)
+            if constant is not None:
+                return self.emitter.const(constant)
+            b = self.emitter.builder
+            value = b.load(self._slot(node), typ=_DOUBLE)
+            self.known[node] = value
+        return value
+
+    def _slot(self, node: int) -> Any:
+        return self.emitter.builder.gep(
+            self.scratch, [ir.Constant(_I64, self.plan.slots[node])], source_etype=_DOUBLE
+        )
+
+    def compute(self, nodes: Sequence[int], spill: bool) -> None:
+        """One SSA value per node; with ``spill``, values needed later are stored to their slots."""
+        graph, emitter = self.plan.graph, self.emitter
+        for node in nodes:
+            value = OPS[graph.op(node)].llvm(emitter, tuple(self[a] for a in graph.args(node)))
+            self.known[node] = value
+            if spill and node in self.plan.slots:
+                emitter.builder.store(value, self._slot(node))
+
+
+def _part_function(module: ir.Module, plan: Plan, index: int) -> ir.Function:
+    function = ir.Function(module, ir.FunctionType(ir.VoidType(), [_PTR]), f"graphc_part{index}")
+    function.linkage = "internal"
+    function.attributes.add("noinline")  # inlined back, the parts would be one huge block again
+    function.attributes.add("nounwind")
+    function.args[0].add_attribute("noalias")
+    builder = ir.IRBuilder(function.append_basic_block("entry"))
+    _Values(plan, _Emitter(module, builder), function.args[0]).compute(plan.parts[index], spill=True)
+    builder.ret_void()
+    return function
+
+
+def build_module(plan: Plan) -> ir.Module:
+    """The LLVM module of a plan: the kernel, and one function per part when the graph is split."""
+    graph = plan.graph
+    module = ir.Module(name="graphc")
+    module.triple = llvm.get_process_triple()
+    module.data_layout = str(target_machine().target_data)
+    split = len(plan.parts) > 1
+    parts = [_part_function(module, plan, i) for i in range(len(plan.parts))] if split else []
+
+    kernel_type = ir.FunctionType(ir.VoidType(), [_PTR, _PTR, _PTR, _I64, _I64, _PTR])
+    kernel = ir.Function(module, kernel_type, ENTRY)
+    kernel.attributes.add("nounwind")
+    inputs, steps, outputs, start, stop, scratch = kernel.args
+    for argument, name in zip(kernel.args, ("inputs", "steps", "outputs", "start", "stop", "scratch")):
+        argument.name = name
+    for pointer in (inputs, steps, outputs, scratch):
+        pointer.add_attribute("noalias")
+    entry, loop, done = (kernel.append_basic_block(name) for name in ("entry", "loop", "done"))
+
+    b = ir.IRBuilder(entry)  # the arrays' addresses and steps are read once, before the loop
+
+    def element(array: Any, index: int) -> Any:
+        return b.gep(array, [ir.Constant(_I64, index)], source_etype=_PTR)
+
+    variables = [graph.variable(name) for name in graph.variables]
+    in_ptrs = [b.load(element(inputs, k), typ=_PTR) for k in range(len(variables))]
+    in_steps = [
+        b.load(b.gep(steps, [ir.Constant(_I64, k)], source_etype=_I64), typ=_I64)
+        for k in range(len(variables))
+    ]
+    out_ptrs = [b.load(element(outputs, j), typ=_PTR) for j in range(len(graph.outputs))]
+    b.cbranch(b.icmp_signed("<", start, stop), loop, done)
+
+    b.position_at_end(loop)
+    i = b.phi(_I64, "i")
+    i.add_incoming(start, entry)
+    emitter = _Emitter(module, b)
+    loaded = {
+        node: b.load(b.gep(pointer, [b.mul(i, step)], source_etype=_DOUBLE), typ=_DOUBLE)
+        for node, pointer, step in zip(variables, in_ptrs, in_steps, strict=True)
+    }
+    values = _Values(plan, emitter, scratch, loaded)
+    if split:
+        for node in variables:
+            if node in plan.slots:
+                b.store(loaded[node], values._slot(node))
+        for function in parts:
+            b.call(function, [scratch])
+    else:
+        values.compute(plan.parts[0], spill=False)
+    for out, pointer in zip(graph.outputs, out_ptrs, strict=True):
+        b.store(values[out], b.gep(pointer, [i], source_etype=_DOUBLE))
+    following = b.add(i, ir.Constant(_I64, 1))
+    i.add_incoming(following, loop)
+    b.cbranch(b.icmp_signed("<", following, stop), loop, done)
+
+    b.position_at_end(done)
+    b.ret_void()
+    return module
+
+
+def optimize(module: ir.Module, split: bool = False) -> llvm.ModuleRef:
+    """Parse, verify and optimise a module with LLVM's ``-O2`` pipeline (``-O1`` for a split graph).
+
+    A split graph's parts are straight-line code that the hash-consed graph already shares, and
+    ``-O2`` costs about four times ``-O1`` on them for little gain.
+    """
+    parsed = llvm.parse_assembly(str(module))
+    parsed.verify()
+    tuning = llvm.create_pipeline_tuning_options(speed_level=1 if split else 2)
+    passes = llvm.create_pass_builder(target_machine(), tuning)
+    passes.getModulePassManager().run(parsed, passes)
+    return parsed
+
+
+def external_symbols(module: llvm.ModuleRef) -> list[str]:
+    """The C functions the optimised module calls (libm's), which the process must provide."""
+    return sorted(f.name for f in module.functions if f.is_declaration and not f.name.startswith("llvm."))
+
+
+def resolve_symbols(symbols: Sequence[str]) -> None:
+    """Make sure the JIT can link every symbol, loading libm if needed; else a BackendError.
+
+    Checked before linking: LLVM aborts the whole process on a symbol it cannot resolve.
+    """
+    missing = [s for s in symbols if not llvm.address_of_symbol(s)]
+    if missing:
+        path = ctypes.util.find_library("m")
+        if path:
+            try:
+                llvm.load_library_permanently(path)
+            except RuntimeError:
+                pass
+        missing = [s for s in missing if not llvm.address_of_symbol(s)]
+    if missing:
+        raise BackendError(
+            f"the llvm backend cannot find the C library function(s) {', '.join(missing)} in this process"
+        )
+
+
+def load(object_code: bytes, symbols: Sequence[str]) -> tuple[llvm.ExecutionEngine, int]:
+    """An execution engine holding the machine code, and the kernel's address in it."""
+    resolve_symbols(symbols)
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), new_target_machine())
+    engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
+    engine.finalize_object()
+    address = engine.get_function_address(ENTRY)
+    if not address:
+        raise BackendError(f"the compiled code has no function {ENTRY}")
+    return engine, address
+
+
+def build(graph: Graph, part_size: int | None = None) -> Build:
+    """Generate, optimise and compile a graph to machine code (no caching)."""
+    plan = Plan.of(graph, PART_SIZE if part_size is None else part_size)
+    optimized = optimize(build_module(plan), split=len(plan.parts) > 1)
+    object_code = target_machine().emit_object(optimized)
+    return Build(object_code, external_symbols(optimized), plan.size, str(optimized))
+
+
+def optimized_ir(graph: Graph) -> str:
+    """The optimised LLVM IR of a graph's kernel (what ``--emit llvm`` prints)."""
+    plan = Plan.of(graph)
+    return str(optimize(build_module(plan), split=len(plan.parts) > 1))
+
+
+@functools.cache
+def _host() -> str:
+    return f"{llvm.get_process_triple()}|{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}"
+
+
+def _options() -> str:
+    """What, besides the graph, decides the machine code: the key's other half."""
+    return f"{PART_SIZE}|{_host()}|{llvm.llvm_version_info}|{llvmlite.__version__}"
+
+
+def compile_graph(graph: Graph, threads: int | None = None, cache: Cache | None = None) -> Kernel:
+    """Compile ``graph`` to a Kernel running JIT-compiled machine code.
+
+    ``threads`` caps the threads a large batch is split across (default: the usable cores).
+    The disk cache (``GRAPHC_CACHE_DIR``, off with ``GRAPHC_NO_CACHE=1``) skips LLVM entirely
+    for a graph compiled before.
+    """
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise BackendError(f"threads must be a whole number >= 1, got {threads!r}")
+    cache = Cache.from_environment() if cache is None else cache
+    key = graph_key(graph, _options())
+    built = cache.load(key)
+    if built is None:
+        built = build(graph)
+        cache.store(key, built)
+    engine, address = load(built.object_code, built.symbols)
+    function = CompiledKernel(
+        engine, address, len(graph.variables), len(graph.outputs), built.scratch, threads
+    )
+    return Kernel(graph, function, backend="llvm", source=built.ir)
