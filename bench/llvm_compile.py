@@ -97,7 +97,7 @@ def measure(nodes: int) -> dict[str, float]:
     differentiated = time.perf_counter()
     plan = backend.Plan.of(gradient)
     module_text = str(backend.build_module(plan))
-    parts_text = [backend.part_module(plan, i) for i in range(len(plan.parts))] if len(plan.parts) > 1 else []
+    parts_text = backend.parts_module(plan) if len(plan.parts) > 1 else ""
     generated = time.perf_counter()
     built = backend.build(gradient)  # generation again, then LLVM
     compiled = time.perf_counter()

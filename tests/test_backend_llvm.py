@@ -66,6 +66,19 @@ def test_every_op_agrees_with_numpy_on_its_domain_and_on_special_values(all_ops)
         assert same(g, e), f"{name}: llvm {g[~np.isclose(g, e, equal_nan=True)][:5]}"
 
 
+def test_ops_lowered_as_text_in_parts_equal_ops_built_with_llvmlite_ir(all_ops, monkeypatch):
+    """A split graph's parts are IR text (llvm_text.TextBuilder): the same bits as llvmlite.ir."""
+    _, whole = all_ops
+    monkeypatch.setattr(backend, "PART_SIZE", 1)
+    graph = all_ops_graph()
+    assert len(backend.Plan.of(graph).parts) == len(OPS)
+    split = graphc.compile(graph, backend="llvm")
+    x = np.repeat(SPECIAL + [0.3, -1.7], len(SPECIAL) + 2)
+    y = np.tile(SPECIAL + [2.2, -0.6], len(SPECIAL) + 2)
+    for name, a, b in zip(OPS, split(x, y), whole(x, y), strict=True):
+        assert np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a), np.signbit(b)), name
+
+
 @pytest.mark.parametrize("name", ["max", "min", "relu", "abs", "sign", "neg"])
 def test_selections_match_numpy_bit_for_bit_with_nan_signed_zeros_and_ties(all_ops, name):
     numpy_kernel, llvm_kernel = all_ops

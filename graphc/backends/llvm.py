@@ -37,6 +37,7 @@ from graphc.ops import CONST, OPS, VAR
 
 PART_SIZE = 2000  # nodes per function of a split graph: small enough for LLVM's code generation
 ENTRY = "graphc_kernel"
+POINT = "graphc_point"
 
 _DOUBLE = ir.DoubleType()
 _I64 = ir.IntType(64)
@@ -183,14 +184,16 @@ def part_name(index: int) -> str:
     return f"graphc_part{index}"
 
 
-def part_module(plan: Plan, index: int) -> str:
-    """The IR text of a module defining part ``index`` of a split graph: ``void(ptr scratch)``.
+def parts_module(plan: Plan) -> str:
+    """The IR text of a module defining each part of a split graph as ``void graphc_partN(ptr scratch)``.
 
     Parts are never inlined (inlined back, they would be one huge block again).
     """
     emitter = TextEmitter()
-    _Values(plan, emitter).compute(plan.parts[index], spill=True)
-    return emitter.module(part_name(index), llvm.get_process_triple(), str(target_machine().target_data))
+    for index, part in enumerate(plan.parts):
+        _Values(plan, emitter).compute(part, spill=True)
+        emitter.define(part_name(index))
+    return emitter.module(llvm.get_process_triple(), str(target_machine().target_data))
 
 
 def build_module(plan: Plan) -> ir.Module:
@@ -252,7 +255,31 @@ def build_module(plan: Plan) -> ir.Module:
 
     b.position_at_end(done)
     b.ret_void()
+    _point_function(module, kernel, len(variables), len(graph.outputs))
     return module
+
+
+def _point_function(module: ir.Module, kernel: ir.Function, inputs: int, outputs: int) -> None:
+    """``graphc_point(double *in, double *out, double *scratch)``: the kernel on one point.
+
+    Arguments and results are plain vectors, so a call from Python builds no pointer arrays.
+    """
+    function = ir.Function(module, ir.FunctionType(ir.VoidType(), [_PTR, _PTR, _PTR]), POINT)
+    function.attributes.add("nounwind")
+    values, results, scratch = function.args
+    b = ir.IRBuilder(function.append_basic_block("entry"))
+    in_ptrs = b.alloca(_PTR, size=max(inputs, 1))
+    steps = b.alloca(_I64, size=max(inputs, 1))
+    out_ptrs = b.alloca(_PTR, size=max(outputs, 1))
+    for k in range(inputs):
+        index = [ir.Constant(_I64, k)]
+        b.store(b.gep(values, index, source_etype=_DOUBLE), b.gep(in_ptrs, index, source_etype=_PTR))
+        b.store(ir.Constant(_I64, 0), b.gep(steps, index, source_etype=_I64))
+    for j in range(outputs):
+        index = [ir.Constant(_I64, j)]
+        b.store(b.gep(results, index, source_etype=_DOUBLE), b.gep(out_ptrs, index, source_etype=_PTR))
+    b.call(kernel, [in_ptrs, steps, out_ptrs, ir.Constant(_I64, 0), ir.Constant(_I64, 1), scratch])
+    b.ret_void()
 
 
 def optimize(plan: Plan) -> llvm.ModuleRef:
@@ -264,8 +291,7 @@ def optimize(plan: Plan) -> llvm.ModuleRef:
     """
     module = llvm.parse_assembly(str(build_module(plan)))
     if len(plan.parts) > 1:
-        for index in range(len(plan.parts)):
-            module.link_in(llvm.parse_assembly(part_module(plan, index)))
+        module.link_in(llvm.parse_assembly(parts_module(plan)))
     module.verify()
     tuning = llvm.create_pipeline_tuning_options(speed_level=1 if len(plan.parts) > 1 else 2)
     passes = llvm.create_pass_builder(target_machine(), tuning)
@@ -298,16 +324,16 @@ def resolve_symbols(symbols: Sequence[str]) -> None:
         )
 
 
-def load(object_code: bytes, symbols: Sequence[str]) -> tuple[llvm.ExecutionEngine, int]:
-    """An execution engine holding the machine code, and the kernel's address in it."""
+def load(object_code: bytes, symbols: Sequence[str]) -> tuple[llvm.ExecutionEngine, int, int]:
+    """An execution engine holding the machine code, and the batch and point kernels' addresses."""
     resolve_symbols(symbols)
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), new_target_machine())
     engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
     engine.finalize_object()
-    address = engine.get_function_address(ENTRY)
-    if not address:
-        raise BackendError(f"the compiled code has no function {ENTRY}")
-    return engine, address
+    addresses = [engine.get_function_address(name) for name in (ENTRY, POINT)]
+    if not all(addresses):
+        raise BackendError(f"the compiled code lacks {ENTRY} or {POINT}")
+    return engine, addresses[0], addresses[1]
 
 
 def build(graph: Graph, part_size: int | None = None) -> Build:
@@ -349,8 +375,8 @@ def compile_graph(graph: Graph, threads: int | None = None, cache: Cache | None 
     if built is None:
         built = build(graph)
         cache.store(key, built)
-    engine, address = load(built.object_code, built.symbols)
+    engine, batch, point = load(built.object_code, built.symbols)
     function = CompiledKernel(
-        engine, address, len(graph.variables), len(graph.outputs), built.scratch, threads
+        engine, batch, point, len(graph.variables), len(graph.outputs), built.scratch, threads
     )
     return Kernel(graph, function, backend="llvm", source=built.ir)

@@ -19,7 +19,11 @@ import numpy as np
 KERNEL_TYPE = ctypes.CFUNCTYPE(
     None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p
 )
+POINT_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 MIN_POINTS_PER_THREAD = 32768  # below this, starting a thread costs more than it saves
+
+
+_SCALARS = (float, int, np.float64)
 
 
 def usable_cores() -> int:
@@ -41,16 +45,26 @@ class CompiledKernel:
     """
 
     def __init__(
-        self, engine: Any, address: int, inputs: int, outputs: int, scratch: int, threads: int | None
+        self,
+        engine: Any,
+        batch: int,
+        point: int,
+        inputs: int,
+        outputs: int,
+        scratch: int,
+        threads: int | None,
     ) -> None:
         self._engine = engine
-        self._kernel = KERNEL_TYPE(address)
+        self._kernel = KERNEL_TYPE(batch)
+        self._point = POINT_TYPE(point)
         self._inputs = inputs
         self._outputs = outputs
         self._scratch = scratch
         self.threads = threads  # None: every usable core for a large batch
 
     def __call__(self, *values: Any) -> Any:
+        if all(type(v) in _SCALARS for v in values):
+            return self._at_point(values)
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
         size = math.prod(shape)
@@ -72,6 +86,14 @@ class CompiledKernel:
         else:
             shaped = tuple(results[j].reshape(shape) for j in range(self._outputs))
         return shaped[0] if self._outputs == 1 else shaped
+
+    def _at_point(self, values: tuple[Any, ...]) -> Any:
+        """One point of Python or NumPy scalars: the point kernel, no pointer arrays."""
+        point = np.array(values, dtype=np.float64) if values else np.empty(1)
+        results = np.empty(self._outputs)
+        scratch = _address(np.empty(self._scratch)) if self._scratch else None
+        self._point(_address(point), _address(results), scratch)
+        return results[0] if self._outputs == 1 else tuple(results)
 
     def _run(self, inputs: int, steps: int, outputs: int, size: int) -> None:
         threads = usable_cores() if self.threads is None else self.threads

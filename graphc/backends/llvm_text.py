@@ -81,11 +81,16 @@ class TextBuilder:
 
 
 class TextEmitter:
-    """An op lowering's emitter (see :class:`graphc.ops.Emitter`) for one part function's text."""
+    """An op lowering's emitter (see :class:`graphc.ops.Emitter`) writing a module of part functions.
+
+    Instructions go to the function being written; :meth:`define` closes it as
+    ``void name(ptr scratch)`` and starts the next.
+    """
 
     def __init__(self) -> None:
         self.builder = TextBuilder()
         self.arities: dict[str, int] = {}  # the C functions and intrinsics called
+        self.functions: list[str] = []
 
     def call(self, symbol: str, *args: Any) -> str:
         self.arities[symbol] = len(args)
@@ -103,23 +108,21 @@ class TextEmitter:
         pointer = self.builder.instruction(f"getelementptr inbounds double, ptr %scratch, i64 {slot}")
         self.builder.lines.append(f"  store double {value}, ptr {pointer}, align 8")
 
-    def module(self, name: str, triple: str, data_layout: str) -> str:
-        """The module defining ``void name(ptr scratch)`` from the emitted instructions."""
+    def define(self, name: str) -> None:
+        """Close the instructions written so far as the function ``void name(ptr scratch)``."""
+        lines = self.builder.lines
+        self.functions.append(
+            "\n".join(
+                [f"define void @{name}(ptr noalias %scratch) #0 {{", "entry:", *lines, "  ret void", "}"]
+            )
+        )
+        self.builder = TextBuilder()
+
+    def module(self, triple: str, data_layout: str) -> str:
+        """The module text: the functions defined, and declarations of what they call."""
         declarations = [
             f"declare double @{symbol}({', '.join(['double'] * arity)})"
             for symbol, arity in sorted(self.arities.items())
         ]
-        return "\n".join(
-            [
-                f'target triple = "{triple}"',
-                f'target datalayout = "{data_layout}"',
-                *declarations,
-                f"define void @{name}(ptr noalias %scratch) #0 {{",
-                "entry:",
-                *self.builder.lines,
-                "  ret void",
-                "}",
-                "attributes #0 = { noinline nounwind }",
-                "",
-            ]
-        )
+        header = [f'target triple = "{triple}"', f'target datalayout = "{data_layout}"', *declarations]
+        return "\n".join([*header, *self.functions, "attributes #0 = { noinline nounwind }", ""])
