@@ -102,14 +102,14 @@ def measure(nodes: int) -> dict[str, float]:
     built = backend.build(gradient)  # generation again, then LLVM
     compiled = time.perf_counter()
     llvm_seconds = (compiled - generated) - (generated - differentiated)
-    engine, address = backend.load(built.object_code, built.symbols)
+    engine, *addresses = backend.load(built.object_code, built.symbols)
     loaded = time.perf_counter()
     kernel = graphc.compile(gradient, backend="llvm")  # (through the cache if enabled)
     point = {f"x{i}": np.linspace(-1, 1, 1000) + 0.01 * i for i in range(VARIABLES)}
     values = np.array(kernel(**point))
     expected = np.array([reference(gradient, {n: float(v[i]) for n, v in point.items()}) for i in CHECKED])
     difference = np.max(np.abs(values[:, CHECKED].T - expected) / np.maximum(np.abs(expected), 1e-300))
-    del engine, address, module_text, parts_text
+    del engine, addresses, module_text, parts_text
     return {
         "nodes": len(graph),
         "gradient": len(gradient),

@@ -234,10 +234,11 @@ def build_module(plan: Plan) -> ir.Module:
     i = b.phi(_I64, "i")
     i.add_incoming(start, entry)
     emitter = _Emitter(module, b, scratch)
-    loaded = {
-        node: b.load(b.gep(pointer, [b.mul(i, step)], source_etype=_DOUBLE), typ=_DOUBLE)
-        for node, pointer, step in zip(variables, in_ptrs, in_steps, strict=True)
-    }
+    scopes = _Scopes(module, len(graph.outputs))
+    loaded = {}
+    for node, pointer, step in zip(variables, in_ptrs, in_steps, strict=True):
+        loaded[node] = b.load(b.gep(pointer, [b.mul(i, step)], source_etype=_DOUBLE), typ=_DOUBLE)
+        scopes.tag(loaded[node], None)
     values = _Values(plan, emitter, loaded)
     if split:
         for node in variables:
@@ -247,8 +248,8 @@ def build_module(plan: Plan) -> ir.Module:
             b.call(function, [scratch])
     else:
         values.compute(plan.parts[0], spill=False)
-    for out, pointer in zip(graph.outputs, out_ptrs, strict=True):
-        b.store(values[out], b.gep(pointer, [i], source_etype=_DOUBLE))
+    for j, (out, pointer) in enumerate(zip(graph.outputs, out_ptrs, strict=True)):
+        scopes.tag(b.store(values[out], b.gep(pointer, [i], source_etype=_DOUBLE)), j)
     following = b.add(i, ir.Constant(_I64, 1))
     i.add_incoming(following, loop)
     b.cbranch(b.icmp_signed("<", following, stop), loop, done)
@@ -257,6 +258,35 @@ def build_module(plan: Plan) -> ir.Module:
     b.ret_void()
     _point_function(module, kernel, len(variables), len(graph.outputs))
     return module
+
+
+class _Scopes:
+    """Alias scopes telling LLVM that output arrays overlap neither the inputs nor each other.
+
+    The runner guarantees it (outputs are freshly allocated); without it, the loop vectoriser
+    needs a run-time overlap check per pair of arrays and gives up on a gradient's many outputs.
+    """
+
+    def __init__(self, module: ir.Module, outputs: int) -> None:
+        domain = module.add_metadata([ir.MetaDataString(module, "graphc arrays")])
+        self.inputs = module.add_metadata([ir.MetaDataString(module, "graphc inputs"), domain])
+        self.outputs = [
+            module.add_metadata([ir.MetaDataString(module, f"graphc output {j}"), domain])
+            for j in range(outputs)
+        ]
+        self.module = module
+        self._lists: dict[int | None, tuple[Any, Any]] = {}
+
+    def tag(self, instruction: Any, output: int | None) -> None:
+        """Mark a load from an input (``output`` None) or a store to output ``output``."""
+        lists = self._lists.get(output)
+        if lists is None:
+            own = self.inputs if output is None else self.outputs[output]
+            others = [s for s in [self.inputs, *self.outputs] if s is not own]
+            lists = (self.module.add_metadata([own]), self.module.add_metadata(others))
+            self._lists[output] = lists
+        instruction.set_metadata("alias.scope", lists[0])
+        instruction.set_metadata("noalias", lists[1])
 
 
 def _point_function(module: ir.Module, kernel: ir.Function, inputs: int, outputs: int) -> None:
