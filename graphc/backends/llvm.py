@@ -6,10 +6,14 @@ value and 1 otherwise. One loop over the points ``start..stop`` loads each input
 node as an SSA value (each op lowered by its entry in :data:`graphc.ops.OPS`) and stores each
 output, so memory is touched once per input and output, not once per node.
 
+``graphc_point(in, out, scratch)`` runs the kernel on one point given as plain vectors, so a
+call from Python on scalars builds no pointer arrays (:mod:`graphc.backends.llvm_run` calls both).
+
 LLVM's code generation is superlinear on one huge basic block, so a large graph is split into
-parts of :data:`PART_SIZE` nodes, each its own (never inlined) function; the values a later part
-needs travel through ``scratch``, a per-point buffer whose slots are reused once their value is
-dead. Compile time then grows linearly with the graph.
+parts of :data:`PART_SIZE` nodes, each its own (never inlined) function, written as IR text
+(:mod:`graphc.backends.llvm_text`); the values a later part needs travel through ``scratch``, a
+per-point buffer whose slots are reused once their value is dead. Compile time then grows
+linearly with the graph.
 
 The machine code can be cached on disk (:mod:`graphc.backends.llvm_cache`).
 """
@@ -19,14 +23,19 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import hashlib
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import llvmlite
 import llvmlite.binding as llvm
 from llvmlite import ir
 
+from graphc import ops
+from graphc.backends import llvm_text
 from graphc.backends.llvm_cache import Build, Cache, graph_key
 from graphc.backends.llvm_run import CompiledKernel
 from graphc.backends.llvm_text import TextEmitter
@@ -381,13 +390,18 @@ def optimized_ir(graph: Graph) -> str:
 
 
 @functools.cache
-def _host() -> str:
-    return f"{llvm.get_process_triple()}|{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}"
+def _generator() -> str:
+    """The host, LLVM, and a hash of the code that generates IR (a new lowering is a new key)."""
+    digest = hashlib.sha256()
+    for module in (ops, sys.modules[__name__], llvm_text):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    host = f"{llvm.get_process_triple()}|{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}"
+    return f"{host}|{llvm.llvm_version_info}|{llvmlite.__version__}|{digest.hexdigest()}"
 
 
 def _options() -> str:
     """What, besides the graph, decides the machine code: the key's other half."""
-    return f"{PART_SIZE}|{_host()}|{llvm.llvm_version_info}|{llvmlite.__version__}"
+    return f"{PART_SIZE}|{_generator()}"
 
 
 def compile_graph(graph: Graph, threads: int | None = None, cache: Cache | None = None) -> Kernel:
