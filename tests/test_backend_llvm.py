@@ -53,6 +53,13 @@ def test_every_op_has_an_llvm_lowering():
     assert "define void @graphc_kernel" in ir_text
 
 
+def test_the_kernel_is_one_ssa_instruction_per_node_in_one_loop():
+    module = str(backend.build_module(backend.Plan.of(graphc.parse("sin(x*y) + exp(x)"))))
+    loop = module.split("loop:")[1].split("done:")[0]
+    assert [loop.count(s) for s in ("fmul double", "@sin(", "@exp(", "fadd double")] == [1, 1, 1, 1]
+    assert loop.count("load double") == 2 and loop.count("store double") == 1
+
+
 def test_every_op_agrees_with_numpy_on_its_domain_and_on_special_values(all_ops):
     numpy_kernel, llvm_kernel = all_ops
     rng = np.random.default_rng(0)
