@@ -224,6 +224,17 @@ def test_tiny_parts_pass_every_live_value_through_scratch(monkeypatch):
     assert all(same(g, e) for g, e in zip(got, expected, strict=True))
 
 
+def test_kernels_compiled_on_several_threads_at_once(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
+    texts = [f"sin(x*{i}) + exp(y)/{i + 1}" for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        kernels = list(pool.map(lambda t: graphc.grad(t, backend="llvm"), texts))
+    for text, kernel in zip(texts, kernels, strict=True):
+        assert same(np.array(kernel(0.3, 0.4)), np.array(graphc.grad(text)(0.3, 0.4)))
+
+
 def test_the_kernel_owns_its_execution_engine():
     kernel = graphc.grad("sin(x) * y", backend="llvm")
     gc.collect()

@@ -25,6 +25,7 @@ import ctypes.util
 import functools
 import hashlib
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,9 @@ from graphc.errors import BackendError
 from graphc.graph import Graph
 from graphc.kernel import Kernel
 from graphc.ops import CONST, OPS, VAR
+
+# LLVM's global context is not thread-safe: compiling and loading happen one at a time.
+_LLVM_LOCK = threading.Lock()
 
 PART_SIZE = 2000  # nodes per function of a split graph: small enough for LLVM's code generation
 ENTRY = "graphc_kernel"
@@ -386,7 +390,8 @@ def build(graph: Graph, part_size: int | None = None) -> Build:
 
 def optimized_ir(graph: Graph) -> str:
     """The optimised LLVM IR of a graph's kernel (what ``--emit llvm`` prints)."""
-    return str(optimize(Plan.of(graph)))
+    with _LLVM_LOCK:
+        return str(optimize(Plan.of(graph)))
 
 
 @functools.cache
@@ -416,10 +421,11 @@ def compile_graph(graph: Graph, threads: int | None = None, cache: Cache | None 
     cache = Cache.from_environment() if cache is None else cache
     key = graph_key(graph, _options())
     built = cache.load(key)
-    if built is None:
-        built = build(graph)
-        cache.store(key, built)
-    engine, batch, point = load(built.object_code, built.symbols)
+    with _LLVM_LOCK:
+        if built is None:
+            built = build(graph)
+            cache.store(key, built)
+        engine, batch, point = load(built.object_code, built.symbols)
     function = CompiledKernel(
         engine, batch, point, len(graph.variables), len(graph.outputs), built.scratch, threads
     )
