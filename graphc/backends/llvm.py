@@ -419,7 +419,9 @@ def compile_graph(graph: Graph, threads: int | None = None, cache: Cache | None 
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise BackendError(f"threads must be a whole number >= 1, got {threads!r}")
     cache = Cache.from_environment() if cache is None else cache
-    key = graph_key(graph, _options())
+    with _LLVM_LOCK:
+        options = _options()
+    key = graph_key(graph, options)
     built = cache.load(key)
     with _LLVM_LOCK:
         if built is None:
