@@ -31,7 +31,10 @@ Rewrite = Callable[["Graph", tuple[int, ...]], "int | None"]
 class Emitter(Protocol):
     """What an LLVM lowering is given (graphc.backends.llvm provides it): a builder and two helpers."""
 
-    builder: Any  # a llvmlite.ir.IRBuilder positioned where the op's instructions go
+    # A llvmlite.ir.IRBuilder positioned where the op's instructions go, or the IR-text builder of
+    # graphc.backends.llvm_text with the same methods (fadd, fsub, fmul, fdiv, fneg, fcmp_ordered,
+    # fcmp_unordered, or_, select): a lowering uses only those.
+    builder: Any
 
     def call(self, symbol: str, *args: Any) -> Any:
         """A call of a libm function (``"sin"``) or an LLVM intrinsic (``"llvm.fabs.f64"``) on doubles."""
