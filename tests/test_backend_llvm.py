@@ -155,7 +155,10 @@ def test_non_contiguous_integer_and_float32_inputs(kernels):
     numpy_kernel, llvm_kernel = kernels
     strided = np.arange(40.0)[::2]
     transposed = np.arange(12.0).reshape(3, 4).T
-    for x, y in ((strided, np.arange(20)), (transposed, 2), (np.arange(10, dtype=np.float32), [True] * 10)):
+    read_only = np.arange(20.0)
+    read_only.flags.writeable = False
+    cases = [(strided, np.arange(20)), (transposed, 2), (np.arange(10, dtype=np.float32), [True] * 10)]
+    for x, y in [*cases, (read_only, np.float32(0.5))]:
         for g, e in zip(llvm_kernel(x, y), numpy_kernel(x, y), strict=True):
             assert g.dtype == np.float64 and same(g, e)
 
@@ -219,9 +222,9 @@ def test_tiny_parts_pass_every_live_value_through_scratch(monkeypatch):
     plan = backend.Plan.of(graphc.parse(text))
     assert len(plan.parts) > 2
     assert plan.size < len(plan.slots), "slots are reused once their value is dead"
-    got = graphc.compile(text, backend="llvm")([0.3, -1.2], 0.8)
-    expected = graphc.compile(text)([0.3, -1.2], 0.8)
-    assert all(same(g, e) for g, e in zip(got, expected, strict=True))
+    kernel, reference = graphc.compile(text, backend="llvm"), graphc.compile(text)
+    for point in (([0.3, -1.2], 0.8), (0.3, 0.8)):  # a batch, and one point (the point kernel)
+        assert all(same(g, e) for g, e in zip(kernel(*point), reference(*point), strict=True))
 
 
 def test_kernels_compiled_on_several_threads_at_once(monkeypatch):

@@ -34,7 +34,11 @@ def usable_cores() -> int:
 
 
 def _address(array: np.ndarray) -> int:
-    return array.__array_interface__["data"][0]  # type: ignore[no-any-return]
+    """The address of an array's data (the caller keeps the array alive while it is used)."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))  # 4x faster than the interface
+    except (TypeError, ValueError):  # read-only or empty
+        return array.__array_interface__["data"][0]  # type: ignore[no-any-return]
 
 
 class CompiledKernel:
@@ -68,19 +72,21 @@ class CompiledKernel:
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
         size = math.prod(shape)
-        steps = np.ones(self._inputs + 1, dtype=np.int64)  # +1: never a zero-length array
-        keep: list[np.ndarray] = []  # what the kernel reads, alive until it returns
-        for k, a in enumerate(arrays):
-            if a.size == 1:
-                steps[k] = 0
-            elif a.shape != shape:
+        keep: list[np.ndarray] = []  # what the kernel reads: alive until it returns
+        steps: list[int] = []
+        for a in arrays:
+            if a.shape != shape and a.size != 1:
                 a = np.broadcast_to(a, shape)
             keep.append(np.ascontiguousarray(a))
+            steps.append(0 if a.size == 1 else 1)
         results = np.empty((self._outputs, size))
-        inputs = np.array([_address(a) for a in keep] + [0], dtype=np.uintp)
         base = _address(results)
-        outputs = np.array([base + 8 * size * j for j in range(self._outputs)] + [0], dtype=np.uintp)
-        self._run(_address(inputs), _address(steps), _address(outputs), size)
+        outputs = [base + 8 * size * j for j in range(self._outputs)]
+        # One table: the input pointers, the output pointers, then the steps.
+        table = np.array([*map(_address, keep), *outputs, *steps, 0], dtype=np.uint64)
+        start = _address(table)
+        n = self._inputs
+        self._run(start, start + 8 * (n + self._outputs), start + 8 * n, size)
         if shape == ():
             shaped = tuple(results[:, 0])  # np.float64 scalars
         else:
@@ -91,22 +97,25 @@ class CompiledKernel:
         """One point of Python or NumPy scalars: the point kernel, no pointer arrays."""
         point = np.array(values, dtype=np.float64) if values else np.empty(1)
         results = np.empty(self._outputs)
-        scratch = _address(np.empty(self._scratch)) if self._scratch else None
-        self._point(_address(point), _address(results), scratch)
+        scratch = np.empty(self._scratch) if self._scratch else None
+        self._point(_address(point), _address(results), None if scratch is None else _address(scratch))
         return results[0] if self._outputs == 1 else tuple(results)
 
     def _run(self, inputs: int, steps: int, outputs: int, size: int) -> None:
-        threads = usable_cores() if self.threads is None else self.threads
-        pieces = max(1, min(threads, size // MIN_POINTS_PER_THREAD))
-        if pieces == 1:
-            scratch = np.empty(max(self._scratch, 1))
-            self._kernel(inputs, steps, outputs, 0, size, _address(scratch))
-            return
+        pieces = 1
+        if size >= 2 * MIN_POINTS_PER_THREAD and self.threads != 1:
+            threads = usable_cores() if self.threads is None else self.threads
+            pieces = max(1, min(threads, size // MIN_POINTS_PER_THREAD))
+        scratches = [np.empty(self._scratch) if self._scratch else None for _ in range(pieces)]
         bounds = [size * i // pieces for i in range(pieces + 1)]
-        scratches = [np.empty(max(self._scratch, 1)) for _ in range(pieces)]
 
         def run(i: int) -> None:
-            self._kernel(inputs, steps, outputs, bounds[i], bounds[i + 1], _address(scratches[i]))
+            scratch = scratches[i]
+            address = None if scratch is None else _address(scratch)
+            self._kernel(inputs, steps, outputs, bounds[i], bounds[i + 1], address)
 
+        if pieces == 1:
+            run(0)
+            return
         with ThreadPoolExecutor(max_workers=pieces, thread_name_prefix="graphc-llvm") as pool:
             list(pool.map(run, range(pieces)))
