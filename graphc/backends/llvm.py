@@ -48,6 +48,8 @@ from graphc.ops import CONST, OPS, VAR
 # LLVM's global context is not thread-safe: compiling and loading happen one at a time.
 _LLVM_LOCK = threading.Lock()
 
+MANY_OUTPUTS = 64  # more outputs than this: compile fast (see Plan.large)
+SCOPED_OUTPUTS = 32  # outputs told apart from each other by alias scopes (metadata grows as n²)
 PART_SIZE = 2000  # nodes per function of a split graph: small enough for LLVM's code generation
 ENTRY = "graphc_kernel"
 POINT = "graphc_point"
@@ -121,6 +123,18 @@ class Plan:
     parts: list[list[int]]  # compute nodes in creation order; one part means no splitting
     slots: dict[int, int]  # node -> scratch slot, for values used by a later part or the loop
     size: int  # scratch slots per point
+
+    @property
+    def large(self) -> bool:
+        """Whether to compile fast (``-O1`` passes, ``-O0`` code generation) rather than well.
+
+        A split graph's parts are straight-line code the hash-consed graph has already shared:
+        ``-O2`` costs four times ``-O1`` on them, ``-O3`` code generation four times ``-O0``, for
+        code about 7% faster. With hundreds of outputs (a Hessian), the register allocator at
+        ``-O3`` spends seconds on their addresses, live across the loop, for code no faster (the
+        kernel is bound by memory).
+        """
+        return len(self.parts) > 1 or len(self.graph.outputs) > MANY_OUTPUTS
 
     @classmethod
     def of(cls, graph: Graph, part_size: int | None = None) -> Plan:
@@ -278,26 +292,30 @@ class _Scopes:
 
     The runner guarantees it (outputs are freshly allocated); without it, the loop vectoriser
     needs a run-time overlap check per pair of arrays and gives up on a gradient's many outputs.
+    Telling outputs apart takes metadata quadratic in their number, so beyond
+    :data:`SCOPED_OUTPUTS` outputs share one scope (still apart from the inputs).
     """
 
     def __init__(self, module: ir.Module, outputs: int) -> None:
         domain = module.add_metadata([ir.MetaDataString(module, "graphc arrays")])
         self.inputs = module.add_metadata([ir.MetaDataString(module, "graphc inputs"), domain])
+        count = outputs if outputs <= SCOPED_OUTPUTS else 1
         self.outputs = [
             module.add_metadata([ir.MetaDataString(module, f"graphc output {j}"), domain])
-            for j in range(outputs)
+            for j in range(count)
         ]
         self.module = module
         self._lists: dict[int | None, tuple[Any, Any]] = {}
 
     def tag(self, instruction: Any, output: int | None) -> None:
         """Mark a load from an input (``output`` None) or a store to output ``output``."""
-        lists = self._lists.get(output)
+        key = None if output is None else min(output, len(self.outputs) - 1)
+        lists = self._lists.get(key)
         if lists is None:
-            own = self.inputs if output is None else self.outputs[output]
+            own = self.inputs if key is None else self.outputs[key]
             others = [s for s in [self.inputs, *self.outputs] if s is not own]
             lists = (self.module.add_metadata([own]), self.module.add_metadata(others))
-            self._lists[output] = lists
+            self._lists[key] = lists
         instruction.set_metadata("alias.scope", lists[0])
         instruction.set_metadata("noalias", lists[1])
 
@@ -326,17 +344,12 @@ def _point_function(module: ir.Module, kernel: ir.Function, inputs: int, outputs
 
 
 def optimize(plan: Plan) -> llvm.ModuleRef:
-    """The plan's module, its parts linked in, verified and optimised.
-
-    A small graph gets LLVM's ``-O2`` pipeline. A split graph gets ``-O1``: its parts are
-    straight-line code the hash-consed graph has already shared, and ``-O2`` costs about four
-    times as much on them for little gain.
-    """
+    """The plan's module, its parts linked in, verified and optimised (``-O2``, or ``-O1`` if large)."""
     module = llvm.parse_assembly(str(build_module(plan)))
     if len(plan.parts) > 1:
         module.link_in(llvm.parse_assembly(parts_module(plan)))
     module.verify()
-    tuning = llvm.create_pipeline_tuning_options(speed_level=1 if len(plan.parts) > 1 else 2)
+    tuning = llvm.create_pipeline_tuning_options(speed_level=1 if plan.large else 2)
     passes = llvm.create_pass_builder(target_machine(), tuning)
     passes.getModulePassManager().run(module, passes)
     return module
@@ -383,8 +396,7 @@ def build(graph: Graph, part_size: int | None = None) -> Build:
     """Generate, optimise and compile a graph to machine code (no caching)."""
     plan = Plan.of(graph, part_size)
     optimized = optimize(plan)
-    # Code generation of a split graph at -O0 is four times faster and its code about 7% slower.
-    object_code = target_machine(fast=len(plan.parts) > 1).emit_object(optimized)
+    object_code = target_machine(fast=plan.large).emit_object(optimized)
     return Build(object_code, external_symbols(optimized), plan.size, str(optimized))
 
 
