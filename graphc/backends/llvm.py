@@ -48,7 +48,7 @@ from graphc.ops import CONST, OPS, VAR
 # LLVM's global context is not thread-safe: compiling and loading happen one at a time.
 _LLVM_LOCK = threading.Lock()
 
-MANY_OUTPUTS = 64  # more outputs than this: compile fast (see Plan.large)
+MANY_ARRAYS = 64  # more input and output arrays than this: compile fast (see Plan.large)
 SCOPED_OUTPUTS = 32  # outputs told apart from each other by alias scopes (metadata grows as n²)
 PART_SIZE = 2000  # nodes per function of a split graph: small enough for LLVM's code generation
 ENTRY = "graphc_kernel"
@@ -130,11 +130,11 @@ class Plan:
 
         A split graph's parts are straight-line code the hash-consed graph has already shared:
         ``-O2`` costs four times ``-O1`` on them, ``-O3`` code generation four times ``-O0``, for
-        code about 7% faster. With hundreds of outputs (a Hessian), the register allocator at
+        code about 7% faster. With hundreds of arrays (a Hessian), the register allocator at
         ``-O3`` spends seconds on their addresses, live across the loop, for code no faster (the
         kernel is bound by memory).
         """
-        return len(self.parts) > 1 or len(self.graph.outputs) > MANY_OUTPUTS
+        return len(self.parts) > 1 or len(self.graph.variables) + len(self.graph.outputs) > MANY_ARRAYS
 
     @classmethod
     def of(cls, graph: Graph, part_size: int | None = None) -> Plan:
