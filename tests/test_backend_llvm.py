@@ -283,6 +283,7 @@ def test_the_second_compile_comes_from_the_cache(tmp_path, monkeypatch):
         lambda data: data[: len(data) // 2],  # truncated
         lambda data: data[:-10] + bytes(10),  # machine code altered
         lambda data: b"garbage",
+        lambda data: data[:20] + b"x" * (len(data) - 20),  # a header without its fields
         lambda data: b"",
     ],
 )

@@ -75,9 +75,9 @@ def _decode(key: str, data: bytes) -> Build | None:
     header = len(FORMAT) + 65 * 2
     if len(data) < header + 24 or not data.startswith(FORMAT):
         return None
-    stored_key, checksum = data[len(FORMAT) : header].split(b"\n")[:2]
     body = data[header:]
-    if stored_key != key.encode() or checksum != hashlib.sha256(key.encode() + body).hexdigest().encode():
+    expected = key.encode() + b"\n" + hashlib.sha256(key.encode() + body).hexdigest().encode() + b"\n"
+    if data[len(FORMAT) : header] != expected:
         return None
     sizes = struct.unpack_from("<QQQ", body)
     if 24 + sum(sizes) != len(body):
