@@ -13,6 +13,7 @@ The function is the 10-variable Rosenbrock function. Reported (best of several r
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ import graphc
 
 N_VARIABLES = 10
 NAMES = [f"x{i:02d}" for i in range(N_VARIABLES)]  # zero-padded: sorted order is numeric order
-ROSENBROCK = " + ".join(f"(1 - {a})^2 + 100*({b} - {a}^2)^2" for a, b in zip(NAMES, NAMES[1:]))
+ROSENBROCK = " + ".join(f"(1 - {a})^2 + 100*({b} - {a}^2)^2" for a, b in itertools.pairwise(NAMES))
 
 C_SOURCE = r"""
 void rosenbrock_grad(const double *const *x, double *const *g, long n, int d) {
