@@ -37,14 +37,18 @@ def as_graph(expr: Any) -> Graph:
     raise GraphcError(f"expected program text, a Graph or a SymPy expression, got {type(expr).__name__}")
 
 
-def compile(expr: Any, backend: str = "numpy") -> Kernel:  # noqa: A001 - the public name is the contract
+def compile(  # noqa: A001 - the public name is the contract
+    expr: Any, backend: str = "numpy", *, threads: int | None = None
+) -> Kernel:
     """Compile a function: program text, a Graph or a SymPy expression, with the named backend.
+
+    ``threads`` caps the threads the llvm backend splits a large batch across (default: all cores).
 
     >>> k = compile("x*y, x + y")
     >>> k(2.0, 3.0)
     (np.float64(6.0), np.float64(5.0))
     """
-    return compile_graph(as_graph(expr), backend)
+    return compile_graph(as_graph(expr), backend, threads=threads)
 
 
 def differentiate(
@@ -102,7 +106,15 @@ def _matrix(rows: int, columns: int) -> Any:
     return finish
 
 
-def grad(expr: Any, wrt: Wrt = None, method: str = "dp", backend: str = "numpy", **options: Any) -> Kernel:
+def grad(
+    expr: Any,
+    wrt: Wrt = None,
+    method: str = "dp",
+    backend: str = "numpy",
+    *,
+    threads: int | None = None,
+    **options: Any,
+) -> Kernel:
     """A kernel returning the tuple of partials of a one-output function, in ``kernel.wrt`` order.
 
     >>> g = grad("x**2 * y")
@@ -112,12 +124,18 @@ def grad(expr: Any, wrt: Wrt = None, method: str = "dp", backend: str = "numpy",
     graph = as_graph(expr)
     _single_output(graph, "grad")
     derivative = differentiate(graph, wrt, method, **options)
-    kernel = compile_graph(_with_outputs(derivative, 1), backend)
+    kernel = compile_graph(_with_outputs(derivative, 1), backend, threads=threads)
     return kernel.derived(wrt=derivative.info["wrt"], finish=_as_tuple)
 
 
 def value_and_grad(
-    expr: Any, wrt: Wrt = None, method: str = "dp", backend: str = "numpy", **options: Any
+    expr: Any,
+    wrt: Wrt = None,
+    method: str = "dp",
+    backend: str = "numpy",
+    *,
+    threads: int | None = None,
+    **options: Any,
 ) -> Kernel:
     """A kernel returning ``(value, (partials...))`` of a one-output function.
 
@@ -127,7 +145,7 @@ def value_and_grad(
     graph = as_graph(expr)
     _single_output(graph, "value_and_grad")
     derivative = differentiate(graph, wrt, method, **options)
-    kernel = compile_graph(derivative, backend)
+    kernel = compile_graph(derivative, backend, threads=threads)
 
     def finish(result: Any) -> tuple[Any, tuple[Any, ...]]:
         return result[0], tuple(result[1:])
@@ -135,7 +153,9 @@ def value_and_grad(
     return kernel.derived(wrt=derivative.info["wrt"], finish=finish)
 
 
-def jacobian(expr: Any, wrt: Wrt = None, mode: str = "auto", backend: str = "numpy") -> Kernel:
+def jacobian(
+    expr: Any, wrt: Wrt = None, mode: str = "auto", backend: str = "numpy", *, threads: int | None = None
+) -> Kernel:
     """A kernel returning the Jacobian, an array of shape ``(outputs, len(wrt), *batch_shape)``.
 
     ``mode="forward"`` accumulates it a column per input, ``"reverse"`` a row per output, and
@@ -154,11 +174,19 @@ def jacobian(expr: Any, wrt: Wrt = None, mode: str = "auto", backend: str = "num
     if mode == "auto":
         mode = "forward" if len(names) < len(graph.outputs) else "reverse"
     derivative = differentiate(graph, names, "forward" if mode == "forward" else "dp")
-    kernel = compile_graph(_with_outputs(derivative, len(graph.outputs)), backend)
+    kernel = compile_graph(_with_outputs(derivative, len(graph.outputs)), backend, threads=threads)
     return kernel.derived(wrt=names, mode=mode, finish=_matrix(len(graph.outputs), len(names)))
 
 
-def hessian(expr: Any, wrt: Wrt = None, method: str = "dp", backend: str = "numpy", **options: Any) -> Kernel:
+def hessian(
+    expr: Any,
+    wrt: Wrt = None,
+    method: str = "dp",
+    backend: str = "numpy",
+    *,
+    threads: int | None = None,
+    **options: Any,
+) -> Kernel:
     """A kernel returning the Hessian, shape ``(len(wrt), len(wrt), *batch_shape)``.
 
     The gradient graph is differentiated again by the same method (methods compose).
@@ -171,7 +199,7 @@ def hessian(expr: Any, wrt: Wrt = None, method: str = "dp", backend: str = "nump
     first = differentiate(graph, wrt, method, **options)
     names = first.info["wrt"]
     second = differentiate(_with_outputs(first, 1), names, method, **options)
-    kernel = compile_graph(_with_outputs(second, len(names)), backend)
+    kernel = compile_graph(_with_outputs(second, len(names)), backend, threads=threads)
     return kernel.derived(wrt=names, finish=_matrix(len(names), len(names)))
 
 
@@ -211,7 +239,14 @@ def derivatives(graph: Graph, wrt: Wrt = None, order: int = 1, method: str = "dp
 
 
 def derivative(
-    expr: Any, wrt: str, order: int = 1, method: str = "dp", backend: str = "numpy", **options: Any
+    expr: Any,
+    wrt: str,
+    order: int = 1,
+    method: str = "dp",
+    backend: str = "numpy",
+    *,
+    threads: int | None = None,
+    **options: Any,
 ) -> Kernel:
     """A kernel returning the ``order``-th derivative in one variable (one value per output).
 
@@ -223,5 +258,5 @@ def derivative(
         raise GraphcError(f"derivative takes one variable, got {wrt!r}")
     graph = as_graph(expr)
     result = derivatives(graph, [wrt], order, method, **options)
-    kernel = compile_graph(_with_outputs(result, len(graph.outputs)), backend)
+    kernel = compile_graph(_with_outputs(result, len(graph.outputs)), backend, threads=threads)
     return kernel.derived(wrt=[wrt], finish=lambda values: values)

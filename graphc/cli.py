@@ -133,7 +133,7 @@ def _gradient_graph(args: argparse.Namespace, graph: Graph) -> Graph:
 
 
 def _emit(kind: str, derivative: Graph) -> str:
-    """The gradient graph as a standalone NumPy module, Graphviz DOT, or SymPy formulas."""
+    """The gradient graph as a standalone NumPy module, LLVM IR, Graphviz DOT, or SymPy formulas."""
     first = derivative.info["function_outputs"]
     if kind == "numpy":
         from graphc.backends.numpy import generate_module
@@ -146,7 +146,9 @@ def _emit(kind: str, derivative: Graph) -> str:
         return to_dot(derivative)
     if kind == "llvm":
         check_backend("llvm")
-        raise UsageError("--emit llvm is not available")  # not reached once the backend exists
+        from graphc.backends.llvm import optimized_ir
+
+        return optimized_ir(derivative)
     return _sympy_text(derivative)
 
 

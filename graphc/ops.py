@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import sympy
@@ -26,6 +26,24 @@ if TYPE_CHECKING:
 
 Rule = Callable[["Graph", tuple[int, ...], int], "int | None"]
 Rewrite = Callable[["Graph", tuple[int, ...]], "int | None"]
+
+
+class Emitter(Protocol):
+    """What an LLVM lowering is given (graphc.backends.llvm provides it): a builder and two helpers."""
+
+    # A llvmlite.ir.IRBuilder positioned where the op's instructions go, or the IR-text builder of
+    # graphc.backends.llvm_text with the same methods (fadd, fsub, fmul, fdiv, fneg, fcmp_ordered,
+    # fcmp_unordered, or_, select): a lowering uses only those.
+    builder: Any
+
+    def call(self, symbol: str, *args: Any) -> Any:
+        """A call of a libm function (``"sin"``) or an LLVM intrinsic (``"llvm.fabs.f64"``) on doubles."""
+
+    def const(self, value: float) -> Any:
+        """A double constant."""
+
+
+Lowering = Callable[[Emitter, tuple[Any, ...]], Any]  # (emitter, operand values) -> result value
 
 VAR = "var"  # leaf: attribute ``name``
 CONST = "const"  # leaf: attribute ``value`` (a float)
@@ -37,6 +55,7 @@ class Op:
     arity: int
     numpy: str  # expression template over {0}, {1}: one statement of generated source
     sympy: Callable[..., Any]
+    llvm: Lowering  # the op as LLVM IR, matching the NumPy template (NaN, signed zeros, ties)
     partials: tuple[Rule | None, ...]  # one local-derivative rule per operand slot
     infix: str | None = None  # binary operator symbol ("+"), or "-" for unary minus
     precedence: int = 0  # for infix and prefix printing; higher binds tighter
@@ -101,6 +120,61 @@ def _rewrite_pow(b: Graph, a: tuple[int, ...]) -> int | None:
     return None
 
 
+# --- LLVM lowerings: the NumPy semantics, instruction for instruction -----------------------------
+
+
+def _instruction(name: str) -> Lowering:
+    """An IRBuilder instruction on the operands: ``fadd``, ``fmul``, ``fneg``..."""
+    return lambda e, a: getattr(e.builder, name)(*a)
+
+
+def _call(symbol: str) -> Lowering:
+    """A call of the C library function NumPy's ufunc computes with, or of an exact LLVM intrinsic."""
+    return lambda e, a: e.call(symbol, *a)
+
+
+def _picks_first(e: Emitter, a: tuple[Any, ...], order: str) -> Any:
+    """True where np.maximum (order ">") or np.minimum ("<") returns its first operand.
+
+    NumPy returns the first operand when it wins strictly or is NaN, else the second: NaN
+    propagates from either side, and a tie (including 0.0 against -0.0) gives the second.
+    """
+    b = e.builder
+    return b.or_(b.fcmp_ordered(order, a[0], a[1]), b.fcmp_unordered("uno", a[0], a[0]))
+
+
+def _max(e: Emitter, a: tuple[Any, ...]) -> Any:
+    return e.builder.select(_picks_first(e, a, ">"), a[0], a[1])
+
+
+def _min(e: Emitter, a: tuple[Any, ...]) -> Any:
+    return e.builder.select(_picks_first(e, a, "<"), a[0], a[1])
+
+
+def _relu(e: Emitter, a: tuple[Any, ...]) -> Any:
+    return _max(e, (a[0], e.const(0.0)))
+
+
+def _sign(e: Emitter, a: tuple[Any, ...]) -> Any:
+    """np.sign: 1, -1, 0.0 for either zero, NaN for NaN."""
+    b, x = e.builder, a[0]
+    zero_or_nan = b.select(b.fcmp_unordered("uno", x, x), x, e.const(0.0))
+    negative = b.select(b.fcmp_ordered("<", x, e.const(0.0)), e.const(-1.0), zero_or_nan)
+    return b.select(b.fcmp_ordered(">", x, e.const(0.0)), e.const(1.0), negative)
+
+
+def _sigmoid(e: Emitter, a: tuple[Any, ...]) -> Any:
+    b = e.builder
+    return b.fdiv(e.const(1.0), b.fadd(e.const(1.0), e.call("exp", b.fneg(a[0]))))
+
+
+def _softplus(e: Emitter, a: tuple[Any, ...]) -> Any:
+    """np.logaddexp(0, u), stable: max(u, 0) + log1p(exp(-|u|)), NaN for NaN."""
+    b, u = e.builder, a[0]
+    positive = b.select(b.fcmp_ordered(">", u, e.const(0.0)), u, e.const(0.0))
+    return b.fadd(positive, e.call("log1p", e.call("exp", b.fneg(e.call("llvm.fabs.f64", u)))))
+
+
 # --- the table -----------------------------------------------------------------------------------
 
 _ANY = (-3.0, 3.0)
@@ -109,9 +183,14 @@ _UNIT = (-0.9, 0.9)
 
 
 def _op(
-    name: str, numpy_template: str, sympy_fn: Callable[..., Any], *partials: Rule | None, **kw: Any
+    name: str,
+    numpy_template: str,
+    sympy_fn: Callable[..., Any],
+    llvm: Lowering,
+    *partials: Rule | None,
+    **kw: Any,
 ) -> Op:
-    return Op(name, len(partials), numpy_template, sympy_fn, tuple(partials), **kw)
+    return Op(name, len(partials), numpy_template, sympy_fn, llvm, tuple(partials), **kw)
 
 
 def _one(b: Graph, a: tuple[int, ...], o: int) -> int:
@@ -131,73 +210,73 @@ def _sq(b: Graph, x: int) -> int:
 OPS: dict[str, Op] = {
     op.name: op
     for op in [
-        _op("add", "{0} + {1}", lambda x, y: x + y, _one, _one,
+        _op("add", "{0} + {1}", lambda x, y: x + y, _instruction("fadd"), _one, _one,
             infix="+", precedence=1, commutative=True, rewrite=_rewrite_add, domain=(_ANY, _ANY),
             plain=True),
-        _op("sub", "{0} - {1}", lambda x, y: x - y,
+        _op("sub", "{0} - {1}", lambda x, y: x - y, _instruction("fsub"),
             _one, lambda b, a, o: b.const(-1.0),
             infix="-", precedence=1, rewrite=_rewrite_sub, domain=(_ANY, _ANY), plain=True),
-        _op("mul", "{0} * {1}", lambda x, y: x * y,
+        _op("mul", "{0} * {1}", lambda x, y: x * y, _instruction("fmul"),
             lambda b, a, o: a[1], lambda b, a, o: a[0],
             infix="*", precedence=2, commutative=True, rewrite=_rewrite_mul, domain=(_ANY, _ANY),
             plain=True),
-        _op("div", "{0} / {1}", lambda x, y: x / y,
+        _op("div", "{0} / {1}", lambda x, y: x / y, _instruction("fdiv"),
             lambda b, a, o: b.div(b.const(1.0), a[1]),
             lambda b, a, o: b.neg(b.div(o, a[1])),
             infix="/", precedence=2, domain=(_ANY, _POS)),
-        _op("neg", "-{0}", lambda x: -x, lambda b, a, o: b.const(-1.0),
+        _op("neg", "-{0}", lambda x: -x, _instruction("fneg"), lambda b, a, o: b.const(-1.0),
             infix="-", precedence=3, rewrite=_rewrite_neg, domain=(_ANY,), plain=True),
-        _op("pow", "{0} ** {1}", lambda x, y: x**y,
+        _op("pow", "{0} ** {1}", lambda x, y: x**y, _call("pow"),
             lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
             lambda b, a, o: b.mul(o, b.apply("log", a[0])),
             infix="**", precedence=4, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY)),
-        _op("sin", "np.sin({0})", sympy.sin, lambda b, a, o: b.apply("cos", a[0]),
+        _op("sin", "np.sin({0})", sympy.sin, _call("sin"), lambda b, a, o: b.apply("cos", a[0]),
             function="sin", sympy_class=sympy.sin, domain=(_ANY,)),
-        _op("cos", "np.cos({0})", sympy.cos, lambda b, a, o: b.neg(b.apply("sin", a[0])),
+        _op("cos", "np.cos({0})", sympy.cos, _call("cos"), lambda b, a, o: b.neg(b.apply("sin", a[0])),
             function="cos", sympy_class=sympy.cos, domain=(_ANY,)),
-        _op("tan", "np.tan({0})", sympy.tan, lambda b, a, o: b.add(b.const(1.0), _sq(b, o)),
+        _op("tan", "np.tan({0})", sympy.tan, _call("tan"), lambda b, a, o: b.add(b.const(1.0), _sq(b, o)),
             function="tan", sympy_class=sympy.tan, domain=((-1.2, 1.2),)),
-        _op("asin", "np.arcsin({0})", sympy.asin,
+        _op("asin", "np.arcsin({0})", sympy.asin, _call("asin"),
             lambda b, a, o: b.div(b.const(1.0), b.apply("sqrt", b.sub(b.const(1.0), _sq(b, a[0])))),
             function="asin", sympy_class=sympy.asin, domain=(_UNIT,)),
-        _op("acos", "np.arccos({0})", sympy.acos,
+        _op("acos", "np.arccos({0})", sympy.acos, _call("acos"),
             lambda b, a, o: b.div(b.const(-1.0), b.apply("sqrt", b.sub(b.const(1.0), _sq(b, a[0])))),
             function="acos", sympy_class=sympy.acos, domain=(_UNIT,)),
-        _op("atan", "np.arctan({0})", sympy.atan,
+        _op("atan", "np.arctan({0})", sympy.atan, _call("atan"),
             lambda b, a, o: b.div(b.const(1.0), b.add(b.const(1.0), _sq(b, a[0]))),
             function="atan", sympy_class=sympy.atan, domain=(_ANY,)),
-        _op("sinh", "np.sinh({0})", sympy.sinh, lambda b, a, o: b.apply("cosh", a[0]),
+        _op("sinh", "np.sinh({0})", sympy.sinh, _call("sinh"), lambda b, a, o: b.apply("cosh", a[0]),
             function="sinh", sympy_class=sympy.sinh, domain=(_ANY,)),
-        _op("cosh", "np.cosh({0})", sympy.cosh, lambda b, a, o: b.apply("sinh", a[0]),
+        _op("cosh", "np.cosh({0})", sympy.cosh, _call("cosh"), lambda b, a, o: b.apply("sinh", a[0]),
             function="cosh", sympy_class=sympy.cosh, domain=(_ANY,)),
-        _op("tanh", "np.tanh({0})", sympy.tanh, lambda b, a, o: b.sub(b.const(1.0), _sq(b, o)),
+        _op("tanh", "np.tanh({0})", sympy.tanh, _call("tanh"), lambda b, a, o: b.sub(b.const(1.0), _sq(b, o)),
             function="tanh", sympy_class=sympy.tanh, domain=(_ANY,)),
-        _op("exp", "np.exp({0})", sympy.exp, lambda b, a, o: o,
+        _op("exp", "np.exp({0})", sympy.exp, _call("exp"), lambda b, a, o: o,
             function="exp", sympy_class=sympy.exp, domain=(_ANY,)),
-        _op("log", "np.log({0})", sympy.log, lambda b, a, o: b.div(b.const(1.0), a[0]),
+        _op("log", "np.log({0})", sympy.log, _call("log"), lambda b, a, o: b.div(b.const(1.0), a[0]),
             function="log", sympy_class=sympy.log, domain=(_POS,)),
-        _op("sqrt", "np.sqrt({0})", sympy.sqrt, lambda b, a, o: b.div(b.const(0.5), o),
+        _op("sqrt", "np.sqrt({0})", sympy.sqrt, _call("llvm.sqrt.f64"), lambda b, a, o: b.div(b.const(0.5), o),
             function="sqrt", domain=(_POS,)),
-        _op("abs", "np.abs({0})", sympy.Abs, lambda b, a, o: b.apply("sign", a[0]),
+        _op("abs", "np.abs({0})", sympy.Abs, _call("llvm.fabs.f64"), lambda b, a, o: b.apply("sign", a[0]),
             function="abs", sympy_class=sympy.Abs, domain=(_ANY,)),
-        _op("sign", "np.sign({0})", sympy.sign, None,
+        _op("sign", "np.sign({0})", sympy.sign, _sign, None,
             function="sign", sympy_class=sympy.sign, domain=(_ANY,)),
-        _op("sigmoid", "1.0 / (1.0 + np.exp(-{0}))", lambda x: 1 / (1 + sympy.exp(-x)),
+        _op("sigmoid", "1.0 / (1.0 + np.exp(-{0}))", lambda x: 1 / (1 + sympy.exp(-x)), _sigmoid,
             lambda b, a, o: b.mul(o, b.sub(b.const(1.0), o)),
             function="sigmoid", domain=(_ANY,)),
-        _op("relu", "np.maximum({0}, 0.0)", lambda x: sympy.Max(x, 0),
+        _op("relu", "np.maximum({0}, 0.0)", lambda x: sympy.Max(x, 0), _relu,
             lambda b, a, o: b.apply("sign", o),
             function="relu", domain=(_ANY,)),
-        _op("softplus", "np.logaddexp(0.0, {0})", lambda x: sympy.log(1 + sympy.exp(x)),
+        _op("softplus", "np.logaddexp(0.0, {0})", lambda x: sympy.log(1 + sympy.exp(x)), _softplus,
             lambda b, a, o: b.apply("sigmoid", a[0]),
             function="softplus", domain=(_ANY,)),
-        _op("max", "np.maximum({0}, {1})", sympy.Max,
+        _op("max", "np.maximum({0}, {1})", sympy.Max, _max,
             lambda b, a, o: _half_sign_diff(b, a, 0.5), lambda b, a, o: _half_sign_diff(b, a, -0.5),
             function="max", commutative=True, sympy_class=sympy.Max, domain=(_ANY, _ANY)),
-        _op("min", "np.minimum({0}, {1})", sympy.Min,
+        _op("min", "np.minimum({0}, {1})", sympy.Min, _min,
             lambda b, a, o: _half_sign_diff(b, a, -0.5), lambda b, a, o: _half_sign_diff(b, a, 0.5),
             function="min", commutative=True, sympy_class=sympy.Min, domain=(_ANY, _ANY)),
-        _op("atan2", "np.arctan2({0}, {1})", sympy.atan2,
+        _op("atan2", "np.arctan2({0}, {1})", sympy.atan2, _call("atan2"),
             lambda b, a, o: b.div(a[1], b.add(_sq(b, a[0]), _sq(b, a[1]))),
             lambda b, a, o: b.neg(b.div(a[0], b.add(_sq(b, a[0]), _sq(b, a[1])))),
             function="atan2", sympy_class=sympy.atan2, domain=(_POS, _POS)),

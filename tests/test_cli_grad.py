@@ -122,7 +122,6 @@ def test_max_paths_refuses_before_enumerating(capsys):
         (["grad", "x*y", "--at", "x=1,y=2,z=3"], "unknown variable 'z'"),
         (["grad", "x*y", "--method", "magic"], "invalid choice: 'magic'"),
         (["grad", "x*y", "--backend", "gpu"], "invalid choice: 'gpu'"),
-        (["grad", "x*y", "--backend", "llvm"], "llvm backend is not available"),
         (["grad", "x*y", "--order", "0"], "must be at least 1"),
         (["grad", "x*y", "--max-paths", "many"], "expected a whole number"),
         (["grad", "x*y", "--max-paths", "9"], "--max-paths applies to --method paths"),

@@ -9,21 +9,22 @@ from graphc.graph import Graph
 from graphc.kernel import Kernel
 
 
-def _numpy(graph: Graph) -> Kernel:
+def _numpy(graph: Graph, threads: int | None = None) -> Kernel:
     from graphc.backends import numpy as backend
 
+    if threads is not None:
+        raise BackendError("threads= applies to the llvm backend; the numpy backend runs on one thread")
     return backend.compile_graph(graph)
 
 
-_LLVM_MISSING = "the llvm backend is not available in this version of graphc; use the numpy backend"
+def _llvm(graph: Graph, threads: int | None = None) -> Kernel:
+    from graphc.backends import llvm as backend
+
+    return backend.compile_graph(graph, threads=threads)
 
 
-def _llvm(graph: Graph) -> Kernel:
-    raise BackendError(_LLVM_MISSING)
-
-
-BACKENDS: dict[str, Callable[[Graph], Kernel]] = {"numpy": _numpy, "llvm": _llvm}
-UNAVAILABLE: dict[str, str] = {"llvm": _LLVM_MISSING}  # registered names that cannot compile yet
+BACKENDS: dict[str, Callable[..., Kernel]] = {"numpy": _numpy, "llvm": _llvm}
+UNAVAILABLE: dict[str, str] = {}  # registered names that cannot compile here, with the reason
 
 
 def check_backend(backend: str) -> None:
@@ -35,11 +36,11 @@ def check_backend(backend: str) -> None:
         raise BackendError(UNAVAILABLE[backend])
 
 
-def compile_graph(graph: Graph, backend: str = "numpy") -> Kernel:
-    """Compile ``graph`` with the named backend."""
+def compile_graph(graph: Graph, backend: str = "numpy", *, threads: int | None = None) -> Kernel:
+    """Compile ``graph`` with the named backend (``threads``: the llvm backend's thread cap)."""
     try:
         compiler = BACKENDS[backend]
     except (KeyError, TypeError):
         known = ", ".join(BACKENDS)
         raise BackendError(f"unknown backend {backend!r} (the backends are: {known})") from None
-    return compiler(graph)
+    return compiler(graph, threads=threads)

@@ -1,0 +1,364 @@
+"""The LLVM backend, tested by agreement with the NumPy backend: ops, methods, inputs, threads, cache."""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import random
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from test_diff import ALL_CASES
+
+import graphc
+from graphc.backends import llvm as backend
+from graphc.backends.llvm_cache import Cache, graph_key
+from graphc.graph import Graph
+from graphc.ops import OPS
+
+REL = 1e-12
+SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 3.0, math.inf, -math.inf, math.nan, 1e-300, 700.0, -745.0]
+
+
+def same(got: np.ndarray, expected: np.ndarray, rel: float = REL, floor: float = 1e-300) -> bool:
+    """Equal within ``rel`` (``floor`` near zero), with NaN where NaN and the same infinities."""
+    got, expected = np.broadcast_arrays(np.asarray(got), np.asarray(expected))
+    nan = np.isnan(expected)
+    close = np.isclose(got, expected, rtol=rel, atol=floor, equal_nan=True)
+    return bool(np.all(np.isnan(got) == nan) and np.all(close | nan))
+
+
+def all_ops_graph() -> Graph:
+    g = Graph()
+    x, y = g.var("x"), g.var("y")
+    g.set_outputs([g.apply(name, *(x, y)[: op.arity]) for name, op in OPS.items()], list(OPS))
+    return g
+
+
+@pytest.fixture(scope="module")
+def all_ops() -> tuple[graphc.Kernel, graphc.Kernel]:
+    g = all_ops_graph()
+    return graphc.compile(g), graphc.compile(g, backend="llvm")
+
+
+def test_every_op_has_an_llvm_lowering():
+    """Registry coverage: an op without a lowering fails here (and cannot compile)."""
+    for name, op in OPS.items():
+        assert callable(op.llvm), name
+    ir_text = backend.optimized_ir(all_ops_graph())
+    assert "define void @graphc_kernel" in ir_text
+
+
+def test_the_kernel_is_one_ssa_instruction_per_node_in_one_loop():
+    module = str(backend.build_module(backend.Plan.of(graphc.parse("sin(x*y) + exp(x)"))))
+    loop = module.split("loop:")[1].split("done:")[0]
+    assert [loop.count(s) for s in ("fmul double", '@"sin"(', '@"exp"(', "fadd double")] == [1, 1, 1, 1]
+    assert loop.count("load double") == 2 and loop.count("store double") == 1
+
+
+def test_every_op_agrees_with_numpy_on_its_domain_and_on_special_values(all_ops):
+    numpy_kernel, llvm_kernel = all_ops
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-4, 4, 200), np.repeat(SPECIAL, len(SPECIAL))])
+    y = np.concatenate([rng.uniform(-4, 4, 200), np.tile(SPECIAL, len(SPECIAL))])
+    x[:20] = y[:20]  # ties for max and min
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expected, got = numpy_kernel(x, y), llvm_kernel(x, y)
+    for name, e, g in zip(OPS, expected, got, strict=True):
+        assert same(g, e), f"{name}: llvm {g[~np.isclose(g, e, equal_nan=True)][:5]}"
+
+
+def test_ops_lowered_as_text_in_parts_equal_ops_built_with_llvmlite_ir(all_ops, monkeypatch):
+    """A split graph's parts are IR text (llvm_text.TextBuilder): the same bits as llvmlite.ir."""
+    _, whole = all_ops
+    monkeypatch.setattr(backend, "PART_SIZE", 1)
+    graph = all_ops_graph()
+    assert len(backend.Plan.of(graph).parts) == len(OPS)
+    split = graphc.compile(graph, backend="llvm")
+    x = np.repeat(SPECIAL + [0.3, -1.7], len(SPECIAL) + 2)
+    y = np.tile(SPECIAL + [2.2, -0.6], len(SPECIAL) + 2)
+    for name, a, b in zip(OPS, split(x, y), whole(x, y), strict=True):
+        assert np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a), np.signbit(b)), name
+
+
+@pytest.mark.parametrize("name", ["max", "min", "relu", "abs", "sign", "neg"])
+def test_selections_match_numpy_bit_for_bit_with_nan_signed_zeros_and_ties(all_ops, name):
+    numpy_kernel, llvm_kernel = all_ops
+    x = np.repeat(SPECIAL, len(SPECIAL))
+    y = np.tile(SPECIAL, len(SPECIAL))
+    i = list(OPS).index(name)
+    expected, got = numpy_kernel(x, y)[i], llvm_kernel(x, y)[i]
+    assert np.array_equal(np.signbit(got), np.signbit(expected)), name
+    assert np.array_equal(got, expected, equal_nan=True), name
+
+
+@pytest.mark.parametrize("method", list(graphc.METHODS))
+def test_every_method_on_the_corpus_agrees_with_numpy(method):
+    for case_id, case in ALL_CASES.items():
+        names = sorted(case.points[0])
+        batch = {n: np.array([p[n] for p in case.points]) for n in names}
+        expected = graphc.value_and_grad(case.text, method=method)(**batch)
+        got = graphc.value_and_grad(case.text, method=method, backend="llvm")(**batch)
+        assert same(got[0], expected[0]), case_id
+        rel = 1e-7 if method == "numeric" else REL  # numeric differences cancel to ~1e-8
+        for name, g, e in zip(names, got[1], expected[1], strict=True):
+            assert same(g, e, rel), f"{case_id}: ∂/∂{name} {g} vs {e}"
+
+
+def test_jacobian_hessian_and_derivative_through_llvm():
+    for mode in ("forward", "reverse"):
+        j = graphc.jacobian("x*y, sin(x) + y", mode=mode, backend="llvm")(2.0, [1.0, 3.0])
+        assert np.allclose(j, graphc.jacobian("x*y, sin(x) + y", mode=mode)(2.0, [1.0, 3.0]), rtol=REL)
+    h = graphc.hessian("x**2 * y + exp(x*y)", backend="llvm")(0.3, 0.7)
+    assert np.allclose(h, graphc.hessian("x**2 * y + exp(x*y)")(0.3, 0.7), rtol=REL)
+    assert float(graphc.derivative("x**5", "x", order=3, backend="llvm")(2.0)) == 240.0
+    many = " + ".join(f"sin(x{i}*x{(i + 1) % 9})" for i in range(9))  # 81 outputs: compiled fast
+    assert len(graphc.hessian(many).outputs) > backend.MANY_ARRAYS
+    point = [np.linspace(0, 1, 7) + 0.1 * i for i in range(9)]
+    got, expected = graphc.hessian(many, backend="llvm")(*point), graphc.hessian(many)(*point)
+    assert got.shape == (9, 9, 7) and same(got, expected)
+
+
+@pytest.fixture(scope="module")
+def kernels() -> tuple[graphc.Kernel, graphc.Kernel]:
+    text = "u = x*y; sin(u) + u**2, x, 2, y"
+    return graphc.compile(text), graphc.compile(text, backend="llvm")
+
+
+def test_scalars_in_scalars_out(kernels):
+    numpy_kernel, llvm_kernel = kernels
+    result = llvm_kernel(1, 2.5)
+    assert all(isinstance(v, np.float64) for v in result)
+    assert result == numpy_kernel(1, 2.5)
+    constant = graphc.compile("3", backend="llvm")()
+    assert isinstance(constant, np.float64) and constant == 3.0
+
+
+def test_broadcast_batches_and_shapes(kernels):
+    numpy_kernel, llvm_kernel = kernels
+    x = np.linspace(-3, 3, 100_001)
+    for y in (np.array([0.7]), 0.7, np.array(0.7)):
+        got, expected = llvm_kernel(x, y), numpy_kernel(x, y)
+        for g, e in zip(got, expected, strict=True):
+            assert g.shape == (100_001,) and same(g, e)
+    x2 = np.arange(6.0).reshape(2, 3)
+    got, expected = llvm_kernel(x2, np.array([1.0, 2.0, 3.0])), numpy_kernel(x2, np.array([1.0, 2.0, 3.0]))
+    for g, e in zip(got, expected, strict=True):
+        assert g.shape == (2, 3) and g.dtype == np.float64 and same(g, e)
+    got[1][0, 0] = 9.0
+    assert x2[0, 0] == 0.0, "an input returned as an output is a copy"
+    empty = llvm_kernel(np.zeros((0, 3)), 1.0)
+    assert all(e.shape == (0, 3) for e in empty)
+
+
+def test_non_contiguous_integer_and_float32_inputs(kernels):
+    numpy_kernel, llvm_kernel = kernels
+    strided = np.arange(40.0)[::2]
+    transposed = np.arange(12.0).reshape(3, 4).T
+    read_only = np.arange(20.0)
+    read_only.flags.writeable = False
+    cases = [(strided, np.arange(20)), (transposed, 2), (np.arange(10, dtype=np.float32), [True] * 10)]
+    for x, y in [*cases, (read_only, np.float32(0.5))]:
+        for g, e in zip(llvm_kernel(x, y), numpy_kernel(x, y), strict=True):
+            assert g.dtype == np.float64 and same(g, e)
+
+
+def test_bad_calls_are_evaluation_errors(kernels):
+    _, llvm_kernel = kernels
+    with pytest.raises(graphc.EvaluationError, match="do not broadcast"):
+        llvm_kernel(np.ones(3), np.ones(4))
+    with pytest.raises(graphc.EvaluationError, match="cannot convert str"):
+        llvm_kernel("a", 1.0)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    text = "sin(x*y) + exp(-x**2) * atan2(y, 1 + x**2)"
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal(300_000), rng.standard_normal(300_000)
+    results = [graphc.grad(text, backend="llvm", threads=t)(x, y) for t in (1, 2, 3)]
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            assert np.array_equal(a, b)
+    expected = graphc.grad(text)(x, y)  # libm and NumPy's exp differ in the last bit: cancellation
+    assert all(same(a, b, floor=1e-14) for a, b in zip(results[0], expected, strict=True))
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_bad_thread_counts_are_backend_errors(threads):
+    with pytest.raises(graphc.BackendError, match="threads must be a whole number"):
+        graphc.compile("x", backend="llvm", threads=threads)
+    with pytest.raises(graphc.BackendError, match="threads= applies to the llvm backend"):
+        graphc.compile("x", threads=2)
+
+
+def random_graph(nodes: int, variables: int = 6, seed: int = 0) -> Graph:
+    rng = random.Random(seed)
+    g = Graph()
+    made = [g.var(f"x{i}") for i in range(variables)]
+    while len(g) < nodes:
+        if rng.random() < 0.3:
+            made.append(g.apply(rng.choice(["sin", "cos", "tanh", "sigmoid"]), rng.choice(made[-40:])))
+        else:
+            made.append(g.apply(rng.choice(["add", "mul", "sub"]), rng.choice(made[-40:]), rng.choice(made)))
+    g.set_outputs([g.add(made[-1], made[-2])])
+    return g
+
+
+def test_a_big_gradient_is_split_into_parts_and_agrees_with_numpy():
+    graph = random_graph(3000)
+    derivative = graphc.differentiate(graph)
+    plan = backend.Plan.of(derivative)
+    assert len(plan.parts) >= 2 and 0 < plan.size < len(derivative)
+    rng = np.random.default_rng(1)
+    point = {f"x{i}": rng.uniform(-1, 1, 50) for i in range(6)}
+    expected = graphc.compile(derivative)(**point)
+    got = graphc.compile(derivative, backend="llvm")(**point)
+    assert all(same(g, e, 1e-11) for g, e in zip(got, expected, strict=True))
+
+
+def test_tiny_parts_pass_every_live_value_through_scratch(monkeypatch):
+    monkeypatch.setattr(backend, "PART_SIZE", 3)
+    text = "u = x*y; v = sin(u) + u; w = v*x - y; w*u + exp(v), x, u"
+    plan = backend.Plan.of(graphc.parse(text))
+    assert len(plan.parts) > 2
+    assert plan.size < len(plan.slots), "slots are reused once their value is dead"
+    kernel, reference = graphc.compile(text, backend="llvm"), graphc.compile(text)
+    for point in (([0.3, -1.2], 0.8), (0.3, 0.8)):  # a batch, and one point (the point kernel)
+        assert all(same(g, e) for g, e in zip(kernel(*point), reference(*point), strict=True))
+
+
+def test_kernels_compiled_on_several_threads_at_once(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
+    texts = [f"sin(x*{i}) + exp(y)/{i + 1}" for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        kernels = list(pool.map(lambda t: graphc.grad(t, backend="llvm"), texts))
+    for text, kernel in zip(texts, kernels, strict=True):
+        assert same(np.array(kernel(0.3, 0.4)), np.array(graphc.grad(text)(0.3, 0.4)))
+
+
+def test_the_kernel_owns_its_execution_engine():
+    kernel = graphc.grad("sin(x) * y", backend="llvm")
+    gc.collect()
+    assert kernel(0.5, 2.0) == (2.0 * math.cos(0.5), math.sin(0.5))
+
+
+def test_a_missing_c_function_is_a_backend_error_not_a_crash():
+    with pytest.raises(graphc.BackendError, match="cannot find the C library function.*graphc_no_such"):
+        backend.resolve_symbols(["sin", "graphc_no_such_function"])
+
+
+# --- the disk cache ---------------------------------------------------------------------------
+
+
+def entries(directory) -> list:
+    return sorted((directory / "llvm").glob("*.bin"))
+
+
+def test_the_second_compile_comes_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+    first = graphc.grad("x**3 * y", backend="llvm")
+    assert len(entries(tmp_path / "cache")) == 1
+    assert os.stat(tmp_path / "cache").st_mode & 0o777 == 0o700
+    assert os.stat(entries(tmp_path / "cache")[0]).st_mode & 0o077 == 0
+
+    def no_llvm(*args, **kwargs):
+        raise AssertionError("LLVM ran although the cache holds the code")
+
+    monkeypatch.setattr(backend, "build", no_llvm)
+    second = graphc.grad("x**3 * y", backend="llvm")
+    assert second(2.0, 3.0) == first(2.0, 3.0) == (36.0, 8.0)
+    assert second.source == first.source and "graphc_kernel" in second.source
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[: len(data) // 2],  # truncated
+        lambda data: data[:-10] + bytes(10),  # machine code altered
+        lambda data: b"garbage",
+        lambda data: data[:20] + b"x" * (len(data) - 20),  # a header without its fields
+        lambda data: b"",
+    ],
+)
+def test_a_corrupt_entry_is_ignored_and_rebuilt(tmp_path, monkeypatch, damage):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    graphc.compile("exp(x) - y", backend="llvm")
+    (entry,) = entries(tmp_path)
+    entry.write_bytes(damage(entry.read_bytes()))
+    assert graphc.compile("exp(x) - y", backend="llvm")(0.0, 1.0) == 0.0
+    assert Cache(tmp_path).load(entry.stem) is not None, "the rebuilt entry replaced the corrupt one"
+
+
+def test_an_entry_under_another_key_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    graphc.compile("x + 1", backend="llvm")
+    graphc.compile("x + 2", backend="llvm")
+    one, two = entries(tmp_path)
+    two.write_bytes(one.read_bytes())  # a valid entry, but for another graph
+    assert Cache(tmp_path).load(two.stem) is None
+
+
+def test_an_open_or_foreign_cache_directory_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "open"))
+    (tmp_path / "open").mkdir(mode=0o777)
+    os.chmod(tmp_path / "open", 0o777)
+    with pytest.warns(RuntimeWarning, match="permissions 777"):
+        assert graphc.compile("x*2", backend="llvm")(2.0) == 4.0
+    assert not (tmp_path / "open" / "llvm").exists() or not entries(tmp_path / "open")
+
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "mine"))
+    graphc.compile("x*3", backend="llvm")
+    monkeypatch.setattr(os, "getuid", lambda: 4242)
+    with pytest.warns(RuntimeWarning, match="owned by user id"):
+        assert graphc.compile("x*3", backend="llvm")(2.0) == 6.0
+
+
+def test_no_cache_when_asked(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
+    graphc.compile("x - 1", backend="llvm")
+    assert not entries(tmp_path)
+
+
+def test_the_cache_key_does_not_depend_on_the_hash_seed():
+    program = "u = y*x; v = max(u, z); sin(v)*u + atan2(z, x), exp(-u)"
+    code = (
+        "import graphc; from graphc.backends.llvm_cache import graph_key; "
+        f"print(graph_key(graphc.differentiate(graphc.parse({program!r}).copy()), 'o'))"
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(keys) == 1
+    assert graph_key(graphc.parse("x + 1"), "o") != graph_key(graphc.parse("x + 2"), "o")
+    assert graph_key(graphc.parse("x + 1"), "o") != graph_key(graphc.parse("x + 1"), "p")
+
+
+def test_cli_emits_the_optimised_ir_of_the_function_and_its_gradient():
+    from graphc.cli import main
+
+    result = subprocess.run(
+        [sys.executable, "-m", "graphc", "grad", "sin(x)*y", "--emit", "llvm"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "define void @graphc_kernel" in result.stdout and "@sin" in result.stdout and "@cos" in result.stdout
+    )
+    assert callable(main)
