@@ -1,0 +1,224 @@
+"""Running a report: every method at every size, predicting each cell's cost before running it.
+
+A cell is not run when its predicted cost is over the budget: the ``paths`` method when the
+graph has more paths than ``max_paths`` (counted exactly, never enumerated), any method when the
+time of its last measured size, scaled by the growth of the graph and of the method's own time
+from size to size, exceeds the budget. Once a method is over budget it stays so for the larger
+sizes. What is predicted wrongly is stopped by the cell's deadline, so a report runs past its
+budget by at most one cell's worth.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphc.diff import MAX_PATHS, count_paths
+from graphc.families import Family
+from graphc.graph import Graph
+from graphc.parse import parse
+from graphc.report.growth import Fit, fit
+from graphc.report.measure import Row, _OverBudget, deadline, measure
+
+DEFAULT_BUDGET = 10.0
+FIT_METRICS = {
+    "differentiate_s": "time to differentiate",
+    "nodes": "gradient DAG",
+    "tree_size": "gradient as a tree",
+    "eval_s": "time per gradient evaluation",
+}
+
+Step = Callable[[str], None]
+
+
+@dataclass
+class Report:
+    """What was asked and what was measured; ``rows`` grows as cells finish."""
+
+    methods: list[str]
+    backends: list[str]
+    budget: float | None = DEFAULT_BUDGET
+    max_paths: int = MAX_PATHS
+    family: Family | None = None
+    sizes: list[int] = field(default_factory=list)
+    width: int | None = None
+    seed: int = 0
+    expr: str | None = None
+    rows: list[Row] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def unit(self) -> str:
+        return self.family.unit if self.family is not None else "step"
+
+    def fits(self) -> dict[str, dict[str, Fit]]:
+        """For each method (and ``paths``, the path count), the growth of each metric with size."""
+        result: dict[str, dict[str, Fit]] = {}
+        if self.family is None:
+            return result
+        counts = {row.size: row.paths for row in self.rows}
+        path_fit = fit(list(counts), [float(c) for c in counts.values()])
+        if path_fit is not None:
+            result["path count"] = {"paths": path_fit}
+        for method in self.methods:
+            rows = [row for row in self.rows if row.method == method and row.ok]
+            fits = {}
+            for metric in FIT_METRICS:
+                found = fit([row.size for row in rows], [getattr(row, metric) for row in rows])
+                if found is not None:
+                    fits[metric] = found
+            if fits:
+                result[method] = fits
+        return result
+
+    def fit_lines(self) -> list[str]:
+        """The fits in words, one line per method."""
+        lines = []
+        for method, fits in self.fits().items():
+            if method == "path count":
+                lines.append(f"path count: {fits['paths'].words(self.unit)}")
+                continue
+            parts = [f"{FIT_METRICS[metric]} {found.words(self.unit)}" for metric, found in fits.items()]
+            lines.append(f"{method}: " + "; ".join(parts))
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "family": None if self.family is None else self.family.name,
+            "expr": self.expr,
+            "width": self.width,
+            "seed": self.seed,
+            "sizes": self.sizes,
+            "methods": self.methods,
+            "backends": self.backends,
+            "budget_s": self.budget,
+            "max_paths": self.max_paths,
+            "interrupted": self.interrupted,
+            "rows": [row.to_json() for row in self.rows],
+            "fits": {
+                method: {metric: found.to_json() for metric, found in fits.items()}
+                for method, fits in self.fits().items()
+            },
+            "fit_words": self.fit_lines(),
+        }
+
+
+def _total_paths(graph: Graph) -> int:
+    return sum(count_paths(graph).values())
+
+
+def predicted_seconds(history: Sequence[tuple[int, int, float]], size: int, edges: int) -> float:
+    """The next cell's time from the last ones ``(size, graph edges, seconds)``: the last time
+    scaled by the larger of the graph's growth and the time's own growth per size step."""
+    if not history:
+        return 0.0
+    last_size, last_edges, last_seconds = history[-1]
+    growth = edges / last_edges if last_edges else 1.0
+    if len(history) >= 2:
+        before_size, _, before_seconds = history[-2]
+        if before_seconds > 0 and last_size > before_size:
+            per_step = last_seconds / before_seconds
+            growth = max(growth, per_step ** ((size - last_size) / (last_size - before_size)))
+    return last_seconds * growth
+
+
+def _over_budget(seconds: float) -> str:
+    return f"over budget (predicted {seconds:.3g} s)"
+
+
+def run(report: Report, step: Step | None = None) -> Report:
+    """Measure every cell of ``report`` (a family's sizes, or one expression), in place.
+
+    ``step(description)`` is called before each cell. A KeyboardInterrupt marks the report
+    interrupted and propagates; the rows measured so far stay.
+    """
+    try:
+        if report.family is None:
+            _run_expression(report, step)
+        else:
+            _run_family(report, step)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        raise
+    return report
+
+
+def _cell(report: Report, graph: Graph, size: int | None, method: str, paths: int) -> Row:
+    return measure(
+        graph,
+        size,
+        method,
+        paths,
+        backends=report.backends,
+        budget=report.budget,
+        max_paths=report.max_paths,
+        seed=report.seed,
+    )
+
+
+def _run_expression(report: Report, step: Step | None) -> None:
+    assert report.expr is not None
+    graph = parse(report.expr)
+    paths = _total_paths(graph)
+    for method in report.methods:
+        if step is not None:
+            step(method)
+        report.rows.append(_cell(report, graph, None, method, paths))
+
+
+def _run_family(report: Report, step: Step | None) -> None:
+    family = report.family
+    assert family is not None
+    history: dict[str, list[tuple[int, int, float]]] = {method: [] for method in report.methods}
+    stopped: dict[str, str] = {}
+    builds: list[tuple[int, int, float]] = []
+    for size in report.sizes:
+        built = _build(report, family, size, builds)
+        if isinstance(built, str):  # building the graph itself is over budget
+            for method in report.methods:
+                if step is not None:
+                    step(f"size {size} · {method}")
+                report.rows.append(Row(size, method, 0, status=built))
+            continue
+        graph, paths, edges = built
+        for method in report.methods:
+            if step is not None:
+                step(f"size {size} · {method}")
+            predicted = predicted_seconds(history[method], size, edges)
+            if method in stopped:
+                row = Row(size, method, paths, status=stopped[method])
+            elif report.budget is not None and predicted > report.budget:
+                row = Row(size, method, paths, status=_over_budget(predicted))
+                stopped[method] = "over budget"
+            else:
+                row = _cell(report, graph, size, method, paths)
+                if row.ok:
+                    history[method].append((size, edges, row.seconds))
+                elif row.status.startswith("over budget"):
+                    stopped[method] = "over budget"
+            report.rows.append(row)
+
+
+def _build(
+    report: Report, family: Family, size: int, builds: list[tuple[int, int, float]]
+) -> tuple[Graph, int, int] | str:
+    """The family's graph at ``size`` with its path count and edges, or why it was not built."""
+    if builds and builds[-1][1] < 0:
+        return "over budget"
+    predicted = predicted_seconds(builds, size, builds[-1][1] if builds else 0)
+    if report.budget is not None and predicted > report.budget:
+        builds.append((size, -1, predicted))
+        return f"over budget (building the graph, predicted {predicted:.3g} s)"
+    start = time.perf_counter()
+    try:
+        with deadline(report.budget):
+            graph = parse(family.generate(size, report.width, report.seed))
+            paths = _total_paths(graph)
+    except _OverBudget:
+        builds.append((size, -1, report.budget or 0.0))
+        return f"over budget (building the graph took over {report.budget:g} s)"
+    edges = graph.stats()["edges"]
+    builds.append((size, edges, time.perf_counter() - start))
+    return graph, paths, edges
