@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from graphc.errors import GraphcError
 
-DEFAULT_WIDTH = {"mlp": 10, "chain": 4}
+DEFAULT_WIDTH = {"mlp": 10}
 CHAIN_LAYERS = 4
 
 
@@ -40,7 +40,7 @@ class Family:
     uses_width: bool = False
 
     def generate(self, size: int, width: int | None = None, seed: int = 0) -> str:
-        """The program of this family at ``size`` (``width`` for mlp and chain, ``seed`` for weights)."""
+        """The program of this family at ``size`` (``width`` for mlp, ``seed`` for weights and shapes)."""
         if not isinstance(size, int) or size < 1:
             raise FamilyError(f"the {self.name} family needs a size of at least 1, got {size!r}")
         if width is None:
@@ -92,12 +92,13 @@ def _mlp(size: int, width: int, seed: int) -> str:
 
 
 def _chain(size: int, width: int, seed: int) -> str:
-    # size is n, the width of each map; the chain has CHAIN_LAYERS maps (width is unused here).
+    # size is n, the width of each map; the chain has CHAIN_LAYERS maps. tanh keeps the Jacobians
+    # from being constants (constant ones would fold away at build time in every method).
     rng = random.Random(f"chain:{seed}")
     inputs = [f"x{i}" for i in range(1, size + 1)]
     lines: list[str] = []
     for layer in range(1, CHAIN_LAYERS + 1):
-        lines += _dense(rng, inputs, f"h{layer}", size, "")
+        lines += _dense(rng, inputs, f"h{layer}", size, "tanh")
         inputs = [f"h{layer}_{j}" for j in range(1, size + 1)]
     lines.append(" + ".join(f"{name}^2" for name in inputs))
     return "\n".join(lines)
@@ -162,8 +163,8 @@ FAMILIES: dict[str, Family] = {
         Family(
             "chain",
             "unit",
-            f"a chain of {CHAIN_LAYERS} linear n×n maps of n inputs and a sum-of-squares loss; size = n. "
-            "Forward mode (a pass per input) costs O(L·n³), reverse O(L·n²)",
+            f"a chain of L={CHAIN_LAYERS} layers of size n units (an n×n map, then tanh) from n inputs to a "
+            "sum-of-squares loss: forward mode (a pass per input) costs O(L·n³), reverse O(L·n²)",
             f"n^{CHAIN_LAYERS} paths from each input",
             _chain,
         ),

@@ -9,7 +9,7 @@ from typing import Any
 from graphc.backends import BACKENDS, UNAVAILABLE, check_backend
 from graphc.diff import MAX_PATHS
 from graphc.errors import GraphcError
-from graphc.families import describe, family
+from graphc.families import DEFAULT_WIDTH, describe, family
 from graphc.report.measure import report_methods
 from graphc.report.run import DEFAULT_BUDGET, Report, run
 
@@ -163,7 +163,8 @@ def build_report(args: argparse.Namespace) -> Report:
         raise ReportError(f"--width applies to the {users} family, not to {report.family.name}")
     if args.width is not None and args.width < 1:
         raise ReportError(f"--width must be at least 1, got {args.width}")
-    report.width = args.width if args.width is not None else (10 if report.family.uses_width else None)
+    if report.family.uses_width:
+        report.width = args.width if args.width is not None else DEFAULT_WIDTH[report.family.name]
     report.sizes = parse_sizes(args.sizes or DEFAULT_SIZES)
     return report
 

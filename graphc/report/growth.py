@@ -2,7 +2,8 @@
 
 Both models are straight lines after taking logarithms, ``log y = a + b·size`` (exponential,
 ``×e^b`` per step) and ``log y = a + k·log size`` (power law, exponent ``k``), fitted by least
-squares; the one with the smaller squared error in ``log y`` wins (both have two parameters).
+squares. Over a few sizes a slow exponential and a polynomial look alike, so the power law (the
+more modest claim) is kept unless the exponential's squared error in ``log y`` is under half of it.
 
 >>> fit([1, 2, 3, 4, 5], [2, 4, 8, 16, 32]).words("layer")
 '×2.0 per layer (exponential)'
@@ -33,10 +34,11 @@ class Fit:
         """The growth in words: "×2.0 per layer (exponential)", "exponent 1.0 (linear)"."""
         if self.kind == "exponential":
             return f"×{self.rate:.1f} per {unit} (exponential)"
+        rate = 0.0 if abs(self.rate) < 0.05 else self.rate  # no "-0.0"
         for exponent, name in _POWER_NAMES:
-            if abs(self.rate - exponent) < 0.15:
-                return f"exponent {self.rate:.1f} ({name})"
-        return f"exponent {self.rate:.1f} (polynomial)"
+            if abs(rate - exponent) < 0.15:
+                return f"exponent {rate:.1f} ({name})"
+        return f"exponent {rate:.1f} (polynomial)"
 
     def to_json(self) -> dict[str, object]:
         return {"kind": self.kind, "rate": round(self.rate, 4), "r2": round(self.r2, 4), "points": self.points}
@@ -72,7 +74,7 @@ def fit(sizes: Sequence[float], values: Sequence[float]) -> Fit | None:
     total = sum((y - mean) ** 2 for y in log_ys)
     exp_slope, _, exp_residual = _line(xs, log_ys)
     pow_slope, _, pow_residual = _line([math.log(x) for x in xs], log_ys)
-    if exp_residual < pow_residual:
+    if exp_residual < 0.5 * pow_residual and abs(exp_slope) > 0.07:  # ×0.93..×1.07: about flat
         kind, rate, residual = "exponential", math.exp(exp_slope), exp_residual
     else:
         kind, rate, residual = "power", pow_slope, pow_residual

@@ -21,6 +21,8 @@ PLOTS = (
     ("nodes", "Gradient graph size (DAG, shared nodes once)", "nodes (log scale)"),
     ("tree_size", "Gradient size as a tree (no sharing)", "tree nodes (log scale)"),
 )
+_MARKERS = "osD^vP*X"
+_LINES = ("-", "--", "-.", ":")  # methods that coincide (dp and forward often do) stay visible
 
 
 def seconds(value: float | None) -> str:
@@ -157,7 +159,7 @@ def family_plots(report: Report, out: Path) -> list[tuple[str, str]]:
         figure = _figure()
         axes = figure.add_subplot()
         drawn = False
-        for method in report.methods:
+        for index, method in enumerate(report.methods):
             points = [
                 (row.size, float(getattr(row, metric)))
                 for row in report.rows
@@ -165,10 +167,18 @@ def family_plots(report: Report, out: Path) -> list[tuple[str, str]]:
             ]
             if points:
                 xs, ys = zip(*points, strict=True)
-                axes.plot(xs, ys, marker="o", linewidth=1.8, markersize=4, label=method)
+                axes.plot(
+                    xs,
+                    ys,
+                    marker=_MARKERS[index % len(_MARKERS)],
+                    linestyle=_LINES[index % len(_LINES)],
+                    linewidth=1.8,
+                    markersize=5,
+                    label=method,
+                )
                 drawn = True
         if metric in ("nodes", "tree_size"):
-            counts = sorted({(row.size, float(row.paths)) for row in report.rows if row.paths})
+            counts = sorted({(row.size, float(row.paths)) for row in report.rows if row.paths is not None})
             if counts:
                 xs, ys = zip(*counts, strict=True)
                 axes.plot(xs, ys, linestyle="--", color="0.4", linewidth=1.2, label="path count")

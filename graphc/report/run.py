@@ -10,10 +10,9 @@ budget by at most one cell's worth.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphc.diff import MAX_PATHS, count_paths
 from graphc.families import Family
@@ -23,11 +22,11 @@ from graphc.report.growth import Fit, fit
 from graphc.report.measure import Row, _OverBudget, deadline, measure
 
 DEFAULT_BUDGET = 10.0
-FIT_METRICS = {
-    "differentiate_s": "time to differentiate",
-    "nodes": "gradient DAG",
-    "tree_size": "gradient as a tree",
-    "eval_s": "time per gradient evaluation",
+FIT_METRICS = {  # metric: how the fit lines name it
+    "nodes": "DAG",
+    "tree_size": "tree",
+    "differentiate_s": "differentiate time",
+    "eval_s": "eval time",
 }
 
 Step = Callable[[str], None]
@@ -58,7 +57,7 @@ class Report:
         result: dict[str, dict[str, Fit]] = {}
         if self.family is None:
             return result
-        counts = {row.size: row.paths for row in self.rows}
+        counts = {row.size: row.paths for row in self.rows if row.paths is not None}
         path_fit = fit(list(counts), [float(c) for c in counts.values()])
         if path_fit is not None:
             result["path count"] = {"paths": path_fit}
@@ -109,19 +108,30 @@ def _total_paths(graph: Graph) -> int:
     return sum(count_paths(graph).values())
 
 
-def predicted_seconds(history: Sequence[tuple[int, int, float]], size: int, edges: int) -> float:
-    """The next cell's time from the last ones ``(size, graph edges, seconds)``: the last time
-    scaled by the larger of the graph's growth and the time's own growth per size step."""
+class Measured(NamedTuple):
+    """A measured cell, for predicting the next size's cost."""
+
+    edges: int  # of the function's graph
+    paths: int
+    seconds: float
+
+
+def predicted_seconds(history: Sequence[Measured], edges: int, paths: int, *, by_paths: bool) -> float:
+    """The next cell's time: the last one's, scaled by the graph's growth in edges and by the
+    growth the last size step showed beyond that (a swelling symbolic tree, a forward pass per
+    input); for the paths method at least by the growth of the path count.
+    """
     if not history:
         return 0.0
-    last_size, last_edges, last_seconds = history[-1]
-    growth = edges / last_edges if last_edges else 1.0
+    last = history[-1]
+    growth = edges / last.edges if last.edges else 1.0
     if len(history) >= 2:
-        before_size, _, before_seconds = history[-2]
-        if before_seconds > 0 and last_size > before_size:
-            per_step = last_seconds / before_seconds
-            growth = max(growth, per_step ** ((size - last_size) / (last_size - before_size)))
-    return last_seconds * growth
+        before = history[-2]
+        if before.seconds > 0 and before.edges > 0:
+            growth *= max(1.0, (last.seconds / before.seconds) / (last.edges / before.edges))
+    if by_paths and last.paths:
+        growth = max(growth, paths / last.paths)
+    return last.seconds * growth
 
 
 def _over_budget(seconds: float) -> str:
@@ -171,22 +181,24 @@ def _run_expression(report: Report, step: Step | None) -> None:
 def _run_family(report: Report, step: Step | None) -> None:
     family = report.family
     assert family is not None
-    history: dict[str, list[tuple[int, int, float]]] = {method: [] for method in report.methods}
+    history: dict[str, list[Measured]] = {method: [] for method in report.methods}
     stopped: dict[str, str] = {}
-    builds: list[tuple[int, int, float]] = []
+    build_status = ""
     for size in report.sizes:
-        built = _build(report, family, size, builds)
-        if isinstance(built, str):  # building the graph itself is over budget
+        built = None if build_status else _build(report, family, size)
+        if built is None or isinstance(built, str):  # building the graph itself is over budget
+            build_status = build_status or str(built)
             for method in report.methods:
                 if step is not None:
                     step(f"size {size} · {method}")
-                report.rows.append(Row(size, method, 0, status=built))
+                report.rows.append(Row(size, method, None, status=build_status))
+            build_status = "over budget"
             continue
         graph, paths, edges = built
         for method in report.methods:
             if step is not None:
                 step(f"size {size} · {method}")
-            predicted = predicted_seconds(history[method], size, edges)
+            predicted = predicted_seconds(history[method], edges, paths, by_paths=method == "paths")
             if method in stopped:
                 row = Row(size, method, paths, status=stopped[method])
             elif report.budget is not None and predicted > report.budget:
@@ -195,30 +207,18 @@ def _run_family(report: Report, step: Step | None) -> None:
             else:
                 row = _cell(report, graph, size, method, paths)
                 if row.ok:
-                    history[method].append((size, edges, row.seconds))
+                    history[method].append(Measured(edges, paths, row.seconds))
                 elif row.status.startswith("over budget"):
                     stopped[method] = "over budget"
             report.rows.append(row)
 
 
-def _build(
-    report: Report, family: Family, size: int, builds: list[tuple[int, int, float]]
-) -> tuple[Graph, int, int] | str:
+def _build(report: Report, family: Family, size: int) -> tuple[Graph, int, int] | str:
     """The family's graph at ``size`` with its path count and edges, or why it was not built."""
-    if builds and builds[-1][1] < 0:
-        return "over budget"
-    predicted = predicted_seconds(builds, size, builds[-1][1] if builds else 0)
-    if report.budget is not None and predicted > report.budget:
-        builds.append((size, -1, predicted))
-        return f"over budget (building the graph, predicted {predicted:.3g} s)"
-    start = time.perf_counter()
     try:
         with deadline(report.budget):
             graph = parse(family.generate(size, report.width, report.seed))
             paths = _total_paths(graph)
     except _OverBudget:
-        builds.append((size, -1, report.budget or 0.0))
         return f"over budget (building the graph took over {report.budget:g} s)"
-    edges = graph.stats()["edges"]
-    builds.append((size, edges, time.perf_counter() - start))
-    return graph, paths, edges
+    return graph, paths, graph.stats()["edges"]
