@@ -14,6 +14,6 @@ from __future__ import annotations
 
 from graphc.report.growth import Fit, fit
 from graphc.report.measure import Row, report_methods
-from graphc.report.run import Report, run
+from graphc.report.runner import Report, run
 
 __all__ = ["Fit", "Report", "Row", "fit", "report_methods", "run"]

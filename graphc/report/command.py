@@ -11,7 +11,7 @@ from graphc.diff import MAX_PATHS
 from graphc.errors import GraphcError
 from graphc.families import DEFAULT_WIDTH, describe, family
 from graphc.report.measure import report_methods
-from graphc.report.run import DEFAULT_BUDGET, Report, run
+from graphc.report.runner import DEFAULT_BUDGET, Report, run
 
 DEFAULT_SIZES = "1:10"
 MAX_SIZES = 1000

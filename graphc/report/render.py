@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from graphc.report.measure import Row, describe_count
-from graphc.report.run import Report
+from graphc.report.runner import Report
 
 # (metric, title, y-axis label) for each plot of a family report
 PLOTS = (
