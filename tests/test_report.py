@@ -90,6 +90,7 @@ def test_tree_and_dag_sizes_of_a_gradient():
     assert gradient.output_names == ["∂a2/∂w"]
     nodes, edges = dag_size(gradient)
     assert nodes == sum(gradient.reachable())
+    assert edges == sum(len(gradient.args(n)) for n in range(len(gradient)) if gradient.reachable()[n])
     assert tree_size(gradient) > nodes  # shared nodes count once per use in a tree
     assert tree_size(graphc.parse("x*x")) == 3.0
 
@@ -134,8 +135,13 @@ def small_report(tmp_path_factory):
     from graphc.report.render import write
 
     report = run(
-        Report(methods=list(report_methods()), backends=AVAILABLE, budget=5.0, family=family("product"),
-               sizes=list(range(1, 9)))  # fmt: skip
+        Report(
+            methods=list(report_methods()),
+            backends=AVAILABLE,
+            budget=5.0,
+            family=family("product"),
+            sizes=list(range(1, 9)),
+        )
     )
     out = tmp_path_factory.mktemp("report")
     write(report, out)
@@ -143,7 +149,7 @@ def small_report(tmp_path_factory):
 
 
 def test_report_json_schema(small_report):
-    report, out = small_report
+    _, out = small_report
     data = json.loads((out / "report.json").read_text())
     assert data["family"] == "product"
     assert data["sizes"] == list(range(1, 9))
@@ -275,7 +281,9 @@ def test_ctrl_c_writes_the_partial_report_and_exits_130(tmp_path, capsys, monkey
     real = run_module.measure
     monkeypatch.setattr(run_module, "measure", interrupted)
     out = tmp_path / "partial"
-    assert main(["report", "--family", "product", "--sizes", "1:5", "--methods", "dp", "--out", str(out)]) == 130
+    assert (
+        main(["report", "--family", "product", "--sizes", "1:5", "--methods", "dp", "--out", str(out)]) == 130
+    )
     err = capsys.readouterr().err
     assert "graphc: interrupted" in err and "partial report written" in err
     assert "Traceback" not in err

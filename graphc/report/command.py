@@ -131,7 +131,9 @@ def add_command(commands: Any) -> None:
         metavar="N",
         help=f"the paths method is skipped above N paths (default {MAX_PATHS:,})",
     )
-    command.add_argument("--seed", type=_whole, default=0, metavar="N", help="seed of weights and random DAGs")
+    command.add_argument(
+        "--seed", type=_whole, default=0, metavar="N", help="seed of weights and random DAGs"
+    )
     command.add_argument("--out", metavar="DIR", help="write report.json, report.md and PNG plots here")
     command.add_argument("--list-families", action="store_true", help="describe the families and exit")
     command.set_defaults(run=main)

@@ -44,7 +44,12 @@ class Fit:
         return f"exponent {rate:.1f} (polynomial)"
 
     def to_json(self) -> dict[str, object]:
-        return {"kind": self.kind, "rate": round(self.rate, 4), "r2": round(self.r2, 4), "points": self.points}
+        return {
+            "kind": self.kind,
+            "rate": round(self.rate, 4),
+            "r2": round(self.r2, 4),
+            "points": self.points,
+        }
 
 
 def _line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
@@ -59,7 +64,7 @@ def _line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float
     return slope, intercept, residual
 
 
-def fit(sizes: Sequence[float], values: Sequence[float]) -> Fit | None:
+def fit(sizes: Sequence[float | None], values: Sequence[float | None]) -> Fit | None:
     """The better-fitting growth model, or None with fewer than 3 usable points.
 
     Points whose size or value is not positive and finite are left out (logarithms).
@@ -67,7 +72,7 @@ def fit(sizes: Sequence[float], values: Sequence[float]) -> Fit | None:
     points = [
         (float(s), float(v))
         for s, v in zip(sizes, values, strict=True)
-        if s is not None and v is not None and 0 < s < math.inf and 0 < float(v) < math.inf
+        if s is not None and v is not None and 0 < s < math.inf and 0 < v < math.inf
     ]
     points.sort()
     if len({s for s, _ in points}) < 3:

@@ -109,11 +109,11 @@ def markdown(report: Report, plots: list[tuple[str, str]]) -> str:
     if report.family is not None:
         lines += [f"Family `{report.family.name}`: {report.family.summary}.", ""]
     budget = "none" if report.budget is None else f"{report.budget:g} s per cell"
-    lines += [
+    lines.append(
         f"Methods: {', '.join(report.methods)}. Backends: {', '.join(report.backends)}. "
-        f"Budget: {budget}; the paths method is refused above {report.max_paths:,} paths.",
-        "",
-    ]
+        f"Budget: {budget}; the paths method is refused above {report.max_paths:,} paths."
+    )
+    lines.append("")
     if report.interrupted:
         lines += ["**Interrupted: the results are partial.**", ""]
     columns = _columns(report)
@@ -163,7 +163,10 @@ def family_plots(report: Report, out: Path) -> list[tuple[str, str]]:
             points = [
                 (row.size, float(getattr(row, metric)))
                 for row in report.rows
-                if row.method == method and row.ok and getattr(row, metric) and math.isfinite(getattr(row, metric))
+                if row.method == method
+                and row.ok
+                and getattr(row, metric)
+                and math.isfinite(getattr(row, metric))
             ]
             if points:
                 xs, ys = zip(*points, strict=True)
