@@ -33,7 +33,7 @@ AVAILABLE = [name for name in BACKENDS if name not in UNAVAILABLE]
 def test_fit_exponential():
     found = fit(range(1, 13), [3 * 2.0**n for n in range(1, 13)])
     assert found.kind == "exponential"
-    assert found.rate == pytest.approx(2.0)
+    assert found.rate == pytest.approx(2.0, rel=0.01)
     assert found.words("layer") == "×2.0 per layer (exponential)"
 
 
@@ -41,7 +41,7 @@ def test_fit_exponential():
 def test_fit_power_law(exponent):
     found = fit(range(2, 30), [0.5 * n**exponent for n in range(2, 30)])
     assert found.kind == "power"
-    assert found.rate == pytest.approx(exponent)
+    assert found.rate == pytest.approx(exponent, abs=0.01)
     assert found.r2 == pytest.approx(1.0)
 
 
@@ -63,6 +63,13 @@ def test_fit_with_noise_still_tells_the_two_apart():
     assert exponential.kind == "exponential" and 1.6 < exponential.rate < 2.0
     linear = fit(sizes, noisy_linear)
     assert linear.kind == "power" and 0.8 < linear.rate < 1.2
+
+
+def test_fit_sees_through_a_fixed_overhead():
+    sizes = list(range(1, 13))
+    assert fit(sizes, [3 * n - 1 for n in sizes]).words("layer") == "exponent 1.0 (linear)"
+    assert fit(sizes, [2e-3 + 1e-5 * n**2 for n in sizes]).words("layer") == "exponent 2.0 (quadratic)"
+    assert fit(sizes, [50 + 2**n for n in sizes]).words("layer") == "×2.0 per layer (exponential)"
 
 
 def test_fit_needs_three_usable_points():
@@ -165,14 +172,14 @@ def test_report_json_schema(small_report):
             assert row[key] > 0
         assert set(row["backends"]) == set(AVAILABLE)
     assert data["fits"]["path count"]["paths"]["kind"] == "exponential"
-    assert data["fits"]["path count"]["paths"]["rate"] == pytest.approx(2.0)
+    assert data["fits"]["path count"]["paths"]["rate"] == pytest.approx(2.0, rel=0.01)
     assert data["fit_words"][0] == "path count: ×2.0 per layer (exponential)"
 
 
 def test_report_fits_say_dp_is_linear_and_paths_doubles(small_report):
     report, _ = small_report
     fits = report.fits()
-    assert fits["dp"]["nodes"].words("layer") in ("exponent 1.0 (linear)", "exponent 1.1 (linear)")
+    assert fits["dp"]["nodes"].words("layer") == "exponent 1.0 (linear)"
     assert fits["paths"]["nodes"].kind == "exponential"
     assert 1.7 < fits["paths"]["nodes"].rate < 2.1
 
@@ -203,7 +210,7 @@ def test_cli_product_1_to_12(tmp_path, capsys):
     assert (out / "nodes.png").read_bytes()[:8] == PNG_MAGIC
     printed = capsys.readouterr().out
     assert "path count: ×2.0 per layer (exponential)" in printed
-    assert "dp: DAG exponent 1.0 (linear)" in printed or "dp: DAG exponent 1.1 (linear)" in printed
+    assert "dp: DAG exponent 1.0 (linear)" in printed
 
 
 def test_cli_mlp_3_by_100_counts_a_million_paths(tmp_path):

@@ -1,16 +1,18 @@
 """Growth fits: is a cost exponential in the size (a ratio per step) or a power of it (an exponent)?
 
-Both models are straight lines after taking logarithms, ``log y = a + b·size`` (exponential,
-``×e^b`` per step) and ``log y = a + k·log size`` (power law, exponent ``k``), fitted by least
-squares. The model is chosen on every point; its rate is fitted on the larger half of the sizes
-(at least three points), because growth is about large sizes and small ones carry fixed
-overheads (``3·L - 1`` nodes is linear, though its log-log slope over 1..6 is 1.2). Over a few
-sizes a slow exponential and a polynomial look alike, so the power law (the more modest claim) is
-kept unless the exponential's squared error in ``log y`` is under half of it.
+The two models are ``y = c + a·r^size`` (exponential, ``×r`` per step) and ``y = c + a·size^k``
+(power law, exponent ``k``). The offset ``c`` is a fixed overhead (``3·L - 1`` nodes is
+linear, though its log-log slope over sizes 1..6 is 1.2; a timing has a fixed cost per call).
+For every candidate rate on a fine grid, ``c`` and ``a`` are fitted by least squares in relative
+error; the rate whose fit has the least squared error in ``log y`` wins. Over a few sizes a slow
+exponential and a polynomial look alike, so the power law (the more modest claim) is kept unless
+the exponential's squared error is under half of it.
 
 >>> fit([1, 2, 3, 4, 5], [2, 4, 8, 16, 32]).words("layer")
 '×2.0 per layer (exponential)'
 >>> fit([1, 2, 4, 8, 16], [3, 6, 12, 24, 48]).words("layer")
+'exponent 1.0 (linear)'
+>>> fit(range(1, 13), [2 * n + 11 for n in range(1, 13)]).words("layer")
 'exponent 1.0 (linear)'
 """
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 _POWER_NAMES = ((0.0, "about constant"), (1.0, "linear"), (2.0, "quadratic"), (3.0, "cubic"))
 
@@ -52,16 +56,32 @@ class Fit:
         }
 
 
-def _line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
-    """Least-squares slope, intercept and sum of squared residuals of ``y = intercept + slope·x``."""
-    n = len(xs)
-    mean_x, mean_y = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mean_x) ** 2 for x in xs)
-    sxy = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
-    slope = sxy / sxx if sxx else 0.0
-    intercept = mean_y - slope * mean_x
-    residual = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys, strict=True))
-    return slope, intercept, residual
+# The rates tried: exponents 0..16 for the power law, ratios ×1.001..×e^12 per step for the
+# exponential (log-spaced, so a ratio is found to within 0.5%).
+_EXPONENTS = np.linspace(0.0, 16.0, 3201)
+_LOG_RATIOS = np.geomspace(1e-3, 12.0, 2000)
+
+
+def _best(terms: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[int, float]:
+    """For each row of ``terms`` (one candidate rate), the best ``y ≈ c + a·term`` with ``a >= 0``
+    (least squares in relative error); the row whose fit has the least squared error in ``log y``.
+    Both errors weigh each point by its size: growth is about the large sizes.
+    A fit predicting a value <= 0 anywhere is out."""
+    w = xs / ys**2  # relative error, the larger sizes counting more: growth is about them
+    s, st, stt = w.sum(), terms @ w, (terms**2) @ w
+    sy, sty = (w * ys).sum(), terms @ (w * ys)
+    det = s * stt - st**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        solvable = det > 1e-12 * s * stt
+        c = np.where(solvable, (sy * stt - st * sty) / det, 0.0)
+        a = np.where(solvable, (s * sty - st * sy) / det, sty / stt)
+        c = np.where(a < 0, sy / s, c)  # a falling fit: the best constant instead
+        a = np.where(a < 0, 0.0, a)
+        predicted = c[:, None] + a[:, None] * terms
+        residual = ((np.log(predicted) - np.log(ys)) ** 2 * xs).sum(axis=1) / xs.mean()
+    residual = np.where(np.isfinite(residual), residual, np.inf)
+    best = int(np.argmin(residual))
+    return best, float(residual[best])
 
 
 def fit(sizes: Sequence[float | None], values: Sequence[float | None]) -> Fit | None:
@@ -69,35 +89,30 @@ def fit(sizes: Sequence[float | None], values: Sequence[float | None]) -> Fit | 
 
     Points whose size or value is not positive and finite are left out (logarithms).
     """
-    points = [
+    points = sorted(
         (float(s), float(v))
         for s, v in zip(sizes, values, strict=True)
         if s is not None and v is not None and 0 < s < math.inf and 0 < v < math.inf
-    ]
-    points.sort()
+    )
     if len({s for s, _ in points}) < 3:
         return None
-    exp_residual, pow_residual = _fit_both(points)[1::2]
-    # Which model: decided on every point (a wide range tells the two apart); how fast: fitted on
-    # the larger half.
-    exponential = exp_residual < 0.5 * pow_residual
-    larger = points[min(len(points) // 2, len(points) - 3) :]
-    exp_slope, exp_residual, pow_slope, pow_residual = _fit_both(larger)
-    if exponential and abs(exp_slope) > 0.07:  # ×0.93..×1.07 per step is about flat
-        kind, rate, residual = "exponential", math.exp(exp_slope), exp_residual
+    xs = np.array([s for s, _ in points])
+    ys = np.array([v for _, v in points])
+    scaled = xs / xs.max()  # terms stay within [0, 1]: no overflow at large sizes
+    power, power_residual = _best(scaled[None, :] ** _EXPONENTS[:, None], xs, ys)
+    steps = xs - xs.max()
+    exponential, exp_residual = _best(np.exp(_LOG_RATIOS[:, None] * steps[None, :]), xs, ys)
+    log_ys = np.log(ys)
+    mean = float((log_ys * xs).sum() / xs.sum())
+    total = float(((log_ys - mean) ** 2 * xs).sum() / xs.mean())  # weighted as the residuals are
+    ratio = math.exp(float(_LOG_RATIOS[exponential]))
+    # A high power that fits no better than an exponential is one (few points over a narrow range)
+    likelier = exp_residual < 0.5 * power_residual or (
+        _EXPONENTS[power] > 4 and exp_residual <= power_residual
+    )
+    if likelier and ratio > 1.07:  # ×1.07 or less per step is about flat
+        kind, rate, residual = "exponential", ratio, exp_residual
     else:
-        kind, rate, residual = "power", pow_slope, pow_residual
-    log_ys = [math.log(v) for _, v in larger]
-    mean = sum(log_ys) / len(log_ys)
-    total = sum((y - mean) ** 2 for y in log_ys)
+        kind, rate, residual = "power", float(_EXPONENTS[power]), power_residual
     r2 = 1.0 - residual / total if total > 0 else 1.0
-    return Fit(kind, rate, r2, len(larger))
-
-
-def _fit_both(points: Sequence[tuple[float, float]]) -> tuple[float, float, float, float]:
-    """Slope and squared error in ``log y`` of the exponential, then of the power-law model."""
-    xs = [s for s, _ in points]
-    log_ys = [math.log(v) for _, v in points]
-    exp_slope, _, exp_residual = _line(xs, log_ys)
-    pow_slope, _, pow_residual = _line([math.log(x) for x in xs], log_ys)
-    return exp_slope, exp_residual, pow_slope, pow_residual
+    return Fit(kind, rate, r2, len(points))

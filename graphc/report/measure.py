@@ -167,6 +167,15 @@ def describe_count(n: int) -> str:
     return f"{n:,}" if n < 10**15 else f"{n:.2e}".replace("e+", "e")
 
 
+def warm_up(method: str, backends: Sequence[str]) -> None:
+    """Run ``method`` and the backends once on a tiny graph, unmeasured: the first call pays for
+    imports and caches (about 30 ms for SymPy), which would otherwise land on the first cell."""
+    from graphc.parse import parse
+
+    graph = parse("sin(x*y) + x")
+    measure(graph, None, method, 2, backends=backends, budget=None, max_paths=10)
+
+
 def measure(
     graph: Graph,
     size: int | None,

@@ -96,7 +96,9 @@ def print_table(report: Report, console: Any = None) -> None:
     console.print(table)
     lines = report.fit_lines()
     if lines:
-        console.print(f"Growth with size (fitted per {report.unit}):", highlight=False)
+        console.print(
+            f"Growth with size (fitted per {report.unit}; times under 1 ms are not fitted):", highlight=False
+        )
         for line in lines:
             console.print(f"  {line}", highlight=False, markup=False)
     if report.interrupted:
@@ -123,7 +125,7 @@ def markdown(report: Report, plots: list[tuple[str, str]]) -> str:
         lines.append("| " + " | ".join(_cells(report, row)) + " |")
     fit_lines = report.fit_lines()
     if fit_lines:
-        lines += ["", f"## Growth with size (fitted per {report.unit})", ""]
+        lines += ["", f"## Growth with size (fitted per {report.unit}; times under 1 ms are not fitted)", ""]
         lines += [f"- {line}" for line in fit_lines]
     if plots:
         lines += ["", "## Plots", ""]

@@ -19,7 +19,7 @@ from graphc.families import Family
 from graphc.graph import Graph
 from graphc.parse import parse
 from graphc.report.growth import Fit, fit
-from graphc.report.measure import Row, _OverBudget, deadline, measure
+from graphc.report.measure import Row, _OverBudget, deadline, measure, warm_up
 
 DEFAULT_BUDGET = 10.0
 FIT_METRICS = {  # metric: how the fit lines name it
@@ -28,6 +28,8 @@ FIT_METRICS = {  # metric: how the fit lines name it
     "differentiate_s": "differentiate time",
     "eval_s": "eval time",
 }
+
+MIN_FIT_SECONDS = 1e-3
 
 Step = Callable[[str], None]
 
@@ -65,7 +67,10 @@ class Report:
             rows = [row for row in self.rows if row.method == method and row.ok]
             fits = {}
             for metric in FIT_METRICS:
-                found = fit([row.size for row in rows], [getattr(row, metric) for row in rows])
+                values = [getattr(row, metric) for row in rows]
+                if metric.endswith("_s"):  # times under a millisecond are mostly fixed overhead
+                    values = [None if v is None or v < MIN_FIT_SECONDS else v for v in values]
+                found = fit([row.size for row in rows], values)
                 if found is not None:
                     fits[metric] = found
             if fits:
@@ -145,6 +150,8 @@ def run(report: Report, step: Step | None = None) -> Report:
     interrupted and propagates; the rows measured so far stay.
     """
     try:
+        for method in report.methods:
+            warm_up(method, report.backends)
         if report.family is None:
             _run_expression(report, step)
         else:
