@@ -209,26 +209,28 @@ def measure(
     return row
 
 
+def _timed(function: Any, *args: Any) -> tuple[Any, float]:
+    """``function(*args)`` and its time, from one run: a repeat would hit caches (SymPy's)."""
+    start = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - start
+
+
 def _run(
     graph: Graph, row: Row, base: str, options: dict[str, Any], backends: Sequence[str], seed: int
 ) -> float:
     """Fill ``row``; return the seconds spent repeating evaluations beyond the first call."""
-    start = time.perf_counter()
-    derivative = differentiate(graph, None, base, **options)
-    row.differentiate_s = time.perf_counter() - start
+    derivative, row.differentiate_s = _timed(lambda: differentiate(graph, None, base, **options))
     gradient = gradient_graph(derivative)
     row.nodes, row.edges = dag_size(gradient)
     row.tree_size = tree_size(gradient)
     point = evaluation_point(graph, seed)
     repeats = 0.0
     for backend in backends:
-        start = time.perf_counter()
-        kernel = compile_graph(gradient, backend)
-        compiled = time.perf_counter() - start
-        row.backends[backend] = {"compile_s": compiled, "eval_s": None}
+        kernel, compiled = _timed(compile_graph, gradient, backend)
         start = time.perf_counter()
         per_call = time_call(kernel, point)
-        row.backends[backend]["eval_s"] = per_call
+        row.backends[backend] = {"compile_s": compiled, "eval_s": per_call}
         repeats += max(0.0, time.perf_counter() - start - per_call)
     first = row.backends[backends[0]] if backends else {}
     row.compile_s, row.eval_s = first.get("compile_s"), first.get("eval_s")
