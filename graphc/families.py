@@ -38,6 +38,11 @@ class Family:
     paths: str  # how the path count grows, in words
     build: Callable[[int, int, int], str]  # (size, width, seed) -> program text
     uses_width: bool = False
+    axis: str = ""  # the size axis of plots (default: the unit, plural)
+
+    @property
+    def axis_label(self) -> str:
+        return self.axis or f"size ({self.unit}s)"
 
     def generate(self, size: int, width: int | None = None, seed: int = 0) -> str:
         """The program of this family at ``size`` (``width`` for mlp, ``seed`` for weights and shapes)."""
@@ -162,11 +167,12 @@ FAMILIES: dict[str, Family] = {
         ),
         Family(
             "chain",
-            "unit",
+            "unit of n",
             f"a chain of L={CHAIN_LAYERS} layers of size n units (an n×n map, then tanh) from n inputs to a "
             "sum-of-squares loss: forward mode (a pass per input) costs O(L·n³), reverse O(L·n²)",
             f"n^{CHAIN_LAYERS} paths from each input",
             _chain,
+            axis="size n (units per layer)",
         ),
         Family(
             "random",

@@ -1,7 +1,7 @@
 """Growth fits: is a cost exponential in the size (a ratio per step) or a power of it (an exponent)?
 
 The two models are ``y = c + a·r^size`` (exponential, ``×r`` per step) and ``y = c + a·size^k``
-(power law, exponent ``k``). The offset ``c`` is a fixed overhead (``3·L - 1`` nodes is
+(power law, exponent ``k``). The offset ``c`` (left out with only three points) is a fixed overhead (``3·L - 1`` nodes is
 linear, though its log-log slope over sizes 1..6 is 1.2; a timing has a fixed cost per call).
 For every candidate rate on a fine grid, ``c`` and ``a`` are fitted by least squares in relative
 error; the rate whose fit has the least squared error in ``log y`` wins. Over a few sizes a slow
@@ -19,7 +19,7 @@ the exponential's squared error is under half of it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,17 +62,17 @@ _EXPONENTS = np.linspace(0.0, 16.0, 3201)
 _LOG_RATIOS = np.geomspace(1e-3, 12.0, 2000)
 
 
-def _best(terms: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[int, float]:
+def _best(terms: np.ndarray, xs: np.ndarray, ys: np.ndarray, offset: bool) -> tuple[int, float]:
     """For each row of ``terms`` (one candidate rate), the best ``y ≈ c + a·term`` with ``a >= 0``
     (least squares in relative error); the row whose fit has the least squared error in ``log y``.
     Both errors weigh each point by its size: growth is about the large sizes.
-    A fit predicting a value <= 0 anywhere is out."""
+    A fit predicting a value <= 0 anywhere is out. Without ``offset``, ``c = 0``."""
     w = xs / ys**2  # relative error, the larger sizes counting more: growth is about them
     s, st, stt = w.sum(), terms @ w, (terms**2) @ w
     sy, sty = (w * ys).sum(), terms @ (w * ys)
     det = s * stt - st**2
     with np.errstate(divide="ignore", invalid="ignore"):
-        solvable = det > 1e-12 * s * stt
+        solvable = (det > 1e-12 * s * stt) & offset
         c = np.where(solvable, (sy * stt - st * sty) / det, 0.0)
         a = np.where(solvable, (s * sty - st * sy) / det, sty / stt)
         c = np.where(a < 0, sy / s, c)  # a falling fit: the best constant instead
@@ -82,6 +82,16 @@ def _best(terms: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[int, float
     residual = np.where(np.isfinite(residual), residual, np.inf)
     best = int(np.argmin(residual))
     return best, float(residual[best])
+
+
+def _search(
+    grid: np.ndarray, terms: Callable[[np.ndarray], np.ndarray], xs: np.ndarray, ys: np.ndarray, offset: bool
+) -> tuple[float, float]:
+    """The best rate on ``grid``, refined on a 100 times finer grid around it; and its error."""
+    best, _ = _best(terms(grid), xs, ys, offset)
+    fine = np.linspace(grid[max(0, best - 1)], grid[min(len(grid) - 1, best + 1)], 201)
+    index, residual = _best(terms(fine), xs, ys, offset)
+    return float(fine[index]), residual
 
 
 def fit(sizes: Sequence[float | None], values: Sequence[float | None]) -> Fit | None:
@@ -99,20 +109,21 @@ def fit(sizes: Sequence[float | None], values: Sequence[float | None]) -> Fit | 
     xs = np.array([s for s, _ in points])
     ys = np.array([v for _, v in points])
     scaled = xs / xs.max()  # terms stay within [0, 1]: no overflow at large sizes
-    power, power_residual = _best(scaled[None, :] ** _EXPONENTS[:, None], xs, ys)
+    offset = len(points) > 3  # three parameters would fit three points exactly, whatever the model
+    exponent, power_residual = _search(_EXPONENTS, lambda k: scaled[None, :] ** k[:, None], xs, ys, offset)
     steps = xs - xs.max()
-    exponential, exp_residual = _best(np.exp(_LOG_RATIOS[:, None] * steps[None, :]), xs, ys)
+    log_ratio, exp_residual = _search(
+        _LOG_RATIOS, lambda r: np.exp(r[:, None] * steps[None, :]), xs, ys, offset
+    )
     log_ys = np.log(ys)
     mean = float((log_ys * xs).sum() / xs.sum())
     total = float(((log_ys - mean) ** 2 * xs).sum() / xs.mean())  # weighted as the residuals are
-    ratio = math.exp(float(_LOG_RATIOS[exponential]))
+    ratio = math.exp(log_ratio)
     # A high power that fits no better than an exponential is one (few points over a narrow range)
-    likelier = exp_residual < 0.5 * power_residual or (
-        _EXPONENTS[power] > 4 and exp_residual <= power_residual
-    )
+    likelier = exp_residual < 0.5 * power_residual or (exponent > 4 and exp_residual <= power_residual)
     if likelier and ratio > 1.07:  # ×1.07 or less per step is about flat
         kind, rate, residual = "exponential", ratio, exp_residual
     else:
-        kind, rate, residual = "power", float(_EXPONENTS[power]), power_residual
+        kind, rate, residual = "power", exponent, power_residual
     r2 = 1.0 - residual / total if total > 0 else 1.0
     return Fit(kind, rate, r2, len(points))

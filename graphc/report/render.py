@@ -192,7 +192,7 @@ def family_plots(report: Report, out: Path) -> list[tuple[str, str]]:
             continue
         suffix = f" — {backend} backend" if metric in ("eval_s", "compile_s") else ""
         axes.set_title(f"{heading}{suffix}\nfamily {report.family.name}", fontsize=11)
-        axes.set_xlabel(f"size ({report.family.unit}s)")
+        axes.set_xlabel(report.family.axis_label)
         axes.set_ylabel(ylabel)
         axes.set_yscale("log")
         axes.grid(True, which="major", alpha=0.4)
@@ -207,32 +207,43 @@ def family_plots(report: Report, out: Path) -> list[tuple[str, str]]:
 
 def expression_plot(report: Report, out: Path) -> list[tuple[str, str]]:
     """One PNG for a single expression: each method's times and sizes as bars (log scale)."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+
     rows = [row for row in report.rows if row.ok]
     if not rows:
         return []
     figure = _figure()
+    figure.set_size_inches(10, 1.6 + 0.6 * len(rows))
     times, sizes = figure.subplots(1, 2)
     methods = [row.method for row in rows]
     positions = range(len(rows))
-    bars = (("differentiate_s", "differentiate"), ("compile_s", "compile"), ("eval_s", "evaluate"))
-    for offset, (metric, label) in enumerate(bars):
-        values = [getattr(row, metric) or 0.0 for row in rows]
-        times.barh([p + (offset - 1) * 0.27 for p in positions], values, height=0.27, label=label)
-    times.set_xscale("log")
-    times.set_xlabel("seconds (log scale)")
-    times.set_title("Time per method", fontsize=11)
-    times.legend(fontsize=8)
-    for offset, (metric, label) in enumerate((("nodes", "DAG nodes"), ("tree_size", "tree size"))):
-        values = [min(float(getattr(row, metric) or 0.0), 1e300) for row in rows]
-        sizes.barh([p + (offset - 0.5) * 0.4 for p in positions], values, height=0.4, label=label)
-    sizes.set_xscale("log")
-    sizes.set_xlabel("nodes (log scale)")
-    sizes.set_title("Gradient size per method", fontsize=11)
-    sizes.legend(fontsize=8)
-    for axes in (times, sizes):
+    panels = (
+        (
+            times,
+            (("differentiate_s", "differentiate"), ("compile_s", "compile"), ("eval_s", "evaluate once")),
+        ),
+        (sizes, (("nodes", "gradient DAG nodes"), ("tree_size", "gradient tree size"))),
+    )
+    for axes, bars in panels:
+        height = 0.8 / len(bars)
+        smallest = math.inf
+        for offset, (metric, label) in enumerate(bars):
+            values = [min(float(getattr(row, metric) or 0.0), 1e300) for row in rows]
+            smallest = min([smallest, *(v for v in values if v > 0)])
+            shift = (offset - (len(bars) - 1) / 2) * height
+            axes.barh([p + shift for p in positions], values, height=height, label=label)
+        axes.set_xscale("log")
+        axes.set_xlim(left=smallest / 3)
+        axes.xaxis.set_major_locator(LogLocator(base=10))
+        axes.xaxis.set_minor_formatter(NullFormatter())
         axes.set_yticks(list(positions), methods)
         axes.invert_yaxis()
         axes.grid(True, axis="x", alpha=0.3)
+        axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=len(bars))
+    times.set_xlabel("seconds (log scale)")
+    times.set_title("Time per method", fontsize=11)
+    sizes.set_xlabel("nodes (log scale)")
+    sizes.set_title("Gradient size per method", fontsize=11)
     figure.suptitle(f"graphc report: {report.expr}"[:90], fontsize=11)
     figure.savefig(out / "methods.png")
     return [("methods.png", "Time and gradient size per method")]
