@@ -171,6 +171,7 @@ def test_report_json_schema(small_report):
         for key in ("differentiate_s", "compile_s", "eval_s"):
             assert row[key] > 0
         assert set(row["backends"]) == set(AVAILABLE)
+        assert row["peak_rss_mb"] is None or row["peak_rss_mb"] > 1
     assert data["fits"]["path count"]["paths"]["kind"] == "exponential"
     assert data["fits"]["path count"]["paths"]["rate"] == pytest.approx(2.0, rel=0.01)
     assert data["fit_words"][0] == "path count: ×2.0 per layer (exponential)"

@@ -1,7 +1,7 @@
 """Growth fits: is a cost exponential in the size (a ratio per step) or a power of it (an exponent)?
 
 The two models are ``y = c + a·r^size`` (exponential, ``×r`` per step) and ``y = c + a·size^k``
-(power law, exponent ``k``). The offset ``c`` (left out with only three points) is a fixed overhead (``3·L - 1`` nodes is
+(power law, exponent ``k``). The offset ``c`` (left out below six points) is a fixed overhead (``3·L - 1`` nodes is
 linear, though its log-log slope over sizes 1..6 is 1.2; a timing has a fixed cost per call).
 For every candidate rate on a fine grid, ``c`` and ``a`` are fitted by least squares in relative
 error; the rate whose fit has the least squared error in ``log y`` wins. Over a few sizes a slow
@@ -109,7 +109,7 @@ def fit(sizes: Sequence[float | None], values: Sequence[float | None]) -> Fit | 
     xs = np.array([s for s, _ in points])
     ys = np.array([v for _, v in points])
     scaled = xs / xs.max()  # terms stay within [0, 1]: no overflow at large sizes
-    offset = len(points) > 3  # three parameters would fit three points exactly, whatever the model
+    offset = len(points) >= 6  # with few points, three parameters fit anything (noise included)
     exponent, power_residual = _search(_EXPONENTS, lambda k: scaled[None, :] ** k[:, None], xs, ys, offset)
     steps = xs - xs.max()
     log_ratio, exp_residual = _search(

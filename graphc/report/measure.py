@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -53,6 +54,7 @@ class Row:
     eval_s: float | None = None
     status: str = "ok"
     backends: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    peak_rss_mb: float | None = None  # the process's peak resident memory after the cell (monotonic)
     seconds: float = 0.0  # the cell's cost (repeated evaluations counted once), to predict the next
 
     @property
@@ -73,6 +75,7 @@ class Row:
             "eval_s": self.eval_s,
             "status": self.status,
             "backends": self.backends,
+            "peak_rss_mb": self.peak_rss_mb,
         }
 
 
@@ -206,7 +209,21 @@ def measure(
     except GraphcError as err:
         row.status = f"error: {err}"
     row.seconds = time.perf_counter() - start - repeats
+    row.peak_rss_mb = peak_rss_mb()
     return row
+
+
+def peak_rss_mb() -> float | None:
+    """The process's peak resident set size so far, in MB (None where the platform lacks it).
+
+    Cheap, but monotonic: a cell shows its own peak only when it is the largest so far.
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)  # bytes on macOS, else KB
 
 
 def _timed(function: Any, *args: Any) -> tuple[Any, float]:
