@@ -121,6 +121,31 @@ def test_a_cell_over_its_deadline_is_stopped():
     assert row.status == "over budget (stopped after 0.01 s)"
 
 
+def test_a_family_report_skips_paths_above_the_limit_and_stops_over_budget():
+    report = run(
+        Report(
+            methods=["paths"], backends=["numpy"], max_paths=100, family=family("product"), sizes=[5, 6, 7, 8]
+        )
+    )
+    assert [row.status for row in report.rows] == ["ok", "ok", "skipped: 128 paths", "skipped: 256 paths"]
+    report = run(
+        Report(methods=["dp"], backends=["numpy"], budget=1e-6, family=family("nest"), sizes=[50, 60])
+    )
+    # building the graph runs under the budget too: the report stops there
+    assert [row.status for row in report.rows] == [
+        "over budget (building the graph took over 1e-06 s)",
+        "over budget",
+    ]
+    assert [row.paths for row in report.rows] == [None, None]
+
+
+def test_fit_calls_a_flat_series_constant():
+    assert (
+        fit([1, 2, 3, 4, 5, 6], [1.0, 1.1, 1.0, 1.2, 1.0, 1.4]).words("layer")
+        == "exponent 0.0 (about constant)"
+    )
+
+
 def test_symbolic_failures_are_reported_in_the_cell():
     graph = graphc.parse(family("nest").generate(400))
     row = measure(graph, 400, "symbolic", 1, backends=["numpy"], budget=30.0, max_paths=10**6)

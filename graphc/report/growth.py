@@ -108,6 +108,8 @@ def fit(sizes: Sequence[float | None], values: Sequence[float | None]) -> Fit | 
         return None
     xs = np.array([s for s, _ in points])
     ys = np.array([v for _, v in points])
+    if ys.max() < 1.5 * ys.min():  # under ×1.5 over the whole range: flat, whatever a model says
+        return Fit("power", 0.0, 1.0, len(points))
     scaled = xs / xs.max()  # terms stay within [0, 1]: no overflow at large sizes
     offset = len(points) >= 6  # with few points, three parameters fit anything (noise included)
     exponent, power_residual = _search(_EXPONENTS, lambda k: scaled[None, :] ** k[:, None], xs, ys, offset)
@@ -119,8 +121,8 @@ def fit(sizes: Sequence[float | None], values: Sequence[float | None]) -> Fit | 
     mean = float((log_ys * xs).sum() / xs.sum())
     total = float(((log_ys - mean) ** 2 * xs).sum() / xs.mean())  # weighted as the residuals are
     ratio = math.exp(log_ratio)
-    # A high power that fits no better than an exponential is one (few points over a narrow range)
-    likelier = exp_residual < 0.5 * power_residual or (exponent > 4 and exp_residual <= power_residual)
+    # A high power is an exponential seen over a narrow range, unless it fits much better
+    likelier = exp_residual < 0.5 * power_residual or (exponent > 4 and exp_residual <= 2 * power_residual)
     if likelier and ratio > 1.07:  # ×1.07 or less per step is about flat
         kind, rate, residual = "exponential", ratio, exp_residual
     else:

@@ -14,12 +14,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from graphc.diff import MAX_PATHS, count_paths
+from graphc.diff import MAX_PATHS, OPTIONS, count_paths
 from graphc.families import Family
 from graphc.graph import Graph
 from graphc.parse import parse
 from graphc.report.growth import Fit, fit
-from graphc.report.measure import Row, _OverBudget, deadline, measure, warm_up
+from graphc.report.measure import (
+    Row,
+    _OverBudget,
+    deadline,
+    describe_count,
+    measure,
+    report_methods,
+    warm_up,
+)
 
 DEFAULT_BUDGET = 10.0
 FIT_METRICS = {  # metric: how the fit lines name it
@@ -190,6 +198,7 @@ def _run_family(report: Report, step: Step | None) -> None:
     assert family is not None
     history: dict[str, list[Measured]] = {method: [] for method in report.methods}
     stopped: dict[str, str] = {}
+    limited = {method: "max_paths" in OPTIONS[report_methods()[method][0]] for method in report.methods}
     build_status = ""
     for size in report.sizes:
         built = None if build_status else _build(report, family, size)
@@ -206,7 +215,9 @@ def _run_family(report: Report, step: Step | None) -> None:
             if step is not None:
                 step(f"size {size} · {method}")
             predicted = predicted_seconds(history[method], edges, paths, by_paths=method == "paths")
-            if method in stopped:
+            if limited[method] and paths > report.max_paths:  # the method's own refusal comes first
+                row = Row(size, method, paths, status=f"skipped: {describe_count(paths)} paths")
+            elif method in stopped:
                 row = Row(size, method, paths, status=stopped[method])
             elif report.budget is not None and predicted > report.budget:
                 row = Row(size, method, paths, status=_over_budget(predicted))
