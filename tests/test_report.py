@@ -280,6 +280,7 @@ def test_cli_list_families(capsys):
         (["report", "--family", "product", "--backend", "cuda"], "unknown backend 'cuda'"),
         (["report", "x*y", "--sizes", "1:3"], "--sizes applies to --family reports"),
         (["report", "x*", "--methods", "dp"], "graphc: error:"),
+        (["report", "2 + 3"], "'2 + 3' has no variables: there is nothing to differentiate"),
         (["report", "--family", "product", "--budget", "0"], "must be more than 0 seconds"),
     ],
 )

@@ -156,7 +156,8 @@ def build_report(args: argparse.Namespace) -> Report:
                 raise ReportError(f"--{option} applies to --family reports, not to one expression")
         from graphc.parse import parse
 
-        parse(args.expr)  # a parse error before any measuring
+        if not parse(args.expr).variables:  # a parse error, too, comes before any measuring
+            raise ReportError(f"{args.expr!r} has no variables: there is nothing to differentiate")
         report.expr = args.expr
         return report
     report.family = family(args.family)
