@@ -62,7 +62,8 @@ def _cells(report: Report, row: Row) -> list[str]:
     for backend in report.backends:
         timing = row.backends.get(backend, {})
         cells += [seconds(timing.get("compile_s")), seconds(timing.get("eval_s"))]
-    return [*cells, row.status]
+    status = row.status.split(";")[0] if row.status.startswith("error:") else row.status  # JSON has it all
+    return [*cells, status]
 
 
 def title(report: Report) -> str:

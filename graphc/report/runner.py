@@ -57,13 +57,20 @@ class Report:
     expr: str | None = None
     rows: list[Row] = field(default_factory=list)
     interrupted: bool = False
+    _fits: tuple[int, dict[str, dict[str, Fit]]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def unit(self) -> str:
         return self.family.unit if self.family is not None else "step"
 
     def fits(self) -> dict[str, dict[str, Fit]]:
-        """For each method (and ``paths``, the path count), the growth of each metric with size."""
+        """For each method (and ``path count``), the growth of each metric with size (computed once
+        per number of rows: the table, JSON and Markdown all ask)."""
+        if self._fits is None or self._fits[0] != len(self.rows):
+            self._fits = (len(self.rows), self._fit_all())
+        return self._fits[1]
+
+    def _fit_all(self) -> dict[str, dict[str, Fit]]:
         result: dict[str, dict[str, Fit]] = {}
         if self.family is None:
             return result
