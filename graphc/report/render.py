@@ -178,6 +178,7 @@ def family_plots(report: Report, out: Path) -> list[tuple[str, str]]:
                     ys,
                     marker=_MARKERS[index % len(_MARKERS)],
                     linestyle=_LINES[index % len(_LINES)],
+                    markevery=max(1, len(xs) // 25),  # markers name the line; dense ones hide it
                     linewidth=1.8,
                     markersize=5,
                     label=method,
