@@ -318,6 +318,12 @@ def _add_implicit_command(commands: Any) -> None:
     command.set_defaults(run=run_command)
 
 
+def _add_report_command(commands: Any) -> None:
+    from graphc.report.command import add_command
+
+    add_command(commands)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="graphc",
@@ -417,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     tracer.add_argument("--json", action="store_true", help="print the rows as JSON")
     tracer.set_defaults(run=_cmd_trace)
     _add_implicit_command(commands)
+    _add_report_command(commands)
     parser.commands = dict(commands.choices)  # type: ignore[attr-defined]
     return parser
 
