@@ -37,7 +37,7 @@ def as_graph(expr: Any) -> Graph:
     raise GraphcError(f"expected program text, a Graph or a SymPy expression, got {type(expr).__name__}")
 
 
-def compile(  # noqa: A001 - the public name is the contract
+def compile(  # the public name is the contract, though it shadows a builtin
     expr: Any, backend: str = "numpy", *, threads: int | None = None
 ) -> Kernel:
     """Compile a function: program text, a Graph or a SymPy expression, with the named backend.

@@ -103,8 +103,9 @@ def _supported(expr: Any) -> bool:
         or expr.is_Mul
         or expr.is_Pow
         or type(expr) in _FROM_CLASS
-        or isinstance(expr, (sympy.Max, sympy.Min, sympy.Heaviside, sympy.DiracDelta))
-        or isinstance(expr, (sympy.re, sympy.im, sympy.arg))
+        or isinstance(
+            expr, (sympy.Max, sympy.Min, sympy.Heaviside, sympy.DiracDelta, sympy.re, sympy.im, sympy.arg)
+        )
     )
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc import EvaluationError
+from graphc import EvaluationError, GraphcError
 
 
 def test_source_is_one_statement_per_node_and_readable():
@@ -185,3 +185,17 @@ def test_graph_and_source_do_not_depend_on_the_hash_seed():
         for seed in ("1", "2", "3")
     }
     assert len(outputs) == 1
+
+
+@pytest.mark.parametrize("backend", sorted(set(graphc.BACKENDS) - set(graphc.backends.UNAVAILABLE)))
+@pytest.mark.parametrize(
+    ("text", "expected"), [("2 + 3", 5.0), ("2 + 3, 4", (5.0, 4.0)), ("1, 2, 3", (1.0, 2.0, 3.0))]
+)
+def test_functions_without_variables_compile(text, expected, backend):
+    # a kernel of a constant function (one or several outputs) compiles and runs on every backend
+    assert graphc.compile(text, backend)() == expected
+
+
+def test_a_function_without_variables_has_no_gradient():
+    with pytest.raises(GraphcError, match="no variables: there is nothing to differentiate"):
+        graphc.grad("2 + 3")

@@ -129,6 +129,7 @@ def test_max_paths_refuses_before_enumerating(capsys):
         (["grad", "x*y", "--emit", "numpy", "--at", "x=1,y=2"], "leave out --at"),
         (["grad", "sin(" * 400 + "x" + ")" * 400, "--method", "symbolic"], "depth"),
         (["grad", "x*"], "expected"),
+        (["grad", "2 + 3"], "no variables: there is nothing to differentiate"),
         (["trace", "x*y, x", "--at", "x=1,y=2"], "one output"),
         (["trace", "x*y", "--at", "x=1,y=2", "--mode", "reverse", "--wrt", "x"], "forward trace"),
         (["trace", "x*y", "--at", "x=1"], "missing value for y"),

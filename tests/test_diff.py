@@ -7,6 +7,7 @@ path counts, operation counts (deterministic cost, never timings), scale and the
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Callable
@@ -71,8 +72,8 @@ def sigmoid(u: Any) -> Any:
 def rosenbrock(n: int) -> tuple[str, Any]:
     names = [f"x{i}" for i in range(1, n + 1)]
     s = [sym(name) for name in names]
-    text = " + ".join(f"(1 - {a})^2 + 100*({b} - {a}^2)^2" for a, b in zip(names, names[1:]))
-    twin = sum((1 - a) ** 2 + 100 * (b - a**2) ** 2 for a, b in zip(s, s[1:]))
+    text = " + ".join(f"(1 - {a})^2 + 100*({b} - {a}^2)^2" for a, b in itertools.pairwise(names))
+    twin = sum((1 - a) ** 2 + 100 * (b - a**2) ** 2 for a, b in itertools.pairwise(s))
     return text, twin
 
 

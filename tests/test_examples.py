@@ -23,6 +23,6 @@ def test_there_are_examples():
 def test_example_runs(script):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, str(script)], check=False, capture_output=True, text=True, env=env, timeout=300
     )
     assert result.returncode == 0, result.stderr

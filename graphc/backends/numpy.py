@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import keyword
 import linecache
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,7 +27,7 @@ _RESERVED = frozenset({"np", "shape", "out", "_shaped"})
 
 def literal(value: float) -> str:
     """A float as Python source: integers without a fraction, negatives in brackets, inf and nan."""
-    if value != value:
+    if math.isnan(value):
         return "np.nan"
     if value in (float("inf"), float("-inf")):
         return "np.inf" if value > 0 else "(-np.inf)"
@@ -116,7 +117,7 @@ def _function(
     inner = f"_{function_name}_body"
     lines = ["", f"def {inner}({signature}):", "    with np.errstate(all='ignore'):"]
     lines += [f"        {line}" for line in body] or ["        pass"]
-    lines += [f"    return ({', '.join(results)},)", "", ""]
+    lines += [f"    return {_tuple(results)}", "", ""]
     lines.append(f"def {function_name}({signature}):")
     lines.append(f'    """{header}"""')
     if any(variables[i] != p for i, p in enumerate(params)):
@@ -130,7 +131,7 @@ def _function(
     lines.append(f"        values = _chunked({inner}, ({signature}{',' * (len(params) == 1)}), shape)")
     shaped = [f"_shaped(values[{i}], shape)" for i in range(len(results))]
     single = len(shaped) == 1 and not as_tuple
-    lines.append("    return " + (shaped[0] if single else f"({', '.join(shaped)},)"))
+    lines.append("    return " + (shaped[0] if single else _tuple(shaped)))
     return [*lines, ""]
 
 
@@ -177,3 +178,8 @@ def compile_graph(graph: Graph) -> Kernel:
     namespace: dict[str, Any] = {}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
     return Kernel(graph, namespace["f"], backend="numpy", source=source)
+
+
+def _tuple(items: list[str]) -> str:
+    """Python source of a tuple of these expressions: ``()``, ``(a,)`` or ``(a, b)``."""
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
