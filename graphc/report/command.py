@@ -120,9 +120,10 @@ def add_command(commands: Any) -> None:
     )
     command.add_argument(
         "--backend",
-        default="numpy",
+        default="all",
         metavar="NAMES",
-        help=f"backends to compile with, comma-separated, or all (of {', '.join(BACKENDS)}; default numpy)",
+        help=f"backends to compile with, comma-separated, or all (of {', '.join(BACKENDS)}; default all: "
+        "every backend that can compile here)",
     )
     command.add_argument(
         "--max-paths",
