@@ -43,6 +43,9 @@ from graphc.graph import Graph
 # implicit differentiation (issue 8)
 from graphc.implicit import SingularError, implicit
 from graphc.kernel import Kernel
+
+# robustness: NaN provenance and resource limits (issue 7)
+from graphc.check import CheckResult, check
 from graphc.parse import parse
 from graphc.sympy_bridge import from_sympy
 
@@ -76,4 +79,7 @@ __all__ = [
     # implicit differentiation (issue 8)
     "SingularError",
     "implicit",
+    # robustness: NaN provenance and resource limits (issue 7)
+    "CheckResult",
+    "check",
 ]

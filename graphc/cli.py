@@ -318,6 +318,35 @@ def _add_implicit_command(commands: Any) -> None:
     command.set_defaults(run=run_command)
 
 
+def _add_check_command(commands: Any) -> None:
+    from graphc.check import run_command
+
+    command = commands.add_parser(
+        "check",
+        help="evaluate a formula and its gradient at a point; name where nan or inf first arises",
+        description="Evaluate the function and its partials at a point node by node, and name each node "
+        "that produces nan or ±inf from operands that do not force it: its subexpression, op and operand "
+        "values, in the forward pass (the function) or the backward pass (the partials, related back to "
+        "the function's nodes). Exit status 0 when every value is finite, 1 when a non-finite value is "
+        "reported, 2 for bad input.",
+        epilog='examples:\n  graphc check "sqrt(x^2 + y^2)" --at x=0,y=0\n'
+        '  graphc check "log(x) * y" --at x=0,y=1 --json',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    command.add_argument("expr", metavar="EXPR", help="the formula")
+    _add_at(command)
+    command.add_argument(
+        "--wrt", metavar="NAMES", help="differentiate by these variables, comma-separated (default: all)"
+    )
+    command.add_argument("--method", default="dp", choices=list(METHODS), help="default: dp")
+    command.add_argument(
+        "--backend", default="numpy", choices=list(BACKENDS), help="compiler backend (default: numpy)"
+    )
+    command.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    command.set_defaults(run=run_command)
+
+
 def _add_report_command(commands: Any) -> None:
     from graphc.report.command import add_command
 
@@ -424,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     tracer.set_defaults(run=_cmd_trace)
     _add_implicit_command(commands)
     _add_report_command(commands)
+    _add_check_command(commands)
     parser.commands = dict(commands.choices)  # type: ignore[attr-defined]
     return parser
 
