@@ -268,7 +268,7 @@ def check(
     >>> r = check("sqrt(x^2 + y^2)", at={"x": 0.0, "y": 0.0})
     >>> r.finite, r.forward, r.backward[0].op, r.backward[0].value
     (False, [], 'div', inf)
-    >>> r.backward[0].role
+    >>> r.backward[0].role.split("; ")[0]
     'the local derivative of sqrt(x**2 + y**2) [sqrt] with respect to its operand 1, x**2 + y**2'
     """
     from graphc.api import as_graph
