@@ -148,6 +148,7 @@ def value_and_grad(
     kernel = compile_graph(derivative, backend, threads=threads)
 
     def finish(result: Any) -> tuple[Any, tuple[Any, ...]]:
+        result = _as_tuple(result)  # a function of no variables has a value and no partials
         return result[0], tuple(result[1:])
 
     return kernel.derived(wrt=derivative.info["wrt"], finish=finish)

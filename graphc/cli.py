@@ -485,6 +485,11 @@ def _reorder(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     return argv if expr is None else [*rest, "--", expr]
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped, so an error stays one line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -493,10 +498,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(_reorder(parser, args_list))
         return int(args.run(args))
     except ParseError as err:
-        print(f"graphc: error: {err.render()}", file=sys.stderr)
+        first, _, caret = err.render().partition("\n")
+        print(f"graphc: error: {one_line(first)}\n{caret}", file=sys.stderr)
         return 2
     except GraphcError as err:
-        print(f"graphc: error: {err}", file=sys.stderr)
+        print(f"graphc: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("graphc: interrupted", file=sys.stderr)

@@ -118,7 +118,7 @@ def _function(
     inner = f"_{function_name}_body"
     lines = ["", f"def {inner}({signature}):", "    with np.errstate(all='ignore'):"]
     lines += [f"        {line}" for line in body] or ["        pass"]
-    lines += [f"    return ({', '.join(results)},)", "", ""]
+    lines += [f"    return ({''.join(f'{r}, ' for r in results).rstrip()})", "", ""]
     lines.append(f"def {function_name}({signature}):")
     lines.append(f'    """{header}"""')
     if any(variables[i] != p for i, p in enumerate(params)):
@@ -132,7 +132,7 @@ def _function(
     lines.append(f"        values = _chunked({inner}, ({signature}{',' * (len(params) == 1)}), shape)")
     shaped = [f"_shaped(values[{i}], shape)" for i in range(len(results))]
     single = len(shaped) == 1 and not as_tuple
-    lines.append("    return " + (shaped[0] if single else f"({', '.join(shaped)},)"))
+    lines.append("    return " + (shaped[0] if single else f"({''.join(f'{s}, ' for s in shaped).rstrip()})"))
     return [*lines, ""]
 
 
