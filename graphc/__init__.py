@@ -46,6 +46,8 @@ from graphc.kernel import Kernel
 
 # robustness: NaN provenance and resource limits (issue 7)
 from graphc.check import CheckResult, check
+from graphc.errors import ResourceError
+from graphc.graph import MAX_NODES
 from graphc.parse import parse
 from graphc.sympy_bridge import from_sympy
 
@@ -81,5 +83,7 @@ __all__ = [
     "implicit",
     # robustness: NaN provenance and resource limits (issue 7)
     "CheckResult",
+    "MAX_NODES",
+    "ResourceError",
     "check",
 ]

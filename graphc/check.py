@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphc import diff
+from graphc.api import DEFAULT, as_graph
 from graphc.backends import check_backend, compile_graph
 from graphc.diff.common import LocalPartials, depends_on
 from graphc.diff.dp import adjoints
@@ -260,10 +261,13 @@ def check(
     wrt: str | list[str] | None = None,
     method: str = "dp",
     backend: str = "numpy",
+    *,
+    max_nodes: Any = DEFAULT,
 ) -> CheckResult:
     """Evaluate a function and its partials at ``at`` and name where non-finite values arise.
 
-    ``at`` maps every variable to a number (or is ``"x=0,y=0"`` text as the CLI's ``--at``).
+    ``at`` maps every variable to a number (or is ``"x=0,y=0"`` text as the CLI's ``--at``);
+    ``max_nodes`` caps the graphs as in :func:`graphc.grad`.
 
     >>> r = check("sqrt(x^2 + y^2)", at={"x": 0.0, "y": 0.0})
     >>> r.finite, r.forward, r.backward[0].op, r.backward[0].value
@@ -271,9 +275,7 @@ def check(
     >>> r.backward[0].role.split("; ")[0]
     'the local derivative of sqrt(x**2 + y**2) [sqrt] with respect to its operand 1, x**2 + y**2'
     """
-    from graphc.api import as_graph
-
-    function = as_graph(expr)
+    function = as_graph(expr, max_nodes)
     if isinstance(at, str):
         from graphc.cli import parse_assignments
 
@@ -335,7 +337,7 @@ def run_command(args: Any) -> int:
     from graphc.cli import _check_point, parse_assignments
     from graphc.parse import parse
 
-    function = parse(args.expr)
+    function = parse(args.expr, args.max_nodes)
     point = parse_assignments(args.at)
     _check_point(function.variables, point)
     result = check(function, point, args.wrt, args.method, args.backend)

@@ -21,7 +21,7 @@ from graphc.backends import BACKENDS, check_backend, compile_graph
 from graphc.diff import MAX_PATHS, METHODS
 from graphc.diff.common import resolve_wrt
 from graphc.errors import GraphcError, ParseError
-from graphc.graph import Graph
+from graphc.graph import MAX_NODES, Graph
 from graphc.parse import parse
 from graphc.printing import formula
 
@@ -92,7 +92,7 @@ def json_number(value: Any) -> Any:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    graph = parse(args.expr)
+    graph = parse(args.expr, args.max_nodes)
     point = parse_assignments(args.at)
     _check_point(graph.variables, point)
     kernel = compile_graph(graph, args.backend)
@@ -174,7 +174,7 @@ def _sympy_text(derivative: Graph) -> str:
 
 
 def _cmd_grad(args: argparse.Namespace) -> int:
-    graph = parse(args.expr)
+    graph = parse(args.expr, args.max_nodes)
     if args.emit and args.json:
         raise UsageError("--emit and --json cannot be combined: --emit prints source, --json prints results")
     if args.emit and args.at:
@@ -235,7 +235,7 @@ def _by_output(graph: Graph, wrt: list[str], entries: list[Any]) -> dict[str, An
 def _cmd_trace(args: argparse.Namespace) -> int:
     from graphc.trace import trace
 
-    graph = parse(args.expr)
+    graph = parse(args.expr, args.max_nodes)
     point = parse_assignments(args.at)
     _check_point(graph.variables, point)
     result = trace(graph, point, args.mode, args.wrt)
@@ -272,6 +272,16 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     for name, value in result.gradient.items():
         print(f"∂{result.output}/∂{name} = {value!r}")
     return 0
+
+
+def _add_max_nodes(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--max-nodes",
+        type=_positive,
+        default=MAX_NODES,
+        metavar="N",
+        help=f"stop with an error if a graph would have more than N nodes (default: {MAX_NODES:,})",
+    )
 
 
 def _add_at(command: argparse.ArgumentParser) -> None:
@@ -315,6 +325,7 @@ def _add_implicit_command(commands: Any) -> None:
         "--backend", default="numpy", choices=list(BACKENDS), help="compiler backend (default: numpy)"
     )
     command.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_max_nodes(command)
     command.set_defaults(run=run_command)
 
 
@@ -344,6 +355,7 @@ def _add_check_command(commands: Any) -> None:
         "--backend", default="numpy", choices=list(BACKENDS), help="compiler backend (default: numpy)"
     )
     command.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_max_nodes(command)
     command.set_defaults(run=run_command)
 
 
@@ -417,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"with --method paths: refuse graphs with more paths than this (default: {MAX_PATHS:,})",
     )
     gradient.add_argument("--cse", action="store_true", help="with --method symbolic: run sympy.cse")
+    _add_max_nodes(gradient)
     gradient.set_defaults(run=_cmd_grad)
 
     evaluate = commands.add_parser(
@@ -432,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend", default="numpy", choices=list(BACKENDS), help="compiler backend (default: numpy)"
     )
     evaluate.add_argument("--json", action="store_true", help='print {"expr", "backend", "value"} as JSON')
+    _add_max_nodes(evaluate)
     evaluate.set_defaults(run=_cmd_eval)
 
     tracer = commands.add_parser(
@@ -450,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--wrt", metavar="NAME", help="forward mode: the input to differentiate by (default: the first)"
     )
     tracer.add_argument("--json", action="store_true", help="print the rows as JSON")
+    _add_max_nodes(tracer)
     tracer.set_defaults(run=_cmd_trace)
     _add_implicit_command(commands)
     _add_report_command(commands)

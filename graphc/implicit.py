@@ -205,7 +205,7 @@ def run_command(args: argparse.Namespace) -> int:
     from graphc.parse import parse
     from graphc.printing import formula
 
-    g = parse(args.expr)
+    g = parse(args.expr, args.max_nodes)
     point = parse_assignments(args.at)
     if args.at:
         _check_point(g.variables, point)
