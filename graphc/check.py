@@ -245,6 +245,11 @@ class _Roles:
         return f"the tangent ∂{text}/∂{extra}"
 
 
+def _first(role: str | None) -> str | None:
+    """An operand's first role only: the node's own line lists them all."""
+    return None if role is None else role.split("; ")[0]
+
+
 def _is_source(values: list[float], graph: Graph, node: int) -> bool:
     value = values[node]
     if math.isfinite(value):
@@ -304,7 +309,7 @@ def check(
 
     def source(pass_name: str, node: int) -> Source:
         operands = tuple(
-            Operand(roles.text(derivative, a), interpreted[a], roles.describe(a, owner=False))
+            Operand(roles.text(derivative, a), interpreted[a], _first(roles.describe(a, owner=False)))
             for a in derivative.args(node)
         )
         if derivative.op(node) == CONST:
