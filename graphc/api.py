@@ -147,7 +147,7 @@ def grad(
     """
     graph = as_graph(expr, max_nodes)
     _single_output(graph, "grad")
-    derivative = differentiate(graph, wrt, method, **options)
+    derivative = diff.differentiate(graph, wrt, method, **options)
     kernel = compile_graph(_with_outputs(derivative, 1), backend, threads=threads)
     return kernel.derived(wrt=derivative.info["wrt"], finish=_as_tuple)
 
@@ -168,7 +168,7 @@ def value_and_grad(
     """
     graph = as_graph(expr)
     _single_output(graph, "value_and_grad")
-    derivative = differentiate(graph, wrt, method, **options)
+    derivative = diff.differentiate(graph, wrt, method, **options)
     kernel = compile_graph(derivative, backend, threads=threads)
 
     def finish(result: Any) -> tuple[Any, tuple[Any, ...]]:
@@ -221,9 +221,9 @@ def hessian(
     """
     graph = as_graph(expr)
     _single_output(graph, "hessian")
-    first = differentiate(graph, wrt, method, **options)
+    first = diff.differentiate(graph, wrt, method, **options)
     names = first.info["wrt"]
-    second = differentiate(_with_outputs(first, 1), names, method, **options)
+    second = diff.differentiate(_with_outputs(first, 1), names, method, **options)
     kernel = compile_graph(_with_outputs(second, len(names)), backend, threads=threads)
     return kernel.derived(wrt=names, finish=_matrix(len(names), len(names)))
 

@@ -153,3 +153,31 @@ def test_functions_of_no_variables(backend: str) -> None:
 def test_regressions(text: str, method: str, backend: str) -> None:
     for value in (0.0, 1.0, np.inf, np.nan):
         exercise_api(text, method, backend, value)
+
+
+# Arguments of the wrong type or value: each once escaped as a TypeError or OverflowError.
+BAD_CALLS = {
+    "wrt not a name": lambda: graphc.grad("x", wrt=5),
+    "huge int argument, numpy": lambda: graphc.compile("x")(10**400),
+    "huge int in a list": lambda: graphc.compile("x")([10**400]),
+    "max_paths not a number": lambda: graphc.grad("x", method="paths", max_paths="a"),
+    "unknown option to grad": lambda: graphc.grad("x", foo=1),
+    "unknown option to value_and_grad": lambda: graphc.value_and_grad("x", foo=1),
+    "unknown option to hessian": lambda: graphc.hessian("x", foo=1),
+    "solve_for None": lambda: graphc.implicit("x*z - 1", solve_for=None),
+    "solve_for a number": lambda: graphc.implicit("x*z - 1", solve_for=3),
+    "check at None": lambda: graphc.check("x", at=None),
+    "max_nodes not a number": lambda: graphc.grad("x", max_nodes="many"),
+}
+
+
+@pytest.mark.parametrize("call", list(BAD_CALLS.values()), ids=list(BAD_CALLS))
+def test_bad_arguments_raise_graphc_errors(call):
+    with pytest.raises(graphc.GraphcError):
+        call()
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_huge_int_argument(backend):
+    with pytest.raises(graphc.EvaluationError, match="cannot convert int to float64"):
+        graphc.compile("x*y", backend=backend)(10**400, 1.0)
