@@ -525,6 +525,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         print("graphc: error: out of memory", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (graphc ... | head): stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        except (OSError, ValueError):
+            pass
+        return 141  # as a tool killed by SIGPIPE
     except Exception as err:  # a bug in graphc: say so in one line unless debugging
         if os.environ.get("GRAPHC_DEBUG"):
             raise

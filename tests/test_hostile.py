@@ -171,3 +171,16 @@ def _interrupt(argv: list[str]) -> tuple[int, str]:
 def test_ctrl_c_exits_130_with_one_line(argv):
     code, err = _interrupt(argv)
     assert (code, err) == (130, "graphc: interrupted\n")
+
+
+def test_a_closed_pipe_stops_quietly():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "graphc", "grad", "sin(x*y)", "--emit", "numpy"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    process.stdout.close()  # the reader is gone before graphc writes, as with `| head` at its end
+    err = process.stderr.read().decode()
+    assert (process.wait(timeout=120), err) == (141, "")
