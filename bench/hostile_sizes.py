@@ -10,7 +10,6 @@ differentiated), ``vars1m-eval`` (and compiled with numpy and evaluated),
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import time
@@ -41,13 +40,16 @@ try:
 
 def run(case: str) -> None:
     body = "\n".join("    " + line for line in CASES[case].splitlines())
-    code = PRELUDE + body + "\nexcept graphc.GraphcError as err:\n    report(f'{type(err).__name__}: {err}')\n"
+    code = (
+        PRELUDE + body + "\nexcept graphc.GraphcError as err:\n    report(f'{type(err).__name__}: {err}')\n"
+    )
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    out = (result.stdout.strip() or result.stderr.strip().splitlines()[-1:] or ["(nothing)"])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    out = result.stdout.strip() or result.stderr.strip().splitlines()[-1:] or ["(nothing)"]
     text = out if isinstance(out, str) else out[0]
-    print(f"{case}: {text} [exit {result.returncode}, {time.perf_counter() - started:.1f} s wall]", flush=True)
-
+    print(
+        f"{case}: {text} [exit {result.returncode}, {time.perf_counter() - started:.1f} s wall]", flush=True
+    )
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ with atheris.instrument_imports(include=["graphc"]):
     from graphc.cli import main
 
 # Grammar-aware vocabulary: a token sequence drawn from it is often almost a program.
+# fmt: off
 TOKENS = [
     "x", "y", "z", "u", "x0", "_", "np", "out", "def", "lambda", "__class__", "é", "ﬁ", "x\u0301",
     "0", "1", "2", "0.5", "1e308", "1e-320", "1e999", ".5", "3.", "pi", "e",
@@ -41,13 +42,16 @@ TOKENS = [
     "//", "%", "[", "'", "\x00", "\u200b", "∂", "…",
 ]
 METHODS = ["dp", "forward", "paths", "numeric", "symbolic"]
+# fmt: on
 BACKEND_NAMES = [name for name in BACKENDS if name not in UNAVAILABLE]
 if "llvm" in BACKEND_NAMES:
     with atheris.instrument_imports(include=["graphc"]):
-        import graphc.backends.llvm  # noqa: F401
+        import graphc.backends.llvm
+# fmt: off
 CLI_WORDS = ["grad", "eval", "check", "trace", "report", "implicit", "--at", "--wrt", "--method",
              "--backend", "--json", "--emit", "--order", "--max-paths", "--mode", "x=1", "x=0,y=0",
              "y=2", "x", "numpy", "llvm", "paths", "dp", "sympy", "--", "-x", "--help", "0"]
+# fmt: on
 
 
 def _tokens(fdp: atheris.FuzzedDataProvider, words: list[str], count: int) -> list[str]:

@@ -28,6 +28,9 @@ from graphc.api import (
     value_and_grad,
 )
 from graphc.backends import BACKENDS
+
+# robustness: NaN provenance and resource limits (issue 7)
+from graphc.check import CheckResult, check
 from graphc.diff import METHODS, SymbolicError, TooManyPathsError
 from graphc.errors import (
     ArityError,
@@ -35,19 +38,15 @@ from graphc.errors import (
     EvaluationError,
     GraphcError,
     ParseError,
+    ResourceError,
     UnknownFunctionError,
     UnknownVariableError,
 )
-from graphc.graph import Graph
+from graphc.graph import MAX_NODES, Graph
 
 # implicit differentiation (issue 8)
 from graphc.implicit import SingularError, implicit
 from graphc.kernel import Kernel
-
-# robustness: NaN provenance and resource limits (issue 7)
-from graphc.check import CheckResult, check
-from graphc.errors import ResourceError
-from graphc.graph import MAX_NODES
 from graphc.parse import parse
 from graphc.sympy_bridge import from_sympy
 

@@ -105,7 +105,9 @@ def test_kernels_called_from_many_threads_agree(backend, size):
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _ in range(2):
             results = list(pool.map(lambda c: (f(**c), g(**c)), calls))
-            for (value, (v2, partials)), (want, (want2, want_partials)) in zip(results, expected, strict=True):
+            for (value, (v2, partials)), (want, (want2, want_partials)) in zip(
+                results, expected, strict=True
+            ):
                 np.testing.assert_array_equal(value, want)
                 np.testing.assert_array_equal(v2, want2)
                 for got, ref in zip(partials, want_partials, strict=True):

@@ -101,12 +101,14 @@ def test_api_raises_only_graphc_errors(text: str, method: str, backend: str, val
 
 
 COMMANDS = ["grad", "eval", "check", "trace", "implicit", "nope", "--version", "-h"]
+# fmt: off
 OPTIONS = [
     "--at", "--wrt", "--method", "--backend", "--json", "--emit", "--order", "--max-paths", "--mode",
     "--solve-for", "--cse", "--", "-", "--at=x=1", "--max-nodes",
 ]
 VALUES_TEXT = ["x=1", "x=0,y=0", "y=2", "x", "x,y", "numpy", "llvm", "paths", "symbolic", "sympy", "dot",
                "numpy", "0", "-1", "1e999", "x=1/0", "x=(", "reverse", "z"]
+# fmt: on
 
 
 @budget(60)

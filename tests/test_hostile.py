@@ -25,12 +25,14 @@ AVAILABLE = [name for name in BACKENDS if name not in UNAVAILABLE]
 # Python keywords and builtins, the generated NumPy module's own names (its imports, helpers,
 # locals and temporaries), the names of the llvm backend's IR arguments and blocks, and the
 # renaming scheme's own output (_a0).
+# fmt: off
 HOSTILE = [
     "np", "math", "def", "lambda", "class", "if", "None", "True", "match", "_", "__class__",
     "__import__", "__builtins__", "print", "float", "out", "i", "x0", "inputs", "outputs", "shape",
     "values", "CHUNK", "_shaped", "_chunked", "f", "grad", "_f_body", "t0", "t1", "_a0", "_a1", "self",
     "steps", "start", "stop", "scratch", "entry", "loop", "done", "graphc_kernel", "graphc_point",
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize("backend", AVAILABLE)
@@ -75,11 +77,11 @@ def test_non_ascii_names_are_distinct_as_written(backend):
     # would merge each pair; graphc keeps them apart, and so does its generated code.
     f = graphc.compile("ﬁ - fi + 10*é - 100*e\u0301", backend=backend)
     assert f.variables == ("e\u0301", "fi", "é", "ﬁ")
-    assert float(f(**{"ﬁ": 1.0, "fi": 2.0, "é": 3.0, "e\u0301": 4.0})) == 1 - 2 + 30 - 400
+    assert float(f(**{"ﬁ": 1.0, "fi": 2.0, "é": 3.0, "e\u0301": 4.0})) == 1 - 2 + 30 - 400  # noqa: PIE804
     g = graphc.grad("ﬁ*fi + Δ", backend=backend)
     assert g.wrt == ("fi", "Δ", "ﬁ")
     # keywords from a dict: Python's own ``g(ﬁ=3.0)`` would arrive as "fi" (NFKC)
-    assert tuple(float(v) for v in g(**{"fi": 2.0, "Δ": 5.0, "ﬁ": 3.0})) == (3.0, 1.0, 2.0)
+    assert tuple(float(v) for v in g(**{"fi": 2.0, "Δ": 5.0, "ﬁ": 3.0})) == (3.0, 1.0, 2.0)  # noqa: PIE804
 
 
 def test_non_identifier_characters_are_parse_errors():
@@ -150,7 +152,7 @@ def _interrupt(argv: list[str]) -> tuple[int, str]:
         text=True,
         env=env,
         # a shell without job control starts background jobs with SIGINT ignored: undo that
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
     time.sleep(4.0)  # well past the imports, deep in the work (which takes a minute)
     assert process.poll() is None, process.communicate()
@@ -163,8 +165,19 @@ def _interrupt(argv: list[str]) -> tuple[int, str]:
     "argv",
     [
         ["grad", "sin(x*y)*exp(cos(x*y))/(1+x^2*y^2)", "--wrt", "x", "--order", "16", "--at", "x=1,y=1"],
-        ["report", "--family", "mlp", "--sizes", "1:8", "--width", "20", "--methods", "dp,symbolic,forward",
-         "--budget", "60"],
+        [
+            "report",
+            "--family",
+            "mlp",
+            "--sizes",
+            "1:8",
+            "--width",
+            "20",
+            "--methods",
+            "dp,symbolic,forward",
+            "--budget",
+            "60",
+        ],
     ],
     ids=["grad", "report"],
 )
