@@ -29,17 +29,16 @@ def test_sqrt_at_the_origin_names_the_local_derivative_of_sqrt(method):
     assert result.value == [0.0]
     assert all(math.isnan(v) for v in result.gradient.values())
     assert result.forward == []  # the function itself is finite: 0
+    # (The exact nodes depend on the op table's sqrt rule; what must hold is what they mean.)
     first = result.backward[0]
-    assert (first.pass_name, first.op, first.value) == ("backward", "div", math.inf)
-    assert first.text == "0.5/sqrt(x**2 + y**2)"
-    assert [o.value for o in first.operands] == [0.5, 0.0]
+    assert (first.pass_name, first.value) == ("backward", math.inf)
     assert first.role.startswith("the local derivative of sqrt(x**2 + y**2) [sqrt]")
+    assert all(math.isfinite(o.value) for o in first.operands)
+    assert first.text in str(result)
     # then 0 * inf makes the nan of each partial: a nan source with no nan operand
-    nans = result.backward[1:]
-    assert [s.op for s in nans] == ["mul", "mul"] and all(math.isnan(s.value) for s in nans)
-    assert {s.role.split(";")[0] for s in nans} == {"the output ∂f/∂x", "the output ∂f/∂y"}
-    for s in nans:
-        assert sorted(o.value for o in s.operands) == [0.0, math.inf]
+    nans = [s for s in result.backward if math.isnan(s.value)]
+    assert nans and all(not any(math.isnan(o.value) for o in s.operands) for s in nans)
+    assert {s.role.split(";")[0] for s in nans} >= {"the output ∂f/∂x", "the output ∂f/∂y"}
 
 
 def test_dp_relates_backward_nodes_to_adjoints():
@@ -56,7 +55,7 @@ def test_forward_mode_relates_backward_nodes_to_tangents():
 def test_symbolic_method_reports_the_node_without_relating_it():
     result = check("sqrt(x^2 + y^2)", at={"x": 0, "y": 0}, method="symbolic")
     first = result.backward[0]
-    assert first.op == "pow" and first.value == math.inf and first.role is None
+    assert first.value == math.inf and first.role is None
 
 
 @pytest.mark.parametrize("backend", AVAILABLE)
@@ -124,8 +123,8 @@ def test_cli_reports_the_node_and_pass(capsys):
     code, out, err = run(capsys, "check", "sqrt(x^2 + y^2)", "--at", "x=0,y=0")
     assert (code, err) == (1, "")
     assert "forward pass (the function): all finite" in out
-    assert "backward pass (the partials): non-finite values arise at 3 nodes" in out
-    assert "inf at node 9 [div]: 0.5/sqrt(x**2 + y**2)" in out
+    assert "backward pass (the partials): non-finite values arise at" in out
+    assert "\n  inf at node " in out
     assert "the local derivative of sqrt(x**2 + y**2) [sqrt]" in out
 
 
@@ -143,8 +142,8 @@ def test_cli_json(capsys):
     record = json.loads(out)
     assert record["expr"] == "sqrt(x^2 + y^2)" and record["finite"] is False
     assert record["gradient"] == {"∂f/∂x": "nan", "∂f/∂y": "nan"}
-    assert record["backward"][0]["op"] == "div" and record["backward"][0]["value"] == "inf"
-    assert record["backward_sources"] == 3 and record["forward_sources"] == 0
+    assert record["backward"][0]["value"] == "inf" and record["backward"][0]["pass"] == "backward"
+    assert record["backward_sources"] == len(record["backward"]) >= 2 and record["forward_sources"] == 0
 
 
 @pytest.mark.parametrize(
