@@ -17,6 +17,7 @@ adjoint of which node, or the tangent of which node.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -167,6 +168,9 @@ def check_point(variables: list[str], at: Mapping[str, Any]) -> dict[str, float]
     return point
 
 
+_ROLE_ORDER = {"local": 0, "adjoint": 1, "tangent": 1, "output": 2}
+
+
 class _Roles:
     """What each node of a derivative graph is: a local derivative, an adjoint or a tangent."""
 
@@ -177,6 +181,7 @@ class _Roles:
         for name, node in zip(derivative.output_names, derivative.outputs, strict=True):
             if node >= len(function):
                 self.roles.setdefault(node, []).append(("output", node, name))
+        self._owners: list[int] = []
         if method not in ("dp", "forward", "paths"):
             return  # symbolic and numeric do not build from the op table's rules
         work, size, primal = derivative.copy(), len(derivative), len(function)
@@ -217,16 +222,19 @@ class _Roles:
 
     def describe(self, node: int, owner: bool = True) -> str | None:
         """The node's role in words, or the role of the first role node built after it."""
+        if self.derivative.op(node) == CONST:
+            return None  # a constant such as the seed 1 plays many roles: naming one says nothing
         roles = self.roles.get(node)
         if roles is None:
             if not owner or node < len(self.function):
                 return None
-            later = [n for n in getattr(self, "_owners", ()) if n > node]
-            if not later:
+            k = bisect.bisect_right(self._owners, node)
+            if k == len(self._owners):
                 return None
-            inner = self.describe(later[0], owner=False)
+            inner = self.describe(self._owners[k], owner=False)
             return f"built for {inner}" if inner else None
-        return "; ".join(self._role(*role) for role in roles)
+        ordered = sorted(roles, key=lambda role: _ROLE_ORDER[role[0]])  # the output last
+        return "; ".join(self._role(*role) for role in ordered)
 
     def _role(self, kind: str, target: int, extra: Any) -> str:
         f = self.function
