@@ -1,7 +1,8 @@
 """The ``graphc`` command line.
 
 Every failure is one line on stderr starting ``graphc: error:`` (a parse error adds the source
-line and a caret) and exit status 2; Ctrl-C exits with status 130. No tracebacks, unless
+line and a caret) and exit status 2; Ctrl-C exits with status 130, a closed output pipe with 141,
+``graphc check`` with 1 when it reports a non-finite value. No tracebacks, unless
 ``GRAPHC_DEBUG=1`` asks for them.
 """
 
