@@ -509,8 +509,8 @@ def one_line(text: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     try:
+        parser = build_parser()  # inside: Ctrl-C while it imports the commands is one line too
         args = parser.parse_args(_reorder(parser, args_list))
         return int(args.run(args))
     except ParseError as err:
