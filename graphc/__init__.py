@@ -28,6 +28,9 @@ from graphc.api import (
     value_and_grad,
 )
 from graphc.backends import BACKENDS
+
+# robustness: NaN provenance and resource limits (issue 7)
+from graphc.check import CheckResult, check
 from graphc.diff import METHODS, SymbolicError, TooManyPathsError
 from graphc.errors import (
     ArityError,
@@ -35,10 +38,11 @@ from graphc.errors import (
     EvaluationError,
     GraphcError,
     ParseError,
+    ResourceError,
     UnknownFunctionError,
     UnknownVariableError,
 )
-from graphc.graph import Graph
+from graphc.graph import MAX_NODES, Graph
 
 # implicit differentiation (issue 8)
 from graphc.implicit import SingularError, implicit
@@ -76,4 +80,9 @@ __all__ = [
     # implicit differentiation (issue 8)
     "SingularError",
     "implicit",
+    # robustness: NaN provenance and resource limits (issue 7)
+    "CheckResult",
+    "MAX_NODES",
+    "ResourceError",
+    "check",
 ]

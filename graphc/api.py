@@ -17,24 +17,44 @@ from graphc import diff
 from graphc.backends import compile_graph
 from graphc.diff.common import resolve_wrt
 from graphc.errors import GraphcError
-from graphc.graph import Graph
+from graphc.graph import MAX_NODES, Graph, checked_max_nodes
 from graphc.kernel import Kernel
 from graphc.parse import parse
 from graphc.sympy_bridge import from_sympy
 
 Wrt = str | Sequence[str] | None
+
+
+class Default:
+    """The type of DEFAULT: "not given" where None means something (no cap)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = Default()
 MODES = ("auto", "forward", "reverse")
 
 
-def as_graph(expr: Any) -> Graph:
-    """A Graph from program text, a Graph (returned as is) or a SymPy expression (or a list of them)."""
+def as_graph(expr: Any, max_nodes: int | None | Default = DEFAULT) -> Graph:
+    """A Graph from program text, a Graph (returned as is) or a SymPy expression (or a list of them).
+
+    ``max_nodes`` caps the graph and every graph derived from it (default: a Graph keeps its own
+    cap, text and SymPy get ``MAX_NODES``); a Graph given another cap is copied, not changed.
+    """
+    limit = MAX_NODES if isinstance(max_nodes, Default) else checked_max_nodes(max_nodes)
     if isinstance(expr, Graph):
-        return expr
-    if isinstance(expr, str):
-        return parse(expr)
-    if hasattr(expr, "free_symbols") or isinstance(expr, (list, tuple)):
-        return from_sympy(expr)
-    raise GraphcError(f"expected program text, a Graph or a SymPy expression, got {type(expr).__name__}")
+        if isinstance(max_nodes, Default) or expr.max_nodes == limit:
+            return expr
+        graph = expr.copy()
+    elif isinstance(expr, str):
+        return parse(expr, limit)
+    elif hasattr(expr, "free_symbols") or isinstance(expr, (list, tuple)):
+        graph = from_sympy(expr)
+    else:
+        raise GraphcError(f"expected program text, a Graph or a SymPy expression, got {type(expr).__name__}")
+    graph.max_nodes = limit
+    return graph
 
 
 def compile(  # the public name is the contract, though it shadows a builtin
@@ -113,17 +133,21 @@ def grad(
     backend: str = "numpy",
     *,
     threads: int | None = None,
+    max_nodes: int | None | Default = DEFAULT,
     **options: Any,
 ) -> Kernel:
     """A kernel returning the tuple of partials of a one-output function, in ``kernel.wrt`` order.
+
+    ``max_nodes`` caps the function's and the gradient's graph (ResourceError beyond it; None: no
+    cap; default: ``graphc.graph.MAX_NODES``, or a given Graph's own cap).
 
     >>> g = grad("x**2 * y")
     >>> g.wrt, g(3.0, 2.0)
     (('x', 'y'), (np.float64(12.0), np.float64(9.0)))
     """
-    graph = as_graph(expr)
+    graph = as_graph(expr, max_nodes)
     _single_output(graph, "grad")
-    derivative = differentiate(graph, wrt, method, **options)
+    derivative = diff.differentiate(graph, wrt, method, **options)
     kernel = compile_graph(_with_outputs(derivative, 1), backend, threads=threads)
     return kernel.derived(wrt=derivative.info["wrt"], finish=_as_tuple)
 
@@ -144,10 +168,11 @@ def value_and_grad(
     """
     graph = as_graph(expr)
     _single_output(graph, "value_and_grad")
-    derivative = differentiate(graph, wrt, method, **options)
+    derivative = diff.differentiate(graph, wrt, method, **options)
     kernel = compile_graph(derivative, backend, threads=threads)
 
     def finish(result: Any) -> tuple[Any, tuple[Any, ...]]:
+        result = _as_tuple(result)  # a function of no variables has a value and no partials
         return result[0], tuple(result[1:])
 
     return kernel.derived(wrt=derivative.info["wrt"], finish=finish)
@@ -196,9 +221,9 @@ def hessian(
     """
     graph = as_graph(expr)
     _single_output(graph, "hessian")
-    first = differentiate(graph, wrt, method, **options)
+    first = diff.differentiate(graph, wrt, method, **options)
     names = first.info["wrt"]
-    second = differentiate(_with_outputs(first, 1), names, method, **options)
+    second = diff.differentiate(_with_outputs(first, 1), names, method, **options)
     kernel = compile_graph(_with_outputs(second, len(names)), backend, threads=threads)
     return kernel.derived(wrt=names, finish=_matrix(len(names), len(names)))
 

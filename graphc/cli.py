@@ -1,7 +1,8 @@
 """The ``graphc`` command line.
 
 Every failure is one line on stderr starting ``graphc: error:`` (a parse error adds the source
-line and a caret) and exit status 2; Ctrl-C exits with status 130. No tracebacks, unless
+line and a caret) and exit status 2; Ctrl-C exits with status 130, a closed output pipe with 141,
+``graphc check`` with 1 when it reports a non-finite value. No tracebacks, unless
 ``GRAPHC_DEBUG=1`` asks for them.
 """
 
@@ -21,7 +22,7 @@ from graphc.backends import BACKENDS, check_backend, compile_graph
 from graphc.diff import MAX_PATHS, METHODS
 from graphc.diff.common import resolve_wrt
 from graphc.errors import GraphcError, ParseError
-from graphc.graph import Graph
+from graphc.graph import MAX_NODES, Graph
 from graphc.parse import parse
 from graphc.printing import formula
 
@@ -92,7 +93,7 @@ def json_number(value: Any) -> Any:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    graph = parse(args.expr)
+    graph = parse(args.expr, args.max_nodes)
     point = parse_assignments(args.at)
     _check_point(graph.variables, point)
     kernel = compile_graph(graph, args.backend)
@@ -129,6 +130,8 @@ def _gradient_graph(args: argparse.Namespace, graph: Graph) -> Graph:
         options["max_paths"] = MAX_PATHS if args.max_paths is None else args.max_paths
     if args.method == "symbolic":
         options["cse"] = args.cse
+    if not graph.variables:  # the API's empty gradient would print nothing here
+        raise UsageError("the function has no variables: there is nothing to differentiate")
     return derivatives(graph, resolve_wrt(graph, args.wrt), args.order, args.method, **options)
 
 
@@ -174,7 +177,7 @@ def _sympy_text(derivative: Graph) -> str:
 
 
 def _cmd_grad(args: argparse.Namespace) -> int:
-    graph = parse(args.expr)
+    graph = parse(args.expr, args.max_nodes)
     if args.emit and args.json:
         raise UsageError("--emit and --json cannot be combined: --emit prints source, --json prints results")
     if args.emit and args.at:
@@ -235,7 +238,7 @@ def _by_output(graph: Graph, wrt: list[str], entries: list[Any]) -> dict[str, An
 def _cmd_trace(args: argparse.Namespace) -> int:
     from graphc.trace import trace
 
-    graph = parse(args.expr)
+    graph = parse(args.expr, args.max_nodes)
     point = parse_assignments(args.at)
     _check_point(graph.variables, point)
     result = trace(graph, point, args.mode, args.wrt)
@@ -272,6 +275,16 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     for name, value in result.gradient.items():
         print(f"∂{result.output}/∂{name} = {value!r}")
     return 0
+
+
+def _add_max_nodes(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--max-nodes",
+        type=_positive,
+        default=MAX_NODES,
+        metavar="N",
+        help=f"stop with an error if a graph would have more than N nodes (default: {MAX_NODES:,})",
+    )
 
 
 def _add_at(command: argparse.ArgumentParser) -> None:
@@ -315,6 +328,37 @@ def _add_implicit_command(commands: Any) -> None:
         "--backend", default="numpy", choices=list(BACKENDS), help="compiler backend (default: numpy)"
     )
     command.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_max_nodes(command)
+    command.set_defaults(run=run_command)
+
+
+def _add_check_command(commands: Any) -> None:
+    from graphc.check import run_command
+
+    command = commands.add_parser(
+        "check",
+        help="evaluate a formula and its gradient at a point; name where nan or inf first arises",
+        description="Evaluate the function and its partials at a point node by node, and name each node "
+        "that produces nan or ±inf from operands that do not force it: its subexpression, op and operand "
+        "values, in the forward pass (the function) or the backward pass (the partials, related back to "
+        "the function's nodes). Exit status 0 when every value is finite, 1 when a non-finite value is "
+        "reported, 2 for bad input.",
+        epilog='examples:\n  graphc check "sqrt(x^2 + y^2)" --at x=0,y=0\n'
+        '  graphc check "log(x) * y" --at x=0,y=1 --json',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    command.add_argument("expr", metavar="EXPR", help="the formula")
+    _add_at(command)
+    command.add_argument(
+        "--wrt", metavar="NAMES", help="differentiate by these variables, comma-separated (default: all)"
+    )
+    command.add_argument("--method", default="dp", choices=list(METHODS), help="default: dp")
+    command.add_argument(
+        "--backend", default="numpy", choices=list(BACKENDS), help="compiler backend (default: numpy)"
+    )
+    command.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_max_nodes(command)
     command.set_defaults(run=run_command)
 
 
@@ -388,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"with --method paths: refuse graphs with more paths than this (default: {MAX_PATHS:,})",
     )
     gradient.add_argument("--cse", action="store_true", help="with --method symbolic: run sympy.cse")
+    _add_max_nodes(gradient)
     gradient.set_defaults(run=_cmd_grad)
 
     evaluate = commands.add_parser(
@@ -403,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend", default="numpy", choices=list(BACKENDS), help="compiler backend (default: numpy)"
     )
     evaluate.add_argument("--json", action="store_true", help='print {"expr", "backend", "value"} as JSON')
+    _add_max_nodes(evaluate)
     evaluate.set_defaults(run=_cmd_eval)
 
     tracer = commands.add_parser(
@@ -421,9 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--wrt", metavar="NAME", help="forward mode: the input to differentiate by (default: the first)"
     )
     tracer.add_argument("--json", action="store_true", help="print the rows as JSON")
+    _add_max_nodes(tracer)
     tracer.set_defaults(run=_cmd_trace)
     _add_implicit_command(commands)
     _add_report_command(commands)
+    _add_check_command(commands)
     parser.commands = dict(commands.choices)  # type: ignore[attr-defined]
     return parser
 
@@ -455,18 +503,24 @@ def _reorder(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     return argv if expr is None else [*rest, "--", expr]
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped, so an error stays one line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     try:
+        parser = build_parser()  # inside: Ctrl-C while it imports the commands is one line too
         args = parser.parse_args(_reorder(parser, args_list))
         return int(args.run(args))
     except ParseError as err:
-        print(f"graphc: error: {err.render()}", file=sys.stderr)
+        first, _, caret = err.render().partition("\n")
+        print(f"graphc: error: {one_line(first)}\n{caret}", file=sys.stderr)
         return 2
     except GraphcError as err:
-        print(f"graphc: error: {err}", file=sys.stderr)
+        print(f"graphc: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("graphc: interrupted", file=sys.stderr)
@@ -474,6 +528,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         print("graphc: error: out of memory", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (graphc ... | head): stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        except (OSError, ValueError):
+            pass
+        return 141  # as a tool killed by SIGPIPE
     except Exception as err:  # a bug in graphc: say so in one line unless debugging
         if os.environ.get("GRAPHC_DEBUG"):
             raise

@@ -64,5 +64,9 @@ class EvaluationError(GraphcError, TypeError):
     """A kernel was called with missing, surplus or unusable arguments."""
 
 
+class ResourceError(GraphcError):
+    """An input too large to handle: a graph over its ``max_nodes`` limit, say."""
+
+
 class BackendError(GraphcError):
     """A backend cannot compile or run a graph (unknown backend, missing library, ...)."""

@@ -22,8 +22,20 @@ from typing import Any
 
 import networkx as nx
 
-from graphc.errors import GraphcError, UnknownVariableError
+from graphc.errors import GraphcError, ResourceError, UnknownVariableError
 from graphc.ops import CONST, OPS, VAR
+
+# The default cap on a graph's size. A node costs about 220 bytes here (its op, operands, data and
+# hash-consing key; measured with tracemalloc on an 800,000-node graph), and parsing holds the
+# tokens and a pruned copy besides: 10,000,000 nodes is roughly 2-4 GB.
+MAX_NODES = 10_000_000
+
+
+def checked_max_nodes(value: Any) -> int | None:
+    """``value`` as a node cap: a whole number >= 1, or None for no cap."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise GraphcError(f"max_nodes must be a whole number >= 1 or None, got {value!r}")
 
 
 class Graph:
@@ -35,6 +47,8 @@ class Graph:
     >>> g.nx.number_of_edges(), g.stats()["depth"]
     (2, 1)
     """
+
+    max_nodes: int | None = MAX_NODES  # building a node beyond this raises ResourceError; None: no cap
 
     def __init__(self) -> None:
         # The authority is these flat, creation-ordered lists: walking them is far faster than
@@ -142,6 +156,11 @@ class Graph:
 
     def _new(self, key: tuple[Any, ...], op: str, args: tuple[int, ...], data: Any = None) -> int:
         node = len(self._op)
+        if self.max_nodes is not None and node >= self.max_nodes:
+            raise ResourceError(
+                f"the graph would exceed {self.max_nodes:,} nodes (the max_nodes limit; each node takes "
+                "about 220 bytes): raise it with --max-nodes or max_nodes= if the memory is there"
+            )
         self._op.append(op)
         self._args.append(args)
         self._data.append(data)
@@ -220,6 +239,7 @@ class Graph:
     def copy(self) -> Graph:
         """An independent copy: building on it leaves this graph unchanged."""
         new = Graph()
+        new.max_nodes = self.max_nodes
         new._op, new._args, new._data = self._op.copy(), self._args.copy(), self._data.copy()
         new._table, new._variables = self._table.copy(), self._variables.copy()
         new.set_outputs(self.outputs, self.output_names)
@@ -235,6 +255,7 @@ class Graph:
     def rebuilt(self, keep: Sequence[bool] | None) -> Graph:
         """A new graph replaying the kept nodes (all when ``keep`` is None) in creation order."""
         new = Graph()
+        new.max_nodes = self.max_nodes
         mapping: dict[int, int] = {}
         for node, op in enumerate(self._op):
             if keep is not None and not keep[node]:

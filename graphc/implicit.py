@@ -37,6 +37,8 @@ class SingularError(GraphcError, ArithmeticError):
 
 def _names(names: Names, what: str) -> list[str]:
     """A list of names from a comma-separated string or a sequence, each given once."""
+    if not isinstance(names, (str, list, tuple)):
+        raise GraphcError(f"{what} must name one or more variables, got {names!r}")
     result = [part.strip() for part in names.split(",")] if isinstance(names, str) else list(names)
     if not result or any(not isinstance(name, str) or not name for name in result):
         raise GraphcError(f"{what} must name one or more variables, got {names!r}")
@@ -205,7 +207,7 @@ def run_command(args: argparse.Namespace) -> int:
     from graphc.parse import parse
     from graphc.printing import formula
 
-    g = parse(args.expr)
+    g = parse(args.expr, args.max_nodes)
     point = parse_assignments(args.at)
     if args.at:
         _check_point(g.variables, point)

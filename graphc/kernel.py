@@ -74,7 +74,7 @@ class Kernel:
         for name, value in zip(self.variables, values, strict=True):
             try:
                 arrays.append(np.asarray(value, dtype=np.float64))
-            except (TypeError, ValueError) as err:
+            except (TypeError, ValueError, OverflowError) as err:
                 kind = type(value).__name__
                 raise EvaluationError(
                     f"variable '{name}': cannot convert {kind} to float64 ({err})"
@@ -90,7 +90,7 @@ class Kernel:
             args = self.ordered(args, kwargs)
         try:
             result = self._function(*args)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             self.diagnose(args)  # bad arguments: raise a precise EvaluationError instead
             raise
         return result if self._finish is None else self._finish(result)

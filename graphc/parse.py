@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from graphc.errors import ArityError, ParseError, UnknownFunctionError
-from graphc.graph import Graph
+from graphc.graph import MAX_NODES, Graph, checked_max_nodes
 from graphc.ops import BINARY_INFIX, CONSTANTS, FUNCTIONS, OPS, RESERVED, Op
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "**": 4, "^": 4}
@@ -69,7 +69,9 @@ _TOKEN = re.compile(
     r"(?P<space>[ \t\r]+|\#[^\n]*)"
     r"|(?P<sep>[;\n])"
     r"|(?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"
-    r"|(?P<name>[^\W\d]\w*)"
+    # a name candidate: a word, with any non-ASCII characters (combining accents are not \w);
+    # the tokenizer then keeps exactly what str.isidentifier accepts
+    r"|(?P<name>(?:[^\W\d]|[^\x00-\x7f])(?:\w|[^\x00-\x7f])*)"
     r"|(?P<op>\*\*|[+\-*/^])"
     r"|(?P<punct>[(),=])"
     r"|(?P<bad>[\s\S])"
@@ -167,10 +169,11 @@ class _Parser:
     """Shunting-yard over the tokens: operands go on a value stack, operators and open brackets on
     an operator stack, and each reduction builds one node, so depth never meets the call stack."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, max_nodes: int | None = MAX_NODES) -> None:
         self.text = text
         self.tokens = _Lookahead(text)
         self.graph = Graph()
+        self.graph.max_nodes = max_nodes
         self.bindings: dict[str, int] = {}
         self.free: set[str] = set()  # names used as input variables
         # the statement being parsed
@@ -387,8 +390,11 @@ class _Parser:
             values.append(self.graph.apply(entry.op.name, values.pop(), right))
 
 
-def parse(text: str) -> Graph:
+def parse(text: str, max_nodes: int | None = MAX_NODES) -> Graph:
     """Parse a graphc program into a Graph.
+
+    A program that would build more than ``max_nodes`` nodes raises ResourceError (None: no cap);
+    the graph keeps the cap, and so do the graphs derived from it.
 
     >>> g = parse("u = x*y; sin(u) + u**2")
     >>> g.variables, g.output_names
@@ -396,4 +402,4 @@ def parse(text: str) -> Graph:
     """
     if not isinstance(text, str):
         raise ParseError(f"expected program text (str), got {type(text).__name__}", "", 0)
-    return _Parser(text).parse()
+    return _Parser(text, checked_max_nodes(max_nodes)).parse()

@@ -22,7 +22,9 @@ from graphc.ops import CONST, OPS, VAR
 
 _PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _TAKEN = re.compile(r"t\d+\Z")
-_RESERVED = frozenset({"np", "shape", "out", "_shaped"})
+# Every name the generated wrapper function reads besides its parameters: a variable spelled like
+# one of them is renamed, or it would shadow the module or helper (``math.prod``, ``CHUNK``).
+_RESERVED = frozenset({"np", "math", "shape", "out", "values", "CHUNK", "_shaped", "_chunked"})
 
 
 def literal(value: float) -> str:

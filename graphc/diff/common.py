@@ -28,9 +28,9 @@ def resolve_wrt(graph: Graph, wrt: str | Sequence[str] | None) -> list[str]:
     variable of the graph.
     """
     if wrt is None:
-        if not graph.variables:
-            raise GraphcError("the function has no variables: there is nothing to differentiate")
         return graph.variables
+    if not isinstance(wrt, (str, list, tuple)):
+        raise GraphcError(f"wrt must name one or more variables, got {wrt!r}")
     names = [part.strip() for part in wrt.split(",")] if isinstance(wrt, str) else list(wrt)
     if not names or any(not isinstance(name, str) or not name for name in names):
         raise GraphcError(f"wrt must name one or more variables, got {wrt!r}")

@@ -80,6 +80,8 @@ def differentiate(
     >>> d.info["paths"], d.info["terms"]
     (32, 32)
     """
+    if not isinstance(max_paths, int) or isinstance(max_paths, bool):
+        raise GraphcError(f"max_paths must be a whole number, got {max_paths!r}")
     result, names = prepared(graph, wrt)
     total = sum(count_paths(graph, names).values())
     if total > max_paths:
