@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from graphc.backends import BACKENDS, UNAVAILABLE, check_backend
+from graphc.cli import whole_number
 from graphc.diff import MAX_PATHS
 from graphc.errors import GraphcError
 from graphc.families import DEFAULT_WIDTH, describe, family
@@ -73,14 +74,7 @@ def _budget(text: str) -> float:
     return value
 
 
-def _whole(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
+_whole = whole_number(0)
 
 
 def add_command(commands: Any) -> None:
