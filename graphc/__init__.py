@@ -46,6 +46,9 @@ from graphc.kernel import Kernel
 from graphc.parse import parse
 from graphc.sympy_bridge import from_sympy
 
+# caller-provided outputs, Kernel.into (issue 6)
+from graphc.errors import OutputError
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -76,4 +79,6 @@ __all__ = [
     # implicit differentiation (issue 8)
     "SingularError",
     "implicit",
+    # caller-provided outputs, Kernel.into (issue 6)
+    "OutputError",
 ]

@@ -66,3 +66,7 @@ class EvaluationError(GraphcError, TypeError):
 
 class BackendError(GraphcError):
     """A backend cannot compile or run a graph (unknown backend, missing library, ...)."""
+
+
+class OutputError(EvaluationError, ValueError):
+    """The ``out`` arrays given to :meth:`graphc.Kernel.into` cannot hold the results."""

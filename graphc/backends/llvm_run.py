@@ -66,8 +66,11 @@ class CompiledKernel:
         self._scratch = scratch
         self.threads = threads  # None: every usable core for a large batch
 
-    def __call__(self, *values: Any) -> Any:
-        if all(type(v) in _SCALARS for v in values):
+    def __call__(self, *values: Any, out: list[np.ndarray] | None = None) -> Any:
+        """The outputs at ``values``; with ``out`` (checked by :meth:`graphc.Kernel.into`: one
+        C-contiguous float64 array per output, of the broadcast shape, overlapping nothing), the
+        kernel writes into those arrays and they are returned."""
+        if out is None and all(type(v) in _SCALARS for v in values):
             return self._at_point(values)
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
@@ -79,14 +82,19 @@ class CompiledKernel:
                 a = np.broadcast_to(a, shape)
             keep.append(np.ascontiguousarray(a))
             steps.append(0 if a.size == 1 else 1)
-        results = np.empty((self._outputs, size))
-        base = _address(results)
-        outputs = [base + 8 * size * j for j in range(self._outputs)]
+        if out is None:
+            results = np.empty((self._outputs, size))
+            base = _address(results)
+            outputs = [base + 8 * size * j for j in range(self._outputs)]
+        else:
+            outputs = [_address(array) for array in out]
         # One table: the input pointers, the output pointers, then the steps.
         table = np.array([*map(_address, keep), *outputs, *steps, 0], dtype=np.uint64)
         start = _address(table)
         n = self._inputs
         self._run(start, start + 8 * (n + self._outputs), start + 8 * n, size)
+        if out is not None:
+            return out[0] if self._outputs == 1 else tuple(out)
         if shape == ():
             shaped = tuple(results[:, 0])  # np.float64 scalars
         else:
