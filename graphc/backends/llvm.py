@@ -26,17 +26,18 @@ import functools
 import hashlib
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import llvmlite
 import llvmlite.binding as llvm
+import numpy as np
 from llvmlite import ir
 
 from graphc import ops
-from graphc.backends import llvm_text
+from graphc.backends import llvm_math, llvm_text
 from graphc.backends.llvm_cache import Build, Cache, graph_key
 from graphc.backends.llvm_run import CompiledKernel
 from graphc.backends.llvm_text import TextEmitter
@@ -348,11 +349,22 @@ def optimize(plan: Plan) -> llvm.ModuleRef:
     module = llvm.parse_assembly(str(build_module(plan)))
     if len(plan.parts) > 1:
         module.link_in(llvm.parse_assembly(parts_module(plan)))
+    own = [f.name for f in module.functions if f.is_declaration and f.name in llvm_math.FUNCTIONS]
+    if own:  # graphc's vectorisable exp, log...: defined here, inlined by the passes below unless large
+        layout = str(target_machine().target_data)
+        text = llvm_math.module(own, llvm.get_process_triple(), layout, _fma(), inline=not plan.large)
+        module.link_in(llvm.parse_assembly(text))
     module.verify()
     tuning = llvm.create_pipeline_tuning_options(speed_level=1 if plan.large else 2)
     passes = llvm.create_pass_builder(target_machine(), tuning)
     passes.getModulePassManager().run(module, passes)
     return module
+
+
+@functools.cache
+def _fma() -> bool:
+    """Whether the host fuses multiply-adds (graphc's own exp, log... use them if so)."""
+    return bool(llvm.get_host_cpu_features().get("fma", False))
 
 
 def external_symbols(module: llvm.ModuleRef) -> list[str]:
@@ -410,7 +422,7 @@ def optimized_ir(graph: Graph) -> str:
 def _generator() -> str:
     """The host, LLVM, and a hash of the code that generates IR (a new lowering is a new key)."""
     digest = hashlib.sha256()
-    for module in (ops, sys.modules[__name__], llvm_text):
+    for module in (ops, sys.modules[__name__], llvm_text, llvm_math):
         digest.update(Path(module.__file__ or "").read_bytes())
     host = f"{llvm.get_process_triple()}|{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}"
     return f"{host}|{llvm.llvm_version_info}|{llvmlite.__version__}|{digest.hexdigest()}"
@@ -419,6 +431,32 @@ def _generator() -> str:
 def _options() -> str:
     """What, besides the graph, decides the machine code: the key's other half."""
     return f"{PART_SIZE}|{_generator()}"
+
+
+def math_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """One of graphc's own functions (``"graphc_exp"``...) applied to a float64 array, as compiled
+    into kernels: for measuring its accuracy and speed."""
+    layout = str(target_machine().target_data)
+    with _LLVM_LOCK:
+        module = llvm.parse_assembly(llvm_math.module([name], llvm.get_process_triple(), layout, _fma()))
+        module.link_in(llvm.parse_assembly(llvm_math.array_loop(name)))
+        module.verify()
+        passes = llvm.create_pass_builder(target_machine(), llvm.create_pipeline_tuning_options(speed_level=2))
+        passes.getModulePassManager().run(module, passes)
+        engine = llvm.create_mcjit_compiler(module, new_target_machine())
+        engine.finalize_object()
+        apply = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)(
+            engine.get_function_address("graphc_apply")
+        )
+
+    def run(x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        y = np.empty_like(x)
+        apply(x.ctypes.data, y.ctypes.data, x.size)
+        run.engine = engine  # type: ignore[attr-defined]  # the code lives as long as the function
+        return y
+
+    return run
 
 
 def compile_graph(graph: Graph, threads: int | None = None, cache: Cache | None = None) -> Kernel:
