@@ -1,4 +1,4 @@
-"""graphc's vectorisable exp/log/tanh in LLVM kernels: accuracy, and speed before/after.
+"""graphc's vectorisable exp/log/tanh/sin/cos in LLVM kernels: accuracy, and speed before/after.
 
     python bench/llvm_vecmath.py [--points N] [--exact M] [--batch B] [--skip-speed]
 
@@ -35,7 +35,10 @@ SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, math.inf, -math.inf, math.nan, 5e-324
            -708.4, -745.13, -745.14, -746.0, 20.0, 22.0, -0.34657359027997264, 0.34657359027997264,
            0.7071067811865476, 1.4142135623730951, 1e-17, -1e-17, 1 - 2**-53, 1 + 2**-52, -1 + 2**-53]  # fmt: skip
 
-MP = {"exp": mp.exp, "expm1": mp.expm1, "log": mp.log, "log1p": mp.log1p, "tanh": mp.tanh}
+MP = {
+    "exp": mp.exp, "expm1": mp.expm1, "log": mp.log, "log1p": mp.log1p, "tanh": mp.tanh, "sin": mp.sin,
+    "cos": mp.cos,
+}  # fmt: skip
 
 
 def _libm(name: str) -> Callable[[float], float]:
@@ -67,6 +70,8 @@ def random_points(name: str, count: int, rng: np.random.Generator) -> np.ndarray
     elif name == "log1p":
         wide = np.where(sign > 0, magnitude, -(10.0 ** rng.uniform(-320, 0, count)))
         ordinary = rng.uniform(-1, 4, count)
+    elif name in ("sin", "cos"):  # the vectorised range, and beyond it (the C library's)
+        ordinary = np.where(rng.random(count) < 0.8, rng.uniform(-10, 10, count), rng.uniform(-2e5, 2e5, count))
     else:
         ordinary = rng.uniform(-25, 25, count)
     return np.where(rng.random(count) < 0.5, wide, ordinary)

@@ -71,12 +71,24 @@ def main() -> None:
     quarter = (math.pi / 4) ** 2
     sp = lambda z: (mp.sin(mp.sqrt(z)) - mp.sqrt(z)) / (mp.sqrt(z) * z) if z != 0 else -mp.mpf(1) / 6  # noqa: E731
     cp = lambda z: (mp.cos(mp.sqrt(z)) - 1 + z / 2) / z**2 if z != 0 else mp.mpf(1) / 24  # noqa: E731
-    sin_s = chebyshev_fit(sp, 0.0, quarter, 7)
-    cos_c = chebyshev_fit(cp, 0.0, quarter, 7)
+    sin_s = chebyshev_fit(sp, 0.0, quarter, 6)
+    cos_c = chebyshev_fit(cp, 0.0, quarter, 5)
     print("SIN_S =", sin_s)
     print("  error (2^-53 units):", worst(sin_s, sp, lambda z: z, 0.0, quarter))
     print("COS_C =", cos_c)
     print("  error (2^-53 units):", worst(cos_c, cp, lambda z: z**2 / 0.7, 0.0, quarter))
+
+    # pi/2 as P1 + P2 + P3 + P3T: the first three of 32 significant bits, so k * Pi is exact for
+    # |k| < 2^21 (Cody and Waite's reduction), the last the rounded rest
+    rest = mp.pi / 2
+    parts = []
+    for _ in range(3):
+        exponent = int(mp.floor(mp.log(rest, 2)))
+        part = float(mp.floor(rest / mp.mpf(2) ** (exponent - 31)) * mp.mpf(2) ** (exponent - 31))
+        parts.append(part)
+        rest -= mp.mpf(part)
+    parts.append(float(rest))
+    print("PIO2 =", parts)
 
 
 if __name__ == "__main__":

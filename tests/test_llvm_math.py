@@ -1,4 +1,5 @@
-"""graphc's own exp, expm1, log, log1p, tanh in LLVM IR: the C library's special values, ~1 ulp, vectorised."""
+"""graphc's own exp, expm1, log, log1p, tanh, sin, cos in LLVM IR: the C library's special values,
+about 1 ulp, vectorised; sin and cos of huge arguments through the exact kernel."""
 
 from __future__ import annotations
 
@@ -20,10 +21,14 @@ SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, math.inf, -math.inf, math.nan, 
            SMALLEST_NORMAL, 1e-300, 1e300, 1.7976931348623157e308, 709.782712893384, 709.79, 710.0, 1000.0,
            -708.4, -745.13, -745.14, -746.0, -1000.0, 19.0, 20.0, 22.0, 40.0, 41.0, -40.0, -41.0,
            0.34657359027997264, -0.34657359027997264, 0.7071067811865476, 1.4142135623730951, 1e-17, -1e-17,
-           1 - 2**-53, 1 + 2**-52, -1 + 2**-53, -1.0 - 2**-52]  # fmt: skip
+           1 - 2**-53, 1 + 2**-52, -1 + 2**-53, -1.0 - 2**-52, math.pi / 2, math.pi, 131071.9, 131072.1,
+           -1e6, 1e22, 1e300, 3 * math.pi / 4]  # fmt: skip
 # the largest error in ulps of the exact value (mpmath), as measured by bench/llvm_vecmath.py, rounded up
-BOUND = {"exp": 1.0, "expm1": 1.0, "log": 1.0, "log1p": 1.5, "tanh": 2.5}
-MPMATH = {"exp": mp.exp, "expm1": mp.expm1, "log": mp.log, "log1p": mp.log1p, "tanh": mp.tanh}
+BOUND = {"exp": 1.0, "expm1": 1.0, "log": 1.0, "log1p": 1.5, "tanh": 2.5, "sin": 1.5, "cos": 1.5}
+MPMATH = {
+    "exp": mp.exp, "expm1": mp.expm1, "log": mp.log, "log1p": mp.log1p, "tanh": mp.tanh, "sin": mp.sin,
+    "cos": mp.cos,
+}  # fmt: skip
 
 
 def c_library(name: str, x: float) -> float:
@@ -32,8 +37,10 @@ def c_library(name: str, x: float) -> float:
         return getattr(math, name)(x)
     except OverflowError:
         return math.inf
-    except ValueError:
-        return -math.inf if x == -float(name == "log1p") else math.nan
+    except ValueError:  # a pole (log(0), log1p(-1)) or outside the domain
+        if (name, x) in (("log", 0.0), ("log1p", -1.0)):
+            return -math.inf
+        return math.nan
 
 
 @pytest.fixture(scope="module", params=list(BOUND))
@@ -66,7 +73,8 @@ def test_special_values_are_the_c_librarys_to_the_bit(function):
 def random_points(name: str, count: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     magnitude = 10.0 ** rng.uniform(-320, 308, count)  # every exponent, subnormals included
-    ordinary = {"exp": (-746, 710), "expm1": (-45, 45), "log": (0, 4), "log1p": (-1, 4)}.get(name, (-25, 25))
+    ordinary = {"exp": (-746, 710), "expm1": (-45, 45), "log": (0, 4), "log1p": (-1, 4), "sin": (-2e5, 2e5)}
+    ordinary = ordinary.get(name, ordinary["sin"] if name == "cos" else (-25, 25))
     x = np.where(rng.random(count) < 0.5, magnitude, rng.uniform(*ordinary, count))
     if name not in ("log", "log1p"):
         x = np.where(rng.random(count) < 0.5, -x, x)
@@ -100,8 +108,40 @@ def test_within_the_measured_ulps_of_the_exact_value(function):
     assert worst <= BOUND[name], (name, worst)
 
 
-def test_a_kernel_of_exp_log_tanh_sigmoid_softplus_is_vectorised_without_calls():
-    kernel = graphc.grad("tanh(x)*exp(y) + log(x) + sigmoid(x*y) + softplus(y)", backend="llvm")
+def test_a_kernel_of_exp_log_tanh_sigmoid_softplus_sin_cos_is_vectorised_without_calls():
+    program = "tanh(x)*exp(y) + log(x) + sigmoid(x*y) + softplus(y) + sin(x)*cos(y)"
+    kernel = graphc.grad(program, backend="llvm")
     loop = kernel.source.split("vector.body:")[1].split("middle.block:")[0]
     assert re.search(r"<\d+ x double>", loop)
     assert not re.findall(r"call double @(?!llvm\.)", loop)  # no C library call left in the loop
+
+
+def c_sin_cos(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([math.sin(v) for v in x.tolist()]), np.array([math.cos(v) for v in x.tolist()])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_huge_sin_and_cos_arguments_are_recomputed_by_the_exact_kernel(threads):
+    kernel = graphc.compile("sin(x), cos(x) + y", backend="llvm", threads=threads)
+    x = np.linspace(-10.0, 10.0, 200_000)
+    kernel(x, 0.0)
+    assert kernel._function._exact is None  # not needed: not compiled
+    x[123_456] = 1e22  # far beyond TRIG_BOUND, in the second thread's half
+    x[7] = -3e5
+    sin, cos = kernel(x, 0.0)
+    expected_sin, expected_cos = c_sin_cos(x)
+    for got, expected in ((sin, expected_sin), (cos, expected_cos)):
+        assert got[123_456] == expected[123_456] and got[7] == expected[7]  # the C library's, to the bit
+        assert np.max(np.abs(got - expected) / np.spacing(np.abs(expected))) <= 2
+    assert kernel._function._exact is not None
+    assert kernel(1e22, 0.0) == (math.sin(1e22), math.cos(1e22))  # one point: the point kernel too
+
+
+def test_the_exact_kernel_equals_the_fast_one_below_the_bound():
+    kernel = graphc.compile("sin(x)*exp(x), cos(x) + tanh(x)", backend="llvm")
+    x = np.concatenate([np.linspace(-131072.0, 131072.0, 50_001), np.array(SPECIAL)])
+    x = x[~(np.abs(x) > 131072.0) | ~np.isfinite(x)]
+    fast = kernel(x)
+    exact = kernel._function.exact()(x)
+    for a, b in zip(fast, exact, strict=True):
+        assert np.array_equal(a, b, equal_nan=True)

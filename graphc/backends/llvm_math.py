@@ -4,7 +4,12 @@ A call of the C library's ``exp`` is opaque to LLVM's loop vectoriser, so a kern
 one point at a time. These functions are straight-line IR (range reduction, a polynomial, integer
 operations on the bits and ``select`` for the special values), defined ``linkonce_odr`` and
 ``alwaysinline`` in a small module linked into each kernel that calls them: once inlined, the
-loop vectorises (AVX2: 4 points per instruction, AVX-512: 8).
+loop vectorises (AVX2: 4 points per instruction, AVX-512: 8). A split graph (whose parts run
+one point at a time) calls them instead from a library compiled once per process.
+
+sin and cos reduce their argument by pi/2 in four parts (Cody and Waite), exact to about 2^-70
+of it up to :data:`TRIG_BOUND`; inlined, they flag a larger argument, and the kernel has that
+range recomputed by its exact version, in which they call the C library beyond the bound.
 
 The special values are the C library's: ``exp(-inf) = 0``, ``exp(inf) = inf``, ``exp(710) = inf``,
 ``log(0) = -inf``, ``log(-1) = nan``, ``log(-0.0) = -inf``, ``expm1(-0.0) = -0.0``, ``tanh(±inf) = ±1``,
@@ -36,6 +41,19 @@ LOG_P = (
     0.6666666666666666, 0.4000000000000088, 0.28571428570803614, 0.22222222391713917,
     0.18181795640132906, 0.15386239702814658, 0.13268773138656886, 0.130866261478401,
 )  # fmt: skip
+
+# sin(r) = r + r^3 S(r^2), cos(r) = 1 - r^2/2 + r^4 C(r^2) on |r| <= pi/4
+SIN_S = (
+    -0.16666666666666666, 0.008333333333333331, -0.00019841269841265065, 2.7557319219339167e-06,
+    -2.5052106232447578e-08, 1.6058531618986147e-10, -7.586697117706918e-13,
+)  # fmt: skip
+COS_C = (
+    0.041666666666666664, -0.0013888888888887398, 2.480158729876569e-05, -2.7557317271729793e-07,
+    2.08761462684032e-09, -1.1382632425521717e-11,
+)  # fmt: skip
+PIO2 = (1.5707963267341256, 6.077100506303966e-11, 2.0222662487111665e-21, 8.4784276603689e-32)  # sum: pi/2
+TWO_OVER_PI = 0.6366197723675814
+TRIG_BOUND = 2.0**17  # |x| up to here: reduced by PIO2 to about 2^-70 of x; beyond, the C library's
 
 LOG2E = 1.4426950408889634
 LN2_HI = 6.93147180369123816490e-01  # ln 2 to 32 bits: k * LN2_HI is exact for |k| < 2^21
@@ -199,29 +217,76 @@ def tanh(b: Body, x: str) -> str:
     return b.intrinsic("copysign", b.fdiv(e, b.fadd(e, double(2.0))), x)
 
 
+def _sin_cos(b: Body, x: str, cosine: bool) -> str:
+    """sin or cos for |x| <= TRIG_BOUND: x = k pi/2 + r, then the polynomial of the quadrant."""
+    t = b.fadd(b.fmul(x, double(TWO_OVER_PI)), double(SHIFT))
+    kd = b.fsub(t, double(SHIFT))
+    r = x
+    for part in PIO2:  # Cody and Waite: k * PIO2[i] is exact, so r loses no bits to cancellation
+        r = b.fsub(r, b.fmul(kd, double(part)))
+    quadrant = b.int("sub", b.bits(t), SHIFT_BITS)
+    z = b.fmul(r, r)
+    sin_r = b.mad(b.fmul(r, z), b.horner(SIN_S, z), r)
+    half = b.fmul(double(0.5), z)
+    w = b.fsub(double(1.0), half)  # 1 - z/2, its rounding error added back as fdlibm does
+    cos_r = b.fadd(w, b.mad(b.fmul(z, z), b.horner(COS_C, z), b.fsub(b.fsub(double(1.0), w), half)))
+    if cosine:
+        quadrant = b.int("add", quadrant, 1)  # cos(x) = sin(x + pi/2)
+    odd = b.emit(f"trunc i64 {b.int('and', quadrant, 1)} to i1")
+    value = b.select(odd, cos_r, sin_r)
+    negative = b.int("shl", b.int("and", quadrant, 2), 62)  # the sign bit where the quadrant is 2 or 3
+    return b.real(b.int("xor", b.bits(value), negative))
+
+
+def sin(b: Body, x: str) -> str:
+    return b.select(b.fcmp("oeq", x, double(0.0)), x, _sin_cos(b, x, cosine=False))  # sin(-0.0) = -0.0
+
+
+def cos(b: Body, x: str) -> str:
+    return _sin_cos(b, x, cosine=True)
+
+
+def beyond(b: Body, x: str) -> str:
+    """True (i1) where |x| is finite and above TRIG_BOUND: sin and cos need the C library there."""
+    a = b.intrinsic("fabs", x)
+    return b.emit(f"and i1 {b.fcmp('ogt', a, double(TRIG_BOUND))}, {b.fcmp('olt', a, double(math.inf))}")
+
+
 FUNCTIONS: dict[str, Callable[[Body, str], str]] = {
     "graphc_exp": exp,
     "graphc_expm1": expm1,
     "graphc_log": log,
     "graphc_log1p": log1p,
     "graphc_tanh": tanh,
+    "graphc_sin": sin,
+    "graphc_cos": cos,
 }
+GUARDED = frozenset({"graphc_sin", "graphc_cos"})  # exact only where ``beyond`` is false
 LIBM = {name: name.removeprefix("graphc_") for name in FUNCTIONS}  # the C function each one replaces
 
 
-def define(name: str, fma: bool) -> str:
-    """The IR text defining ``double name(double)``."""
+def define(name: str, fma: bool, inline: bool) -> str:
+    """The IR text defining ``double name(double)``.
+
+    A :data:`GUARDED` function, inlined, is exact only where ``beyond`` is false (the kernel
+    checks, see graphc.backends.llvm); not inlined, it calls the C library there itself.
+    """
     body = Body(fma)
     result = FUNCTIONS[name](body, "%x")
-    return "\n".join(
-        [
-            f"define linkonce_odr double @{name}(double %x) #0 {{",
-            "entry:",
-            *body.lines,
+    if name in GUARDED and not inline:
+        far = beyond(body, "%x")
+        ending = [
+            f"  br i1 {far}, label %far, label %near",
+            "near:",
             f"  ret double {result}",
-            "}",
+            "far:",
+            f"  %c = call double @{LIBM[name]}(double %x)",
+            "  ret double %c",
         ]
-    )
+    else:
+        ending = [f"  ret double {result}"]
+    header = f"define {'linkonce_odr ' * inline}double @{name}(double %x) #0 {{"
+    return "\n".join([header, "entry:", *body.lines, *ending, "}"])
 
 
 def array_loop(name: str) -> str:
@@ -249,11 +314,15 @@ done:
 """
 
 
+MEMORY = "memory(none)"  # pure functions (sin's C library call, beyond the bound, sets no errno)
+
+
 def module(names: list[str], triple: str, data_layout: str, fma: bool, inline: bool = True) -> str:
     """A module defining the functions ``names`` (those of :data:`FUNCTIONS` a kernel calls).
 
-    ``inline``: always inlined (so loops vectorise), else never (a split graph's parts run one
-    point at a time anyway, and inlining the functions at every use multiplies their compile time).
+    ``inline``: ``linkonce_odr`` and always inlined (so loops vectorise), for linking into a
+    kernel; else external and never inlined, for the library split graphs call (their parts run
+    one point at a time anyway, and inlining the functions at every use multiplies compile time).
     """
     intrinsics = [
         f"declare double @llvm.{name}.f64({', '.join(['double'] * arity)})"
@@ -264,8 +333,9 @@ def module(names: list[str], triple: str, data_layout: str, fma: bool, inline: b
             f'target triple = "{triple}"',
             f'target datalayout = "{data_layout}"',
             *intrinsics,
-            *(define(name, fma) for name in sorted(names)),
-            f"attributes #0 = {{ {'alwaysinline' if inline else 'noinline'} nounwind willreturn memory(none) }}",
+            *(f"declare double @{LIBM[name]}(double)" for name in sorted(names) if name in GUARDED),
+            *(define(name, fma, inline) for name in sorted(names)),
+            f"attributes #0 = {{ {'alwaysinline' if inline else 'noinline'} nounwind willreturn {MEMORY} }}",
             "",
         ]
     )
