@@ -1,10 +1,13 @@
 """The LLVM backend: a graph as one LLVM function over a batch, JIT-compiled in-process.
 
-The kernel is ``graphc_kernel(inputs, steps, outputs, start, stop, scratch)``: ``inputs`` and
-``outputs`` are arrays of pointers to doubles, ``steps[k]`` is 0 for an input broadcast from one
-value and 1 otherwise. One loop over the points ``start..stop`` loads each input, computes every
-node as an SSA value (each op lowered by its entry in :data:`graphc.ops.OPS`) and stores each
-output, so memory is touched once per input and output, not once per node.
+The kernel is ``int64 graphc_kernel(inputs, steps, outputs, start, stop, scratch)``: ``inputs``
+and ``outputs`` are arrays of pointers to doubles, ``steps[k]`` is 0 for an input broadcast from
+one value and 1 otherwise. One loop over the points ``start..stop`` loads each input, computes
+every node as an SSA value (each op lowered by its entry in :data:`graphc.ops.OPS`; exp, log,
+tanh, sin, cos by graphc's own inlined functions, :mod:`graphc.backends.llvm_math`, so the loop
+vectorises) and stores each output, so memory is touched once per input and output, not once per
+node. It returns nonzero if a sin or cos argument was beyond the inlined code's range: the range
+is then recomputed by the exact kernel (see :func:`compile_graph`).
 
 ``graphc_point(in, out, scratch)`` runs the kernel on one point given as plain vectors, so a
 call from Python on scalars builds no pointer arrays (:mod:`graphc.backends.llvm_run` calls both).
