@@ -505,9 +505,9 @@ def math_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
         x = np.ascontiguousarray(x, dtype=np.float64)
         y = np.empty_like(x)
         apply(x.ctypes.data, y.ctypes.data, x.size)
-        run.engine = engine  # type: ignore[attr-defined]  # the code lives as long as the function
         return y
 
+    run.engine = engine  # type: ignore[attr-defined]  # the code lives as long as the function
     return run
 
 
