@@ -33,7 +33,8 @@ from graphc.families import family
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, math.inf, -math.inf, math.nan, 5e-324, -5e-324, 1e-310,
            2.2250738585072014e-308, 1e-300, 1e300, 1.7976931348623157e308, 709.782712893384, 709.79, 710.0,
            -708.4, -745.13, -745.14, -746.0, 20.0, 22.0, -0.34657359027997264, 0.34657359027997264,
-           0.7071067811865476, 1.4142135623730951, 1e-17, -1e-17, 1 - 2**-53, 1 + 2**-52, -1 + 2**-53]  # fmt: skip
+           0.7071067811865476, 1.4142135623730951, 1e-17, -1e-17, 1 - 2**-53, 1 + 2**-52,
+           -1 + 2**-53]  # fmt: skip
 
 MP = {
     "exp": mp.exp, "expm1": mp.expm1, "log": mp.log, "log1p": mp.log1p, "tanh": mp.tanh, "sin": mp.sin,
@@ -71,7 +72,9 @@ def random_points(name: str, count: int, rng: np.random.Generator) -> np.ndarray
         wide = np.where(sign > 0, magnitude, -(10.0 ** rng.uniform(-320, 0, count)))
         ordinary = rng.uniform(-1, 4, count)
     elif name in ("sin", "cos"):  # the vectorised range, and beyond it (the C library's)
-        ordinary = np.where(rng.random(count) < 0.8, rng.uniform(-10, 10, count), rng.uniform(-2e5, 2e5, count))
+        ordinary = np.where(
+            rng.random(count) < 0.8, rng.uniform(-10, 10, count), rng.uniform(-2e5, 2e5, count)
+        )
     else:
         ordinary = rng.uniform(-25, 25, count)
     return np.where(rng.random(count) < 0.5, wide, ordinary)
@@ -120,7 +123,9 @@ def accuracy(points: int, exact: int) -> None:
         subnormal = (libm != 0) & (np.abs(libm) < 2.2250738585072014e-308)
         steps = np.abs(got - libm)[subnormal] / 5e-324
         special_ok = bool(np.all(special[extreme])) and bool(np.all(steps <= 1))
-        true = exact_ulps(name, x[len(SPECIAL) : len(SPECIAL) + exact], got[len(SPECIAL) : len(SPECIAL) + exact])
+        true = exact_ulps(
+            name, x[len(SPECIAL) : len(SPECIAL) + exact], got[len(SPECIAL) : len(SPECIAL) + exact]
+        )
         print(
             f"  {name:<8} {error.max():14.3f} {np.mean(error > 0):15.2%} {true:30.3f}"
             f"   {'identical' if special_ok else 'DIFFERENT'} ({int(extreme.sum()):,} points;"
@@ -186,13 +191,15 @@ def timed(program: str, batch: int) -> dict[str, float]:
             gradient = graphc.grad(graph, backend="llvm", threads=1)
         value_out = np.empty(batch)
         gradient_out = tuple(np.empty(batch) for _ in gradient.wrt)
-        times[f"{lowering} function"] = best(lambda f=function: f.into(value_out, *values))
-        times[f"{lowering} gradient"] = best(lambda g=gradient: g.into(gradient_out, *values))
+        times[f"{lowering} function"] = best(lambda f=function, o=value_out: f.into(o, *values))
+        times[f"{lowering} gradient"] = best(lambda g=gradient, o=gradient_out: g.into(o, *values))
         kernels[lowering] = gradient(*values)
     # Relative to each partial's scale: a partial that cancels to near 0 at a point amplifies the
     # last-bit differences of tanh or exp there, whichever library computes them.
     for a, b in zip(kernels["libm"], kernels["own"], strict=True):
-        times["difference"] = max(times.get("difference", 0.0), float(np.max(np.abs(a - b)) / np.max(np.abs(b))))
+        times["difference"] = max(
+            times.get("difference", 0.0), float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+        )
     return times
 
 
@@ -209,7 +216,8 @@ def speed(batch: int) -> None:
         print(
             f"  {label:<24} {t['libm function']:13.4f} {t['own function']:14.4f}"
             f" {t['libm gradient']:15.4f} {t['own gradient']:14.4f}"
-            f"   (x{t['libm function'] / t['own function']:.1f}, x{t['libm gradient'] / t['own gradient']:.1f};"
+            f"   (x{t['libm function'] / t['own function']:.1f},"
+            f" x{t['libm gradient'] / t['own gradient']:.1f};"
             f" gradients differ by {t['difference']:.1e} of their scale)"
         )
 

@@ -55,22 +55,22 @@ def worst(coefficients, target, scale, low: float, high: float, points: int = 20
 def main() -> None:
     half_ln2 = math.log(2) / 2
     # exp(r) = 1 + r + r^2 q(r) on |r| <= ln2/2; error of r^2 q relative to exp(r)
-    q = lambda r: (mp.exp(r) - 1 - r) / r**2 if r != 0 else mp.mpf(0.5)  # noqa: E731
+    q = lambda r: (mp.exp(r) - 1 - r) / r**2 if r != 0 else mp.mpf(0.5)
     exp_q = chebyshev_fit(q, -half_ln2, half_ln2, 10)
     print("EXP_Q =", exp_q)
     print("  error (2^-53 units):", worst(exp_q, q, lambda r: r**2 / mp.exp(r), -half_ln2, half_ln2))
 
     # log(1+f) = f - f^2/2 + s (f^2/2 + R(z)), s = f/(2+f), z = s^2, R(z) = z P(z) on s <= 3-2sqrt2
     s_max = 3 - 2 * math.sqrt(2)
-    p = lambda z: (2 * mp.atanh(mp.sqrt(z)) - 2 * mp.sqrt(z)) / (mp.sqrt(z) * z) if z != 0 else mp.mpf(2) / 3  # noqa: E731
+    p = lambda z: (2 * mp.atanh(mp.sqrt(z)) - 2 * mp.sqrt(z)) / (mp.sqrt(z) * z) if z != 0 else mp.mpf(2) / 3
     log_p = chebyshev_fit(p, 0.0, s_max**2, 7)
     print("LOG_P =", log_p)
     print("  error (2^-53 units):", worst(log_p, p, lambda z: mp.sqrt(z) * z / 0.34, 0.0, s_max**2))
 
     # sin(r) = r + r^3 S(r^2), cos(r) = 1 - r^2/2 + r^4 C(r^2) on |r| <= pi/4
     quarter = (math.pi / 4) ** 2
-    sp = lambda z: (mp.sin(mp.sqrt(z)) - mp.sqrt(z)) / (mp.sqrt(z) * z) if z != 0 else -mp.mpf(1) / 6  # noqa: E731
-    cp = lambda z: (mp.cos(mp.sqrt(z)) - 1 + z / 2) / z**2 if z != 0 else mp.mpf(1) / 24  # noqa: E731
+    sp = lambda z: (mp.sin(mp.sqrt(z)) - mp.sqrt(z)) / (mp.sqrt(z) * z) if z != 0 else -mp.mpf(1) / 6
+    cp = lambda z: (mp.cos(mp.sqrt(z)) - 1 + z / 2) / z**2 if z != 0 else mp.mpf(1) / 24
     sin_s = chebyshev_fit(sp, 0.0, quarter, 6)
     cos_c = chebyshev_fit(cp, 0.0, quarter, 5)
     print("SIN_S =", sin_s)

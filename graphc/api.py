@@ -37,7 +37,7 @@ def as_graph(expr: Any) -> Graph:
     raise GraphcError(f"expected program text, a Graph or a SymPy expression, got {type(expr).__name__}")
 
 
-def compile(  # noqa: A001 - the public name is the contract
+def compile(
     expr: Any, backend: str = "numpy", *, threads: int | None = None
 ) -> Kernel:
     """Compile a function: program text, a Graph or a SymPy expression, with the named backend.
@@ -286,6 +286,4 @@ def derivative(
     graph = as_graph(expr)
     result = derivatives(graph, [wrt], order, method, **options)
     kernel = compile_graph(_with_outputs(result, len(graph.outputs)), backend, threads=threads)
-    return kernel.derived(
-        wrt=[wrt], finish=lambda values: values, layout=outputs_layout(len(kernel.outputs))
-    )
+    return kernel.derived(wrt=[wrt], finish=lambda values: values, layout=outputs_layout(len(kernel.outputs)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -177,9 +178,7 @@ class Kernel:
             if array.dtype != np.float64:
                 raise OutputError(f"{what} must have dtype float64, got {array.dtype}")
             if array.shape != shape:
-                raise OutputError(
-                    f"{what} has shape {array.shape}, but the arguments broadcast to {shape}"
-                )
+                raise OutputError(f"{what} has shape {array.shape}, but the arguments broadcast to {shape}")
             if not array.flags.c_contiguous:
                 raise OutputError(f"{what} must be C-contiguous")
             if not array.flags.writeable:
@@ -187,7 +186,7 @@ class Kernel:
             if array.nbytes:
                 extents.append((*_extent(array), what))
         extents.sort()
-        for (_, high, first), (low, _, second) in zip(extents, extents[1:]):
+        for (_, high, first), (low, _, second) in itertools.pairwise(extents):
             if low < high:
                 raise OutputError(f"{first} and {second} overlap")
         for name, value in zip(self.variables, values, strict=True):

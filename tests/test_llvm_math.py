@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc.backends import UNAVAILABLE
-from graphc.backends import llvm_math
+from graphc.backends import UNAVAILABLE, llvm_math
 
 pytestmark = pytest.mark.skipif("llvm" in UNAVAILABLE, reason="the llvm backend is unavailable")
 
