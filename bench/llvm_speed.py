@@ -3,7 +3,8 @@
     python bench/llvm_speed.py [POINTS]          (default: 1,000,000 points)
 
 The function is the 10-variable Rosenbrock function. Reported (best of several runs, seconds):
-- the LLVM function and its dp gradient on one thread, and the ratio gradient / function;
+- the LLVM function and its dp gradient on one thread, and the ratio gradient / function, both
+  returning fresh arrays and written into reused ones (``Kernel.into``);
 - the same gradient from the NumPy backend;
 - hand-written C gradients (the same arrays in, the same arrays out; one loop over the points,
   and one with the loops swapped so gcc vectorises it) compiled with ``gcc -O3 -march=native``
@@ -106,10 +107,15 @@ def main(points: int) -> None:
 
     t_function = best(lambda: function(*xs))
     t_gradient = best(lambda: gradient(*xs))
+    value_out = np.empty(points)
+    gradient_out = tuple(np.empty(points) for _ in range(N_VARIABLES))
+    t_function_into = best(lambda: function.into(value_out, *xs))
+    t_gradient_into = best(lambda: gradient.into(gradient_out, *xs))
     t_numpy = best(lambda: numpy_gradient(*xs), repeat=3)
     t_parallel = best(lambda: parallel(*xs))
     expected = numpy_gradient(*xs)
     assert all(np.allclose(a, b, rtol=1e-12) for a, b in zip(gradient(*xs), expected, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(gradient_out, gradient(*xs), strict=True))
 
     print(f"Rosenbrock, {N_VARIABLES} variables, {points:,} points (compile: {compiled:.2f} s)")
     print(f"  llvm function, 1 thread      {t_function:8.4f} s")
@@ -118,13 +124,19 @@ def main(points: int) -> None:
     )
     t_fault = best(lambda: np.empty((N_VARIABLES, points)).fill(0.0))
     print(f"  (of which fresh outputs: allocating and first touching {N_VARIABLES} arrays {t_fault:.4f} s)")
+    print(f"  llvm function into reused out {t_function_into:8.4f} s")
+    ratio = t_gradient_into / t_function_into
+    print(f"  llvm gradient into reused out {t_gradient_into:8.4f} s   gradient/function = {ratio:.2f}")
     print(f"  numpy gradient               {t_numpy:8.4f} s   llvm is {t_numpy / t_gradient:.1f}x faster")
     for name, label in (("rosenbrock_grad", "point by point"), ("rosenbrock_grad_by_variable", "vectorised")):
         c = c_gradient(points, xs, name)
         if c is not None:
             t_c, gs = c
             assert all(np.allclose(a, b, rtol=1e-10, atol=1e-9) for a, b in zip(gs, expected, strict=True))
-            print(f"  C gradient, gcc -O3, {label:<15} {t_c:8.4f} s   llvm / C = {t_gradient / t_c:.2f}")
+            print(
+                f"  C gradient, gcc -O3, {label:<15} {t_c:8.4f} s   llvm / C = {t_gradient / t_c:.2f}"
+                f" (into reused out: {t_gradient_into / t_c:.2f})"
+            )
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"  llvm gradient, {cores} threads     {t_parallel:8.4f} s")
     one = [0.5] * N_VARIABLES

@@ -50,6 +50,9 @@ from graphc.kernel import Kernel
 from graphc.parse import parse
 from graphc.sympy_bridge import from_sympy
 
+# caller-provided outputs, Kernel.into (issue 6)
+from graphc.errors import OutputError
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -85,4 +88,6 @@ __all__ = [
     "MAX_NODES",
     "ResourceError",
     "check",
+    # caller-provided outputs, Kernel.into (issue 6)
+    "OutputError",
 ]

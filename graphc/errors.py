@@ -70,3 +70,7 @@ class ResourceError(GraphcError):
 
 class BackendError(GraphcError):
     """A backend cannot compile or run a graph (unknown backend, missing library, ...)."""
+
+
+class OutputError(EvaluationError, ValueError):
+    """The ``out`` arrays given to :meth:`graphc.Kernel.into` cannot hold the results."""

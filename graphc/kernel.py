@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from graphc.errors import EvaluationError
+from graphc.errors import EvaluationError, OutputError
 from graphc.graph import Graph
+
+Layout = Callable[[Any], list[Any]]  # the caller's ``out`` (shaped like a result) -> one array per output
+
+
+def outputs_layout(count: int) -> Layout:
+    """``out`` for a kernel returning its outputs as they are: one array, or a tuple of ``count``."""
+
+    def layout(out: Any) -> list[Any]:
+        if count == 1:
+            return [out]
+        return sequence_layout(count, "one array per output")(out)
+
+    return layout
+
+
+def sequence_layout(count: int, what: str) -> Layout:
+    """``out`` as a tuple or list of ``count`` arrays (``what`` says what they are, for errors)."""
+
+    def layout(out: Any) -> list[Any]:
+        if not isinstance(out, (tuple, list)) or len(out) != count:
+            got = f"{len(out)} items" if isinstance(out, (tuple, list)) else type(out).__name__
+            raise OutputError(f"out must be a tuple of {count} arrays ({what}), got {got}")
+        return list(out)
+
+    return layout
+
+
+def _extent(array: np.ndarray) -> tuple[int, int]:
+    """The bytes an array may touch: ``[low, high)`` (exact for a contiguous array)."""
+    low, high = np.lib.array_utils.byte_bounds(array)
+    return low, high
 
 
 class Kernel:
@@ -31,6 +63,7 @@ class Kernel:
         wrt: Sequence[str] = (),
         mode: str | None = None,
         finish: Callable[[Any], Any] | None = None,
+        layout: Layout | None = None,
     ) -> None:
         self.graph = graph
         self.backend = backend
@@ -41,6 +74,8 @@ class Kernel:
         self.mode = mode  # how a Jacobian was accumulated: "forward" or "reverse"
         self._function = function
         self._finish = finish  # shapes the raw outputs (a tuple of partials, a Jacobian array...)
+        # the inverse for ``into``: the caller's ``out``, shaped like a result, as one array per output
+        self._layout = outputs_layout(len(self.outputs)) if finish is None else layout
         self._index = {name: i for i, name in enumerate(self.variables)}
 
     def __repr__(self) -> str:
@@ -95,10 +130,85 @@ class Kernel:
             raise
         return result if self._finish is None else self._finish(result)
 
+    def into(self, out: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Compute into the caller's arrays ``out`` and return ``out``: no output is allocated.
+
+        ``out`` is shaped like the kernel's result: an array for one output, a tuple of arrays
+        for several (``grad``: one per partial; ``value_and_grad``: ``(value, (partials...))``), one
+        array of shape ``(rows, columns, *batch)`` for ``jacobian`` and ``hessian``. Each array
+        must be float64, C-contiguous, writeable, of the arguments' broadcast shape, and overlap
+        neither an input nor another output (else :class:`OutputError`). The arguments follow,
+        as for a call; ``out`` comes first and only by position, so a variable may be named
+        ``out`` (``k.into(buffer, out=2.0)``). Repeated calls then reuse the same memory: a
+        large batch costs no fresh pages.
+
+        >>> import numpy as np, graphc
+        >>> g = graphc.grad("x*y")
+        >>> out = (np.empty(3), np.empty(3))
+        >>> g.into(out, np.arange(3.0), 2.0) is out, out[1].tolist()
+        (True, [0.0, 1.0, 2.0])
+        """
+        if self._layout is None:
+            raise OutputError(
+                "this kernel computes its results after the compiled code; into is not available"
+            )
+        if kwargs or len(args) != len(self.variables):
+            args = self.ordered(args, kwargs)
+        arrays = self._layout(out)
+        self.check_out(arrays, args)
+        try:
+            self._function(*args, out=arrays)
+        except (TypeError, ValueError):
+            self.diagnose(args)
+            raise
+        return out
+
+    def check_out(self, arrays: list[Any], values: tuple[Any, ...]) -> None:
+        """Raise OutputError unless ``arrays`` (one per output) can take the results for ``values``."""
+        try:
+            shape = np.broadcast_shapes(*(np.shape(v) for v in values))
+        except ValueError:
+            self.diagnose(values)
+            raise
+        extents: list[tuple[int, int, str]] = []
+        for j, array in enumerate(arrays):
+            what = f"out for output {j} ({self.outputs[j]})"
+            if not isinstance(array, np.ndarray):
+                raise OutputError(f"{what} must be a NumPy array, got {type(array).__name__}")
+            if array.dtype != np.float64:
+                raise OutputError(f"{what} must have dtype float64, got {array.dtype}")
+            if array.shape != shape:
+                raise OutputError(f"{what} has shape {array.shape}, but the arguments broadcast to {shape}")
+            if not array.flags.c_contiguous:
+                raise OutputError(f"{what} must be C-contiguous")
+            if not array.flags.writeable:
+                raise OutputError(f"{what} is read-only")
+            if array.nbytes:
+                extents.append((*_extent(array), what))
+        extents.sort()
+        for (_, high, first), (low, _, second) in itertools.pairwise(extents):
+            if low < high:
+                raise OutputError(f"{first} and {second} overlap")
+        for name, value in zip(self.variables, values, strict=True):
+            if isinstance(value, np.ndarray) and value.nbytes:
+                low, high = _extent(value)
+                for start, stop, what in extents:
+                    if start < high and low < stop:
+                        raise OutputError(f"{what} overlaps the input '{name}'")
+
     def derived(
-        self, *, wrt: Sequence[str] = (), mode: str | None = None, finish: Callable[[Any], Any]
+        self,
+        *,
+        wrt: Sequence[str] = (),
+        mode: str | None = None,
+        finish: Callable[[Any], Any],
+        layout: Layout | None = None,
     ) -> Kernel:
-        """This kernel with its results shaped by ``finish`` (used by grad, jacobian, ...)."""
+        """This kernel with its results shaped by ``finish`` (used by grad, jacobian, ...).
+
+        ``layout`` maps an ``out`` shaped like a finished result back to one array per output
+        (for :meth:`into`); None where the results are computed from the outputs, not the outputs.
+        """
         return Kernel(
             self.graph,
             self._function,
@@ -108,4 +218,5 @@ class Kernel:
             wrt=wrt,
             mode=mode,
             finish=finish,
+            layout=layout,
         )

@@ -129,7 +129,8 @@ def _instruction(name: str) -> Lowering:
 
 
 def _call(symbol: str) -> Lowering:
-    """A call of the C library function NumPy's ufunc computes with, or of an exact LLVM intrinsic."""
+    """A call of the C library function NumPy's ufunc computes with, of an exact LLVM intrinsic, or
+    of graphc's own vectorisable function (``graphc_exp``: see graphc.backends.llvm_math)."""
     return lambda e, a: e.call(symbol, *a)
 
 
@@ -165,14 +166,15 @@ def _sign(e: Emitter, a: tuple[Any, ...]) -> Any:
 
 def _sigmoid(e: Emitter, a: tuple[Any, ...]) -> Any:
     b = e.builder
-    return b.fdiv(e.const(1.0), b.fadd(e.const(1.0), e.call("exp", b.fneg(a[0]))))
+    return b.fdiv(e.const(1.0), b.fadd(e.const(1.0), e.call("graphc_exp", b.fneg(a[0]))))
 
 
 def _softplus(e: Emitter, a: tuple[Any, ...]) -> Any:
     """np.logaddexp(0, u), stable: max(u, 0) + log1p(exp(-|u|)), NaN for NaN."""
     b, u = e.builder, a[0]
     positive = b.select(b.fcmp_ordered(">", u, e.const(0.0)), u, e.const(0.0))
-    return b.fadd(positive, e.call("log1p", e.call("exp", b.fneg(e.call("llvm.fabs.f64", u)))))
+    tail = e.call("graphc_exp", b.fneg(e.call("llvm.fabs.f64", u)))
+    return b.fadd(positive, e.call("graphc_log1p", tail))
 
 
 # --- the table -----------------------------------------------------------------------------------
@@ -230,9 +232,9 @@ OPS: dict[str, Op] = {
             lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
             lambda b, a, o: b.mul(o, b.apply("log", a[0])),
             infix="**", precedence=4, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY)),
-        _op("sin", "np.sin({0})", sympy.sin, _call("sin"), lambda b, a, o: b.apply("cos", a[0]),
+        _op("sin", "np.sin({0})", sympy.sin, _call("graphc_sin"), lambda b, a, o: b.apply("cos", a[0]),
             function="sin", sympy_class=sympy.sin, domain=(_ANY,)),
-        _op("cos", "np.cos({0})", sympy.cos, _call("cos"), lambda b, a, o: b.neg(b.apply("sin", a[0])),
+        _op("cos", "np.cos({0})", sympy.cos, _call("graphc_cos"), lambda b, a, o: b.neg(b.apply("sin", a[0])),
             function="cos", sympy_class=sympy.cos, domain=(_ANY,)),
         _op("tan", "np.tan({0})", sympy.tan, _call("tan"), lambda b, a, o: b.add(b.const(1.0), _sq(b, o)),
             function="tan", sympy_class=sympy.tan, domain=((-1.2, 1.2),)),
@@ -249,11 +251,12 @@ OPS: dict[str, Op] = {
             function="sinh", sympy_class=sympy.sinh, domain=(_ANY,)),
         _op("cosh", "np.cosh({0})", sympy.cosh, _call("cosh"), lambda b, a, o: b.apply("sinh", a[0]),
             function="cosh", sympy_class=sympy.cosh, domain=(_ANY,)),
-        _op("tanh", "np.tanh({0})", sympy.tanh, _call("tanh"), lambda b, a, o: b.sub(b.const(1.0), _sq(b, o)),
+        _op("tanh", "np.tanh({0})", sympy.tanh, _call("graphc_tanh"),
+            lambda b, a, o: b.sub(b.const(1.0), _sq(b, o)),
             function="tanh", sympy_class=sympy.tanh, domain=(_ANY,)),
-        _op("exp", "np.exp({0})", sympy.exp, _call("exp"), lambda b, a, o: o,
+        _op("exp", "np.exp({0})", sympy.exp, _call("graphc_exp"), lambda b, a, o: o,
             function="exp", sympy_class=sympy.exp, domain=(_ANY,)),
-        _op("log", "np.log({0})", sympy.log, _call("log"), lambda b, a, o: b.div(b.const(1.0), a[0]),
+        _op("log", "np.log({0})", sympy.log, _call("graphc_log"), lambda b, a, o: b.div(b.const(1.0), a[0]),
             function="log", sympy_class=sympy.log, domain=(_POS,)),
         _op("sqrt", "np.sqrt({0})", sympy.sqrt, _call("llvm.sqrt.f64"), lambda b, a, o: b.div(b.const(0.5), o),
             function="sqrt", domain=(_POS,)),

@@ -50,13 +50,14 @@ def test_every_op_has_an_llvm_lowering():
     for name, op in OPS.items():
         assert callable(op.llvm), name
     ir_text = backend.optimized_ir(all_ops_graph())
-    assert "define void @graphc_kernel" in ir_text
+    assert "i64 @graphc_kernel(" in ir_text
 
 
 def test_the_kernel_is_one_ssa_instruction_per_node_in_one_loop():
     module = str(backend.build_module(backend.Plan.of(graphc.parse("sin(x*y) + exp(x)"))))
     loop = module.split("loop:")[1].split("done:")[0]
-    assert [loop.count(s) for s in ("fmul double", '@"sin"(', '@"exp"(', "fadd double")] == [1, 1, 1, 1]
+    counted = ("fmul double", '@"graphc_sin"(', '@"graphc_exp"(', "fadd double")
+    assert [loop.count(s) for s in counted] == [1, 1, 1, 1]
     assert loop.count("load double") == 2 and loop.count("store double") == 1
 
 
@@ -145,7 +146,9 @@ def test_broadcast_batches_and_shapes(kernels):
     for y in (np.array([0.7]), 0.7, np.array(0.7)):
         got, expected = llvm_kernel(x, y), numpy_kernel(x, y)
         for g, e in zip(got, expected, strict=True):
-            assert g.shape == (100_001,) and same(g, e)
+            # sin(u) + u**2 cancels to 0 near u = -0.877: a last-bit difference of sin (graphc's
+            # own, within 2 ulp of the C library's) is all the difference there
+            assert g.shape == (100_001,) and same(g, e, floor=1e-15)
     x2 = np.arange(6.0).reshape(2, 3)
     got, expected = llvm_kernel(x2, np.array([1.0, 2.0, 3.0])), numpy_kernel(x2, np.array([1.0, 2.0, 3.0]))
     for g, e in zip(got, expected, strict=True):
@@ -359,6 +362,6 @@ def test_cli_emits_the_optimised_ir_of_the_function_and_its_gradient():
     )
     assert result.returncode == 0, result.stderr
     assert (
-        "define void @graphc_kernel" in result.stdout and "@sin" in result.stdout and "@cos" in result.stdout
+        "i64 @graphc_kernel(" in result.stdout and "x double>" in result.stdout  # sin, cos vectorised
     )
     assert callable(main)

@@ -1,10 +1,13 @@
 """The LLVM backend: a graph as one LLVM function over a batch, JIT-compiled in-process.
 
-The kernel is ``graphc_kernel(inputs, steps, outputs, start, stop, scratch)``: ``inputs`` and
-``outputs`` are arrays of pointers to doubles, ``steps[k]`` is 0 for an input broadcast from one
-value and 1 otherwise. One loop over the points ``start..stop`` loads each input, computes every
-node as an SSA value (each op lowered by its entry in :data:`graphc.ops.OPS`) and stores each
-output, so memory is touched once per input and output, not once per node.
+The kernel is ``int64 graphc_kernel(inputs, steps, outputs, start, stop, scratch)``: ``inputs``
+and ``outputs`` are arrays of pointers to doubles, ``steps[k]`` is 0 for an input broadcast from
+one value and 1 otherwise. One loop over the points ``start..stop`` loads each input, computes
+every node as an SSA value (each op lowered by its entry in :data:`graphc.ops.OPS`; exp, log,
+tanh, sin, cos by graphc's own inlined functions, :mod:`graphc.backends.llvm_math`, so the loop
+vectorises) and stores each output, so memory is touched once per input and output, not once per
+node. It returns nonzero if a sin or cos argument was beyond the inlined code's range: the range
+is then recomputed by the exact kernel (see :func:`compile_graph`).
 
 ``graphc_point(in, out, scratch)`` runs the kernel on one point given as plain vectors, so a
 call from Python on scalars builds no pointer arrays (:mod:`graphc.backends.llvm_run` calls both).
@@ -24,19 +27,21 @@ import ctypes
 import ctypes.util
 import functools
 import hashlib
+import math
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import llvmlite
 import llvmlite.binding as llvm
+import numpy as np
 from llvmlite import ir
 
 from graphc import ops
-from graphc.backends import llvm_text
+from graphc.backends import llvm_math, llvm_text
 from graphc.backends.llvm_cache import Build, Cache, graph_key
 from graphc.backends.llvm_run import CompiledKernel
 from graphc.backends.llvm_text import TextEmitter
@@ -88,15 +93,21 @@ def new_target_machine(level: int = 3) -> llvm.TargetMachine:
 class _Emitter:
     """What an op's lowering gets (see :class:`graphc.ops.Emitter`), building with ``llvmlite.ir``."""
 
-    def __init__(self, module: ir.Module, builder: ir.IRBuilder, scratch: Any) -> None:
+    def __init__(self, module: ir.Module, builder: ir.IRBuilder, scratch: Any, guard: bool = False) -> None:
         self.module = module
         self.builder = builder
         self.scratch = scratch
+        self.guard = guard  # note where an inlined sin or cos is not exact (see build_module)
+        self.far: list[Any] = []  # i1 values: true where the point needs the C library
 
     def call(self, symbol: str, *args: Any) -> Any:
         function = self.module.globals.get(symbol)
         if function is None:
             function = ir.Function(self.module, ir.FunctionType(_DOUBLE, [_DOUBLE] * len(args)), symbol)
+        if self.guard and symbol in llvm_math.GUARDED:  # llvm_math.beyond, built with llvmlite.ir
+            b, size = self.builder, self.call("llvm.fabs.f64", *args)
+            above = b.fcmp_ordered(">", size, self.const(llvm_math.TRIG_BOUND))
+            self.far.append(b.and_(above, b.fcmp_ordered("<", size, self.const(math.inf))))
         return self.builder.call(function, args)
 
     def const(self, value: float) -> Any:
@@ -223,8 +234,13 @@ def parts_module(plan: Plan) -> str:
     return emitter.module(llvm.get_process_triple(), str(target_machine().target_data))
 
 
-def build_module(plan: Plan) -> ir.Module:
-    """The LLVM module of a plan: the kernel, and one function per part when the graph is split."""
+def build_module(plan: Plan, guard: bool = False) -> ir.Module:
+    """The LLVM module of a plan: the kernel, and one function per part when the graph is split.
+
+    The kernel returns 0, or with ``guard``, nonzero if an (inlined, vectorisable) sin or cos met
+    an argument beyond :data:`llvm_math.TRIG_BOUND` at some point of the range: the caller then
+    recomputes the range with the exact kernel (see :func:`compile_graph`).
+    """
     graph = plan.graph
     module = ir.Module(name="graphc")
     module.triple = llvm.get_process_triple()
@@ -233,7 +249,7 @@ def build_module(plan: Plan) -> ir.Module:
     part_type = ir.FunctionType(ir.VoidType(), [_PTR])
     parts = [ir.Function(module, part_type, part_name(i)) for i in range(len(plan.parts))] if split else []
 
-    kernel_type = ir.FunctionType(ir.VoidType(), [_PTR, _PTR, _PTR, _I64, _I64, _PTR])
+    kernel_type = ir.FunctionType(_I64, [_PTR, _PTR, _PTR, _I64, _I64, _PTR])
     kernel = ir.Function(module, kernel_type, ENTRY)
     kernel.attributes.add("nounwind")
     inputs, steps, outputs, start, stop, scratch = kernel.args
@@ -260,7 +276,9 @@ def build_module(plan: Plan) -> ir.Module:
     b.position_at_end(loop)
     i = b.phi(_I64, "i")
     i.add_incoming(start, entry)
-    emitter = _Emitter(module, b, scratch)
+    far = b.phi(_I64, "far")  # an or-reduction: vectorises
+    far.add_incoming(ir.Constant(_I64, 0), entry)
+    emitter = _Emitter(module, b, scratch, guard)
     scopes = _Scopes(module, len(graph.outputs))
     loaded = {}
     for node, pointer, step in zip(variables, in_ptrs, in_steps, strict=True):
@@ -277,12 +295,18 @@ def build_module(plan: Plan) -> ir.Module:
         values.compute(plan.parts[0], spill=False)
     for j, (out, pointer) in enumerate(zip(graph.outputs, out_ptrs, strict=True)):
         scopes.tag(b.store(values[out], b.gep(pointer, [i], source_etype=_DOUBLE)), j)
+    far_here = functools.reduce(b.or_, emitter.far, ir.Constant(ir.IntType(1), 0))
+    far_next = b.or_(far, b.zext(far_here, _I64))
+    far.add_incoming(far_next, loop)
     following = b.add(i, ir.Constant(_I64, 1))
     i.add_incoming(following, loop)
     b.cbranch(b.icmp_signed("<", following, stop), loop, done)
 
     b.position_at_end(done)
-    b.ret_void()
+    result = b.phi(_I64, "any_far")
+    result.add_incoming(ir.Constant(_I64, 0), entry)
+    result.add_incoming(far_next, loop)
+    b.ret(result)
     _point_function(module, kernel, len(variables), len(graph.outputs))
     return module
 
@@ -325,7 +349,7 @@ def _point_function(module: ir.Module, kernel: ir.Function, inputs: int, outputs
 
     Arguments and results are plain vectors, so a call from Python builds no pointer arrays.
     """
-    function = ir.Function(module, ir.FunctionType(ir.VoidType(), [_PTR, _PTR, _PTR]), POINT)
+    function = ir.Function(module, ir.FunctionType(_I64, [_PTR, _PTR, _PTR]), POINT)
     function.attributes.add("nounwind")
     values, results, scratch = function.args
     b = ir.IRBuilder(function.append_basic_block("entry"))
@@ -339,20 +363,37 @@ def _point_function(module: ir.Module, kernel: ir.Function, inputs: int, outputs
     for j in range(outputs):
         index = [ir.Constant(_I64, j)]
         b.store(b.gep(results, index, source_etype=_DOUBLE), b.gep(out_ptrs, index, source_etype=_PTR))
-    b.call(kernel, [in_ptrs, steps, out_ptrs, ir.Constant(_I64, 0), ir.Constant(_I64, 1), scratch])
-    b.ret_void()
+    b.ret(b.call(kernel, [in_ptrs, steps, out_ptrs, ir.Constant(_I64, 0), ir.Constant(_I64, 1), scratch]))
 
 
-def optimize(plan: Plan) -> llvm.ModuleRef:
-    """The plan's module, its parts linked in, verified and optimised (``-O2``, or ``-O1`` if large)."""
-    module = llvm.parse_assembly(str(build_module(plan)))
+def optimize(plan: Plan, exact: bool = False) -> llvm.ModuleRef:
+    """The plan's module, its parts linked in, verified and optimised (``-O2``, or ``-O1`` if large).
+
+    graphc's own functions (exp, sin...) are inlined so the loop vectorises, unless the plan is
+    large or ``exact`` is asked: then they are called, and sin and cos call the C library
+    themselves for arguments beyond their bound.
+    """
+    inline = not (plan.large or exact)
+    module = llvm.parse_assembly(str(build_module(plan, guard=inline)))
     if len(plan.parts) > 1:
         module.link_in(llvm.parse_assembly(parts_module(plan)))
+    own = [f.name for f in module.functions if f.is_declaration and f.name in llvm_math.FUNCTIONS]
+    if own and inline:  # graphc's exp, log...: defined here, inlined by the passes below
+        layout = str(target_machine().target_data)
+        text = llvm_math.module(own, llvm.get_process_triple(), layout, _fma(), inline=True)
+        module.link_in(llvm.parse_assembly(text))
+    # else they stay external, resolved to the process's math library (see resolve_symbols)
     module.verify()
     tuning = llvm.create_pipeline_tuning_options(speed_level=1 if plan.large else 2)
     passes = llvm.create_pass_builder(target_machine(), tuning)
     passes.getModulePassManager().run(module, passes)
     return module
+
+
+@functools.cache
+def _fma() -> bool:
+    """Whether the host fuses multiply-adds (graphc's own exp, log... use them if so)."""
+    return bool(llvm.get_host_cpu_features().get("fma", False))
 
 
 def external_symbols(module: llvm.ModuleRef) -> list[str]:
@@ -365,6 +406,8 @@ def resolve_symbols(symbols: Sequence[str]) -> None:
 
     Checked before linking: LLVM aborts the whole process on a symbol it cannot resolve.
     """
+    if any(s in llvm_math.FUNCTIONS for s in symbols):
+        _math_library()
     missing = [s for s in symbols if not llvm.address_of_symbol(s)]
     if missing:
         path = ctypes.util.find_library("m")
@@ -392,10 +435,10 @@ def load(object_code: bytes, symbols: Sequence[str]) -> tuple[llvm.ExecutionEngi
     return engine, addresses[0], addresses[1]
 
 
-def build(graph: Graph, part_size: int | None = None) -> Build:
+def build(graph: Graph, part_size: int | None = None, exact: bool = False) -> Build:
     """Generate, optimise and compile a graph to machine code (no caching)."""
     plan = Plan.of(graph, part_size)
-    optimized = optimize(plan)
+    optimized = optimize(plan, exact)
     object_code = target_machine(fast=plan.large).emit_object(optimized)
     return Build(object_code, external_symbols(optimized), plan.size, str(optimized))
 
@@ -410,7 +453,7 @@ def optimized_ir(graph: Graph) -> str:
 def _generator() -> str:
     """The host, LLVM, and a hash of the code that generates IR (a new lowering is a new key)."""
     digest = hashlib.sha256()
-    for module in (ops, sys.modules[__name__], llvm_text):
+    for module in (ops, sys.modules[__name__], llvm_text, llvm_math):
         digest.update(Path(module.__file__ or "").read_bytes())
     host = f"{llvm.get_process_triple()}|{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}"
     return f"{host}|{llvm.llvm_version_info}|{llvmlite.__version__}|{digest.hexdigest()}"
@@ -419,6 +462,53 @@ def _generator() -> str:
 def _options() -> str:
     """What, besides the graph, decides the machine code: the key's other half."""
     return f"{PART_SIZE}|{_generator()}"
+
+
+@functools.cache
+def _math_library() -> llvm.ExecutionEngine:
+    """graphc's own functions, not inlined, compiled once per process (at ``-O2``; a split graph's
+    code is generated at ``-O0``, too slow for them) and given to the JIT's symbol resolution."""
+    layout = str(target_machine().target_data)
+    names = sorted(llvm_math.FUNCTIONS)
+    module = llvm.parse_assembly(llvm_math.module(names, llvm.get_process_triple(), layout, _fma(), False))
+    resolve_symbols(sorted(llvm_math.LIBM[name] for name in llvm_math.GUARDED))  # sin, cos: libm
+    module.verify()
+    passes = llvm.create_pass_builder(target_machine(), llvm.create_pipeline_tuning_options(speed_level=2))
+    passes.getModulePassManager().run(module, passes)
+    engine = llvm.create_mcjit_compiler(module, new_target_machine())
+    engine.finalize_object()
+    for name in names:
+        llvm.add_symbol(name, engine.get_function_address(name))
+    return engine  # cached: the code must live as long as the process may call it
+
+
+def math_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """One of graphc's own functions (``"graphc_exp"``...) applied to a float64 array, with the
+    values it has in kernels: for measuring its accuracy."""
+    layout = str(target_machine().target_data)
+    with _LLVM_LOCK:
+        # not inlined: sin and cos then call the C library beyond their bound themselves
+        text = llvm_math.module([name], llvm.get_process_triple(), layout, _fma(), inline=False)
+        module = llvm.parse_assembly(text)
+        module.link_in(llvm.parse_assembly(llvm_math.array_loop(name)))
+        module.verify()
+        tuning = llvm.create_pipeline_tuning_options(speed_level=2)
+        passes = llvm.create_pass_builder(target_machine(), tuning)
+        passes.getModulePassManager().run(module, passes)
+        engine = llvm.create_mcjit_compiler(module, new_target_machine())
+        engine.finalize_object()
+        apply = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)(
+            engine.get_function_address("graphc_apply")
+        )
+
+    def run(x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        y = np.empty_like(x)
+        apply(x.ctypes.data, y.ctypes.data, x.size)
+        return y
+
+    run.engine = engine  # type: ignore[attr-defined]  # the code lives as long as the function
+    return run
 
 
 def compile_graph(graph: Graph, threads: int | None = None, cache: Cache | None = None) -> Kernel:
@@ -431,16 +521,27 @@ def compile_graph(graph: Graph, threads: int | None = None, cache: Cache | None 
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise BackendError(f"threads must be a whole number >= 1, got {threads!r}")
     cache = Cache.from_environment() if cache is None else cache
+    built, function = _compiled(graph, threads, cache, exact=False)
+    return Kernel(graph, function, backend="llvm", source=built.ir)
+
+
+def _compiled(graph: Graph, threads: int | None, cache: Cache, exact: bool) -> tuple[Build, CompiledKernel]:
+    """The machine code of ``graph``, from the cache or built, loaded and callable.
+
+    The kernel vectorises sin and cos for arguments up to :data:`llvm_math.TRIG_BOUND`; where a
+    call meets a larger one, it recomputes the range with the ``exact`` kernel (sin and cos
+    calling the C library for those arguments), compiled then, the first time one is met.
+    """
     with _LLVM_LOCK:
-        options = _options()
+        options = _options() + "|exact" * exact
     key = graph_key(graph, options)
     built = cache.load(key)
     with _LLVM_LOCK:
         if built is None:
-            built = build(graph)
+            built = build(graph, exact=exact)
             cache.store(key, built)
         engine, batch, point = load(built.object_code, built.symbols)
-    function = CompiledKernel(
-        engine, batch, point, len(graph.variables), len(graph.outputs), built.scratch, threads
-    )
-    return Kernel(graph, function, backend="llvm", source=built.ir)
+    fallback = None if exact else (lambda: _compiled(graph, threads, cache, exact=True)[1])
+    arrays = len(graph.variables), len(graph.outputs)
+    function = CompiledKernel(engine, batch, point, *arrays, built.scratch, threads, fallback)
+    return built, function

@@ -11,15 +11,24 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+# Both return 0, or nonzero where the range needs the exact kernel (see graphc.backends.llvm).
 KERNEL_TYPE = ctypes.CFUNCTYPE(
-    None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p
+    ctypes.c_int64,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_int64,
+    ctypes.c_int64,
+    ctypes.c_void_p,
 )
-POINT_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+POINT_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 MIN_POINTS_PER_THREAD = 32768  # below this, starting a thread costs more than it saves
 
 
@@ -57,6 +66,7 @@ class CompiledKernel:
         outputs: int,
         scratch: int,
         threads: int | None,
+        exact: Callable[[], CompiledKernel] | None = None,
     ) -> None:
         self._engine = engine
         self._kernel = KERNEL_TYPE(batch)
@@ -65,9 +75,23 @@ class CompiledKernel:
         self._outputs = outputs
         self._scratch = scratch
         self.threads = threads  # None: every usable core for a large batch
+        self._make_exact = exact  # compiles the kernel recomputing a range the fast one cannot
+        self._exact: CompiledKernel | None = None
+        self._exact_lock = threading.Lock()  # several threads may flag a range at once
 
-    def __call__(self, *values: Any) -> Any:
-        if all(type(v) in _SCALARS for v in values):
+    def exact(self) -> CompiledKernel:
+        """The exact kernel (compiled on first use): this kernel's results, wherever it flags a range."""
+        with self._exact_lock:
+            if self._exact is None:
+                assert self._make_exact is not None, "a kernel without a fallback flagged a range"
+                self._exact = self._make_exact()
+            return self._exact
+
+    def __call__(self, *values: Any, out: list[np.ndarray] | None = None) -> Any:
+        """The outputs at ``values``; with ``out`` (checked by :meth:`graphc.Kernel.into`: one
+        C-contiguous float64 array per output, of the broadcast shape, overlapping nothing), the
+        kernel writes into those arrays and they are returned."""
+        if out is None and all(type(v) in _SCALARS for v in values):
             return self._at_point(values)
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
@@ -79,14 +103,19 @@ class CompiledKernel:
                 a = np.broadcast_to(a, shape)
             keep.append(np.ascontiguousarray(a))
             steps.append(0 if a.size == 1 else 1)
-        results = np.empty((self._outputs, size))
-        base = _address(results)
-        outputs = [base + 8 * size * j for j in range(self._outputs)]
+        if out is None:
+            results = np.empty((self._outputs, size))
+            base = _address(results)
+            outputs = [base + 8 * size * j for j in range(self._outputs)]
+        else:
+            outputs = [_address(array) for array in out]
         # One table: the input pointers, the output pointers, then the steps.
         table = np.array([*map(_address, keep), *outputs, *steps, 0], dtype=np.uint64)
         start = _address(table)
         n = self._inputs
         self._run(start, start + 8 * (n + self._outputs), start + 8 * n, size)
+        if out is not None:
+            return out[0] if self._outputs == 1 else tuple(out)
         if shape == ():
             shaped = tuple(results[:, 0])  # np.float64 scalars
         else:
@@ -98,7 +127,8 @@ class CompiledKernel:
         point = np.array(values, dtype=np.float64) if values else np.empty(1)
         results = np.empty(self._outputs)
         scratch = np.empty(self._scratch) if self._scratch else None
-        self._point(_address(point), _address(results), None if scratch is None else _address(scratch))
+        if self._point(_address(point), _address(results), None if scratch is None else _address(scratch)):
+            return self.exact()._at_point(values)
         return results[0] if self._outputs == 1 else tuple(results)
 
     def _run(self, inputs: int, steps: int, outputs: int, size: int) -> None:
@@ -106,16 +136,20 @@ class CompiledKernel:
         if size >= 2 * MIN_POINTS_PER_THREAD and self.threads != 1:
             threads = usable_cores() if self.threads is None else self.threads
             pieces = max(1, min(threads, size // MIN_POINTS_PER_THREAD))
-        scratches = [np.empty(self._scratch) if self._scratch else None for _ in range(pieces)]
         bounds = [size * i // pieces for i in range(pieces + 1)]
 
         def run(i: int) -> None:
-            scratch = scratches[i]
-            address = None if scratch is None else _address(scratch)
-            self._kernel(inputs, steps, outputs, bounds[i], bounds[i + 1], address)
+            if self._range(inputs, steps, outputs, bounds[i], bounds[i + 1]):
+                self.exact()._range(inputs, steps, outputs, bounds[i], bounds[i + 1])
 
         if pieces == 1:
             run(0)
             return
         with ThreadPoolExecutor(max_workers=pieces, thread_name_prefix="graphc-llvm") as pool:
             list(pool.map(run, range(pieces)))
+
+    def _range(self, inputs: int, steps: int, outputs: int, start: int, stop: int) -> int:
+        """The kernel on points ``start..stop``: nonzero if the exact kernel must redo them."""
+        scratch = np.empty(self._scratch) if self._scratch else None
+        address = None if scratch is None else _address(scratch)
+        return self._kernel(inputs, steps, outputs, start, stop, address)  # type: ignore[no-any-return]

@@ -24,7 +24,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _TAKEN = re.compile(r"t\d+\Z")
 # Every name the generated wrapper function reads besides its parameters: a variable spelled like
 # one of them is renamed, or it would shadow the module or helper (``math.prod``, ``CHUNK``).
-_RESERVED = frozenset({"np", "math", "shape", "out", "values", "CHUNK", "_shaped", "_chunked"})
+_RESERVED = frozenset({"np", "math", "shape", "out", "values", "CHUNK", "_shaped", "_chunked", "_copied"})
 
 
 def literal(value: float) -> str:
@@ -120,17 +120,19 @@ def _function(
     lines = ["", f"def {inner}({signature}):", "    with np.errstate(all='ignore'):"]
     lines += [f"        {line}" for line in body] or ["        pass"]
     lines += [f"    return {_tuple(results)}", "", ""]
-    lines.append(f"def {function_name}({signature}):")
-    lines.append(f'    """{header}"""')
+    lines.append(f"def {function_name}({signature}{', ' * bool(params)}*, out=None):")
+    lines.append(f'    """{header}; with out (one array per output), the results are written there"""')
     if any(variables[i] != p for i, p in enumerate(params)):
         renamed = ", ".join(f"{p} = {v!r}" for v, p in zip(variables, params, strict=True) if v != p)
         lines.append(f"    # arguments: {renamed}")
     lines += [f"    {p} = np.asarray({p}, dtype=np.float64)" for p in params]
     lines.append("    shape = np.broadcast_shapes(" + ", ".join(f"{p}.shape" for p in params) + ")")
-    lines.append("    if math.prod(shape) <= CHUNK:")
+    lines.append("    if math.prod(shape) > CHUNK:")
+    lines.append(f"        values = _chunked({inner}, ({signature}{',' * (len(params) == 1)}), shape, out)")
+    lines.append("    elif out is None:")
     lines.append(f"        values = {inner}({signature})")
     lines.append("    else:")
-    lines.append(f"        values = _chunked({inner}, ({signature}{',' * (len(params) == 1)}), shape)")
+    lines.append(f"        values = _copied({inner}({signature}), out)")
     shaped = [f"_shaped(values[{i}], shape)" for i in range(len(results))]
     single = len(shaped) == 1 and not as_tuple
     lines.append("    return " + (shaped[0] if single else _tuple(shaped)))
@@ -154,10 +156,10 @@ def _shaped(value, shape):
     return np.array(np.broadcast_to(value, shape))  # a fresh, writable array
 
 
-def _chunked(body, inputs, shape):
+def _chunked(body, inputs, shape, out=None):
     size = math.prod(shape)
     flat = [a.reshape(()) if a.size == 1 else np.broadcast_to(a, shape).reshape(-1) for a in inputs]
-    results = None
+    results = None if out is None else [result.reshape(-1) for result in out]  # views: C-contiguous
     for start in range(0, size, CHUNK):
         part = slice(start, start + CHUNK)
         values = body(*(a if a.ndim == 0 else a[part] for a in flat))
@@ -165,7 +167,13 @@ def _chunked(body, inputs, shape):
             results = [np.empty(size) for _ in values]
         for result, value in zip(results, values):
             result[part] = value
-    return [result.reshape(shape) for result in results]
+    return [result.reshape(shape) for result in results] if out is None else list(out)
+
+
+def _copied(values, out):
+    for result, value in zip(out, values):
+        result[...] = value
+    return list(out)
 
 """.splitlines()
 

@@ -1,0 +1,342 @@
+"""graphc's own exp, expm1, log, log1p and tanh as LLVM IR: branch-free, so loops over them vectorise.
+
+A call of the C library's ``exp`` is opaque to LLVM's loop vectoriser, so a kernel with one runs
+one point at a time. These functions are straight-line IR (range reduction, a polynomial, integer
+operations on the bits and ``select`` for the special values), defined ``linkonce_odr`` and
+``alwaysinline`` in a small module linked into each kernel that calls them: once inlined, the
+loop vectorises (AVX2: 4 points per instruction, AVX-512: 8). A split graph (whose parts run
+one point at a time) calls them instead from a library compiled once per process.
+
+sin and cos reduce their argument by pi/2 in four parts (Cody and Waite), exact to about 2^-70
+of it up to :data:`TRIG_BOUND`; inlined, they flag a larger argument, and the kernel has that
+range recomputed by its exact version, in which they call the C library beyond the bound.
+
+The special values are the C library's: ``exp(-inf) = 0``, ``exp(inf) = inf``, ``exp(710) = inf``,
+``log(0) = -inf``, ``log(-1) = nan``, ``log(-0.0) = -inf``, ``expm1(-0.0) = -0.0``, ``tanh(±inf) = ±1``,
+NaN in, NaN out, subnormal inputs and results. Accuracy (``bench/llvm_vecmath.py`` measures it
+against mpmath): within 1 ulp for exp and log, 1.5 for expm1, log1p and cos, 1.6 for sin, 2 for
+tanh, away from subnormal results (there, one rounding more than the C library's: at most one
+subnormal step).
+
+The polynomial coefficients come from ``bench/vecmath_coefficients.py`` (Chebyshev interpolation
+in 60-digit arithmetic, near-minimax); the reductions are the textbook ones (Cody and Waite for
+exp; ``log(1+f) = 2 atanh(f / (2 + f))`` after splitting off the exponent, as in fdlibm).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+
+from graphc.backends.llvm_text import double
+
+# exp(r) = 1 + r + r^2 Q(r) on |r| <= ln2/2 (relative error of the polynomial < 0.01 ulp)
+EXP_Q = (
+    0.5, 0.1666666666666667, 0.04166666666666667, 0.008333333333326141, 0.0013888888888883752,
+    0.00019841269874800493, 2.4801587325533363e-05, 2.7557255425746435e-06, 2.7557273661348637e-07,
+    2.510520637395701e-08, 2.0914679376583935e-09,
+)  # fmt: skip
+# log(1+f) = f - f^2/2 + s (f^2/2 + z P(z)), s = f/(2+f), z = s^2 <= (3-2 sqrt 2)^2
+LOG_P = (
+    0.6666666666666666, 0.4000000000000088, 0.28571428570803614, 0.22222222391713917,
+    0.18181795640132906, 0.15386239702814658, 0.13268773138656886, 0.130866261478401,
+)  # fmt: skip
+
+# sin(r) = r + r^3 S(r^2), cos(r) = 1 - r^2/2 + r^4 C(r^2) on |r| <= pi/4
+SIN_S = (
+    -0.16666666666666666, 0.008333333333333331, -0.00019841269841265065, 2.7557319219339167e-06,
+    -2.5052106232447578e-08, 1.6058531618986147e-10, -7.586697117706918e-13,
+)  # fmt: skip
+COS_C = (
+    0.041666666666666664, -0.0013888888888887398, 2.480158729876569e-05, -2.7557317271729793e-07,
+    2.08761462684032e-09, -1.1382632425521717e-11,
+)  # fmt: skip
+PIO2 = (1.5707963267341256, 6.077100506303966e-11, 2.0222662487111665e-21, 8.4784276603689e-32)  # sum: pi/2
+TWO_OVER_PI = 0.6366197723675814
+TRIG_BOUND = 2.0**17  # |x| up to here: reduced by PIO2 to about 2^-70 of x; beyond, the C library's
+
+LOG2E = 1.4426950408889634
+LN2_HI = 6.93147180369123816490e-01  # ln 2 to 32 bits: k * LN2_HI is exact for |k| < 2^21
+LN2_LO = 1.90821492927058770002e-10  # ln 2 - LN2_HI
+SHIFT = 6755399441055744.0  # 1.5 * 2^52: t = y + SHIFT rounds y to an integer held in t's low bits
+SHIFT_BITS = struct.unpack("<q", struct.pack("<d", SHIFT))[0]
+SQRT_HALF_BITS = 0x3FE6A09E667F3BCD  # the bits of sqrt(1/2): splits x into 2^e * m, m in [sqrt(1/2), sqrt(2))
+SMALLEST_NORMAL = 2.2250738585072014e-308
+EXP_HIGH = 710.0  # exp overflows above 709.78; clamping keeps the integer arithmetic in range
+EXP_LOW = -746.0  # exp underflows to 0 below -745.13
+EXPM1_LOW = -40.0  # expm1(x) rounds to -1 below
+EXPM1_AS_EXP = 40.0  # above, expm1(x) rounds to exp(x)
+TANH_ONE = 20.0  # tanh(x) rounds to 1 above
+
+
+class Body:
+    """Straight-line IR text of one function: each method appends an instruction, returns its register."""
+
+    def __init__(self, fma: bool) -> None:
+        self.lines: list[str] = []
+        self.fma = fma  # fuse multiply-adds (the host has FMA): deterministic per host, never per call site
+        self._count = 0
+
+    def emit(self, text: str) -> str:
+        name = f"%r{self._count}"
+        self._count += 1
+        self.lines.append(f"  {name} = {text}")
+        return name
+
+    def binary(self, op: str, a: str, b: str, kind: str = "double") -> str:
+        return self.emit(f"{op} {kind} {a}, {b}")
+
+    def fadd(self, a: str, b: str) -> str:
+        return self.binary("fadd", a, b)
+
+    def fsub(self, a: str, b: str) -> str:
+        return self.binary("fsub", a, b)
+
+    def fmul(self, a: str, b: str) -> str:
+        return self.binary("fmul", a, b)
+
+    def fdiv(self, a: str, b: str) -> str:
+        return self.binary("fdiv", a, b)
+
+    def mad(self, a: str, b: str, c: str) -> str:
+        """a * b + c."""
+        if self.fma:
+            return self.emit(f"call double @llvm.fma.f64(double {a}, double {b}, double {c})")
+        return self.fadd(self.fmul(a, b), c)
+
+    def horner(self, coefficients: tuple[float, ...], t: str) -> str:
+        value = double(coefficients[-1])
+        for c in reversed(coefficients[:-1]):
+            value = self.mad(value, t, double(c))
+        return value
+
+    def fcmp(self, predicate: str, a: str, b: str) -> str:
+        return self.binary(f"fcmp {predicate}", a, b)
+
+    def select(self, condition: str, a: str, b: str, kind: str = "double") -> str:
+        return self.emit(f"select i1 {condition}, {kind} {a}, {kind} {b}")
+
+    def intrinsic(self, name: str, *args: str) -> str:
+        return self.emit(f"call double @llvm.{name}.f64({', '.join(f'double {a}' for a in args)})")
+
+    def bits(self, a: str) -> str:
+        return self.emit(f"bitcast double {a} to i64")
+
+    def real(self, a: str) -> str:
+        return self.emit(f"bitcast i64 {a} to double")
+
+    def int(self, op: str, a: str, b: str | int) -> str:
+        return self.binary(op, a, str(b), "i64")
+
+
+# --- the functions, as emitters over a Body ---------------------------------------------------------
+
+
+def _reduce_exp(b: Body, x: str, low: float, high: float) -> tuple[str, str, str]:
+    """x clamped to [low, high] (NaN to 0) as k ln2 + r, |r| <= ln2/2: (k as i64, r, the clamped x)."""
+    clamped = b.select(b.fcmp("ogt", x, double(high)), double(high), x)
+    clamped = b.select(b.fcmp("olt", clamped, double(low)), double(low), clamped)
+    clamped = b.select(b.fcmp("uno", x, x), double(0.0), clamped)
+    t = b.fadd(b.fmul(clamped, double(LOG2E)), double(SHIFT))
+    kd = b.fsub(t, double(SHIFT))  # the integer nearest x / ln2
+    r = b.fsub(clamped, b.fmul(kd, double(LN2_HI)))  # exact
+    r = b.fsub(r, b.fmul(kd, double(LN2_LO)))
+    k = b.int("sub", b.bits(t), SHIFT_BITS)
+    return k, r, clamped
+
+
+def _power_of_two(b: Body, k: str) -> str:
+    """2^k as a double, for -1022 <= k <= 1023."""
+    return b.real(b.int("shl", b.int("add", k, 1023), 52))
+
+
+def _exp_times(b: Body, k: str, p: str) -> str:
+    """p * 2^k in two steps (2^k alone may overflow or be subnormal): one rounding, at the end."""
+    half = b.int("ashr", k, 1)
+    return b.fmul(b.fmul(p, _power_of_two(b, half)), _power_of_two(b, b.int("sub", k, half)))
+
+
+def _expm1_reduced(b: Body, r: str) -> str:
+    """expm1(r) = r + r^2 Q(r) for |r| <= ln2/2."""
+    return b.mad(b.fmul(r, r), b.horner(EXP_Q, r), r)
+
+
+def exp(b: Body, x: str) -> str:
+    k, r, _ = _reduce_exp(b, x, EXP_LOW, EXP_HIGH)
+    p = b.fadd(double(1.0), _expm1_reduced(b, r))
+    return b.select(b.fcmp("uno", x, x), x, _exp_times(b, k, p))
+
+
+def expm1(b: Body, x: str) -> str:
+    k, r, _ = _reduce_exp(b, x, EXPM1_LOW, EXP_HIGH)
+    em = _expm1_reduced(b, r)
+    scale = _power_of_two(b, b.select(b.emit(f"icmp sgt i64 {k}, 1000"), "0", k, "i64"))
+    small = b.mad(scale, em, b.fsub(scale, double(1.0)))  # 2^k expm1(r) + (2^k - 1); exact for k = 0
+    large = _exp_times(b, k, b.fadd(double(1.0), em))
+    value = b.select(b.fcmp("ogt", x, double(EXPM1_AS_EXP)), large, small)
+    value = b.select(b.fcmp("olt", x, double(EXPM1_LOW)), double(-1.0), value)
+    return b.select(b.fcmp("ueq", x, double(0.0)), x, value)  # NaN, and the sign of a zero
+
+
+def log(b: Body, x: str) -> str:
+    subnormal = b.fcmp("olt", x, double(SMALLEST_NORMAL))
+    scaled = b.select(subnormal, b.fmul(x, double(2.0**54)), x)
+    bits = b.bits(scaled)
+    e = b.int("ashr", b.int("sub", bits, SQRT_HALF_BITS), 52)
+    m = b.real(b.int("sub", bits, b.int("shl", e, 52)))  # in [sqrt(1/2), sqrt(2))
+    e = b.int("add", e, b.select(subnormal, "-54", "0", "i64"))
+    dk = b.fsub(b.real(b.int("add", e, SHIFT_BITS)), double(SHIFT))  # e as a double
+    f = b.fsub(m, double(1.0))
+    hfsq = b.fmul(double(0.5), b.fmul(f, f))
+    s = b.fdiv(f, b.fadd(double(2.0), f))
+    z = b.fmul(s, s)
+    big_r = b.fmul(z, b.horner(LOG_P, z))
+    # dk ln2_hi - ((hfsq - (s (hfsq + R) + dk ln2_lo)) - f), as fdlibm orders it
+    inner = b.fadd(b.fmul(s, b.fadd(hfsq, big_r)), b.fmul(dk, double(LN2_LO)))
+    value = b.fsub(b.fmul(dk, double(LN2_HI)), b.fsub(b.fsub(hfsq, inner), f))
+    value = b.select(b.fcmp("oeq", x, double(math.inf)), x, value)
+    value = b.select(b.fcmp("olt", x, double(0.0)), double(-math.nan), value)  # the C library's -nan
+    value = b.select(b.fcmp("oeq", x, double(0.0)), double(-math.inf), value)
+    return b.select(b.fcmp("uno", x, x), x, value)
+
+
+def log1p(b: Body, x: str) -> str:
+    """log(u) + (x - (u - 1)) / u with u = 1 + x: the rounding of u, corrected to first order."""
+    u = b.fadd(double(1.0), x)
+    correction = b.fdiv(b.fsub(x, b.fsub(u, double(1.0))), u)
+    finite = b.emit(f"and i1 {b.fcmp('ogt', u, double(0.0))}, {b.fcmp('olt', u, double(math.inf))}")
+    value = b.fadd(log(b, u), b.select(finite, correction, double(0.0)))
+    return b.select(b.fcmp("ueq", x, double(0.0)), x, value)  # NaN, and the sign of a zero
+
+
+def tanh(b: Body, x: str) -> str:
+    """expm1(2|x|) / (expm1(2|x|) + 2), with the sign of x (no cancellation near 0)."""
+    a = b.intrinsic("fabs", x)
+    a = b.select(b.fcmp("ogt", a, double(TANH_ONE)), double(TANH_ONE), a)
+    e = expm1(b, b.fadd(a, a))
+    return b.intrinsic("copysign", b.fdiv(e, b.fadd(e, double(2.0))), x)
+
+
+def _sin_cos(b: Body, x: str, cosine: bool) -> str:
+    """sin or cos for |x| <= TRIG_BOUND: x = k pi/2 + r, then the polynomial of the quadrant."""
+    t = b.fadd(b.fmul(x, double(TWO_OVER_PI)), double(SHIFT))
+    kd = b.fsub(t, double(SHIFT))
+    r = x
+    for part in PIO2:  # Cody and Waite: k * PIO2[i] is exact, so r loses no bits to cancellation
+        r = b.fsub(r, b.fmul(kd, double(part)))
+    quadrant = b.int("sub", b.bits(t), SHIFT_BITS)
+    z = b.fmul(r, r)
+    sin_r = b.mad(b.fmul(r, z), b.horner(SIN_S, z), r)
+    half = b.fmul(double(0.5), z)
+    w = b.fsub(double(1.0), half)  # 1 - z/2, its rounding error added back as fdlibm does
+    cos_r = b.fadd(w, b.mad(b.fmul(z, z), b.horner(COS_C, z), b.fsub(b.fsub(double(1.0), w), half)))
+    if cosine:
+        quadrant = b.int("add", quadrant, 1)  # cos(x) = sin(x + pi/2)
+    odd = b.emit(f"trunc i64 {b.int('and', quadrant, 1)} to i1")
+    value = b.select(odd, cos_r, sin_r)
+    negative = b.int("shl", b.int("and", quadrant, 2), 62)  # the sign bit where the quadrant is 2 or 3
+    return b.real(b.int("xor", b.bits(value), negative))
+
+
+def sin(b: Body, x: str) -> str:
+    return b.select(b.fcmp("oeq", x, double(0.0)), x, _sin_cos(b, x, cosine=False))  # sin(-0.0) = -0.0
+
+
+def cos(b: Body, x: str) -> str:
+    return _sin_cos(b, x, cosine=True)
+
+
+def beyond(b: Body, x: str) -> str:
+    """True (i1) where |x| is finite and above TRIG_BOUND: sin and cos need the C library there."""
+    a = b.intrinsic("fabs", x)
+    return b.emit(f"and i1 {b.fcmp('ogt', a, double(TRIG_BOUND))}, {b.fcmp('olt', a, double(math.inf))}")
+
+
+FUNCTIONS: dict[str, Callable[[Body, str], str]] = {
+    "graphc_exp": exp,
+    "graphc_expm1": expm1,
+    "graphc_log": log,
+    "graphc_log1p": log1p,
+    "graphc_tanh": tanh,
+    "graphc_sin": sin,
+    "graphc_cos": cos,
+}
+GUARDED = frozenset({"graphc_sin", "graphc_cos"})  # exact only where ``beyond`` is false
+LIBM = {name: name.removeprefix("graphc_") for name in FUNCTIONS}  # the C function each one replaces
+
+
+def define(name: str, fma: bool, inline: bool) -> str:
+    """The IR text defining ``double name(double)``.
+
+    A :data:`GUARDED` function, inlined, is exact only where ``beyond`` is false (the kernel
+    checks, see graphc.backends.llvm); not inlined, it calls the C library there itself.
+    """
+    body = Body(fma)
+    result = FUNCTIONS[name](body, "%x")
+    if name in GUARDED and not inline:
+        far = beyond(body, "%x")
+        ending = [
+            f"  br i1 {far}, label %far, label %near",
+            "near:",
+            f"  ret double {result}",
+            "far:",
+            f"  %c = call double @{LIBM[name]}(double %x)",
+            "  ret double %c",
+        ]
+    else:
+        ending = [f"  ret double {result}"]
+    header = f"define {'linkonce_odr ' * inline}double @{name}(double %x) #0 {{"
+    return "\n".join([header, "entry:", *body.lines, *ending, "}"])
+
+
+def array_loop(name: str) -> str:
+    """IR text of ``void graphc_apply(ptr x, ptr y, i64 n)``: ``y[i] = name(x[i])`` (for measuring)."""
+    return f"""
+declare double @{name}(double)
+
+define void @graphc_apply(ptr noalias %x, ptr noalias %y, i64 %n) nounwind {{
+entry:
+  %any = icmp sgt i64 %n, 0
+  br i1 %any, label %loop, label %done
+loop:
+  %i = phi i64 [0, %entry], [%next, %loop]
+  %from = getelementptr inbounds double, ptr %x, i64 %i
+  %value = load double, ptr %from, align 8
+  %result = call double @{name}(double %value)
+  %to = getelementptr inbounds double, ptr %y, i64 %i
+  store double %result, ptr %to, align 8
+  %next = add i64 %i, 1
+  %more = icmp slt i64 %next, %n
+  br i1 %more, label %loop, label %done
+done:
+  ret void
+}}
+"""
+
+
+MEMORY = "memory(none)"  # pure functions (sin's C library call, beyond the bound, sets no errno)
+
+
+def module(names: list[str], triple: str, data_layout: str, fma: bool, inline: bool = True) -> str:
+    """A module defining the functions ``names`` (those of :data:`FUNCTIONS` a kernel calls).
+
+    ``inline``: ``linkonce_odr`` and always inlined (so loops vectorise), for linking into a
+    kernel; else external and never inlined, for the library split graphs call (their parts run
+    one point at a time anyway, and inlining the functions at every use multiplies compile time).
+    """
+    intrinsics = [
+        f"declare double @llvm.{name}.f64({', '.join(['double'] * arity)})"
+        for name, arity in (("fabs", 1), ("copysign", 2), ("fma", 3))
+    ]
+    return "\n".join(
+        [
+            f'target triple = "{triple}"',
+            f'target datalayout = "{data_layout}"',
+            *intrinsics,
+            *(f"declare double @{LIBM[name]}(double)" for name in sorted(names) if name in GUARDED),
+            *(define(name, fma, inline) for name in sorted(names)),
+            f"attributes #0 = {{ {'alwaysinline' if inline else 'noinline'} nounwind willreturn {MEMORY} }}",
+            "",
+        ]
+    )

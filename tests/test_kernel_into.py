@@ -1,0 +1,177 @@
+"""Kernel.into: results written into caller-provided arrays, on every backend, checked loudly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc.backends import BACKENDS, UNAVAILABLE
+
+AVAILABLE = [name for name in BACKENDS if name not in UNAVAILABLE]
+EXPR = "x*y + sin(x)"
+X = np.linspace(-2.0, 2.0, 7)
+
+
+def same_results(got: object, expected: object) -> None:
+    """``got`` and ``expected`` have the same structure and equal arrays, to the bit."""
+    if isinstance(expected, tuple):
+        assert isinstance(got, tuple) and len(got) == len(expected)
+        for a, b in zip(got, expected, strict=True):
+            same_results(a, b)
+    else:
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+
+
+def empty_like_result(result: object) -> object:
+    if isinstance(result, tuple):
+        return tuple(empty_like_result(r) for r in result)
+    return np.full(np.shape(result), np.nan)
+
+
+KERNELS = {
+    "compile one": lambda b: graphc.compile(EXPR, backend=b),
+    "compile several": lambda b: graphc.compile("x*y, x + y, x", backend=b),
+    "grad": lambda b: graphc.grad(EXPR, backend=b),
+    "grad one partial": lambda b: graphc.grad(EXPR, wrt="x", backend=b),
+    "value_and_grad": lambda b: graphc.value_and_grad(EXPR, backend=b),
+    "jacobian": lambda b: graphc.jacobian("x*y, exp(x) - y, 2", backend=b),
+    "hessian": lambda b: graphc.hessian("x**2 * y + sin(y)", backend=b),
+    "derivative": lambda b: graphc.derivative("x**3 * y", "x", order=2, backend=b),
+}
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+@pytest.mark.parametrize("kind", list(KERNELS))
+@pytest.mark.parametrize("size", [0, 1, 7, 40_000], ids=lambda n: f"n{n}")  # 40,000: chunks, threads
+def test_into_writes_what_a_call_returns_and_returns_out(backend: str, kind: str, size: int) -> None:
+    k = KERNELS[kind](backend)
+    x = np.linspace(-2.0, 2.0, size)
+    expected = k(x, 0.75)
+    out = empty_like_result(expected)
+    assert k.into(out, x, 0.75) is out
+    same_results(out, expected)
+    again = k.into(out, x, -1.5)  # the same memory, new values
+    same_results(again, k(x, -1.5))
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+@pytest.mark.parametrize("kind", list(KERNELS))
+def test_into_at_one_point_takes_zero_dimensional_arrays(backend: str, kind: str) -> None:
+    k = KERNELS[kind](backend)
+    expected = k(0.5, 2.0)
+    out = empty_like_result(expected)
+    k.into(out, 0.5, 2.0)
+    same_results(out, expected)
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_variable_named_out_is_still_an_input(backend: str) -> None:
+    k = graphc.grad("out * y", backend=backend)
+    assert k.variables == ("out", "y")
+    buffers = (np.empty(3), np.empty(3))
+    k.into(buffers, out=np.array([1.0, 2.0, 3.0]), y=2.0)
+    np.testing.assert_array_equal(buffers[0], [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(buffers[1], [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_an_input_returned_as_an_output_is_copied_into_out(backend: str) -> None:
+    k = graphc.compile("x, 2.5", backend=backend)
+    out = (np.empty(7), np.empty(7))
+    k.into(out, X)
+    np.testing.assert_array_equal(out[0], X)
+    np.testing.assert_array_equal(out[1], np.full(7, 2.5))
+
+
+def bad_outs() -> list[tuple[str, object, str]]:
+    """(case, out for grad(EXPR) at 7 points, the expected message)."""
+    base = np.empty(14)
+    read_only = np.empty(7)
+    read_only.flags.writeable = False
+    return [
+        ("not a tuple", np.empty(7), "out must be a tuple of 2 arrays (one per partial), got ndarray"),
+        ("too few", (np.empty(7),), "out must be a tuple of 2 arrays (one per partial), got 1 items"),
+        (
+            "a list inside",
+            ([0.0] * 7, np.empty(7)),
+            "out for output 0 (∂f/∂x) must be a NumPy array, got list",
+        ),
+        (
+            "shape",
+            (np.empty(7), np.empty((1, 7))),
+            "out for output 1 (∂f/∂y) has shape (1, 7), but the arguments broadcast to (7,)",
+        ),
+        (
+            "dtype",
+            (np.empty(7, dtype=np.float32), np.empty(7)),
+            "out for output 0 (∂f/∂x) must have dtype float64, got float32",
+        ),
+        ("strided", (np.empty(7), base[::2]), "out for output 1 (∂f/∂y) must be C-contiguous"),
+        ("read-only", (read_only, np.empty(7)), "out for output 0 (∂f/∂x) is read-only"),
+        (
+            "overlapping outputs",
+            (base[:7], base[6:13]),
+            "out for output 0 (∂f/∂x) and out for output 1 (∂f/∂y) overlap",
+        ),
+        ("the same array twice", (base[:7], base[:7]), "overlap"),
+    ]
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+@pytest.mark.parametrize("case", bad_outs(), ids=lambda c: c[0])
+def test_unusable_outs_are_output_errors_naming_the_problem(backend: str, case: tuple) -> None:
+    _, out, message = case
+    k = graphc.grad(EXPR, backend=backend)
+    with pytest.raises(graphc.OutputError) as err:
+        k.into(out, X, 1.0)
+    assert message in str(err.value)
+    assert isinstance(err.value, graphc.EvaluationError)
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_an_out_overlapping_an_input_is_refused(backend: str) -> None:
+    k = graphc.grad(EXPR, backend=backend)
+    x = X.copy()
+    with pytest.raises(graphc.OutputError, match="out for output 1 \\(∂f/∂y\\) overlaps the input 'x'"):
+        k.into((np.empty(7), x), x, 1.0)
+    wide = np.empty((2, 7))
+    with pytest.raises(graphc.OutputError, match="overlaps the input 'y'"):
+        k.into((wide[0], np.empty(7)), X, wide[0, :1])  # y: a view into the same memory
+    np.testing.assert_array_equal(x, X)  # nothing was written
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_matrix_outs_need_the_rows_and_columns(backend: str) -> None:
+    k = graphc.jacobian("x*y, x + y", backend=backend)
+    expected = r"out must be an array of shape \(2, 2, \*batch\), got shape \(4, 7\)"
+    with pytest.raises(graphc.OutputError, match=expected):
+        k.into(np.empty((4, 7)), X, 1.0)
+    with pytest.raises(graphc.OutputError, match="must be C-contiguous"):
+        k.into(np.empty((7, 2, 2)).transpose(1, 2, 0), X, 1.0)
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_bad_arguments_are_still_evaluation_errors(backend: str) -> None:
+    k = graphc.grad(EXPR, backend=backend)
+    with pytest.raises(graphc.EvaluationError, match="missing value for variable y"):
+        k.into((np.empty(7), np.empty(7)), x=X)
+    with pytest.raises(graphc.EvaluationError, match="do not broadcast"):
+        k.into((np.empty(7), np.empty(7)), X, np.ones(3))
+
+
+def test_a_kernel_computing_after_the_compiled_code_has_no_into() -> None:
+    k = graphc.implicit("x^2 + z^2 - 1", solve_for="z")
+    with pytest.raises(graphc.OutputError, match="into is not available"):
+        k.into((np.empty(()),), x=0.6, z=0.8)
+
+
+@pytest.mark.parametrize("size", [7, 40_000])
+def test_the_generated_numpy_module_takes_out_too(size: int) -> None:
+    k = graphc.grad(EXPR)
+    namespace: dict = {}
+    exec(compile(k.source, "<generated>", "exec"), namespace)  # noqa: S102 - graphc's own output
+    x = np.linspace(-2.0, 2.0, size)
+    out = [np.empty(size), np.empty(size)]
+    namespace["f"](x, 0.5, out=out)
+    same_results(tuple(out), k(x, 0.5))

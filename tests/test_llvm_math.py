@@ -1,0 +1,146 @@
+"""graphc's own exp, expm1, log, log1p, tanh, sin, cos in LLVM IR: the C library's special values,
+about 1 ulp, vectorised; sin and cos of huge arguments through the exact kernel."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import mpmath as mp
+import numpy as np
+import pytest
+
+import graphc
+from graphc.backends import UNAVAILABLE, llvm_math
+
+pytestmark = pytest.mark.skipif("llvm" in UNAVAILABLE, reason="the llvm backend is unavailable")
+
+SMALLEST_NORMAL = 2.2250738585072014e-308
+SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, math.inf, -math.inf, math.nan, 5e-324, -5e-324, 1e-310,
+           SMALLEST_NORMAL, 1e-300, 1e300, 1.7976931348623157e308, 709.782712893384, 709.79, 710.0, 1000.0,
+           -708.4, -745.13, -745.14, -746.0, -1000.0, 19.0, 20.0, 22.0, 40.0, 41.0, -40.0, -41.0,
+           0.34657359027997264, -0.34657359027997264, 0.7071067811865476, 1.4142135623730951, 1e-17, -1e-17,
+           1 - 2**-53, 1 + 2**-52, -1 + 2**-53, -1.0 - 2**-52, math.pi / 2, math.pi, 131071.9, 131072.1,
+           -1e6, 1e22, 1e300, 3 * math.pi / 4]  # fmt: skip
+# the largest error in ulps of the exact value (mpmath), as measured by bench/llvm_vecmath.py, rounded up
+BOUND = {"exp": 1.0, "expm1": 1.5, "log": 1.0, "log1p": 1.5, "tanh": 2.0, "sin": 2.0, "cos": 1.5}
+MPMATH = {
+    "exp": mp.exp, "expm1": mp.expm1, "log": mp.log, "log1p": mp.log1p, "tanh": mp.tanh, "sin": mp.sin,
+    "cos": mp.cos,
+}  # fmt: skip
+
+
+def c_library(name: str, x: float) -> float:
+    """The C library's value (Python's math module raises where C returns inf, -inf or nan)."""
+    try:
+        return getattr(math, name)(x)
+    except OverflowError:
+        return math.inf
+    except ValueError:  # a pole (log(0), log1p(-1)) or outside the domain
+        if (name, x) in (("log", 0.0), ("log1p", -1.0)):
+            return -math.inf
+        return math.nan
+
+
+@pytest.fixture(scope="module", params=list(BOUND))
+def function(request):
+    from graphc.backends import llvm as backend
+
+    return request.param, backend.math_function(f"graphc_{request.param}")
+
+
+def test_the_functions_are_the_ones_kernels_call():
+    assert set(BOUND) == set(llvm_math.LIBM.values())
+
+
+def test_special_values_are_the_c_librarys_to_the_bit(function):
+    name, own = function
+    x = np.array(SPECIAL)
+    got = own(x)
+    for xi, gi in zip(SPECIAL, got.tolist(), strict=True):
+        expected = c_library(name, xi)
+        if math.isnan(expected):
+            assert math.isnan(gi), (name, xi, gi)
+        elif expected == 0.0 or math.isinf(expected) or xi == 0.0 or math.isinf(xi):
+            assert gi == expected and math.copysign(1, gi) == math.copysign(1, expected), (name, xi, gi)
+        elif abs(expected) < SMALLEST_NORMAL:  # a subnormal result: one rounding more, one step at most
+            assert abs(gi - expected) <= 5e-324, (name, xi, gi, expected)
+        else:
+            assert abs(gi - expected) <= 2 * math.ulp(expected), (name, xi, gi, expected)
+
+
+def random_points(name: str, count: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    magnitude = 10.0 ** rng.uniform(-320, 308, count)  # every exponent, subnormals included
+    ordinary = {"exp": (-746, 710), "expm1": (-45, 45), "log": (0, 4), "log1p": (-1, 4), "sin": (-2e5, 2e5)}
+    ordinary = ordinary.get(name, ordinary["sin"] if name == "cos" else (-25, 25))
+    x = np.where(rng.random(count) < 0.5, magnitude, rng.uniform(*ordinary, count))
+    if name not in ("log", "log1p"):
+        x = np.where(rng.random(count) < 0.5, -x, x)
+    return x
+
+
+def test_within_a_couple_of_ulps_of_the_c_library_everywhere(function):
+    name, own = function
+    x = random_points(name, 100_000)
+    got = own(x)
+    with np.errstate(all="ignore"):
+        expected = np.array([c_library(name, v) for v in x.tolist()])
+    normal = np.isfinite(expected) & (np.abs(expected) >= SMALLEST_NORMAL)
+    assert np.array_equal(np.isnan(got), np.isnan(expected))
+    assert np.array_equal(got[~normal & ~np.isnan(got)] != 0, expected[~normal & ~np.isnan(got)] != 0)
+    ulps = np.abs(got[normal] - expected[normal]) / np.spacing(np.abs(expected[normal]))
+    assert ulps.max() <= BOUND[name] + 1  # the C library's own error is up to about 1 ulp here
+
+
+def test_within_the_measured_ulps_of_the_exact_value(function):
+    name, own = function
+    x = random_points(name, 400, seed=1)
+    got = own(x)
+    worst = 0.0
+    for xi, gi in zip(x.tolist(), got.tolist(), strict=True):
+        with mp.workdps(50):
+            exact = MPMATH[name](mp.mpf(xi))
+            if not mp.isfinite(exact) or exact == 0 or abs(exact) < SMALLEST_NORMAL or abs(exact) > 1e308:
+                continue
+            worst = max(worst, float(abs(mp.mpf(gi) - exact)) / math.ulp(float(exact)))
+    assert worst <= BOUND[name], (name, worst)
+
+
+def test_a_kernel_of_exp_log_tanh_sigmoid_softplus_sin_cos_is_vectorised_without_calls():
+    program = "tanh(x)*exp(y) + log(x) + sigmoid(x*y) + softplus(y) + sin(x)*cos(y)"
+    kernel = graphc.grad(program, backend="llvm")
+    loop = kernel.source.split("vector.body:")[1].split("middle.block:")[0]
+    assert re.search(r"<\d+ x double>", loop)
+    assert not re.findall(r"call double @(?!llvm\.)", loop)  # no C library call left in the loop
+
+
+def c_sin_cos(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([math.sin(v) for v in x.tolist()]), np.array([math.cos(v) for v in x.tolist()])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_huge_sin_and_cos_arguments_are_recomputed_by_the_exact_kernel(threads):
+    kernel = graphc.compile("sin(x), cos(x) + y", backend="llvm", threads=threads)
+    x = np.linspace(-10.0, 10.0, 200_000)
+    kernel(x, 0.0)
+    assert kernel._function._exact is None  # not needed: not compiled
+    x[123_456] = 1e22  # far beyond TRIG_BOUND, in the second thread's half
+    x[7] = -3e5
+    sin, cos = kernel(x, 0.0)
+    expected_sin, expected_cos = c_sin_cos(x)
+    for got, expected in ((sin, expected_sin), (cos, expected_cos)):
+        assert got[123_456] == expected[123_456] and got[7] == expected[7]  # the C library's, to the bit
+        assert np.max(np.abs(got - expected) / np.spacing(np.abs(expected))) <= 2
+    assert kernel._function._exact is not None
+    assert kernel(1e22, 0.0) == (math.sin(1e22), math.cos(1e22))  # one point: the point kernel too
+
+
+def test_the_exact_kernel_equals_the_fast_one_below_the_bound():
+    kernel = graphc.compile("sin(x)*exp(x), cos(x) + tanh(x)", backend="llvm")
+    x = np.concatenate([np.linspace(-131072.0, 131072.0, 50_001), np.array(SPECIAL)])
+    x = x[~(np.abs(x) > 131072.0) | ~np.isfinite(x)]
+    fast = kernel(x)
+    exact = kernel._function.exact()(x)
+    for a, b in zip(fast, exact, strict=True):
+        assert np.array_equal(a, b, equal_nan=True)
