@@ -32,11 +32,14 @@ from graphc.backends import BACKENDS
 # robustness: NaN provenance and resource limits (issue 7)
 from graphc.check import CheckResult, check
 from graphc.diff import METHODS, SymbolicError, TooManyPathsError
+
+# caller-provided outputs, Kernel.into (issue 6)
 from graphc.errors import (
     ArityError,
     BackendError,
     EvaluationError,
     GraphcError,
+    OutputError,
     ParseError,
     ResourceError,
     UnknownFunctionError,
@@ -49,9 +52,6 @@ from graphc.implicit import SingularError, implicit
 from graphc.kernel import Kernel
 from graphc.parse import parse
 from graphc.sympy_bridge import from_sympy
-
-# caller-provided outputs, Kernel.into (issue 6)
-from graphc.errors import OutputError
 
 __version__ = "0.1.0"
 
