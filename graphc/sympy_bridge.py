@@ -64,6 +64,9 @@ class Sigmoid(sympy.Function):
     def _eval_is_extended_real(self) -> bool | None:
         return self.args[0].is_extended_real
 
+    def _eval_is_extended_positive(self) -> bool | None:
+        return True if self.args[0].is_extended_real else None
+
     def _eval_rewrite_as_exp(self, x: Any, **kwargs: Any) -> Any:
         return 1 / (1 + sympy.exp(-x))
 
@@ -81,6 +84,9 @@ class Softplus(sympy.Function):
 
     def _eval_is_extended_real(self) -> bool | None:
         return self.args[0].is_extended_real
+
+    def _eval_is_extended_positive(self) -> bool | None:
+        return True if self.args[0].is_extended_real else None
 
     def _eval_rewrite_as_exp(self, x: Any, **kwargs: Any) -> Any:
         return sympy.log(1 + sympy.exp(x))
@@ -103,18 +109,89 @@ class Power(sympy.Function):
         return v * Power(u, v - 1) if argindex == 1 else self * sympy.log(u)
 
     def _eval_is_extended_real(self) -> bool | None:
-        return None
+        u, v = self.args
+        return True if u.is_extended_positive and v.is_extended_real else None
+
+    def _eval_is_extended_positive(self) -> bool | None:
+        u, v = self.args
+        return True if u.is_extended_positive and v.is_extended_real else None
 
     def _eval_rewrite_as_Pow(self, u: Any, v: Any, **kwargs: Any) -> Any:
         return u**v
 
 
+class _Extremum(sympy.Function):
+    """``max``/``min`` for SymPy as the op table has them: unevaluated (SymPy's Max and Min compare
+    every pair of arguments symbolically when built, which on large arguments takes minutes: the
+    symbolic method hung on 30-op random graphs), each partial a half-at-a-tie step."""
+
+    nargs = 2
+    _first_wins: int  # +1 for max (the first operand's partial is the step of a0 - a1), -1 for min
+
+    @classmethod
+    def eval(cls, a: Any, b: Any) -> Any:
+        if a == b:
+            return a
+        if a.is_Number and b.is_Number:
+            return (sympy.Max if cls._first_wins > 0 else sympy.Min)(a, b)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        a, b = self.args
+        difference = (a - b) if (argindex == 1) == (self._first_wins > 0) else (b - a)
+        return sympy.Heaviside(difference, sympy.S.Half)
+
+    def _eval_is_extended_real(self) -> bool | None:
+        a, b = self.args
+        return True if a.is_extended_real and b.is_extended_real else None
+
+
+class Maximum(_Extremum):
+    _first_wins = 1
+
+
+class Minimum(_Extremum):
+    _first_wins = -1
+
+
+class Absolute(sympy.Function):
+    """``abs`` for SymPy as the op table has it: ``abs' = sign`` (0 at 0). SymPy's Abs differentiates
+    an argument it cannot prove real (``asin``, ``sqrt`` or ``log`` of anything) through ``re`` and
+    ``im``, which took minutes on 30-op random graphs; graphc's values are real."""
+
+    @classmethod
+    def eval(cls, u: Any) -> Any:
+        return sympy.Abs(u) if u.is_Number else None
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return sympy.sign(self.args[0])
+
+    def _eval_is_extended_real(self) -> bool | None:
+        return True if self.args[0].is_extended_real else None
+
+    def _eval_is_extended_nonnegative(self) -> bool | None:
+        return True if self.args[0].is_extended_real else None
+
+    def _eval_rewrite_as_Abs(self, u: Any, **kwargs: Any) -> Any:
+        return sympy.Abs(u)
+
+
 _FROM_CLASS[Relu] = "relu"
+_FROM_CLASS[Absolute] = "abs"
+_FROM_CLASS[Maximum] = "max"
+_FROM_CLASS[Minimum] = "min"
 _FROM_CLASS[Sigmoid] = "sigmoid"
 _FROM_CLASS[Softplus] = "softplus"
 _FROM_CLASS[Power] = "pow"
 # With policy=True, these ops go to SymPy as functions whose derivatives are the op table's rules.
-_POLICY_CLASSES: dict[str, Any] = {"relu": Relu, "sigmoid": Sigmoid, "softplus": Softplus}
+_POLICY_CLASSES: dict[str, Any] = {
+    "relu": Relu,
+    "sigmoid": Sigmoid,
+    "softplus": Softplus,
+    "abs": Absolute,
+    "max": Maximum,
+    "min": Minimum,
+}
 
 
 def sympy_number(value: float) -> Any:
@@ -136,9 +213,11 @@ def sympy_number(value: float) -> Any:
 def to_sympy(graph: Graph, *, policy: bool = False) -> Any:
     """The graph's outputs as SymPy expressions (one, or a tuple for several outputs).
 
-    ``relu`` becomes ``Max(x, 0)``; with ``policy=True``, ``relu``, ``sigmoid``, ``softplus`` and
-    ``pow`` with a non-constant exponent become :class:`Relu`, :class:`Sigmoid`, :class:`Softplus`
-    and :class:`Power`, whose derivatives are the op table's rules (graphc's policy at kinks,
+    ``relu`` becomes ``Max(x, 0)``; with ``policy=True``, ``relu``, ``sigmoid``, ``softplus``,
+    ``abs``, ``max``, ``min`` and ``pow`` with a non-constant exponent become :class:`Relu`,
+    :class:`Sigmoid`, :class:`Softplus`, :class:`Absolute`, :class:`Maximum`, :class:`Minimum`
+    and :class:`Power`,
+    whose derivatives are the op table's rules (graphc's policy at kinks,
     singular points and overflow; see graphc/policy.py).
     """
     keep = graph.reachable()
