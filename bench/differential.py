@@ -52,9 +52,11 @@ def run(args: argparse.Namespace) -> int:
         kernels += outcome.kernels
         values += outcome.values
         skipped += outcome.skipped_points
+        jump = " (the graph has a jump: last-bit libm differences can flip it)" if outcome.jumps else ""
         for d in outcome.disagreements[:3]:
             failures.append(
-                f"seed {seed} size {size}: {d.method}/{d.backend} {d.output} at {d.point}: {d.got!r} != {d.want!r}"
+                f"seed {seed} size {size}: {d.method}/{d.backend} {d.output} at {d.point}: "
+                f"{d.got!r} != {d.want!r}{jump}"
             )
         seed += 1
     print(

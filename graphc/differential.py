@@ -27,6 +27,11 @@ from graphc.printing import to_text
 
 VARIABLES = ("x", "y", "z")
 KINKS = frozenset({"relu", "abs", "max", "min", "sign"})  # where central differences may straddle a kink
+# Ops whose value jumps. NumPy's SIMD cosh, sinh, tanh, exp, log and arctan differ from the C
+# library's (which the LLVM backend calls) in the last bit for a few percent of inputs; a jump
+# downstream can turn that bit into an O(1) difference between backends. Disagreements on graphs
+# with a jump are reported as such (Outcome.jumps), not as a bug of either backend.
+JUMPS = frozenset({"sign"})
 _ANY = (-3.0, 3.0)
 
 
@@ -50,6 +55,7 @@ class Outcome:
     kernels: int = 0
     values: int = 0  # individual numbers compared
     skipped_points: int = 0  # points where the reference is not finite or too large to compare
+    jumps: bool = False  # the graph has an op whose value jumps (see JUMPS)
     disagreements: list[Disagreement] = field(default_factory=list)
 
 
@@ -110,7 +116,7 @@ def compare(
     graph = program if isinstance(program, Graph) else parse(program)
     methods = list(METHODS) if methods is None else list(methods)
     backends = [b for b in BACKENDS if b not in UNAVAILABLE] if backends is None else list(backends)
-    outcome = Outcome(nodes=len(graph))
+    outcome = Outcome(nodes=len(graph), jumps=any(graph.op(node) in JUMPS for node in range(len(graph))))
     args = {name: at[name] for name in graph.variables}
     reference = _flat(value_and_grad(graph, method="dp", backend="numpy")(**args))
     usable = np.all([np.isfinite(r) & (np.abs(r) <= 1e6) for r in reference], axis=0)
@@ -130,7 +136,8 @@ def compare(
             got = _flat(value_and_grad(graph, method=method, backend=backend)(**args))
             outcome.kernels += 1
             for name, g, r in zip(names, got, reference, strict=True):
-                bad = usable & ~(np.abs(g - r) <= tolerance * np.maximum(1.0, scale))
+                with np.errstate(invalid="ignore"):  # inf - inf where the point is not usable
+                    bad = usable & ~(np.abs(g - r) <= tolerance * np.maximum(1.0, scale))
                 outcome.values += int(np.count_nonzero(usable))
                 for i in np.flatnonzero(bad):
                     point = {k: float(v[i]) for k, v in args.items()}
