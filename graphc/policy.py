@@ -113,6 +113,9 @@ POLICY: tuple[Row, ...] = (
     _row("exp", "exp(x)", "x=800", INF, (INF,), "overflow"),
     _row("sqrt", "sqrt(x^2 + y^2)", "x=0,y=1", 1.0, (0.0, 1.0), "no singularity: exact, by construction"),
     _row("sqrt", "sqrt(x*x + y*y)", "x=0,y=1", 1.0, (0.0, 1.0), "no singularity: exact, by construction"),
+    _row("sqrt", "sqrt(pow(x, 2) + y^2)", "x=0,y=1", 1.0, (0.0, 1.0), "no singularity: exact, by construction"),
+    _row("sqrt", "sqrt(x^n + y^2)", "n=2,x=0,y=1", 1.0, (NAN, 0.0, 1.0),
+         "∂/∂n = 0.5*0*log(0): a run-time zero (exactly 0); ∂/∂x = n*x^(n-1), no 0/0"),
     _row("sqrt", "sqrt(x^2 + y^2)", "x=0,y=0", 0.0, (NAN, NAN), "a cone's tip: undefined (inf*0)"),
     _row("sqrt", "y*sqrt(x)", "x=0,y=0", 0.0, (NAN, 0.0), "0*inf at run time: nan (exactly 0)"),
 )
