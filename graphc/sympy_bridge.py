@@ -47,7 +47,151 @@ class Relu(sympy.Function):
         return sympy.Max(x, 0)
 
 
+class Sigmoid(sympy.Function):
+    """``sigmoid`` for SymPy, differentiating as the op table does: ``sigmoid' = s*(1 - s)``.
+
+    The expanded ``1/(1 + exp(-x))`` differentiates to ``exp(-x)/(1 + exp(-x))**2``, which is
+    ``inf/inf = nan`` in float64 at x = -800; the op table's rule gives 0 there.
+    """
+
+    @classmethod
+    def eval(cls, x: Any) -> Any:
+        return sympy.Rational(1, 2) if x == 0 else None
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return self * (1 - self)
+
+    def _eval_is_extended_real(self) -> bool | None:
+        return self.args[0].is_extended_real
+
+    def _eval_is_extended_positive(self) -> bool | None:
+        return True if self.args[0].is_extended_real else None
+
+    def _eval_rewrite_as_exp(self, x: Any, **kwargs: Any) -> Any:
+        return 1 / (1 + sympy.exp(-x))
+
+
+class Softplus(sympy.Function):
+    """``softplus`` for SymPy with the op table's derivative ``sigmoid`` (finite at x = 800, where
+    the expanded ``exp(x)/(1 + exp(x))`` is ``inf/inf``)."""
+
+    @classmethod
+    def eval(cls, x: Any) -> Any:
+        return sympy.log(2) if x == 0 else None
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return Sigmoid(self.args[0])
+
+    def _eval_is_extended_real(self) -> bool | None:
+        return self.args[0].is_extended_real
+
+    def _eval_is_extended_positive(self) -> bool | None:
+        return True if self.args[0].is_extended_real else None
+
+    def _eval_rewrite_as_exp(self, x: Any, **kwargs: Any) -> Any:
+        return sympy.log(1 + sympy.exp(x))
+
+
+class Power(sympy.Function):
+    """``u**v`` with a non-constant exponent, differentiating as the op table does:
+    ``∂/∂u = v*u**(v - 1)`` and ``∂/∂v = u**v*log(u)``.
+
+    SymPy's own ``d(u**v)/du = v*u**v/u`` is ``0/0 = nan`` at u = 0, where the op table's rule
+    gives 0 (v = 2) or inf (v = 1/2): the policy table says which.
+    """
+
+    @classmethod
+    def eval(cls, u: Any, v: Any) -> Any:
+        return u**v if v.is_Number else None
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        u, v = self.args
+        return v * Power(u, v - 1) if argindex == 1 else self * sympy.log(u)
+
+    def _eval_is_extended_real(self) -> bool | None:
+        u, v = self.args
+        return True if u.is_extended_positive and v.is_extended_real else None
+
+    def _eval_is_extended_positive(self) -> bool | None:
+        u, v = self.args
+        return True if u.is_extended_positive and v.is_extended_real else None
+
+    def _eval_rewrite_as_Pow(self, u: Any, v: Any, **kwargs: Any) -> Any:
+        return u**v
+
+
+class _Extremum(sympy.Function):
+    """``max``/``min`` for SymPy as the op table has them: unevaluated (SymPy's Max and Min compare
+    every pair of arguments symbolically when built, which on large arguments takes minutes: the
+    symbolic method hung on 30-op random graphs), each partial a half-at-a-tie step."""
+
+    nargs = 2
+    _first_wins: int  # +1 for max (the first operand's partial is the step of a0 - a1), -1 for min
+
+    @classmethod
+    def eval(cls, a: Any, b: Any) -> Any:
+        if a == b:
+            return a
+        if a.is_Number and b.is_Number:
+            return (sympy.Max if cls._first_wins > 0 else sympy.Min)(a, b)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        a, b = self.args
+        difference = (a - b) if (argindex == 1) == (self._first_wins > 0) else (b - a)
+        return sympy.Heaviside(difference, sympy.S.Half)
+
+    def _eval_is_extended_real(self) -> bool | None:
+        a, b = self.args
+        return True if a.is_extended_real and b.is_extended_real else None
+
+
+class Maximum(_Extremum):
+    _first_wins = 1
+
+
+class Minimum(_Extremum):
+    _first_wins = -1
+
+
+class Absolute(sympy.Function):
+    """``abs`` for SymPy as the op table has it: ``abs' = sign`` (0 at 0). SymPy's Abs differentiates
+    an argument it cannot prove real (``asin``, ``sqrt`` or ``log`` of anything) through ``re`` and
+    ``im``, which took minutes on 30-op random graphs; graphc's values are real."""
+
+    @classmethod
+    def eval(cls, u: Any) -> Any:
+        return sympy.Abs(u) if u.is_Number else None
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return sympy.sign(self.args[0])
+
+    def _eval_is_extended_real(self) -> bool | None:
+        return True if self.args[0].is_extended_real else None
+
+    def _eval_is_extended_nonnegative(self) -> bool | None:
+        return True if self.args[0].is_extended_real else None
+
+    def _eval_rewrite_as_Abs(self, u: Any, **kwargs: Any) -> Any:
+        return sympy.Abs(u)
+
+
 _FROM_CLASS[Relu] = "relu"
+_FROM_CLASS[Absolute] = "abs"
+_FROM_CLASS[Maximum] = "max"
+_FROM_CLASS[Minimum] = "min"
+_FROM_CLASS[Sigmoid] = "sigmoid"
+_FROM_CLASS[Softplus] = "softplus"
+_FROM_CLASS[Power] = "pow"
+# With policy=True, these ops go to SymPy as functions whose derivatives are the op table's rules.
+_POLICY_CLASSES: dict[str, Any] = {
+    "relu": Relu,
+    "sigmoid": Sigmoid,
+    "softplus": Softplus,
+    "abs": Absolute,
+    "max": Maximum,
+    "min": Minimum,
+}
 
 
 def sympy_number(value: float) -> Any:
@@ -69,8 +213,12 @@ def sympy_number(value: float) -> Any:
 def to_sympy(graph: Graph, *, policy: bool = False) -> Any:
     """The graph's outputs as SymPy expressions (one, or a tuple for several outputs).
 
-    ``relu`` becomes ``Max(x, 0)``, or with ``policy=True`` the function :class:`Relu`, whose
-    derivative follows graphc's policy at 0.
+    ``relu`` becomes ``Max(x, 0)``; with ``policy=True``, ``relu``, ``sigmoid``, ``softplus``,
+    ``abs``, ``max``, ``min`` and ``pow`` with a non-constant exponent become :class:`Relu`,
+    :class:`Sigmoid`, :class:`Softplus`, :class:`Absolute`, :class:`Maximum`, :class:`Minimum`
+    and :class:`Power`,
+    whose derivatives are the op table's rules (graphc's policy at kinks,
+    singular points and overflow; see graphc/policy.py).
     """
     keep = graph.reachable()
     built: dict[int, Any] = {}
@@ -83,8 +231,10 @@ def to_sympy(graph: Graph, *, policy: bool = False) -> Any:
                 built[node] = sympy.Symbol(graph.name(node), real=True)
             elif op == CONST:
                 built[node] = sympy_number(graph.const_value(node))  # type: ignore[arg-type]
-            elif policy and op == "relu":
-                built[node] = Relu(built[graph.args(node)[0]])
+            elif policy and op in _POLICY_CLASSES:
+                built[node] = _POLICY_CLASSES[op](*(built[a] for a in graph.args(node)))
+            elif policy and op == "pow" and graph.op(graph.args(node)[1]) != CONST:
+                built[node] = Power(*(built[a] for a in graph.args(node)))
             else:
                 built[node] = OPS[op].sympy(*(built[a] for a in graph.args(node)))
     except RecursionError:
@@ -143,6 +293,8 @@ def _convert(graph: Graph, expr: Any, args: list[int]) -> int:
             return graph.apply("sqrt", args[0])
         if expr.exp == -1:
             return graph.div(graph.const(1.0), args[0])
+        if expr.exp == sympy.Rational(-1, 2):  # as the op table's sqrt' = 0.5/sqrt(u): -inf at -0.0
+            return graph.div(graph.const(1.0), graph.apply("sqrt", args[0]))
         return graph.pow(args[0], args[1])
     if isinstance(expr, (sympy.Max, sympy.Min)):
         return _fold(graph, "max" if isinstance(expr, sympy.Max) else "min", args)

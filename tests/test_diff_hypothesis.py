@@ -15,9 +15,11 @@ import math
 import random
 from typing import Any
 
+import pytest
 import sympy
 from hypothesis import assume, event, given, note
 from hypothesis import strategies as st
+from hypothesis.errors import UnsatisfiedAssumption
 from test_diff import EXACT, random_dag_with_twin, sym
 from test_hypothesis import POINTS, SHADOW, Formula, fast, formulas, well_conditioned
 
@@ -156,7 +158,9 @@ def check_all_methods(graph: graphc.Graph, twin: Any, point: dict[str, float]) -
     assume(names)
     try:
         derivatives = [sympy.diff(twin, sym(name)) for name in names]
-    except (ValueError, TypeError, KeyError):  # SymPy bugs on unevaluated trees: Max(0, pi - pi)...
+    # SymPy bugs on unevaluated trees: Max(0, pi - pi)..., and ZeroDivisionError in Add.primitive for
+    # tan(tan((0 - 0) - y)) (about one example in 2,000: this test's occasional failure).
+    except (ValueError, TypeError, KeyError, ZeroDivisionError):
         event("SymPy could not differentiate the twin")
         assume(False)
     expected = [exact_at(d, point) for d in derivatives]
@@ -215,3 +219,14 @@ def test_random_op_table_graphs_every_method_matches_sympy(
     text, twin = random_dag_with_twin(rng, size)
     note(text)
     check_all_methods(graphc.parse(text), twin, point)
+
+
+@fast(1)
+@given(st.just(None))
+def test_a_twin_sympy_cannot_differentiate_is_skipped_not_failed(_: None) -> None:
+    """sympy.diff of the unevaluated tan(tan((0 - 0) - y)) raises ZeroDivisionError (a SymPy bug);
+    found by the random-formula test above, which failed about once in 40 runs because of it."""
+    with sympy.evaluate(False):
+        twin = sympy.tan(sympy.tan((sympy.Integer(0) - sympy.Integer(0)) - sym("y")))
+    with pytest.raises(UnsatisfiedAssumption):
+        check_all_methods(graphc.parse("tan(tan((0 - 0) - y))"), twin, {"x": 0.5, "y": -1.2, "z": 0.5})

@@ -1,7 +1,11 @@
 """``symbolic``: the graph to SymPy, ``sympy.diff``, optionally ``sympy.cse``, back to a graph.
 
-This method is the independent oracle: the derivatives come from SymPy's own rules, not from the
-op table (except ``relu``, whose kink follows graphc's policy). SymPy recurses over expression
+This method is the independent oracle for smooth functions: the derivatives of the elementary
+functions and the chain rule are SymPy's own. The ops with a kink or an IEEE hazard (``relu``,
+``abs``, ``max``, ``min``, ``sigmoid``, ``softplus``, ``pow`` with a non-constant exponent) go to
+SymPy as functions whose derivatives are the op table's rules, so that every row of the policy
+table (graphc/policy.py) holds here too (and SymPy's own Abs and Max, which take minutes on large
+arguments, are never built). SymPy recurses over expression
 depth (``diff`` of about 300 nested ``sin`` fails); that is reported as a :class:`SymbolicError`
 naming the depth and pointing to ``dp``, never as a ``RecursionError``.
 """
