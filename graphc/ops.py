@@ -129,8 +129,9 @@ def _instruction(name: str) -> Lowering:
 
 
 def _call(symbol: str) -> Lowering:
-    """A call of the C library function NumPy's ufunc computes with, of an exact LLVM intrinsic, or
-    of graphc's own vectorisable function (``graphc_exp``: see graphc.backends.llvm_math)."""
+    """A call of a C library function (``cosh``; NumPy's own SIMD ufuncs may differ from it in the
+    last bit), of an exact LLVM intrinsic, or of graphc's own vectorisable function (``graphc_exp``:
+    see graphc.backends.llvm_math)."""
     return lambda e, a: e.call(symbol, *a)
 
 
