@@ -32,6 +32,8 @@ class Problem:
     order: int = 1  # 1: the gradient; n > 1: the n-th derivative in the single variable
     size: int = 0  # the number of operations, for the B5 size axis (0: not a size series)
     notes: str = ""
+    quick_points: int = 0  # --quick's batch for a heavy problem (0: the run's N)
+    weight: float = 1.0  # the cell timeout is --timeout times this
     variables: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -147,7 +149,7 @@ def _problems() -> dict[str, Problem]:
             {"x1": (-2.0, 2.0), "x2": (-2.0, 2.0)},
         ),
     ]
-    for size, label in ((1_000, "1k"), (10_000, "10k"), (100_000, "100k")):
+    for size, label, weight in ((1_000, "1k", 1.0), (10_000, "10k", 1.0), (100_000, "100k", 3.0)):
         problems.append(
             Problem(
                 f"B5-{label}",
@@ -155,6 +157,8 @@ def _problems() -> dict[str, Problem]:
                 random_dag(size),
                 {f"x{i}": unit for i in range(1, 9)},
                 size=size,
+                quick_points=min(100_000, 100_000_000 // size),
+                weight=weight,
             )
         )
     problems.append(
@@ -165,6 +169,7 @@ def _problems() -> dict[str, Problem]:
             {"x": (-3.0, 3.0)},
             order=10,
             notes="the 'gradient' is d^10 f/dx^10, the 'function' f",
+            quick_points=10_000,
         )
     )
     return {problem.name: problem for problem in problems}

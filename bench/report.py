@@ -119,13 +119,18 @@ def _first_missing(cell: dict[str, Any]) -> str | None:
 def problem_section(problem: str, row: dict[str, dict[str, Any]]) -> list[str]:
     spec = PROBLEMS[problem]
     lines = [f"## {problem}: {spec.title}", ""]
-    if spec.notes:
-        lines += [f"Points: {spec.notes}.", ""]
+    points = sorted({cell["points"] for cell in row.values() if "points" in cell})
+    if points:
+        lines += [
+            f"Batch: N = {', '.join(f'{p:,}' for p in points)} points"
+            + (f"; {spec.notes}." if spec.notes else "."),
+            "",
+        ]
     heads = [head for _, head, _, _ in FIGURES]
     lines.append("| system | " + " | ".join(heads) + " | finite | status |")
     lines.append("|---|" + "---:|" * len(heads) + "---|---|")
     for name, cell in row.items():
-        if cell["status"].startswith(("skipped", "n/a")):
+        if cell["status"].startswith(("skipped", "n/a", "not run")):
             lines.append(f"| {name} | " + " | ".join("—" for _ in heads) + f" | — | {cell['status']} |")
             continue
         texts = [_cell_text(cell, figure, scale, form) for figure, _, scale, form in FIGURES]
@@ -347,7 +352,11 @@ def markdown(results: dict[str, Any], plotted: bool) -> str:
             f"- rel. error: max over partials of max|g − ref| / max|ref| on 1,000 check points; the reference is "
             f"{results['reference']} (graphc's systems time the dp method). finite: every checked value finite."
         ),
-        "- A cell that timed out or failed shows its status in the first figure it did not reach.",
+        (
+            "- A cell that timed out or failed shows its status in the first figure it did not reach. "
+            "B5-100k's timeout is 3× the others'. A system that gives no compile time on a B5 size "
+            "(timeout or failure before its gradient existed) is not run on the larger sizes."
+        ),
         "",
     ]
     lines += headline(by_problem)

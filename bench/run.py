@@ -65,6 +65,12 @@ def _names(given: str | None, known: dict[str, Any], what: str, parser: argparse
     return names
 
 
+def points_for(problem: str, args: argparse.Namespace) -> int:
+    """The batch size: N, or in --quick a heavy problem's smaller batch (each cell records its own)."""
+    quick = PROBLEMS[problem].quick_points
+    return min(args.points, quick) if args.quick and quick else args.points
+
+
 def run_cell(
     system: str, problem: str, args: argparse.Namespace, scratch: str, check_only: bool = False
 ) -> dict:
@@ -73,24 +79,28 @@ def run_cell(
     check = os.path.join(scratch, f"{problem}.{system}.npy")
     command = [
         sys.executable, os.path.join(HERE, "cell.py"), "--system", system, "--problem", problem,
-        "--points", str(args.points), "--repeats", str(args.repeats), "--records", records, "--check", check,
+        "--points", str(points_for(problem, args)), "--repeats", str(args.repeats),
+        "--records", records, "--check", check,
     ]  # fmt: skip
     if check_only:
         command.append("--check-only")
     env = dict(os.environ, GRAPHC_NO_CACHE="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    timeout = args.timeout * PROBLEMS[problem].weight * (3 if check_only else 1)
     start = time.perf_counter()
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
     )
     try:
-        _, stderr = process.communicate(timeout=args.timeout)
+        _, stderr = process.communicate(timeout=timeout)
         status = "ok" if process.returncode == 0 else f"failed: {_last_line(stderr, process.returncode)}"
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)  # the cell and anything it started (gcc, ...)
         process.communicate()
-        status = f"timeout ({args.timeout:g}s)"
+        status = f"timeout ({timeout:g}s)"
     figures: dict[str, Any] = {"status": status, "wall_s": time.perf_counter() - start}
+    if not check_only:
+        figures["points"] = points_for(problem, args)
     if os.path.exists(records):
         with open(records, encoding="utf-8") as file:
             for line in file:
@@ -127,18 +137,27 @@ def relative_error(check_file: str | None, reference_file: str | None) -> float 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cells: list[dict[str, Any]] = []
+    gave_up: dict[str, str] = {}  # system -> the smaller size of a series it timed out or failed on
+    order = sorted(args.problems, key=lambda name: (PROBLEMS[name].size, args.problems.index(name)))
+    order = [name for name in args.problems if not PROBLEMS[name].size] + [
+        n for n in order if PROBLEMS[n].size
+    ]
     with tempfile.TemporaryDirectory(prefix="graphc-bench-") as scratch:
-        for problem in args.problems:
+        for problem in order:
             reference = run_cell(REFERENCE.name, problem, args, scratch, check_only=True)
             print(f"{problem}: reference {reference['status']}", flush=True)
             for system in args.systems:
                 reason = SYSTEMS[system].unavailable(problem)
+                if reason is None and PROBLEMS[problem].size and system in gave_up:
+                    reason = f"not run: gave up on {gave_up[system]}"
                 if reason is not None:
                     cells.append({"problem": problem, "system": system, "status": reason})
                     continue
                 figures = run_cell(system, problem, args, scratch)
                 figures["error"] = relative_error(figures.pop("check_file"), reference["check_file"])
                 cells.append({"problem": problem, "system": system, **figures})
+                if PROBLEMS[problem].size and figures["status"] != "ok" and "build_s" not in figures:
+                    gave_up[system] = problem  # no compile time at this size: none at a larger one
                 print(f"{problem}: {system:17s} {figures['status']}  ({figures['wall_s']:.1f} s)", flush=True)
     settings = {
         key: getattr(args, key) for key in ("quick", "points", "repeats", "timeout", "problems", "systems")

@@ -378,8 +378,19 @@ SYSTEMS: dict[str, System] = {
     )
 }
 
-# The reference gradient every system's error is measured against: graphc's forward (tangent)
-# method, a different accumulation from the dp method graphc's systems time, on the NumPy backend.
+
+def _reference(problem: Problem, graph: Graph) -> Built:
+    from reference import dual_gradient
+
+    if problem.order > 1:
+        return _graphc("numpy", "forward")(problem, graph)
+    return Built(gradient=lambda xs: dual_gradient(graph, xs), function=lambda: lambda xs: None)
+
+
+# The reference gradient every system's error is measured against (see reference.py).
 REFERENCE = System(
-    "reference", "graphc forward-mode derivative, NumPy backend, float64", _graphc("numpy", "forward")
+    "reference",
+    "forward-mode dual numbers over graphc's parsed function graph in NumPy float64 (bench/reference.py; "
+    "independent of graphc's differentiation); for B6's 10th derivative, graphc's forward method on NumPy",
+    _reference,
 )

@@ -39,7 +39,11 @@ def test_a_cell_runs_and_is_published(tmp_path):
     assert cell["finite"] is True
     assert cell["error"] <= 1e-10  # against the forward-mode reference
     assert "## B2a: x1*x2 + exp(x1*x2) - sin(x2)" in text
-    assert "| graphc-numpy | " in text and "fewer points than the full run" in text
+    assert (
+        "| graphc-numpy | " in text
+        and "fewer points than the full run" in text
+        and "Batch: N = 1,000 points" in text
+    )
     assert "## The goals, judged on this run" in text
 
 
