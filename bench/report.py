@@ -17,6 +17,7 @@ from systems import SYSTEMS
 GRAPHC = ("graphc-llvm", "graphc-numpy")
 PEER_DISTRIBUTIONS = ("numpy", "llvmlite", "sympy", "symengine", "casadi", "pytensor", "jax", "jaxlib")
 ERROR_GOAL = 1e-10
+WRONG = 1e-8  # a peer whose gradient is off by more than this (or not finite) is never the best peer
 
 
 # name, heading, unit scale, format; every figure is "lower is better"
@@ -77,12 +78,19 @@ def _table(cells: list[dict[str, Any]], problem: str) -> dict[str, dict[str, Any
     return {cell["system"]: cell for cell in cells if cell["problem"] == problem}
 
 
+def trusted(cell: dict[str, Any]) -> bool:
+    """A cell whose gradient was checked finite and right (to WRONG relative): it may be a best peer."""
+    error = cell.get("error")
+    return cell.get("finite") is True and isinstance(error, (int, float)) and error <= WRONG
+
+
 def best_peer(row: dict[str, dict[str, Any]], figure: str) -> tuple[str, float] | None:
-    """The peer with the lowest value of ``figure`` in one problem's row (graphc and the hand C excluded)."""
+    """The peer with the lowest value of ``figure`` in one problem's row, among the trusted ones
+    (graphc and the hand-written C excluded)."""
     values = [
         (cell[figure], name)
         for name, cell in row.items()
-        if SYSTEMS[name].peer and isinstance(cell.get(figure), (int, float))
+        if SYSTEMS[name].peer and trusted(cell) and isinstance(cell.get(figure), (int, float))
     ]
     if not values:
         return None
@@ -158,7 +166,8 @@ def headline(cells_by_problem: dict[str, dict[str, dict[str, Any]]]) -> list[str
         (
             "Each entry is graphc-llvm's figure divided by the best peer's (lower is better for every "
             "figure: below 1 graphc leads), with the best peer named. Peers: every system but graphc's "
-            "and the hand-written C."
+            "and the hand-written C, and only those whose gradient was finite and agreed with the reference "
+            f"to {WRONG:g} on the check points."
         ),
         "",
         "| problem | " + " | ".join(heads) + " |",
