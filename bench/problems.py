@@ -157,7 +157,7 @@ def _problems() -> dict[str, Problem]:
                 random_dag(size),
                 {f"x{i}": unit for i in range(1, 9)},
                 size=size,
-                quick_points=min(100_000, 100_000_000 // size),
+                quick_points=30_000_000 // size,
                 weight=weight,
             )
         )

@@ -339,8 +339,9 @@ def markdown(results: dict[str, Any], plotted: bool) -> str:
         f"- Versions: {versions}.",
         f"- Batch: N = {settings['points']:,} points per variable (float64)"
         + (
-            " — **--quick: fewer points than the full run's 1,000,000**"
-            if settings["points"] < 1_000_000
+            " — **--quick: fewer points than the full run's 1,000,000, and fewer still on B5 and B6 "
+            "(each problem states its N)**"
+            if settings["quick"] or settings["points"] < 1_000_000
             else ""
         )
         + f"; times are the median of {settings['repeats']} calls after one warm-up call; "
@@ -359,7 +360,10 @@ def markdown(results: dict[str, Any], plotted: bool) -> str:
         ),
         (
             f"- rel. error: max over partials of max|g − ref| / max|ref| on 1,000 check points; the reference is "
-            f"{results['reference']} (graphc's systems time the dp method). finite: every checked value finite."
+            f"{results['reference']} (graphc's systems time the dp method). The reference "
+            "computes sin, cos, tanh, exp with NumPy's ufuncs, compiled systems with libm or their own code: "
+            "on deep graphs (B5-100k is ~22,000 operations deep) the figure includes those roundings amplified "
+            "by the graph's conditioning. finite: every checked value finite."
         ),
         (
             "- A cell that timed out or failed shows its status in the first figure it did not reach. "

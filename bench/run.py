@@ -1,6 +1,6 @@
 """Benchmark graphc against its peers: every (system, problem) cell in a fresh process with a timeout.
 
-    python bench/run.py --quick                      # a few minutes: 100,000 points, short timeouts
+    python bench/run.py --quick                      # ~10 minutes: 100,000 points, 12 s timeouts
     python bench/run.py                              # the full run: 1,000,000 points, median of 7
     python bench/run.py --problems B1,B6 --systems graphc-llvm,jax --out /tmp/bench
 
@@ -31,17 +31,21 @@ from report import machine, write_outputs
 from systems import REFERENCE, SYSTEMS
 
 FULL = {"points": 1_000_000, "repeats": 7, "timeout": 600.0}
-QUICK = {"points": 100_000, "repeats": 3, "timeout": 20.0}
+QUICK = {"points": 100_000, "repeats": 5, "timeout": 12.0}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark graphc against its peers (see bench/RESULTS.md).")
-    parser.add_argument("--quick", action="store_true", help="100,000 points, 3 repeats, 20 s timeouts")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="100,000 points (fewer on B5-10k, B5-100k, B6), 5 repeats, 12 s timeouts",
+    )
     parser.add_argument("--problems", help=f"comma-separated, from: {', '.join(PROBLEMS)} (default: all)")
     parser.add_argument("--systems", help=f"comma-separated, from: {', '.join(SYSTEMS)} (default: all)")
-    parser.add_argument("--timeout", type=float, help="seconds per cell (default: 600, --quick: 20)")
+    parser.add_argument("--timeout", type=float, help="seconds per cell (default: 600, --quick: 12)")
     parser.add_argument("--points", type=int, help="batch size N (default: 1,000,000, --quick: 100,000)")
-    parser.add_argument("--repeats", type=int, help="timed repeats after warm-up (default: 7, --quick: 3)")
+    parser.add_argument("--repeats", type=int, help="timed repeats after warm-up (default: 7, --quick: 5)")
     parser.add_argument("--out", default=HERE, help="directory for RESULTS.md, results.json, the plot")
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
