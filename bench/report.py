@@ -148,7 +148,7 @@ def problem_section(problem: str, row: dict[str, dict[str, Any]]) -> list[str]:
         if system in row:
             ratios = [ratio_text(row, system, figure) for figure, *_ in FIGURES]
             lines.append(f"| *{system} / best peer* | " + " | ".join(ratios) + " | | |")
-    if "c-hand" in row and "graphc-llvm" in row:
+    if _value(row, "c-hand", "grad_s") is not None and "graphc-llvm" in row:
         ratios = []
         for figure, *_ in FIGURES:
             mine, theirs = row["graphc-llvm"].get(figure), row["c-hand"].get(figure)

@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--points", type=int, help="batch size N (default: 1,000,000, --quick: 100,000)")
     parser.add_argument("--repeats", type=int, help="timed repeats after warm-up (default: 7, --quick: 5)")
     parser.add_argument("--out", default=HERE, help="directory for RESULTS.md, results.json, the plot")
+    parser.add_argument(
+        "--render", metavar="JSON", help="measure nothing: write RESULTS.md and the plot from a results.json"
+    )
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
     for key, value in defaults.items():
@@ -172,7 +175,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    results = run(args)
+    if args.render:
+        with open(args.render, encoding="utf-8") as file:
+            results = json.load(file)
+    else:
+        results = run(args)
     for path in write_outputs(results, args.out):
         print(f"wrote {path}")
 
