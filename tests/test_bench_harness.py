@@ -45,6 +45,9 @@ def test_a_cell_runs_and_is_published(tmp_path):
         and "Batch: N = 1,000 points" in text
     )
     assert "## The goals, judged on this run" in text
+    rendered = tmp_path / "rendered"
+    run.main(["--render", str(tmp_path / "results.json"), "--out", str(rendered)])
+    assert read(rendered)[1] == text  # the same figures give the same page
 
 
 def test_a_timeout_is_a_cell_not_a_crash(tmp_path):
