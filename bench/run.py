@@ -95,9 +95,10 @@ def run_cell(
     env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     timeout = args.timeout * PROBLEMS[problem].weight * (3 if check_only else 1)
     start = time.perf_counter()
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
-    )
+    process = subprocess.Popen(  # in the scratch directory: CasADi's JIT leaves its C files in the cwd
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        cwd=scratch,
+    )  # fmt: skip
     try:
         _, stderr = process.communicate(timeout=timeout)
         status = "ok" if process.returncode == 0 else f"failed: {_last_line(stderr, process.returncode)}"
