@@ -1,0 +1,189 @@
+"""Benchmark graphc against its peers: every (system, problem) cell in a fresh process with a timeout.
+
+    python bench/run.py --quick                      # ~10 minutes: 100,000 points, 12 s timeouts
+    python bench/run.py                              # the full run: 1,000,000 points, median of 7
+    python bench/run.py --problems B1,B6 --systems graphc-llvm,jax --out /tmp/bench
+
+Writes RESULTS.md, results.json and b5_compile.png to --out (default: this directory). A missing
+peer is a skipped column; a crash or timeout is recorded in its cell and the run goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # graphc from a checkout
+sys.path.insert(0, HERE)
+
+from problems import PROBLEMS
+from report import machine, write_outputs
+from systems import REFERENCE, SYSTEMS
+
+FULL = {"points": 1_000_000, "repeats": 7, "timeout": 600.0}
+QUICK = {"points": 100_000, "repeats": 5, "timeout": 12.0}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark graphc against its peers (see bench/RESULTS.md).")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="100,000 points (fewer on B5-10k, B5-100k, B6), 5 repeats, 12 s timeouts",
+    )
+    parser.add_argument("--problems", help=f"comma-separated, from: {', '.join(PROBLEMS)} (default: all)")
+    parser.add_argument("--systems", help=f"comma-separated, from: {', '.join(SYSTEMS)} (default: all)")
+    parser.add_argument("--timeout", type=float, help="seconds per cell (default: 600, --quick: 12)")
+    parser.add_argument("--points", type=int, help="batch size N (default: 1,000,000, --quick: 100,000)")
+    parser.add_argument("--repeats", type=int, help="timed repeats after warm-up (default: 7, --quick: 5)")
+    parser.add_argument("--out", default=HERE, help="directory for RESULTS.md, results.json, the plot")
+    parser.add_argument(
+        "--render", metavar="JSON", help="measure nothing: write RESULTS.md and the plot from a results.json"
+    )
+    args = parser.parse_args(argv)
+    defaults = QUICK if args.quick else FULL
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.problems = _names(args.problems, PROBLEMS, "problem", parser)
+    args.systems = _names(args.systems, SYSTEMS, "system", parser)
+    if args.points < 1 or args.repeats < 1 or args.timeout <= 0:
+        parser.error("--points and --repeats must be >= 1 and --timeout > 0")
+    return args
+
+
+def _names(given: str | None, known: dict[str, Any], what: str, parser: argparse.ArgumentParser) -> list[str]:
+    if given is None:
+        return list(known)
+    names = [name.strip() for name in given.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        parser.error(f"unknown {what} {unknown[0]!r} (the {what}s are: {', '.join(known)})")
+    return names
+
+
+def points_for(problem: str, args: argparse.Namespace) -> int:
+    """The batch size: N, or in --quick a heavy problem's smaller batch (each cell records its own)."""
+    quick = PROBLEMS[problem].quick_points
+    return min(args.points, quick) if args.quick and quick else args.points
+
+
+def run_cell(
+    system: str, problem: str, args: argparse.Namespace, scratch: str, check_only: bool = False
+) -> dict:
+    """Run one cell in a fresh process; its figures, and a status: ok, timeout (Ns) or failed: why."""
+    records = os.path.join(scratch, f"{problem}.{system}.jsonl")
+    check = os.path.join(scratch, f"{problem}.{system}.npy")
+    command = [
+        sys.executable, os.path.join(HERE, "cell.py"), "--system", system, "--problem", problem,
+        "--points", str(points_for(problem, args)), "--repeats", str(args.repeats),
+        "--records", records, "--check", check,
+    ]  # fmt: skip
+    if check_only:
+        command.append("--check-only")
+    env = dict(os.environ, GRAPHC_NO_CACHE="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    timeout = args.timeout * PROBLEMS[problem].weight * (3 if check_only else 1)
+    start = time.perf_counter()
+    process = subprocess.Popen(  # in the scratch directory: CasADi's JIT leaves its C files in the cwd
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        cwd=scratch,
+    )  # fmt: skip
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+        status = "ok" if process.returncode == 0 else f"failed: {_last_line(stderr, process.returncode)}"
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the cell and anything it started (gcc, ...)
+        process.communicate()
+        status = f"timeout ({timeout:g}s)"
+    figures: dict[str, Any] = {"status": status, "wall_s": time.perf_counter() - start}
+    if not check_only:
+        figures["points"] = points_for(problem, args)
+    if os.path.exists(records):
+        with open(records, encoding="utf-8") as file:
+            for line in file:
+                figures.update(json.loads(line))
+    figures["check_file"] = check if os.path.exists(check) else None
+    return figures
+
+
+def _last_line(stderr: str, code: int) -> str:
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    if lines:
+        return lines[-1][:200]
+    return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+
+
+def relative_error(check_file: str | None, reference_file: str | None) -> float | None:
+    """max over partials of max|g - ref| / max|ref| on the check batch (normwise per partial)."""
+    if check_file is None or reference_file is None:
+        return None
+    got, want = np.load(check_file), np.load(reference_file)
+    if got.shape != want.shape:
+        return float("inf")
+    worst = 0.0
+    for g, r in zip(got, want, strict=True):
+        finite = np.isfinite(r)
+        scale = np.abs(r[finite]).max(initial=0.0) or 1.0
+        with np.errstate(invalid="ignore"):
+            difference = np.abs(g[finite] - r[finite])
+        worst = max(
+            worst, float(difference.max(initial=0.0)) / scale if np.isfinite(difference).all() else np.inf
+        )
+    return worst
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    cells: list[dict[str, Any]] = []
+    gave_up: dict[str, str] = {}  # system -> the smaller size of a series it timed out or failed on
+    order = sorted(args.problems, key=lambda name: (PROBLEMS[name].size, args.problems.index(name)))
+    order = [name for name in args.problems if not PROBLEMS[name].size] + [
+        n for n in order if PROBLEMS[n].size
+    ]
+    with tempfile.TemporaryDirectory(prefix="graphc-bench-") as scratch:
+        for problem in order:
+            reference = run_cell(REFERENCE.name, problem, args, scratch, check_only=True)
+            print(f"{problem}: reference {reference['status']}", flush=True)
+            for system in args.systems:
+                reason = SYSTEMS[system].unavailable(problem)
+                if reason is None and PROBLEMS[problem].size and system in gave_up:
+                    reason = f"not run: gave up on {gave_up[system]}"
+                if reason is not None:
+                    cells.append({"problem": problem, "system": system, "status": reason})
+                    continue
+                figures = run_cell(system, problem, args, scratch)
+                figures["error"] = relative_error(figures.pop("check_file"), reference["check_file"])
+                cells.append({"problem": problem, "system": system, **figures})
+                if PROBLEMS[problem].size and figures["status"] != "ok" and "build_s" not in figures:
+                    gave_up[system] = problem  # no compile time at this size: none at a larger one
+                print(f"{problem}: {system:17s} {figures['status']}  ({figures['wall_s']:.1f} s)", flush=True)
+    settings = {
+        key: getattr(args, key) for key in ("quick", "points", "repeats", "timeout", "problems", "systems")
+    }
+    return {"machine": machine(), "settings": settings, "reference": REFERENCE.summary, "cells": cells}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    if args.render:
+        with open(args.render, encoding="utf-8") as file:
+            results = json.load(file)
+    else:
+        results = run(args)
+    for path in write_outputs(results, args.out):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
