@@ -76,7 +76,8 @@ def _graphc(backend: str, method: str = "dp") -> Callable[[Problem, Graph], Buil
             kernel = graphc.grad(parsed, method=method, backend=backend, **threads)
         else:
             wrt = problem.variables[0]
-            kernel = graphc.derivative(parsed, wrt, problem.order, method=method, backend=backend, **threads)
+            # the method graphc.derivative chooses for one variable (forward), as a user would get it
+            kernel = graphc.derivative(parsed, wrt, problem.order, backend=backend, **threads)
 
         def function() -> Callable[[Any], Any]:
             forward = graphc.compile(parsed, backend, **threads)

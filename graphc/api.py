@@ -294,13 +294,17 @@ def derivative(
     expr: Any,
     wrt: str,
     order: int = 1,
-    method: str = "dp",
+    method: str = "forward",
     backend: str = "numpy",
     *,
     threads: int | None = None,
     **options: Any,
 ) -> Kernel:
     """A kernel returning the ``order``-th derivative in one variable (one value per output).
+
+    The default method is ``forward``: with one variable it is one tangent pass per order, and its
+    graphs stay small when differentiated again, where repeated reverse passes do not (the 10th
+    derivative of ``sin`` nested 7 deep: 2,292 nodes by ``forward``, 65,243 by ``dp``).
 
     >>> d3 = derivative("x**5", "x", order=3)
     >>> d3.outputs, float(d3(2.0))

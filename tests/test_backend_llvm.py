@@ -140,6 +140,23 @@ def test_scalars_in_scalars_out(kernels):
     assert isinstance(constant, np.float64) and constant == 3.0
 
 
+@pytest.mark.parametrize(
+    ("x", "y"),
+    [
+        (np.array(1.0), np.array(2.5)),
+        (np.array([1.0]), 2.5),
+        (np.ones((1, 1)), np.float32([[2.5]])),
+        (1.0, [2.5]),
+    ],
+)
+def test_one_point_given_as_arrays_has_the_arrays_shape(kernels, x, y):
+    # one point in arrays takes the point kernel: the same values, types and shapes as NumPy's
+    numpy_kernel, llvm_kernel = kernels
+    expected, got = numpy_kernel(x, y), llvm_kernel(x, y)
+    assert [type(v) for v in got] == [type(v) for v in expected]
+    assert all(np.shape(g) == np.shape(e) and g == e for g, e in zip(got, expected, strict=True))
+
+
 def test_broadcast_batches_and_shapes(kernels):
     numpy_kernel, llvm_kernel = kernels
     x = np.linspace(-3, 3, 100_001)

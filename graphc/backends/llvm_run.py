@@ -96,6 +96,10 @@ class CompiledKernel:
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
         size = math.prod(shape)
+        if out is None and size == 1:  # one point given as arrays: the point kernel, then shaped
+            point = np.concatenate([a.ravel() for a in arrays]) if arrays else np.empty(1)
+            rows = self._point_results(point).reshape(self._outputs, *shape)  # shape (): np.float64s
+            return rows[0] if self._outputs == 1 else tuple(rows)
         keep: list[np.ndarray] = []  # what the kernel reads: alive until it returns
         steps: list[int] = []
         for a in arrays:
@@ -124,12 +128,16 @@ class CompiledKernel:
 
     def _at_point(self, values: tuple[Any, ...]) -> Any:
         """One point of Python or NumPy scalars: the point kernel, no pointer arrays."""
-        point = np.array(values, dtype=np.float64) if values else np.empty(1)
+        results = self._point_results(np.array(values, dtype=np.float64) if values else np.empty(1))
+        return results[0] if self._outputs == 1 else tuple(results)
+
+    def _point_results(self, point: np.ndarray) -> np.ndarray:
+        """The outputs at one point (a contiguous float64 array of the inputs), in a new array."""
         results = np.empty(self._outputs)
         scratch = np.empty(self._scratch) if self._scratch else None
         if self._point(_address(point), _address(results), None if scratch is None else _address(scratch)):
-            return self.exact()._at_point(values)
-        return results[0] if self._outputs == 1 else tuple(results)
+            return self.exact()._point_results(point)
+        return results
 
     def _run(self, inputs: int, steps: int, outputs: int, size: int) -> None:
         pieces = 1
