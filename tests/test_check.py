@@ -53,9 +53,12 @@ def test_forward_mode_relates_backward_nodes_to_tangents():
 
 
 def test_symbolic_method_reports_the_node_without_relating_it():
+    # SymPy's derivative x/sqrt(x**2 + y**2) is 0/0 at the origin: named, but SymPy's nodes are not
+    # local derivatives or adjoints of the function's nodes, so no such role is claimed
     result = check("sqrt(x^2 + y^2)", at={"x": 0, "y": 0}, method="symbolic")
-    first = result.backward[0]
-    assert first.value == math.inf and first.role is None
+    assert result.backward and all(math.isnan(s.value) or math.isinf(s.value) for s in result.backward)
+    roles = " ".join(s.role or "" for s in result.backward)
+    assert "local derivative" not in roles and "adjoint" not in roles and "tangent" not in roles
 
 
 @pytest.mark.parametrize("backend", AVAILABLE)
