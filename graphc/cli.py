@@ -376,11 +376,31 @@ def _add_report_command(commands: Any) -> None:
     add_command(commands)
 
 
+def read_expression(expr: str) -> str:
+    """EXPR as given, or the text of standard input for ``-``, or of a file for ``@FILE``.
+
+    Neither can start a formula, and a long program (over the 128 KB a single command-line argument
+    may have on Linux) can only come this way.
+    """
+    if expr == "-":
+        return sys.stdin.read()
+    if expr.startswith("@"):
+        path = expr[1:]
+        try:
+            with open(path, encoding="utf-8") as file:
+                return file.read()
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            raise UsageError(f"cannot read the formula from {path!r}: {reason}") from None
+    return expr
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="graphc",
         description="graphc: a symbolic computational-graph compiler. Formulas in, compiled functions "
-        "and their derivatives out.",
+        "and their derivatives out. Wherever a command takes EXPR, '-' reads it from standard input "
+        "and '@FILE' from a file (UTF-8).",
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"graphc {__version__}")
@@ -522,6 +542,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()  # inside: Ctrl-C while it imports the commands is one line too
         args = parser.parse_args(_reorder(parser, args_list))
+        if isinstance(getattr(args, "expr", None), str):
+            args.expr = read_expression(args.expr)
         return int(args.run(args))
     except ParseError as err:
         first, _, caret = err.render().partition("\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -120,3 +121,21 @@ def test_launchers_behave_like_graphc(launcher):
     assert bad.returncode == 2
     assert bad.stderr.startswith("graphc: error: expected an operand")
     assert "Traceback" not in bad.stderr
+
+
+def test_expr_from_a_file_or_standard_input(capsys, tmp_path, monkeypatch):
+    program = tmp_path / "program.gc"
+    program.write_text("u = x*y\nsin(u) + u^2\n", encoding="utf-8")
+    code, out, _ = run(capsys, "eval", f"@{program}", "--at", "x=0,y=2")
+    assert (code, out) == (0, "0.0\n")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("x*y"))
+    code, out, _ = run(capsys, "grad", "-", "--at", "x=2,y=3")
+    assert (code, out) == (0, "f = 6.0\n∂f/∂x = 3.0\n∂f/∂y = 2.0\n")
+
+
+@pytest.mark.parametrize("name", ["missing.gc", "binary.gc"])
+def test_an_unreadable_expr_file_is_one_line_with_status_2(capsys, tmp_path, name):
+    (tmp_path / "binary.gc").write_bytes(b"\xff\xfe x")
+    code, out, err = run(capsys, "grad", f"@{tmp_path / name}")
+    assert (code, out) == (2, "")
+    assert err.startswith("graphc: error: cannot read the formula from ") and err.count("\n") == 1
