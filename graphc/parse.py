@@ -30,7 +30,25 @@ from graphc.ops import BINARY_INFIX, CONSTANTS, FUNCTIONS, OPS, RESERVED, Op
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "**": 4, "^": 4}
 _PYTHON_WORDS = frozenset(
-    "if else elif for while lambda and or not in is def class return import from with".split()
+    [
+        "if",
+        "else",
+        "elif",
+        "for",
+        "while",
+        "lambda",
+        "and",
+        "or",
+        "not",
+        "in",
+        "is",
+        "def",
+        "class",
+        "return",
+        "import",
+        "from",
+        "with",
+    ]
 )
 _UNSUPPORTED = {
     "//": "floor division '//' is not part of the language",
