@@ -17,7 +17,8 @@ from systems import SYSTEMS
 GRAPHC = ("graphc-llvm", "graphc-numpy")
 PEER_DISTRIBUTIONS = ("numpy", "llvmlite", "sympy", "symengine", "casadi", "pytensor", "jax", "jaxlib")
 ERROR_GOAL = 1e-10
-WRONG = 1e-8  # a peer whose gradient is off by more than this (or not finite) is never the best peer
+WRONG = 1e-6  # a peer off by more than this (or not finite) is wrong, never the best peer: float64
+# rounding through B5-100k's 22,000-deep graph alone costs every system ~1e-8 against the reference
 
 
 # name, heading, unit scale, format; every figure is "lower is better"
@@ -280,6 +281,19 @@ def goals(cells_by_problem: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
                 misses.append(f"{problem} {name} ({'no figure' if error is None else f'{error:.1e}'})")
     verdict(
         f"graphc's gradients agree with the reference to {ERROR_GOAL:g} relative",
+        misses if measured else None,
+    )
+    # The reference is in extended precision: on an ill-conditioned graph no float64 system can
+    # meet a fixed bound, so also judge graphc against the most accurate peer on the same problem.
+    misses = []
+    for problem, row in cells_by_problem.items():
+        best = best_peer(row, "error")
+        for name in GRAPHC:
+            error = _value(row, name, "error")
+            if best and error is not None and error > max(2 * best[1], ERROR_GOAL):
+                misses.append(f"{problem} {name} ({error:.1e} against {best[0]}'s {best[1]:.1e})")
+    verdict(
+        "graphc's error ≤ twice the most accurate peer's (or within the bound above) on every problem",
         misses if measured else None,
     )
     return [*lines, ""]

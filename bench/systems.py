@@ -391,7 +391,8 @@ def _reference(problem: Problem, graph: Graph) -> Built:
 # The reference gradient every system's error is measured against (see reference.py).
 REFERENCE = System(
     "reference",
-    "forward-mode dual numbers over graphc's parsed function graph in NumPy float64 (bench/reference.py; "
+    "forward-mode dual numbers over graphc's parsed function graph in NumPy's extended precision "
+    "(np.longdouble), rounded to float64 (bench/reference.py; "
     "independent of graphc's differentiation); for B6's 10th derivative, graphc's forward method on NumPy",
     _reference,
 )
