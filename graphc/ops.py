@@ -31,16 +31,17 @@ Rewrite = Callable[["Graph", tuple[int, ...]], "int | None"]
 class Emitter(Protocol):
     """What an LLVM lowering is given (graphc.backends.llvm provides it): a builder and two helpers."""
 
-    # A llvmlite.ir.IRBuilder positioned where the op's instructions go, or the IR-text builder of
-    # graphc.backends.llvm_text with the same methods (fadd, fsub, fmul, fdiv, fneg, fcmp_ordered,
-    # fcmp_unordered, or_, select): a lowering uses only those.
+    # The IR-text builder of graphc.backends.llvm_text, with the methods of llvmlite.ir.IRBuilder a
+    # lowering may use (fadd, fsub, fmul, fdiv, fneg, fcmp_ordered, fcmp_unordered, or_, select);
+    # its values are vectors of doubles, one lane per point, but a lowering need not know it.
     builder: Any
 
     def call(self, symbol: str, *args: Any) -> Any:
-        """A call of a libm function (``"sin"``) or an LLVM intrinsic (``"llvm.fabs.f64"``) on doubles."""
+        """A call of a libm function (``"atan"``), graphc's own (``"graphc_sin"``) or an LLVM
+        intrinsic (``"llvm.fabs.f64"``) on doubles; the emitter calls its vector form."""
 
     def const(self, value: float) -> Any:
-        """A double constant."""
+        """A double constant (in every lane)."""
 
 
 Lowering = Callable[[Emitter, tuple[Any, ...]], Any]  # (emitter, operand values) -> result value
@@ -133,6 +134,17 @@ def _call(symbol: str) -> Lowering:
     last bit), of an exact LLVM intrinsic, or of graphc's own vectorisable function (``graphc_exp``:
     see graphc.backends.llvm_math)."""
     return lambda e, a: e.call(symbol, *a)
+
+
+def _pow(e: Emitter, a: tuple[Any, ...]) -> Any:
+    """The C library's ``pow``, but ``x**2`` as ``x*x`` and ``x**-1`` as ``1/x``: the same value
+    (each is one correctly rounded operation, as ``pow`` is for these exponents), and what
+    LLVM itself makes of a scalar ``pow`` call by a constant 2 or -1; a vector call it cannot see into."""
+    if a[1] == e.const(2.0):
+        return e.builder.fmul(a[0], a[0])
+    if a[1] == e.const(-1.0):
+        return e.builder.fdiv(e.const(1.0), a[0])
+    return e.call("pow", *a)
 
 
 def _picks_first(e: Emitter, a: tuple[Any, ...], order: str) -> Any:
@@ -229,7 +241,7 @@ OPS: dict[str, Op] = {
             infix="/", precedence=2, domain=(_ANY, _POS)),
         _op("neg", "-{0}", lambda x: -x, _instruction("fneg"), lambda b, a, o: b.const(-1.0),
             infix="-", precedence=3, rewrite=_rewrite_neg, domain=(_ANY,), plain=True),
-        _op("pow", "{0} ** {1}", lambda x, y: x**y, _call("pow"),
+        _op("pow", "{0} ** {1}", lambda x, y: x**y, _pow,
             lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
             lambda b, a, o: b.mul(o, b.apply("log", a[0])),
             infix="**", precedence=4, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY)),

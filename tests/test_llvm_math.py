@@ -107,12 +107,29 @@ def test_within_the_measured_ulps_of_the_exact_value(function):
     assert worst <= BOUND[name], (name, worst)
 
 
-def test_a_kernel_of_exp_log_tanh_sigmoid_softplus_sin_cos_is_vectorised_without_calls():
+def test_a_small_kernel_of_exp_log_tanh_sigmoid_softplus_sin_cos_is_vector_code_without_calls():
     program = "tanh(x)*exp(y) + log(x) + sigmoid(x*y) + softplus(y) + sin(x)*cos(y)"
     kernel = graphc.grad(program, backend="llvm")
-    loop = kernel.source.split("vector.body:")[1].split("middle.block:")[0]
-    assert re.search(r"<\d+ x double>", loop)
-    assert not re.findall(r"call double @(?!llvm\.)", loop)  # no C library call left in the loop
+    body = re.split(r"define [^\n]*@graphc_kernel\(", kernel.source)[1].split("\n}")[0]
+    assert re.search(r"fmul <\d+ x double>", body)
+    assert not re.findall(r"call (fast )?<\d+ x double> @(?!llvm\.)", body)  # graphc's functions inlined
+    # the C library on one point only for sin and cos beyond their bound, in a block of its own
+    assert set(re.findall(r"call double @(\w+)", body)) <= {"sin", "cos"}
+
+
+def test_a_big_kernel_calls_the_vector_functions_and_gets_the_same_bits(monkeypatch):
+    from graphc.backends import llvm as backend
+
+    program = "sin(x)*exp(x), cos(x) + tanh(x) + log(x) + softplus(x) + sigmoid(x)"
+    x = np.concatenate([np.linspace(-131072.0, 131072.0, 20_001), np.array(SPECIAL)])
+    inlined = graphc.compile(program, backend="llvm")
+    monkeypatch.setattr(backend, "INLINE_CALLS", 0)
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
+    called = graphc.compile(program, backend="llvm")
+    assert re.search(r"call <\d+ x double> @graphc_sin_v\d+", called.source)
+    assert not re.search(r"call <\d+ x double> @graphc_sin_v\d+", inlined.source)
+    for a, b in zip(inlined(x), called(x), strict=True):
+        assert np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a), np.signbit(b))
 
 
 def c_sin_cos(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,27 +137,16 @@ def c_sin_cos(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_huge_sin_and_cos_arguments_are_recomputed_by_the_exact_kernel(threads):
+def test_huge_sin_and_cos_arguments_get_the_c_librarys_value_in_their_lane(threads):
     kernel = graphc.compile("sin(x), cos(x) + y", backend="llvm", threads=threads)
-    x = np.linspace(-10.0, 10.0, 200_000)
-    kernel(x, 0.0)
-    assert kernel._function._exact is None  # not needed: not compiled
+    x = np.linspace(-10.0, 10.0, 200_003)
     x[123_456] = 1e22  # far beyond TRIG_BOUND, in the second thread's half
     x[7] = -3e5
+    x[-1] = 2e6  # among the last points, fewer than a vector
     sin, cos = kernel(x, 0.0)
     expected_sin, expected_cos = c_sin_cos(x)
     for got, expected in ((sin, expected_sin), (cos, expected_cos)):
-        assert got[123_456] == expected[123_456] and got[7] == expected[7]  # the C library's, to the bit
+        for i in (123_456, 7, 200_002):
+            assert got[i] == expected[i]  # the C library's, to the bit
         assert np.max(np.abs(got - expected) / np.spacing(np.abs(expected))) <= 2
-    assert kernel._function._exact is not None
     assert kernel(1e22, 0.0) == (math.sin(1e22), math.cos(1e22))  # one point: the point kernel too
-
-
-def test_the_exact_kernel_equals_the_fast_one_below_the_bound():
-    kernel = graphc.compile("sin(x)*exp(x), cos(x) + tanh(x)", backend="llvm")
-    x = np.concatenate([np.linspace(-131072.0, 131072.0, 50_001), np.array(SPECIAL)])
-    x = x[~(np.abs(x) > 131072.0) | ~np.isfinite(x)]
-    fast = kernel(x)
-    exact = kernel._function.exact()(x)
-    for a, b in zip(fast, exact, strict=True):
-        assert np.array_equal(a, b, equal_nan=True)

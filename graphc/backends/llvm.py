@@ -2,21 +2,24 @@
 
 The kernel is ``int64 graphc_kernel(inputs, steps, outputs, start, stop, scratch)``: ``inputs``
 and ``outputs`` are arrays of pointers to doubles, ``steps[k]`` is 0 for an input broadcast from
-one value and 1 otherwise. One loop over the points ``start..stop`` loads each input, computes
-every node as an SSA value (each op lowered by its entry in :data:`graphc.ops.OPS`; exp, log,
-tanh, sin, cos by graphc's own inlined functions, :mod:`graphc.backends.llvm_math`, so the loop
-vectorises) and stores each output, so memory is touched once per input and output, not once per
-node. It returns nonzero if a sin or cos argument was beyond the inlined code's range: the range
-is then recomputed by the exact kernel (see :func:`compile_graph`).
+one value (then ``inputs[k]`` holds :data:`LANES` copies of it) and 1 otherwise. One loop over
+the points ``start..stop``, :data:`LANES` points per iteration (the host's vector width: 8 with
+AVX-512, 4 with AVX), loads a vector of each input, computes every node as one vector SSA value
+and stores each output, so memory is touched once per input and output, not once per node, and
+every instruction computes all lanes at once. graphc writes the vector code itself (as IR text,
+:mod:`graphc.backends.llvm_text`) rather than hoping LLVM's loop vectoriser manages. Each op is
+lowered by its entry in :data:`graphc.ops.OPS`; exp, log, tanh, sin, cos are graphc's own vector
+functions (:mod:`graphc.backends.llvm_math`), the other C library functions are applied lane by
+lane. The last points of a range, fewer than a vector, go through a small buffer in ``scratch``.
 
 ``graphc_point(in, out, scratch)`` runs the kernel on one point given as plain vectors, so a
 call from Python on scalars builds no pointer arrays (:mod:`graphc.backends.llvm_run` calls both).
 
 LLVM's code generation is superlinear on one huge basic block, so a large graph is split into
-parts of :data:`PART_SIZE` nodes, each its own (never inlined) function, written as IR text
-(:mod:`graphc.backends.llvm_text`); the values a later part needs travel through ``scratch``, a
-per-point buffer whose slots are reused once their value is dead. Compile time then grows
-linearly with the graph.
+parts of :data:`PART_SIZE` nodes, each its own (never inlined) function; the values a later part
+needs travel through ``scratch``, a vector per value, its slot reused once the value is dead.
+Compile time then grows linearly with the graph. graphc's vector functions are compiled once per
+process and called; a small kernel has them inlined instead.
 
 The machine code can be cached on disk (:mod:`graphc.backends.llvm_cache`).
 """
@@ -27,13 +30,11 @@ import ctypes
 import ctypes.util
 import functools
 import hashlib
-import math
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import llvmlite
 import llvmlite.binding as llvm
@@ -88,39 +89,6 @@ def new_target_machine(level: int = 3) -> llvm.TargetMachine:
         opt=level,
         codemodel="jitdefault",
     )
-
-
-class _Emitter:
-    """What an op's lowering gets (see :class:`graphc.ops.Emitter`), building with ``llvmlite.ir``."""
-
-    def __init__(self, module: ir.Module, builder: ir.IRBuilder, scratch: Any, guard: bool = False) -> None:
-        self.module = module
-        self.builder = builder
-        self.scratch = scratch
-        self.guard = guard  # note where an inlined sin or cos is not exact (see build_module)
-        self.far: list[Any] = []  # i1 values: true where the point needs the C library
-
-    def call(self, symbol: str, *args: Any) -> Any:
-        function = self.module.globals.get(symbol)
-        if function is None:
-            function = ir.Function(self.module, ir.FunctionType(_DOUBLE, [_DOUBLE] * len(args)), symbol)
-        if self.guard and symbol in llvm_math.GUARDED:  # llvm_math.beyond, built with llvmlite.ir
-            b, size = self.builder, self.call("llvm.fabs.f64", *args)
-            above = b.fcmp_ordered(">", size, self.const(llvm_math.TRIG_BOUND))
-            self.far.append(b.and_(above, b.fcmp_ordered("<", size, self.const(math.inf))))
-        return self.builder.call(function, args)
-
-    def const(self, value: float) -> Any:
-        return ir.Constant(_DOUBLE, value)
-
-    def _slot(self, slot: int) -> Any:
-        return self.builder.gep(self.scratch, [ir.Constant(_I64, slot)], source_etype=_DOUBLE)
-
-    def load(self, slot: int) -> Any:
-        return self.builder.load(self._slot(slot), typ=_DOUBLE)
-
-    def store(self, value: Any, slot: int) -> None:
-        self.builder.store(value, self._slot(slot))
 
 
 # --- the plan: which nodes, in which part, through which scratch slot ------------------------------
@@ -190,15 +158,24 @@ class Plan:
 # --- IR ----------------------------------------------------------------------------------------------
 
 
+@functools.cache
+def lanes() -> int:
+    """Points per vector: the host's widest vector of doubles (AVX-512: 8, AVX: 4, else SSE2's 2)."""
+    features = llvm.get_host_cpu_features()
+    if features.get("avx512f", False):
+        return 8
+    return 4 if features.get("avx", False) else 2
+
+
 class _Values:
     """The SSA value of each node inside one function; values from elsewhere come from scratch."""
 
-    def __init__(self, plan: Plan, emitter: _Emitter | TextEmitter, known: dict[int, Any] | None = None):
+    def __init__(self, plan: Plan, emitter: TextEmitter, known: dict[int, str] | None = None):
         self.plan = plan
         self.emitter = emitter
-        self.known: dict[int, Any] = dict(known or {})
+        self.known: dict[int, str] = dict(known or {})
 
-    def __getitem__(self, node: int) -> Any:
+    def __getitem__(self, node: int) -> str:
         value = self.known.get(node)
         if value is None:
             constant = self.plan.graph.const_value(node)
@@ -222,167 +199,319 @@ def part_name(index: int) -> str:
     return f"graphc_part{index}"
 
 
-def parts_module(plan: Plan) -> str:
-    """The IR text of a module defining each part of a split graph as ``void graphc_partN(ptr scratch)``.
-
-    Parts are never inlined (inlined back, they would be one huge block again).
-    """
-    emitter = TextEmitter()
-    for index, part in enumerate(plan.parts):
-        _Values(plan, emitter).compute(part, spill=True)
-        emitter.define(part_name(index))
-    return emitter.module(llvm.get_process_triple(), str(target_machine().target_data))
+def scratch_size(plan: Plan, width: int) -> int:
+    """Doubles of scratch a call needs: the parts' vectors, a vector per input and per output for
+    the last points of a range and their pointer tables, and the point function's pointer tables
+    (see :func:`kernel_text`)."""
+    inputs, outputs = len(plan.graph.variables), len(plan.graph.outputs)
+    return width * (plan.size + inputs + outputs) + 2 * (2 * inputs + outputs)
 
 
-def build_module(plan: Plan, guard: bool = False) -> ir.Module:
-    """The LLVM module of a plan: the kernel, and one function per part when the graph is split.
-
-    The kernel returns 0, or with ``guard``, nonzero if an (inlined, vectorisable) sin or cos met
-    an argument beyond :data:`llvm_math.TRIG_BOUND` at some point of the range: the caller then
-    recomputes the range with the exact kernel (see :func:`compile_graph`).
-    """
-    graph = plan.graph
-    module = ir.Module(name="graphc")
-    module.triple = llvm.get_process_triple()
-    module.data_layout = str(target_machine().target_data)
-    split = len(plan.parts) > 1
-    part_type = ir.FunctionType(ir.VoidType(), [_PTR])
-    parts = [ir.Function(module, part_type, part_name(i)) for i in range(len(plan.parts))] if split else []
-
-    kernel_type = ir.FunctionType(_I64, [_PTR, _PTR, _PTR, _I64, _I64, _PTR])
-    kernel = ir.Function(module, kernel_type, ENTRY)
-    kernel.attributes.add("nounwind")
-    inputs, steps, outputs, start, stop, scratch = kernel.args
-    for argument, name in zip(kernel.args, ("inputs", "steps", "outputs", "start", "stop", "scratch")):
-        argument.name = name
-    for pointer in (inputs, steps, outputs, scratch):
-        pointer.add_attribute("noalias")
-    entry, loop, done = (kernel.append_basic_block(name) for name in ("entry", "loop", "done"))
-
-    b = ir.IRBuilder(entry)  # the arrays' addresses and steps are read once, before the loop
-
-    def element(array: Any, index: int) -> Any:
-        return b.gep(array, [ir.Constant(_I64, index)], source_etype=_PTR)
-
-    variables = [graph.variable(name) for name in graph.variables]
-    in_ptrs = [b.load(element(inputs, k), typ=_PTR) for k in range(len(variables))]
-    in_steps = [
-        b.load(b.gep(steps, [ir.Constant(_I64, k)], source_etype=_I64), typ=_I64)
-        for k in range(len(variables))
+def _loop(label: str, count: str, body: list[str], after: str) -> list[str]:
+    """IR lines of ``for %{label} in 0..count: body``, falling through to the block ``after``."""
+    if body and body[-1].lstrip().startswith("br "):  # a nested loop ends the body: a block of its own
+        body = [*body, f"{label}.end:"]
+    return [
+        f"  %{label}.any = icmp sgt i64 {count}, 0",
+        f"  br i1 %{label}.any, label %{label}.loop, label %{after}",
+        f"{label}.loop:",
+        f"  %{label} = phi i64 [0, %{label}.enter], [%{label}.next, %{label}.latch]",
+        *body,
+        f"  br label %{label}.latch",
+        f"{label}.latch:",
+        f"  %{label}.next = add i64 %{label}, 1",
+        f"  %{label}.more = icmp slt i64 %{label}.next, {count}",
+        f"  br i1 %{label}.more, label %{label}.loop, label %{after}",
     ]
-    out_ptrs = [b.load(element(outputs, j), typ=_PTR) for j in range(len(graph.outputs))]
-    b.cbranch(b.icmp_signed("<", start, stop), loop, done)
 
-    b.position_at_end(loop)
-    i = b.phi(_I64, "i")
-    i.add_incoming(start, entry)
-    far = b.phi(_I64, "far")  # an or-reduction: vectorises
-    far.add_incoming(ir.Constant(_I64, 0), entry)
-    emitter = _Emitter(module, b, scratch, guard)
-    scopes = _Scopes(module, len(graph.outputs))
-    loaded = {}
-    for node, pointer, step in zip(variables, in_ptrs, in_steps, strict=True):
-        loaded[node] = b.load(b.gep(pointer, [b.mul(i, step)], source_etype=_DOUBLE), typ=_DOUBLE)
-        scopes.tag(loaded[node], None)
-    values = _Values(plan, emitter, loaded)
+
+def _helpers(width: int) -> str:
+    """``graphc_fill``: the last points of a range (fewer than a vector) copied into a buffer, the
+    missing lanes repeating the last point; ``graphc_drain``: the results of those points copied out."""
+    fill = _loop(
+        "lane",
+        str(width),
+        [
+            "  %short = icmp slt i64 %lane, %last",
+            "  %m = select i1 %short, i64 %lane, i64 %last",
+            "  %at = add i64 %i, %m",
+            "  %offset = mul i64 %at, %s",
+            "  %from = getelementptr inbounds double, ptr %p, i64 %offset",
+            "  %v = load double, ptr %from, align 8",
+            "  %slot = add i64 %base, %lane",
+            "  %to.lane = getelementptr inbounds double, ptr %to, i64 %slot",
+            "  store double %v, ptr %to.lane, align 8",
+        ],
+        "k.latch",
+    )
+    fill_inputs = _loop(
+        "k",
+        "%n",
+        [
+            "  %pp = getelementptr inbounds ptr, ptr %inputs, i64 %k",
+            "  %p = load ptr, ptr %pp, align 8",
+            "  %sp = getelementptr inbounds i64, ptr %steps, i64 %k",
+            "  %s = load i64, ptr %sp, align 8",
+            f"  %base = mul i64 %k, {width}",
+            "  br label %lane.enter",
+            "lane.enter:",
+            *fill,
+        ],
+        "done",
+    )
+    tables_in = _loop(
+        "t",
+        "%n",
+        [
+            f"  %t.offset = mul i64 %t, {width}",
+            "  %t.vector = getelementptr inbounds double, ptr %to, i64 %t.offset",
+            "  %t.pointer = getelementptr inbounds ptr, ptr %table, i64 %t",
+            "  store ptr %t.vector, ptr %t.pointer, align 8",
+            "  %t.at = add i64 %t, %n",
+            "  %t.step = getelementptr inbounds i64, ptr %table, i64 %t.at",
+            "  store i64 1, ptr %t.step, align 8",
+        ],
+        "u.enter",
+    )
+    tables_out = _loop(
+        "u",
+        "%n.out",
+        [
+            f"  %u.offset = mul i64 %u, {width}",
+            "  %u.vector = getelementptr inbounds double, ptr %to.out, i64 %u.offset",
+            "  %u.n2 = add i64 %n, %n",
+            "  %u.at = add i64 %u, %u.n2",
+            "  %u.pointer = getelementptr inbounds ptr, ptr %table, i64 %u.at",
+            "  store ptr %u.vector, ptr %u.pointer, align 8",
+        ],
+        "end",
+    )
+    drain = _loop(
+        "lane",
+        "%left",
+        [
+            "  %slot = add i64 %base, %lane",
+            "  %from = getelementptr inbounds double, ptr %from.all, i64 %slot",
+            "  %v = load double, ptr %from, align 8",
+            "  %at = add i64 %i, %lane",
+            "  %to = getelementptr inbounds double, ptr %p, i64 %at",
+            "  store double %v, ptr %to, align 8",
+        ],
+        "j.latch",
+    )
+    drain_outputs = _loop(
+        "j",
+        "%n",
+        [
+            "  %pp = getelementptr inbounds ptr, ptr %outputs, i64 %j",
+            "  %p = load ptr, ptr %pp, align 8",
+            f"  %base = mul i64 %j, {width}",
+            "  br label %lane.enter",
+            "lane.enter:",
+            *drain,
+        ],
+        "done",
+    )
+    return "\n".join(
+        [
+            "define internal void @graphc_fill(ptr %inputs, ptr %steps, i64 %n, i64 %i, i64 %left, ptr %to, "
+            "ptr %table, i64 %n.out, ptr %to.out) #0 {",
+            "k.enter:",
+            "  %last = sub i64 %left, 1",
+            *fill_inputs,
+            "done:",
+            "  br label %t.enter",
+            "t.enter:",
+            *tables_in,
+            "u.enter:",
+            *tables_out,
+            "end:",
+            "  ret void",
+            "}",
+            "define internal void @graphc_drain(ptr %outputs, i64 %n, i64 %i, i64 %left, ptr %from.all) #0 {",
+            "j.enter:",
+            *drain_outputs,
+            "done:",
+            "  ret void",
+            "}",
+        ]
+    )
+
+
+def _point_text(plan: Plan, width: int) -> str:
+    """``graphc_point(double *in, double *out, double *scratch)``: the kernel on one point; the
+    pointer tables it passes are built in ``scratch``, after the kernel's own part of it."""
+    inputs, outputs = len(plan.graph.variables), len(plan.graph.outputs)
+    tables = width * (plan.size + inputs + outputs) + 2 * inputs + outputs  # after the tail's tables
+    fill = _loop(
+        "k",
+        str(inputs),
+        [
+            "  %value = getelementptr inbounds double, ptr %in, i64 %k",
+            "  %pointer = getelementptr inbounds ptr, ptr %tables, i64 %k",
+            "  store ptr %value, ptr %pointer, align 8",
+            "  %step = getelementptr inbounds i64, ptr %steps, i64 %k",
+            "  store i64 0, ptr %step, align 8",
+        ],
+        "j.enter",
+    )
+    results = _loop(
+        "j",
+        str(outputs),
+        [
+            "  %result = getelementptr inbounds double, ptr %out, i64 %j",
+            "  %slot = getelementptr inbounds ptr, ptr %results, i64 %j",
+            "  store ptr %result, ptr %slot, align 8",
+        ],
+        "call",
+    )
+    return "\n".join(
+        [
+            f"define i64 @{POINT}(ptr noalias %in, ptr noalias %out, ptr noalias %scratch) #1 {{",
+            "k.enter:",
+            f"  %tables = getelementptr inbounds double, ptr %scratch, i64 {tables}",
+            f"  %steps = getelementptr inbounds i64, ptr %tables, i64 {inputs}",
+            f"  %results = getelementptr inbounds ptr, ptr %tables, i64 {2 * inputs}",
+            *fill,
+            "j.enter:",
+            *results,
+            "call:",
+            f"  %r = call i64 @{ENTRY}(ptr %tables, ptr %steps, ptr %results, i64 0, i64 1, ptr %scratch)",
+            "  ret i64 %r",
+            "}",
+        ]
+    )
+
+
+SIGNATURE = "ptr noalias %inputs, ptr noalias %steps, ptr noalias %outputs, i64 %start, i64 %stop, ptr noalias %scratch"
+
+
+def kernel_text(plan: Plan, width: int) -> tuple[str, list[str]]:
+    """The IR text of a plan's module (the kernel, the point function, the helpers, and one
+    function per part when the graph is split), and graphc's vector functions it calls."""
+    graph = plan.graph
+    d = f"<{width} x double>" if width > 1 else "double"
+    variables = [graph.variable(name) for name in graph.variables]
+    n_in, n_out = len(variables), len(graph.outputs)
+    split = len(plan.parts) > 1
+    tail_in, tail_out = width * plan.size, width * (plan.size + n_in)
+    entry = [
+        f"  %tail.in = getelementptr inbounds double, ptr %scratch, i64 {tail_in}",
+        f"  %tail.out = getelementptr inbounds double, ptr %scratch, i64 {tail_out}",
+        f"  %tail.inputs = getelementptr inbounds double, ptr %scratch, i64 {tail_out + width * n_out}",
+        f"  %tail.steps = getelementptr inbounds ptr, ptr %tail.inputs, i64 {n_in}",
+        f"  %tail.outputs = getelementptr inbounds ptr, ptr %tail.inputs, i64 {2 * n_in}",
+    ]
+    # The body reads the arrays' addresses from tables each block (a load from the L1 cache beats
+    # keeping dozens of them live across the loop); the last points read the tail's tables.
+    body = [
+        "  %itab = phi ptr [%inputs, %block], [%tail.inputs, %fill]",
+        "  %stab = phi ptr [%steps, %block], [%tail.steps, %fill]",
+        "  %otab = phi ptr [%outputs, %block], [%tail.outputs, %fill]",
+        "  %at = phi i64 [%i, %block], [0, %fill]",
+    ]
+    known: dict[int, str] = {}
+    for k, node in enumerate(variables):
+        body += [
+            f"  %in{k}.at = getelementptr inbounds ptr, ptr %itab, i64 {k}",
+            f"  %in{k} = load ptr, ptr %in{k}.at, align 8",
+            f"  %step{k}.at = getelementptr inbounds i64, ptr %stab, i64 {k}",
+            f"  %step{k} = load i64, ptr %step{k}.at, align 8",
+            f"  %x{k}.offset = mul i64 %at, %step{k}",
+            f"  %x{k}.from = getelementptr inbounds double, ptr %in{k}, i64 %x{k}.offset",
+            f"  %x{k} = load {d}, ptr %x{k}.from, align 8",
+        ]
+        known[node] = f"%x{k}"
+    emitter = TextEmitter(width)
+    values = _Values(plan, emitter, known)
     if split:
         for node in variables:
             if node in plan.slots:
-                emitter.store(loaded[node], plan.slots[node])
-        for function in parts:
-            b.call(function, [scratch])
+                emitter.store(known[node], plan.slots[node])
+        emitter.builder.lines += [
+            f"  call void @{part_name(p)}(ptr %scratch)" for p in range(len(plan.parts))
+        ]
     else:
         values.compute(plan.parts[0], spill=False)
-    for j, (out, pointer) in enumerate(zip(graph.outputs, out_ptrs, strict=True)):
-        scopes.tag(b.store(values[out], b.gep(pointer, [i], source_etype=_DOUBLE)), j)
-    far_here = functools.reduce(b.or_, emitter.far, ir.Constant(ir.IntType(1), 0))
-    far_next = b.or_(far, b.zext(far_here, _I64))
-    far.add_incoming(far_next, loop)
-    following = b.add(i, ir.Constant(_I64, 1))
-    i.add_incoming(following, loop)
-    b.cbranch(b.icmp_signed("<", following, stop), loop, done)
-
-    b.position_at_end(done)
-    result = b.phi(_I64, "any_far")
-    result.add_incoming(ir.Constant(_I64, 0), entry)
-    result.add_incoming(far_next, loop)
-    b.ret(result)
-    _point_function(module, kernel, len(variables), len(graph.outputs))
-    return module
-
-
-class _Scopes:
-    """Alias scopes telling LLVM that output arrays overlap neither the inputs nor each other.
-
-    The runner guarantees it (outputs are freshly allocated); without it, the loop vectoriser
-    needs a run-time overlap check per pair of arrays and gives up on a gradient's many outputs.
-    Telling outputs apart takes metadata quadratic in their number, so beyond
-    :data:`SCOPED_OUTPUTS` outputs share one scope (still apart from the inputs).
-    """
-
-    def __init__(self, module: ir.Module, outputs: int) -> None:
-        domain = module.add_metadata([ir.MetaDataString(module, "graphc arrays")])
-        self.inputs = module.add_metadata([ir.MetaDataString(module, "graphc inputs"), domain])
-        count = outputs if outputs <= SCOPED_OUTPUTS else 1
-        self.outputs = [
-            module.add_metadata([ir.MetaDataString(module, f"graphc output {j}"), domain])
-            for j in range(count)
+    results = [values[out] for out in graph.outputs]
+    body += emitter.builder.lines
+    for j, value in enumerate(results):
+        body += [
+            f"  %out{j}.at = getelementptr inbounds ptr, ptr %otab, i64 {j}",
+            f"  %out{j} = load ptr, ptr %out{j}.at, align 8",
+            f"  %y{j}.to = getelementptr inbounds double, ptr %out{j}, i64 %at",
+            f"  store {d} {value}, ptr %y{j}.to, align 8",
         ]
-        self.module = module
-        self._lists: dict[int | None, tuple[Any, Any]] = {}
+    kernel = [
+        f"define i64 @{ENTRY}({SIGNATURE}) #1 {{",
+        "entry:",
+        *entry,
+        "  %any = icmp slt i64 %start, %stop",
+        "  br i1 %any, label %block, label %done",
+        "block:",
+        "  %i = phi i64 [%start, %entry], [%next, %latch]",
+        "  %left = sub i64 %stop, %i",
+        f"  %tail = icmp slt i64 %left, {width}",
+        "  br i1 %tail, label %fill, label %body",
+        "fill:",
+        f"  call void @graphc_fill(ptr %inputs, ptr %steps, i64 {n_in}, i64 %i, i64 %left, ptr %tail.in, "
+        f"ptr %tail.inputs, i64 {n_out}, ptr %tail.out)",
+        "  br label %body",
+        "body:",
+        *body,
+        "  br i1 %tail, label %drain, label %latch",
+        "drain:",
+        f"  call void @graphc_drain(ptr %outputs, i64 {n_out}, i64 %i, i64 %left, ptr %tail.out)",
+        "  br label %done",
+        "latch:",
+        f"  %next = add i64 %i, {width}",
+        "  %more = icmp slt i64 %next, %stop",
+        "  br i1 %more, label %block, label %done",
+        "done:",
+        "  ret i64 0",
+        "}",
+    ]
+    parts = TextEmitter(width, prefix="%p")
+    if split:
+        for index, part in enumerate(plan.parts):
+            _Values(plan, parts).compute(part, spill=True)
+            parts.define(part_name(index))
+    emitter.called.update(parts.called)
+    text = [
+        f'target triple = "{llvm.get_process_triple()}"',
+        f'target datalayout = "{target_machine().target_data}"',
+        *emitter.declarations(),
+        *kernel,
+        _point_text(plan, width),
+        _helpers(width),
+        *parts.functions,
+        "attributes #0 = { noinline nounwind }",
+        "attributes #1 = { nounwind }",
+        f"attributes #2 = {{ {llvm_math.ATTRIBUTES} }}",
+        "",
+    ]
+    return "\n".join(text), sorted(s for s in emitter.called if s in llvm_math.FUNCTIONS)
 
-    def tag(self, instruction: Any, output: int | None) -> None:
-        """Mark a load from an input (``output`` None) or a store to output ``output``."""
-        key = None if output is None else min(output, len(self.outputs) - 1)
-        lists = self._lists.get(key)
-        if lists is None:
-            own = self.inputs if key is None else self.outputs[key]
-            others = [s for s in [self.inputs, *self.outputs] if s is not own]
-            lists = (self.module.add_metadata([own]), self.module.add_metadata(others))
-            self._lists[key] = lists
-        instruction.set_metadata("alias.scope", lists[0])
-        instruction.set_metadata("noalias", lists[1])
+
+INLINE_CALLS = 48  # a kernel calling graphc's vector functions at most this often has them inlined
 
 
-def _point_function(module: ir.Module, kernel: ir.Function, inputs: int, outputs: int) -> None:
-    """``graphc_point(double *in, double *out, double *scratch)``: the kernel on one point.
+def optimize(plan: Plan) -> llvm.ModuleRef:
+    """The plan's module, verified and optimised (``-O2``, or ``-O1`` if large).
 
-    Arguments and results are plain vectors, so a call from Python builds no pointer arrays.
+    A small kernel calling graphc's vector functions at most :data:`INLINE_CALLS` times has them
+    inlined (no spilling of live vectors around calls); others call the process's library.
     """
-    function = ir.Function(module, ir.FunctionType(_I64, [_PTR, _PTR, _PTR]), POINT)
-    function.attributes.add("nounwind")
-    values, results, scratch = function.args
-    b = ir.IRBuilder(function.append_basic_block("entry"))
-    in_ptrs = b.alloca(_PTR, size=max(inputs, 1))
-    steps = b.alloca(_I64, size=max(inputs, 1))
-    out_ptrs = b.alloca(_PTR, size=max(outputs, 1))
-    for k in range(inputs):
-        index = [ir.Constant(_I64, k)]
-        b.store(b.gep(values, index, source_etype=_DOUBLE), b.gep(in_ptrs, index, source_etype=_PTR))
-        b.store(ir.Constant(_I64, 0), b.gep(steps, index, source_etype=_I64))
-    for j in range(outputs):
-        index = [ir.Constant(_I64, j)]
-        b.store(b.gep(results, index, source_etype=_DOUBLE), b.gep(out_ptrs, index, source_etype=_PTR))
-    b.ret(b.call(kernel, [in_ptrs, steps, out_ptrs, ir.Constant(_I64, 0), ir.Constant(_I64, 1), scratch]))
-
-
-def optimize(plan: Plan, exact: bool = False) -> llvm.ModuleRef:
-    """The plan's module, its parts linked in, verified and optimised (``-O2``, or ``-O1`` if large).
-
-    graphc's own functions (exp, sin...) are inlined so the loop vectorises, unless the plan is
-    large or ``exact`` is asked: then they are called, and sin and cos call the C library
-    themselves for arguments beyond their bound.
-    """
-    inline = not (plan.large or exact)
-    module = llvm.parse_assembly(str(build_module(plan, guard=inline)))
-    if len(plan.parts) > 1:
-        module.link_in(llvm.parse_assembly(parts_module(plan)))
-    own = [f.name for f in module.functions if f.is_declaration and f.name in llvm_math.FUNCTIONS]
-    if own and inline:  # graphc's exp, log...: defined here, inlined by the passes below
+    width = lanes()
+    text, own = kernel_text(plan, width)
+    module = llvm.parse_assembly(text)
+    calls = sum(text.count(f"@{llvm_math.own_name(name, width)}(") for name in own) - len(
+        own
+    )  # less declarations
+    if own and not plan.large and calls <= INLINE_CALLS:
         layout = str(target_machine().target_data)
-        text = llvm_math.module(own, llvm.get_process_triple(), layout, _fma(), inline=True)
-        module.link_in(llvm.parse_assembly(text))
-    # else they stay external, resolved to the process's math library (see resolve_symbols)
+        library = llvm_math.module(own, {}, llvm.get_process_triple(), layout, _fma(), width, inline=True)
+        module.link_in(llvm.parse_assembly(library))
     module.verify()
     tuning = llvm.create_pipeline_tuning_options(speed_level=1 if plan.large else 2)
     passes = llvm.create_pass_builder(target_machine(), tuning)
@@ -401,13 +530,64 @@ def external_symbols(module: llvm.ModuleRef) -> list[str]:
     return sorted(f.name for f in module.functions if f.is_declaration and not f.name.startswith("llvm."))
 
 
+def _library_symbols(symbols: Sequence[str]) -> tuple[list[str], dict[str, int]]:
+    """Which of ``symbols`` are graphc's vector functions (by their scalar name, ``graphc_sin``)
+    and which its lane-by-lane wrappers of C library functions (symbol: arity)."""
+    width = lanes()
+    own_names = {llvm_math.own_name(name, width): name for name in llvm_math.FUNCTIONS}
+    own = [own_names[s] for s in symbols if s in own_names]
+    prefix, suffix = "graphc_libm_", f"_v{width}"
+    libm = {
+        s[len(prefix) : -len(suffix)]: 2 if s[len(prefix) : -len(suffix)] in llvm_math.BINARY else 1
+        for s in symbols
+        if s.startswith(prefix) and s.endswith(suffix)
+    }
+    return own, libm
+
+
+_LIBRARY: list[
+    llvm.ExecutionEngine
+] = []  # graphc's vector functions compiled so far: live as long as the process
+
+
+def _library(own: list[str], libm: dict[str, int]) -> None:
+    """Compile graphc's vector functions ``own`` and the wrappers ``libm`` not compiled yet (once
+    per process, at ``-O2``) and give them to the JIT's symbol resolution."""
+    width = lanes()
+    own = [n for n in own if not llvm.address_of_symbol(llvm_math.own_name(n, width))]
+    libm = {s: a for s, a in libm.items() if not llvm.address_of_symbol(llvm_math.libm_name(s, width))}
+    if not own and not libm:
+        return
+    _resolve([*libm, *(llvm_math.LIBM[n] for n in own if n in llvm_math.GUARDED)])
+    layout = str(target_machine().target_data)
+    module = llvm.parse_assembly(
+        llvm_math.module(own, libm, llvm.get_process_triple(), layout, _fma(), width)
+    )
+    module.verify()
+    passes = llvm.create_pass_builder(target_machine(), llvm.create_pipeline_tuning_options(speed_level=2))
+    passes.getModulePassManager().run(module, passes)
+    engine = llvm.create_mcjit_compiler(module, new_target_machine())
+    engine.finalize_object()
+    names = [llvm_math.own_name(n, width) for n in own] + [llvm_math.libm_name(s, width) for s in libm]
+    for name in names:
+        llvm.add_symbol(name, engine.get_function_address(name))
+    _LIBRARY.append(engine)
+
+
 def resolve_symbols(symbols: Sequence[str]) -> None:
-    """Make sure the JIT can link every symbol, loading libm if needed; else a BackendError.
+    """Make sure the JIT can link every symbol (compiling graphc's vector functions, loading libm
+    if needed); else a BackendError.
 
     Checked before linking: LLVM aborts the whole process on a symbol it cannot resolve.
     """
-    if any(s in llvm_math.FUNCTIONS for s in symbols):
-        _math_library()
+    own, libm = _library_symbols(symbols)
+    try:
+        _library(own, libm)
+    finally:
+        _resolve(symbols)
+
+
+def _resolve(symbols: Sequence[str]) -> None:
     missing = [s for s in symbols if not llvm.address_of_symbol(s)]
     if missing:
         path = ctypes.util.find_library("m")
@@ -435,12 +615,12 @@ def load(object_code: bytes, symbols: Sequence[str]) -> tuple[llvm.ExecutionEngi
     return engine, addresses[0], addresses[1]
 
 
-def build(graph: Graph, part_size: int | None = None, exact: bool = False) -> Build:
+def build(graph: Graph, part_size: int | None = None) -> Build:
     """Generate, optimise and compile a graph to machine code (no caching)."""
     plan = Plan.of(graph, part_size)
-    optimized = optimize(plan, exact)
+    optimized = optimize(plan)
     object_code = target_machine(fast=plan.large).emit_object(optimized)
-    return Build(object_code, external_symbols(optimized), plan.size, str(optimized))
+    return Build(object_code, external_symbols(optimized), scratch_size(plan, lanes()), str(optimized))
 
 
 def optimized_ir(graph: Graph) -> str:
@@ -461,40 +641,17 @@ def _generator() -> str:
 
 def _options() -> str:
     """What, besides the graph, decides the machine code: the key's other half."""
-    return f"{PART_SIZE}|{_generator()}"
-
-
-@functools.cache
-def _math_library() -> llvm.ExecutionEngine:
-    """graphc's own functions, not inlined, compiled once per process (at ``-O2``; a split graph's
-    code is generated at ``-O0``, too slow for them) and given to the JIT's symbol resolution."""
-    layout = str(target_machine().target_data)
-    names = sorted(llvm_math.FUNCTIONS)
-    module = llvm.parse_assembly(llvm_math.module(names, llvm.get_process_triple(), layout, _fma(), False))
-    resolve_symbols(sorted(llvm_math.LIBM[name] for name in llvm_math.GUARDED))  # sin, cos: libm
-    module.verify()
-    passes = llvm.create_pass_builder(target_machine(), llvm.create_pipeline_tuning_options(speed_level=2))
-    passes.getModulePassManager().run(module, passes)
-    engine = llvm.create_mcjit_compiler(module, new_target_machine())
-    engine.finalize_object()
-    for name in names:
-        llvm.add_symbol(name, engine.get_function_address(name))
-    return engine  # cached: the code must live as long as the process may call it
+    return f"{PART_SIZE}|{lanes()}|{INLINE_CALLS}|{_generator()}"
 
 
 def math_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
     """One of graphc's own functions (``"graphc_exp"``...) applied to a float64 array, with the
     values it has in kernels: for measuring its accuracy."""
-    layout = str(target_machine().target_data)
+    width = lanes()
     with _LLVM_LOCK:
-        # not inlined: sin and cos then call the C library beyond their bound themselves
-        text = llvm_math.module([name], llvm.get_process_triple(), layout, _fma(), inline=False)
-        module = llvm.parse_assembly(text)
-        module.link_in(llvm.parse_assembly(llvm_math.array_loop(name)))
+        _library([name], {})
+        module = llvm.parse_assembly(llvm_math.array_loop(name, width))
         module.verify()
-        tuning = llvm.create_pipeline_tuning_options(speed_level=2)
-        passes = llvm.create_pass_builder(target_machine(), tuning)
-        passes.getModulePassManager().run(module, passes)
         engine = llvm.create_mcjit_compiler(module, new_target_machine())
         engine.finalize_object()
         apply = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)(
@@ -502,10 +659,12 @@ def math_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
         )
 
     def run(x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float64)
-        y = np.empty_like(x)
-        apply(x.ctypes.data, y.ctypes.data, x.size)
-        return y
+        x = np.ascontiguousarray(x, dtype=np.float64).ravel()
+        padded = np.zeros(-(-x.size // width) * width)
+        padded[: x.size] = x
+        y = np.empty_like(padded)
+        apply(padded.ctypes.data, y.ctypes.data, padded.size)
+        return y[: x.size]
 
     run.engine = engine  # type: ignore[attr-defined]  # the code lives as long as the function
     return run
@@ -521,27 +680,15 @@ def compile_graph(graph: Graph, threads: int | None = None, cache: Cache | None 
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise BackendError(f"threads must be a whole number >= 1, got {threads!r}")
     cache = Cache.from_environment() if cache is None else cache
-    built, function = _compiled(graph, threads, cache, exact=False)
-    return Kernel(graph, function, backend="llvm", source=built.ir)
-
-
-def _compiled(graph: Graph, threads: int | None, cache: Cache, exact: bool) -> tuple[Build, CompiledKernel]:
-    """The machine code of ``graph``, from the cache or built, loaded and callable.
-
-    The kernel vectorises sin and cos for arguments up to :data:`llvm_math.TRIG_BOUND`; where a
-    call meets a larger one, it recomputes the range with the ``exact`` kernel (sin and cos
-    calling the C library for those arguments), compiled then, the first time one is met.
-    """
     with _LLVM_LOCK:
-        options = _options() + "|exact" * exact
+        options = _options()
     key = graph_key(graph, options)
     built = cache.load(key)
     with _LLVM_LOCK:
         if built is None:
-            built = build(graph, exact=exact)
+            built = build(graph)
             cache.store(key, built)
         engine, batch, point = load(built.object_code, built.symbols)
-    fallback = None if exact else (lambda: _compiled(graph, threads, cache, exact=True)[1])
     arrays = len(graph.variables), len(graph.outputs)
-    function = CompiledKernel(engine, batch, point, *arrays, built.scratch, threads, fallback)
-    return built, function
+    function = CompiledKernel(engine, batch, point, *arrays, built.scratch, threads, lanes())
+    return Kernel(graph, function, backend="llvm", source=built.ir)

@@ -70,12 +70,33 @@ EXPM1_AS_EXP = 40.0  # above, expm1(x) rounds to exp(x)
 TANH_ONE = 20.0  # tanh(x) rounds to 1 above
 
 
-class Body:
-    """Straight-line IR text of one function: each method appends an instruction, returns its register."""
+def vector(kind: str, lanes: int) -> str:
+    """The IR type of ``lanes`` values of the scalar type ``kind`` (the scalar itself for one lane)."""
+    return kind if lanes == 1 else f"<{lanes} x {kind}>"
 
-    def __init__(self, fma: bool) -> None:
+
+def splat(value: str, kind: str, lanes: int) -> str:
+    """An operand: a register as it is, a literal (``0x3FF0...``, ``52``) in every lane."""
+    if value.startswith("%") or lanes == 1:
+        return value
+    return f"splat ({kind} {value})"
+
+
+def intrinsic_name(name: str, lanes: int) -> str:
+    """The LLVM intrinsic ``llvm.<name>`` on ``lanes`` doubles (``llvm.fabs.v8f64``)."""
+    return f"llvm.{name}.{'f64' if lanes == 1 else f'v{lanes}f64'}"
+
+
+class Body:
+    """Straight-line IR text of one function over ``lanes`` points at once (a vector of doubles per
+    value): each method appends an instruction and returns its register; literal operands (``double``
+    constants, integers) are splatted across the lanes."""
+
+    def __init__(self, fma: bool, lanes: int = 1) -> None:
         self.lines: list[str] = []
         self.fma = fma  # fuse multiply-adds (the host has FMA): deterministic per host, never per call site
+        self.lanes = lanes
+        self.types = {k: vector(k, lanes) for k in ("double", "i64", "i1")}
         self._count = 0
 
     def emit(self, text: str) -> str:
@@ -84,8 +105,11 @@ class Body:
         self.lines.append(f"  {name} = {text}")
         return name
 
+    def operand(self, value: str, kind: str = "double") -> str:
+        return splat(value, kind, self.lanes)
+
     def binary(self, op: str, a: str, b: str, kind: str = "double") -> str:
-        return self.emit(f"{op} {kind} {a}, {b}")
+        return self.emit(f"{op} {self.types[kind]} {self.operand(a, kind)}, {self.operand(b, kind)}")
 
     def fadd(self, a: str, b: str) -> str:
         return self.binary("fadd", a, b)
@@ -102,7 +126,7 @@ class Body:
     def mad(self, a: str, b: str, c: str) -> str:
         """a * b + c."""
         if self.fma:
-            return self.emit(f"call double @llvm.fma.f64(double {a}, double {b}, double {c})")
+            return self.intrinsic("fma", a, b, c)
         return self.fadd(self.fmul(a, b), c)
 
     def horner(self, coefficients: tuple[float, ...], t: str) -> str:
@@ -114,17 +138,33 @@ class Body:
     def fcmp(self, predicate: str, a: str, b: str) -> str:
         return self.binary(f"fcmp {predicate}", a, b)
 
+    def icmp(self, predicate: str, a: str, b: str | int) -> str:
+        return self.binary(f"icmp {predicate}", a, str(b), "i64")
+
+    def both(self, a: str, b: str) -> str:
+        """a and b, for the booleans of comparisons."""
+        return self.binary("and", a, b, "i1")
+
     def select(self, condition: str, a: str, b: str, kind: str = "double") -> str:
-        return self.emit(f"select i1 {condition}, {kind} {a}, {kind} {b}")
+        t = self.types[kind]
+        return self.emit(
+            f"select {self.types['i1']} {condition}, {t} {self.operand(a, kind)}, {t} {self.operand(b, kind)}"
+        )
 
     def intrinsic(self, name: str, *args: str) -> str:
-        return self.emit(f"call double @llvm.{name}.f64({', '.join(f'double {a}' for a in args)})")
+        d = self.types["double"]
+        operands = ", ".join(f"{d} {self.operand(a)}" for a in args)
+        return self.emit(f"call {d} @{intrinsic_name(name, self.lanes)}({operands})")
 
     def bits(self, a: str) -> str:
-        return self.emit(f"bitcast double {a} to i64")
+        return self.emit(f"bitcast {self.types['double']} {a} to {self.types['i64']}")
 
     def real(self, a: str) -> str:
-        return self.emit(f"bitcast i64 {a} to double")
+        return self.emit(f"bitcast {self.types['i64']} {a} to {self.types['double']}")
+
+    def odd(self, a: str) -> str:
+        """The lowest bit of integers, as booleans."""
+        return self.emit(f"trunc {self.types['i64']} {self.int('and', a, 1)} to {self.types['i1']}")
 
     def int(self, op: str, a: str, b: str | int) -> str:
         return self.binary(op, a, str(b), "i64")
@@ -171,7 +211,7 @@ def exp(b: Body, x: str) -> str:
 def expm1(b: Body, x: str) -> str:
     k, r, _ = _reduce_exp(b, x, EXPM1_LOW, EXP_HIGH)
     em = _expm1_reduced(b, r)
-    scale = _power_of_two(b, b.select(b.emit(f"icmp sgt i64 {k}, 1000"), "0", k, "i64"))
+    scale = _power_of_two(b, b.select(b.icmp("sgt", k, 1000), "0", k, "i64"))
     small = b.mad(scale, em, b.fsub(scale, double(1.0)))  # 2^k expm1(r) + (2^k - 1); exact for k = 0
     large = _exp_times(b, k, b.fadd(double(1.0), em))
     value = b.select(b.fcmp("ogt", x, double(EXPM1_AS_EXP)), large, small)
@@ -205,7 +245,7 @@ def log1p(b: Body, x: str) -> str:
     """log(u) + (x - (u - 1)) / u with u = 1 + x: the rounding of u, corrected to first order."""
     u = b.fadd(double(1.0), x)
     correction = b.fdiv(b.fsub(x, b.fsub(u, double(1.0))), u)
-    finite = b.emit(f"and i1 {b.fcmp('ogt', u, double(0.0))}, {b.fcmp('olt', u, double(math.inf))}")
+    finite = b.both(b.fcmp("ogt", u, double(0.0)), b.fcmp("olt", u, double(math.inf)))
     value = b.fadd(log(b, u), b.select(finite, correction, double(0.0)))
     return b.select(b.fcmp("ueq", x, double(0.0)), x, value)  # NaN, and the sign of a zero
 
@@ -233,7 +273,7 @@ def _sin_cos(b: Body, x: str, cosine: bool) -> str:
     cos_r = b.fadd(w, b.mad(b.fmul(z, z), b.horner(COS_C, z), b.fsub(b.fsub(double(1.0), w), half)))
     if cosine:
         quadrant = b.int("add", quadrant, 1)  # cos(x) = sin(x + pi/2)
-    odd = b.emit(f"trunc i64 {b.int('and', quadrant, 1)} to i1")
+    odd = b.odd(quadrant)
     value = b.select(odd, cos_r, sin_r)
     negative = b.int("shl", b.int("and", quadrant, 2), 62)  # the sign bit where the quadrant is 2 or 3
     return b.real(b.int("xor", b.bits(value), negative))
@@ -250,7 +290,7 @@ def cos(b: Body, x: str) -> str:
 def beyond(b: Body, x: str) -> str:
     """True (i1) where |x| is finite and above TRIG_BOUND: sin and cos need the C library there."""
     a = b.intrinsic("fabs", x)
-    return b.emit(f"and i1 {b.fcmp('ogt', a, double(TRIG_BOUND))}, {b.fcmp('olt', a, double(math.inf))}")
+    return b.both(b.fcmp("ogt", a, double(TRIG_BOUND)), b.fcmp("olt", a, double(math.inf)))
 
 
 FUNCTIONS: dict[str, Callable[[Body, str], str]] = {
@@ -264,36 +304,99 @@ FUNCTIONS: dict[str, Callable[[Body, str], str]] = {
 }
 GUARDED = frozenset({"graphc_sin", "graphc_cos"})  # exact only where ``beyond`` is false
 LIBM = {name: name.removeprefix("graphc_") for name in FUNCTIONS}  # the C function each one replaces
+BINARY = frozenset({"atan2", "pow"})  # the C library functions of two arguments the ops call
 
 
-def define(name: str, fma: bool, inline: bool) -> str:
-    """The IR text defining ``double name(double)``.
+def own_name(name: str, lanes: int) -> str:
+    """The symbol of graphc's function ``name`` (``graphc_sin``) on ``lanes`` points: ``graphc_sin_v8``."""
+    return f"{name}_v{lanes}"
 
-    A :data:`GUARDED` function, inlined, is exact only where ``beyond`` is false (the kernel
-    checks, see graphc.backends.llvm); not inlined, it calls the C library there itself.
+
+def libm_name(symbol: str, lanes: int) -> str:
+    """The symbol applying the C library's ``symbol`` (``atan``) lane by lane: ``graphc_libm_atan_v8``."""
+    return f"graphc_libm_{symbol}_v{lanes}"
+
+
+def _lanes_calling(
+    symbol: str, arguments: list[str], lanes: int, fallback: str | None, mask: str | None
+) -> list[str]:
+    """IR lines calling the C library's ``symbol`` on each lane of ``arguments`` (vectors of doubles),
+    ending with the vector of results in ``%lanes{lanes}``; with ``mask``, a lane whose mask is false
+    keeps the value of ``fallback`` instead."""
+    d = vector("double", lanes)
+    lines = [
+        f"  %lanes0 = bitcast {d} {fallback or 'poison'} to {d}"
+        if fallback
+        else f"  %lanes0 = freeze {d} poison"
+    ]
+    for lane in range(lanes):
+        names = []
+        for a, argument in enumerate(arguments):
+            lines.append(f"  %a{lane}_{a} = extractelement {d} {argument}, i64 {lane}")
+            names.append(f"double %a{lane}_{a}")
+        lines.append(f"  %c{lane} = call double @{symbol}({', '.join(names)})")
+        value = f"%c{lane}"
+        if mask is not None:
+            lines.append(f"  %m{lane} = extractelement {vector('i1', lanes)} {mask}, i64 {lane}")
+            lines.append(f"  %f{lane} = extractelement {d} {fallback}, i64 {lane}")
+            lines.append(f"  %s{lane} = select i1 %m{lane}, double %c{lane}, double %f{lane}")
+            value = f"%s{lane}"
+        lines.append(f"  %lanes{lane + 1} = insertelement {d} %lanes{lane}, double {value}, i64 {lane}")
+    return lines
+
+
+def define(name: str, fma: bool, lanes: int, inline: bool = False) -> str:
+    """The IR text defining graphc's function ``name`` on a vector of ``lanes`` doubles.
+
+    A :data:`GUARDED` function computes every lane with its polynomial, then, if a lane's
+    argument is beyond :data:`TRIG_BOUND` (rare), calls the C library on that lane: exact
+    everywhere, one branch per call, never taken on ordinary arguments.
     """
-    body = Body(fma)
+    body = Body(fma, lanes)
     result = FUNCTIONS[name](body, "%x")
-    if name in GUARDED and not inline:
+    d = vector("double", lanes)
+    if name in GUARDED:
         far = beyond(body, "%x")
+        reduce = f"llvm.vector.reduce.or.v{lanes}i1" if lanes > 1 else None
+        any_far = body.emit(f"call i1 @{reduce}({vector('i1', lanes)} {far})") if reduce else far
         ending = [
-            f"  br i1 {far}, label %far, label %near",
+            f"  br i1 {any_far}, label %far, label %near",
             "near:",
-            f"  ret double {result}",
+            f"  ret {d} {result}",
             "far:",
-            f"  %c = call double @{LIBM[name]}(double %x)",
-            "  ret double %c",
+            *_lanes_calling(LIBM[name], ["%x"], lanes, result, far),
+            f"  ret {d} %lanes{lanes}",
         ]
     else:
-        ending = [f"  ret double {result}"]
-    header = f"define {'linkonce_odr ' * inline}double @{name}(double %x) #0 {{"
+        ending = [f"  ret {d} {result}"]
+    linkage = "linkonce_odr " if inline else ""
+    header = f"define {linkage}{d} @{own_name(name, lanes)}({d} %x) #{1 if inline else 0} {{"
     return "\n".join([header, "entry:", *body.lines, *ending, "}"])
 
 
-def array_loop(name: str) -> str:
-    """IR text of ``void graphc_apply(ptr x, ptr y, i64 n)``: ``y[i] = name(x[i])`` (for measuring)."""
+def define_libm(symbol: str, arity: int, lanes: int) -> str:
+    """The IR text of ``libm_name(symbol)``: the C library's ``symbol`` applied lane by lane (the
+    ops graphc has no vector code for: atan, pow...)."""
+    d = vector("double", lanes)
+    parameters = ", ".join(f"{d} %x{a}" for a in range(arity))
+    return "\n".join(
+        [
+            f"define {d} @{libm_name(symbol, lanes)}({parameters}) #0 {{",
+            "entry:",
+            *_lanes_calling(symbol, [f"%x{a}" for a in range(arity)], lanes, None, None),
+            f"  ret {d} %lanes{lanes}",
+            "}",
+        ]
+    )
+
+
+def array_loop(name: str, lanes: int) -> str:
+    """IR text of ``void graphc_apply(ptr x, ptr y, i64 n)``: ``y = name(x)``, ``n`` a multiple of
+    ``lanes`` (for measuring)."""
+    d = vector("double", lanes)
+    function = own_name(name, lanes)
     return f"""
-declare double @{name}(double)
+declare {d} @{function}({d})
 
 define void @graphc_apply(ptr noalias %x, ptr noalias %y, i64 %n) nounwind {{
 entry:
@@ -302,11 +405,11 @@ entry:
 loop:
   %i = phi i64 [0, %entry], [%next, %loop]
   %from = getelementptr inbounds double, ptr %x, i64 %i
-  %value = load double, ptr %from, align 8
-  %result = call double @{name}(double %value)
+  %value = load {d}, ptr %from, align 8
+  %result = call {d} @{function}({d} %value)
   %to = getelementptr inbounds double, ptr %y, i64 %i
-  store double %result, ptr %to, align 8
-  %next = add i64 %i, 1
+  store {d} %result, ptr %to, align 8
+  %next = add i64 %i, {lanes}
   %more = icmp slt i64 %next, %n
   br i1 %more, label %loop, label %done
 done:
@@ -315,28 +418,50 @@ done:
 """
 
 
-MEMORY = "memory(none)"  # pure functions (sin's C library call, beyond the bound, sets no errno)
+# pure functions (sin's C library call, beyond the bound, sets no errno): LLVM may move and merge calls
+ATTRIBUTES = "nounwind willreturn memory(none)"
 
 
-def module(names: list[str], triple: str, data_layout: str, fma: bool, inline: bool = True) -> str:
-    """A module defining the functions ``names`` (those of :data:`FUNCTIONS` a kernel calls).
+def module(
+    own: list[str],
+    libm: dict[str, int],
+    triple: str,
+    data_layout: str,
+    fma: bool,
+    lanes: int,
+    inline: bool = False,
+) -> str:
+    """A module defining graphc's functions ``own`` and the lane-by-lane C library wrappers
+    ``libm`` (symbol: arity), on vectors of ``lanes`` doubles.
 
-    ``inline``: ``linkonce_odr`` and always inlined (so loops vectorise), for linking into a
-    kernel; else external and never inlined, for the library split graphs call (their parts run
-    one point at a time anyway, and inlining the functions at every use multiplies compile time).
+    ``inline``: ``linkonce_odr`` and always inlined, for linking into a small kernel; else external
+    and never inlined, for the library compiled once per process that kernels call.
     """
+    d = vector("double", lanes)
     intrinsics = [
-        f"declare double @llvm.{name}.f64({', '.join(['double'] * arity)})"
+        f"declare {d} @{intrinsic_name(name, lanes)}({', '.join([d] * arity)})"
         for name, arity in (("fabs", 1), ("copysign", 2), ("fma", 3))
     ]
+    symbols = {LIBM[name]: 1 for name in own if name in GUARDED} | libm
     return "\n".join(
         [
             f'target triple = "{triple}"',
             f'target datalayout = "{data_layout}"',
             *intrinsics,
-            *(f"declare double @{LIBM[name]}(double)" for name in sorted(names) if name in GUARDED),
-            *(define(name, fma, inline) for name in sorted(names)),
-            f"attributes #0 = {{ {'alwaysinline' if inline else 'noinline'} nounwind willreturn {MEMORY} }}",
+            *(
+                f"declare i1 @llvm.vector.reduce.or.v{lanes}i1({vector('i1', lanes)})"
+                for _ in [lanes]
+                if lanes > 1
+            ),
+            *(
+                f"declare double @{s}({', '.join(['double'] * arity)}) #2"
+                for s, arity in sorted(symbols.items())
+            ),
+            *(define(name, fma, lanes, inline) for name in sorted(own)),
+            *(define_libm(symbol, arity, lanes) for symbol, arity in sorted(libm.items())),
+            f"attributes #0 = {{ noinline {ATTRIBUTES} }}",
+            f"attributes #1 = {{ alwaysinline {ATTRIBUTES} }}",
+            f"attributes #2 = {{ {ATTRIBUTES} }}",
             "",
         ]
     )

@@ -1,7 +1,8 @@
 """Calling JIT-compiled kernels: arguments to pointer arrays, outputs, threads.
 
-The kernel's C signature is ``void(double **inputs, int64 *steps, double **outputs, int64 start,
-int64 stop, double *scratch)``. ctypes releases the GIL during the call, so a large batch is
+The kernel's C signature is ``int64(double **inputs, int64 *steps, double **outputs, int64 start,
+int64 stop, double *scratch)``; an input broadcast from one value (step 0) is given as a vector's
+worth (``lanes``) of copies of it. ctypes releases the GIL during the call, so a large batch is
 split into ranges computed on several threads at once; each point is computed the same way
 whichever thread computes it, so results do not depend on the thread count.
 """
@@ -11,14 +12,12 @@ from __future__ import annotations
 import ctypes
 import math
 import os
-import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-# Both return 0, or nonzero where the range needs the exact kernel (see graphc.backends.llvm).
+# Both return 0.
 KERNEL_TYPE = ctypes.CFUNCTYPE(
     ctypes.c_int64,
     ctypes.c_void_p,
@@ -66,26 +65,16 @@ class CompiledKernel:
         outputs: int,
         scratch: int,
         threads: int | None,
-        exact: Callable[[], CompiledKernel] | None = None,
+        lanes: int,
     ) -> None:
         self._engine = engine
         self._kernel = KERNEL_TYPE(batch)
         self._point = POINT_TYPE(point)
         self._inputs = inputs
         self._outputs = outputs
-        self._scratch = scratch
+        self._scratch = scratch  # doubles of scratch per call
         self.threads = threads  # None: every usable core for a large batch
-        self._make_exact = exact  # compiles the kernel recomputing a range the fast one cannot
-        self._exact: CompiledKernel | None = None
-        self._exact_lock = threading.Lock()  # several threads may flag a range at once
-
-    def exact(self) -> CompiledKernel:
-        """The exact kernel (compiled on first use): this kernel's results, wherever it flags a range."""
-        with self._exact_lock:
-            if self._exact is None:
-                assert self._make_exact is not None, "a kernel without a fallback flagged a range"
-                self._exact = self._make_exact()
-            return self._exact
+        self._lanes = lanes  # points per vector
 
     def __call__(self, *values: Any, out: list[np.ndarray] | None = None) -> Any:
         """The outputs at ``values``; with ``out`` (checked by :meth:`graphc.Kernel.into`: one
@@ -105,8 +94,12 @@ class CompiledKernel:
         for a in arrays:
             if a.shape != shape and a.size != 1:
                 a = np.broadcast_to(a, shape)
-            keep.append(np.ascontiguousarray(a))
-            steps.append(0 if a.size == 1 else 1)
+            if a.size == 1:  # the kernel reads a vector's worth of it
+                keep.append(np.full(self._lanes, a.reshape(-1)[0]))
+                steps.append(0)
+            else:
+                keep.append(np.ascontiguousarray(a))
+                steps.append(1)
         if out is None:
             results = np.empty((self._outputs, size))
             base = _address(results)
@@ -134,9 +127,8 @@ class CompiledKernel:
     def _point_results(self, point: np.ndarray) -> np.ndarray:
         """The outputs at one point (a contiguous float64 array of the inputs), in a new array."""
         results = np.empty(self._outputs)
-        scratch = np.empty(self._scratch) if self._scratch else None
-        if self._point(_address(point), _address(results), None if scratch is None else _address(scratch)):
-            return self.exact()._point_results(point)
+        scratch = np.empty(self._scratch)  # alive until the call returns
+        self._point(_address(point), _address(results), _address(scratch))
         return results
 
     def _run(self, inputs: int, steps: int, outputs: int, size: int) -> None:
@@ -144,11 +136,11 @@ class CompiledKernel:
         if size >= 2 * MIN_POINTS_PER_THREAD and self.threads != 1:
             threads = usable_cores() if self.threads is None else self.threads
             pieces = max(1, min(threads, size // MIN_POINTS_PER_THREAD))
-        bounds = [size * i // pieces for i in range(pieces + 1)]
+        # whole vectors per thread; each point is computed the same in any lane of any thread
+        bounds = [size * i // pieces // self._lanes * self._lanes for i in range(pieces)] + [size]
 
         def run(i: int) -> None:
-            if self._range(inputs, steps, outputs, bounds[i], bounds[i + 1]):
-                self.exact()._range(inputs, steps, outputs, bounds[i], bounds[i + 1])
+            self._range(inputs, steps, outputs, bounds[i], bounds[i + 1])
 
         if pieces == 1:
             run(0)
@@ -156,8 +148,7 @@ class CompiledKernel:
         with ThreadPoolExecutor(max_workers=pieces, thread_name_prefix="graphc-llvm") as pool:
             list(pool.map(run, range(pieces)))
 
-    def _range(self, inputs: int, steps: int, outputs: int, start: int, stop: int) -> int:
-        """The kernel on points ``start..stop``: nonzero if the exact kernel must redo them."""
-        scratch = np.empty(self._scratch) if self._scratch else None
-        address = None if scratch is None else _address(scratch)
-        return self._kernel(inputs, steps, outputs, start, stop, address)  # type: ignore[no-any-return]
+    def _range(self, inputs: int, steps: int, outputs: int, start: int, stop: int) -> None:
+        """The kernel on points ``start..stop``."""
+        scratch = np.empty(self._scratch)
+        self._kernel(inputs, steps, outputs, start, stop, _address(scratch))

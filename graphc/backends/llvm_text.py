@@ -1,10 +1,11 @@
-"""LLVM IR written as text, for the parts of a split graph (the bulk of a big kernel's code).
+"""LLVM IR written as text: every kernel's code, over vectors of points.
 
 ``llvmlite.ir`` builds and prints an instruction in about 15 µs of Python; a 100,000-node
 gradient has half a million of them. :class:`TextBuilder` offers the few IRBuilder methods the
 op lowerings use (``fadd``, ``fcmp_ordered``, ``select``...) with the same signatures, but its
 values are the names of SSA registers and it appends one line of IR text per instruction,
-about ten times faster. Each part becomes a small module of its own, linked into the kernel's.
+about ten times faster. Every value is a vector of ``lanes`` doubles, one per point: the kernel
+computes ``lanes`` points per instruction without relying on LLVM's loop vectoriser.
 """
 
 from __future__ import annotations
@@ -40,73 +41,102 @@ def double(value: float) -> str:
 
 
 class TextBuilder:
-    """The subset of ``llvmlite.ir.IRBuilder`` the op lowerings use, emitting IR text."""
+    """The IRBuilder methods the op lowerings use, emitting IR text over vectors of ``lanes`` doubles
+    (a literal operand, from :meth:`TextEmitter.const`, is already a splat)."""
 
-    def __init__(self) -> None:
+    def __init__(self, lanes: int = 1, prefix: str = "%v") -> None:
         self.lines: list[str] = []
         self._count = 0
+        self.prefix = prefix
+        self.double = _vector("double", lanes)
+        self.boolean = _vector("i1", lanes)
 
     def instruction(self, text: str) -> str:
-        name = f"%v{self._count}"
+        name = f"{self.prefix}{self._count}"
         self._count += 1
         self.lines.append(f"  {name} = {text}")
         return name
 
     def fadd(self, a: str, b: str) -> str:
-        return self.instruction(f"fadd double {a}, {b}")
+        return self.instruction(f"fadd {self.double} {a}, {b}")
 
     def fsub(self, a: str, b: str) -> str:
-        return self.instruction(f"fsub double {a}, {b}")
+        return self.instruction(f"fsub {self.double} {a}, {b}")
 
     def fmul(self, a: str, b: str) -> str:
-        return self.instruction(f"fmul double {a}, {b}")
+        return self.instruction(f"fmul {self.double} {a}, {b}")
 
     def fdiv(self, a: str, b: str) -> str:
-        return self.instruction(f"fdiv double {a}, {b}")
+        return self.instruction(f"fdiv {self.double} {a}, {b}")
 
     def fneg(self, a: str) -> str:
-        return self.instruction(f"fneg double {a}")
+        return self.instruction(f"fneg {self.double} {a}")
 
     def fcmp_ordered(self, op: str, a: str, b: str) -> str:
-        return self.instruction(f"fcmp {_ORDERED[op]} double {a}, {b}")
+        return self.instruction(f"fcmp {_ORDERED[op]} {self.double} {a}, {b}")
 
     def fcmp_unordered(self, op: str, a: str, b: str) -> str:
-        return self.instruction(f"fcmp {_UNORDERED[op]} double {a}, {b}")
+        return self.instruction(f"fcmp {_UNORDERED[op]} {self.double} {a}, {b}")
 
     def or_(self, a: str, b: str) -> str:
-        return self.instruction(f"or i1 {a}, {b}")
+        return self.instruction(f"or {self.boolean} {a}, {b}")
 
     def select(self, condition: str, a: str, b: str) -> str:
-        return self.instruction(f"select i1 {condition}, double {a}, double {b}")
+        return self.instruction(f"select {self.boolean} {condition}, {self.double} {a}, {self.double} {b}")
+
+
+def _vector(kind: str, lanes: int) -> str:
+    return kind if lanes == 1 else f"<{lanes} x {kind}>"
+
+
+def vector_symbol(symbol: str, lanes: int) -> str:
+    """What a lowering's call of ``symbol`` calls on vectors: the intrinsic's vector form
+    (``llvm.fabs.v8f64``), graphc's own vector function (``graphc_sin_v8``), or the C library's
+    function applied lane by lane (``graphc_libm_atan_v8``)."""
+    if symbol.startswith("llvm."):
+        return symbol.removesuffix(".f64") + (".f64" if lanes == 1 else f".v{lanes}f64")
+    if symbol.startswith("graphc_"):
+        return f"{symbol}_v{lanes}"
+    return f"graphc_libm_{symbol}_v{lanes}"
 
 
 class TextEmitter:
-    """An op lowering's emitter (see :class:`graphc.ops.Emitter`) writing a module of part functions.
+    """An op lowering's emitter (see :class:`graphc.ops.Emitter`) writing IR text over vectors of
+    ``lanes`` points, one vector per node.
 
+    A value kept in scratch slot ``s`` is the ``lanes`` doubles at ``scratch + s * lanes``.
     Instructions go to the function being written; :meth:`define` closes it as
     ``void name(ptr scratch)`` and starts the next.
     """
 
-    def __init__(self) -> None:
-        self.builder = TextBuilder()
-        self.arities: dict[str, int] = {}  # the C functions and intrinsics called
+    def __init__(self, lanes: int, prefix: str = "%v") -> None:
+        self.lanes = lanes
+        self.prefix = prefix
+        self.builder = TextBuilder(lanes, prefix)
+        self.called: dict[str, tuple[str, int]] = {}  # a lowering's symbol: (what is called, arity)
         self.functions: list[str] = []
 
     def call(self, symbol: str, *args: Any) -> str:
-        self.arities[symbol] = len(args)
-        operands = ", ".join(f"double {a}" for a in args)
-        return self.builder.instruction(f"call double @{symbol}({operands})")
+        target = vector_symbol(symbol, self.lanes)
+        self.called[symbol] = (target, len(args))
+        d = self.builder.double
+        operands = ", ".join(f"{d} {a}" for a in args)
+        return self.builder.instruction(f"call {d} @{target}({operands})")
 
     def const(self, value: float) -> str:
-        return double(value)
+        return double(value) if self.lanes == 1 else f"splat (double {double(value)})"
+
+    def _slot(self, slot: int) -> str:
+        return self.builder.instruction(
+            f"getelementptr inbounds double, ptr %scratch, i64 {slot * self.lanes}"
+        )
 
     def load(self, slot: int) -> str:
-        pointer = self.builder.instruction(f"getelementptr inbounds double, ptr %scratch, i64 {slot}")
-        return self.builder.instruction(f"load double, ptr {pointer}, align 8")
+        return self.builder.instruction(f"load {self.builder.double}, ptr {self._slot(slot)}, align 8")
 
     def store(self, value: str, slot: int) -> None:
-        pointer = self.builder.instruction(f"getelementptr inbounds double, ptr %scratch, i64 {slot}")
-        self.builder.lines.append(f"  store double {value}, ptr {pointer}, align 8")
+        pointer = self._slot(slot)
+        self.builder.lines.append(f"  store {self.builder.double} {value}, ptr {pointer}, align 8")
 
     def define(self, name: str) -> None:
         """Close the instructions written so far as the function ``void name(ptr scratch)``."""
@@ -116,13 +146,12 @@ class TextEmitter:
                 [f"define void @{name}(ptr noalias %scratch) #0 {{", "entry:", *lines, "  ret void", "}"]
             )
         )
-        self.builder = TextBuilder()
+        self.builder = TextBuilder(self.lanes, self.prefix)
 
-    def module(self, triple: str, data_layout: str) -> str:
-        """The module text: the functions defined, and declarations of what they call."""
-        declarations = [
-            f"declare double @{symbol}({', '.join(['double'] * arity)})"
-            for symbol, arity in sorted(self.arities.items())
+    def declarations(self) -> list[str]:
+        """Declarations of the functions and intrinsics the lowerings called."""
+        d = self.builder.double
+        return [
+            f"declare {d} @{target}({', '.join([d] * arity)}) #2"
+            for target, arity in sorted(set(self.called.values()))
         ]
-        header = [f'target triple = "{triple}"', f'target datalayout = "{data_layout}"', *declarations]
-        return "\n".join([*header, *self.functions, "attributes #0 = { noinline nounwind }", ""])
