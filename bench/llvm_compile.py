@@ -97,8 +97,7 @@ def measure(nodes: int) -> dict[str, float]:
     gradient = graphc.differentiate(graph)
     differentiated = time.perf_counter()
     plan = backend.Plan.of(gradient)
-    module_text = str(backend.build_module(plan))
-    parts_text = backend.parts_module(plan) if len(plan.parts) > 1 else ""
+    module_text, _ = backend.kernel_text(plan, backend.lanes())
     generated = time.perf_counter()
     built = backend.build(gradient)  # generation again, then LLVM
     compiled = time.perf_counter()
@@ -110,7 +109,7 @@ def measure(nodes: int) -> dict[str, float]:
     values = np.array(kernel(**point))
     expected = np.array([reference(gradient, {n: float(v[i]) for n, v in point.items()}) for i in CHECKED])
     difference = np.max(np.abs(values[:, CHECKED].T - expected) / np.maximum(np.abs(expected), 1e-300))
-    del engine, addresses, module_text, parts_text
+    del engine, addresses, module_text
     return {
         "nodes": len(graph),
         "gradient": len(gradient),

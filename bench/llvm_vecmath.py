@@ -148,22 +148,19 @@ def tanh_network(seed: int = 0) -> str:
 
 
 class LibmCalls:
-    """Compile with C library calls instead of graphc's functions: the lowering before this change."""
+    """Compile with the C library's functions (applied lane by lane) instead of graphc's vector ones."""
 
     def __enter__(self) -> None:
-        self.saved = backend._Emitter.call, llvm_text.TextEmitter.call
-        original_ir, original_text = self.saved
-
-        def ir_call(emitter: Any, symbol: str, *args: Any) -> Any:
-            return original_ir(emitter, llvm_math.LIBM.get(symbol, symbol), *args)
+        self.saved = llvm_text.TextEmitter.call
+        original = self.saved
 
         def text_call(emitter: Any, symbol: str, *args: Any) -> Any:
-            return original_text(emitter, llvm_math.LIBM.get(symbol, symbol), *args)
+            return original(emitter, llvm_math.LIBM.get(symbol, symbol), *args)
 
-        backend._Emitter.call, llvm_text.TextEmitter.call = ir_call, text_call  # type: ignore[method-assign]
+        llvm_text.TextEmitter.call = text_call  # type: ignore[method-assign]
 
     def __exit__(self, *exc: object) -> None:
-        backend._Emitter.call, llvm_text.TextEmitter.call = self.saved  # type: ignore[method-assign]
+        llvm_text.TextEmitter.call = self.saved  # type: ignore[method-assign]
 
 
 def best(run: Callable[[], Any], repeat: int = 5) -> float:

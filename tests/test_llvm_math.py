@@ -129,7 +129,10 @@ def test_a_big_kernel_calls_the_vector_functions_and_gets_the_same_bits(monkeypa
     assert re.search(r"call <\d+ x double> @graphc_sin_v\d+", called.source)
     assert not re.search(r"call <\d+ x double> @graphc_sin_v\d+", inlined.source)
     for a, b in zip(inlined(x), called(x), strict=True):
-        assert np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a), np.signbit(b))
+        numbers = ~np.isnan(a)  # a NaN's sign bit is not a value (the optimiser may flip it)
+        assert np.array_equal(a, b, equal_nan=True) and np.array_equal(
+            np.signbit(a[numbers]), np.signbit(b[numbers])
+        )
 
 
 def c_sin_cos(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -314,8 +314,10 @@ def _helpers(width: int) -> str:
     )
     return "\n".join(
         [
-            "define internal void @graphc_fill(ptr %inputs, ptr %steps, i64 %n, i64 %i, i64 %left, ptr %to, "
-            "ptr %table, i64 %n.out, ptr %to.out) #0 {",
+            (
+                "define internal void @graphc_fill(ptr %inputs, ptr %steps, i64 %n, i64 %i, i64 %left, ptr %to, "
+                "ptr %table, i64 %n.out, ptr %to.out) #0 {"
+            ),
             "k.enter:",
             "  %last = sub i64 %left, 1",
             *fill_inputs,
@@ -454,8 +456,10 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, list[str]]:
         f"  %tail = icmp slt i64 %left, {width}",
         "  br i1 %tail, label %fill, label %body",
         "fill:",
-        f"  call void @graphc_fill(ptr %inputs, ptr %steps, i64 {n_in}, i64 %i, i64 %left, ptr %tail.in, "
-        f"ptr %tail.inputs, i64 {n_out}, ptr %tail.out)",
+        (
+            f"  call void @graphc_fill(ptr %inputs, ptr %steps, i64 {n_in}, i64 %i, i64 %left, ptr %tail.in, "
+            f"ptr %tail.inputs, i64 {n_out}, ptr %tail.out)"
+        ),
         "  br label %body",
         "body:",
         *body,
