@@ -1,15 +1,16 @@
-"""graphc's own exp, expm1, log, log1p and tanh as LLVM IR: branch-free, so loops over them vectorise.
+"""graphc's own exp, expm1, log, log1p, tanh, sin and cos as LLVM IR over vectors of doubles.
 
-A call of the C library's ``exp`` is opaque to LLVM's loop vectoriser, so a kernel with one runs
-one point at a time. These functions are straight-line IR (range reduction, a polynomial, integer
-operations on the bits and ``select`` for the special values), defined ``linkonce_odr`` and
-``alwaysinline`` in a small module linked into each kernel that calls them: once inlined, the
-loop vectorises (AVX2: 4 points per instruction, AVX-512: 8). A split graph (whose parts run
-one point at a time) calls them instead from a library compiled once per process.
+A call of the C library's ``exp`` computes one point; a kernel computing a vector of points per
+instruction (AVX-512: 8, AVX: 4) needs functions of vectors. These are straight-line IR (range
+reduction, a polynomial, integer operations on the bits and ``select`` for the special values),
+written for any number of lanes by :class:`Body`. A kernel calls them from a library compiled
+once per process (at ``-O2``; a big kernel's own code is generated fast, at ``-O0``) or, when it
+calls them only a few times, has them defined ``linkonce_odr`` and ``alwaysinline`` in its module.
+The C library functions graphc has no vector code for (atan, pow...) are applied lane by lane.
 
 sin and cos reduce their argument by pi/2 in four parts (Cody and Waite), exact to about 2^-70
-of it up to :data:`TRIG_BOUND`; inlined, they flag a larger argument, and the kernel has that
-range recomputed by its exact version, in which they call the C library beyond the bound.
+of it up to :data:`TRIG_BOUND`; where a lane's argument is larger (rare: one branch per call, not
+taken on ordinary arguments), that lane gets the C library's value.
 
 The special values are the C library's: ``exp(-inf) = 0``, ``exp(inf) = inf``, ``exp(710) = inf``,
 ``log(0) = -inf``, ``log(-1) = nan``, ``log(-0.0) = -inf``, ``expm1(-0.0) = -0.0``, ``tanh(±inf) = ±1``,
