@@ -105,11 +105,11 @@ class Plan:
 
     @property
     def large(self) -> bool:
-        """Whether to compile fast (``-O1`` passes, ``-O0`` code generation) rather than well.
+        """Whether to compile fast (no LLVM passes, ``-O0`` code generation) rather than well.
 
         A split graph's parts are straight-line code the hash-consed graph has already shared:
-        ``-O2`` costs four times ``-O1`` on them, ``-O3`` code generation four times ``-O0``, for
-        code about 7% faster. With hundreds of arrays (a Hessian), the register allocator at
+        ``-O1`` passes take 40% of its compile time for code no faster, ``-O3`` code generation
+        four times ``-O0`` for code about 7% faster. With hundreds of arrays (a Hessian), the register allocator at
         ``-O3`` spends seconds on their addresses, live across the loop, for code no faster (the
         kernel is bound by memory).
         """
@@ -501,7 +501,7 @@ INLINE_CALLS = 48  # a kernel calling graphc's vector functions at most this oft
 
 
 def optimize(plan: Plan) -> llvm.ModuleRef:
-    """The plan's module, verified and optimised (``-O2``, or ``-O1`` if large).
+    """The plan's module, verified and optimised (``-O2``; a large plan, none: see below).
 
     A small kernel calling graphc's vector functions at most :data:`INLINE_CALLS` times has them
     inlined (no spilling of live vectors around calls); others call the process's library.
@@ -517,7 +517,10 @@ def optimize(plan: Plan) -> llvm.ModuleRef:
         library = llvm_math.module(own, {}, llvm.get_process_triple(), layout, _fma(), width, inline=True)
         module.link_in(llvm.parse_assembly(library))
     module.verify()
-    tuning = llvm.create_pipeline_tuning_options(speed_level=1 if plan.large else 2)
+    # A large plan's code is straight-line and already shared by the hash-consed graph: LLVM's
+    # passes (even -O1's) cost about 40% of its compile time and gain nothing measurable
+    # (B5-10k's gradient: 0.52 s of passes for code 0-5% faster), so it gets none.
+    tuning = llvm.create_pipeline_tuning_options(speed_level=0 if plan.large else 2)
     passes = llvm.create_pass_builder(target_machine(), tuning)
     passes.getModulePassManager().run(module, passes)
     return module
