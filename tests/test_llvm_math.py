@@ -1,5 +1,5 @@
 """graphc's own exp, expm1, log, log1p, tanh, sin, cos in LLVM IR: the C library's special values,
-about 1 ulp, vectorised; sin and cos of huge arguments through the exact kernel."""
+about 1 ulp, as vector code; sin and cos of huge arguments through the C library, lane by lane."""
 
 from __future__ import annotations
 

@@ -39,7 +39,6 @@ from pathlib import Path
 import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
-from llvmlite import ir
 
 from graphc import ops
 from graphc.backends import llvm_math, llvm_text
@@ -55,15 +54,9 @@ from graphc.ops import CONST, OPS, VAR
 _LLVM_LOCK = threading.Lock()
 
 MANY_ARRAYS = 64  # more input and output arrays than this: compile fast (see Plan.large)
-SCOPED_OUTPUTS = 32  # outputs told apart from each other by alias scopes (metadata grows as n²)
 PART_SIZE = 2000  # nodes per function of a split graph: small enough for LLVM's code generation
 ENTRY = "graphc_kernel"
 POINT = "graphc_point"
-
-_DOUBLE = ir.DoubleType()
-_I64 = ir.IntType(64)
-_PTR = ir.PointerType()
-
 
 @functools.cache
 def target_machine(fast: bool = False) -> llvm.TargetMachine:
