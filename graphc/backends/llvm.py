@@ -58,6 +58,7 @@ PART_SIZE = 2000  # nodes per function of a split graph: small enough for LLVM's
 ENTRY = "graphc_kernel"
 POINT = "graphc_point"
 
+
 @functools.cache
 def target_machine(fast: bool = False) -> llvm.TargetMachine:
     """The host's target machine for optimising and code generation (never given to an engine).
@@ -502,7 +503,7 @@ def optimize(plan: Plan) -> llvm.ModuleRef:
     width = lanes()
     text, own = kernel_text(plan, width)
     module = llvm.parse_assembly(text)
-    calls = sum(text.count(f"@{llvm_math.own_name(name, width)}(") for name in own) - len(
+    calls = sum(text.count(f"@{llvm_text.own_name(name, width)}(") for name in own) - len(
         own
     )  # less declarations
     if own and not plan.large and calls <= INLINE_CALLS:
@@ -534,7 +535,7 @@ def _library_symbols(symbols: Sequence[str]) -> tuple[list[str], dict[str, int]]
     """Which of ``symbols`` are graphc's vector functions (by their scalar name, ``graphc_sin``)
     and which its lane-by-lane wrappers of C library functions (symbol: arity)."""
     width = lanes()
-    own_names = {llvm_math.own_name(name, width): name for name in llvm_math.FUNCTIONS}
+    own_names = {llvm_text.own_name(name, width): name for name in llvm_math.FUNCTIONS}
     own = [own_names[s] for s in symbols if s in own_names]
     prefix, suffix = "graphc_libm_", f"_v{width}"
     libm = {
@@ -554,8 +555,8 @@ def _library(own: list[str], libm: dict[str, int]) -> None:
     """Compile graphc's vector functions ``own`` and the wrappers ``libm`` not compiled yet (once
     per process, at ``-O2``) and give them to the JIT's symbol resolution."""
     width = lanes()
-    own = [n for n in own if not llvm.address_of_symbol(llvm_math.own_name(n, width))]
-    libm = {s: a for s, a in libm.items() if not llvm.address_of_symbol(llvm_math.libm_name(s, width))}
+    own = [n for n in own if not llvm.address_of_symbol(llvm_text.own_name(n, width))]
+    libm = {s: a for s, a in libm.items() if not llvm.address_of_symbol(llvm_text.libm_name(s, width))}
     if not own and not libm:
         return
     _resolve([*libm, *(llvm_math.LIBM[n] for n in own if n in llvm_math.GUARDED)])
@@ -568,7 +569,7 @@ def _library(own: list[str], libm: dict[str, int]) -> None:
     passes.getModulePassManager().run(module, passes)
     engine = llvm.create_mcjit_compiler(module, new_target_machine())
     engine.finalize_object()
-    names = [llvm_math.own_name(n, width) for n in own] + [llvm_math.libm_name(s, width) for s in libm]
+    names = [llvm_text.own_name(n, width) for n in own] + [llvm_text.libm_name(s, width) for s in libm]
     for name in names:
         llvm.add_symbol(name, engine.get_function_address(name))
     _LIBRARY.append(engine)

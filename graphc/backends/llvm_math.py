@@ -30,7 +30,7 @@ import math
 import struct
 from collections.abc import Callable
 
-from graphc.backends.llvm_text import double
+from graphc.backends.llvm_text import double, intrinsic_name, libm_name, own_name, splat, vector
 
 # exp(r) = 1 + r + r^2 Q(r) on |r| <= ln2/2 (relative error of the polynomial < 0.01 ulp)
 EXP_Q = (
@@ -69,23 +69,6 @@ EXP_LOW = -746.0  # exp underflows to 0 below -745.13
 EXPM1_LOW = -40.0  # expm1(x) rounds to -1 below
 EXPM1_AS_EXP = 40.0  # above, expm1(x) rounds to exp(x)
 TANH_ONE = 20.0  # tanh(x) rounds to 1 above
-
-
-def vector(kind: str, lanes: int) -> str:
-    """The IR type of ``lanes`` values of the scalar type ``kind`` (the scalar itself for one lane)."""
-    return kind if lanes == 1 else f"<{lanes} x {kind}>"
-
-
-def splat(value: str, kind: str, lanes: int) -> str:
-    """An operand: a register as it is, a literal (``0x3FF0...``, ``52``) in every lane."""
-    if value.startswith("%") or lanes == 1:
-        return value
-    return f"splat ({kind} {value})"
-
-
-def intrinsic_name(name: str, lanes: int) -> str:
-    """The LLVM intrinsic ``llvm.<name>`` on ``lanes`` doubles (``llvm.fabs.v8f64``)."""
-    return f"llvm.{name}.{'f64' if lanes == 1 else f'v{lanes}f64'}"
 
 
 class Body:
@@ -306,16 +289,6 @@ FUNCTIONS: dict[str, Callable[[Body, str], str]] = {
 GUARDED = frozenset({"graphc_sin", "graphc_cos"})  # exact only where ``beyond`` is false
 LIBM = {name: name.removeprefix("graphc_") for name in FUNCTIONS}  # the C function each one replaces
 BINARY = frozenset({"atan2", "pow"})  # the C library functions of two arguments the ops call
-
-
-def own_name(name: str, lanes: int) -> str:
-    """The symbol of graphc's function ``name`` (``graphc_sin``) on ``lanes`` points: ``graphc_sin_v8``."""
-    return f"{name}_v{lanes}"
-
-
-def libm_name(symbol: str, lanes: int) -> str:
-    """The symbol applying the C library's ``symbol`` (``atan``) lane by lane: ``graphc_libm_atan_v8``."""
-    return f"graphc_libm_{symbol}_v{lanes}"
 
 
 def _lanes_calling(

@@ -40,6 +40,36 @@ def double(value: float) -> str:
     return f"0x{struct.unpack('<Q', struct.pack('<d', value))[0]:016X}"
 
 
+# --- names and types over vectors of ``lanes`` doubles (one place for every module that writes IR) --
+
+
+def vector(kind: str, lanes: int) -> str:
+    """The IR type of ``lanes`` values of the scalar type ``kind`` (the scalar itself for one lane)."""
+    return kind if lanes == 1 else f"<{lanes} x {kind}>"
+
+
+def splat(value: str, kind: str, lanes: int) -> str:
+    """An operand: a register as it is, a literal (``0x3FF0...``, ``52``) in every lane."""
+    if value.startswith("%") or lanes == 1:
+        return value
+    return f"splat ({kind} {value})"
+
+
+def intrinsic_name(name: str, lanes: int) -> str:
+    """The LLVM intrinsic ``llvm.<name>`` on ``lanes`` doubles (``llvm.fabs.v8f64``)."""
+    return f"llvm.{name}.{'f64' if lanes == 1 else f'v{lanes}f64'}"
+
+
+def own_name(name: str, lanes: int) -> str:
+    """The symbol of graphc's function ``name`` (``graphc_sin``) on ``lanes`` points: ``graphc_sin_v8``."""
+    return f"{name}_v{lanes}"
+
+
+def libm_name(symbol: str, lanes: int) -> str:
+    """The symbol applying the C library's ``symbol`` (``atan``) lane by lane: ``graphc_libm_atan_v8``."""
+    return f"graphc_libm_{symbol}_v{lanes}"
+
+
 class TextBuilder:
     """The IRBuilder methods the op lowerings use, emitting IR text over vectors of ``lanes`` doubles
     (a literal operand, from :meth:`TextEmitter.const`, is already a splat)."""
@@ -48,8 +78,8 @@ class TextBuilder:
         self.lines: list[str] = []
         self._count = 0
         self.prefix = prefix
-        self.double = _vector("double", lanes)
-        self.boolean = _vector("i1", lanes)
+        self.double = vector("double", lanes)
+        self.boolean = vector("i1", lanes)
 
     def instruction(self, text: str) -> str:
         name = f"{self.prefix}{self._count}"
@@ -85,19 +115,15 @@ class TextBuilder:
         return self.instruction(f"select {self.boolean} {condition}, {self.double} {a}, {self.double} {b}")
 
 
-def _vector(kind: str, lanes: int) -> str:
-    return kind if lanes == 1 else f"<{lanes} x {kind}>"
-
-
 def vector_symbol(symbol: str, lanes: int) -> str:
     """What a lowering's call of ``symbol`` calls on vectors: the intrinsic's vector form
     (``llvm.fabs.v8f64``), graphc's own vector function (``graphc_sin_v8``), or the C library's
     function applied lane by lane (``graphc_libm_atan_v8``)."""
     if symbol.startswith("llvm."):
-        return symbol.removesuffix(".f64") + (".f64" if lanes == 1 else f".v{lanes}f64")
+        return intrinsic_name(symbol.removeprefix("llvm.").removesuffix(".f64"), lanes)
     if symbol.startswith("graphc_"):
-        return f"{symbol}_v{lanes}"
-    return f"graphc_libm_{symbol}_v{lanes}"
+        return own_name(symbol, lanes)
+    return libm_name(symbol, lanes)
 
 
 class TextEmitter:
@@ -124,7 +150,7 @@ class TextEmitter:
         return self.builder.instruction(f"call {d} @{target}({operands})")
 
     def const(self, value: float) -> str:
-        return double(value) if self.lanes == 1 else f"splat (double {double(value)})"
+        return splat(double(value), "double", self.lanes)
 
     def _slot(self, slot: int) -> str:
         return self.builder.instruction(
