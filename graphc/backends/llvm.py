@@ -35,6 +35,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import llvmlite
 import llvmlite.binding as llvm
@@ -193,12 +194,23 @@ def part_name(index: int) -> str:
     return f"graphc_part{index}"
 
 
-def scratch_size(plan: Plan, width: int) -> int:
-    """Doubles of scratch a call needs: the parts' vectors, a vector per input and per output for
-    the last points of a range and their pointer tables, and the point function's pointer tables
-    (see :func:`kernel_text`)."""
-    inputs, outputs = len(plan.graph.variables), len(plan.graph.outputs)
-    return width * (plan.size + inputs + outputs) + 2 * (2 * inputs + outputs)
+class Scratch(NamedTuple):
+    """Where each thing lives in a call's scratch, counted in 8-byte words from its start."""
+
+    tail_in: int  # after the parts' vectors: a vector per input for the last points of a range
+    tail_out: int  # a vector per output for them
+    tail_tables: int  # the tables of their addresses: inputs, steps (all 1), outputs
+    point_tables: int  # the point function's tables: inputs, steps (all 0), outputs
+    size: int  # words in all
+
+    @classmethod
+    def of(cls, plan: Plan, width: int) -> Scratch:
+        inputs, outputs = len(plan.graph.variables), len(plan.graph.outputs)
+        tables = 2 * inputs + outputs
+        tail_in = width * plan.size
+        tail_out = tail_in + width * inputs
+        tail_tables = tail_out + width * outputs
+        return cls(tail_in, tail_out, tail_tables, tail_tables + tables, tail_tables + 2 * tables)
 
 
 def _loop(label: str, count: str, body: list[str], after: str) -> list[str]:
@@ -338,7 +350,7 @@ def _point_text(plan: Plan, width: int) -> str:
     """``graphc_point(double *in, double *out, double *scratch)``: the kernel on one point; the
     pointer tables it passes are built in ``scratch``, after the kernel's own part of it."""
     inputs, outputs = len(plan.graph.variables), len(plan.graph.outputs)
-    tables = width * (plan.size + inputs + outputs) + 2 * inputs + outputs  # after the tail's tables
+    tables = Scratch.of(plan, width).point_tables
     fill = _loop(
         "k",
         str(inputs),
@@ -390,11 +402,11 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, list[str]]:
     variables = [graph.variable(name) for name in graph.variables]
     n_in, n_out = len(variables), len(graph.outputs)
     split = len(plan.parts) > 1
-    tail_in, tail_out = width * plan.size, width * (plan.size + n_in)
+    scratch = Scratch.of(plan, width)
     entry = [
-        f"  %tail.in = getelementptr inbounds double, ptr %scratch, i64 {tail_in}",
-        f"  %tail.out = getelementptr inbounds double, ptr %scratch, i64 {tail_out}",
-        f"  %tail.inputs = getelementptr inbounds double, ptr %scratch, i64 {tail_out + width * n_out}",
+        f"  %tail.in = getelementptr inbounds double, ptr %scratch, i64 {scratch.tail_in}",
+        f"  %tail.out = getelementptr inbounds double, ptr %scratch, i64 {scratch.tail_out}",
+        f"  %tail.inputs = getelementptr inbounds double, ptr %scratch, i64 {scratch.tail_tables}",
         f"  %tail.steps = getelementptr inbounds ptr, ptr %tail.inputs, i64 {n_in}",
         f"  %tail.outputs = getelementptr inbounds ptr, ptr %tail.inputs, i64 {2 * n_in}",
     ]
@@ -621,7 +633,7 @@ def build(graph: Graph, part_size: int | None = None) -> Build:
     plan = Plan.of(graph, part_size)
     optimized = optimize(plan)
     object_code = target_machine(fast=plan.large).emit_object(optimized)
-    return Build(object_code, external_symbols(optimized), scratch_size(plan, lanes()), str(optimized))
+    return Build(object_code, external_symbols(optimized), Scratch.of(plan, lanes()).size, str(optimized))
 
 
 def optimized_ir(graph: Graph) -> str:
