@@ -394,9 +394,10 @@ def _point_text(plan: Plan, width: int) -> str:
 SIGNATURE = "ptr noalias %inputs, ptr noalias %steps, ptr noalias %outputs, i64 %start, i64 %stop, ptr noalias %scratch"
 
 
-def kernel_text(plan: Plan, width: int) -> tuple[str, list[str]]:
+def kernel_text(plan: Plan, width: int) -> tuple[str, dict[str, int]]:
     """The IR text of a plan's module (the kernel, the point function, the helpers, and one
-    function per part when the graph is split), and graphc's vector functions it calls."""
+    function per part when the graph is split), and how often it calls each of graphc's vector
+    functions."""
     graph = plan.graph
     d = f"<{width} x double>" if width > 1 else "double"
     variables = [graph.variable(name) for name in graph.variables]
@@ -487,6 +488,7 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, list[str]]:
             _Values(plan, parts).compute(part, spill=True)
             parts.define(part_name(index))
     emitter.called.update(parts.called)
+    emitter.calls.update(parts.calls)
     text = [
         f'target triple = "{llvm.get_process_triple()}"',
         f'target datalayout = "{target_machine().target_data}"',
@@ -500,7 +502,8 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, list[str]]:
         f"attributes #2 = {{ {llvm_math.ATTRIBUTES} }}",
         "",
     ]
-    return "\n".join(text), sorted(s for s in emitter.called if s in llvm_math.FUNCTIONS)
+    own = {s: emitter.calls[s] for s in sorted(emitter.calls) if s in llvm_math.FUNCTIONS}
+    return "\n".join(text), own
 
 
 INLINE_CALLS = 48  # a kernel calling graphc's vector functions at most this often has them inlined
@@ -515,12 +518,11 @@ def optimize(plan: Plan) -> llvm.ModuleRef:
     width = lanes()
     text, own = kernel_text(plan, width)
     module = llvm.parse_assembly(text)
-    calls = sum(text.count(f"@{llvm_text.own_name(name, width)}(") for name in own) - len(
-        own
-    )  # less declarations
-    if own and not plan.large and calls <= INLINE_CALLS:
+    if own and not plan.large and sum(own.values()) <= INLINE_CALLS:
         layout = str(target_machine().target_data)
-        library = llvm_math.module(own, {}, llvm.get_process_triple(), layout, _fma(), width, inline=True)
+        library = llvm_math.module(
+            list(own), {}, llvm.get_process_triple(), layout, _fma(), width, inline=True
+        )
         module.link_in(llvm.parse_assembly(library))
     module.verify()
     # A large plan's code is straight-line and already shared by the hash-consed graph: LLVM's
@@ -549,18 +551,13 @@ def _library_symbols(symbols: Sequence[str]) -> tuple[list[str], dict[str, int]]
     width = lanes()
     own_names = {llvm_text.own_name(name, width): name for name in llvm_math.FUNCTIONS}
     own = [own_names[s] for s in symbols if s in own_names]
-    prefix, suffix = "graphc_libm_", f"_v{width}"
-    libm = {
-        s[len(prefix) : -len(suffix)]: 2 if s[len(prefix) : -len(suffix)] in llvm_math.BINARY else 1
-        for s in symbols
-        if s.startswith(prefix) and s.endswith(suffix)
-    }
+    applied = (llvm_text.libm_applied(s, width) for s in symbols)
+    libm = {f: 2 if f in llvm_math.BINARY else 1 for f in applied if f is not None}
     return own, libm
 
 
-_LIBRARY: list[
-    llvm.ExecutionEngine
-] = []  # graphc's vector functions compiled so far: live as long as the process
+# graphc's vector functions compiled so far: their code lives as long as the process
+_LIBRARY: list[llvm.ExecutionEngine] = []
 
 
 def _library(own: list[str], libm: dict[str, int]) -> None:

@@ -291,32 +291,20 @@ LIBM = {name: name.removeprefix("graphc_") for name in FUNCTIONS}  # the C funct
 BINARY = frozenset({"atan2", "pow"})  # the C library functions of two arguments the ops call
 
 
-def _lanes_calling(
-    symbol: str, arguments: list[str], lanes: int, fallback: str | None, mask: str | None
-) -> list[str]:
-    """IR lines calling the C library's ``symbol`` on each lane of ``arguments`` (vectors of doubles),
-    ending with the vector of results in ``%lanes{lanes}``; with ``mask``, a lane whose mask is false
-    keeps the value of ``fallback`` instead."""
+def _lanes_calling(symbol: str, arguments: list[str], lanes: int) -> tuple[list[str], str]:
+    """IR lines calling the C library's ``symbol`` on each lane of ``arguments`` (vectors of
+    doubles), and the register of the vector of results."""
     d = vector("double", lanes)
-    lines = [
-        f"  %lanes0 = bitcast {d} {fallback or 'poison'} to {d}"
-        if fallback
-        else f"  %lanes0 = freeze {d} poison"
-    ]
+    lines, previous = [], "poison"
     for lane in range(lanes):
         names = []
         for a, argument in enumerate(arguments):
             lines.append(f"  %a{lane}_{a} = extractelement {d} {argument}, i64 {lane}")
             names.append(f"double %a{lane}_{a}")
         lines.append(f"  %c{lane} = call double @{symbol}({', '.join(names)})")
-        value = f"%c{lane}"
-        if mask is not None:
-            lines.append(f"  %m{lane} = extractelement {vector('i1', lanes)} {mask}, i64 {lane}")
-            lines.append(f"  %f{lane} = extractelement {d} {fallback}, i64 {lane}")
-            lines.append(f"  %s{lane} = select i1 %m{lane}, double %c{lane}, double %f{lane}")
-            value = f"%s{lane}"
-        lines.append(f"  %lanes{lane + 1} = insertelement {d} %lanes{lane}, double {value}, i64 {lane}")
-    return lines
+        lines.append(f"  %lanes{lane} = insertelement {d} {previous}, double %c{lane}, i64 {lane}")
+        previous = f"%lanes{lane}"
+    return lines, previous
 
 
 def define(name: str, fma: bool, lanes: int, inline: bool = False) -> str:
@@ -331,15 +319,17 @@ def define(name: str, fma: bool, lanes: int, inline: bool = False) -> str:
     d = vector("double", lanes)
     if name in GUARDED:
         far = beyond(body, "%x")
+        library, exact = _lanes_calling(LIBM[name], ["%x"], lanes)
         reduce = f"llvm.vector.reduce.or.v{lanes}i1" if lanes > 1 else None
         any_far = body.emit(f"call i1 @{reduce}({vector('i1', lanes)} {far})") if reduce else far
         ending = [
             f"  br i1 {any_far}, label %far, label %near",
             "near:",
             f"  ret {d} {result}",
-            "far:",
-            *_lanes_calling(LIBM[name], ["%x"], lanes, result, far),
-            f"  ret {d} %lanes{lanes}",
+            "far:",  # the C library's value in the lanes beyond the bound
+            *library,
+            f"  %exact = select {vector('i1', lanes)} {far}, {d} {exact}, {d} {result}",
+            f"  ret {d} %exact",
         ]
     else:
         ending = [f"  ret {d} {result}"]
@@ -353,12 +343,13 @@ def define_libm(symbol: str, arity: int, lanes: int) -> str:
     ops graphc has no vector code for: atan, pow...)."""
     d = vector("double", lanes)
     parameters = ", ".join(f"{d} %x{a}" for a in range(arity))
+    lines, result = _lanes_calling(symbol, [f"%x{a}" for a in range(arity)], lanes)
     return "\n".join(
         [
             f"define {d} @{libm_name(symbol, lanes)}({parameters}) #0 {{",
             "entry:",
-            *_lanes_calling(symbol, [f"%x{a}" for a in range(arity)], lanes, None, None),
-            f"  ret {d} %lanes{lanes}",
+            *lines,
+            f"  ret {d} {result}",
             "}",
         ]
     )

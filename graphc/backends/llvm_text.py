@@ -11,6 +11,7 @@ computes ``lanes`` points per instruction without relying on LLVM's loop vectori
 from __future__ import annotations
 
 import struct
+from collections import Counter
 from typing import Any
 
 _ORDERED = {
@@ -67,7 +68,13 @@ def own_name(name: str, lanes: int) -> str:
 
 def libm_name(symbol: str, lanes: int) -> str:
     """The symbol applying the C library's ``symbol`` (``atan``) lane by lane: ``graphc_libm_atan_v8``."""
-    return f"graphc_libm_{symbol}_v{lanes}"
+    return f"graphc_libm_{symbol}_v{lanes}"  # (libm_applied reads it back)
+
+
+def libm_applied(name: str, lanes: int) -> str | None:
+    """The C library function a :func:`libm_name` symbol applies (``atan``), or None for another."""
+    prefix, suffix = "graphc_libm_", f"_v{lanes}"
+    return name[len(prefix) : -len(suffix)] if name.startswith(prefix) and name.endswith(suffix) else None
 
 
 class TextBuilder:
@@ -140,11 +147,13 @@ class TextEmitter:
         self.prefix = prefix
         self.builder = TextBuilder(lanes, prefix)
         self.called: dict[str, tuple[str, int]] = {}  # a lowering's symbol: (what is called, arity)
+        self.calls: Counter[str] = Counter()  # a lowering's symbol: how often it is called
         self.functions: list[str] = []
 
     def call(self, symbol: str, *args: Any) -> str:
         target = vector_symbol(symbol, self.lanes)
         self.called[symbol] = (target, len(args))
+        self.calls[symbol] += 1
         d = self.builder.double
         operands = ", ".join(f"{d} {a}" for a in args)
         return self.builder.instruction(f"call {d} @{target}({operands})")
