@@ -18,12 +18,12 @@ import argparse
 import math
 import os
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 
 import mpmath as mp
 import numpy as np
+from llvm_speed import best  # bench/ is the script's directory: on the path
 
 import graphc
 from graphc.backends import llvm as backend
@@ -161,15 +161,6 @@ class LibmCalls:
 
     def __exit__(self, *exc: object) -> None:
         llvm_text.TextEmitter.call = self.saved  # type: ignore[method-assign]
-
-
-def best(run: Callable[[], Any], repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def timed(program: str, batch: int) -> dict[str, float]:
