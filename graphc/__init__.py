@@ -16,6 +16,8 @@ Text (or a SymPy expression) becomes a hash-consed networkx DAG; graphs are diff
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from graphc.api import (
     as_graph,
     compile,
@@ -51,9 +53,22 @@ from graphc.graph import MAX_NODES, Graph
 from graphc.implicit import SingularError, implicit
 from graphc.kernel import Kernel
 from graphc.parse import parse
-from graphc.sympy_bridge import from_sympy
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from graphc.sympy_bridge import from_sympy
+
+
+def __getattr__(name: str) -> Any:
+    """``graphc.from_sympy``, imported when first asked for: ``import graphc`` does not import
+    SymPy (0.3 s and 40 MB), which only the symbolic method, SymPy input and printing need."""
+    if name == "from_sympy":
+        from graphc.sympy_bridge import from_sympy
+
+        return from_sympy
+    raise AttributeError(f"module 'graphc' has no attribute {name!r}")
+
 
 __all__ = [
     "BACKENDS",

@@ -20,7 +20,6 @@ from graphc.errors import GraphcError, OutputError
 from graphc.graph import MAX_NODES, Graph, checked_max_nodes
 from graphc.kernel import Kernel, Layout, outputs_layout, sequence_layout
 from graphc.parse import parse
-from graphc.sympy_bridge import from_sympy
 
 Wrt = str | Sequence[str] | None
 
@@ -50,6 +49,8 @@ def as_graph(expr: Any, max_nodes: int | None | Default = DEFAULT) -> Graph:
     elif isinstance(expr, str):
         return parse(expr, limit)
     elif hasattr(expr, "free_symbols") or isinstance(expr, (list, tuple)):
+        from graphc.sympy_bridge import from_sympy  # SymPy is imported only when it is used
+
         graph = from_sympy(expr)
     else:
         raise GraphcError(f"expected program text, a Graph or a SymPy expression, got {type(expr).__name__}")

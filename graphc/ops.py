@@ -14,12 +14,12 @@ policy of JAX and PyTorch: ``relu'(0) = 0``, ``abs'(0) = 0``, a ``max``/``min`` 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import sympy
 
 if TYPE_CHECKING:
     from graphc.graph import Graph
@@ -55,7 +55,7 @@ class Op:
     name: str
     arity: int
     numpy: str  # expression template over {0}, {1}: one statement of generated source
-    sympy: Callable[..., Any]
+    sympy: Callable[..., Any]  # builds the op's SymPy expression (imports SymPy when first called)
     llvm: Lowering  # the op as LLVM IR, matching the NumPy template (NaN, signed zeros, ties)
     partials: tuple[Rule | None, ...]  # one local-derivative rule per operand slot
     infix: str | None = None  # binary operator symbol ("+"), or "-" for unary minus
@@ -63,7 +63,7 @@ class Op:
     function: str | None = None  # name when called as a function: sin(x), pow(x, y)
     commutative: bool = False
     rewrite: Rewrite | None = None  # a sound build-time simplification, or None
-    sympy_class: type | None = None  # the SymPy class that converts back to this op
+    sympy_class: str | None = None  # the name of the SymPy class that converts back to this op
     domain: tuple[tuple[float, float], ...] = ()  # where tests sample each operand
     plain: bool = False  # the template on Python floats is exactly IEEE and never raises
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
@@ -192,6 +192,23 @@ def _softplus(e: Emitter, a: tuple[Any, ...]) -> Any:
 
 # --- the table -----------------------------------------------------------------------------------
 
+
+def _sp() -> Any:
+    """SymPy, imported when an op first builds a SymPy expression: importing graphc does not pay
+    for it (0.3 s and 40 MB), only the symbolic method, ``to_sympy`` and printing do."""
+    return importlib.import_module("sympy")
+
+
+def _sympy(name: str) -> Callable[..., Any]:
+    """SymPy's constructor ``name`` (``"sin"``), looked up when called."""
+
+    def construct(*args: Any) -> Any:
+        return getattr(_sp(), name)(*args)
+
+    construct.__name__ = construct.__qualname__ = f"sympy.{name}"
+    return construct
+
+
 _ANY = (-3.0, 3.0)
 _POS = (0.2, 4.0)
 _UNIT = (-0.9, 0.9)
@@ -245,57 +262,57 @@ OPS: dict[str, Op] = {
             lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
             lambda b, a, o: b.mul(o, b.apply("log", a[0])),
             infix="**", precedence=4, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY)),
-        _op("sin", "np.sin({0})", sympy.sin, _call("graphc_sin"), lambda b, a, o: b.apply("cos", a[0]),
-            function="sin", sympy_class=sympy.sin, domain=(_ANY,)),
-        _op("cos", "np.cos({0})", sympy.cos, _call("graphc_cos"), lambda b, a, o: b.neg(b.apply("sin", a[0])),
-            function="cos", sympy_class=sympy.cos, domain=(_ANY,)),
-        _op("tan", "np.tan({0})", sympy.tan, _call("tan"), lambda b, a, o: b.add(b.const(1.0), _sq(b, o)),
-            function="tan", sympy_class=sympy.tan, domain=((-1.2, 1.2),)),
-        _op("asin", "np.arcsin({0})", sympy.asin, _call("asin"),
+        _op("sin", "np.sin({0})", _sympy("sin"), _call("graphc_sin"), lambda b, a, o: b.apply("cos", a[0]),
+            function="sin", sympy_class="sin", domain=(_ANY,)),
+        _op("cos", "np.cos({0})", _sympy("cos"), _call("graphc_cos"), lambda b, a, o: b.neg(b.apply("sin", a[0])),
+            function="cos", sympy_class="cos", domain=(_ANY,)),
+        _op("tan", "np.tan({0})", _sympy("tan"), _call("tan"), lambda b, a, o: b.add(b.const(1.0), _sq(b, o)),
+            function="tan", sympy_class="tan", domain=((-1.2, 1.2),)),
+        _op("asin", "np.arcsin({0})", _sympy("asin"), _call("asin"),
             lambda b, a, o: b.div(b.const(1.0), b.apply("sqrt", b.sub(b.const(1.0), _sq(b, a[0])))),
-            function="asin", sympy_class=sympy.asin, domain=(_UNIT,)),
-        _op("acos", "np.arccos({0})", sympy.acos, _call("acos"),
+            function="asin", sympy_class="asin", domain=(_UNIT,)),
+        _op("acos", "np.arccos({0})", _sympy("acos"), _call("acos"),
             lambda b, a, o: b.div(b.const(-1.0), b.apply("sqrt", b.sub(b.const(1.0), _sq(b, a[0])))),
-            function="acos", sympy_class=sympy.acos, domain=(_UNIT,)),
-        _op("atan", "np.arctan({0})", sympy.atan, _call("atan"),
+            function="acos", sympy_class="acos", domain=(_UNIT,)),
+        _op("atan", "np.arctan({0})", _sympy("atan"), _call("atan"),
             lambda b, a, o: b.div(b.const(1.0), b.add(b.const(1.0), _sq(b, a[0]))),
-            function="atan", sympy_class=sympy.atan, domain=(_ANY,)),
-        _op("sinh", "np.sinh({0})", sympy.sinh, _call("sinh"), lambda b, a, o: b.apply("cosh", a[0]),
-            function="sinh", sympy_class=sympy.sinh, domain=(_ANY,)),
-        _op("cosh", "np.cosh({0})", sympy.cosh, _call("cosh"), lambda b, a, o: b.apply("sinh", a[0]),
-            function="cosh", sympy_class=sympy.cosh, domain=(_ANY,)),
-        _op("tanh", "np.tanh({0})", sympy.tanh, _call("graphc_tanh"),
+            function="atan", sympy_class="atan", domain=(_ANY,)),
+        _op("sinh", "np.sinh({0})", _sympy("sinh"), _call("sinh"), lambda b, a, o: b.apply("cosh", a[0]),
+            function="sinh", sympy_class="sinh", domain=(_ANY,)),
+        _op("cosh", "np.cosh({0})", _sympy("cosh"), _call("cosh"), lambda b, a, o: b.apply("sinh", a[0]),
+            function="cosh", sympy_class="cosh", domain=(_ANY,)),
+        _op("tanh", "np.tanh({0})", _sympy("tanh"), _call("graphc_tanh"),
             lambda b, a, o: b.sub(b.const(1.0), _sq(b, o)),
-            function="tanh", sympy_class=sympy.tanh, domain=(_ANY,)),
-        _op("exp", "np.exp({0})", sympy.exp, _call("graphc_exp"), lambda b, a, o: o,
-            function="exp", sympy_class=sympy.exp, domain=(_ANY,)),
-        _op("log", "np.log({0})", sympy.log, _call("graphc_log"), lambda b, a, o: b.div(b.const(1.0), a[0]),
-            function="log", sympy_class=sympy.log, domain=(_POS,)),
-        _op("sqrt", "np.sqrt({0})", sympy.sqrt, _call("llvm.sqrt.f64"), lambda b, a, o: b.div(b.const(0.5), o),
+            function="tanh", sympy_class="tanh", domain=(_ANY,)),
+        _op("exp", "np.exp({0})", _sympy("exp"), _call("graphc_exp"), lambda b, a, o: o,
+            function="exp", sympy_class="exp", domain=(_ANY,)),
+        _op("log", "np.log({0})", _sympy("log"), _call("graphc_log"), lambda b, a, o: b.div(b.const(1.0), a[0]),
+            function="log", sympy_class="log", domain=(_POS,)),
+        _op("sqrt", "np.sqrt({0})", _sympy("sqrt"), _call("llvm.sqrt.f64"), lambda b, a, o: b.div(b.const(0.5), o),
             function="sqrt", domain=(_POS,)),
-        _op("abs", "np.abs({0})", sympy.Abs, _call("llvm.fabs.f64"), lambda b, a, o: b.apply("sign", a[0]),
-            function="abs", sympy_class=sympy.Abs, domain=(_ANY,)),
-        _op("sign", "np.sign({0})", sympy.sign, _sign, None,
-            function="sign", sympy_class=sympy.sign, domain=(_ANY,)),
-        _op("sigmoid", "1.0 / (1.0 + np.exp(-{0}))", lambda x: 1 / (1 + sympy.exp(-x)), _sigmoid,
+        _op("abs", "np.abs({0})", _sympy("Abs"), _call("llvm.fabs.f64"), lambda b, a, o: b.apply("sign", a[0]),
+            function="abs", sympy_class="Abs", domain=(_ANY,)),
+        _op("sign", "np.sign({0})", _sympy("sign"), _sign, None,
+            function="sign", sympy_class="sign", domain=(_ANY,)),
+        _op("sigmoid", "1.0 / (1.0 + np.exp(-{0}))", lambda x: 1 / (1 + _sp().exp(-x)), _sigmoid,
             lambda b, a, o: b.mul(o, b.sub(b.const(1.0), o)),
             function="sigmoid", domain=(_ANY,)),
-        _op("relu", "np.maximum({0}, 0.0)", lambda x: sympy.Max(x, 0), _relu,
+        _op("relu", "np.maximum({0}, 0.0)", lambda x: _sp().Max(x, 0), _relu,
             lambda b, a, o: b.apply("sign", o),
             function="relu", domain=(_ANY,)),
-        _op("softplus", "np.logaddexp(0.0, {0})", lambda x: sympy.log(1 + sympy.exp(x)), _softplus,
+        _op("softplus", "np.logaddexp(0.0, {0})", lambda x: _sp().log(1 + _sp().exp(x)), _softplus,
             lambda b, a, o: b.apply("sigmoid", a[0]),
             function="softplus", domain=(_ANY,)),
-        _op("max", "np.maximum({0}, {1})", sympy.Max, _max,
+        _op("max", "np.maximum({0}, {1})", _sympy("Max"), _max,
             lambda b, a, o: _half_sign_diff(b, a, 0.5), lambda b, a, o: _half_sign_diff(b, a, -0.5),
-            function="max", commutative=True, sympy_class=sympy.Max, domain=(_ANY, _ANY)),
-        _op("min", "np.minimum({0}, {1})", sympy.Min, _min,
+            function="max", commutative=True, sympy_class="Max", domain=(_ANY, _ANY)),
+        _op("min", "np.minimum({0}, {1})", _sympy("Min"), _min,
             lambda b, a, o: _half_sign_diff(b, a, -0.5), lambda b, a, o: _half_sign_diff(b, a, 0.5),
-            function="min", commutative=True, sympy_class=sympy.Min, domain=(_ANY, _ANY)),
-        _op("atan2", "np.arctan2({0}, {1})", sympy.atan2, _call("atan2"),
+            function="min", commutative=True, sympy_class="Min", domain=(_ANY, _ANY)),
+        _op("atan2", "np.arctan2({0}, {1})", _sympy("atan2"), _call("atan2"),
             lambda b, a, o: b.div(a[1], b.add(_sq(b, a[0]), _sq(b, a[1]))),
             lambda b, a, o: b.neg(b.div(a[0], b.add(_sq(b, a[0]), _sq(b, a[1])))),
-            function="atan2", sympy_class=sympy.atan2, domain=(_POS, _POS)),
+            function="atan2", sympy_class="atan2", domain=(_POS, _POS)),
     ]
 }
 # fmt: on

@@ -16,7 +16,7 @@ from graphc.errors import GraphcError
 from graphc.graph import Graph
 from graphc.ops import CONST, OPS, VAR
 
-_FROM_CLASS = {op.sympy_class: op.name for op in OPS.values() if op.sympy_class is not None}
+_FROM_CLASS = {getattr(sympy, op.sympy_class): op.name for op in OPS.values() if op.sympy_class is not None}
 
 
 class Relu(sympy.Function):

@@ -15,12 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import sympy
-
 from graphc.diff.common import assemble, prepared
 from graphc.errors import GraphcError
 from graphc.graph import Graph
-from graphc.sympy_bridge import build, to_sympy
 
 
 class SymbolicError(GraphcError):
@@ -35,6 +32,10 @@ def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None, *, cse: 
     >>> d.to_sympy()[1:]
     (3*x**2, 1)
     """
+    import sympy  # imported when first used: ``import graphc`` does not pay for SymPy
+
+    from graphc.sympy_bridge import build, to_sympy
+
     result, names = prepared(graph, wrt)
     try:
         try:
@@ -73,6 +74,8 @@ def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None, *, cse: 
 def _real(derivative: Any) -> Any:
     """``sign`` is flat wherever it is differentiable (as the op table says); SymPy leaves
     ``Derivative(sign(u), x)`` when it cannot tell that ``u`` is real (``sign(log(x))``)."""
+    import sympy
+
     return derivative.replace(
         lambda e: isinstance(e, sympy.Derivative) and isinstance(e.expr, sympy.sign), lambda e: sympy.S.Zero
     )
