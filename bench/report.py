@@ -365,7 +365,8 @@ def markdown(results: dict[str, Any], plotted: bool) -> str:
             "- build s: from the expression to a callable gradient: build the expression (graphc parses its "
             "text; a peer converts graphc's parsed graph node by node into its own expressions), "
             "differentiate, compile, and call once at one point (JAX compiles again for the batch's shape "
-            "during the warm-up, not counted)."
+            "during the warm-up, not counted). Each system's modules are imported before the clock starts "
+            "(graphc and graphc-llvm's llvmlite.binding, like sympy, symengine, casadi, jax)."
         ),
         (
             "- grad ms / func ms: the gradient (every partial; B6: the 10th derivative) and the function on "

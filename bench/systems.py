@@ -324,7 +324,13 @@ SYSTEMS: dict[str, System] = {
     system.name: system
     for system in (
         System("graphc-numpy", "graphc, dp gradient, NumPy backend", _graphc("numpy"), peer=False),
-        System("graphc-llvm", "graphc, dp gradient, LLVM backend (1 thread)", _graphc("llvm"), peer=False),
+        System(
+            "graphc-llvm",
+            "graphc, dp gradient, LLVM backend (1 thread)",
+            _graphc("llvm"),
+            ("llvmlite.binding",),  # imported before the clock, as every peer's modules are
+            peer=False,
+        ),
         System("sympy", "SymPy diff + lambdify (numpy)", _sympy(False), ("sympy",), versions=("sympy",)),
         System("sympy-cse", "SymPy diff + lambdify(cse=True)", _sympy(True), ("sympy",)),
         System(

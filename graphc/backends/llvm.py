@@ -322,7 +322,7 @@ def _helpers(width: int) -> str:
         [
             (
                 "define internal void @graphc_fill(ptr %inputs, ptr %steps, i64 %n, i64 %i, i64 %left, ptr %to, "
-                "ptr %table, i64 %n.out, ptr %to.out) #0 {"
+                "ptr %table, i64 %n.out, ptr %to.out) #3 {"
             ),
             "k.enter:",
             "  %last = sub i64 %left, 1",
@@ -336,7 +336,7 @@ def _helpers(width: int) -> str:
             "end:",
             "  ret void",
             "}",
-            "define internal void @graphc_drain(ptr %outputs, i64 %n, i64 %i, i64 %left, ptr %from.all) #0 {",
+            "define internal void @graphc_drain(ptr %outputs, i64 %n, i64 %i, i64 %left, ptr %from.all) #3 {",
             "j.enter:",
             *drain_outputs,
             "done:",
@@ -500,6 +500,9 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, dict[str, int]]:
         "attributes #0 = { noinline nounwind }",
         "attributes #1 = { nounwind }",
         f"attributes #2 = {{ {llvm_math.ATTRIBUTES} }}",
+        # the tail's helpers run once a range: unoptimised, they cost no compile time (optimised,
+        # LLVM unrolled and vectorised their little loops into ~800 instructions)
+        "attributes #3 = { noinline nounwind optnone }",
         "",
     ]
     own = {s: emitter.calls[s] for s in sorted(emitter.calls) if s in llvm_math.FUNCTIONS}
