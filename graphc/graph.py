@@ -23,7 +23,10 @@ from typing import Any
 import networkx as nx
 
 from graphc.errors import GraphcError, ResourceError, UnknownVariableError
-from graphc.ops import CONST, OPS, VAR
+from graphc.ops import CONST, OPS, VAR, Op
+
+_ADD, _SUB, _MUL, _DIV, _POW, _NEG = (OPS[name] for name in ("add", "sub", "mul", "div", "pow", "neg"))
+_bits = struct.Struct("<d").pack  # a float's bytes: tells 0.0 from -0.0
 
 # The default cap on a graph's size. A node costs about 220 bytes here (its op, operands, data and
 # hash-consing key; measured with tracemalloc on an 800,000-node graph), and parsing holds the
@@ -167,11 +170,6 @@ class Graph:
         self._table[key] = node
         return node
 
-    def _order(self, node: int) -> tuple[bool, int]:
-        # Commutative operands: a constant after any other node, else by id. A constant's id
-        # depends on when folding happened to make it, which printing and re-parsing change.
-        return self._op[node] == CONST, node
-
     def var(self, name: str) -> int:
         """The node of input variable ``name`` (made on first use)."""
         node = self._variables.get(name)
@@ -185,7 +183,7 @@ class Graph:
         value = float(value)
         if math.isnan(value):
             value = math.nan  # one canonical NaN
-        key = (CONST, struct.pack("<d", value))
+        key = (CONST, _bits(value))
         node = self._table.get(key)
         return node if node is not None else self._new(key, CONST, (), value)
 
@@ -194,36 +192,48 @@ class Graph:
         spec = OPS[op]
         if len(args) != spec.arity:
             raise GraphcError(f"{op} takes {spec.arity} operand(s), got {len(args)}")
-        if spec.commutative and self._order(args[0]) > self._order(args[1]):
-            args = (args[1], args[0])
-        values = [self.const_value(arg) for arg in args]
-        if None not in values:
-            return self.const(spec.fold(*values))  # type: ignore[arg-type]
+        return self.applied(spec, args)
+
+    def applied(self, spec: Op, args: tuple[int, ...]) -> int:
+        """:meth:`apply` of an op's spec to as many operands as it takes (the builder's hot path)."""
+        ops = self._op
+        if spec.commutative:
+            # a constant after any other node, else by id: a constant's id depends on when folding
+            # happened to make it, which printing and re-parsing change
+            a, b = args
+            if (ops[a] == CONST, a) > (ops[b] == CONST, b):
+                args = (b, a)
+        for arg in args:
+            if ops[arg] != CONST:
+                break
+        else:
+            data = self._data
+            return self.const(spec.fold(*[data[arg] for arg in args]))
         if spec.rewrite is not None:
             rewritten = spec.rewrite(self, args)
             if rewritten is not None:
                 return rewritten
-        key = (op, *args)
+        key = (spec.name, *args)
         node = self._table.get(key)
-        return node if node is not None else self._new(key, op, tuple(args))
+        return node if node is not None else self._new(key, spec.name, args)
 
     def add(self, a: int, b: int) -> int:
-        return self.apply("add", a, b)
+        return self.applied(_ADD, (a, b))
 
     def sub(self, a: int, b: int) -> int:
-        return self.apply("sub", a, b)
+        return self.applied(_SUB, (a, b))
 
     def mul(self, a: int, b: int) -> int:
-        return self.apply("mul", a, b)
+        return self.applied(_MUL, (a, b))
 
     def div(self, a: int, b: int) -> int:
-        return self.apply("div", a, b)
+        return self.applied(_DIV, (a, b))
 
     def pow(self, a: int, b: int) -> int:
-        return self.apply("pow", a, b)
+        return self.applied(_POW, (a, b))
 
     def neg(self, a: int) -> int:
-        return self.apply("neg", a)
+        return self.applied(_NEG, (a,))
 
     def set_outputs(self, nodes: Sequence[int], names: Sequence[str] | None = None) -> None:
         """Name the graph's outputs (default names: ``f``, or ``f1``, ``f2``, ... for several)."""

@@ -22,7 +22,6 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Iterator
-from typing import NamedTuple
 
 from graphc.errors import ArityError, ParseError, UnknownFunctionError
 from graphc.graph import MAX_NODES, Graph, checked_max_nodes
@@ -77,110 +76,132 @@ _UNSUPPORTED = {
 }
 
 
-class Token(NamedTuple):
-    kind: str  # "num", "name", "op", "(", ")", ",", "=", "sep", "end"
-    text: str
-    pos: int
+# A token is a plain tuple (kind, text, pos): made by the hundred thousand, a NamedTuple's
+# constructor would cost as much as the scanning. kind: "num", "name", "op", "(", ")", ",", "=",
+# "sep" or "end"; pos: where it starts in the text.
+Token = tuple[str, str, int]
+_INF = float("inf")
 
 
+# One match per token, with the blanks and comment before it (the token is the group that matched,
+# found by its index). A name is settled by the pattern when it is ASCII; a name candidate with other
+# characters ("word": combining accents are not \w) is kept when str.isidentifier accepts it.
 _TOKEN = re.compile(
-    r"(?P<space>[ \t\r]+|\#[^\n]*)"
-    r"|(?P<sep>[;\n])"
-    r"|(?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"
-    # a name candidate: a word, with any non-ASCII characters (combining accents are not \w);
-    # the tokenizer then keeps exactly what str.isidentifier accepts
-    r"|(?P<name>(?:[^\W\d]|[^\x00-\x7f])(?:\w|[^\x00-\x7f])*)"
+    r"(?:[ \t\r]+|\#[^\n]*)*"
+    r"(?:(?P<sep>[;\n])"
+    r"|(?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(?P<bad_number>[\w.])?"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?![^\x00-\x7f]|\w)"
+    r"|(?P<unsupported>//|==)"  # before '/' and '='
     r"|(?P<op>\*\*|[+\-*/^])"
-    r"|(?P<punct>[(),=])"
+    r"|(?P<open>\()|(?P<close>\))|(?P<comma>,)|(?P<equals>=)"
+    r"|(?P<word>(?:[^\W\d]|[^\x00-\x7f])(?:\w|[^\x00-\x7f])*)"
     r"|(?P<bad>[\s\S])"
+    r")?"  # nothing: only blanks are left
 )
+_GROUPS = sorted(_TOKEN.groupindex, key=_TOKEN.groupindex.__getitem__)
+_KIND = [
+    "",
+    *({"open": "(", "close": ")", "comma": ",", "equals": "=", "word": "name"}.get(g, g) for g in _GROUPS),
+]
+_CHECKED = frozenset(_TOKEN.groupindex[g] for g in ("bad_number", "word", "unsupported", "bad"))
 
 
-def tokenize(text: str) -> Iterator[Token]:
-    """The tokens of ``text``, ending with an ``end`` token; raises ParseError at the first bad one.
+def scan(text: str) -> tuple[list[Token], ParseError | None]:
+    """The tokens of ``text`` up to its first bad one, and the ParseError of that one (None if
+    there is none, and the tokens end with an ``end`` token).
 
     Names are what ``str.isidentifier`` accepts (letters of any script, digits, underscores; not
     starting with a digit), compared exactly as written: no Unicode normalisation.
     """
-    n = len(text)
+    tokens: list[Token] = []
+    append = tokens.append
     for m in _TOKEN.finditer(text):
-        kind = m.lastgroup or "bad"
-        if kind == "space":
-            continue
-        i, word = m.start(), m.group()
-        if kind == "num":
-            end = m.end()
-            if end < n and (text[end].isalnum() or text[end] in "_."):
-                raise ParseError(f"invalid number '{text[i : end + 1]}'", text, end)
-        elif kind == "name":
-            if not word.isidentifier():
-                starts = word[0].isidentifier()
-                bad = (
-                    next((j for j in range(1, len(word)) if not ("a" + word[j]).isidentifier()), 0)
-                    if starts
-                    else 0
-                )
-                _bad_character(text, i + bad)
-        elif kind == "punct" or kind == "op":
-            if text[i : i + 2] in _UNSUPPORTED:  # '//' and '==' start like '/' and '='
-                raise ParseError(_UNSUPPORTED[text[i : i + 2]], text, i)
-            if kind == "punct":
-                kind = word
-        elif kind == "bad":
-            _bad_character(text, i)
-        yield Token(kind, word, i)
-    yield Token("end", "", n)
+        group = m.lastindex
+        if group is None:
+            break
+        if group in _CHECKED:
+            error = _token_error(text, m, _GROUPS[group - 1])
+            if error is not None:
+                return tokens, error
+        append((_KIND[group], m.group(group), m.start(group)))
+    append(("end", "", len(text)))
+    return tokens, None
 
 
-class _Lookahead:
-    """Tokens by index, read from the tokenizer only as far as the parser has looked, so the
-    first error reported is the first one in the text."""
+def _token_error(text: str, m: re.Match[str], group: str) -> ParseError | None:
+    """The error of a token that the pattern alone does not settle; None for a good name."""
+    word, i = m.group(group), m.start(group)
+    if group == "word":
+        if word.isidentifier():
+            return None
+        starts = word[0].isidentifier()
+        bad = next((j for j in range(1, len(word)) if not ("a" + word[j]).isidentifier()), 0) if starts else 0
+        return _bad_character(text, i + bad)
+    if group == "bad_number":  # a number run into a letter, a digit, '_' or '.'
+        return ParseError(f"invalid number '{text[m.start('num') : i + 1]}'", text, i)
+    if group == "unsupported":
+        return ParseError(_UNSUPPORTED[word], text, i)
+    return _bad_character(text, i)
 
-    def __init__(self, text: str) -> None:
-        self._read: list[Token] = []
-        self._source = tokenize(text)
+
+def tokenize(text: str) -> Iterator[Token]:
+    """The tokens of ``text``, ending with an ``end`` token; raises ParseError at the first bad one."""
+    tokens, error = scan(text)
+    yield from tokens
+    if error is not None:
+        raise error
+
+
+class _Tokens:
+    """The tokens before a bad one, by index: reading past them raises its error, so the first
+    error reported is the first one in the text, as when the parser reads token by token."""
+
+    def __init__(self, tokens: list[Token], error: ParseError) -> None:
+        self._tokens = tokens
+        self._error = error
 
     def __getitem__(self, k: int) -> Token:
-        read = self._read
-        while len(read) <= k:
-            if read and read[-1].kind == "end":
-                return read[-1]
-            read.append(next(self._source))
-        return read[k]
+        if k < len(self._tokens):
+            return self._tokens[k]
+        raise self._error
 
 
-def _bad_character(text: str, i: int) -> None:
+def _bad_character(text: str, i: int) -> ParseError:
     two = text[i : i + 2]
     if two in _UNSUPPORTED:
-        raise ParseError(_UNSUPPORTED[two], text, i)
+        return ParseError(_UNSUPPORTED[two], text, i)
     ch = text[i]
     if ch in _UNSUPPORTED:
-        raise ParseError(_UNSUPPORTED[ch], text, i)
+        return ParseError(_UNSUPPORTED[ch], text, i)
     if unicodedata.category(ch)[0] == "C":
-        raise ParseError(f"control character U+{ord(ch):04X} is not allowed", text, i)
-    raise ParseError(f"unexpected character {ch!r} (U+{ord(ch):04X})", text, i)
+        return ParseError(f"control character U+{ord(ch):04X} is not allowed", text, i)
+    return ParseError(f"unexpected character {ch!r} (U+{ord(ch):04X})", text, i)
 
 
-def _describe(token: Token) -> str:
-    if token.kind == "end":
+def _describe(kind: str, word: str) -> str:
+    if kind == "end":
         return "end of input"
-    if token.kind == "sep":
-        return "end of line" if token.text == "\n" else "';'"
-    if token.kind == "num":
-        return f"number {token.text}"
-    if token.kind == "name":
-        return f"name '{token.text}'"
-    return f"'{token.text}'"
+    if kind == "sep":
+        return "end of line" if word == "\n" else "';'"
+    if kind == "num":
+        return f"number {word}"
+    if kind == "name":
+        return f"name '{word}'"
+    return f"'{word}'"
 
 
-class _Entry(NamedTuple):
-    """An entry of the operator stack: a pending operator or an open bracket."""
-
-    kind: str  # "bin" (binary operator), "neg" (unary minus), "(" or "call"
-    op: Op | None  # the op of "bin" and "call" entries
-    pos: int  # where it stands in the text
-    prec: int  # binding power of "bin" and "neg" entries
-    mark: int  # for brackets: how many values were on the value stack when it opened
+# An entry of the operator stack, a pending operator or an open bracket: a plain tuple
+# (kind, op, pos, prec, mark), as tokens are, for speed. kind is "bin" (binary operator), "neg"
+# (unary minus), "(" or "call"; op the op of "bin" and "call" entries; pos where it stands in the
+# text; prec the binding power of "bin" and "neg" entries; mark, for brackets, how many values
+# were on the value stack when it opened.
+_Entry = tuple[str, "Op | None", int, int, int]
+_NEG = OPS["neg"]
+# a binary operator's token: its op, binding power and whether it is right-associative
+_BINARY = {
+    text: (BINARY_INFIX["**" if text == "^" else text], prec, text in ("**", "^"))
+    for text, prec in _PRECEDENCE.items()
+}
 
 
 class _Parser:
@@ -189,7 +210,11 @@ class _Parser:
 
     def __init__(self, text: str, max_nodes: int | None = MAX_NODES) -> None:
         self.text = text
-        self.tokens = _Lookahead(text)
+        tokens, error = scan(text)
+        # past the end, the end token again (the parser looks at most two tokens ahead)
+        self.tokens: list[Token] | _Tokens = (
+            tokens + tokens[-1:] * 2 if error is None else _Tokens(tokens, error)
+        )
         self.graph = Graph()
         self.graph.max_nodes = max_nodes
         self.bindings: dict[str, int] = {}
@@ -211,8 +236,11 @@ class _Parser:
         tokens, k = self.tokens, 0
         outputs: list[int] = []
         names: list[str | None] = []
-        while tokens[k].kind != "end":
-            if tokens[k].kind == "sep":
+        while True:
+            kind, word, pos = tokens[k]
+            if kind == "end":
+                break
+            if kind == "sep":
                 k += 1
                 continue
             if len(outputs) > 1:
@@ -220,55 +248,53 @@ class _Parser:
                     "several outputs (',') are only allowed in the last statement", self.first_comma
                 )
             target = None
-            if tokens[k].kind == "name" and tokens[k + 1].kind == "=":
-                target = tokens[k]
-                self._check_target(target)
+            if kind == "name" and tokens[k + 1][0] == "=":
+                target = word
+                self._check_target(word, pos)
                 k += 2
             k = self._statement(k, binding=target is not None)
             outputs, names = self.values, self.names
             if target is not None:
-                self.bindings[target.text] = outputs[0]
-                names = [target.text]
+                self.bindings[target] = outputs[0]
+                names = [target]
         if not outputs:
             raise self.error("empty program: nothing to compute", 0)
         default = ["f"] if len(outputs) == 1 else [f"f{i + 1}" for i in range(len(outputs))]
         self.graph.set_outputs(outputs, [name or d for name, d in zip(names, default, strict=True)])
         return self.graph.pruned()
 
-    def _check_target(self, target: Token) -> None:
-        name = target.text
+    def _check_target(self, name: str, pos: int) -> None:
         if name in RESERVED:
             kind = "function" if name in FUNCTIONS else "constant"
-            raise self.error(f"cannot assign to '{name}': it is a built-in {kind}", target.pos)
+            raise self.error(f"cannot assign to '{name}': it is a built-in {kind}", pos)
         if name in self.free:
-            raise self.error(
-                f"cannot assign to '{name}': it is already used as an input variable", target.pos
-            )
+            raise self.error(f"cannot assign to '{name}': it is already used as an input variable", pos)
 
     def _statement(self, k: int, binding: bool) -> int:
         """Parse one statement from token k into ``self.values``; return the index of its end token."""
         self.values, self.stack, self.names = [], [], []
         self.open_brackets, self.lone_name = 0, None
+        tokens = self.tokens
         expect_operand = True
         while True:
-            token = self.tokens[k]
-            if token.kind == "sep" and token.text == "\n" and self.open_brackets:
+            kind, word, pos = tokens[k]
+            if kind == "sep" and word == "\n" and self.open_brackets:
                 pass  # a newline inside brackets continues the line
             elif expect_operand:
-                k, expect_operand = self._operand(k, binding)
+                k, expect_operand = self._operand(k, kind, word, pos, binding)
                 continue
-            elif token.kind in ("sep", "end"):
-                self._end_statement(token)
+            elif kind == "sep" or kind == "end":
+                self._end_statement()
                 return k
             else:
-                expect_operand = self._operator(token, binding)
+                expect_operand = self._operator(kind, word, pos, binding)
             k += 1
 
-    def _end_statement(self, token: Token) -> None:
+    def _end_statement(self) -> None:
         if self.open_brackets:
-            opener = next(entry for entry in self.stack if entry.kind in ("(", "call"))
-            what = f"{opener.op.function}(" if opener.op is not None else "("
-            raise self.error(f"'{what}' is never closed ({self.open_brackets} unclosed)", opener.pos)
+            _, op, pos, _, _ = next(entry for entry in self.stack if entry[0] in ("(", "call"))
+            what = f"{op.function}(" if op is not None else "("
+            raise self.error(f"'{what}' is never closed ({self.open_brackets} unclosed)", pos)
         self._close_output()
 
     def _close_output(self) -> None:
@@ -279,133 +305,132 @@ class _Parser:
 
     # --- operands: numbers, names, calls, "(" and prefix signs -----------------------------------
 
-    def _operand(self, k: int, binding: bool) -> tuple[int, bool]:
-        """Read what may stand where an operand is expected; return the next index and whether an
-        operand is still expected (after a prefix sign or an opening bracket)."""
-        token, tokens = self.tokens[k], self.tokens
-        if token.kind == "num":
-            value = float(token.text)
-            if value == float("inf"):
-                raise self.error(f"number {token.text} is too large for float64", token.pos)
+    def _operand(self, k: int, kind: str, word: str, pos: int, binding: bool) -> tuple[int, bool]:
+        """Read what may stand where an operand is expected, token k; return the next index and
+        whether an operand is still expected (after a prefix sign or an opening bracket)."""
+        tokens = self.tokens
+        if kind == "num":
+            value = float(word)
+            if value == _INF:
+                raise self.error(f"number {word} is too large for float64", pos)
             self.values.append(self.graph.const(value))
             return k + 1, False
-        if token.kind == "name" and tokens[k + 1].kind == "(":
-            self._open_call(token)
-            if tokens[k + 2].kind == ")":
-                self._finish_call(self.stack.pop())
-                return k + 3, False
-            return k + 2, True
-        if token.kind == "name":
+        if kind == "name":
+            after = tokens[k + 1][0]
+            if after == "(":
+                self._open_call(word, pos)
+                if tokens[k + 2][0] == ")":
+                    self._finish_call(self.stack.pop())
+                    return k + 3, False
+                return k + 2, True
             at_output_start = not self.stack and len(self.values) == len(self.names)
-            self.values.append(self._name(token))
-            if at_output_start and token.text in self.bindings and tokens[k + 1].kind in ("sep", "end", ","):
-                self.lone_name = token.text
+            self.values.append(self._name(word, pos))
+            if at_output_start and word in self.bindings and after in ("sep", "end", ","):
+                self.lone_name = word
             return k + 1, False
-        if token.kind == "(":
-            self.stack.append(_Entry("(", None, token.pos, 0, len(self.values)))
+        if kind == "(":
+            self.stack.append(("(", None, pos, 0, len(self.values)))
             self.open_brackets += 1
-        elif token.text == "-":
-            self.stack.append(_Entry("neg", None, token.pos, OPS["neg"].precedence, 0))
-        elif token.text != "+":  # unary plus changes nothing
-            if token.kind in ("sep", "end"):
+        elif word == "-":
+            self.stack.append(("neg", None, pos, _NEG.precedence, 0))
+        elif word != "+":  # unary plus changes nothing
+            if kind in ("sep", "end"):
                 if not self.values and not self.stack and not self.names:
-                    raise self.error("no value after '='" if binding else "empty expression", token.pos)
-                raise self.error(f"expected an operand before {_describe(token)}", token.pos)
-            raise self.error(f"expected an operand, found {_describe(token)}", token.pos)
+                    raise self.error("no value after '='" if binding else "empty expression", pos)
+                raise self.error(f"expected an operand before {_describe(kind, word)}", pos)
+            raise self.error(f"expected an operand, found {_describe(kind, word)}", pos)
         return k + 1, True
 
-    def _name(self, token: Token) -> int:
-        name = token.text
-        if name in self.bindings:
-            return self.bindings[name]
+    def _name(self, name: str, pos: int) -> int:
+        node = self.bindings.get(name)
+        if node is not None:
+            return node
         if name in CONSTANTS:
             return self.graph.const(CONSTANTS[name])
         if name in FUNCTIONS:
-            raise self.error(f"'{name}' is a function: call it as {name}(...)", token.pos)
+            raise self.error(f"'{name}' is a function: call it as {name}(...)", pos)
         self.free.add(name)
         return self.graph.var(name)
 
-    def _open_call(self, token: Token) -> None:
-        name = token.text
+    def _open_call(self, name: str, pos: int) -> None:
         spec = FUNCTIONS.get(name)
         if spec is None:
             if name in self.bindings or name in CONSTANTS or name in self.free:
-                raise self.error(f"'{name}' is not a function (use '*' to multiply)", token.pos)
+                raise self.error(f"'{name}' is not a function (use '*' to multiply)", pos)
             close = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else " (to multiply, write '*')"
-            raise self.error(f"unknown function '{name}'{hint}", token.pos, UnknownFunctionError)
-        self.stack.append(_Entry("call", spec, token.pos, 0, len(self.values)))
+            raise self.error(f"unknown function '{name}'{hint}", pos, UnknownFunctionError)
+        self.stack.append(("call", spec, pos, 0, len(self.values)))
         self.open_brackets += 1
 
     def _finish_call(self, entry: _Entry) -> None:
-        spec = entry.op
+        _, spec, pos, _, mark = entry
         assert spec is not None
         self.open_brackets -= 1
-        given = len(self.values) - entry.mark
+        given = len(self.values) - mark
         if given != spec.arity:
             plural = "s" if spec.arity > 1 else ""
             message = f"{spec.function}() takes {spec.arity} argument{plural} ({given} given)"
-            raise self.error(message, entry.pos, ArityError)
-        args = self.values[entry.mark :]
-        del self.values[entry.mark :]
-        self.values.append(self.graph.apply(spec.name, *args))
+            raise self.error(message, pos, ArityError)
+        args = tuple(self.values[mark:])
+        del self.values[mark:]
+        self.values.append(self.graph.applied(spec, args))
 
     # --- operators: binary operators, ")" and "," ------------------------------------------------
 
-    def _operator(self, token: Token, binding: bool) -> bool:
+    def _operator(self, kind: str, word: str, pos: int, binding: bool) -> bool:
         """Read what may follow an operand; return whether an operand is expected next."""
-        if token.kind == "op":
-            prec = _PRECEDENCE[token.text]
-            right_assoc = token.text in ("**", "^")
-            while self.stack and self.stack[-1].kind in ("bin", "neg"):
-                top = self.stack[-1].prec
+        if kind == "op":
+            op, prec, right_assoc = _BINARY[word]
+            stack = self.stack
+            while stack and stack[-1][0] in ("bin", "neg"):
+                top = stack[-1][3]
                 if top < prec or (top == prec and right_assoc):
                     break
                 self._reduce()
-            op = BINARY_INFIX["**" if token.text == "^" else token.text]
-            self.stack.append(_Entry("bin", op, token.pos, prec, 0))
+            stack.append(("bin", op, pos, prec, 0))
             return True
-        if token.kind == ")":
+        if kind == ")":
             self._reduce_to_bracket()
             if not self.stack:
-                raise self.error("unmatched ')'", token.pos)
+                raise self.error("unmatched ')'", pos)
             entry = self.stack.pop()
-            if entry.kind == "call":
+            if entry[0] == "call":
                 self._finish_call(entry)
             else:
                 self.open_brackets -= 1
             return False
-        if token.kind == ",":
+        if kind == ",":
             self._reduce_to_bracket()
-            if self.stack and self.stack[-1].kind == "call":
+            if self.stack and self.stack[-1][0] == "call":
                 return True
             if self.stack:
-                raise self.error("',' inside brackets: tuples are not part of the language", token.pos)
+                raise self.error("',' inside brackets: tuples are not part of the language", pos)
             if binding:
-                raise self.error("a binding takes one value: ',' is not allowed here", token.pos)
+                raise self.error("a binding takes one value: ',' is not allowed here", pos)
             if not self.names:
-                self.first_comma = token.pos
+                self.first_comma = pos
             self._close_output()
             return True
-        if token.kind == "=":
-            raise self.error("unexpected '=': a binding must start its statement (name = ...)", token.pos)
-        if token.kind == "name" and token.text in _PYTHON_WORDS:
-            raise self.error(f"'{token.text}' is not part of the language (Python syntax)", token.pos)
-        raise self.error(f"expected an operator, found {_describe(token)}", token.pos)
+        if kind == "=":
+            raise self.error("unexpected '=': a binding must start its statement (name = ...)", pos)
+        if kind == "name" and word in _PYTHON_WORDS:
+            raise self.error(f"'{word}' is not part of the language (Python syntax)", pos)
+        raise self.error(f"expected an operator, found {_describe(kind, word)}", pos)
 
     def _reduce_to_bracket(self) -> None:
-        while self.stack and self.stack[-1].kind in ("bin", "neg"):
+        while self.stack and self.stack[-1][0] in ("bin", "neg"):
             self._reduce()
 
     def _reduce(self) -> None:
-        entry = self.stack.pop()
+        kind, op, _, _, _ = self.stack.pop()
         values = self.values
-        if entry.kind == "neg":
-            values.append(self.graph.neg(values.pop()))
+        right = values.pop()
+        if kind == "neg":
+            values.append(self.graph.neg(right))
         else:
-            assert entry.op is not None, "brackets are closed before the statement ends"
-            right = values.pop()
-            values.append(self.graph.apply(entry.op.name, values.pop(), right))
+            assert op is not None, "brackets are closed before the statement ends"
+            values.append(self.graph.applied(op, (values.pop(), right)))
 
 
 def parse(text: str, max_nodes: int | None = MAX_NODES) -> Graph:
