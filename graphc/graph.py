@@ -105,6 +105,12 @@ class Graph:
     def args(self, node: int) -> tuple[int, ...]:
         return self._args[node]
 
+    @property
+    def operands(self) -> Sequence[tuple[int, ...]]:
+        """Every node's operands, indexed by node: the graph's own list, for fast walks (read only;
+        it grows as nodes are built)."""
+        return self._args
+
     def name(self, node: int) -> str:
         """A variable node's name."""
         assert self._op[node] == VAR

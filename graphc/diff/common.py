@@ -19,6 +19,8 @@ _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 _FROM_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
 _PARTIAL = re.compile(r"∂([⁰¹²³⁴⁵⁶⁷⁸⁹]*)(.+)/((?:∂[^∂]+)+)\Z")
 _DENOMINATOR = re.compile(r"∂([^∂⁰¹²³⁴⁵⁶⁷⁸⁹]+)([⁰¹²³⁴⁵⁶⁷⁸⁹]*)")
+_UNBUILT: Any = object()  # a partial not built yet (None is a structurally zero one)
+_SLOTS = max(op.arity for op in OPS.values())
 
 
 def resolve_wrt(graph: Graph, wrt: str | Sequence[str] | None) -> list[str]:
@@ -48,10 +50,13 @@ def depends_on(graph: Graph, sources: Sequence[int], end: int | None = None) -> 
     active = [False] * end
     for node in sources:
         active[node] = True
-    first = min(sources, default=end)
-    for node in range(first, end):
-        if not active[node] and any(active[arg] for arg in graph.args(node)):
-            active[node] = True
+    operands = graph.operands
+    for node in range(min(sources, default=end), end):
+        if not active[node]:
+            for arg in operands[node]:
+                if active[arg]:
+                    active[node] = True
+                    break
     return active
 
 
@@ -60,19 +65,24 @@ class LocalPartials:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self._cache: dict[tuple[int, int], int | None] = {}
+        self._cache: dict[int, int | None] = {}  # keyed by node * _SLOTS + slot
 
     def __call__(self, node: int, slot: int) -> int | None:
-        key = (node, slot)
-        if key not in self._cache:
-            rule = OPS[self.graph.op(node)].partials[slot]
-            self._cache[key] = None if rule is None else rule(self.graph, self.graph.args(node), node)
-        return self._cache[key]
+        key = node * _SLOTS + slot
+        z = self._cache.get(key, _UNBUILT)
+        if z is _UNBUILT:
+            graph = self.graph
+            rule = OPS[graph.op(node)].partials[slot]
+            z = self._cache[key] = None if rule is None else rule(graph, graph.operands[node], node)
+        return z
 
 
 def scaled(graph: Graph, factor: int, z: int) -> int:
     """``factor * z``, with a factor of -1 built as a negation (``-g``, not ``-1*g``)."""
-    if graph.const_value(z) == -1.0:
+    value = graph.const_value(z)
+    if value == 1.0:
+        return factor  # what the builder makes of factor*1, without asking it
+    if value == -1.0:
         return graph.neg(factor)
     if graph.const_value(factor) == -1.0:
         return graph.neg(z)

@@ -21,17 +21,16 @@ def adjoints(graph: Graph, output: int, active: Sequence[bool], local: LocalPart
     New nodes are built on ``graph``; the visit covers only nodes that existed before.
     """
     adjoint = {output: graph.const(1.0)}
+    operands = graph.operands
     for node in range(output, -1, -1):
         seed = adjoint.get(node)
         if seed is None:
             continue
-        for slot, arg in enumerate(graph.args(node)):
-            if not active[arg]:
-                continue
-            z = local(node, slot)
-            if z is None:
-                continue
-            adjoint[arg] = accumulated(graph, adjoint.get(arg), scaled(graph, seed, z))
+        for slot, arg in enumerate(operands[node]):
+            if active[arg]:
+                z = local(node, slot)
+                if z is not None:
+                    adjoint[arg] = accumulated(graph, adjoint.get(arg), scaled(graph, seed, z))
     return adjoint
 
 
