@@ -88,10 +88,8 @@ class Op:
 
 
 def _rewrite_add(b: Graph, a: tuple[int, ...]) -> int | None:
-    for keep, other in ((a[0], a[1]), (a[1], a[0])):
-        if b.const_value(other) == 0.0:
-            return keep
-    return None
+    # a constant operand of a commutative op comes second (and two are folded before)
+    return a[0] if b.const_value(a[1]) == 0.0 else None
 
 
 def _rewrite_sub(b: Graph, a: tuple[int, ...]) -> int | None:
@@ -99,12 +97,11 @@ def _rewrite_sub(b: Graph, a: tuple[int, ...]) -> int | None:
 
 
 def _rewrite_mul(b: Graph, a: tuple[int, ...]) -> int | None:
-    for keep, other in ((a[0], a[1]), (a[1], a[0])):
-        value = b.const_value(other)
-        if value == 1.0:
-            return keep
-        if value == 0.0:
-            return b.const(0.0)
+    value = b.const_value(a[1])
+    if value == 1.0:
+        return a[0]
+    if value == 0.0:
+        return b.const(0.0)
     return None
 
 
