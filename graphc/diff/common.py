@@ -65,15 +65,15 @@ class LocalPartials:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
+        self._operands = graph.operands
         self._cache: dict[int, int | None] = {}  # keyed by node * _SLOTS + slot
 
     def __call__(self, node: int, slot: int) -> int | None:
         key = node * _SLOTS + slot
         z = self._cache.get(key, _UNBUILT)
         if z is _UNBUILT:
-            graph = self.graph
-            rule = OPS[graph.op(node)].partials[slot]
-            z = self._cache[key] = None if rule is None else rule(graph, graph.operands[node], node)
+            rule = OPS[self.graph.op(node)].partials[slot]
+            z = self._cache[key] = None if rule is None else rule(self.graph, self._operands[node], node)
         return z
 
 
