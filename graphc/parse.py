@@ -123,7 +123,7 @@ def scan(text: str) -> tuple[list[Token], ParseError | None]:
             error = _token_error(text, m, _GROUPS[group - 1])
             if error is not None:
                 return tokens, error
-        append((_KIND[group], m.group(group), m.start(group)))
+        append((_KIND[group], m[group], m.start(group)))
     append(("end", "", len(text)))
     return tokens, None
 
