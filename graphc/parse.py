@@ -86,15 +86,16 @@ _INF = float("inf")
 # One match per token, with the blanks and comment before it (the token is the group that matched,
 # found by its index). A name is settled by the pattern when it is ASCII; a name candidate with other
 # characters ("word": combining accents are not \w) is kept when str.isidentifier accepts it.
+# Possessive repeats (*+) never give back what they took: nothing after them could use it.
 _TOKEN = re.compile(
-    r"(?:[ \t\r]+|\#[^\n]*)*"
+    r"(?:[ \t\r]+|\#[^\n]*)*+"
     r"(?:(?P<sep>[;\n])"
     r"|(?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(?P<bad_number>[\w.])?"
-    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?![^\x00-\x7f]|\w)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*+)(?![^\x00-\x7f])"
     r"|(?P<unsupported>//|==)"  # before '/' and '='
     r"|(?P<op>\*\*|[+\-*/^])"
     r"|(?P<open>\()|(?P<close>\))|(?P<comma>,)|(?P<equals>=)"
-    r"|(?P<word>(?:[^\W\d]|[^\x00-\x7f])(?:\w|[^\x00-\x7f])*)"
+    r"|(?P<word>(?:[^\W\d]|[^\x00-\x7f])(?:\w|[^\x00-\x7f])*+)"
     r"|(?P<bad>[\s\S])"
     r")?"  # nothing: only blanks are left
 )
@@ -211,10 +212,9 @@ class _Parser:
     def __init__(self, text: str, max_nodes: int | None = MAX_NODES) -> None:
         self.text = text
         tokens, error = scan(text)
-        # past the end, the end token again (the parser looks at most two tokens ahead)
-        self.tokens: list[Token] | _Tokens = (
-            tokens + tokens[-1:] * 2 if error is None else _Tokens(tokens, error)
-        )
+        if error is None:
+            tokens += tokens[-1:] * 2  # past the end, the end token again (the parser looks two ahead)
+        self.tokens: list[Token] | _Tokens = tokens if error is None else _Tokens(tokens, error)
         self.graph = Graph()
         self.graph.max_nodes = max_nodes
         self.bindings: dict[str, int] = {}
