@@ -4,6 +4,11 @@ The generated module needs only NumPy. Its function takes one argument per varia
 names), converts each to float64, broadcasts them, evaluates one statement per node in
 topological order, deletes each temporary after its last use (so peak memory follows the live
 set, not the node count) and returns one array per output, in the broadcast shape.
+
+A batch of more than CHUNK points is computed slice by slice, so the temporaries stay in cache.
+When no input is a scalar, the slices run a second body that writes each statement into a dead
+temporary's array (one scratch block per call) and the outputs are the rows of one block: a
+large call makes a few allocations, not one per statement and output.
 """
 
 from __future__ import annotations
@@ -253,7 +258,9 @@ def _chunked(body, sliced, temporaries, inputs, shape, out=None):
         else:
             values = body(*(a if a.ndim == 0 else a[part] for a in flat))
         if results is None:
-            results = [np.empty(size) for _ in values]
+            # The rows of one block: large, it gets huge pages, and malloc keeps it for the next
+            # call once freed; one array per output comes back as fresh pages, a fault per 4 KiB.
+            results = list(np.empty((len(values), size)))
         for result, value in zip(results, values):
             result[part] = value
     return [result.reshape(shape) for result in results] if out is None else list(out)
