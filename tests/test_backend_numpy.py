@@ -99,23 +99,29 @@ def test_large_batches_are_computed_in_cache_sized_slices_with_the_same_results(
     assert "def _f_body(x, y):" in generate(graphc.parse("x*y"))
 
 
-def test_the_slice_body_writes_into_dead_temporaries():
-    k = graphc.compile("u = x*y; sin(u) + u**2 - 1/u, max(x, 0.5), sigmoid(y)")
-    sliced = k.source.split("def _f_slice(x, y, scratch):")[1].split("def f(")[0]
+def test_the_slice_body_writes_into_dead_temporaries_and_the_results():
+    k = graphc.compile("u = x*y; sin(u) + u**2 - 1/u, max(x, 0.5), sigmoid(y), u, x, 2, u*3")
+    sliced = k.source.split("def _f_slice(x, y, scratch, results):")[1].split("def f(")[0]
     statements = [line.strip() for line in sliced.strip().splitlines()]
     assert statements == [
-        "t0, t1, t2 = scratch",
+        "t0, t1, t2, t3, t4 = scratch",
         "with np.errstate(all='ignore'):",
-        "np.multiply(x, y, out=t0)",
+        "t0 = np.multiply(x, y, out=results[3])",  # an output, used again: the results' row
         "np.sin(t0, out=t1)",
         "t2 = t0 ** 2.0",  # ** in place only as t **= y: NumPy < 2.3 special-cased some exponents
         "t1 += t2",
-        "np.divide(1.0, t0, out=t0)",
-        "t1 -= t0",
-        "np.maximum(x, 0.5, out=t0)",
-        "t2 = 1.0 / (1.0 + np.exp(-y))",  # not one ufunc: allocated
-        "return (t1, t0, t2)",
+        "np.divide(1.0, t0, out=t2)",
+        "t1 = np.subtract(t1, t2, out=results[0])",
+        "t2 = np.maximum(x, 0.5, out=results[1])",
+        "t3 = 1.0 / (1.0 + np.exp(-y))",  # not one ufunc: allocated, and copied by _chunked
+        "t4 = np.multiply(t0, 3.0, out=results[6])",
+        "return (t1, t2, t3, t0, x, 2.0, t4)",
     ]
+    assert "_chunked(_f_body, _f_slice, (x, y), shape, out, temporaries=5, outputs=7)" in k.source
+    x = np.linspace(-3.0, 3.0, 40_000)
+    y = np.linspace(2.0, -1.0, 40_000)
+    for got, expected in zip(k(x, y), k._function.__globals__["_f_body"](x, y), strict=True):
+        np.testing.assert_array_equal(got, np.broadcast_to(expected, x.shape))
 
 
 @pytest.mark.parametrize(

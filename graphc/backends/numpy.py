@@ -31,7 +31,7 @@ _TAKEN = re.compile(r"t\d+\Z")
 # Every name the generated wrapper function reads besides its parameters: a variable spelled like
 # one of them is renamed, or it would shadow the module or helper (``math.prod``, ``CHUNK``).
 _RESERVED = frozenset(
-    {"np", "math", "shape", "out", "values", "scratch", "CHUNK", "_shaped", "_chunked", "_copied"}
+    {"np", "math", "shape", "out", "values", "scratch", "results", "CHUNK", "_shaped", "_chunked", "_copied"}
 )
 
 
@@ -90,16 +90,18 @@ class _Step:
     op: str
     target: str
     operands: tuple[str, ...]
-    in_place: bool  # target holds a dead, full-size array of the body's own: write into it
+    varying: bool  # depends on a variable: in the slice body, an array of the slice's shape
+    reusable: bool  # target holds a dead array of the slice's shape, the body's own: write into it
+    output: int | None  # the first output it is, written where the caller keeps the results
 
 
 def _schedule(graph: Graph, outputs: list[int], params: list[str]) -> tuple[list[_Step], list[str], int]:
     """The statements computing ``outputs``, the returned names and the number of temporaries.
 
     Register allocation: a temporary's name is reused once its value is dead, so rebinding frees
-    it (peak memory follows the live set) and the function has few locals. A step is ``in_place``
-    when its node depends on a variable and its name held one too: with every input a full slice,
-    that name holds a private array of the result's shape, which the slice body writes into.
+    it (peak memory follows the live set) and the function has few locals. With every input a
+    slice, a name that held a value depending on a variable holds a private array of the slice's
+    shape, which the slice body writes into.
     """
     keep = graph.reachable(outputs)
     ref: dict[int, str] = {graph.variable(v): p for v, p in zip(graph.variables, params)}
@@ -109,6 +111,7 @@ def _schedule(graph: Graph, outputs: list[int], params: list[str]) -> tuple[list
             for arg in graph.args(node):
                 last_use[arg] = node
     returned = set(outputs)
+    first = {node: j for j, node in reversed(list(enumerate(outputs)))}
     varying = {graph.variable(v) for v in graph.variables}
     full: set[str] = set()  # names holding an array of their own, of the full shape
     steps: list[_Step] = []
@@ -135,14 +138,12 @@ def _schedule(graph: Graph, outputs: list[int], params: list[str]) -> tuple[list
         target = ref[node]
         if any(a in varying for a in args):
             varying.add(node)
-            steps.append(_Step(op, target, operands, target in full))
+            steps.append(_Step(op, target, operands, True, target in full, first.get(node)))
             full.add(target)
         else:  # no variable below: a scalar, even in the slice body
-            steps.append(_Step(op, target, operands, False))
+            steps.append(_Step(op, target, operands, False, False, None))
             full.discard(target)
-    # an input returned as an output is copied: the caller's array is never aliased
-    results = [f"{ref[o]}{'.copy()' * (graph.op(o) == VAR)}" for o in outputs]
-    return steps, results, count
+    return steps, [ref[o] for o in outputs], count
 
 
 # Python's operators as the ufuncs they call on float64 arrays, for writing into ``out=``.
@@ -152,7 +153,7 @@ _CALL = re.compile(r"(np\.\w+)\(([^()]*)\)\Z")
 
 
 def _in_place(template: str, target: str, operands: tuple[str, ...]) -> str | None:
-    """The statement writing the op's result into ``target``'s array, if one call does it.
+    """The statement writing the op's result into the array ``target``, if one call does it.
 
     ``x ** y`` is written ``t **= y`` only when ``t`` is ``x``: before NumPy 2.3, ``**`` chose
     ``np.square`` or ``np.sqrt`` for some exponents where ``np.power`` calls ``pow``.
@@ -173,11 +174,17 @@ def _in_place(template: str, target: str, operands: tuple[str, ...]) -> str | No
     return None
 
 
-def _statements(steps: list[_Step], in_place: bool) -> list[str]:
+def _statements(steps: list[_Step], sliced: bool) -> list[str]:
+    """The body's statements; ``sliced``: the slice body's, writing into arrays it holds."""
     lines = []
     for step in steps:
         template = OPS[step.op].numpy
-        written = _in_place(template, step.target, step.operands) if in_place and step.in_place else None
+        written = None
+        if sliced and step.varying and step.output is not None:
+            written = _in_place(template, f"results[{step.output}]", step.operands)
+            written = written and f"{step.target} = {written}"  # a ufunc returns its out
+        elif sliced and step.reusable:
+            written = _in_place(template, step.target, step.operands)
         lines.append(written or f"{step.target} = {template.format(*step.operands)}")
     return lines
 
@@ -186,19 +193,22 @@ def _function(
     graph: Graph, function_name: str, outputs: list[int], names: list[str], params: list[str], as_tuple: bool
 ) -> list[str]:
     steps, results, temporaries = _schedule(graph, outputs, params)
+    # an input returned as an output is copied: the caller's array is never aliased
+    copied = [f"{name}{'.copy()' * (graph.op(o) == VAR)}" for name, o in zip(results, outputs, strict=True)]
     variables = graph.variables
     signature = ", ".join(params)
     header = f"{function_name}({', '.join(variables)}) -> {', '.join(names)}"
     inner = f"_{function_name}_body"
     lines = ["", f"def {inner}({signature}):", "    with np.errstate(all='ignore'):"]
     lines += [f"        {line}" for line in _statements(steps, False)] or ["        pass"]
-    lines += [f"    return {_tuple(results)}", "", ""]
+    lines += [f"    return {_tuple(copied)}", "", ""]
 
     # The body of a large batch's slice when no input is a scalar: every input is a 1-d slice,
-    # so each statement writes into a dead temporary's array (rows of ``scratch``) instead of
-    # allocating a new one.
+    # so each statement writes into a dead temporary's array (rows of ``scratch``), or into the
+    # output's slice of the results, instead of allocating a new one. The caller copies what is
+    # returned and not already there.
     sliced = f"_{function_name}_slice"
-    lines.append(f"def {sliced}({signature}{', ' * bool(params)}scratch):")
+    lines.append(f"def {sliced}({signature}{', ' * bool(params)}scratch, results):")
     if temporaries:
         registers = ", ".join(f"t{i}" for i in range(temporaries))
         lines.append(f"    {registers}{',' * (temporaries == 1)} = scratch")
@@ -215,12 +225,13 @@ def _function(
     lines.append("    shape = np.broadcast_shapes(" + ", ".join(f"{p}.shape" for p in params) + ")")
     lines.append("    if math.prod(shape) > CHUNK:")
     inputs = f"({signature}{',' * (len(params) == 1)})"
-    lines.append(f"        values = _chunked({inner}, {sliced}, {temporaries}, {inputs}, shape, out)")
+    counts = f"temporaries={temporaries}, outputs={len(outputs)}"
+    lines.append(f"        values = _chunked({inner}, {sliced}, {inputs}, shape, out, {counts})")
     lines.append("    elif out is None:")
     lines.append(f"        values = {inner}({signature})")
     lines.append("    else:")
     lines.append(f"        values = _copied({inner}({signature}), out)")
-    shaped = [f"_shaped(values[{i}], shape)" for i in range(len(results))]
+    shaped = [f"_shaped(values[{i}], shape)" for i in range(len(outputs))]
     single = len(shaped) == 1 and not as_tuple
     lines.append("    return " + (shaped[0] if single else _tuple(shaped)))
     return [*lines, ""]
@@ -243,26 +254,26 @@ def _shaped(value, shape):
     return np.array(np.broadcast_to(value, shape))  # a fresh, writable array
 
 
-def _chunked(body, sliced, temporaries, inputs, shape, out=None):
+def _chunked(body, sliced, inputs, shape, out, temporaries, outputs):
     size = math.prod(shape)
     flat = [a.reshape(()) if a.size == 1 else np.broadcast_to(a, shape).reshape(-1) for a in inputs]
     # With every input a slice, so is every temporary: the sliced body writes into the rows of
     # scratch. A scalar input makes scalar temporaries, computed as in a small call, by body.
     whole = all(a.ndim for a in flat)
     scratch = np.empty((temporaries, min(size, CHUNK))) if whole else None
-    results = None if out is None else [result.reshape(-1) for result in out]  # views: C-contiguous
+    # The rows of one block: large, it gets huge pages, and malloc keeps it for the next call
+    # once freed; one array per output comes back as fresh pages, a fault per 4 KiB.
+    results = list(np.empty((outputs, size))) if out is None else [result.reshape(-1) for result in out]
     for start in range(0, size, CHUNK):
         part = slice(start, start + CHUNK)
+        rows = [result[part] for result in results]
         if whole:
-            values = sliced(*(a[part] for a in flat), scratch[:, : min(CHUNK, size - start)])
+            values = sliced(*(a[part] for a in flat), scratch[:, : min(CHUNK, size - start)], rows)
         else:
             values = body(*(a if a.ndim == 0 else a[part] for a in flat))
-        if results is None:
-            # The rows of one block: large, it gets huge pages, and malloc keeps it for the next
-            # call once freed; one array per output comes back as fresh pages, a fault per 4 KiB.
-            results = list(np.empty((len(values), size)))
-        for result, value in zip(results, values):
-            result[part] = value
+        for row, value in zip(rows, values):
+            if value is not row:  # not written there by the sliced body
+                row[...] = value
     return [result.reshape(shape) for result in results] if out is None else list(out)
 
 
