@@ -133,6 +133,7 @@ def test_the_slice_body_writes_into_dead_temporaries_and_the_results():
         [(40_000,), (1, 1)],
         [(200, 1), (1, 201)],  # broadcast inputs, made whole
         [(20_001,), (20_001,)],  # a short last slice
+        [(300_001,), (300_001,)],  # slices longer than CHUNK (few temporaries), a short last one
     ],
 )
 def test_large_batches_leave_inputs_alone_and_match_small_calls_bit_for_bit(shapes):

@@ -260,15 +260,17 @@ def _chunked(body, sliced, inputs, shape, out, temporaries, outputs):
     # With every input a slice, so is every temporary: the sliced body writes into the rows of
     # scratch. A scalar input makes scalar temporaries, computed as in a small call, by body.
     whole = all(a.ndim for a in flat)
-    scratch = np.empty((temporaries, min(size, CHUNK))) if whole else None
+    # A body with few temporaries takes longer slices, so fewer calls: scratch of 16 * CHUNK at most.
+    step = CHUNK * max(1, 16 // max(temporaries, 1)) if whole else CHUNK
+    scratch = np.empty((temporaries, min(size, step))) if whole else None
     # The rows of one block: large, it gets huge pages, and malloc keeps it for the next call
     # once freed; one array per output comes back as fresh pages, a fault per 4 KiB.
     results = list(np.empty((outputs, size))) if out is None else [result.reshape(-1) for result in out]
-    for start in range(0, size, CHUNK):
-        part = slice(start, start + CHUNK)
+    for start in range(0, size, step):
+        part = slice(start, start + step)
         rows = [result[part] for result in results]
         if whole:
-            values = sliced(*(a[part] for a in flat), scratch[:, : min(CHUNK, size - start)], rows)
+            values = sliced(*(a[part] for a in flat), scratch[:, : min(step, size - start)], rows)
         else:
             values = body(*(a if a.ndim == 0 else a[part] for a in flat))
         for row, value in zip(rows, values):
