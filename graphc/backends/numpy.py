@@ -28,8 +28,8 @@ from graphc.ops import CONST, OPS, VAR
 
 _PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _TAKEN = re.compile(r"t\d+\Z")
-# Every name the generated wrapper function reads besides its parameters: a variable spelled like
-# one of them is renamed, or it would shadow the module or helper (``math.prod``, ``CHUNK``).
+# Every name the generated functions read besides their parameters: a variable spelled like one
+# of them is renamed, or it would shadow the module, a helper or a local (``CHUNK``, ``scratch``).
 _RESERVED = frozenset(
     {"np", "math", "shape", "out", "values", "scratch", "results", "CHUNK", "_shaped", "_chunked", "_copied"}
 )
