@@ -82,7 +82,7 @@ def test_large_batches_are_computed_in_cache_sized_slices_with_the_same_results(
     from graphc.backends.numpy import generate
 
     k = graphc.compile("u = x*y; sin(u) + u**2, x, 2, y")
-    assert "CHUNK = " in k.source and "_chunked(_f_body" in k.source
+    assert "CHUNK = " in k.source and "_chunked(_f_body, _f_slice" in k.source
     rng = np.random.default_rng(1)
     x = rng.standard_normal((300, 1))
     y = rng.standard_normal((1, 200))  # 60,000 points: several slices, both inputs broadcast
@@ -97,6 +97,78 @@ def test_large_batches_are_computed_in_cache_sized_slices_with_the_same_results(
     single = k(strided, 3.0)
     assert np.array_equal(single[0], np.sin(strided * 3.0) + (strided * 3.0) ** 2)
     assert "def _f_body(x, y):" in generate(graphc.parse("x*y"))
+
+
+def test_the_slice_body_writes_into_dead_temporaries_and_the_results():
+    k = graphc.compile("u = x*y; sin(u) + u**2 - 1/u, max(x, 0.5), sigmoid(y), u, x, 2, u*3")
+    sliced = k.source.split("def _f_slice(x, y, scratch, results):")[1].split("def f(")[0]
+    statements = [line.strip() for line in sliced.strip().splitlines()]
+    assert statements == [
+        "t0, t1, t2, t3, t4 = scratch",
+        "with np.errstate(all='ignore'):",
+        "t0 = np.multiply(x, y, out=results[3])",  # an output, used again: the results' row
+        "np.sin(t0, out=t1)",
+        "t2 = t0 ** 2.0",  # ** in place only as t **= y: NumPy < 2.3 special-cased some exponents
+        "t1 += t2",
+        "np.divide(1.0, t0, out=t2)",
+        "t1 = np.subtract(t1, t2, out=results[0])",
+        "t2 = np.maximum(x, 0.5, out=results[1])",
+        "t3 = 1.0 / (1.0 + np.exp(-y))",  # not one ufunc: allocated, and copied by _chunked
+        "t4 = np.multiply(t0, 3.0, out=results[6])",
+        "return (t1, t2, t3, t0, x, 2.0, t4)",
+    ]
+    assert "_chunked(_f_body, _f_slice, (x, y), shape, out, temporaries=5, outputs=7)" in k.source
+    x = np.linspace(-3.0, 3.0, 40_000)
+    y = np.linspace(2.0, -1.0, 40_000)
+    for got, expected in zip(k(x, y), k._function.__globals__["_f_body"](x, y), strict=True):
+        np.testing.assert_array_equal(got, np.broadcast_to(expected, x.shape))
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        [(40_000,), (40_000,)],  # the sliced body
+        [(40_000,), ()],  # a scalar: the allocating body, scalar temporaries
+        [(1,), (40_000,)],
+        [(40_000,), (1, 1)],
+        [(200, 1), (1, 201)],  # broadcast inputs, made whole
+        [(20_001,), (20_001,)],  # a short last slice
+        [(300_001,), (300_001,)],  # slices longer than CHUNK (few temporaries), a short last one
+    ],
+)
+def test_large_batches_leave_inputs_alone_and_match_small_calls_bit_for_bit(shapes):
+    k = graphc.grad("u = x*y; sin(u)*exp(x) - u**3 + max(x, y)/sqrt(abs(y) + 1) + softplus(-u)")
+    rng = np.random.default_rng(7)
+    inputs = [rng.uniform(-2.0, 2.0, shape) for shape in shapes]
+    for array in inputs:
+        array.setflags(write=False)  # a write into an input would raise
+    shape = np.broadcast_shapes(*shapes)
+    whole = [np.broadcast_to(a, shape).reshape(-1) for a in inputs]
+    big = k(*inputs)
+    small = [k(*(a[start : start + 1000] for a in whole)) for start in range(0, whole[0].size, 1000)]
+    for j, partial in enumerate(big):
+        assert partial.shape == shape
+        expected = np.concatenate([piece[j] for piece in small]).reshape(shape)
+        np.testing.assert_array_equal(partial, expected)  # the same bits (NaNs equal)
+    again = k(*inputs)  # the scratch of a call is not shared with the next one
+    for first, second in zip(big, again, strict=True):
+        np.testing.assert_array_equal(first, second)
+        assert not np.shares_memory(first, second)
+
+
+def test_large_batches_return_outputs_that_are_their_own():
+    """An output that is an input, a constant, or the same node twice is a separate array."""
+    k = graphc.compile("u = x*y; u, u, x, 2, exp(u)")
+    x = np.linspace(-1.0, 1.0, 50_000)
+    results = k(x, 3.0)
+    results_whole = k(x, np.full(50_000, 3.0))
+    for got in (results, results_whole):
+        for i, first in enumerate(got):
+            assert not np.shares_memory(first, x)
+            for second in got[i + 1 :]:
+                assert not np.shares_memory(first, second)
+        np.testing.assert_array_equal(got[0], x * 3.0)
+        np.testing.assert_array_equal(got[3], np.full(50_000, 2.0))
 
 
 def test_scalars_in_scalars_out():
@@ -141,7 +213,8 @@ def test_temporaries_follow_the_live_set_not_the_node_count():
 
 def test_shared_subexpressions_are_computed_once():
     k = graphc.compile("sin(w**2) + cos(w**2)")
-    assert k.source.count("w ** 2") == 1
+    assert k.source.count("w ** 2") == 2  # once in the body, once in the slice body
+    assert k.source.split("def _f_slice")[1].count("w ** 2") == 1
 
 
 def test_unknown_backend_is_a_clear_error():

@@ -4,6 +4,11 @@ The generated module needs only NumPy. Its function takes one argument per varia
 names), converts each to float64, broadcasts them, evaluates one statement per node in
 topological order, deletes each temporary after its last use (so peak memory follows the live
 set, not the node count) and returns one array per output, in the broadcast shape.
+
+A batch of more than CHUNK points is computed slice by slice, so the temporaries stay in cache.
+When no input is a scalar, the slices run a second body that writes each statement into a dead
+temporary's array (one scratch block per call) and the outputs are the rows of one block: a
+large call makes a few allocations, not one per statement and output.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import linecache
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from graphc.graph import Graph
@@ -22,9 +28,11 @@ from graphc.ops import CONST, OPS, VAR
 
 _PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _TAKEN = re.compile(r"t\d+\Z")
-# Every name the generated wrapper function reads besides its parameters: a variable spelled like
-# one of them is renamed, or it would shadow the module or helper (``math.prod``, ``CHUNK``).
-_RESERVED = frozenset({"np", "math", "shape", "out", "values", "CHUNK", "_shaped", "_chunked", "_copied"})
+# Every name the generated functions read besides their parameters: a variable spelled like one
+# of them is renamed, or it would shadow the module, a helper or a local (``CHUNK``, ``scratch``).
+_RESERVED = frozenset(
+    {"np", "math", "shape", "out", "values", "scratch", "results", "CHUNK", "_shaped", "_chunked", "_copied"}
+)
 
 
 def literal(value: float) -> str:
@@ -75,22 +83,38 @@ def generate_module(graph: Graph, functions: Mapping[str, Sequence[int]], tuples
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _function(
-    graph: Graph, function_name: str, outputs: list[int], names: list[str], params: list[str], as_tuple: bool
-) -> list[str]:
+@dataclass(frozen=True)
+class _Step:
+    """One statement: ``target`` gets ``op`` of ``operands`` (names or literals)."""
+
+    op: str
+    target: str
+    operands: tuple[str, ...]
+    varying: bool  # depends on a variable: in the slice body, an array of the slice's shape
+    reusable: bool  # target holds a dead array of the slice's shape, the body's own: write into it
+    output: int | None  # the first output it is, written where the caller keeps the results
+
+
+def _schedule(graph: Graph, outputs: list[int], params: list[str]) -> tuple[list[_Step], list[str], int]:
+    """The statements computing ``outputs``, the returned names and the number of temporaries.
+
+    Register allocation: a temporary's name is reused once its value is dead, so rebinding frees
+    it (peak memory follows the live set) and the function has few locals. With every input a
+    slice, a name that held a value depending on a variable holds a private array of the slice's
+    shape, which the slice body writes into.
+    """
     keep = graph.reachable(outputs)
-    variables = graph.variables
-    ref: dict[int, str] = {graph.variable(v): p for v, p in zip(variables, params)}
+    ref: dict[int, str] = {graph.variable(v): p for v, p in zip(graph.variables, params)}
     last_use: dict[int, int] = {}
     for node in range(len(graph)):
         if keep[node]:
             for arg in graph.args(node):
                 last_use[arg] = node
     returned = set(outputs)
-
-    # Register allocation: a temporary's name is reused once its value is dead, so rebinding
-    # frees it (peak memory follows the live set) and the function has few locals.
-    body: list[str] = []
+    first = {node: j for j, node in reversed(list(enumerate(outputs)))}
+    varying = {graph.variable(v) for v in graph.variables}
+    full: set[str] = set()  # names holding an array of their own, of the full shape
+    steps: list[_Step] = []
     free: list[str] = []
     count = 0
     for node in range(len(graph)):
@@ -101,7 +125,7 @@ def _function(
             ref[node] = literal(graph.const_value(node))  # type: ignore[arg-type]
             continue
         args = graph.args(node)
-        expression = OPS[op].numpy.format(*(ref[a] for a in args))
+        operands = tuple(ref[a] for a in args)
         for arg in dict.fromkeys(reversed(args)):  # the first operand's name is reused first
             if last_use[arg] == node and arg not in returned and graph.op(arg) not in (VAR, CONST):
                 free.append(ref[arg])
@@ -109,17 +133,89 @@ def _function(
             ref[node] = free.pop()
         else:
             ref[node] = f"t{count}"
+            full.add(ref[node])  # a new name starts as a row of the slice body's scratch
             count += 1
-        body.append(f"{ref[node]} = {expression}")
+        target = ref[node]
+        if any(a in varying for a in args):
+            varying.add(node)
+            steps.append(_Step(op, target, operands, True, target in full, first.get(node)))
+            full.add(target)
+        else:  # no variable below: a scalar, even in the slice body
+            steps.append(_Step(op, target, operands, False, False, None))
+            full.discard(target)
+    return steps, [ref[o] for o in outputs], count
 
+
+# Python's operators as the ufuncs they call on float64 arrays, for writing into ``out=``.
+_OPERATOR_UFUNCS = {"+": "np.add", "-": "np.subtract", "*": "np.multiply", "/": "np.divide"}
+_INFIX = re.compile(r"\{0\} (\S+) \{1\}\Z")
+_CALL = re.compile(r"(np\.\w+)\(([^()]*)\)\Z")
+
+
+def _in_place(template: str, target: str, operands: tuple[str, ...]) -> str | None:
+    """The statement writing the op's result into the array ``target``, if one call does it.
+
+    ``x ** y`` is written ``t **= y`` only when ``t`` is ``x``: before NumPy 2.3, ``**`` chose
+    ``np.square`` or ``np.sqrt`` for some exponents where ``np.power`` calls ``pow``.
+    """
+    infix = _INFIX.match(template)
+    if infix is not None:
+        symbol = infix.group(1)
+        if operands[0] == target:
+            return f"{target} {symbol}= {operands[1]}"
+        if symbol in _OPERATOR_UFUNCS:
+            return f"{_OPERATOR_UFUNCS[symbol]}({operands[0]}, {operands[1]}, out={target})"
+        return None
+    if template == "-{0}":
+        return f"np.negative({operands[0]}, out={target})"
+    call = _CALL.match(template)
+    if call is not None:
+        return f"{call.group(1)}({call.group(2).format(*operands)}, out={target})"
+    return None
+
+
+def _statements(steps: list[_Step], sliced: bool) -> list[str]:
+    """The body's statements; ``sliced``: the slice body's, writing into arrays it holds."""
+    lines = []
+    for step in steps:
+        template = OPS[step.op].numpy
+        written = None
+        if sliced and step.varying and step.output is not None:
+            written = _in_place(template, f"results[{step.output}]", step.operands)
+            written = written and f"{step.target} = {written}"  # a ufunc returns its out
+        elif sliced and step.reusable:
+            written = _in_place(template, step.target, step.operands)
+        lines.append(written or f"{step.target} = {template.format(*step.operands)}")
+    return lines
+
+
+def _function(
+    graph: Graph, function_name: str, outputs: list[int], names: list[str], params: list[str], as_tuple: bool
+) -> list[str]:
+    steps, results, temporaries = _schedule(graph, outputs, params)
     # an input returned as an output is copied: the caller's array is never aliased
-    results = [f"{ref[o]}{'.copy()' * (graph.op(o) == VAR)}" for o in outputs]
+    copied = [f"{name}{'.copy()' * (graph.op(o) == VAR)}" for name, o in zip(results, outputs, strict=True)]
+    variables = graph.variables
     signature = ", ".join(params)
     header = f"{function_name}({', '.join(variables)}) -> {', '.join(names)}"
     inner = f"_{function_name}_body"
     lines = ["", f"def {inner}({signature}):", "    with np.errstate(all='ignore'):"]
-    lines += [f"        {line}" for line in body] or ["        pass"]
+    lines += [f"        {line}" for line in _statements(steps, False)] or ["        pass"]
+    lines += [f"    return {_tuple(copied)}", "", ""]
+
+    # The body of a large batch's slice when no input is a scalar: every input is a 1-d slice,
+    # so each statement writes into a dead temporary's array (rows of ``scratch``), or into the
+    # output's slice of the results, instead of allocating a new one. The caller copies what is
+    # returned and not already there.
+    sliced = f"_{function_name}_slice"
+    lines.append(f"def {sliced}({signature}{', ' * bool(params)}scratch, results):")
+    if temporaries:
+        registers = ", ".join(f"t{i}" for i in range(temporaries))
+        lines.append(f"    {registers}{',' * (temporaries == 1)} = scratch")
+    lines.append("    with np.errstate(all='ignore'):")
+    lines += [f"        {line}" for line in _statements(steps, True)] or ["        pass"]
     lines += [f"    return {_tuple(results)}", "", ""]
+
     lines.append(f"def {function_name}({signature}{', ' * bool(params)}*, out=None):")
     lines.append(f'    """{header}; with out (one array per output), the results are written there"""')
     if any(variables[i] != p for i, p in enumerate(params)):
@@ -128,12 +224,14 @@ def _function(
     lines += [f"    {p} = np.asarray({p}, dtype=np.float64)" for p in params]
     lines.append("    shape = np.broadcast_shapes(" + ", ".join(f"{p}.shape" for p in params) + ")")
     lines.append("    if math.prod(shape) > CHUNK:")
-    lines.append(f"        values = _chunked({inner}, ({signature}{',' * (len(params) == 1)}), shape, out)")
+    inputs = f"({signature}{',' * (len(params) == 1)})"
+    counts = f"temporaries={temporaries}, outputs={len(outputs)}"
+    lines.append(f"        values = _chunked({inner}, {sliced}, {inputs}, shape, out, {counts})")
     lines.append("    elif out is None:")
     lines.append(f"        values = {inner}({signature})")
     lines.append("    else:")
     lines.append(f"        values = _copied({inner}({signature}), out)")
-    shaped = [f"_shaped(values[{i}], shape)" for i in range(len(results))]
+    shaped = [f"_shaped(values[{i}], shape)" for i in range(len(outputs))]
     single = len(shaped) == 1 and not as_tuple
     lines.append("    return " + (shaped[0] if single else _tuple(shaped)))
     return [*lines, ""]
@@ -156,17 +254,28 @@ def _shaped(value, shape):
     return np.array(np.broadcast_to(value, shape))  # a fresh, writable array
 
 
-def _chunked(body, inputs, shape, out=None):
+def _chunked(body, sliced, inputs, shape, out, temporaries, outputs):
     size = math.prod(shape)
     flat = [a.reshape(()) if a.size == 1 else np.broadcast_to(a, shape).reshape(-1) for a in inputs]
-    results = None if out is None else [result.reshape(-1) for result in out]  # views: C-contiguous
-    for start in range(0, size, CHUNK):
-        part = slice(start, start + CHUNK)
-        values = body(*(a if a.ndim == 0 else a[part] for a in flat))
-        if results is None:
-            results = [np.empty(size) for _ in values]
-        for result, value in zip(results, values):
-            result[part] = value
+    # With every input a slice, so is every temporary: the sliced body writes into the rows of
+    # scratch. A scalar input makes scalar temporaries, computed as in a small call, by body.
+    whole = all(a.ndim for a in flat)
+    # A body with few temporaries takes longer slices, so fewer calls: scratch of 16 * CHUNK at most.
+    step = CHUNK * max(1, 16 // max(temporaries, 1)) if whole else CHUNK
+    scratch = np.empty((temporaries, min(size, step))) if whole else None
+    # The rows of one block: large, it gets huge pages, and malloc keeps it for the next call
+    # once freed; one array per output comes back as fresh pages, a fault per 4 KiB.
+    results = list(np.empty((outputs, size))) if out is None else [result.reshape(-1) for result in out]
+    for start in range(0, size, step):
+        part = slice(start, start + step)
+        rows = [result[part] for result in results]
+        if whole:
+            values = sliced(*(a[part] for a in flat), scratch[:, : min(step, size - start)], rows)
+        else:
+            values = body(*(a if a.ndim == 0 else a[part] for a in flat))
+        for row, value in zip(rows, values):
+            if value is not row:  # not written there by the sliced body
+                row[...] = value
     return [result.reshape(shape) for result in results] if out is None else list(out)
 
 
