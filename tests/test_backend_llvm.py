@@ -166,6 +166,13 @@ def test_scalars_in_scalars_out(kernels):
         (np.array([1.0]), 2.5),
         (np.ones((1, 1)), np.float32([[2.5]])),
         (1.0, [2.5]),
+        (np.array([1.0]), np.array([2.5])),
+        (np.array([1]), np.array([True])),
+        (np.ones((1, 1, 1)), np.full((1, 1, 1), 2.5)),
+        ([1.0], [2.5]),
+        (np.float32(1.0), np.float64(2.5)),
+        (1, 2),
+        (True, np.array(2.5)),
     ],
 )
 def test_one_point_given_as_arrays_has_the_arrays_shape(kernels, x, y):
@@ -174,6 +181,26 @@ def test_one_point_given_as_arrays_has_the_arrays_shape(kernels, x, y):
     expected, got = numpy_kernel(x, y), llvm_kernel(x, y)
     assert [type(v) for v in got] == [type(v) for v in expected]
     assert all(np.shape(g) == np.shape(e) and g == e for g, e in zip(got, expected, strict=True))
+
+
+def test_point_calls_on_several_threads_at_once(kernels):
+    # a point call reuses memory: each call at once must still get its own point's results
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, llvm_kernel = kernels
+    points = [(0.01 * i, 1.0 - 0.02 * i) for i in range(64)]
+    expected = [list(llvm_kernel(x, y)) for x, y in points]
+
+    def run(i: int) -> bool:
+        x, y = points[i % len(points)]
+        got = llvm_kernel(np.array([x]), y) if i % 2 else llvm_kernel(x, y)
+        return [np.ravel(g)[0] for g in got] == expected[i % len(points)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(run, range(4000)))
+    first = llvm_kernel(np.array([1.0]), 2.0)
+    llvm_kernel(np.array([3.0]), 4.0)
+    assert first == llvm_kernel(np.array([1.0]), 2.0), "a result is not overwritten by the next call"
 
 
 def test_broadcast_batches_and_shapes(kernels):

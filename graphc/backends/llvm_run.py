@@ -13,7 +13,7 @@ import ctypes
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,9 +29,7 @@ KERNEL_TYPE = ctypes.CFUNCTYPE(
 )
 POINT_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 MIN_POINTS_PER_THREAD = 32768  # below this, starting a thread costs more than it saves
-
-
-_SCALARS = (float, int, np.float64)
+_NUMBERS = (float, int)
 
 
 def usable_cores() -> int:
@@ -47,6 +45,22 @@ def _address(array: np.ndarray) -> int:
         return ctypes.addressof(ctypes.c_char.from_buffer(array))  # type: ignore[arg-type]  # 4x faster
     except (TypeError, ValueError):  # read-only or empty
         return array.__array_interface__["data"][0]  # type: ignore[no-any-return]
+
+
+class _PointMemory(NamedTuple):
+    """The results and scratch of one point call, with their addresses."""
+
+    results: np.ndarray
+    column: np.ndarray  # the results as a column: shape (outputs, 1)
+    results_at: int
+    scratch_at: int
+
+    @classmethod
+    def of(cls, outputs: int, scratch: int) -> _PointMemory:
+        memory = np.empty(outputs + scratch)
+        at = _address(memory)
+        results = memory[:outputs]
+        return cls(results, results[:, np.newaxis], at, at + 8 * outputs)
 
 
 class CompiledKernel:
@@ -75,20 +89,26 @@ class CompiledKernel:
         self._scratch = scratch  # doubles of scratch per call
         self.threads = threads  # None: every usable core for a large batch
         self._lanes = lanes  # points per vector
+        # memory for point calls, reused: a call takes one (list.pop is atomic) and puts it back
+        self._memory: list[_PointMemory] = []
 
     def __call__(self, *values: Any, out: list[np.ndarray] | None = None) -> Any:
         """The outputs at ``values``; with ``out`` (checked by :meth:`graphc.Kernel.into`: one
         C-contiguous float64 array per output, of the broadcast shape, overlapping nothing), the
         kernel writes into those arrays and they are returned."""
-        if out is None and all(type(v) in _SCALARS for v in values):
-            return self._at_point(values)
+        first = values[0] if values else 0.0
+        if out is None and (type(first) in _NUMBERS or getattr(first, "size", None) == 1):
+            try:  # one point, if every value has the first one's shape: (inputs, *shape)
+                point = np.array(values, dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):  # shapes differ, or a bad value
+                point = None
+            if point is not None and point.size == self._inputs:
+                return self._at_point(point)
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
         size = math.prod(shape)
-        if out is None and size == 1:  # one point given as arrays: the point kernel, then shaped
-            point = np.concatenate([a.ravel() for a in arrays]) if arrays else np.empty(1)
-            rows = self._point_results(point).reshape(self._outputs, *shape)  # shape (): np.float64s
-            return rows[0] if self._outputs == 1 else tuple(rows)
+        if out is None and size == 1:  # one point, values of several shapes
+            return self._at_point(np.concatenate([a.ravel() for a in arrays]).reshape(-1, *shape))
         keep: list[np.ndarray] = []  # what the kernel reads: alive until it returns
         steps: list[int] = []
         for a in arrays:
@@ -119,17 +139,23 @@ class CompiledKernel:
             shaped = tuple(results[j].reshape(shape) for j in range(self._outputs))
         return shaped[0] if self._outputs == 1 else shaped
 
-    def _at_point(self, values: tuple[Any, ...]) -> Any:
-        """One point of Python or NumPy scalars: the point kernel, no pointer arrays."""
-        results = self._point_results(np.array(values, dtype=np.float64) if values else np.empty(1))
-        return results[0] if self._outputs == 1 else tuple(results)
-
-    def _point_results(self, point: np.ndarray) -> np.ndarray:
-        """The outputs at one point (a contiguous float64 array of the inputs), in a new array."""
-        results = np.empty(self._outputs)
-        scratch = np.empty(self._scratch)  # alive until the call returns
-        self._point(_address(point), _address(results), _address(scratch))
-        return results
+    def _at_point(self, point: np.ndarray) -> Any:
+        """The outputs at one point, given as an array of shape ``(inputs, *shape)`` of size
+        ``inputs``: arrays of ``shape``, or np.float64 scalars for shape ()."""
+        try:
+            memory = self._memory.pop()  # this call's alone until it is put back
+        except IndexError:
+            memory = _PointMemory.of(self._outputs, self._scratch)
+        # ``in`` is only read: the point's bytes serve, and cost less than its address
+        self._point(point.tobytes(), memory.results_at, memory.scratch_at)
+        if point.ndim == 1:
+            rows: Any = tuple(memory.results)  # np.float64 scalars
+        else:
+            rows = memory.column.copy()
+            if point.ndim > 2:
+                rows = rows.reshape(self._outputs, *point.shape[1:])
+        self._memory.append(memory)
+        return rows[0] if self._outputs == 1 else tuple(rows)
 
     def _run(self, inputs: int, steps: int, outputs: int, size: int) -> None:
         pieces = 1
