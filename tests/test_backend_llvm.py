@@ -183,6 +183,28 @@ def test_one_point_given_as_arrays_has_the_arrays_shape(kernels, x, y):
     assert all(np.shape(g) == np.shape(e) and g == e for g, e in zip(got, expected, strict=True))
 
 
+@pytest.mark.parametrize(
+    ("x", "y"),
+    [
+        (np.linspace(0, 1, 5), np.linspace(1, 2, 5)),  # a small batch: stacked in one array
+        (np.arange(6.0).reshape(2, 3), np.ones((2, 3))),
+        ([0.5, 1.5, 2.5], [1, 2, 3]),
+        (np.arange(1024.0), np.arange(1024)),
+        (np.arange(1025.0), np.arange(1025.0)),  # beyond the small batch
+        (np.linspace(0, 1, 5), 2.5),  # broadcast
+        (0.5, np.array([[1.0], [2.0]])),
+        (np.zeros(0), np.zeros(0)),
+    ],
+)
+def test_small_batches_agree_with_numpy(kernels, x, y):
+    numpy_kernel, llvm_kernel = kernels
+    expected, got = numpy_kernel(x, y), llvm_kernel(x, y)
+    for g, e in zip(got, expected, strict=True):
+        assert g.shape == e.shape and g.dtype == np.float64 and same(g, e)
+    assert not np.shares_memory(got[0], got[1]), "each output is its own array"
+    assert not np.shares_memory(got[1], x), "an input returned as an output is a copy"
+
+
 def test_point_calls_on_several_threads_at_once(kernels):
     # a point call reuses memory: each call at once must still get its own point's results
     from concurrent.futures import ThreadPoolExecutor

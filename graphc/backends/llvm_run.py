@@ -33,7 +33,7 @@ MIN_POINTS_PER_THREAD = 32768  # below this, starting a thread costs more than i
 # Up to this many points, the values are stacked in one array: a copy costs less than an
 # address per value (measured on 10 values, the same up to about 2000 points)
 SMALL_BATCH = 1024
-_NUMBERS = (float, int)
+_NUMBERS = (float, int, np.float64)
 
 
 def usable_cores() -> int:
@@ -51,30 +51,35 @@ def _address(array: np.ndarray) -> int:
         return array.__array_interface__["data"][0]  # type: ignore[no-any-return]
 
 
+def _aligned(address: int) -> int:
+    return -(-address // 64) * 64  # a cache line
+
+
 class _Memory(NamedTuple):
-    """One call's memory, reused by later calls: a point call's results, a batch call's table
-    of pointers and steps, and the kernel's scratch, with their addresses."""
+    """One call's memory, reused by later calls: a point call's results, a batch call's table of
+    pointers and steps and the copies of its broadcast values, and the kernel's scratch."""
 
     words: memoryview  # all of it (it keeps the array alive)
     results: np.ndarray
     column: np.ndarray  # the results as a column: shape (outputs, 1)
+    copies: np.ndarray  # shape (inputs, lanes): a vector's worth of each broadcast value
     results_at: int
     table_at: int  # the input pointers, the output pointers, then the steps
+    copies_at: int
     scratch_at: int
 
     @classmethod
-    def of(cls, inputs: int, outputs: int, scratch: int) -> _Memory:
-        table = 2 * inputs + outputs
-        words = np.empty(outputs + table + scratch)
+    def of(cls, inputs: int, outputs: int, scratch: int, lanes: int) -> _Memory:
+        head = 2 * outputs + 2 * inputs  # the results and the table
+        words = np.empty(head + inputs * lanes + scratch + 16)  # 16: room to align two starts
         at = _address(words)
+        copies_at = _aligned(at + 8 * head)
+        scratch_at = _aligned(copies_at + 8 * inputs * lanes)
+        start = (copies_at - at) // 8
         results = words[:outputs]
+        copies = words[start : start + inputs * lanes].reshape(inputs, lanes)
         return cls(
-            words.data,
-            results,
-            results[:, np.newaxis],
-            at,
-            at + 8 * outputs,
-            at + 8 * (outputs + table),
+            words.data, results, results[:, np.newaxis], copies, at, at + 8 * outputs, copies_at, scratch_at
         )
 
 
@@ -114,15 +119,20 @@ class CompiledKernel:
         try:
             return self._memory.pop()
         except IndexError:
-            return _Memory.of(self._inputs, self._outputs, self._scratch)
+            return _Memory.of(self._inputs, self._outputs, self._scratch, self._lanes)
 
     def __call__(self, *values: Any, out: list[np.ndarray] | None = None) -> Any:
         """The outputs at ``values``; with ``out`` (checked by :meth:`graphc.Kernel.into`: one
         C-contiguous float64 array per output, of the broadcast shape, overlapping nothing), the
         kernel writes into those arrays and they are returned."""
-        first = values[0] if values else 0.0
+        first, last = (values[0], values[-1]) if values else (0.0, 0.0)
+        # cheap tests that the values may be stacked: the first and last are alike, and small
         if out is None and (
-            type(first) in _NUMBERS or getattr(first, "size", SMALL_BATCH + 1) <= SMALL_BATCH
+            (type(first) in _NUMBERS and type(last) in _NUMBERS)
+            or (
+                getattr(first, "size", SMALL_BATCH + 1) <= SMALL_BATCH
+                and getattr(last, "shape", ()) == getattr(first, "shape", None)
+            )
         ):
             try:  # one array of all the values, if each has the first one's shape: (inputs, *shape)
                 stacked = np.array(values, dtype=np.float64)
@@ -132,22 +142,28 @@ class CompiledKernel:
                 return self._at_point(stacked)
             if stacked is not None and stacked.size:
                 return self._stacked(stacked)
+        return self._broadcast(values, out)
+
+    def _broadcast(self, values: tuple[Any, ...], out: list[np.ndarray] | None) -> Any:
+        """The outputs at values of any shapes that broadcast together (or into ``out``)."""
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
         shapes = {a.shape for a in arrays}
         shape = next(iter(shapes)) if len(shapes) == 1 else np.broadcast_shapes(*shapes)
         size = math.prod(shape)
         if out is None and size == 1:  # one point, values of several shapes
             return self._at_point(np.concatenate([a.ravel() for a in arrays]).reshape(-1, *shape))
+        memory = self._take()
         keep: list[np.ndarray] = []  # what the kernel reads: alive until it returns
+        inputs: list[int] = []
         steps: list[int] = []
-        for a in arrays:
-            if a.shape != shape and a.size != 1:
-                a = np.broadcast_to(a, shape)
+        for i, a in enumerate(arrays):
             if a.size == 1:  # the kernel reads a vector's worth of it
-                keep.append(np.full(self._lanes, a.reshape(-1)[0]))
+                memory.copies[i] = a.item()
+                inputs.append(memory.copies_at + 8 * self._lanes * i)
                 steps.append(0)
             else:
-                keep.append(np.ascontiguousarray(a))
+                keep.append(np.ascontiguousarray(a if a.shape == shape else np.broadcast_to(a, shape)))
+                inputs.append(_address(keep[-1]))
                 steps.append(1)
         if out is None:
             results = np.empty((self._outputs, *shape))
@@ -155,8 +171,7 @@ class CompiledKernel:
             outputs = [base + 8 * size * j for j in range(self._outputs)]
         else:
             outputs = [_address(array) for array in out]
-        memory = self._take()
-        self._table.pack_into(memory.words, 8 * self._outputs, *map(_address, keep), *outputs, *steps)
+        self._table.pack_into(memory.words, 8 * self._outputs, *inputs, *outputs, *steps)
         self._run(memory, size)
         self._memory.append(memory)
         rows = out if out is not None else results
