@@ -205,21 +205,28 @@ def test_small_batches_agree_with_numpy(kernels, x, y):
     assert not np.shares_memory(got[1], x), "an input returned as an output is a copy"
 
 
-def test_point_calls_on_several_threads_at_once(kernels):
-    # a point call reuses memory: each call at once must still get its own point's results
+def test_calls_on_several_threads_at_once(kernels):
+    # a call reuses memory (results, scratch, tables): calls at once must each get their own
     from concurrent.futures import ThreadPoolExecutor
 
     _, llvm_kernel = kernels
-    points = [(0.01 * i, 1.0 - 0.02 * i) for i in range(64)]
-    expected = [list(llvm_kernel(x, y)) for x, y in points]
+    calls = []
+    for i in range(48):
+        x, y = 0.01 * i, 1.0 - 0.02 * i
+        calls += [
+            (x, y),
+            (np.array([x]), y),
+            (np.array([x, y, x]), np.array([y, x, 1.0])),
+            (np.full(9, x), y),
+        ]
+    expected = [llvm_kernel(*args) for args in calls]
 
     def run(i: int) -> bool:
-        x, y = points[i % len(points)]
-        got = llvm_kernel(np.array([x]), y) if i % 2 else llvm_kernel(x, y)
-        return [np.ravel(g)[0] for g in got] == expected[i % len(points)]
+        got = llvm_kernel(*calls[i % len(calls)])
+        return all(np.array_equal(g, e) for g, e in zip(got, expected[i % len(calls)], strict=True))
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        assert all(pool.map(run, range(4000)))
+        assert all(pool.map(run, range(8000)))
     first = llvm_kernel(np.array([1.0]), 2.0)
     llvm_kernel(np.array([3.0]), 4.0)
     assert first == llvm_kernel(np.array([1.0]), 2.0), "a result is not overwritten by the next call"
