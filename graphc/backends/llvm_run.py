@@ -56,6 +56,15 @@ def _address(array: np.ndarray) -> int:
         return array.__array_interface__["data"][0]  # type: ignore[no-any-return]
 
 
+def _broadcast_shape(arrays: dict[tuple[int, ...], np.ndarray]) -> tuple[int, ...]:
+    """The shape that arrays of these shapes (one array each) broadcast to."""
+    if len(arrays) == 1:
+        return next(iter(arrays))
+    if len(arrays) <= 32:  # np.broadcast's limit in NumPy 1.x; a few times faster than broadcast_shapes
+        return np.broadcast(*arrays.values()).shape
+    return np.broadcast_shapes(*arrays)
+
+
 def _aligned(address: int) -> int:
     return -(-address // 64) * 64  # a cache line
 
@@ -152,8 +161,7 @@ class CompiledKernel:
     def _broadcast(self, values: tuple[Any, ...], out: list[np.ndarray] | None) -> Any:
         """The outputs at values of any shapes that broadcast together (or into ``out``)."""
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
-        shapes = {a.shape for a in arrays}
-        shape = next(iter(shapes)) if len(shapes) == 1 else np.broadcast_shapes(*shapes)
+        shape = _broadcast_shape({a.shape: a for a in arrays})
         size = math.prod(shape)
         if out is None and size == 1:  # one point, values of several shapes
             return self._at_point(np.concatenate([a.ravel() for a in arrays]).reshape(-1, *shape))
