@@ -166,6 +166,13 @@ def test_scalars_in_scalars_out(kernels):
         (np.array([1.0]), 2.5),
         (np.ones((1, 1)), np.float32([[2.5]])),
         (1.0, [2.5]),
+        (np.array([1.0]), np.array([2.5])),
+        (np.array([1]), np.array([True])),
+        (np.ones((1, 1, 1)), np.full((1, 1, 1), 2.5)),
+        ([1.0], [2.5]),
+        (np.float32(1.0), np.float64(2.5)),
+        (1, 2),
+        (True, np.array(2.5)),
     ],
 )
 def test_one_point_given_as_arrays_has_the_arrays_shape(kernels, x, y):
@@ -174,6 +181,55 @@ def test_one_point_given_as_arrays_has_the_arrays_shape(kernels, x, y):
     expected, got = numpy_kernel(x, y), llvm_kernel(x, y)
     assert [type(v) for v in got] == [type(v) for v in expected]
     assert all(np.shape(g) == np.shape(e) and g == e for g, e in zip(got, expected, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("x", "y"),
+    [
+        (np.linspace(0, 1, 5), np.linspace(1, 2, 5)),  # a small batch: stacked in one array
+        (np.arange(6.0).reshape(2, 3), np.ones((2, 3))),
+        ([0.5, 1.5, 2.5], [1, 2, 3]),
+        (np.arange(1024.0), np.arange(1024)),
+        (np.arange(1025.0), np.arange(1025.0)),  # beyond the small batch
+        (np.linspace(0, 1, 5), 2.5),  # broadcast
+        (0.5, np.array([[1.0], [2.0]])),
+        (np.zeros(0), np.zeros(0)),
+    ],
+)
+def test_small_batches_agree_with_numpy(kernels, x, y):
+    numpy_kernel, llvm_kernel = kernels
+    expected, got = numpy_kernel(x, y), llvm_kernel(x, y)
+    for g, e in zip(got, expected, strict=True):
+        assert g.shape == e.shape and g.dtype == np.float64 and same(g, e)
+    assert not np.shares_memory(got[0], got[1]), "each output is its own array"
+    assert not np.shares_memory(got[1], x), "an input returned as an output is a copy"
+
+
+def test_calls_on_several_threads_at_once(kernels):
+    # a call reuses memory (results, scratch, tables): calls at once must each get their own
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, llvm_kernel = kernels
+    calls = []
+    for i in range(48):
+        x, y = 0.01 * i, 1.0 - 0.02 * i
+        calls += [
+            (x, y),
+            (np.array([x]), y),
+            (np.array([x, y, x]), np.array([y, x, 1.0])),
+            (np.full(9, x), y),
+        ]
+    expected = [llvm_kernel(*args) for args in calls]
+
+    def run(i: int) -> bool:
+        got = llvm_kernel(*calls[i % len(calls)])
+        return all(np.array_equal(g, e) for g, e in zip(got, expected[i % len(calls)], strict=True))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(run, range(8000)))
+    first = llvm_kernel(np.array([1.0]), 2.0)
+    llvm_kernel(np.array([3.0]), 4.0)
+    assert first == llvm_kernel(np.array([1.0]), 2.0), "a result is not overwritten by the next call"
 
 
 def test_broadcast_batches_and_shapes(kernels):

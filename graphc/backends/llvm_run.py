@@ -5,6 +5,11 @@ int64 stop, double *scratch)``; an input broadcast from one value (step 0) is gi
 worth (``lanes``) of copies of it. ctypes releases the GIL during the call, so a large batch is
 split into ranges computed on several threads at once; each point is computed the same way
 whichever thread computes it, so results do not depend on the thread count.
+
+A call's fixed cost is most of a small call's time, so the common calls take short paths: values
+of one shape (floats, length-1 arrays, a small batch) are stacked by one ``np.array``, a point
+goes to ``graphc_point``, and the results of a point, the pointer table, the broadcast copies and
+the scratch live in memory that later calls reuse, each call taking a piece for itself alone.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import struct
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,9 +35,10 @@ KERNEL_TYPE = ctypes.CFUNCTYPE(
 )
 POINT_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 MIN_POINTS_PER_THREAD = 32768  # below this, starting a thread costs more than it saves
-
-
-_SCALARS = (float, int, np.float64)
+# Up to this many points, the values are stacked in one array: a copy costs less than an
+# address per value (measured on 10 values, the same up to about 2000 points)
+SMALL_BATCH = 1024
+_NUMBERS = (float, int, np.float64)
 
 
 def usable_cores() -> int:
@@ -47,6 +54,47 @@ def _address(array: np.ndarray) -> int:
         return ctypes.addressof(ctypes.c_char.from_buffer(array))  # type: ignore[arg-type]  # 4x faster
     except (TypeError, ValueError):  # read-only or empty
         return array.__array_interface__["data"][0]  # type: ignore[no-any-return]
+
+
+def _broadcast_shape(arrays: dict[tuple[int, ...], np.ndarray]) -> tuple[int, ...]:
+    """The shape that arrays of these shapes (one array each) broadcast to."""
+    if len(arrays) == 1:
+        return next(iter(arrays))
+    if len(arrays) <= 32:  # np.broadcast's limit in NumPy 1.x; a few times faster than broadcast_shapes
+        return np.broadcast(*arrays.values()).shape
+    return np.broadcast_shapes(*arrays)
+
+
+def _aligned(address: int) -> int:
+    return -(-address // 64) * 64  # a cache line
+
+
+class _Memory(NamedTuple):
+    """One call's memory, reused by later calls: a point call's results, a batch call's table of
+    pointers and steps and the copies of its broadcast values, and the kernel's scratch."""
+
+    words: memoryview  # all of it (it keeps the array alive)
+    results: np.ndarray
+    column: np.ndarray  # the results as a column: shape (outputs, 1)
+    copies: np.ndarray  # shape (inputs, lanes): a vector's worth of each broadcast value
+    results_at: int
+    table_at: int  # the input pointers, the output pointers, then the steps
+    copies_at: int
+    scratch_at: int
+
+    @classmethod
+    def of(cls, inputs: int, outputs: int, scratch: int, lanes: int) -> _Memory:
+        head = 2 * outputs + 2 * inputs  # the results and the table
+        words = np.empty(head + inputs * lanes + scratch + 16)  # 16: room to align two starts
+        at = _address(words)
+        copies_at = _aligned(at + 8 * head)
+        scratch_at = _aligned(copies_at + 8 * inputs * lanes)
+        start = (copies_at - at) // 8
+        results = words[:outputs]
+        copies = words[start : start + inputs * lanes].reshape(inputs, lanes)
+        return cls(
+            words.data, results, results[:, np.newaxis], copies, at, at + 8 * outputs, copies_at, scratch_at
+        )
 
 
 class CompiledKernel:
@@ -75,80 +123,126 @@ class CompiledKernel:
         self._scratch = scratch  # doubles of scratch per call
         self.threads = threads  # None: every usable core for a large batch
         self._lanes = lanes  # points per vector
+        # Memory for calls, reused: a call takes one for itself alone (list.pop and append are
+        # atomic), so calls on several threads at once each have their own.
+        self._memory: list[_Memory] = []
+        self._table = struct.Struct(f"{2 * inputs + outputs}Q")  # pointers and steps, packed
+        self._steps = (1,) * inputs  # a batch's steps when no input is broadcast
+
+    def _take(self) -> _Memory:
+        try:
+            return self._memory.pop()
+        except IndexError:
+            return _Memory.of(self._inputs, self._outputs, self._scratch, self._lanes)
 
     def __call__(self, *values: Any, out: list[np.ndarray] | None = None) -> Any:
         """The outputs at ``values``; with ``out`` (checked by :meth:`graphc.Kernel.into`: one
         C-contiguous float64 array per output, of the broadcast shape, overlapping nothing), the
         kernel writes into those arrays and they are returned."""
-        if out is None and all(type(v) in _SCALARS for v in values):
-            return self._at_point(values)
+        first, last = (values[0], values[-1]) if values else (0.0, 0.0)
+        # cheap tests that the values may be stacked: the first and last are alike, and small
+        if out is None and (
+            (type(first) in _NUMBERS and type(last) in _NUMBERS)
+            or (
+                getattr(first, "size", SMALL_BATCH + 1) <= SMALL_BATCH
+                and getattr(last, "shape", ()) == getattr(first, "shape", None)
+            )
+        ):
+            try:  # one array of all the values, if each has the first one's shape: (inputs, *shape)
+                stacked = np.array(values, dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):  # shapes differ, or a bad value
+                stacked = None
+            if stacked is not None and stacked.size == self._inputs:
+                return self._at_point(stacked)
+            if stacked is not None and stacked.size:
+                return self._stacked(stacked)
+        return self._broadcast(values, out)
+
+    def _broadcast(self, values: tuple[Any, ...], out: list[np.ndarray] | None) -> Any:
+        """The outputs at values of any shapes that broadcast together (or into ``out``)."""
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
-        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+        shape = _broadcast_shape({a.shape: a for a in arrays})
         size = math.prod(shape)
-        if out is None and size == 1:  # one point given as arrays: the point kernel, then shaped
-            point = np.concatenate([a.ravel() for a in arrays]) if arrays else np.empty(1)
-            rows = self._point_results(point).reshape(self._outputs, *shape)  # shape (): np.float64s
-            return rows[0] if self._outputs == 1 else tuple(rows)
+        if out is None and size == 1:  # one point, values of several shapes
+            return self._at_point(np.concatenate([a.ravel() for a in arrays]).reshape(-1, *shape))
+        memory = self._take()
         keep: list[np.ndarray] = []  # what the kernel reads: alive until it returns
+        inputs: list[int] = []
         steps: list[int] = []
-        for a in arrays:
-            if a.shape != shape and a.size != 1:
-                a = np.broadcast_to(a, shape)
+        for i, a in enumerate(arrays):
             if a.size == 1:  # the kernel reads a vector's worth of it
-                keep.append(np.full(self._lanes, a.reshape(-1)[0]))
+                memory.copies[i] = a.item()
+                inputs.append(memory.copies_at + 8 * self._lanes * i)
                 steps.append(0)
             else:
-                keep.append(np.ascontiguousarray(a))
+                keep.append(np.ascontiguousarray(a if a.shape == shape else np.broadcast_to(a, shape)))
+                inputs.append(_address(keep[-1]))
                 steps.append(1)
         if out is None:
-            results = np.empty((self._outputs, size))
+            results = np.empty((self._outputs, *shape))
             base = _address(results)
             outputs = [base + 8 * size * j for j in range(self._outputs)]
         else:
             outputs = [_address(array) for array in out]
-        # One table: the input pointers, the output pointers, then the steps.
-        table = np.array([*map(_address, keep), *outputs, *steps, 0], dtype=np.uint64)
-        start = _address(table)
-        n = self._inputs
-        self._run(start, start + 8 * (n + self._outputs), start + 8 * n, size)
-        if out is not None:
-            return out[0] if self._outputs == 1 else tuple(out)
-        if shape == ():
-            shaped = tuple(results[:, 0])  # np.float64 scalars
+        self._table.pack_into(memory.words, 8 * self._outputs, *inputs, *outputs, *steps)
+        self._run(memory, size)
+        self._memory.append(memory)
+        rows = out if out is not None else results
+        return rows[0] if self._outputs == 1 else tuple(rows)
+
+    def _at_point(self, point: np.ndarray) -> Any:
+        """The outputs at one point, given as an array of shape ``(inputs, *shape)`` of size
+        ``inputs``: arrays of ``shape``, or np.float64 scalars for shape ()."""
+        memory = self._take()
+        # ``in`` is only read: the point's bytes serve, and cost less than its address
+        self._point(point.tobytes(), memory.results_at, memory.scratch_at)
+        if point.ndim == 1:
+            rows: Any = tuple(memory.results)  # np.float64 scalars
         else:
-            shaped = tuple(results[j].reshape(shape) for j in range(self._outputs))
-        return shaped[0] if self._outputs == 1 else shaped
+            rows = memory.column.copy()
+            if point.ndim > 2:
+                rows = rows.reshape(self._outputs, *point.shape[1:])
+        self._memory.append(memory)
+        return rows[0] if self._outputs == 1 else tuple(rows)
 
-    def _at_point(self, values: tuple[Any, ...]) -> Any:
-        """One point of Python or NumPy scalars: the point kernel, no pointer arrays."""
-        results = self._point_results(np.array(values, dtype=np.float64) if values else np.empty(1))
-        return results[0] if self._outputs == 1 else tuple(results)
+    def _stacked(self, stacked: np.ndarray) -> Any:
+        """The outputs for a small batch, the inputs stacked in one array ``(inputs, *shape)`` of
+        more than ``inputs`` values (all points are computed: no input is broadcast)."""
+        n, o = self._inputs, self._outputs
+        size = stacked.size // n
+        results = np.empty((o, *stacked.shape[1:]))
+        first_in, first_out, stride = _address(stacked), _address(results), 8 * size
+        memory = self._take()
+        self._table.pack_into(
+            memory.words,
+            8 * o,
+            *range(first_in, first_in + n * stride, stride),
+            *range(first_out, first_out + o * stride, stride),
+            *self._steps,
+        )
+        self._run(memory, size)
+        self._memory.append(memory)
+        return results[0] if o == 1 else tuple(results)
 
-    def _point_results(self, point: np.ndarray) -> np.ndarray:
-        """The outputs at one point (a contiguous float64 array of the inputs), in a new array."""
-        results = np.empty(self._outputs)
-        scratch = np.empty(self._scratch)  # alive until the call returns
-        self._point(_address(point), _address(results), _address(scratch))
-        return results
-
-    def _run(self, inputs: int, steps: int, outputs: int, size: int) -> None:
+    def _run(self, memory: _Memory, size: int) -> None:
+        """The kernel on ``size`` points, the table in ``memory``."""
+        inputs = memory.table_at
+        outputs = inputs + 8 * self._inputs
+        steps = outputs + 8 * self._outputs
         pieces = 1
         if size >= 2 * MIN_POINTS_PER_THREAD and self.threads != 1:
             threads = usable_cores() if self.threads is None else self.threads
             pieces = max(1, min(threads, size // MIN_POINTS_PER_THREAD))
+        if pieces == 1:
+            self._kernel(inputs, steps, outputs, 0, size, memory.scratch_at)
+            return
         # whole vectors per thread; each point is computed the same in any lane of any thread
         bounds = [size * i // pieces // self._lanes * self._lanes for i in range(pieces)] + [size]
 
         def run(i: int) -> None:
-            self._range(inputs, steps, outputs, bounds[i], bounds[i + 1])
+            scratch = self._take()
+            self._kernel(inputs, steps, outputs, bounds[i], bounds[i + 1], scratch.scratch_at)
+            self._memory.append(scratch)
 
-        if pieces == 1:
-            run(0)
-            return
         with ThreadPoolExecutor(max_workers=pieces, thread_name_prefix="graphc-llvm") as pool:
             list(pool.map(run, range(pieces)))
-
-    def _range(self, inputs: int, steps: int, outputs: int, start: int, stop: int) -> None:
-        """The kernel on points ``start..stop``."""
-        scratch = np.empty(self._scratch)
-        self._kernel(inputs, steps, outputs, start, stop, _address(scratch))
