@@ -271,3 +271,18 @@ def test_functions_without_variables_compile(text, expected, backend):
 
 def test_a_function_without_variables_has_an_empty_gradient():
     assert graphc.grad("2 + 3")() == ()
+
+
+def test_the_emitted_function_may_write_its_outputs_over_its_inputs():
+    """The standalone module does not check ``out`` as Kernel.into does: a caller writing the
+    gradient over the inputs, slice by slice, gets the same values as a fresh call."""
+    namespace: dict = {}
+    exec(graphc.grad("sin(x*y) + x*exp(y)", backend="numpy").source, namespace)  # noqa: S102
+    grad = namespace["f"]  # the kernel's one function: the gradient's partials
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(-2, 2, 70_000), rng.uniform(-2, 2, 70_000)
+    expected = grad(x, y)
+    got = grad(x, y, out=(x, y))
+    assert got[0] is x and got[1] is y
+    np.testing.assert_array_equal(x, expected[0])
+    np.testing.assert_array_equal(y, expected[1])

@@ -259,7 +259,11 @@ def _chunked(body, sliced, inputs, shape, out, temporaries, outputs):
     flat = [a.reshape(()) if a.size == 1 else np.broadcast_to(a, shape).reshape(-1) for a in inputs]
     # With every input a slice, so is every temporary: the sliced body writes into the rows of
     # scratch. A scalar input makes scalar temporaries, computed as in a small call, by body.
-    whole = all(a.ndim for a in flat)
+    # Outputs given over an input (allowed here; Kernel.into refuses them) would be overwritten
+    # mid-slice by the sliced body: those calls take body, which writes a slice once it is done.
+    whole = all(a.ndim for a in flat) and not (
+        out is not None and any(np.may_share_memory(o, a) for o in out for a in inputs)
+    )
     # A body with few temporaries takes longer slices, so fewer calls: scratch of 16 * CHUNK at most.
     step = CHUNK * max(1, 16 // max(temporaries, 1)) if whole else CHUNK
     scratch = np.empty((temporaries, min(size, step))) if whole else None
