@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -281,6 +282,44 @@ def test_results_do_not_depend_on_the_thread_count():
             assert np.array_equal(a, b)
     expected = graphc.grad(text)(x, y)  # libm and NumPy's exp differ in the last bit: cancellation
     assert all(same(a, b, floor=1e-14) for a, b in zip(results[0], expected, strict=True))
+
+
+def test_a_split_batch_runs_on_threads_kept_between_calls():
+    import threading
+
+    kernel = graphc.compile("x * y + exp(x)", backend="llvm", threads=3)
+    x = np.linspace(-1.0, 1.0, 200_000)
+    expected = x * 2.0 + np.exp(x)
+    kernel(x, 2.0)
+    started = {t.ident for t in threading.enumerate() if t.name.startswith("graphc-llvm")}
+    assert started, "a batch of 200,000 points on 3 threads was not split"
+    for _ in range(5):
+        assert same(kernel(x, 2.0), expected, floor=1e-15)
+    assert {t.ident for t in threading.enumerate() if t.name.startswith("graphc-llvm")} == started
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_computes_split_batches():
+    kernel = graphc.compile("x * y + exp(x)", backend="llvm", threads=2)
+    x = np.linspace(-1.0, 1.0, 200_000)
+    expected = x * 2.0 + np.exp(x)
+    kernel(x, 2.0)  # the parent's worker threads exist; the child has none of them
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports by its exit code
+        try:
+            os._exit(0 if same(kernel(x, 2.0), expected, floor=1e-15) else 1)
+        finally:
+            os._exit(2)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.01)
+    os.kill(child, 9)
+    os.waitpid(child, 0)
+    pytest.fail("the forked child hung on a split batch")
 
 
 @pytest.mark.parametrize("threads", [0, -1, 1.5, True])

@@ -3,8 +3,9 @@
 The kernel's C signature is ``int64(double **inputs, int64 *steps, double **outputs, int64 start,
 int64 stop, double *scratch)``; an input broadcast from one value (step 0) is given as a vector's
 worth (``lanes``) of copies of it. ctypes releases the GIL during the call, so a large batch is
-split into ranges computed on several threads at once; each point is computed the same way
-whichever thread computes it, so results do not depend on the thread count.
+split into ranges computed on several threads at once: the calling thread computes the first,
+threads kept for the process compute the others. Each point is computed the same way whichever
+thread computes it, so results do not depend on the thread count.
 
 A call's fixed cost is most of a small call's time, so the common calls take short paths: values
 of one shape (floats, length-1 arrays, a small batch) are stacked by one ``np.array``, a point
@@ -18,6 +19,7 @@ import ctypes
 import math
 import os
 import struct
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
@@ -63,6 +65,36 @@ def _broadcast_shape(arrays: dict[tuple[int, ...], np.ndarray]) -> tuple[int, ..
     if len(arrays) <= 32:  # np.broadcast's limit in NumPy 1.x; a few times faster than broadcast_shapes
         return np.broadcast(*arrays.values()).shape
     return np.broadcast_shapes(*arrays)
+
+
+class _Workers:
+    """The threads that compute a batch's pieces besides the calling thread, started once and
+    kept: starting two threads per call cost 0.3-0.7 ms, more than the whole gradient of B1 at
+    100,000 points. A forked child forgets them (their threads are not in the child)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._size = 0
+
+    def pool(self, workers: int) -> ThreadPoolExecutor:
+        """A pool of at least ``workers`` threads."""
+        with self._lock:
+            if self._pool is None or self._size < workers:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)  # its queued pieces still run
+                self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="graphc-llvm")
+                self._size = workers
+            return self._pool
+
+    def forget(self) -> None:
+        self._lock = threading.Lock()
+        self._pool, self._size = None, 0
+
+
+_WORKERS = _Workers()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WORKERS.forget)
 
 
 def _aligned(address: int) -> int:
@@ -244,5 +276,10 @@ class CompiledKernel:
             self._kernel(inputs, steps, outputs, bounds[i], bounds[i + 1], scratch.scratch_at)
             self._memory.append(scratch)
 
-        with ThreadPoolExecutor(max_workers=pieces, thread_name_prefix="graphc-llvm") as pool:
-            list(pool.map(run, range(pieces)))
+        pool = _WORKERS.pool(pieces - 1)
+        waiting = [pool.submit(run, i) for i in range(1, pieces)]
+        try:
+            self._kernel(inputs, steps, outputs, 0, bounds[1], memory.scratch_at)
+        finally:  # the table and the outputs must outlive every piece
+            for piece in waiting:
+                piece.result()
