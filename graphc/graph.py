@@ -106,6 +106,11 @@ class Graph:
         return self._args[node]
 
     @property
+    def ops(self) -> Sequence[str]:
+        """Every node's op name, indexed by node: the graph's own list, for fast walks (read only)."""
+        return self._op
+
+    @property
     def operands(self) -> Sequence[tuple[int, ...]]:
         """Every node's operands, indexed by node: the graph's own list, for fast walks (read only;
         it grows as nodes are built)."""

@@ -16,6 +16,7 @@ the scratch live in memory that later calls reuse, each call taking a piece for 
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 import struct
@@ -36,6 +37,20 @@ KERNEL_TYPE = ctypes.CFUNCTYPE(
     ctypes.c_void_p,
 )
 POINT_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+# A tape's interpreter: its program first, then the kernel's arguments
+TAPE_TYPE = ctypes.CFUNCTYPE(
+    ctypes.c_int64,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_int64,
+    ctypes.c_int64,
+    ctypes.c_void_p,
+)
+TAPE_POINT_TYPE = ctypes.CFUNCTYPE(
+    ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p
+)
 MIN_POINTS_PER_THREAD = 32768  # below this, starting a thread costs more than it saves
 # Up to this many points, the values are stacked in one array: a copy costs less than an
 # address per value (measured on 10 values, the same up to about 2000 points)
@@ -146,10 +161,16 @@ class CompiledKernel:
         scratch: int,
         threads: int | None,
         lanes: int,
+        program: Any = None,
     ) -> None:
         self._engine = engine
-        self._kernel = KERNEL_TYPE(batch)
-        self._point = POINT_TYPE(point)
+        self._kernel: Any = KERNEL_TYPE(batch)
+        self._point: Any = POINT_TYPE(point)
+        self._program = program  # a tape's program (graphc.backends.llvm_tape): kept alive with the kernel
+        if program is not None:  # the interpreter: the program's table comes first
+            at = _address(program.words)
+            self._kernel = functools.partial(TAPE_TYPE(batch), at)
+            self._point = functools.partial(TAPE_POINT_TYPE(point), at)
         self._inputs = inputs
         self._outputs = outputs
         self._scratch = scratch  # doubles of scratch per call
