@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import re
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -122,6 +124,45 @@ def test_the_slice_body_writes_into_dead_temporaries_and_the_results():
     y = np.linspace(2.0, -1.0, 40_000)
     for got, expected in zip(k(x, y), k._function.__globals__["_f_body"](x, y), strict=True):
         np.testing.assert_array_equal(got, np.broadcast_to(expected, x.shape))
+
+
+def test_the_slice_body_is_compiled_on_the_first_large_batch_and_gives_the_bits_of_the_emitted_module():
+    import linecache
+
+    k = graphc.grad("u = x*y; sin(u)*exp(x) - u**3 + max(x, y)/sqrt(abs(y) + 1) + softplus(-u)")
+    module = k._function.__globals__
+    rng = np.random.default_rng(11)
+    x, y = rng.uniform(-2.0, 2.0, 40_000), rng.uniform(-2.0, 2.0, 40_000)
+    k(x[:10], y[:10])
+    k(x, 0.5)  # a scalar input: the allocating body
+    assert not inspect.isfunction(module["_f_slice"]), "compiled before a large batch needed it"
+    got = k(x, y)
+    sliced = module["_f_slice"]
+    assert inspect.isfunction(sliced)
+    # numbered as in k.source, as the functions compiled with the module are
+    filename = k._function.__code__.co_filename
+    assert sliced.__code__.co_filename == filename
+    for function, header in ((sliced, "def _f_slice(x, y, scratch"), (k._function, "def f(x, y, *")):
+        assert linecache.getline(filename, function.__code__.co_firstlineno).startswith(header)
+    # the emitted module, compiled whole, defines the slice body and gives the same bits
+    standalone: dict = {}
+    exec(compile(k.source, "<emitted>", "exec"), standalone)  # noqa: S102 - the module under test
+    assert inspect.isfunction(standalone["_f_slice"])
+    for mine, emitted in zip(got, standalone["f"](x, y), strict=True):
+        np.testing.assert_array_equal(mine, emitted)
+    for mine, again in zip(got, k(x, y), strict=True):
+        np.testing.assert_array_equal(mine, again)
+
+
+def test_threads_that_call_first_with_a_large_batch_at_once_get_the_same_results():
+    k = graphc.grad("sin(x*y) + x*exp(y) - log(1 + y*y)")
+    x, y = np.linspace(-2.0, 2.0, 50_000), np.linspace(3.0, -1.0, 50_000)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: k(x, y), range(4)))
+    expected = graphc.grad("sin(x*y) + x*exp(y) - log(1 + y*y)")(x, y)
+    for result in results:
+        for got, want in zip(result, expected, strict=True):
+            np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize(
