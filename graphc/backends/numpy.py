@@ -21,8 +21,7 @@ import math
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphc.graph import Graph
 from graphc.kernel import Kernel
@@ -99,8 +98,7 @@ def _text(lines: list[str]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-@dataclass(frozen=True)
-class _Step:
+class _Step(NamedTuple):  # a tuple, built faster than a frozen dataclass: one per statement
     """One statement: ``target`` gets ``op`` of ``operands`` (names or literals)."""
 
     op: str
@@ -152,7 +150,7 @@ def _schedule(graph: Graph, outputs: list[int], params: list[str]) -> tuple[list
             full.add(ref[node])  # a new name starts as a row of the slice body's scratch
             count += 1
         target = ref[node]
-        if any(a in varying for a in args):
+        if not varying.isdisjoint(args):
             varying.add(node)
             steps.append(_Step(op, target, operands, True, target in full, first.get(node)))
             full.add(target)
