@@ -327,3 +327,26 @@ def test_the_emitted_function_may_write_its_outputs_over_its_inputs():
     assert got[0] is x and got[1] is y
     np.testing.assert_array_equal(x, expected[0])
     np.testing.assert_array_equal(y, expected[1])
+
+
+def test_a_body_with_many_live_values_takes_slices_short_enough_to_bound_its_scratch():
+    from graphc.backends import numpy as backend
+
+    namespace: dict = {}
+    exec(compile("\n".join(backend._PRELUDE), "<prelude>", "exec"), namespace)  # noqa: S102 - graphc's own source
+    temporaries = 100_000  # a 100,000-node gradient keeps about half that alive
+    seen: list[tuple[int, ...]] = []
+
+    def body(x):
+        return (2.0 * x,)
+
+    def sliced(x, scratch, results):
+        seen.append(scratch.shape)
+        np.multiply(x, 2.0, out=results[0])
+        return (results[0],)
+
+    x = np.arange(200_000.0)
+    (got,) = namespace["_chunked"](body, sliced, [x], x.shape, None, temporaries, 1)
+    np.testing.assert_array_equal(got, 2.0 * x)
+    assert max(rows * columns for rows, columns in seen) <= namespace["LIVE"]
+    assert all(columns >= 64 for _, columns in seen[:-1])
