@@ -705,12 +705,12 @@ _INTERPRETERS: dict[tuple[str, ...], tuple[llvm.ExecutionEngine, int, int, str]]
 
 
 def interpreter(opcodes: tuple[str, ...]) -> tuple[llvm.ExecutionEngine, int, int, str]:
-    """The interpreter of tapes of these ops (compiled once per process, at ``-O2``): its engine,
+    """The interpreter of tapes of these ops (compiled once per process, without passes): its engine,
     the addresses of its batch and point functions, and its optimised IR. Call under _LLVM_LOCK."""
     found = _INTERPRETERS.get(opcodes)
     if found is None:
         layout = str(target_machine().target_data)
-        text, _ = llvm_tape.interpreter_text(opcodes, lanes(), llvm.get_process_triple(), layout)
+        text = llvm_tape.interpreter_text(opcodes, lanes(), llvm.get_process_triple(), layout)
         module = llvm.parse_assembly(text)
         module.verify()
         # its code is already unrolled, straight-line per op: -O2 passes took 35 ms for nothing

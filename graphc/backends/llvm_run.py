@@ -26,31 +26,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-# Both return 0.
-KERNEL_TYPE = ctypes.CFUNCTYPE(
-    ctypes.c_int64,
-    ctypes.c_void_p,
-    ctypes.c_void_p,
-    ctypes.c_void_p,
-    ctypes.c_int64,
-    ctypes.c_int64,
-    ctypes.c_void_p,
-)
-POINT_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
-# A tape's interpreter: its program first, then the kernel's arguments
-TAPE_TYPE = ctypes.CFUNCTYPE(
-    ctypes.c_int64,
-    ctypes.c_void_p,
-    ctypes.c_void_p,
-    ctypes.c_void_p,
-    ctypes.c_void_p,
-    ctypes.c_int64,
-    ctypes.c_int64,
-    ctypes.c_void_p,
-)
-TAPE_POINT_TYPE = ctypes.CFUNCTYPE(
-    ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p
-)
+# Both return 0: the kernel (inputs, steps, outputs, start, stop, scratch) and the point (in, out,
+# scratch); a tape's interpreter takes its program's table before the same arguments.
+_KERNEL_ARGUMENTS = (ctypes.c_void_p,) * 3 + (ctypes.c_int64,) * 2 + (ctypes.c_void_p,)
+_POINT_ARGUMENTS = (ctypes.c_void_p,) * 3
+KERNEL_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, *_KERNEL_ARGUMENTS)
+POINT_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, *_POINT_ARGUMENTS)
+TAPE_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, *_KERNEL_ARGUMENTS)
+TAPE_POINT_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, *_POINT_ARGUMENTS)
 MIN_POINTS_PER_THREAD = 32768  # below this, starting a thread costs more than it saves
 # Up to this many points, the values are stacked in one array: a copy costs less than an
 # address per value (measured on 10 values, the same up to about 2000 points)
@@ -164,10 +147,12 @@ class CompiledKernel:
         program: Any = None,
     ) -> None:
         self._engine = engine
-        self._kernel: Any = KERNEL_TYPE(batch)
-        self._point: Any = POINT_TYPE(point)
         self._program = program  # a tape's program (graphc.backends.llvm_tape): kept alive with the kernel
-        if program is not None:  # the interpreter: the program's table comes first
+        self._kernel: Any
+        self._point: Any
+        if program is None:
+            self._kernel, self._point = KERNEL_TYPE(batch), POINT_TYPE(point)
+        else:  # the interpreter: the program's table comes first
             at = _address(program.words)
             self._kernel = functools.partial(TAPE_TYPE(batch), at)
             self._point = functools.partial(TAPE_POINT_TYPE(point), at)

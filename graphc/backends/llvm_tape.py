@@ -43,8 +43,7 @@ class Program:
 
     opcodes: tuple[str, ...]  # the ops of the tape, by opcode (sorted names)
     tape: np.ndarray  # int32 (rows, 4): opcode, result slot, operand slots (0 where unused)
-    constants: np.ndarray  # float64: the constants' values, in slots first_constant...
-    first_constant: int
+    constants: np.ndarray  # float64: the constants' values, in the slots after the inputs'
     results: np.ndarray  # int64: the slot of each output
     slots: int  # slots in all
     inputs: int
@@ -127,7 +126,7 @@ class Program:
             ],
             dtype=np.int64,
         )
-        return cls(tuple(order), tape, constant_values, len(inputs), results, size, len(inputs), words)
+        return cls(tuple(order), tape, constant_values, results, size, len(inputs), words)
 
     def scratch(self, width: int) -> int:
         """Doubles of scratch per call: the slots, then the point function's tables."""
@@ -255,6 +254,7 @@ def _entry_text(width: int) -> str:
         f"  %short = icmp slt i64 %left, {span}",
         f"  %count = select i1 %short, i64 %left, i64 {span}",
         "  %last = sub i64 %count, 1",
+        "  %full = xor i1 %short, true",  # the block is whole (no point repeated)
         "  br label %k.head",
         "k.head:",
         "  %k = phi i64 [0, %block], [%k.next, %j.done]",
@@ -335,8 +335,6 @@ def _entry_text(width: int) -> str:
         "  ret i64 0",
         "}",
     ]
-    # %full: the block is whole (no point repeated)
-    lines.insert(lines.index("  %last = sub i64 %count, 1") + 1, "  %full = xor i1 %short, true")
     return "\n".join(lines)
 
 
@@ -388,8 +386,8 @@ def _point_text(width: int) -> str:
     )
 
 
-def interpreter_text(opcodes: tuple[str, ...], width: int, triple: str, layout: str) -> tuple[str, list[str]]:
-    """The interpreter's module for a tape of these ops, and the vector functions it calls."""
+def interpreter_text(opcodes: tuple[str, ...], width: int, triple: str, layout: str) -> str:
+    """The interpreter's module for a tape of these ops."""
     run, emitter = _run_text(opcodes, width)
     text = [
         f'target triple = "{triple}"',
@@ -402,4 +400,4 @@ def interpreter_text(opcodes: tuple[str, ...], width: int, triple: str, layout: 
         f"attributes #2 = {{ {llvm_math.ATTRIBUTES} }}",
         "",
     ]
-    return "\n".join(text), sorted({target for target, _ in emitter.called.values()})
+    return "\n".join(text)

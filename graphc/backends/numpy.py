@@ -297,7 +297,8 @@ def _chunked(body, sliced, inputs, shape, out, temporaries, outputs):
     whole = all(a.ndim for a in flat) and not (
         out is not None and any(np.may_share_memory(o, a) for o in out for a in inputs)
     )
-    # A body with few temporaries takes longer slices, so fewer calls: scratch of 16 * CHUNK at most.
+    # A body with few temporaries takes longer slices, so fewer calls (scratch of 16 * CHUNK at
+    # most); one with many takes shorter ones, its temporaries holding LIVE doubles at most.
     step = CHUNK * max(1, 16 // max(temporaries, 1)) if whole else CHUNK
     step = max(64, min(step, LIVE // max(temporaries, 1)))
     scratch = np.empty((temporaries, min(size, step))) if whole else None
