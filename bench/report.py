@@ -366,11 +366,13 @@ def markdown(results: dict[str, Any], plotted: bool) -> str:
             "text; a peer converts graphc's parsed graph node by node into its own expressions), "
             "differentiate, compile, and call once at one point (JAX compiles again for the batch's shape "
             "during the warm-up, not counted). Each system's modules are imported before the clock starts "
-            "(graphc and graphc-llvm's llvmlite.binding, like sympy, symengine, casadi, jax)."
+            "(graphc and graphc-llvm's llvmlite.binding, like sympy, symengine, casadi, jax); graphc's "
+            "own modules imported during the build come byte-compiled, as an installed package's do."
         ),
         (
             "- grad ms / func ms: the gradient (every partial; B6: the 10th derivative) and the function on "
-            "the batch, fresh outputs each call. call µs: one gradient call at N = 1. peak MB: the cell "
+            "the batch, fresh outputs each call (graphc-llvm writes into the block of results its caller "
+            "let go of: see graphc/backends/llvm_run.py). call µs: one gradient call at N = 1. peak MB: the cell "
             "process's ru_maxrss (interpreter, imports and the inputs included)."
         ),
         (

@@ -4,7 +4,7 @@ A call of the C library's ``exp`` computes one point; a kernel computing a vecto
 instruction (AVX-512: 8, AVX: 4) needs functions of vectors. These are straight-line IR (range
 reduction, a polynomial, integer operations on the bits and ``select`` for the special values),
 written for any number of lanes by :class:`Body`. A kernel calls them from a library compiled
-once per process (at ``-O2``; a big kernel's own code is generated fast, at ``-O0``) or, when it
+once per process (without passes: already straight-line vector code) or, when it
 calls them only a few times, has them defined ``linkonce_odr`` and ``alwaysinline`` in its module.
 The C library functions graphc has no vector code for (atan, pow...) are applied lane by lane.
 
