@@ -34,6 +34,7 @@ import ctypes
 import ctypes.util
 import functools
 import hashlib
+import itertools
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -696,8 +697,8 @@ def computed_nodes(graph: Graph) -> int:
     """The nodes a kernel computes: those the outputs depend on, leaves aside."""
     if len(graph) <= TAPE_NODES:
         return len(graph)  # at most
-    ops = graph.ops
-    return sum(1 for node, used in enumerate(graph.reachable()) if used and ops[node] not in (VAR, CONST))
+    used = list(itertools.compress(graph.ops, graph.reachable()))
+    return len(used) - used.count(VAR) - used.count(CONST)
 
 
 # the tape interpreters compiled so far, by the ops they run: their engine, entry and point function

@@ -20,6 +20,7 @@ a table of int64 words (:class:`Program`), before it; ``graphc_tape_point`` runs
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,9 +63,7 @@ class Program:
         last = [-1] * len(ops)  # the last row reading each value
         names: dict[str, int] = {}  # a row's op name: its opcode, for now in order of appearance
         codes: list[int] = []  # each row's opcode
-        for node, used in enumerate(keep):
-            if not used:
-                continue
+        for node in itertools.compress(range(len(ops)), keep):
             op = ops[node]
             if op == CONST:
                 slot[node] = len(inputs) + len(constants)
@@ -88,16 +87,23 @@ class Program:
         size = fixed
         rows: list[int] = []
         for row, node in enumerate(computed):
+            # operands whose last reader is this row free their slots first, the first operand's
+            # first: the row may write over one of them (inputs' and constants' slots stay)
             args = operands[node]
-            first = slot[args[0]]
-            second = slot[args[1]] if len(args) == 2 else 0
-            # operands whose last reader is this row free their slots first: the row may write
-            # over one of them (the slots of inputs and constants are never freed)
-            for arg in args:
-                if last[arg] == row:
-                    last[arg] = -1  # x * x frees x once
-                    if slot[arg] >= fixed:
-                        free.append(slot[arg])
+            a = args[0]
+            first = slot[a]
+            if last[a] == row:
+                last[a] = -1  # x * x frees x once
+                if first >= fixed:
+                    free.append(first)
+            second = 0
+            if len(args) == 2:
+                b = args[1]
+                second = slot[b]
+                if last[b] == row:
+                    last[b] = -1
+                    if second >= fixed:
+                        free.append(second)
             if free:
                 target = free.pop()
             else:
