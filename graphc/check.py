@@ -12,7 +12,8 @@ function's own (the *forward* pass) and the rest compute the partials (the *back
 backward node is related back to the function: replaying the op table's local-derivative rules
 (and, for ``dp`` and ``forward``, the adjoint or tangent accumulation) on a copy finds the existing
 nodes again by hash-consing, which says which node is the local derivative of which edge, the
-adjoint of which node, or the tangent of which node.
+adjoint of which node, or the tangent of which node (or one of these divided by the power of two
+that the accumulation carries as a separate factor: "minus the adjoint ...", "... divided by 4").
 """
 
 from __future__ import annotations
@@ -196,15 +197,15 @@ class _Roles:
             active = depends_on(work, sources, primal)
             for output, label in zip(function.outputs, function.output_names, strict=True):
                 if active[output]:
-                    for node, adjoint in adjoints(work, output, active, local).items():
+                    for node, (adjoint, k) in adjoints(work, output, active, local).items():
                         if primal <= adjoint < size:
-                            self.roles.setdefault(adjoint, []).append(("adjoint", node, label))
+                            self.roles.setdefault(adjoint, []).append(("adjoint", node, (label, k)))
         elif method == "forward":
             keep = function.reachable()
             for name, source in zip(derivative.info["wrt"], sources, strict=True):
-                for node, tangent in tangents(work, source, keep, local).items():
+                for node, (tangent, k) in tangents(work, source, keep, local).items():
                     if primal <= tangent < size:
-                        self.roles.setdefault(tangent, []).append(("tangent", node, name))
+                        self.roles.setdefault(tangent, []).append(("tangent", node, (name, k)))
         self._owners = sorted(self.roles)
 
     def text(self, graph: Graph, node: int) -> str:
@@ -248,9 +249,10 @@ class _Roles:
             )
         text = self.text(f, target)
         text = text if f.op(target) == VAR else f"({text})"
-        if kind == "adjoint":
-            return f"the adjoint ∂{extra}/∂{text}"
-        return f"the tangent ∂{text}/∂{extra}"
+        name, k = extra  # the node is the adjoint or tangent divided by k, a power of two
+        role = f"the adjoint ∂{name}/∂{text}" if kind == "adjoint" else f"the tangent ∂{text}/∂{name}"
+        sign = "minus " if k < 0 else ""
+        return sign + role + ("" if abs(k) == 1.0 else f" divided by {constant_text(abs(k))[0]}")
 
 
 def _first(role: str | None) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from graphc.diff.common import LocalPartials, depends_on, resolve_wrt
+from graphc.diff.common import LocalPartials, Terms, depends_on, resolve_wrt
 from graphc.diff.dp import adjoints
 from graphc.diff.forward import tangents
 from graphc.errors import GraphcError
@@ -95,11 +95,12 @@ def trace(graph: Graph, point: Mapping[str, float], mode: str = "forward", wrt: 
         if not graph.variables:
             raise GraphcError("a forward trace needs an input variable, and this function has none")
         source_name: str | None = resolve_wrt(graph, wrt)[0] if wrt is not None else graph.variables[0]
-        derivative = tangents(work, work.variable(str(source_name)), keep, local)
+        terms = tangents(work, work.variable(str(source_name)), keep, local)
     else:
         source_name = None
         active = depends_on(work, [work.variable(v) for v in graph.variables], len(graph))
-        derivative = adjoints(work, output, active, local) if graph.variables else {}
+        terms = adjoints(work, output, active, local) if graph.variables else {}
+    derivative = {node: Terms(work).materialised(term) for node, term in terms.items()}
     values = evaluate(work, point)
     order = [work.variable(v) for v in _inputs_in_order(graph)]
     order += [n for n in range(len(graph)) if keep[n] and graph.op(n) not in (VAR, CONST)]

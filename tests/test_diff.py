@@ -441,9 +441,12 @@ def test_non_smooth_policy_on_a_batch(method: str) -> None:
 # --- exact path counts ------------------------------------------------------------------------------
 
 
-def product_layers(n: int) -> str:
-    """``a1 = w*w; a2 = a1*a1; ...; an``: each layer doubles the paths from w, so 2**n of them."""
-    lines = ["a1 = w*w"] + [f"a{i} = a{i - 1}*a{i - 1}" for i in range(2, n + 1)]
+def product_layers(n: int, first: str = "w*w") -> str:
+    """``a1 = w*w; a2 = a1*a1; ...; an``: each layer doubles the paths from w, so 2**n of them.
+
+    ``first`` is layer 1 (``"w*(1.5*w)"``: the benchmark's B3x, whose layer 0 is ``(w, 1.5*w)``).
+    """
+    lines = [f"a1 = {first}"] + [f"a{i} = a{i - 1}*a{i - 1}" for i in range(2, n + 1)]
     return "; ".join([*lines, f"a{n}"])
 
 

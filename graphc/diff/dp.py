@@ -4,33 +4,42 @@ The adjoint of an output is 1; nodes are visited in reverse creation order (a re
 topological order), and each edge from operand ``i`` to user ``j`` adds ``adjoint[j] * z(i, j)``
 to ``adjoint[i]``, where ``z`` is the op table's local derivative. One pass per output, each
 linear in the number of edges: the path-aggregation sum, collapsed.
+
+An adjoint is carried as a term ``(node, k)``, the value ``k*node`` with ``k`` an exact power of
+two (see graphc.diff.common): the two edges of ``a*a`` then sum to ``(adj*a, 2k)`` rather than
+``t + t``, a negated contribution to a subtraction, and only the partials asked for are
+multiplied out. Power-of-two rescaling is exact, so the values are those of the plain sums.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphc.diff.common import LocalPartials, accumulated, assemble, depends_on, prepared, scaled
+from graphc.diff.common import LocalPartials, Term, Terms, assemble, depends_on, prepared
 from graphc.graph import Graph
 
 
-def adjoints(graph: Graph, output: int, active: Sequence[bool], local: LocalPartials) -> dict[int, int]:
-    """The adjoint node ``∂output/∂node`` of every node on an active path to ``output``.
+def adjoints(graph: Graph, output: int, active: Sequence[bool], local: LocalPartials) -> dict[int, Term]:
+    """The adjoint ``∂output/∂node`` of every node on an active path to ``output``, as a term
+    ``(n, k)`` whose value is ``k*n`` (``Terms(graph).materialised`` builds its node).
 
     Only edges whose operand is ``active`` (depends on a variable of interest) are followed.
     New nodes are built on ``graph``; the visit covers only nodes that existed before.
     """
-    adjoint = {output: graph.const(1.0)}
+    adjoint: dict[int, Term] = {output: (graph.const(1.0), 1.0)}
     operands = graph.operands
+    terms = Terms(graph)
     for node in range(output, -1, -1):
         seed = adjoint.get(node)
         if seed is None:
             continue
+        if seed[1] != 1.0 and seed[1] != -1.0 and len({arg for arg in operands[node] if active[arg]}) > 1:
+            seed = terms.spread(seed)
         for slot, arg in enumerate(operands[node]):
             if active[arg]:
                 z = local(node, slot)
                 if z is not None:
-                    adjoint[arg] = accumulated(graph, adjoint.get(arg), scaled(graph, seed, z))
+                    adjoint[arg] = terms.accumulated(adjoint.get(arg), terms.scaled(seed, z))
     return adjoint
 
 
@@ -47,9 +56,9 @@ def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None) -> Graph
     result, names = prepared(graph, wrt)
     sources = [result.variable(name) for name in names]
     active = depends_on(result, sources, len(graph))
-    local = LocalPartials(result)
+    local, terms = LocalPartials(result), Terms(result)
     rows = []
     for output in graph.outputs:
         adjoint = adjoints(result, output, active, local) if active[output] else {}
-        rows.append([adjoint.get(node) for node in sources])
+        rows.append([terms.materialised(adjoint[node]) if node in adjoint else None for node in sources])
     return assemble(graph, result, names, rows, "dp", passes=len(graph.outputs))

@@ -3,19 +3,35 @@
 The tangent of the chosen input is 1; nodes are visited in creation (topological) order and a
 node's tangent is the sum over its operand slots of ``z(i, j) * tangent[i]``, with the same local
 derivatives ``z`` from the op table that ``dp`` and ``paths`` use.
+
+A tangent is carried as a term ``(node, k)``, the value ``k*node`` with ``k`` an exact power of
+two (see graphc.diff.common), as ``dp`` carries adjoints: ``d(a*a) = a*da + a*da`` is
+``(a*da, 2k)``, not ``t + t``, and only the outputs' tangents are multiplied out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphc.diff.common import LocalPartials, accumulated, assemble, prepared, scaled
+from graphc.diff.common import LocalPartials, Term, Terms, assemble, distinct_users, prepared
 from graphc.graph import Graph
 
 
-def tangents(graph: Graph, source: int, keep: Sequence[bool], local: LocalPartials) -> dict[int, int]:
-    """The tangent node ``∂node/∂source`` of every kept node that depends on ``source``."""
-    tangent = {source: graph.const(1.0)}
+def tangents(
+    graph: Graph,
+    source: int,
+    keep: Sequence[bool],
+    local: LocalPartials,
+    users: Sequence[int] | None = None,
+) -> dict[int, Term]:
+    """The tangent ``∂node/∂source`` of every kept node that depends on ``source``, as a term
+    ``(n, k)`` whose value is ``k*n`` (``Terms(graph).materialised`` builds its node).
+
+    ``users`` is :func:`~graphc.diff.common.distinct_users` of ``keep``, counted here when first
+    needed if not given.
+    """
+    tangent: dict[int, Term] = {source: (graph.const(1.0), 1.0)}
+    terms = Terms(graph)
     for node in range(source + 1, len(keep)):
         if not keep[node]:
             continue
@@ -27,9 +43,15 @@ def tangents(graph: Graph, source: int, keep: Sequence[bool], local: LocalPartia
             z = local(node, slot)
             if z is None:
                 continue
-            total = accumulated(graph, total, scaled(graph, z, seed))
-        if total is not None:
-            tangent[node] = total
+            total = terms.accumulated(total, terms.scaled(seed, z))
+        if total is None:
+            continue
+        if total[1] != 1.0 and total[1] != -1.0:
+            if users is None:
+                users = distinct_users(graph, keep)
+            if users[node] > 1:
+                total = terms.spread(total)
+        tangent[node] = total
     return tangent
 
 
@@ -42,10 +64,13 @@ def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None) -> Graph
     """
     result, names = prepared(graph, wrt)
     keep = graph.reachable()
-    local = LocalPartials(result)
+    local, terms = LocalPartials(result), Terms(result)
+    users = distinct_users(graph, keep)
     columns = []
     for name in names:
-        tangent = tangents(result, result.variable(name), keep, local)
-        columns.append([tangent.get(output) for output in graph.outputs])
+        tangent = tangents(result, result.variable(name), keep, local, users)
+        columns.append(
+            [terms.materialised(tangent[out]) if out in tangent else None for out in graph.outputs]
+        )
     rows = [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in graph.outputs]
     return assemble(graph, result, names, rows, "forward", passes=len(names))
