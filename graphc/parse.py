@@ -23,9 +23,7 @@ import re
 import string
 import unicodedata
 from collections.abc import Iterator
-from itertools import accumulate, compress, repeat
 from operator import itemgetter
-from typing import NamedTuple
 
 from graphc.errors import ArityError, ParseError, UnknownFunctionError
 from graphc.graph import MAX_NODES, Graph, checked_max_nodes
@@ -80,18 +78,36 @@ _UNSUPPORTED = {
 }
 
 
-# A text's tokens are three parallel lists, not a (kind, text, start) tuple per token: made by the
-# hundred thousand, the tuples would cost as much as the scanning, and the garbage collector's passes
-# over them as much again. A kind is "num", "name", "op", "(", ")", ",", "=", "sep" or "end".
-class Tokens(NamedTuple):
+# A kind is "num", "name", "op", "(", ")", ",", "=", "sep" or "end".
+class Tokens:
     """The tokens of a text up to its first bad one, and the ParseError of that one (None if there
-    is none, and the tokens end with an ``end`` token): token k is of kind ``kinds[k]``, its text
-    is ``words[k]`` and it starts at ``starts[k]`` in the text."""
+    is none, and the tokens end with an ``end`` token): token k is of kind ``kinds[k]``, its text is
+    ``words[k]`` and it starts at ``starts[k]`` in the text.
 
-    kinds: list[str]
-    words: list[str]
-    starts: list[int]
-    error: ParseError | None
+    Parallel lists, not a (kind, text, start) tuple per token: made by the hundred thousand, the
+    tuples would cost as much as the scanning. The fast path finds no starts: they are the full
+    scanner's, found when first asked for (the parser needs them only for an error message).
+    """
+
+    def __init__(
+        self,
+        text: str,
+        kinds: list[str],
+        words: list[str],
+        starts: list[int] | None = None,
+        error: ParseError | None = None,
+    ) -> None:
+        self.text = text
+        self.kinds = kinds
+        self.words = words
+        self._starts = starts
+        self.error = error
+
+    @property
+    def starts(self) -> list[int]:
+        if self._starts is None:  # the fast path's tokens, which are the full scanner's
+            self._starts = _scan_full(self.text).starts
+        return self._starts
 
 
 Token = tuple[str, str, int]  # (kind, text, start), as tokenize yields them
@@ -123,21 +139,28 @@ _KIND = [
 ]
 _CHECKED = frozenset(_TOKEN.groupindex[g] for g in ("bad_number", "word", "unsupported", "bad"))
 
-# The fast path: one findall of pieces, each a token with the blanks after it, or a comment. It knows
-# only what ordinary programs are made of, and it is taken only when its pieces tile the text with no
-# gap. Everything the full pattern treats otherwise leaves a gap: any other character (non-ASCII
-# outside a comment, '.' not in a number, '$', a control character, ...) starts no piece; a number run
-# into a letter, digit, '_' or '.' ("2x", "1.2.3", "1e") is no piece (the lookahead after the atomic
-# group: the full pattern's number, no shorter); '//' and '==' start no piece. Where the pieces tile
-# the text, each is what the full pattern matches at its place, so the tokens are the same, and the
-# text holds no bad token.
+# The fast path: one findall of the tokens of ordinary text (ASCII names, numbers, operators and
+# brackets, with blanks and comments between them), taken only when they are certainly the full
+# scanner's:
+# - comments are blanked out first (the full scanner skips one wherever it meets a '#');
+# - every character but the blanks (' ', '\t', '\r') lies in a token: the tokens' lengths and the
+#   number of blanks add up to the text's length. So each token starts where the full scanner, past
+#   the blanks, looks for the next one;
+# - and it is what the full pattern matches there, since what the full pattern treats otherwise
+#   starts no token here: any other character (non-ASCII, '.', '$', controls, other white space), a
+#   number run into a letter, digit, '_' or '.' ("2x", "1.2.3", "1e": the lookahead after the atomic
+#   group, which holds the full pattern's number and no shorter one), '//' and '=='.
+# A match never starts inside a run of blanks, nor a number right after a letter, digit, '_' or '.'
+# (no token of a tiled text does): else each position of a long run would be read again, in
+# quadratic time.
 _FAST = re.compile(
-    rf"(?:[A-Za-z_][A-Za-z0-9_]*+|[-+^(),;\n]|\*\*?+|/(?!/)|=(?!=)|(?>{_NUMBER})(?![\w.])|\#[^\n]*+)"
-    r"[ \t\r]*+"
+    r"(?<![ \t\r])[ \t\r]*+"
+    rf"([A-Za-z_][A-Za-z0-9_]*+|[-+^(),;\n]|\*\*?+|/(?!/)|=(?!=)|(?<![\w.])(?>{_NUMBER})(?![\w.]))"
 )
+_COMMENT = re.compile(r"\#[^\n]*")
 _FIRST = itemgetter(0)
-# a fast piece's kind by its first character ("": a comment)
-_PIECE_KIND = {
+# a fast token's kind by its first character
+_FAST_KIND = {
     **dict.fromkeys(string.ascii_letters + "_", "name"),
     **dict.fromkeys(string.digits + ".", "num"),
     **dict.fromkeys("+-*/^", "op"),
@@ -147,7 +170,6 @@ _PIECE_KIND = {
     "=": "=",
     ";": "sep",
     "\n": "sep",
-    "#": "",
 }
 
 
@@ -157,28 +179,29 @@ def scan(text: str) -> Tokens:
     Names are what ``str.isidentifier`` accepts (letters of any script, digits, underscores; not
     starting with a digit), compared exactly as written: no Unicode normalisation.
 
-    >>> scan("sin(x)  # a comment")
-    Tokens(kinds=['name', '(', 'name', ')', 'end'], words=['sin', '(', 'x', ')', ''], starts=[0, 3, 4, 5, 19], error=None)
+    >>> tokens = scan("sin(x)  # a comment")
+    >>> tokens.kinds, tokens.words, tokens.starts, tokens.error
+    (['name', '(', 'name', ')', 'end'], ['sin', '(', 'x', ')', ''], [0, 3, 4, 5, 19], None)
     """
     tokens = _scan_fast(text)
     return tokens if tokens is not None else _scan_full(text)
 
 
 def _scan_fast(text: str) -> Tokens | None:
-    """The tokens of a text that the fast pattern tiles (and that has no bad token); None for any other."""
-    start = len(text) - len(text.lstrip(" \t\r"))
-    pieces = _FAST.findall(text, start)
-    starts = list(accumulate(map(len, pieces), initial=start))
-    if starts[-1] != len(text):
-        return None  # a gap
-    kinds = list(map(_PIECE_KIND.__getitem__, map(_FIRST, pieces)))
-    words = list(map(str.rstrip, pieces, repeat(" \t\r")))
+    """The tokens of ``text`` if the fast pattern's are certainly the full scanner's; else None."""
+    plain = _COMMENT.sub(_spaces, text) if "#" in text else text
+    words = _FAST.findall(plain)
+    blanks = plain.count(" ") + plain.count("\t") + plain.count("\r")
+    if len("".join(words)) + blanks != len(text):
+        return None
+    kinds = list(map(_FAST_KIND.__getitem__, map(_FIRST, words)))
     kinds.append("end")
-    words.append("")  # and starts ends with len(text), where the end token stands
-    if "#" in text:  # comments, pieces of kind "": drop them
-        words, starts = list(compress(words, kinds)), list(compress(starts, kinds))
-        kinds = list(filter(None, kinds))
-    return Tokens(kinds, words, starts, None)
+    words.append("")
+    return Tokens(text, kinds, words)
+
+
+def _spaces(comment: re.Match[str]) -> str:
+    return " " * len(comment[0])
 
 
 def _scan_full(text: str) -> Tokens:
@@ -192,14 +215,14 @@ def _scan_full(text: str) -> Tokens:
         if group in _CHECKED:
             error = _token_error(text, m, _GROUPS[group - 1])
             if error is not None:
-                return Tokens(kinds, words, starts, error)
+                return Tokens(text, kinds, words, starts, error)
         kinds.append(_KIND[group])
         words.append(m[group])
         starts.append(m.start(group))
     kinds.append("end")
     words.append("")
     starts.append(len(text))
-    return Tokens(kinds, words, starts, None)
+    return Tokens(text, kinds, words, starts)
 
 
 def _token_error(text: str, m: re.Match[str], group: str) -> ParseError | None:
@@ -221,10 +244,10 @@ def _token_error(text: str, m: re.Match[str], group: str) -> ParseError | None:
 def tokenize(text: str) -> Iterator[Token]:
     """The tokens of ``text`` as (kind, text, start) tuples, ending with an ``end`` token; raises
     ParseError at the first bad one."""
-    kinds, words, starts, error = scan(text)
-    yield from zip(kinds, words, starts)
-    if error is not None:
-        raise error
+    tokens = scan(text)
+    yield from zip(tokens.kinds, tokens.words, tokens.starts)
+    if tokens.error is not None:
+        raise tokens.error
 
 
 class _KindsBeforeError:
@@ -267,9 +290,9 @@ def _describe(kind: str, word: str) -> str:
 
 
 # An entry of the operator stack, a pending operator or an open bracket: a plain tuple
-# (kind, op, pos, prec, mark), as tokens are, for speed. kind is "bin" (binary operator), "neg"
-# (unary minus), "(" or "call"; op the op of "bin" and "call" entries; pos where it stands in the
-# text; prec the binding power of "bin" and "neg" entries (at least 1), 0 for brackets; mark, for
+# (kind, op, k, prec, mark), for speed. kind is "bin" (binary operator), "neg" (unary minus), "("
+# or "call"; op the op of "bin" and "call" entries; k the index of its token (an error's position);
+# prec the binding power of "bin" and "neg" entries (at least 1), 0 for brackets; mark, for
 # brackets, how many values were on the value stack when it opened.
 _Entry = tuple[str, "Op | None", int, int, int]
 _NEG = OPS["neg"]
@@ -288,14 +311,14 @@ class _Parser:
 
     def __init__(self, text: str, max_nodes: int | None = MAX_NODES) -> None:
         self.text = text
-        kinds, self.words, self.starts, error = scan(text)
+        self.tokens = scan(text)
+        kinds, error = self.tokens.kinds, self.tokens.error
         if error is None:  # past the end, the end token again (the parser looks two ahead)
             kinds += ["end"] * 2
-            self.words += [""] * 2
-            self.starts += self.starts[-1:] * 2
         self.kinds: list[str] | _KindsBeforeError = (
             kinds if error is None else _KindsBeforeError(kinds, error)
         )
+        self.words = self.tokens.words
         self.graph = Graph()
         self.graph.max_nodes = max_nodes
         self.bindings: dict[str, int] = {}
@@ -306,10 +329,11 @@ class _Parser:
         self.open_brackets = 0
         self.names: list[str | None] = []  # one per finished output: its binding's name, if any
         self.lone_name: str | None = None  # the current output is exactly this bound name
-        self.first_comma = 0
+        self.first_comma = 0  # the index of the first ',' between outputs
 
-    def error(self, message: str, pos: int, cls: type[ParseError] = ParseError) -> ParseError:
-        return cls(message, self.text, pos)
+    def error(self, message: str, k: int, cls: type[ParseError] = ParseError) -> ParseError:
+        """The error of token k, at its start in the text."""
+        return cls(message, self.text, self.tokens.starts[k])
 
     # --- statements ------------------------------------------------------------------------------
 
@@ -331,7 +355,7 @@ class _Parser:
             target = None
             if kind == "name" and kinds[k + 1] == "=":
                 target = self.words[k]
-                self._check_target(target, self.starts[k])
+                self._check_target(target, k)
                 k += 2
             k = self._statement(k, binding=target is not None)
             outputs, names = self.values, self.names
@@ -339,17 +363,17 @@ class _Parser:
                 self.bindings[target] = outputs[0]
                 names = [target]
         if not outputs:
-            raise self.error("empty program: nothing to compute", 0)
+            raise ParseError("empty program: nothing to compute", self.text, 0)
         default = ["f"] if len(outputs) == 1 else [f"f{i + 1}" for i in range(len(outputs))]
         self.graph.set_outputs(outputs, [name or d for name, d in zip(names, default, strict=True)])
         return self.graph.pruned()
 
-    def _check_target(self, name: str, pos: int) -> None:
+    def _check_target(self, name: str, k: int) -> None:
         if name in RESERVED:
             kind = "function" if name in FUNCTIONS else "constant"
-            raise self.error(f"cannot assign to '{name}': it is a built-in {kind}", pos)
+            raise self.error(f"cannot assign to '{name}': it is a built-in {kind}", k)
         if name in self.free:
-            raise self.error(f"cannot assign to '{name}': it is already used as an input variable", pos)
+            raise self.error(f"cannot assign to '{name}': it is already used as an input variable", k)
 
     def _statement(self, k: int, binding: bool) -> int:
         """Parse one statement from token k into ``self.values``; return the index of its end token.
@@ -372,7 +396,7 @@ class _Parser:
                     op, prec, least = _BINARY[words[k]]
                     while stack and stack[-1][3] >= least:
                         self._reduce()
-                    stack.append(("bin", op, self.starts[k], prec, 0))
+                    stack.append(("bin", op, k, prec, 0))
                     expect_operand = True
                 elif kind == "sep" or kind == "end":
                     self._end_statement()
@@ -384,7 +408,7 @@ class _Parser:
                 word = words[k]
                 node = bindings.get(word)
                 if node is None:
-                    node = self._unbound(word, self.starts[k])
+                    node = self._unbound(word, k)
                 elif after in _OUTPUT_END and not stack and len(values) == len(self.names):
                     self.lone_name = word  # the output is exactly this bound name
                 values.append(node)
@@ -395,9 +419,9 @@ class _Parser:
 
     def _end_statement(self) -> None:
         if self.open_brackets:
-            _, op, pos, _, _ = next(entry for entry in self.stack if entry[0] in ("(", "call"))
+            _, op, k, _, _ = next(entry for entry in self.stack if entry[0] in ("(", "call"))
             what = f"{op.function}(" if op is not None else "("
-            raise self.error(f"'{what}' is never closed ({self.open_brackets} unclosed)", pos)
+            raise self.error(f"'{what}' is never closed ({self.open_brackets} unclosed)", k)
         self._close_output()
 
     def _close_output(self) -> None:
@@ -412,61 +436,61 @@ class _Parser:
         """Read what may stand where an operand is expected, token k, if not a name that is not
         called (the loop reads those); return the next index and whether an operand is still
         expected (after a prefix sign or an opening bracket)."""
-        word, pos = self.words[k], self.starts[k]
+        word = self.words[k]
         if kind == "num":
             value = float(word)
             if value == _INF:
-                raise self.error(f"number {word} is too large for float64", pos)
+                raise self.error(f"number {word} is too large for float64", k)
             self.values.append(self.graph.const(value))
             return k + 1, False
         if kind == "name":  # a call
-            self._open_call(word, pos)
+            self._open_call(word, k)
             if self.kinds[k + 2] == ")":
                 self._finish_call(self.stack.pop())
                 return k + 3, False
             return k + 2, True
         if kind == "(":
-            self.stack.append(("(", None, pos, 0, len(self.values)))
+            self.stack.append(("(", None, k, 0, len(self.values)))
             self.open_brackets += 1
         elif word == "-":
-            self.stack.append(("neg", None, pos, _NEG.precedence, 0))
+            self.stack.append(("neg", None, k, _NEG.precedence, 0))
         elif word != "+":  # unary plus changes nothing
             if kind in ("sep", "end"):
                 if not self.values and not self.stack and not self.names:
-                    raise self.error("no value after '='" if binding else "empty expression", pos)
-                raise self.error(f"expected an operand before {_describe(kind, word)}", pos)
-            raise self.error(f"expected an operand, found {_describe(kind, word)}", pos)
+                    raise self.error("no value after '='" if binding else "empty expression", k)
+                raise self.error(f"expected an operand before {_describe(kind, word)}", k)
+            raise self.error(f"expected an operand, found {_describe(kind, word)}", k)
         return k + 1, True
 
-    def _unbound(self, name: str, pos: int) -> int:
+    def _unbound(self, name: str, k: int) -> int:
         """The node of a name that no binding gives: a constant or an input variable."""
         if name in CONSTANTS:
             return self.graph.const(CONSTANTS[name])
         if name in FUNCTIONS:
-            raise self.error(f"'{name}' is a function: call it as {name}(...)", pos)
+            raise self.error(f"'{name}' is a function: call it as {name}(...)", k)
         self.free.add(name)
         return self.graph.var(name)
 
-    def _open_call(self, name: str, pos: int) -> None:
+    def _open_call(self, name: str, k: int) -> None:
         spec = FUNCTIONS.get(name)
         if spec is None:
             if name in self.bindings or name in CONSTANTS or name in self.free:
-                raise self.error(f"'{name}' is not a function (use '*' to multiply)", pos)
+                raise self.error(f"'{name}' is not a function (use '*' to multiply)", k)
             close = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else " (to multiply, write '*')"
-            raise self.error(f"unknown function '{name}'{hint}", pos, UnknownFunctionError)
-        self.stack.append(("call", spec, pos, 0, len(self.values)))
+            raise self.error(f"unknown function '{name}'{hint}", k, UnknownFunctionError)
+        self.stack.append(("call", spec, k, 0, len(self.values)))
         self.open_brackets += 1
 
     def _finish_call(self, entry: _Entry) -> None:
-        _, spec, pos, _, mark = entry
+        _, spec, k, _, mark = entry
         assert spec is not None
         self.open_brackets -= 1
         given = len(self.values) - mark
         if given != spec.arity:
             plural = "s" if spec.arity > 1 else ""
             message = f"{spec.function}() takes {spec.arity} argument{plural} ({given} given)"
-            raise self.error(message, pos, ArityError)
+            raise self.error(message, k, ArityError)
         args = tuple(self.values[mark:])
         del self.values[mark:]
         self.values.append(self.graph.applied(spec, args))
@@ -476,11 +500,10 @@ class _Parser:
     def _operator(self, k: int, kind: str, binding: bool) -> bool:
         """Read what may follow an operand, token k, if not a binary operator or the end of the
         statement; return whether an operand is expected next."""
-        pos = self.starts[k]
         if kind == ")":
             self._reduce_to_bracket()
             if not self.stack:
-                raise self.error("unmatched ')'", pos)
+                raise self.error("unmatched ')'", k)
             entry = self.stack.pop()
             if entry[0] == "call":
                 self._finish_call(entry)
@@ -492,19 +515,19 @@ class _Parser:
             if self.stack and self.stack[-1][0] == "call":
                 return True
             if self.stack:
-                raise self.error("',' inside brackets: tuples are not part of the language", pos)
+                raise self.error("',' inside brackets: tuples are not part of the language", k)
             if binding:
-                raise self.error("a binding takes one value: ',' is not allowed here", pos)
+                raise self.error("a binding takes one value: ',' is not allowed here", k)
             if not self.names:
-                self.first_comma = pos
+                self.first_comma = k
             self._close_output()
             return True
         word = self.words[k]
         if kind == "=":
-            raise self.error("unexpected '=': a binding must start its statement (name = ...)", pos)
+            raise self.error("unexpected '=': a binding must start its statement (name = ...)", k)
         if kind == "name" and word in _PYTHON_WORDS:
-            raise self.error(f"'{word}' is not part of the language (Python syntax)", pos)
-        raise self.error(f"expected an operator, found {_describe(kind, word)}", pos)
+            raise self.error(f"'{word}' is not part of the language (Python syntax)", k)
+        raise self.error(f"expected an operator, found {_describe(kind, word)}", k)
 
     def _reduce_to_bracket(self) -> None:
         stack = self.stack
