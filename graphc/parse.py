@@ -190,6 +190,8 @@ def scan(text: str) -> Tokens:
 def _scan_fast(text: str) -> Tokens | None:
     """The tokens of ``text`` if the fast pattern's are certainly the full scanner's; else None."""
     plain = _COMMENT.sub(_spaces, text) if "#" in text else text
+    if not plain.isascii():
+        return None  # (no token would cover the first non-ASCII character: no need to look)
     words = _FAST.findall(plain)
     blanks = plain.count(" ") + plain.count("\t") + plain.count("\r")
     if len("".join(words)) + blanks != len(text):
@@ -314,7 +316,7 @@ class _Parser:
         self.tokens = scan(text)
         kinds, error = self.tokens.kinds, self.tokens.error
         if error is None:  # past the end, the end token again (the parser looks two ahead)
-            kinds += ["end"] * 2
+            kinds += ["end"] * 2  # (in place: these tokens are the parser's own)
         self.kinds: list[str] | _KindsBeforeError = (
             kinds if error is None else _KindsBeforeError(kinds, error)
         )
