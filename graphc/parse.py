@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import difflib
 import re
+import string
 import unicodedata
 from collections.abc import Iterator
+from operator import itemgetter
 
 from graphc.errors import ArityError, ParseError, UnknownFunctionError
 from graphc.graph import MAX_NODES, Graph, checked_max_nodes
@@ -76,21 +78,52 @@ _UNSUPPORTED = {
 }
 
 
-# A token is a plain tuple (kind, text, pos): made by the hundred thousand, a NamedTuple's
-# constructor would cost as much as the scanning. kind: "num", "name", "op", "(", ")", ",", "=",
-# "sep" or "end"; pos: where it starts in the text.
-Token = tuple[str, str, int]
+# A kind is "num", "name", "op", "(", ")", ",", "=", "sep" or "end".
+class Tokens:
+    """The tokens of a text up to its first bad one, and the ParseError of that one (None if there
+    is none, and the tokens end with an ``end`` token): token k is of kind ``kinds[k]``, its text is
+    ``words[k]`` and it starts at ``starts[k]`` in the text.
+
+    Parallel lists, not a (kind, text, start) tuple per token: made by the hundred thousand, the
+    tuples would cost as much as the scanning. The fast path finds no starts: they are the full
+    scanner's, found when first asked for (the parser needs them only for an error message).
+    """
+
+    def __init__(
+        self,
+        text: str,
+        kinds: list[str],
+        words: list[str],
+        starts: list[int] | None = None,
+        error: ParseError | None = None,
+    ) -> None:
+        self.text = text
+        self.kinds = kinds
+        self.words = words
+        self._starts = starts
+        self.error = error
+
+    @property
+    def starts(self) -> list[int]:
+        if self._starts is None:  # the fast path's tokens, which are the full scanner's
+            self._starts = _scan_full(self.text).starts
+        return self._starts
+
+
+Token = tuple[str, str, int]  # (kind, text, start), as tokenize yields them
 _INF = float("inf")
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 
 
-# One match per token, with the blanks and comment before it (the token is the group that matched,
-# found by its index). A name is settled by the pattern when it is ASCII; a name candidate with other
-# characters ("word": combining accents are not \w) is kept when str.isidentifier accepts it.
-# Possessive repeats (*+) never give back what they took: nothing after them could use it.
+# The full scanner: one match per token, with the blanks and comment before it (the token is the group
+# that matched, found by its index). A name is settled by the pattern when it is ASCII; a name
+# candidate with other characters ("word": combining accents are not \w) is kept when
+# str.isidentifier accepts it. Possessive repeats (*+) never give back what they took: nothing after
+# them could use it.
 _TOKEN = re.compile(
     r"(?:[ \t\r]+|\#[^\n]*)*+"
     r"(?:(?P<sep>[;\n])"
-    r"|(?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(?P<bad_number>[\w.])?"
+    rf"|(?P<num>{_NUMBER})(?P<bad_number>[\w.])?"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*+)(?![^\x00-\x7f])"
     r"|(?P<unsupported>//|==)"  # before '/' and '='
     r"|(?P<op>\*\*|[+\-*/^])"
@@ -106,16 +139,77 @@ _KIND = [
 ]
 _CHECKED = frozenset(_TOKEN.groupindex[g] for g in ("bad_number", "word", "unsupported", "bad"))
 
+# The fast path: one findall of the tokens of ordinary text (ASCII names, numbers, operators and
+# brackets, with blanks and comments between them), taken only when they are certainly the full
+# scanner's:
+# - comments are blanked out first (the full scanner skips one wherever it meets a '#');
+# - every character but the blanks (' ', '\t', '\r') lies in a token: the tokens' lengths and the
+#   number of blanks add up to the text's length. So each token starts where the full scanner, past
+#   the blanks, looks for the next one;
+# - and it is what the full pattern matches there, since what the full pattern treats otherwise
+#   starts no token here: any other character (non-ASCII, '.', '$', controls, other white space), a
+#   number run into a letter, digit, '_' or '.' ("2x", "1.2.3", "1e": the lookahead after the atomic
+#   group, which holds the full pattern's number and no shorter one), '//' and '=='.
+# A match never starts inside a run of blanks, nor a number right after a letter, digit, '_' or '.'
+# (no token of a tiled text does): else each position of a long run would be read again, in
+# quadratic time.
+_FAST = re.compile(
+    r"(?<![ \t\r])[ \t\r]*+"
+    rf"([A-Za-z_][A-Za-z0-9_]*+|[-+^(),;\n]|\*\*?+|/(?!/)|=(?!=)|(?<![\w.])(?>{_NUMBER})(?![\w.]))"
+)
+_COMMENT = re.compile(r"\#[^\n]*")
+_FIRST = itemgetter(0)
+# a fast token's kind by its first character
+_FAST_KIND = {
+    **dict.fromkeys(string.ascii_letters + "_", "name"),
+    **dict.fromkeys(string.digits + ".", "num"),
+    **dict.fromkeys("+-*/^", "op"),
+    "(": "(",
+    ")": ")",
+    ",": ",",
+    "=": "=",
+    ";": "sep",
+    "\n": "sep",
+}
 
-def scan(text: str) -> tuple[list[Token], ParseError | None]:
-    """The tokens of ``text`` up to its first bad one, and the ParseError of that one (None if
-    there is none, and the tokens end with an ``end`` token).
+
+def scan(text: str) -> Tokens:
+    """The tokens of ``text`` up to its first bad one, and the ParseError of that one.
 
     Names are what ``str.isidentifier`` accepts (letters of any script, digits, underscores; not
     starting with a digit), compared exactly as written: no Unicode normalisation.
+
+    >>> tokens = scan("sin(x)  # a comment")
+    >>> tokens.kinds, tokens.words, tokens.starts, tokens.error
+    (['name', '(', 'name', ')', 'end'], ['sin', '(', 'x', ')', ''], [0, 3, 4, 5, 19], None)
     """
-    tokens: list[Token] = []
-    append = tokens.append
+    tokens = _scan_fast(text)
+    return tokens if tokens is not None else _scan_full(text)
+
+
+def _scan_fast(text: str) -> Tokens | None:
+    """The tokens of ``text`` if the fast pattern's are certainly the full scanner's; else None."""
+    plain = _COMMENT.sub(_spaces, text) if "#" in text else text
+    if not plain.isascii():
+        return None  # (no token would cover the first non-ASCII character: no need to look)
+    words = _FAST.findall(plain)
+    blanks = plain.count(" ") + plain.count("\t") + plain.count("\r")
+    if len("".join(words)) + blanks != len(text):
+        return None
+    kinds = list(map(_FAST_KIND.__getitem__, map(_FIRST, words)))
+    kinds.append("end")
+    words.append("")
+    return Tokens(text, kinds, words)
+
+
+def _spaces(comment: re.Match[str]) -> str:
+    return " " * len(comment[0])
+
+
+def _scan_full(text: str) -> Tokens:
+    kinds: list[str] = []
+    words: list[str] = []
+    starts: list[int] = []
     for m in _TOKEN.finditer(text):
         group = m.lastindex
         if group is None:
@@ -123,10 +217,14 @@ def scan(text: str) -> tuple[list[Token], ParseError | None]:
         if group in _CHECKED:
             error = _token_error(text, m, _GROUPS[group - 1])
             if error is not None:
-                return tokens, error
-        append((_KIND[group], m[group], m.start(group)))
-    append(("end", "", len(text)))
-    return tokens, None
+                return Tokens(text, kinds, words, starts, error)
+        kinds.append(_KIND[group])
+        words.append(m[group])
+        starts.append(m.start(group))
+    kinds.append("end")
+    words.append("")
+    starts.append(len(text))
+    return Tokens(text, kinds, words, starts)
 
 
 def _token_error(text: str, m: re.Match[str], group: str) -> ParseError | None:
@@ -146,24 +244,26 @@ def _token_error(text: str, m: re.Match[str], group: str) -> ParseError | None:
 
 
 def tokenize(text: str) -> Iterator[Token]:
-    """The tokens of ``text``, ending with an ``end`` token; raises ParseError at the first bad one."""
-    tokens, error = scan(text)
-    yield from tokens
-    if error is not None:
-        raise error
+    """The tokens of ``text`` as (kind, text, start) tuples, ending with an ``end`` token; raises
+    ParseError at the first bad one."""
+    tokens = scan(text)
+    yield from zip(tokens.kinds, tokens.words, tokens.starts)
+    if tokens.error is not None:
+        raise tokens.error
 
 
-class _Tokens:
-    """The tokens before a bad one, by index: reading past them raises its error, so the first
-    error reported is the first one in the text, as when the parser reads token by token."""
+class _KindsBeforeError:
+    """The kinds of the tokens before a bad one, by index: reading past them raises its error, so
+    the first error reported is the first one in the text, as when the parser reads token by token.
+    (The parser reads a token's kind before its text or start.)"""
 
-    def __init__(self, tokens: list[Token], error: ParseError) -> None:
-        self._tokens = tokens
+    def __init__(self, kinds: list[str], error: ParseError) -> None:
+        self._kinds = kinds
         self._error = error
 
-    def __getitem__(self, k: int) -> Token:
-        if k < len(self._tokens):
-            return self._tokens[k]
+    def __getitem__(self, k: int) -> str:
+        if k < len(self._kinds):
+            return self._kinds[k]
         raise self._error
 
 
@@ -192,17 +292,19 @@ def _describe(kind: str, word: str) -> str:
 
 
 # An entry of the operator stack, a pending operator or an open bracket: a plain tuple
-# (kind, op, pos, prec, mark), as tokens are, for speed. kind is "bin" (binary operator), "neg"
-# (unary minus), "(" or "call"; op the op of "bin" and "call" entries; pos where it stands in the
-# text; prec the binding power of "bin" and "neg" entries; mark, for brackets, how many values
-# were on the value stack when it opened.
+# (kind, op, k, prec, mark), for speed. kind is "bin" (binary operator), "neg" (unary minus), "("
+# or "call"; op the op of "bin" and "call" entries; k the index of its token (an error's position);
+# prec the binding power of "bin" and "neg" entries (at least 1), 0 for brackets; mark, for
+# brackets, how many values were on the value stack when it opened.
 _Entry = tuple[str, "Op | None", int, int, int]
 _NEG = OPS["neg"]
-# a binary operator's token: its op, binding power and whether it is right-associative
+# A binary operator's token: its op, its binding power, and the least binding power of a pending
+# operator that it reduces (its own, plus one if it is right-associative).
 _BINARY = {
-    text: (BINARY_INFIX["**" if text == "^" else text], prec, text in ("**", "^"))
+    text: (BINARY_INFIX["**" if text == "^" else text], prec, prec + (text in ("**", "^")))
     for text, prec in _PRECEDENCE.items()
 }
+_OUTPUT_END = frozenset(["sep", "end", ","])  # the kinds of token that may end an output
 
 
 class _Parser:
@@ -211,10 +313,14 @@ class _Parser:
 
     def __init__(self, text: str, max_nodes: int | None = MAX_NODES) -> None:
         self.text = text
-        tokens, error = scan(text)
-        if error is None:
-            tokens += tokens[-1:] * 2  # past the end, the end token again (the parser looks two ahead)
-        self.tokens: list[Token] | _Tokens = tokens if error is None else _Tokens(tokens, error)
+        self.tokens = scan(text)
+        kinds, error = self.tokens.kinds, self.tokens.error
+        if error is None:  # past the end, the end token again (the parser looks two ahead)
+            kinds += ["end"] * 2  # (in place: these tokens are the parser's own)
+        self.kinds: list[str] | _KindsBeforeError = (
+            kinds if error is None else _KindsBeforeError(kinds, error)
+        )
+        self.words = self.tokens.words
         self.graph = Graph()
         self.graph.max_nodes = max_nodes
         self.bindings: dict[str, int] = {}
@@ -225,19 +331,20 @@ class _Parser:
         self.open_brackets = 0
         self.names: list[str | None] = []  # one per finished output: its binding's name, if any
         self.lone_name: str | None = None  # the current output is exactly this bound name
-        self.first_comma = 0
+        self.first_comma = 0  # the index of the first ',' between outputs
 
-    def error(self, message: str, pos: int, cls: type[ParseError] = ParseError) -> ParseError:
-        return cls(message, self.text, pos)
+    def error(self, message: str, k: int, cls: type[ParseError] = ParseError) -> ParseError:
+        """The error of token k, at its start in the text."""
+        return cls(message, self.text, self.tokens.starts[k])
 
     # --- statements ------------------------------------------------------------------------------
 
     def parse(self) -> Graph:
-        tokens, k = self.tokens, 0
+        kinds, k = self.kinds, 0
         outputs: list[int] = []
         names: list[str | None] = []
         while True:
-            kind, word, pos = tokens[k]
+            kind = kinds[k]
             if kind == "end":
                 break
             if kind == "sep":
@@ -248,9 +355,9 @@ class _Parser:
                     "several outputs (',') are only allowed in the last statement", self.first_comma
                 )
             target = None
-            if kind == "name" and tokens[k + 1][0] == "=":
-                target = word
-                self._check_target(word, pos)
+            if kind == "name" and kinds[k + 1] == "=":
+                target = self.words[k]
+                self._check_target(target, k)
                 k += 2
             k = self._statement(k, binding=target is not None)
             outputs, names = self.values, self.names
@@ -258,43 +365,65 @@ class _Parser:
                 self.bindings[target] = outputs[0]
                 names = [target]
         if not outputs:
-            raise self.error("empty program: nothing to compute", 0)
+            raise ParseError("empty program: nothing to compute", self.text, 0)
         default = ["f"] if len(outputs) == 1 else [f"f{i + 1}" for i in range(len(outputs))]
         self.graph.set_outputs(outputs, [name or d for name, d in zip(names, default, strict=True)])
         return self.graph.pruned()
 
-    def _check_target(self, name: str, pos: int) -> None:
+    def _check_target(self, name: str, k: int) -> None:
         if name in RESERVED:
             kind = "function" if name in FUNCTIONS else "constant"
-            raise self.error(f"cannot assign to '{name}': it is a built-in {kind}", pos)
+            raise self.error(f"cannot assign to '{name}': it is a built-in {kind}", k)
         if name in self.free:
-            raise self.error(f"cannot assign to '{name}': it is already used as an input variable", pos)
+            raise self.error(f"cannot assign to '{name}': it is already used as an input variable", k)
 
     def _statement(self, k: int, binding: bool) -> int:
-        """Parse one statement from token k into ``self.values``; return the index of its end token."""
-        self.values, self.stack, self.names = [], [], []
+        """Parse one statement from token k into ``self.values``; return the index of its end token.
+
+        The loop reads the tokens that most of a program is made of itself (a name that is not
+        called, where an operand is expected; a binary operator after one) and hands every other
+        token to _operand or _operator: one method call fewer for most tokens."""
+        values: list[int] = []
+        stack: list[_Entry] = []
+        self.values, self.stack, self.names = values, stack, []
         self.open_brackets, self.lone_name = 0, None
-        tokens = self.tokens
+        kinds, words, bindings = self.kinds, self.words, self.bindings
         expect_operand = True
         while True:
-            kind, word, pos = tokens[k]
-            if kind == "sep" and word == "\n" and self.open_brackets:
-                pass  # a newline inside brackets continues the line
-            elif expect_operand:
-                k, expect_operand = self._operand(k, kind, word, pos, binding)
-                continue
-            elif kind == "sep" or kind == "end":
-                self._end_statement()
-                return k
+            kind = kinds[k]
+            if kind == "sep" and self.open_brackets and words[k] == "\n":
+                k += 1  # a newline inside brackets continues the line
+            elif not expect_operand:
+                if kind == "op":
+                    op, prec, least = _BINARY[words[k]]
+                    while stack and stack[-1][3] >= least:
+                        self._reduce()
+                    stack.append(("bin", op, k, prec, 0))
+                    expect_operand = True
+                elif kind == "sep" or kind == "end":
+                    self._end_statement()
+                    return k
+                else:
+                    expect_operand = self._operator(k, kind, binding)
+                k += 1
+            elif kind == "name" and (after := kinds[k + 1]) != "(":
+                word = words[k]
+                node = bindings.get(word)
+                if node is None:
+                    node = self._unbound(word, k)
+                elif after in _OUTPUT_END and not stack and len(values) == len(self.names):
+                    self.lone_name = word  # the output is exactly this bound name
+                values.append(node)
+                expect_operand = False
+                k += 1
             else:
-                expect_operand = self._operator(kind, word, pos, binding)
-            k += 1
+                k, expect_operand = self._operand(k, kind, binding)
 
     def _end_statement(self) -> None:
         if self.open_brackets:
-            _, op, pos, _, _ = next(entry for entry in self.stack if entry[0] in ("(", "call"))
+            _, op, k, _, _ = next(entry for entry in self.stack if entry[0] in ("(", "call"))
             what = f"{op.function}(" if op is not None else "("
-            raise self.error(f"'{what}' is never closed ({self.open_brackets} unclosed)", pos)
+            raise self.error(f"'{what}' is never closed ({self.open_brackets} unclosed)", k)
         self._close_output()
 
     def _close_output(self) -> None:
@@ -305,95 +434,78 @@ class _Parser:
 
     # --- operands: numbers, names, calls, "(" and prefix signs -----------------------------------
 
-    def _operand(self, k: int, kind: str, word: str, pos: int, binding: bool) -> tuple[int, bool]:
-        """Read what may stand where an operand is expected, token k; return the next index and
-        whether an operand is still expected (after a prefix sign or an opening bracket)."""
-        tokens = self.tokens
+    def _operand(self, k: int, kind: str, binding: bool) -> tuple[int, bool]:
+        """Read what may stand where an operand is expected, token k, if not a name that is not
+        called (the loop reads those); return the next index and whether an operand is still
+        expected (after a prefix sign or an opening bracket)."""
+        word = self.words[k]
         if kind == "num":
             value = float(word)
             if value == _INF:
-                raise self.error(f"number {word} is too large for float64", pos)
+                raise self.error(f"number {word} is too large for float64", k)
             self.values.append(self.graph.const(value))
             return k + 1, False
-        if kind == "name":
-            after = tokens[k + 1][0]
-            if after == "(":
-                self._open_call(word, pos)
-                if tokens[k + 2][0] == ")":
-                    self._finish_call(self.stack.pop())
-                    return k + 3, False
-                return k + 2, True
-            at_output_start = not self.stack and len(self.values) == len(self.names)
-            self.values.append(self._name(word, pos))
-            if at_output_start and word in self.bindings and after in ("sep", "end", ","):
-                self.lone_name = word
-            return k + 1, False
+        if kind == "name":  # a call
+            self._open_call(word, k)
+            if self.kinds[k + 2] == ")":
+                self._finish_call(self.stack.pop())
+                return k + 3, False
+            return k + 2, True
         if kind == "(":
-            self.stack.append(("(", None, pos, 0, len(self.values)))
+            self.stack.append(("(", None, k, 0, len(self.values)))
             self.open_brackets += 1
         elif word == "-":
-            self.stack.append(("neg", None, pos, _NEG.precedence, 0))
+            self.stack.append(("neg", None, k, _NEG.precedence, 0))
         elif word != "+":  # unary plus changes nothing
             if kind in ("sep", "end"):
                 if not self.values and not self.stack and not self.names:
-                    raise self.error("no value after '='" if binding else "empty expression", pos)
-                raise self.error(f"expected an operand before {_describe(kind, word)}", pos)
-            raise self.error(f"expected an operand, found {_describe(kind, word)}", pos)
+                    raise self.error("no value after '='" if binding else "empty expression", k)
+                raise self.error(f"expected an operand before {_describe(kind, word)}", k)
+            raise self.error(f"expected an operand, found {_describe(kind, word)}", k)
         return k + 1, True
 
-    def _name(self, name: str, pos: int) -> int:
-        node = self.bindings.get(name)
-        if node is not None:
-            return node
+    def _unbound(self, name: str, k: int) -> int:
+        """The node of a name that no binding gives: a constant or an input variable."""
         if name in CONSTANTS:
             return self.graph.const(CONSTANTS[name])
         if name in FUNCTIONS:
-            raise self.error(f"'{name}' is a function: call it as {name}(...)", pos)
+            raise self.error(f"'{name}' is a function: call it as {name}(...)", k)
         self.free.add(name)
         return self.graph.var(name)
 
-    def _open_call(self, name: str, pos: int) -> None:
+    def _open_call(self, name: str, k: int) -> None:
         spec = FUNCTIONS.get(name)
         if spec is None:
             if name in self.bindings or name in CONSTANTS or name in self.free:
-                raise self.error(f"'{name}' is not a function (use '*' to multiply)", pos)
+                raise self.error(f"'{name}' is not a function (use '*' to multiply)", k)
             close = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else " (to multiply, write '*')"
-            raise self.error(f"unknown function '{name}'{hint}", pos, UnknownFunctionError)
-        self.stack.append(("call", spec, pos, 0, len(self.values)))
+            raise self.error(f"unknown function '{name}'{hint}", k, UnknownFunctionError)
+        self.stack.append(("call", spec, k, 0, len(self.values)))
         self.open_brackets += 1
 
     def _finish_call(self, entry: _Entry) -> None:
-        _, spec, pos, _, mark = entry
+        _, spec, k, _, mark = entry
         assert spec is not None
         self.open_brackets -= 1
         given = len(self.values) - mark
         if given != spec.arity:
             plural = "s" if spec.arity > 1 else ""
             message = f"{spec.function}() takes {spec.arity} argument{plural} ({given} given)"
-            raise self.error(message, pos, ArityError)
+            raise self.error(message, k, ArityError)
         args = tuple(self.values[mark:])
         del self.values[mark:]
         self.values.append(self.graph.applied(spec, args))
 
-    # --- operators: binary operators, ")" and "," ------------------------------------------------
+    # --- operators: ")" and "," (the loop reads binary operators) --------------------------------
 
-    def _operator(self, kind: str, word: str, pos: int, binding: bool) -> bool:
-        """Read what may follow an operand; return whether an operand is expected next."""
-        if kind == "op":
-            op, prec, right_assoc = _BINARY[word]
-            stack = self.stack
-            while stack and stack[-1][0] in ("bin", "neg"):
-                top = stack[-1][3]
-                if top < prec or (top == prec and right_assoc):
-                    break
-                self._reduce()
-            stack.append(("bin", op, pos, prec, 0))
-            return True
+    def _operator(self, k: int, kind: str, binding: bool) -> bool:
+        """Read what may follow an operand, token k, if not a binary operator or the end of the
+        statement; return whether an operand is expected next."""
         if kind == ")":
             self._reduce_to_bracket()
             if not self.stack:
-                raise self.error("unmatched ')'", pos)
+                raise self.error("unmatched ')'", k)
             entry = self.stack.pop()
             if entry[0] == "call":
                 self._finish_call(entry)
@@ -405,21 +517,23 @@ class _Parser:
             if self.stack and self.stack[-1][0] == "call":
                 return True
             if self.stack:
-                raise self.error("',' inside brackets: tuples are not part of the language", pos)
+                raise self.error("',' inside brackets: tuples are not part of the language", k)
             if binding:
-                raise self.error("a binding takes one value: ',' is not allowed here", pos)
+                raise self.error("a binding takes one value: ',' is not allowed here", k)
             if not self.names:
-                self.first_comma = pos
+                self.first_comma = k
             self._close_output()
             return True
+        word = self.words[k]
         if kind == "=":
-            raise self.error("unexpected '=': a binding must start its statement (name = ...)", pos)
+            raise self.error("unexpected '=': a binding must start its statement (name = ...)", k)
         if kind == "name" and word in _PYTHON_WORDS:
-            raise self.error(f"'{word}' is not part of the language (Python syntax)", pos)
-        raise self.error(f"expected an operator, found {_describe(kind, word)}", pos)
+            raise self.error(f"'{word}' is not part of the language (Python syntax)", k)
+        raise self.error(f"expected an operator, found {_describe(kind, word)}", k)
 
     def _reduce_to_bracket(self) -> None:
-        while self.stack and self.stack[-1][0] in ("bin", "neg"):
+        stack = self.stack
+        while stack and stack[-1][3]:  # an operator (a bracket's binding power is 0)
             self._reduce()
 
     def _reduce(self) -> None:

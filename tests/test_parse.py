@@ -7,9 +7,12 @@ import time
 
 import pytest
 import sympy
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 import graphc
 from graphc import ArityError, GraphcError, ParseError, UnknownFunctionError
+from graphc.parse import Tokens, _scan_fast, _scan_full, scan, tokenize
 
 X, Y, Z = 1.7, -0.6, 2.3
 
@@ -240,6 +243,99 @@ def test_hostile_names_are_ordinary_variables():
     assert float(k(**{n: 1.0 for n in names})) == len(names)
 
 
+# --- the scanner: its fast path against the full scanner -----------------------------------------
+
+
+def _comparable(tokens: Tokens) -> tuple[object, ...]:
+    error = tokens.error
+    return (tokens.kinds, tokens.words, tokens.starts, error and (type(error), str(error), error.position))
+
+
+# Pieces of text, glued together with no separator: "1" and "e5" make a number, "2" and "x" a bad
+# one, "x" and "1" a name, "/" and "/" floor division, "=" and "=" a comparison, "#" a comment up
+# to the next newline, ... A third of the texts have only ordinary pieces (the fast path takes most
+# of them), a third one odd piece among them, a third any mix.
+ORDINARY = st.sampled_from(
+    [
+        *["x", "y1", "_t", "sin", "pi", "e", "E", "0", "2", "3.", ".5", "1e5", "1E-3", "1.e3", "2.5e+2"],
+        *["+", "-", "*", "/", "**", "^", "=", "(", ")", ",", ";", " ", "  ", "\t", "\r", "\n", "# c\n"],
+    ]
+)
+ODD_PIECES = [
+    *["==", "//", "2x", "1.2.3", "1e", "1e+", "0x1", "1_0", "x²", "xé", "x\u0301", "é", "变量", "ⅸ", "²"],
+    *[".", "#", "# é // 2x\n", "\\\n", "$", "?", "!", "%", "'", "[", "\x00", "\x0b", "\x0c", "\x1b"],
+    *["\x85", "\xa0", "\u2028", "\ufeff", "\U0001f600"],
+]
+ODD = st.one_of(st.sampled_from(ODD_PIECES), st.characters())
+ODD_PLACES = [("", ""), ("x", ""), ("x = ", " + 1"), ("2", "y"), ("1.", "\n"), ("(", ")"), ("/", "=")]
+ORDINARY_TEXT = st.lists(ORDINARY, max_size=15).map("".join)
+SCAN_TEXT = st.one_of(
+    ORDINARY_TEXT,
+    st.tuples(ORDINARY_TEXT, ODD, ORDINARY_TEXT).map("".join),
+    st.lists(st.one_of(ORDINARY, ORDINARY, ORDINARY, ODD), max_size=30).map("".join),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(SCAN_TEXT)
+def test_the_fast_scan_gives_the_full_scanners_tokens_or_declines(text):
+    # (the fast path's starts are the full scanner's, found on first use: its kinds and words are
+    # what is tested)
+    fast = _scan_fast(text)
+    full = _scan_full(text)
+    event("the fast path" if fast is not None else "the full scanner only")
+    if fast is not None:
+        assert _comparable(fast) == _comparable(full)
+        assert fast.error is None
+    assert _comparable(scan(text)) == _comparable(full)
+
+
+@pytest.mark.parametrize("odd", ODD_PIECES)
+def test_the_fast_scan_gives_the_full_scanners_tokens_around_each_odd_piece(odd):
+    for before, after in ODD_PLACES:
+        text = before + odd + after
+        fast = _scan_fast(text)
+        assert fast is None or _comparable(fast) == _comparable(_scan_full(text)), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "  \t",
+        "v27 = v25 + v25\ntanh(x5)",
+        "# a comment\nx = .5e3 * 1.e3 + 3. # é, '//', 2x, 1.2.3\r\n  y**x^2 / (x - 1),\t-x;",
+        "max(u,\n  y)  # continued",
+    ],
+)
+def test_the_fast_scan_takes_ordinary_text(text):
+    fast = _scan_fast(text)
+    assert fast is not None and _comparable(fast) == _comparable(_scan_full(text))
+
+
+@pytest.mark.parametrize(
+    "text", ["2x", "1.2.3", "1e", "x // y", "x == y", "θ + 1", "x\u0301", "x. y", "x $", "x\x0c", "\xa0x"]
+)
+def test_the_fast_scan_leaves_the_rest_to_the_full_scanner(text):
+    assert _scan_fast(text) is None
+
+
+def test_scan_and_tokenize():
+    tokens = scan("sin(x)  # a comment")
+    assert _comparable(tokens) == (
+        ["name", "(", "name", ")", "end"],
+        ["sin", "(", "x", ")", ""],
+        [0, 3, 4, 5, 19],
+        None,
+    )
+    tokens = scan("x + 2y")
+    assert (tokens.kinds, tokens.words, tokens.starts) == (["name", "op"], ["x", "+"], [0, 2])
+    assert (str(tokens.error), tokens.error.position) == ("invalid number '2y' (at column 6)", 5)
+    assert list(tokenize("x\n")) == [("name", "x", 0), ("sep", "\n", 1), ("end", "", 2)]
+    with pytest.raises(ParseError, match="invalid number"):
+        list(tokenize("x + 2y"))
+
+
 # --- scale: no recursion on depth -----------------------------------------------------------------
 
 
@@ -261,6 +357,22 @@ def test_10000_nested_calls_parse_and_evaluate():
     assert float(deep_minus(x=2.0)) == -2.0
     brackets = graphc.compile("(" * 50_000 + "x" + ")" * 50_000)
     assert float(brackets(x=2.0)) == 2.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1" * 200_000 + "x",  # a number run into a letter, from the first digit (and every other one)
+        "." + "1" * 200_000 + ".",
+        "x" + " " * 200_000 + "$",  # blanks before a character the fast path does not know
+        "x" * 200_000 + "é",
+        "1e" * 100_000,
+    ],
+)
+def test_scanning_a_long_run_takes_linear_time(text):
+    start = time.perf_counter()
+    scan(text)
+    assert time.perf_counter() - start < 10  # ~0.02 s; quadratic, minutes
 
 
 def test_100000_unclosed_brackets_are_a_clear_error():
