@@ -153,3 +153,20 @@ def test_huge_sin_and_cos_arguments_get_the_c_librarys_value_in_their_lane(threa
             assert got[i] == expected[i]  # the C library's, to the bit
         assert np.max(np.abs(got - expected) / np.spacing(np.abs(expected))) <= 2
     assert kernel(1e22, 0.0) == (math.sin(1e22), math.cos(1e22))  # one point: the point kernel too
+
+
+def test_tanh_is_expm1_of_twice_its_argument_over_that_plus_2_to_the_bit():
+    """tanh computes expm1's branch for [0, 2 TANH_ONE] by itself: the same bits as the formula."""
+    from graphc.backends import llvm as backend
+
+    rng = np.random.default_rng(7)
+    x = np.concatenate([
+        np.array([v for v in SPECIAL if not math.isnan(v)]), rng.standard_normal(20_000) * 4,
+        np.linspace(-25.0, 25.0, 20_001), np.geomspace(1e-310, 30.0, 5_000), -np.geomspace(1e-310, 30.0, 5_000),
+    ])  # fmt: skip
+    a = np.minimum(np.abs(x), llvm_math.TANH_ONE)
+    e = backend.math_function("graphc_expm1")(a + a)
+    expected = np.copysign(e / (e + 2.0), x)
+    got = backend.math_function("graphc_tanh")(x)
+    assert np.array_equal(got.view(np.int64), expected.view(np.int64))
+    assert np.isnan(backend.math_function("graphc_tanh")(np.array([math.nan]))).all()
