@@ -693,11 +693,10 @@ def math_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
-def computed_nodes(graph: Graph) -> int:
-    """The nodes a kernel computes: those the outputs depend on, leaves aside."""
-    if len(graph) <= TAPE_NODES:
-        return len(graph)  # at most
-    used = list(itertools.compress(graph.ops, graph.reachable()))
+def computed_nodes(graph: Graph, keep: Sequence[bool] | None = None) -> int:
+    """The nodes a kernel computes: those the outputs depend on (``keep``, default
+    ``graph.reachable()``), leaves aside."""
+    used = list(itertools.compress(graph.ops, graph.reachable() if keep is None else keep))
     return len(used) - used.count(VAR) - used.count(CONST)
 
 
@@ -730,9 +729,10 @@ def interpreter(opcodes: tuple[str, ...]) -> tuple[llvm.ExecutionEngine, int, in
     return found
 
 
-def compile_tape(graph: Graph, threads: int | None = None) -> Kernel:
-    """Compile ``graph`` to a Kernel running its tape (:mod:`graphc.backends.llvm_tape`)."""
-    program = llvm_tape.Program.of(graph)
+def compile_tape(graph: Graph, threads: int | None = None, keep: Sequence[bool] | None = None) -> Kernel:
+    """Compile ``graph`` to a Kernel running its tape (:mod:`graphc.backends.llvm_tape`); ``keep``:
+    ``graph.reachable()``, if the caller has it."""
+    program = llvm_tape.Program.of(graph, keep)
     with _LLVM_LOCK:
         engine, batch, point, ir = interpreter(program.opcodes)
     arrays = len(graph.variables), len(graph.outputs)
@@ -753,8 +753,10 @@ def compile_graph(graph: Graph, threads: int | None = None, cache: Cache | None 
     """
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise BackendError(f"threads must be a whole number >= 1, got {threads!r}")
-    if computed_nodes(graph) > TAPE_NODES:
-        return compile_tape(graph, threads)
+    if len(graph) > TAPE_NODES:  # else it computes TAPE_NODES at most
+        keep = graph.reachable()
+        if computed_nodes(graph, keep) > TAPE_NODES:
+            return compile_tape(graph, threads, keep)
     cache = Cache.from_environment() if cache is None else cache
     with _LLVM_LOCK:
         options = _options()

@@ -22,6 +22,7 @@ a table of int64 words (:class:`Program`), before it; ``graphc_tape_point`` runs
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,9 +53,10 @@ class Program:
     words: np.ndarray  # int64: the header the interpreter reads (it points at the arrays above)
 
     @classmethod
-    def of(cls, graph: Graph) -> Program:
+    def of(cls, graph: Graph, keep: Sequence[bool] | None = None) -> Program:
+        """The tape of the nodes the outputs depend on (``keep``, default ``graph.reachable()``)."""
         ops, operands, value = graph.ops, graph.operands, graph.const_value
-        keep = graph.reachable()
+        keep = graph.reachable() if keep is None else keep
         inputs = [graph.variable(name) for name in graph.variables]
         slot = [0] * len(ops)  # each kept node's slot
         for k, node in enumerate(inputs):
