@@ -78,17 +78,20 @@ def points_for(problem: str, args: argparse.Namespace) -> int:
     return min(args.points, quick) if args.quick and quick else args.points
 
 
-def compile_graphc(scratch: str) -> str:
-    """Byte-compile graphc into a directory of the run's own, for the cells to import from: an
-    installed package comes compiled (pip compiles it), a checkout may not (PYTHONDONTWRITEBYTECODE),
-    and compiling graphc's LLVM backend from source took 20 ms of every graphc-llvm build."""
+def bytecode(scratch: str) -> str:
+    """The run's own directory of graphc's bytecode (PYTHONPYCACHEPREFIX), in its scratch."""
+    return os.path.join(scratch, "bytecode")
+
+
+def compile_graphc(scratch: str) -> None:
+    """Byte-compile graphc into :func:`bytecode`, for the cells to import from: an installed
+    package comes compiled (pip compiles it), a checkout may not (PYTHONDONTWRITEBYTECODE), and
+    compiling graphc's LLVM backend from source took 20 ms of every graphc-llvm build."""
     import graphc
 
-    prefix = os.path.join(scratch, "bytecode")
-    env = dict(os.environ, PYTHONPYCACHEPREFIX=prefix)
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=bytecode(scratch))
     package = os.path.dirname(os.path.abspath(graphc.__file__))
     subprocess.run([sys.executable, "-m", "compileall", "-q", package], env=env, check=True)
-    return prefix
 
 
 def run_cell(
@@ -105,7 +108,7 @@ def run_cell(
     if check_only:
         command.append("--check-only")
     env = dict(os.environ, GRAPHC_NO_CACHE="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    env["PYTHONPYCACHEPREFIX"] = os.path.join(scratch, "bytecode")  # see compile_graphc
+    env["PYTHONPYCACHEPREFIX"] = bytecode(scratch)  # see compile_graphc
     env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     timeout = args.timeout * PROBLEMS[problem].weight * (3 if check_only else 1)
     start = time.perf_counter()
