@@ -139,30 +139,30 @@ def stable(derivatives: list[Any], expected: list[float], point: dict[str, float
     return True
 
 
+def exact_difference(twin: Any, name: str, point: dict[str, float], step: float) -> float | None:
+    """The central difference of the twin in ``name`` at ``point``, computed in 30 digits, with
+    the step ``step * max(1, |x|)``; None where the twin is not a finite real at either end."""
+    x = point[name]
+    up, down = x + step * max(1.0, abs(x)), x - step * max(1.0, abs(x))
+    above, below = exact_value(twin, {**point, name: up}), exact_value(twin, {**point, name: down})
+    if above is None or below is None:
+        return None
+    return float((above - below) / sympy.Float(up - down, 30))
+
+
 def sympy_agrees(twin: Any, expected: float, name: str, point: dict[str, float]) -> bool:
     """Whether SymPy's derivative of the twin matches a 30-digit central difference of the twin with
     a step of 1e-8 (truncation ~1e-16). SymPy differentiates some unevaluated trees wrongly:
     d/dx sin(-((x + x) + (1 + pi))) comes back as 2*cos(x + x)."""
-    x = point[name]
-    up, down = x + 1e-8 * max(1.0, abs(x)), x - 1e-8 * max(1.0, abs(x))
-    above, below = exact_value(twin, {**point, name: up}), exact_value(twin, {**point, name: down})
-    if above is None or below is None:
-        return False
-    ideal = float((above - below) / (sympy.Float(up, 30) - sympy.Float(down, 30)))
-    return abs(ideal - expected) <= 1e-6 * abs(expected) + 1e-9
+    ideal = exact_difference(twin, name, point, 1e-8)
+    return ideal is not None and abs(ideal - expected) <= 1e-6 * abs(expected) + 1e-9
 
 
 def central_difference_applies(twin: Any, expected: float, name: str, point: dict[str, float]) -> bool:
     """Whether central differences with graphc's step, computed exactly, give the derivative to 1e-6:
     no jump, kink or steep curvature within the step (``atan2(y, y)`` jumps at 0)."""
-    x = point[name]
-    h = STEP * max(1.0, abs(x))
-    up, down = x + h, x - h
-    above, below = exact_value(twin, {**point, name: up}), exact_value(twin, {**point, name: down})
-    if above is None or below is None:
-        return False
-    ideal = float((above - below) / sympy.Float(up - down, 30))
-    return abs(ideal - expected) <= 1e-6 * abs(expected) + 1e-10
+    ideal = exact_difference(twin, name, point, STEP)
+    return ideal is not None and abs(ideal - expected) <= 1e-6 * abs(expected) + 1e-10
 
 
 def check_all_methods(graph: graphc.Graph, twin: Any, point: dict[str, float]) -> None:
