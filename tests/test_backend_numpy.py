@@ -350,3 +350,55 @@ def test_a_body_with_many_live_values_takes_slices_short_enough_to_bound_its_scr
     np.testing.assert_array_equal(got, 2.0 * x)
     assert max(rows * columns for rows, columns in seen) <= namespace["LIVE"]
     assert all(columns >= 64 for _, columns in seen[:-1])
+
+
+def test_result_and_scratch_blocks_are_kept_within_limits_and_never_shared_by_two_threads():
+    import threading
+
+    kernel = graphc.compile("x * y + exp(x)", backend="numpy")
+    module = kernel._function.__globals__  # the generated module's namespace
+    x = np.linspace(-1.0, 1.0, 50_000)  # 400 kB of results
+    y = np.full_like(x, 2.0)  # every input an array: the sliced body, with scratch
+    kernel(x, y)
+    assert len(module["_BLOCKS"]) == 1 and len(module["_SCRATCH"]) == 1
+    scratch = module["_SCRATCH"][0]
+    kernel(x, y)
+    assert module["_SCRATCH"] == [scratch], "a call took new scratch while the module had some"
+    module["RECYCLE_MAX"] = 100_000
+    kernel(x, y)
+    assert not module["_BLOCKS"], "a block above RECYCLE_MAX was kept"
+    module["RECYCLE_MAX"] = 2**28
+    kernel(x[:20_000], y[:20_000])
+    assert not module["_BLOCKS"], "a block below RECYCLE_MIN was kept"
+
+    errors = []
+
+    def worker(z: float) -> None:
+        for _ in range(30):
+            result = kernel(x, y * z)
+            if not np.allclose(result, x * y * z + np.exp(x), rtol=1e-15, atol=0):
+                errors.append(z)
+
+    workers = [threading.Thread(target=worker, args=(float(z),)) for z in range(4)]
+    for worker_thread in workers:
+        worker_thread.start()
+    for worker_thread in workers:
+        worker_thread.join()
+    assert not errors, "calls on several threads wrote into each other's results or scratch"
+
+
+def test_functions_of_one_module_share_its_scratch_whatever_their_temporaries():
+    # value_and_grad's module defines functions with different numbers of temporaries
+    many = "sin(x) * cos(y) + exp(x * y) * tanh(x - y) + x * y * (x + y)"
+    for text in (many, "x * y"):
+        kernel = graphc.value_and_grad(text, backend="numpy")
+        x = np.linspace(-1.0, 1.0, 40_000)
+        y = np.linspace(1.0, 2.0, 40_000)
+        first = kernel(x, y)
+        module = kernel._function.__globals__
+        module["_SCRATCH"].append(np.empty((1, 100)))  # too small: a call must not use it
+        module["_SCRATCH"].append(np.empty((40, 50_000)))  # more rows and columns than needed
+        again = kernel(x, y)
+        np.testing.assert_array_equal(first[0], again[0])
+        for a, b in zip(first[1], again[1], strict=True):
+            np.testing.assert_array_equal(a, b)

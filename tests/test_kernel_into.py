@@ -1,4 +1,5 @@
-"""Kernel.into: results written into caller-provided arrays, on every backend, checked loudly."""
+"""Kernel.into: results written into caller-provided arrays, on every backend, checked loudly; and
+the result blocks plain calls write into again once their caller let go of them."""
 
 from __future__ import annotations
 
@@ -175,3 +176,37 @@ def test_the_generated_numpy_module_takes_out_too(size: int) -> None:
     out = [np.empty(size), np.empty(size)]
     namespace["f"](x, 0.5, out=out)
     same_results(tuple(out), k(x, 0.5))
+
+
+def _start(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_result_block_let_go_is_written_again_and_one_still_held_never_is(backend: str) -> None:
+    kernel = graphc.grad("x * y + sin(x)", backend=backend)
+    x = np.linspace(-1.0, 1.0, 50_000)  # 2 partials: 800 kB, a recycled size
+
+    first = kernel(x, 2.0)
+    address = _start(first[0])
+    del first
+    second = kernel(x, 3.0)
+    assert _start(second[0]) == address, "a block its caller let go of was not reused"
+    assert np.allclose(second[0], 3.0 + np.cos(x), rtol=1e-15, atol=1e-15)
+
+    # Anything of the caller's that refers to the block keeps it: a row, a view of a row, a copy
+    # made by np.asarray (the same array), a memoryview.
+    for keep in (lambda r: r[1], lambda r: r[0][::2], lambda r: np.asarray(r[0]), lambda r: memoryview(r[1])):
+        held = keep(second)
+        before = np.array(held, copy=True)
+        del second
+        second = kernel(x, 4.0)
+        assert _start(second[0]) != address or not np.shares_memory(np.asarray(held), second[0])
+        assert np.array_equal(np.asarray(held), before), "a later call overwrote results still held"
+        assert np.allclose(second[0], 4.0 + np.cos(x), rtol=1e-15, atol=1e-15)
+        address = _start(second[0])
+        del held
+
+    # Another batch size takes new memory, and a small result is never kept.
+    other = kernel(x[:1000], 2.0)
+    assert not np.shares_memory(other[0], second[0])

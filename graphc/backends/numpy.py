@@ -8,8 +8,10 @@ set, not the node count) and returns one array per output, in the broadcast shap
 A batch of more than CHUNK points is computed slice by slice, so the temporaries stay in cache.
 When no input is a scalar, the slices run a second body that writes each statement into a dead
 temporary's array (one scratch block per call) and the outputs are the rows of one block: a
-large call makes a few allocations, not one per statement and output. A Kernel compiles that
-body on its first call (the emitted module defines it like the others).
+large call makes a few allocations, not one per statement and output, and none once the module
+has blocks to reuse (it keeps its scratch, and the results block once the caller lets go of
+it). A Kernel compiles that body on its first call (the emitted module defines it like the
+others).
 """
 
 from __future__ import annotations
@@ -270,6 +272,7 @@ def _function(
 # The fixed part of every generated module.
 _PRELUDE = """\
 import math
+import sys
 
 import numpy as np
 
@@ -277,6 +280,46 @@ CHUNK = 16384  # points per slice of a large batch: the temporaries of a slice s
 # Doubles a slice's temporaries may hold at once (512 MiB): a huge graph takes shorter slices (a
 # 100,000-node gradient keeps ~48,000 values alive, 6.3 GB over CHUNK points)
 LIVE = 2**26
+# A large call's results are the rows of one block of RECYCLE_MIN to RECYCLE_MAX bytes, which the
+# module keeps: a later call of the same size writes into it once its caller holds no row of it
+# (fresh memory costs a page fault per 4 KiB). Scratch blocks never leave the module: each call
+# takes one to itself (list.pop is atomic) and puts it back.
+RECYCLE_MIN = 2**18
+RECYCLE_MAX = 2**28
+_BLOCKS = []
+_SCRATCH = []
+
+
+def _references(array):
+    return sys.getrefcount(array)
+
+
+def _alone():  # what _references counts for an array held by one local variable alone
+    block = np.empty(1)
+    return _references(block)
+
+
+_ALONE = _alone()
+
+
+def _block(rows, columns):
+    try:
+        block = _BLOCKS.pop()
+    except IndexError:
+        return np.empty((rows, columns))
+    if block.shape == (rows, columns) and _references(block) <= _ALONE:
+        return block
+    return np.empty((rows, columns))  # in use, or another shape: forgotten
+
+
+def _scratch(rows, columns):
+    try:
+        block = _SCRATCH.pop()
+    except IndexError:
+        return np.empty((rows, columns))
+    if block.shape[0] >= rows and block.shape[1] >= columns:
+        return block
+    return np.empty((rows, columns))
 
 
 def _shaped(value, shape):
@@ -301,10 +344,10 @@ def _chunked(body, sliced, inputs, shape, out, temporaries, outputs):
     # most); one with many takes shorter ones, its temporaries holding LIVE doubles at most.
     step = CHUNK * max(1, 16 // max(temporaries, 1)) if whole else CHUNK
     step = max(64, min(step, LIVE // max(temporaries, 1)))
-    scratch = np.empty((temporaries, min(size, step))) if whole else None
-    # The rows of one block: large, it gets huge pages, and malloc keeps it for the next call
-    # once freed; one array per output comes back as fresh pages, a fault per 4 KiB.
-    results = list(np.empty((outputs, size))) if out is None else [result.reshape(-1) for result in out]
+    kept = _scratch(temporaries, min(size, step)) if whole else None
+    scratch = kept[:temporaries] if whole else None  # a kept block may have more rows
+    block = _block(outputs, size) if out is None else None
+    results = list(block) if out is None else [result.reshape(-1) for result in out]
     for start in range(0, size, step):
         part = slice(start, start + step)
         rows = [result[part] for result in results]
@@ -315,7 +358,14 @@ def _chunked(body, sliced, inputs, shape, out, temporaries, outputs):
         for row, value in zip(rows, values):
             if value is not row:  # not written there by the sliced body
                 row[...] = value
-    return [result.reshape(shape) for result in results] if out is None else list(out)
+    if whole and kept.nbytes <= RECYCLE_MAX:
+        _SCRATCH.append(kept)
+    if out is not None:
+        return list(out)
+    if RECYCLE_MIN <= block.nbytes <= RECYCLE_MAX:
+        _BLOCKS.append(block)
+    results = block.reshape(outputs, *shape)  # its rows' base is the block
+    return list(results)
 
 
 def _copied(values, out):
