@@ -336,7 +336,9 @@ def markdown(results: dict[str, Any], plotted: bool) -> str:
     cells = _with_ratios(results["cells"])
     by_problem = {problem: _table(cells, problem) for problem in settings["problems"]}
     mode = "--quick" if settings["quick"] else "the full run"
-    command = "python bench/run.py" + (" --quick" if settings["quick"] else "")
+    command = settings.get("command") or "python bench/run.py" + (" --quick" if settings["quick"] else "")
+    if command.removeprefix("python bench/run.py").replace(" --quick", ""):
+        mode += "'s settings but for the options given"
     versions = ", ".join(f"{name} {version}" for name, version in info["versions"].items())
     lines = [
         "# graphc against its peers",

@@ -72,6 +72,17 @@ def _names(given: str | None, known: dict[str, Any], what: str, parser: argparse
     return names
 
 
+def invocation(args: argparse.Namespace) -> str:
+    """The command that repeats this run: the options that differ from their defaults."""
+    defaults = QUICK if args.quick else FULL
+    words = ["python bench/run.py", *(["--quick"] if args.quick else [])]
+    words += [f"--{key} {getattr(args, key):g}" for key in defaults if getattr(args, key) != defaults[key]]
+    for key, known in (("problems", PROBLEMS), ("systems", SYSTEMS)):
+        if getattr(args, key) != list(known):
+            words.append(f"--{key} {','.join(getattr(args, key))}")
+    return " ".join(words)
+
+
 def points_for(problem: str, args: argparse.Namespace) -> int:
     """The batch size: N, or in --quick a heavy problem's smaller batch (each cell records its own)."""
     quick = PROBLEMS[problem].quick_points
@@ -188,6 +199,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = {
         key: getattr(args, key) for key in ("quick", "points", "repeats", "timeout", "problems", "systems")
     }
+    settings["command"] = invocation(args)
     return {"machine": machine(), "settings": settings, "reference": REFERENCE.summary, "cells": cells}
 
 
