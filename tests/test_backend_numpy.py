@@ -402,3 +402,43 @@ def test_functions_of_one_module_share_its_scratch_whatever_their_temporaries():
         np.testing.assert_array_equal(first[0], again[0])
         for a, b in zip(first[1], again[1], strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+POINT_EXPR = (
+    "sin(x*y) + exp(x)/(1 + y^2) + tanh(x - y)*log(1 + x^2) + sqrt(abs(y) + 1) + atan2(x, y)"
+    " + max(x, y) + relu(x - 0.5) + x^3 + sigmoid(y)*cosh(x)"
+)
+
+
+@pytest.mark.parametrize("shape", [(1,), (1, 1), (1, 1, 1)])
+def test_a_point_in_arrays_is_computed_on_scalars_with_the_scalars_bits(shape):
+    from graphc.backends.numpy import SCALAR_STEPS
+
+    kernel = graphc.grad(POINT_EXPR, backend="numpy")
+    assert "values = _point(_f_body(x.reshape(()), y.reshape(())), shape)" in kernel.source
+    assert kernel.source.count("\n        t") >= SCALAR_STEPS
+    for x, y in [(0.3, -1.7), (2.5, 0.25), (-0.0, 1e-300), (700.0, -3.0), (np.nan, 1.0)]:
+        got = kernel(np.full(shape, x), np.full(shape, y))
+        as_floats = kernel(x, y)
+        batch = kernel(np.array([x, 0.1, 5.0]), np.array([y, 0.2, -4.0]))
+        for partial, scalar, column in zip(got, as_floats, batch, strict=True):
+            assert isinstance(partial, np.ndarray) and partial.shape == shape and partial.flags.writeable
+            np.testing.assert_array_equal(partial.ravel(), [scalar])  # NaN where NaN
+            np.testing.assert_allclose(partial.ravel()[0], column[0], rtol=1e-15, equal_nan=True)
+
+
+def test_a_point_in_arrays_returns_new_arrays_even_for_an_input_returned():
+    kernel = graphc.compile(f"x, y, {POINT_EXPR}", backend="numpy")
+    x, y = np.array([0.5]), np.array([[1.5]])
+    first, second, value = kernel(x, y)
+    assert first.shape == second.shape == value.shape == (1, 1)
+    assert not np.shares_memory(first, x) and not np.shares_memory(second, y)
+    first[...] = 7.0
+    assert x[0] == 0.5 and second[0, 0] == 1.5
+
+
+def test_a_small_body_keeps_computing_a_point_in_arrays():
+    kernel = graphc.grad("x*y + sin(x)", backend="numpy")
+    assert "values = _point(" not in kernel.source  # a few statements: converting costs more than it saves
+    got = kernel(np.array([0.5]), np.array([2.0]))
+    assert [g.tolist() for g in got] == [[2.0 + np.cos(0.5)], [0.5]]

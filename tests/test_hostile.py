@@ -29,7 +29,7 @@ AVAILABLE = [name for name in BACKENDS if name not in UNAVAILABLE]
 HOSTILE = [
     "np", "math", "def", "lambda", "class", "if", "None", "True", "match", "_", "__class__",
     "__import__", "__builtins__", "print", "float", "out", "i", "x0", "inputs", "outputs", "shape",
-    "values", "CHUNK", "_shaped", "_chunked", "_copied", "sys", "_block", "_BLOCKS", "kept", "f", "grad", "_f_body", "t0", "t1", "_a0", "_a1", "self",
+    "values", "CHUNK", "_shaped", "_chunked", "_copied", "sys", "_block", "_BLOCKS", "kept", "_point", "f", "grad", "_f_body", "t0", "t1", "_a0", "_a1", "self",
     "steps", "start", "stop", "scratch", "entry", "loop", "done", "graphc_kernel", "graphc_point", "graphc_exp", "graphc_sin",
 ]
 # fmt: on
