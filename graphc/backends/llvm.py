@@ -31,7 +31,6 @@ The machine code can be cached on disk (:mod:`graphc.backends.llvm_cache`).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import hashlib
 import itertools
@@ -624,6 +623,8 @@ def resolve_symbols(symbols: Sequence[str]) -> None:
 def _resolve(symbols: Sequence[str]) -> None:
     missing = [s for s in symbols if not llvm.address_of_symbol(s)]
     if missing:
+        import ctypes.util  # here, not at the top: it imports subprocess (10 ms), rarely needed
+
         path = ctypes.util.find_library("m")
         if path:
             try:

@@ -24,10 +24,12 @@ import os
 import struct
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 # Both return 0: the kernel (inputs, steps, outputs, start, stop, scratch) and the point (in, out,
 # scratch); a tape's interpreter takes its program's table before the same arguments.
@@ -101,6 +103,9 @@ class _Workers:
 
     def pool(self, workers: int) -> ThreadPoolExecutor:
         """A pool of at least ``workers`` threads."""
+        # imported at the first batch split, not with the backend (5 ms a process without threads)
+        from concurrent.futures import ThreadPoolExecutor
+
         with self._lock:
             if self._pool is None or self._size < workers:
                 if self._pool is not None:
