@@ -168,10 +168,10 @@ def _reduce_exp(b: Body, x: str, low: float, high: float) -> tuple[str, str, str
 
 def _reduce_ln2(b: Body, x: str) -> tuple[str, str]:
     """x as k ln2 + r, |r| <= ln2/2, for |x| up to about 2^51 ln2: (k as i64, r)."""
-    t = b.fadd(b.fmul(x, double(LOG2E)), double(SHIFT))
-    kd = b.fsub(t, double(SHIFT))  # the integer nearest x / ln2
-    r = b.fsub(x, b.fmul(kd, double(LN2_HI)))  # exact
-    r = b.fsub(r, b.fmul(kd, double(LN2_LO)))
+    t = b.mad(x, double(LOG2E), double(SHIFT))
+    kd = b.fsub(t, double(SHIFT))  # an integer nearest x / ln2
+    r = b.mad(kd, double(-LN2_HI), x)  # exact
+    r = b.mad(kd, double(-LN2_LO), r)
     return b.int("sub", b.bits(t), SHIFT_BITS), r
 
 
@@ -222,8 +222,8 @@ def log(b: Body, x: str) -> str:
     z = b.fmul(s, s)
     big_r = b.fmul(z, b.horner(LOG_P, z))
     # dk ln2_hi - ((hfsq - (s (hfsq + R) + dk ln2_lo)) - f), as fdlibm orders it
-    inner = b.fadd(b.fmul(s, b.fadd(hfsq, big_r)), b.fmul(dk, double(LN2_LO)))
-    value = b.fsub(b.fmul(dk, double(LN2_HI)), b.fsub(b.fsub(hfsq, inner), f))
+    inner = b.mad(dk, double(LN2_LO), b.fmul(s, b.fadd(hfsq, big_r)))
+    value = b.mad(dk, double(LN2_HI), b.fsub(f, b.fsub(hfsq, inner)))  # dk ln2_hi is exact
     value = b.select(b.fcmp("oeq", x, double(math.inf)), x, value)
     value = b.select(b.fcmp("olt", x, double(0.0)), double(-math.nan), value)  # the C library's -nan
     value = b.select(b.fcmp("oeq", x, double(0.0)), double(-math.inf), value)
@@ -256,11 +256,11 @@ def tanh(b: Body, x: str) -> str:
 
 def _sin_cos(b: Body, x: str, cosine: bool) -> str:
     """sin or cos for |x| <= TRIG_BOUND: x = k pi/2 + r, then the polynomial of the quadrant."""
-    t = b.fadd(b.fmul(x, double(TWO_OVER_PI)), double(SHIFT))
+    t = b.mad(x, double(TWO_OVER_PI), double(SHIFT))
     kd = b.fsub(t, double(SHIFT))
     r = x
     for part in PIO2:  # Cody and Waite: k * PIO2[i] is exact, so r loses no bits to cancellation
-        r = b.fsub(r, b.fmul(kd, double(part)))
+        r = b.mad(kd, double(-part), r)
     quadrant = b.int("sub", b.bits(t), SHIFT_BITS)
     z = b.fmul(r, r)
     sin_r = b.mad(b.fmul(r, z), b.horner(SIN_S, z), r)
