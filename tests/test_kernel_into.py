@@ -210,3 +210,31 @@ def test_a_result_block_let_go_is_written_again_and_one_still_held_never_is(back
     # Another batch size takes new memory, and a small result is never kept.
     other = kernel(x[:1000], 2.0)
     assert not np.shares_memory(other[0], second[0])
+
+
+# Within what each backend's results match NumPy's own: the NumPy backend calls the same ufuncs, the
+# LLVM backend graphc's own exp (within an ulp; x*y + exp(x) cancels where x*y = -exp(x)).
+AGREES = {"numpy": {"rtol": 1e-15, "atol": 0.0}, "llvm": {"rtol": 1e-12, "atol": 1e-15}}
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_calls_on_several_threads_never_write_into_each_others_results_or_scratch(backend: str) -> None:
+    import threading
+
+    kernel = graphc.compile("x * y + exp(x)", backend=backend)
+    x = np.linspace(-1.0, 1.0, 50_000)  # 400 kB of results: a kept size
+    y = np.full_like(x, 2.0)  # every input an array: NumPy's sliced body, with its scratch
+    errors = []
+
+    def worker(z: float) -> None:
+        for _ in range(30):
+            result = kernel(x, y * z)
+            if not np.allclose(result, x * y * z + np.exp(x), **AGREES[backend]):
+                errors.append(z)
+
+    workers = [threading.Thread(target=worker, args=(float(z),)) for z in range(4)]
+    for worker_thread in workers:
+        worker_thread.start()
+    for worker_thread in workers:
+        worker_thread.join()
+    assert not errors, "calls on several threads wrote into each other's results or scratch"
