@@ -198,6 +198,11 @@ def _expm1_reduced(b: Body, r: str) -> str:
     return b.mad(z, b.split_horner(EXP_Q, r, z), r)
 
 
+def _expm1_scaled(b: Body, scale: str, em: str) -> str:
+    """expm1(k ln2 + r) = 2^k expm1(r) + (2^k - 1), given 2^k and expm1(r); exact for k = 0."""
+    return b.mad(scale, em, b.fsub(scale, double(1.0)))
+
+
 def exp(b: Body, x: str) -> str:
     k, r, _ = _reduce_exp(b, x, EXP_LOW, EXP_HIGH)
     p = b.fadd(double(1.0), _expm1_reduced(b, r))
@@ -208,7 +213,7 @@ def expm1(b: Body, x: str) -> str:
     k, r, _ = _reduce_exp(b, x, EXPM1_LOW, EXP_HIGH)
     em = _expm1_reduced(b, r)
     scale = _power_of_two(b, b.select(b.icmp("sgt", k, 1000), "0", k, "i64"))
-    small = b.mad(scale, em, b.fsub(scale, double(1.0)))  # 2^k expm1(r) + (2^k - 1); exact for k = 0
+    small = _expm1_scaled(b, scale, em)
     large = _exp_times(b, k, b.fadd(double(1.0), em))
     value = b.select(b.fcmp("ogt", x, double(EXPM1_AS_EXP)), large, small)
     value = b.select(b.fcmp("olt", x, double(EXPM1_LOW)), double(-1.0), value)
@@ -256,8 +261,7 @@ def tanh(b: Body, x: str) -> str:
     a = b.intrinsic("fabs", x)
     a = b.select(b.fcmp("ogt", a, double(TANH_ONE)), double(TANH_ONE), a)
     k, r = _reduce_ln2(b, b.fadd(a, a))
-    scale = _power_of_two(b, k)
-    e = b.mad(scale, _expm1_reduced(b, r), b.fsub(scale, double(1.0)))
+    e = _expm1_scaled(b, _power_of_two(b, k), _expm1_reduced(b, r))
     return b.intrinsic("copysign", b.fdiv(e, b.fadd(e, double(2.0))), x)
 
 
