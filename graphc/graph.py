@@ -18,15 +18,16 @@ import math
 import struct
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from graphc.errors import GraphcError, ResourceError, UnknownVariableError
 from graphc.ops import CONST, OPS, VAR, Op
 
 _ADD, _SUB, _MUL, _DIV, _POW, _NEG = (OPS[name] for name in ("add", "sub", "mul", "div", "pow", "neg"))
 _bits = struct.Struct("<d").pack  # a float's bytes: tells 0.0 from -0.0
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 # The default cap on a graph's size. A node costs about 220 bytes here (its op, operands, data and
 # hash-consing key; measured with tracemalloc on an 800,000-node graph), and parsing holds the
@@ -55,13 +56,14 @@ class Graph:
 
     def __init__(self) -> None:
         # The authority is these flat, creation-ordered lists: walking them is far faster than
-        # walking networkx, which matters at 100,000+ nodes. ``nx`` mirrors them on demand.
+        # walking networkx, which matters at 100,000+ nodes. ``nx`` mirrors them on demand (and
+        # networkx is imported then: importing it is 100 ms, a third of a `graphc grad --at` run).
         self._op: list[str] = []
         self._args: list[tuple[int, ...]] = []
         self._data: list[Any] = []  # a constant's value, a variable's name, else None
         self._table: dict[tuple[Any, ...], int] = {}
         self._variables: dict[str, int] = {}
-        self._nx = nx.MultiDiGraph()
+        self._nx: nx.MultiDiGraph | None = None
         self.outputs: list[int] = []
         self.output_names: list[str] = []
         self.info: dict[str, Any] = {}  # what a transformation records: method, wrt, path counts...
@@ -69,6 +71,10 @@ class Graph:
     @property
     def nx(self) -> nx.MultiDiGraph:
         """The graph as a networkx MultiDiGraph: one edge per operand slot, keyed by slot number."""
+        if self._nx is None:
+            import networkx
+
+            self._nx = networkx.MultiDiGraph()
         mirrored = self._nx.number_of_nodes()
         if mirrored < len(self._op):
             new = range(mirrored, len(self._op))

@@ -123,6 +123,22 @@ def test_launchers_behave_like_graphc(launcher):
     assert "Traceback" not in bad.stderr
 
 
+def test_a_gradient_at_a_point_imports_neither_networkx_nor_sympy():
+    """Importing networkx is 100 ms and SymPy 240 ms: a `graphc grad --at` run (0.2 s) needs neither.
+    The networkx mirror of a graph is still there, imported on first use."""
+    script = (
+        "import sys\n"
+        "from graphc.cli import main\n"
+        "main(['grad', 'sin(x*y) + exp(x)', '--at', 'x=1.5,y=2', '--backend', 'numpy'])\n"
+        "print(sorted(m for m in ('networkx', 'sympy') if m in sys.modules))\n"
+        "import graphc\n"
+        "print(graphc.parse('x*x').nx.number_of_edges(), 'networkx' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, env=env)
+    assert done.stdout.splitlines()[-2:] == ["[]", "2 True"]
+
+
 def test_expr_from_a_file_or_standard_input(capsys, tmp_path, monkeypatch):
     program = tmp_path / "program.gc"
     program.write_text("u = x*y\nsin(u) + u^2\n", encoding="utf-8")
