@@ -402,6 +402,23 @@ def test_a_missing_c_function_is_a_backend_error_not_a_crash():
         backend.resolve_symbols(["sin", "graphc_no_such_function"])
 
 
+def test_the_c_library_s_sin_is_found_in_the_process_without_searching_for_libm():
+    """sin and cos fall back on the C library's beyond TRIG_BOUND: its functions come from the
+    process (Python has libm loaded), not from a search for the file (ctypes.util: 13 ms)."""
+    code = (
+        "import math, sys; import graphc\n"
+        "k = graphc.grad('sin(x) * atan2(y, x)', backend='llvm')\n"
+        "x, y = 3e6, 0.5\n"
+        "expected = (math.cos(x) * math.atan2(y, x) + math.sin(x) * -y / (x*x + y*y),"
+        " math.sin(x) * x / (x*x + y*y))\n"
+        "print(all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(k(x, y), expected)),"
+        " 'ctypes.util' in sys.modules)\n"
+    )
+    env = {**os.environ, "GRAPHC_NO_CACHE": "1"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert result.stdout.split() == ["True", "False"]
+
+
 # --- the disk cache ---------------------------------------------------------------------------
 
 

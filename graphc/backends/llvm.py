@@ -607,6 +607,20 @@ def _library(own: list[str], libm: dict[str, int]) -> None:
     _LIBRARY.append(engine)
 
 
+def _from_process(symbols: Sequence[str]) -> None:
+    """Give the JIT the addresses of those of ``symbols`` the process has loaded already: the C
+    library's sin, atan2... (Python links libm). Searching for libm's file instead (ctypes.util,
+    which imports subprocess and asks ldconfig) was 13 ms of a cold build calling sin or cos."""
+    try:
+        process = ctypes.CDLL(None)
+    except (OSError, TypeError):  # no handle on the process itself here (Windows)
+        return
+    for symbol in symbols:
+        function = getattr(process, symbol, None)
+        if function is not None:
+            llvm.add_symbol(symbol, ctypes.cast(function, ctypes.c_void_p).value)
+
+
 def resolve_symbols(symbols: Sequence[str]) -> None:
     """Make sure the JIT can link every symbol (compiling graphc's vector functions, loading libm
     if needed); else a BackendError.
@@ -622,6 +636,9 @@ def resolve_symbols(symbols: Sequence[str]) -> None:
 
 def _resolve(symbols: Sequence[str]) -> None:
     missing = [s for s in symbols if not llvm.address_of_symbol(s)]
+    if missing:
+        _from_process(missing)
+        missing = [s for s in missing if not llvm.address_of_symbol(s)]
     if missing:
         import ctypes.util  # here, not at the top: it imports subprocess (10 ms), rarely needed
 
