@@ -383,7 +383,12 @@ def read_expression(expr: str) -> str:
     may have on Linux) can only come this way.
     """
     if expr == "-":
-        return sys.stdin.read()
+        try:
+            if sys.stdin is None:  # no standard input at all (file descriptor 0 closed)
+                raise OSError("there is none")
+            return sys.stdin.read()
+        except (OSError, UnicodeDecodeError, ValueError) as err:  # ValueError: a closed file
+            raise UsageError(f"cannot read the formula from standard input: {err}") from None
     if expr.startswith("@"):
         path = expr[1:]
         try:

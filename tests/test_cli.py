@@ -149,6 +149,24 @@ def test_expr_from_a_file_or_standard_input(capsys, tmp_path, monkeypatch):
     assert (code, out) == (0, "f = 6.0\n∂f/∂x = 3.0\n∂f/∂y = 2.0\n")
 
 
+class _Unreadable(io.StringIO):
+    def read(self, *args):
+        raise OSError("reading from stdin while output is captured")
+
+
+@pytest.mark.parametrize("stdin", [None, _Unreadable(), io.BytesIO(b"\xff x"), "closed"])
+def test_an_unreadable_standard_input_is_one_line_with_status_2(capsys, monkeypatch, stdin):
+    if stdin == "closed":
+        stdin = io.StringIO("x")
+        stdin.close()
+    elif isinstance(stdin, io.BytesIO):
+        stdin = io.TextIOWrapper(stdin, encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    code, out, err = run(capsys, "grad", "-")
+    assert (code, out) == (2, "")
+    assert err.startswith("graphc: error: cannot read the formula from standard input: ") and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("name", ["missing.gc", "binary.gc"])
 def test_an_unreadable_expr_file_is_one_line_with_status_2(capsys, tmp_path, name):
     (tmp_path / "binary.gc").write_bytes(b"\xff\xfe x")
