@@ -164,7 +164,10 @@ def test_an_unreadable_standard_input_is_one_line_with_status_2(capsys, monkeypa
     monkeypatch.setattr(sys, "stdin", stdin)
     code, out, err = run(capsys, "grad", "-")
     assert (code, out) == (2, "")
-    assert err.startswith("graphc: error: cannot read the formula from standard input: ") and err.count("\n") == 1
+    assert (
+        err.startswith("graphc: error: cannot read the formula from standard input: ")
+        and err.count("\n") == 1
+    )
 
 
 @pytest.mark.parametrize("name", ["missing.gc", "binary.gc"])
