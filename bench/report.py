@@ -331,6 +331,26 @@ def plot_b5(cells: list[dict[str, Any]], path: str) -> bool:
     return True
 
 
+def _runtime_note(settings: dict[str, Any]) -> str:
+    """How the run treats graphc-llvm's runtime (older results.json files do not say: they ran
+    every cell with graphc's disk cache off)."""
+    if "graphc_cache" not in settings:
+        return "Every cell runs with graphc's disk cache off (GRAPHC_NO_CACHE=1)."
+    seconds = settings.get("graphc_runtime_s")
+    if seconds is None:  # no graphc-llvm cell
+        return "Each cell has a graphc cache directory of its own."
+    if seconds < 0:
+        return (
+            "graphc's runtime could not be kept on disk in this run: each graphc-llvm cell compiled its own."
+        )
+    return (
+        "graphc-llvm's runtime (its vector math functions and its tape interpreter: code that depends on "
+        "the machine, not on the graph) is compiled once per machine into graphc's disk cache, as a "
+        f"peer's libraries are compiled when it is installed: the run compiled it first ({seconds:.2f} s), "
+        "and each cell starts with it and with no compiled kernel (a cache directory of its own)."
+    )
+
+
 def markdown(results: dict[str, Any], plotted: bool) -> str:
     settings, info = results["settings"], results["machine"]
     cells = _with_ratios(results["cells"])
@@ -369,7 +389,8 @@ def markdown(results: dict[str, Any], plotted: bool) -> str:
             "differentiate, compile, and call once at one point (JAX compiles again for the batch's shape "
             "during the warm-up, not counted). Each system's modules are imported before the clock starts "
             "(graphc and graphc-llvm's llvmlite.binding, like sympy, symengine, casadi, jax); graphc's "
-            "own modules imported during the build come byte-compiled, as an installed package's do."
+            "own modules imported during the build come byte-compiled, as an installed package's do. "
+            + _runtime_note(settings)
         ),
         (
             "- grad ms / func ms: the gradient (every partial; B6: the 10th derivative) and the function on "

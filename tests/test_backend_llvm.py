@@ -492,6 +492,48 @@ def test_no_cache_when_asked(tmp_path, monkeypatch):
     assert not entries(tmp_path)
 
 
+RUNTIME_CHILD = """
+import sys
+import numpy as np
+import graphc
+from graphc.backends import llvm as backend, llvm_math, llvm_tape
+
+if sys.argv[1] == "again":  # the runtime must come from the disk: generating its IR is an error
+    def compiled_again(*args, **kwargs):
+        raise AssertionError("graphc's runtime was compiled again")
+    llvm_tape.interpreter_text = llvm_math.module = backend._runtime_build = compiled_again
+ops = ["sin({})", "exp(-{}*{})", "tanh({})", "log(1 + {}*{})", "cos({}) * y", "atan({})", "{}**2 - x"]
+lines = ["a0 = x"] + [f"a{k} = " + ops[k % 7].format(f"a{k - 1}", f"a{k // 2}") for k in range(1, 1500)]
+tape = graphc.grad("; ".join(lines + ["a1499"]), backend="llvm")  # > TAPE_NODES nodes: a tape
+sines = graphc.compile(" + ".join(f"sin({k}*x + y)" for k in range(1, 61)), backend="llvm")
+assert tape._function._program is not None and sines._function._program is None
+assert "call" in sines.source  # sin called, not inlined
+x = np.linspace(-3, 3, 37)
+values = [*tape(x, 0.25), *tape(0.5, -1.0), sines(x, 0.25), sines(4e6, 0.5)]
+print(np.hstack(values).tobytes().hex())
+"""
+
+
+def test_graphc_s_runtime_is_compiled_once_per_machine_and_loaded_from_the_disk(tmp_path):
+    """The vector functions and the tape interpreter depend on the machine, not the graph: the
+    first process compiles them into the cache's runtime folder, later ones load them (no IR
+    generated), with the bits of a process that compiles its own (no cache)."""
+
+    def child(mode: str, **env: str) -> str:
+        environment = {**os.environ, "GRAPHC_CACHE_DIR": str(tmp_path / "cache"), **env}
+        command = [sys.executable, "-c", RUNTIME_CHILD, mode]
+        result = subprocess.run(command, check=False, capture_output=True, text=True, env=environment)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
+    first = child("first")
+    runtime = sorted((tmp_path / "cache" / "runtime").glob("*.bin"))
+    assert len(runtime) == 2  # the library and the interpreter
+    assert all(os.stat(entry).st_mode & 0o077 == 0 for entry in runtime)
+    assert child("again") == first
+    assert child("first", GRAPHC_NO_CACHE="1") == first
+
+
 def test_the_cache_key_does_not_depend_on_the_hash_seed():
     program = "u = y*x; v = max(u, z); sin(v)*u + atan2(z, x), exp(-u)"
     code = (

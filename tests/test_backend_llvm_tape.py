@@ -106,13 +106,31 @@ def test_a_large_graph_runs_on_the_tape_and_a_small_one_is_compiled(monkeypatch)
     assert not graphc.compile("sin(x) * y", backend="llvm").source.startswith("; a tape")
 
 
-def test_interpreters_are_compiled_once_per_set_of_ops():
+def test_without_the_disk_cache_interpreters_are_compiled_once_per_set_of_ops(monkeypatch):
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
     g = random_graph(300, seed=3)
     first = backend.compile_tape(g)
     other = backend.compile_tape(graphc.grad(g, backend="numpy").graph)  # more ops: another interpreter
     again = backend.compile_tape(g)
     assert again._function._engine is first._function._engine
     assert other._function._engine is not first._function._engine
+
+
+def test_with_the_disk_cache_every_tape_runs_on_the_runtime_s_interpreter_of_every_op(monkeypatch):
+    """The runtime's interpreter (of every opcode, kept on disk) gives the bits of the one compiled
+    for the tape's own ops."""
+    g = random_graph(300, seed=5)
+    first = backend.compile_tape(g)
+    other = backend.compile_tape(graphc.grad(g, backend="numpy").graph)  # more ops, the same interpreter
+    assert first._function._engine is other._function._engine
+    assert first._function._program.opcodes == llvm_tape.EVERY_OPCODE
+    assert len(set(llvm_tape.EVERY_OPCODE)) == len(OPS) + sum(map(len, llvm_tape.SPECIALISED.values()))
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
+    own = backend.compile_tape(g)
+    assert own._function._program.opcodes != llvm_tape.EVERY_OPCODE
+    x = np.random.default_rng(5).uniform(-1.5, 1.5, (6, 1001))
+    assert identical(first(*x), own(*x))
+    assert identical(first(*x[:, 0]), own(*x[:, 0]))
 
 
 def test_a_deep_nesting_runs_on_the_tape():

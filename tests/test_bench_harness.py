@@ -52,6 +52,22 @@ def test_a_cell_runs_and_is_published(tmp_path):
     assert read(rendered)[1] == text  # the same figures give the same page
 
 
+def test_cells_start_with_graphc_s_runtime_and_no_compiled_kernel(tmp_path):
+    """The run compiles graphc's runtime once (as a user's first LLVM build does, into the disk
+    cache); each cell gets a private cache directory holding a copy of it and nothing else."""
+    seconds = run.prepare_runtime(str(tmp_path))
+    assert seconds > 0
+    prepared = sorted(os.listdir(os.path.join(run.runtime_directory(str(tmp_path)), "runtime")))
+    assert len(prepared) == 2  # graphc's vector functions, the tape interpreter
+    first, second = run.cell_cache(str(tmp_path), "B1.graphc-llvm"), run.cell_cache(str(tmp_path), "B2a.jax")
+    assert first != second
+    for directory in (first, second):
+        assert os.stat(directory).st_mode & 0o777 == 0o700
+        assert sorted(os.listdir(directory)) == ["runtime"]
+        assert sorted(os.listdir(os.path.join(directory, "runtime"))) == prepared
+    assert run.prepare_runtime(str(tmp_path)) == 0.0  # kept: not compiled again
+
+
 def test_a_timeout_is_a_cell_not_a_crash(tmp_path):
     run.main(["--problems", "B2b", "--systems", "graphc-llvm,c-hand", "--points", "10", "--repeats", "1",
               "--timeout", "0.01", "--out", str(tmp_path)])  # fmt: skip

@@ -18,14 +18,17 @@ call from Python on scalars builds no pointer arrays (:mod:`graphc.backends.llvm
 LLVM's code generation is superlinear on one huge basic block, so a large graph is split into
 parts of :data:`PART_SIZE` nodes, each its own (never inlined) function; the values a later part
 needs travel through ``scratch``, a vector per value, its slot reused once the value is dead.
-Compile time then grows linearly with the graph. graphc's vector functions are compiled once per
-process and called; a small kernel has them inlined instead.
+Compile time then grows linearly with the graph. graphc's vector functions are compiled into a
+library and called; a small kernel has them inlined instead.
 
 A graph computing more than :data:`TAPE_NODES` nodes is not compiled at all: it runs as a tape
-on an interpreter compiled once per process (:mod:`graphc.backends.llvm_tape`), with the same
-results bit for bit, about as fast, and ready in a fraction of the time.
+on an interpreter (:mod:`graphc.backends.llvm_tape`), with the same results bit for bit, about as
+fast, and ready in a fraction of the time.
 
-The machine code can be cached on disk (:mod:`graphc.backends.llvm_cache`).
+The machine code can be cached on disk (:mod:`graphc.backends.llvm_cache`). So is graphc's
+*runtime* (:func:`runtime`), the vector functions and the interpreter of every op: compiled once
+per machine instead of once per process; with the cache off, each process compiles the functions
+and an interpreter of the ops it uses.
 """
 
 from __future__ import annotations
@@ -583,13 +586,17 @@ def _library_symbols(symbols: Sequence[str]) -> tuple[list[str], dict[str, int]]
 _LIBRARY: list[llvm.ExecutionEngine] = []
 
 
-def _library(own: list[str], libm: dict[str, int]) -> None:
+def _library(own: list[str], libm: dict[str, int], cache: Cache | None = None) -> None:
     """Compile graphc's vector functions ``own`` and the wrappers ``libm`` not compiled yet (once
-    per process) and give them to the JIT's symbol resolution."""
+    per process) and give them to the JIT's symbol resolution; with a usable disk cache, the whole
+    library comes from the runtime kept there (see :func:`runtime`)."""
     width = lanes()
     own = [n for n in own if not llvm.address_of_symbol(llvm_text.own_name(n, width))]
     libm = {s: a for s, a in libm.items() if not llvm.address_of_symbol(llvm_text.libm_name(s, width))}
     if not own and not libm:
+        return
+    if cache is not None and runtime("library", cache) is not None:
+        _library(own, libm)  # anything the runtime lacks (nothing: it has every function)
         return
     _resolve([*libm, *(llvm_math.LIBM[n] for n in own if n in llvm_math.GUARDED)])
     layout = str(target_machine().target_data)
@@ -621,15 +628,15 @@ def _from_process(symbols: Sequence[str]) -> None:
             llvm.add_symbol(symbol, ctypes.cast(function, ctypes.c_void_p).value)
 
 
-def resolve_symbols(symbols: Sequence[str]) -> None:
-    """Make sure the JIT can link every symbol (compiling graphc's vector functions, loading libm
-    if needed); else a BackendError.
+def resolve_symbols(symbols: Sequence[str], cache: Cache | None = None) -> None:
+    """Make sure the JIT can link every symbol (compiling graphc's vector functions, or loading
+    them from ``cache``'s runtime, and finding the C library's); else a BackendError.
 
     Checked before linking: LLVM aborts the whole process on a symbol it cannot resolve.
     """
     own, libm = _library_symbols(symbols)
     try:
-        _library(own, libm)
+        _library(own, libm, cache)
     finally:
         _resolve(symbols)
 
@@ -655,16 +662,22 @@ def _resolve(symbols: Sequence[str]) -> None:
         )
 
 
-def load(object_code: bytes, symbols: Sequence[str]) -> tuple[llvm.ExecutionEngine, int, int]:
-    """An execution engine holding the machine code, and the batch and point kernels' addresses."""
-    resolve_symbols(symbols)
+def load(
+    object_code: bytes,
+    symbols: Sequence[str],
+    cache: Cache | None = None,
+    names: Sequence[str] = (ENTRY, POINT),
+) -> tuple[llvm.ExecutionEngine, list[int]]:
+    """An execution engine holding the machine code, and the addresses of its functions ``names``
+    (the batch and point kernels')."""
+    resolve_symbols(symbols, cache)
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), new_target_machine())
     engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
     engine.finalize_object()
-    addresses = [engine.get_function_address(name) for name in (ENTRY, POINT)]
+    addresses = [engine.get_function_address(name) for name in names]
     if not all(addresses):
-        raise BackendError(f"the compiled code lacks {ENTRY} or {POINT}")
-    return engine, addresses[0], addresses[1]
+        raise BackendError(f"the compiled code lacks one of {', '.join(names)}")
+    return engine, addresses
 
 
 def build(graph: Graph, part_size: int | None = None) -> Build:
@@ -685,7 +698,7 @@ def optimized_ir(graph: Graph) -> str:
 def _generator() -> str:
     """The host, LLVM, and a hash of the code that generates IR (a new lowering is a new key)."""
     digest = hashlib.sha256()
-    for module in (ops, sys.modules[__name__], llvm_text, llvm_math):
+    for module in (ops, sys.modules[__name__], llvm_text, llvm_math, llvm_tape):
         digest.update(Path(module.__file__ or "").read_bytes())
     host = f"{llvm.get_process_triple()}|{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}"
     return f"{host}|{llvm.llvm_version_info}|{llvmlite.__version__}|{digest.hexdigest()}"
@@ -733,20 +746,25 @@ def computed_nodes(graph: Graph, keep: Sequence[bool] | None = None) -> int:
 _INTERPRETERS: dict[tuple[str, ...], tuple[llvm.ExecutionEngine, int, int, str]] = {}
 
 
+def _interpreter_module(opcodes: tuple[str, ...]) -> llvm.ModuleRef:
+    """The interpreter of these ops, verified, with the passes it gets (the always-inliner)."""
+    layout = str(target_machine().target_data)
+    module = llvm.parse_assembly(
+        llvm_tape.interpreter_text(opcodes, lanes(), llvm.get_process_triple(), layout)
+    )
+    module.verify()
+    # its code is already unrolled, straight-line per op: -O2 passes took 35 ms for nothing
+    passes = llvm.create_pass_builder(target_machine(), llvm.create_pipeline_tuning_options(speed_level=0))
+    passes.getModulePassManager().run(module, passes)
+    return module
+
+
 def interpreter(opcodes: tuple[str, ...]) -> tuple[llvm.ExecutionEngine, int, int, str]:
     """The interpreter of tapes of these ops (compiled once per process, without passes): its engine,
     the addresses of its batch and point functions, and its optimised IR. Call under _LLVM_LOCK."""
     found = _INTERPRETERS.get(opcodes)
     if found is None:
-        layout = str(target_machine().target_data)
-        text = llvm_tape.interpreter_text(opcodes, lanes(), llvm.get_process_triple(), layout)
-        module = llvm.parse_assembly(text)
-        module.verify()
-        # its code is already unrolled, straight-line per op: -O2 passes took 35 ms for nothing
-        passes = llvm.create_pass_builder(
-            target_machine(), llvm.create_pipeline_tuning_options(speed_level=0)
-        )
-        passes.getModulePassManager().run(module, passes)
+        module = _interpreter_module(opcodes)
         resolve_symbols(external_symbols(module))
         engine = llvm.create_mcjit_compiler(module, new_target_machine())
         engine.finalize_object()
@@ -758,12 +776,99 @@ def interpreter(opcodes: tuple[str, ...]) -> tuple[llvm.ExecutionEngine, int, in
     return found
 
 
-def compile_tape(graph: Graph, threads: int | None = None, keep: Sequence[bool] | None = None) -> Kernel:
-    """Compile ``graph`` to a Kernel running its tape (:mod:`graphc.backends.llvm_tape`); ``keep``:
-    ``graph.reachable()``, if the caller has it."""
-    program = llvm_tape.Program.of(graph, keep)
+# --- graphc's runtime: the code that depends on the machine but on no graph -------------------------
+
+RUNTIME_PARTS = ("library", "interpreter")
+# the parts of the runtime loaded in this process (from whichever cache directory came first):
+# their code lives as long as the process
+_RUNTIME: dict[str, tuple[llvm.ExecutionEngine, Build]] = {}
+_COMPILED: set[str] = set()  # the parts this process compiled (the cache did not hold them)
+
+
+def _runtime_build(part: str) -> Build:
+    """Compile one part of the runtime: ``library``, every one of graphc's vector functions and
+    every C library wrapper an op calls, or ``interpreter``, the tape interpreter of every opcode."""
+    width, triple, layout = lanes(), llvm.get_process_triple(), str(target_machine().target_data)
+    module = _interpreter_module(llvm_tape.EVERY_OPCODE)
+    if part == "library":
+        _, libm = _library_symbols(external_symbols(module))
+        module = llvm.parse_assembly(
+            llvm_math.module(list(llvm_math.FUNCTIONS), libm, triple, layout, _fma(), width)
+        )
+        module.verify()  # no passes, as _library
+        exports = [llvm_text.own_name(n, width) for n in llvm_math.FUNCTIONS]
+        exports += [llvm_text.libm_name(s, width) for s in libm]
+    else:
+        exports = [llvm_tape.ENTRY, llvm_tape.POINT]
+    return Build(target_machine().emit_object(module), external_symbols(module), 0, str(module), exports)
+
+
+def runtime(part: str, cache: Cache) -> tuple[llvm.ExecutionEngine, Build] | None:
+    """One part of graphc's runtime (see :data:`RUNTIME_PARTS`), loaded once per process from the
+    disk cache's ``runtime/`` folder, where it is compiled and stored the first time on a machine;
+    None when the cache is off or unusable. The library's functions are given to the JIT's
+    symbol resolution. Call under _LLVM_LOCK.
+
+    Without it, each process compiles the vector functions and the interpreter it uses (B5-1k's
+    gradient: 16 and 38 ms of a 55 ms build); loading both costs about 2 ms.
+    """
+    if cache.directory is None:
+        return None
+    loaded = _RUNTIME.get(part)
+    if loaded is not None:
+        return loaded
+    if not cache.usable("runtime"):
+        return None
+    key = hashlib.sha256(f"graphc runtime {part}|{_options()}".encode()).hexdigest()
+    built = cache.load(key, "runtime")
+    if built is None:
+        built = _runtime_build(part)
+        cache.store(key, built, "runtime")
+        _COMPILED.add(part)
+    engine, addresses = load(built.object_code, built.symbols, cache, built.exports)
+    if part == "library":
+        for name, address in zip(built.exports, addresses, strict=True):
+            llvm.add_symbol(name, address)
+    _RUNTIME[part] = engine, built
+    return engine, built
+
+
+def prepare_runtime() -> float:
+    """Compile graphc's runtime into the disk cache if it is not there yet (what the first use on a
+    machine does); the seconds it took, 0 when the cache held it, or -1 when the cache is off."""
+    import time
+
+    cache = Cache.from_environment()
+    start = time.perf_counter()
     with _LLVM_LOCK:
-        engine, batch, point, ir = interpreter(program.opcodes)
+        compiled = len(_COMPILED)
+        found = [runtime(part, cache) for part in RUNTIME_PARTS]
+        fresh = len(_COMPILED) > compiled
+    if not all(found):
+        return -1.0
+    return time.perf_counter() - start if fresh else 0.0
+
+
+def compile_tape(
+    graph: Graph, threads: int | None = None, keep: Sequence[bool] | None = None, cache: Cache | None = None
+) -> Kernel:
+    """Compile ``graph`` to a Kernel running its tape (:mod:`graphc.backends.llvm_tape`); ``keep``:
+    ``graph.reachable()``, if the caller has it. With a usable disk cache the tape runs on the
+    runtime's interpreter of every op, else on one compiled in this process for the tape's ops."""
+    cache = Cache.from_environment() if cache is None else cache
+    with _LLVM_LOCK:
+        every = runtime("interpreter", cache)
+    program = llvm_tape.Program.of(graph, keep, llvm_tape.EVERY_OPCODE if every else None)
+    with _LLVM_LOCK:
+        if every is None:
+            engine, batch, point, ir = interpreter(program.opcodes)
+        else:
+            found = _INTERPRETERS.get(llvm_tape.EVERY_OPCODE)
+            if found is None or found[0] is not every[0]:
+                engine = every[0]
+                batch, point = (engine.get_function_address(n) for n in (llvm_tape.ENTRY, llvm_tape.POINT))
+                found = _INTERPRETERS[llvm_tape.EVERY_OPCODE] = engine, batch, point, every[1].ir
+            engine, batch, point, ir = found
     arrays = len(graph.variables), len(graph.outputs)
     width = lanes()
     function = CompiledKernel(
@@ -782,11 +887,11 @@ def compile_graph(graph: Graph, threads: int | None = None, cache: Cache | None 
     """
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise BackendError(f"threads must be a whole number >= 1, got {threads!r}")
+    cache = Cache.from_environment() if cache is None else cache
     if len(graph) > TAPE_NODES:  # else it computes TAPE_NODES at most
         keep = graph.reachable()
         if computed_nodes(graph, keep) > TAPE_NODES:
-            return compile_tape(graph, threads, keep)
-    cache = Cache.from_environment() if cache is None else cache
+            return compile_tape(graph, threads, keep, cache)
     with _LLVM_LOCK:
         options = _options()
     key = graph_key(graph, options) if cache.directory is not None else ""
@@ -795,7 +900,7 @@ def compile_graph(graph: Graph, threads: int | None = None, cache: Cache | None 
         if built is None:
             built = build(graph)
             cache.store(key, built)
-        engine, batch, point = load(built.object_code, built.symbols)
+        engine, (batch, point) = load(built.object_code, built.symbols, cache)
     arrays = len(graph.variables), len(graph.outputs)
     function = CompiledKernel(engine, batch, point, *arrays, built.scratch, threads, lanes())
     return Kernel(graph, function, backend="llvm", source=built.ir)

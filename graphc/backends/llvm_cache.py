@@ -6,6 +6,10 @@ per-user directory (``$GRAPHC_CACHE_DIR``, else ``$XDG_CACHE_HOME/graphc``, else
 or others is not used (a warning says why). Each entry starts with a header holding the key and
 a SHA-256 of the rest; an entry that is truncated, altered, foreign or unreadable is ignored and
 rebuilt. ``GRAPHC_NO_CACHE=1`` turns the cache off.
+
+Kernels live in ``llvm/``, graphc's runtime (:func:`graphc.backends.llvm.runtime`: its vector
+functions and its tape interpreter, code that depends on the machine but not on any graph) in
+``runtime/``: compiled once per machine, not once per process.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import struct
 import tempfile
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from graphc.graph import Graph
@@ -34,6 +38,7 @@ class Build:
     symbols: list[str]  # C functions the code calls
     scratch: int  # scratch slots per point
     ir: str  # the optimised LLVM IR
+    exports: list[str] = field(default_factory=list)  # functions it defines for other code to call
 
 
 def graph_key(graph: Graph, options: str) -> str:
@@ -57,7 +62,7 @@ def graph_key(graph: Graph, options: str) -> str:
 
 
 def _encode(key: str, built: Build) -> bytes:
-    meta = json.dumps({"symbols": built.symbols, "scratch": built.scratch}).encode()
+    meta = json.dumps({"symbols": built.symbols, "scratch": built.scratch, "exports": built.exports}).encode()
     ir = zlib.compress(built.ir.encode(), 1)
     body = struct.pack("<QQQ", len(meta), len(ir), len(built.object_code)) + meta + ir + built.object_code
     return (
@@ -88,9 +93,10 @@ def _decode(key: str, data: bytes) -> Build | None:
         meta = json.loads(body[24:meta_end])
         ir = zlib.decompress(body[meta_end:ir_end]).decode()
         symbols, scratch = [str(s) for s in meta["symbols"]], int(meta["scratch"])
-    except (ValueError, KeyError, TypeError, zlib.error):
+        exports = [str(s) for s in meta.get("exports", [])]
+    except (ValueError, KeyError, TypeError, AttributeError, zlib.error):
         return None
-    return Build(bytes(body[ir_end:]), symbols, scratch, ir)
+    return Build(bytes(body[ir_end:]), symbols, scratch, ir, exports)
 
 
 class Cache:
@@ -109,11 +115,15 @@ class Cache:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         return cls(Path(base) / "graphc")
 
-    def _usable_directory(self) -> Path | None:
+    def usable(self, folder: str = "llvm") -> bool:
+        """Whether entries can be kept in ``folder`` (else a warning has said why)."""
+        return self._usable_directory(folder) is not None
+
+    def _usable_directory(self, folder: str = "llvm") -> Path | None:
         """The directory, created 0700 if missing, if it is ours and closed to others; else None."""
         if self.directory is None:
             return None
-        directory = self.directory / "llvm"
+        directory = self.directory / folder
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             directory.mkdir(mode=0o700, exist_ok=True)
@@ -134,8 +144,8 @@ class Cache:
             return None
         return directory
 
-    def load(self, key: str) -> Build | None:
-        directory = self._usable_directory()
+    def load(self, key: str, folder: str = "llvm") -> Build | None:
+        directory = self._usable_directory(folder)
         if directory is None:
             return None
         try:
@@ -151,9 +161,9 @@ class Cache:
                 return None
         return _decode(key, data)
 
-    def store(self, key: str, built: Build) -> None:
+    def store(self, key: str, built: Build, folder: str = "llvm") -> None:
         """Write the entry atomically (a private temporary file renamed over the old one)."""
-        directory = self._usable_directory()
+        directory = self._usable_directory(folder)
         if directory is None:
             return
         try:

@@ -3,8 +3,8 @@
 A call of the C library's ``exp`` computes one point; a kernel computing a vector of points per
 instruction (AVX-512: 8, AVX: 4) needs functions of vectors. These are straight-line IR (range
 reduction, a polynomial, integer operations on the bits and ``select`` for the special values),
-written for any number of lanes by :class:`Body`. A kernel calls them from a library compiled
-once per process (without passes: already straight-line vector code) or, when it
+written for any number of lanes by :class:`Body`. A kernel calls them from a library (without
+passes: already straight-line vector code; part of graphc's runtime, kept on disk) or, when it
 calls them only a few times, has them defined ``linkonce_odr`` and ``alwaysinline`` in its module.
 The C library functions graphc has no vector code for (atan, pow...) are applied lane by lane.
 
@@ -423,7 +423,7 @@ def module(
     ``libm`` (symbol: arity), on vectors of ``lanes`` doubles.
 
     ``inline``: ``linkonce_odr`` and always inlined, for linking into a small kernel; else external
-    and never inlined, for the library compiled once per process that kernels call.
+    and never inlined, for the library that kernels call.
     """
     d = vector("double", lanes)
     intrinsics = [

@@ -4,7 +4,9 @@ Compiling a graph costs LLVM time per instruction (about 35 µs per node at 100,
 with no passes and ``-O0`` code generation), while a large graph's code gains little from being
 compiled: its values live in memory (scratch) anyway, not in registers. So a large graph becomes
 a **tape**, one row ``(opcode, result, operand, operand)`` of int32 per node in creation order,
-and a small interpreter, compiled once per process for the set of ops the tape uses, runs it.
+and a small interpreter runs it: the interpreter of every op (:data:`EVERY_OPCODE`), part of
+graphc's runtime kept in the disk cache, or, with the cache off, one compiled in the process for
+the set of ops the tape uses.
 
 Each row computes :data:`BLOCK` vectors of points: the interpreter's dispatch (a ``switch`` on
 the opcode) is paid once per row and block, the op's code is the same lowering (from
@@ -38,6 +40,11 @@ BLOCK = 4  # vectors of points per slot: the rows of the tape are dispatched onc
 SPECIALISED: dict[str, frozenset[float]] = {"pow": frozenset({2.0, -1.0})}
 ENTRY = "graphc_tape"
 POINT = "graphc_tape_point"
+# Every opcode there is: the interpreter of them all runs any tape (graphc's runtime, compiled once
+# per machine when the disk cache is on: see graphc.backends.llvm.runtime_interpreter)
+EVERY_OPCODE: tuple[str, ...] = tuple(
+    sorted([*OPS, *(f"{op} {constant!r}" for op, constants in SPECIALISED.items() for constant in constants)])
+)
 
 
 @dataclass
@@ -53,8 +60,11 @@ class Program:
     words: np.ndarray  # int64: the header the interpreter reads (it points at the arrays above)
 
     @classmethod
-    def of(cls, graph: Graph, keep: Sequence[bool] | None = None) -> Program:
-        """The tape of the nodes the outputs depend on (``keep``, default ``graph.reachable()``)."""
+    def of(
+        cls, graph: Graph, keep: Sequence[bool] | None = None, opcodes: tuple[str, ...] | None = None
+    ) -> Program:
+        """The tape of the nodes the outputs depend on (``keep``, default ``graph.reachable()``),
+        numbered for an interpreter of ``opcodes`` (default: the tape's own ops, sorted)."""
         ops, operands, value = graph.ops, graph.operands, graph.const_value
         keep = graph.reachable() if keep is None else keep
         inputs = [graph.variable(name) for name in graph.variables]
@@ -113,10 +123,12 @@ class Program:
                 target, size = size, size + 1
             slot[node] = target
             rows += (codes[row], target, first, second)
-        # opcodes in sorted order of the names, so the same ops give the same interpreter
-        order = sorted(names)
+        # by default, opcodes in sorted order of the names, so the same ops give the same interpreter
+        table = tuple(sorted(names)) if opcodes is None else opcodes
+        code_of = {name: code for code, name in enumerate(table)}
         renumber = np.zeros(max(len(names), 1), dtype=np.int32)
-        renumber[[names[name] for name in order]] = np.arange(len(order), dtype=np.int32)
+        for name, first in names.items():
+            renumber[first] = code_of[name]
         tape = np.array(rows, dtype=np.int32).reshape(len(computed), 4)
         tape[:, 0] = renumber[tape[:, 0]]
         results = np.array([slot[out] for out in graph.outputs], dtype=np.int64)
@@ -135,7 +147,7 @@ class Program:
             ],
             dtype=np.int64,
         )
-        return cls(tuple(order), tape, constant_values, results, size, len(inputs), words)
+        return cls(table, tape, constant_values, results, size, len(inputs), words)
 
     def scratch(self, width: int) -> int:
         """Doubles of scratch per call: the slots, then the point function's tables."""
