@@ -62,7 +62,8 @@ def test_the_kernel_is_one_vector_instruction_per_node_in_one_loop():
     d = f"<{width} x double>"
     counted = (f"fmul {d}", f"@graphc_sin_v{width}(", f"@graphc_exp_v{width}(", f"fadd {d}")
     assert [body.count(s) for s in counted] == [1, 1, 1, 1]
-    assert body.count(f"load {d}") == 2 and body.count(f"store {d}") == 1
+    plain, streamed = body.split("store.nt:")
+    assert body.count(f"load {d}") == 2 and plain.count(f"store {d}") == streamed.count(f"store {d}") == 1
 
 
 def test_the_tail_helpers_are_left_unoptimised():
@@ -310,6 +311,42 @@ def test_result_blocks_are_kept_within_limits(monkeypatch):
     assert not kernel._function._blocks, "a block above RECYCLE_MAX was kept"
     kernel(x[:100], 2.0)
     assert not kernel._function._blocks, "a block below RECYCLE_MIN was kept"
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_streamed_results_are_the_stored_ones_whatever_the_outputs_alignment(monkeypatch, threads):
+    """A large batch's results are written with non-temporal stores, which need every output's
+    vectors aligned: the kernel streams from the first aligned point when all outputs share one
+    alignment, and stores plainly otherwise; the bits never change."""
+    from graphc.backends import llvm_run
+
+    kernel = graphc.grad("sin(x) * y + x * x * y / (1 + y * y)", backend="llvm", threads=threads)
+    assert "!nontemporal" in kernel.source and "fence seq_cst" in kernel.source
+    x, y = (np.random.default_rng(seed).uniform(-2, 2, 150_011) for seed in (0, 1))
+    monkeypatch.setattr(llvm_run, "STREAM_BYTES", 1 << 62)  # never streamed
+    expected = [g.copy() for g in kernel(x, y)]
+    monkeypatch.setattr(llvm_run, "STREAM_BYTES", 0)  # always streamed where it may be
+    calls = []
+    original = llvm_run.CompiledKernel._run
+    monkeypatch.setattr(
+        llvm_run.CompiledKernel,
+        "_run",
+        lambda self, memory, size, first=0: calls.append(first) or original(self, memory, size, first),
+    )
+    for size in (150_011, 150_008, 100, 9, 1):
+        results = kernel(x[:size], y[:size])
+        assert all(np.array_equal(g, e[:size]) for g, e in zip(results, expected, strict=True)), size
+    lanes, n, stride = backend.lanes(), 150_011, 150_080  # rows a whole number of vectors apart
+    block = np.empty(2 * stride + 64)
+    aligned = -block.ctypes.data % (8 * lanes) // 8  # the block's first index on a vector's boundary
+    peeled = set()
+    for shifts in ((0, 0), (1, 1), (3, 3), (0, 1), (5, 2)):  # each row this many doubles off a boundary
+        out = tuple(block[aligned + j * stride + k :][:n] for j, k in enumerate(shifts))
+        kernel.into(out, x, y)
+        assert all(np.array_equal(g, e) for g, e in zip(out, expected, strict=True)), shifts
+        if shifts[0] == shifts[1]:
+            peeled.add(-shifts[0] % lanes)
+    assert calls.count(0) and set(calls) >= peeled, (calls, peeled)  # (0, 1) and (5, 2): not streamed
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

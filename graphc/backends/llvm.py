@@ -212,13 +212,13 @@ class Scratch(NamedTuple):
     tail_in: int  # after the parts' vectors: a vector per input for the last points of a range
     tail_out: int  # a vector per output for them
     tail_tables: int  # the tables of their addresses: inputs, steps (all 1), outputs
-    point_tables: int  # the point function's tables: inputs, steps (all 0), outputs
+    point_tables: int  # the point function's tables: inputs, outputs, steps (all 0), the stream flag (0)
     size: int  # words in all
 
     @classmethod
     def of(cls, plan: Plan, width: int) -> Scratch:
         inputs, outputs = len(plan.graph.variables), len(plan.graph.outputs)
-        tables = 2 * inputs + outputs
+        tables = 2 * inputs + outputs + 1
         tail_in = width * plan.size
         tail_out = tail_in + width * inputs
         tail_tables = tail_out + width * outputs
@@ -390,8 +390,10 @@ def _point_text(plan: Plan, width: int) -> str:
             f"define i64 @{POINT}(ptr noalias %in, ptr noalias %out, ptr noalias %scratch) #1 {{",
             "k.enter:",
             f"  %tables = getelementptr inbounds double, ptr %scratch, i64 {tables}",
-            f"  %steps = getelementptr inbounds i64, ptr %tables, i64 {inputs}",
-            f"  %results = getelementptr inbounds ptr, ptr %tables, i64 {2 * inputs}",
+            f"  %results = getelementptr inbounds ptr, ptr %tables, i64 {inputs}",
+            f"  %steps = getelementptr inbounds i64, ptr %tables, i64 {inputs + outputs}",
+            f"  %flag = getelementptr inbounds i64, ptr %steps, i64 {inputs}",
+            "  store i64 0, ptr %flag, align 8",
             *fill,
             "j.enter:",
             *results,
@@ -417,6 +419,9 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, dict[str, int]]:
     split = len(plan.parts) > 1
     scratch = Scratch.of(plan, width)
     entry = [
+        f"  %stream.at = getelementptr inbounds i64, ptr %steps, i64 {n_in}",
+        "  %stream.word = load i64, ptr %stream.at, align 8",
+        "  %stream = icmp ne i64 %stream.word, 0",
         f"  %tail.in = getelementptr inbounds double, ptr %scratch, i64 {scratch.tail_in}",
         f"  %tail.out = getelementptr inbounds double, ptr %scratch, i64 {scratch.tail_out}",
         f"  %tail.inputs = getelementptr inbounds double, ptr %scratch, i64 {scratch.tail_tables}",
@@ -456,13 +461,23 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, dict[str, int]]:
         values.compute(plan.parts[0], spill=False)
     results = [values[out] for out in graph.outputs]
     body += emitter.builder.lines
-    for j, value in enumerate(results):
+    for j in range(len(results)):
         body += [
             f"  %out{j}.at = getelementptr inbounds ptr, ptr %otab, i64 {j}",
             f"  %out{j} = load ptr, ptr %out{j}.at, align 8",
             f"  %y{j}.to = getelementptr inbounds double, ptr %out{j}, i64 %at",
-            f"  store {d} {value}, ptr %y{j}.to, align 8",
         ]
+    # A large batch's results are streamed to memory (non-temporal stores, when the caller sets
+    # the flag after the steps: every output's vectors aligned): a store then writes its line
+    # without first reading it, a third of a memory-bound kernel's traffic (see STREAM_BYTES).
+    body += ["  %not.tail = xor i1 %tail, true", "  %nt = and i1 %stream, %not.tail"]
+    body += ["  br i1 %nt, label %store.nt, label %store"]
+    body += ["store:", *(f"  store {d} {v}, ptr %y{j}.to, align 8" for j, v in enumerate(results))]
+    body += ["  br label %stored", "store.nt:"]
+    body += [
+        f"  store {d} {v}, ptr %y{j}.to, align {8 * width}, !nontemporal !0" for j, v in enumerate(results)
+    ]
+    body += ["  br label %stored", "stored:"]
     kernel = [
         f"define i64 @{ENTRY}({SIGNATURE}) #1 {{",
         "entry:",
@@ -491,6 +506,11 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, dict[str, int]]:
         "  %more = icmp slt i64 %next, %stop",
         "  br i1 %more, label %block, label %done",
         "done:",
+        "  br i1 %stream, label %fence, label %exit",
+        "fence:",  # the streamed stores are weakly ordered: done before the caller reads them
+        "  fence seq_cst",
+        "  br label %exit",
+        "exit:",
         "  ret i64 0",
         "}",
     ]
@@ -515,6 +535,7 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, dict[str, int]]:
         # the tail's helpers run once a range: unoptimised, they cost no compile time (optimised,
         # LLVM unrolled and vectorised their little loops into ~800 instructions)
         "attributes #3 = { noinline nounwind optnone }",
+        "!0 = !{i32 1}",
         "",
     ]
     own = {s: emitter.calls[s] for s in sorted(emitter.calls) if s in llvm_math.FUNCTIONS}

@@ -51,6 +51,11 @@ _NUMBERS = (float, int, np.float64)
 # lists serve as well; above RECYCLE_MAX, holding the memory between calls would cost too much.
 RECYCLE_MIN = 1 << 18
 RECYCLE_MAX = 1 << 28
+# A batch writing at least this many bytes of results streams them to memory (non-temporal
+# stores: a line is written without being read first), where every output's rows share one
+# alignment: B1's gradient at 100,000 points 0.57 -> 0.34 ms, at 1,000,000 8.0 -> 4.9 ms (a
+# hand-written C loop both ways). Smaller results stay in the cache, where their reader wants them.
+STREAM_BYTES = 1 << 22
 
 
 def _references(array: np.ndarray) -> int:
@@ -137,13 +142,13 @@ class _Memory(NamedTuple):
     column: np.ndarray  # the results as a column: shape (outputs, 1)
     copies: np.ndarray  # shape (inputs, lanes): a vector's worth of each broadcast value
     results_at: int
-    table_at: int  # the input pointers, the output pointers, then the steps
+    table_at: int  # the input pointers, the output pointers, the steps, then the stream flag
     copies_at: int
     scratch_at: int
 
     @classmethod
     def of(cls, inputs: int, outputs: int, scratch: int, lanes: int) -> _Memory:
-        head = 2 * outputs + 2 * inputs  # the results and the table
+        head = 2 * outputs + 2 * inputs + 1  # the results and the table
         words = np.empty(head + inputs * lanes + scratch + 16)  # 16: room to align two starts
         at = _address(words)
         copies_at = _aligned(at + 8 * head)
@@ -194,7 +199,7 @@ class CompiledKernel:
         # atomic), so calls on several threads at once each have their own.
         self._memory: list[_Memory] = []
         self._blocks: list[np.ndarray] = []  # result blocks returned before, each maybe let go
-        self._table = struct.Struct(f"{2 * inputs + outputs}Q")  # pointers and steps, packed
+        self._table = struct.Struct(f"{2 * inputs + outputs + 1}Q")  # pointers, steps and flag, packed
         self._steps = (1,) * inputs  # a batch's steps when no input is broadcast
 
     def _take(self) -> _Memory:
@@ -252,8 +257,16 @@ class CompiledKernel:
             outputs = [base + 8 * size * j for j in range(self._outputs)]
         else:
             outputs = [_address(array) for array in out]
-        self._table.pack_into(memory.words, 8 * self._outputs, *inputs, *outputs, *steps)
-        self._run(memory, size)
+        vector = 8 * self._lanes
+        first = -outputs[0] % vector // 8  # the first point whose results' vectors are aligned
+        stream = (  # a tape's interpreter ignores the flag (it is bound by its dispatch, not by memory)
+            self._program is None
+            and 8 * self._outputs * size >= STREAM_BYTES
+            and len({a % vector for a in outputs}) == 1
+            and first < size
+        )
+        self._table.pack_into(memory.words, 8 * self._outputs, *inputs, *outputs, *steps, stream)
+        self._run(memory, size, first if stream else 0)
         self._memory.append(memory)
         if out is not None:
             return out[0] if self._outputs == 1 else tuple(out)
@@ -304,13 +317,15 @@ class CompiledKernel:
             *range(first_in, first_in + n * stride, stride),
             *range(first_out, first_out + o * stride, stride),
             *self._steps,
+            0,
         )
         self._run(memory, size)
         self._memory.append(memory)
         return results[0] if o == 1 else tuple(results)
 
-    def _run(self, memory: _Memory, size: int) -> None:
-        """The kernel on ``size`` points, the table in ``memory``."""
+    def _run(self, memory: _Memory, size: int, first: int = 0) -> None:
+        """The kernel on ``size`` points, the table in ``memory``; ``first``: the points before the
+        first aligned vector of results, computed alone (they must not be streamed)."""
         inputs = memory.table_at
         outputs = inputs + 8 * self._inputs
         steps = outputs + 8 * self._outputs
@@ -318,11 +333,14 @@ class CompiledKernel:
         if size >= 2 * MIN_POINTS_PER_THREAD and self.threads != 1:
             threads = usable_cores() if self.threads is None else self.threads
             pieces = max(1, min(threads, size // MIN_POINTS_PER_THREAD))
+        if first:  # fewer than a vector: the kernel's tail, which never streams
+            self._kernel(inputs, steps, outputs, 0, first, memory.scratch_at)
         if pieces == 1:
-            self._kernel(inputs, steps, outputs, 0, size, memory.scratch_at)
+            self._kernel(inputs, steps, outputs, first, size, memory.scratch_at)
             return
         # whole vectors per thread; each point is computed the same in any lane of any thread
-        bounds = [size * i // pieces // self._lanes * self._lanes for i in range(pieces)] + [size]
+        lanes, rest = self._lanes, size - first
+        bounds = [first + rest * i // pieces // lanes * lanes for i in range(pieces)] + [size]
 
         def run(i: int) -> None:
             scratch = self._take()
@@ -332,7 +350,7 @@ class CompiledKernel:
         pool = _WORKERS.pool(pieces - 1)
         waiting = [pool.submit(run, i) for i in range(1, pieces)]
         try:
-            self._kernel(inputs, steps, outputs, 0, bounds[1], memory.scratch_at)
+            self._kernel(inputs, steps, outputs, bounds[0], bounds[1], memory.scratch_at)
         finally:  # the table and the outputs must outlive every piece
             for piece in waiting:
                 piece.result()
