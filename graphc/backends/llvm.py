@@ -802,7 +802,7 @@ def interpreter(opcodes: tuple[str, ...]) -> tuple[llvm.ExecutionEngine, int, in
 RUNTIME_PARTS = ("library", "interpreter")
 # the parts of the runtime loaded in this process (from whichever cache directory came first):
 # their code lives as long as the process
-_RUNTIME: dict[str, tuple[llvm.ExecutionEngine, Build]] = {}
+_RUNTIME: dict[str, tuple[llvm.ExecutionEngine, Build, list[int]]] = {}
 _COMPILED: set[str] = set()  # the parts this process compiled (the cache did not hold them)
 
 
@@ -824,11 +824,12 @@ def _runtime_build(part: str) -> Build:
     return Build(target_machine().emit_object(module), external_symbols(module), 0, str(module), exports)
 
 
-def runtime(part: str, cache: Cache) -> tuple[llvm.ExecutionEngine, Build] | None:
+def runtime(part: str, cache: Cache) -> tuple[llvm.ExecutionEngine, Build, list[int]] | None:
     """One part of graphc's runtime (see :data:`RUNTIME_PARTS`), loaded once per process from the
-    disk cache's ``runtime/`` folder, where it is compiled and stored the first time on a machine;
-    None when the cache is off or unusable. The library's functions are given to the JIT's
-    symbol resolution. Call under _LLVM_LOCK.
+    disk cache's ``runtime/`` folder, where it is compiled and stored the first time on a machine:
+    its engine, its Build, and the addresses of its exports; None when the cache is off or
+    unusable. The library's functions are given to the JIT's symbol resolution. Call under
+    _LLVM_LOCK.
 
     Without it, each process compiles the vector functions and the interpreter it uses (B5-1k's
     gradient: 16 and 38 ms of a 55 ms build); loading both costs about 2 ms.
@@ -850,8 +851,8 @@ def runtime(part: str, cache: Cache) -> tuple[llvm.ExecutionEngine, Build] | Non
     if part == "library":
         for name, address in zip(built.exports, addresses, strict=True):
             llvm.add_symbol(name, address)
-    _RUNTIME[part] = engine, built
-    return engine, built
+    _RUNTIME[part] = engine, built, addresses
+    return _RUNTIME[part]
 
 
 def prepare_runtime() -> float:
@@ -883,13 +884,9 @@ def compile_tape(
     with _LLVM_LOCK:
         if every is None:
             engine, batch, point, ir = interpreter(program.opcodes)
-        else:
-            found = _INTERPRETERS.get(llvm_tape.EVERY_OPCODE)
-            if found is None or found[0] is not every[0]:
-                engine = every[0]
-                batch, point = (engine.get_function_address(n) for n in (llvm_tape.ENTRY, llvm_tape.POINT))
-                found = _INTERPRETERS[llvm_tape.EVERY_OPCODE] = engine, batch, point, every[1].ir
-            engine, batch, point, ir = found
+        else:  # its exports are the entry and the point function
+            engine, built, (batch, point) = every
+            ir = built.ir
     arrays = len(graph.variables), len(graph.outputs)
     width = lanes()
     function = CompiledKernel(

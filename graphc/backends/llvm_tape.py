@@ -41,7 +41,7 @@ SPECIALISED: dict[str, frozenset[float]] = {"pow": frozenset({2.0, -1.0})}
 ENTRY = "graphc_tape"
 POINT = "graphc_tape_point"
 # Every opcode there is: the interpreter of them all runs any tape (graphc's runtime, compiled once
-# per machine when the disk cache is on: see graphc.backends.llvm.runtime_interpreter)
+# per machine when the disk cache is on: see graphc.backends.llvm.runtime)
 EVERY_OPCODE: tuple[str, ...] = tuple(
     sorted([*OPS, *(f"{op} {constant!r}" for op, constants in SPECIALISED.items() for constant in constants)])
 )
