@@ -344,8 +344,9 @@ def _runtime_note(settings: dict[str, Any]) -> str:
             "graphc's runtime could not be kept on disk in this run: each graphc-llvm cell compiled its own."
         )
     return (
-        "graphc-llvm's runtime (its vector math functions and its tape interpreter: code that depends on "
-        "the machine, not on the graph) is compiled once per machine into graphc's disk cache, as a "
+        "graphc-llvm's runtime (its vector math functions, the helpers of its kernels' last points and "
+        "its tape interpreter: code that depends on the machine, not on the graph) is compiled once per "
+        "machine into graphc's disk cache, as a "
         f"peer's libraries are compiled when it is installed: the run compiled it first ({seconds:.2f} s), "
         "and each cell starts with it and with no compiled kernel (a cache directory of its own)."
     )

@@ -111,8 +111,8 @@ def runtime_directory(scratch: str) -> str:
 
 
 def prepare_runtime(scratch: str) -> float:
-    """Compile graphc's runtime (its vector functions and tape interpreter: graph-independent code,
-    compiled once per machine into graphc's disk cache, where a user's first LLVM build puts it)
+    """Compile graphc's runtime (its vector functions, kernel helpers and tape interpreter:
+    graph-independent code, compiled once per machine into graphc's disk cache, where a user's first LLVM build puts it)
     into the run's own cache directory; the seconds it took, or -1 if it could not be kept."""
     env = dict(os.environ, GRAPHC_CACHE_DIR=runtime_directory(scratch), PYTHONPYCACHEPREFIX=bytecode(scratch))
     env.pop("GRAPHC_NO_CACHE", None)

@@ -58,7 +58,7 @@ def test_cells_start_with_graphc_s_runtime_and_no_compiled_kernel(tmp_path):
     seconds = run.prepare_runtime(str(tmp_path))
     assert seconds > 0
     prepared = sorted(os.listdir(os.path.join(run.runtime_directory(str(tmp_path)), "runtime")))
-    assert len(prepared) == 2  # graphc's vector functions, the tape interpreter
+    assert len(prepared) == 3  # graphc's vector functions, the tail's helpers, the tape interpreter
     first, second = run.cell_cache(str(tmp_path), "B1.graphc-llvm"), run.cell_cache(str(tmp_path), "B2a.jax")
     assert first != second
     for directory in (first, second):

@@ -243,9 +243,46 @@ def _loop(label: str, count: str, body: list[str], after: str) -> list[str]:
     ]
 
 
+HELPERS = ("graphc_fill", "graphc_drain")  # the tail's helpers: library code, like the vector functions
+_HELPER_TYPES = {
+    "graphc_fill": "void (ptr, ptr, i64, i64, i64, ptr, ptr, i64, ptr)",
+    "graphc_drain": "void (ptr, i64, i64, i64, ptr)",
+}
+
+
+def helper_declarations(width: int) -> list[str]:
+    """The declarations a kernel makes of the tail's helpers (defined by :func:`helpers_module`)."""
+    declared = []
+    for name in HELPERS:
+        result, arguments = _HELPER_TYPES[name].split(" ", 1)
+        declared.append(f"declare {result} @{llvm_text.own_name(name, width)}{arguments} #0")
+    return declared
+
+
+def helpers_module(width: int) -> str:
+    """The module defining the tail's helpers for vectors of ``width`` doubles (see :func:`_helpers`).
+
+    They depend on the vector width alone, so they are compiled once, with graphc's vector functions
+    (the runtime's library, or this process's), not into every kernel: in a kernel's module they
+    were 2-3 ms of its code generation (a third of a small kernel's, B1's gradient 21 -> 18 ms).
+    """
+    return "\n".join(
+        [
+            f'target triple = "{llvm.get_process_triple()}"',
+            f'target datalayout = "{target_machine().target_data}"',
+            _helpers(width),
+            # they run once a range: unoptimised, they cost no compile time (optimised, LLVM
+            # unrolled and vectorised their little loops into ~800 instructions)
+            "attributes #3 = { noinline nounwind optnone }",
+            "",
+        ]
+    )
+
+
 def _helpers(width: int) -> str:
     """``graphc_fill``: the last points of a range (fewer than a vector) copied into a buffer, the
-    missing lanes repeating the last point; ``graphc_drain``: the results of those points copied out."""
+    missing lanes repeating the last point; ``graphc_drain``: the results of those points copied out.
+    Their symbols carry the width (``graphc_fill_v8``)."""
     fill = _loop(
         "lane",
         str(width),
@@ -333,8 +370,8 @@ def _helpers(width: int) -> str:
     return "\n".join(
         [
             (
-                "define internal void @graphc_fill(ptr %inputs, ptr %steps, i64 %n, i64 %i, i64 %left, ptr %to, "
-                "ptr %table, i64 %n.out, ptr %to.out) #3 {"
+                f"define void @{llvm_text.own_name('graphc_fill', width)}(ptr %inputs, ptr %steps, i64 %n, i64 %i, "
+                "i64 %left, ptr %to, ptr %table, i64 %n.out, ptr %to.out) #3 {"
             ),
             "k.enter:",
             "  %last = sub i64 %left, 1",
@@ -348,7 +385,10 @@ def _helpers(width: int) -> str:
             "end:",
             "  ret void",
             "}",
-            "define internal void @graphc_drain(ptr %outputs, i64 %n, i64 %i, i64 %left, ptr %from.all) #3 {",
+            (
+                f"define void @{llvm_text.own_name('graphc_drain', width)}(ptr %outputs, i64 %n, i64 %i, "
+                "i64 %left, ptr %from.all) #3 {"
+            ),
             "j.enter:",
             *drain_outputs,
             "done:",
@@ -491,7 +531,7 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, dict[str, int]]:
         "  br i1 %tail, label %fill, label %body",
         "fill:",
         (
-            f"  call void @graphc_fill(ptr %inputs, ptr %steps, i64 {n_in}, i64 %i, i64 %left, ptr %tail.in, "
+            f"  call void @{llvm_text.own_name('graphc_fill', width)}(ptr %inputs, ptr %steps, i64 {n_in}, i64 %i, i64 %left, ptr %tail.in, "
             f"ptr %tail.inputs, i64 {n_out}, ptr %tail.out)"
         ),
         "  br label %body",
@@ -499,7 +539,7 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, dict[str, int]]:
         *body,
         "  br i1 %tail, label %drain, label %latch",
         "drain:",
-        f"  call void @graphc_drain(ptr %outputs, i64 {n_out}, i64 %i, i64 %left, ptr %tail.out)",
+        f"  call void @{llvm_text.own_name('graphc_drain', width)}(ptr %outputs, i64 {n_out}, i64 %i, i64 %left, ptr %tail.out)",
         "  br label %done",
         "latch:",
         f"  %next = add i64 %i, {width}",
@@ -525,16 +565,13 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, dict[str, int]]:
         f'target triple = "{llvm.get_process_triple()}"',
         f'target datalayout = "{target_machine().target_data}"',
         *emitter.declarations(),
+        *helper_declarations(width),
         *kernel,
         _point_text(plan, width),
-        _helpers(width),
         *parts.functions,
         "attributes #0 = { noinline nounwind }",
         "attributes #1 = { nounwind }",
         f"attributes #2 = {{ {llvm_math.ATTRIBUTES} }}",
-        # the tail's helpers run once a range: unoptimised, they cost no compile time (optimised,
-        # LLVM unrolled and vectorised their little loops into ~800 instructions)
-        "attributes #3 = { noinline nounwind optnone }",
         "!0 = !{i32 1}",
         "",
     ]
@@ -593,10 +630,11 @@ def external_symbols(module: llvm.ModuleRef) -> list[str]:
 
 
 def _library_symbols(symbols: Sequence[str]) -> tuple[list[str], dict[str, int]]:
-    """Which of ``symbols`` are graphc's vector functions (by their scalar name, ``graphc_sin``)
-    and which its lane-by-lane wrappers of C library functions (symbol: arity)."""
+    """Which of ``symbols`` are graphc's own library code, vector functions or the tail's helpers
+    (by their name without the width, ``graphc_sin``), and which its lane-by-lane wrappers of C
+    library functions (symbol: arity)."""
     width = lanes()
-    own_names = {llvm_text.own_name(name, width): name for name in llvm_math.FUNCTIONS}
+    own_names = {llvm_text.own_name(name, width): name for name in (*llvm_math.FUNCTIONS, *HELPERS)}
     own = [own_names[s] for s in symbols if s in own_names]
     applied = (llvm_text.libm_applied(s, width) for s in symbols)
     libm = {f: 2 if f in llvm_math.BINARY else 1 for f in applied if f is not None}
@@ -605,6 +643,19 @@ def _library_symbols(symbols: Sequence[str]) -> tuple[list[str], dict[str, int]]
 
 # graphc's vector functions compiled so far: their code lives as long as the process
 _LIBRARY: list[llvm.ExecutionEngine] = []
+
+
+def _library_module(own: list[str], libm: dict[str, int], helpers: bool) -> llvm.ModuleRef:
+    """The verified module of graphc's vector functions ``own``, the wrappers ``libm`` and, if
+    ``helpers``, the tail's helpers."""
+    width, layout = lanes(), str(target_machine().target_data)
+    module = llvm.parse_assembly(
+        llvm_math.module(own, libm, llvm.get_process_triple(), layout, _fma(), width)
+    )
+    if helpers:
+        module.link_in(llvm.parse_assembly(helpers_module(width)))
+    module.verify()
+    return module
 
 
 def _library(own: list[str], libm: dict[str, int], cache: Cache | None = None) -> None:
@@ -616,15 +667,14 @@ def _library(own: list[str], libm: dict[str, int], cache: Cache | None = None) -
     libm = {s: a for s, a in libm.items() if not llvm.address_of_symbol(llvm_text.libm_name(s, width))}
     if not own and not libm:
         return
-    if cache is not None and runtime("library", cache) is not None:
-        _library(own, libm)  # anything the runtime lacks (nothing: it has every function)
-        return
+    if cache is not None:
+        parts = ["helpers"] * any(n in HELPERS for n in own)
+        parts += ["library"] * (bool(libm) or any(n not in HELPERS for n in own))
+        if all(runtime(part, cache) is not None for part in parts):
+            _library(own, libm)  # anything the runtime lacks (nothing: it has every function)
+            return
     _resolve([*libm, *(llvm_math.LIBM[n] for n in own if n in llvm_math.GUARDED)])
-    layout = str(target_machine().target_data)
-    module = llvm.parse_assembly(
-        llvm_math.module(own, libm, llvm.get_process_triple(), layout, _fma(), width)
-    )
-    module.verify()
+    module = _library_module([n for n in own if n not in HELPERS], libm, any(n in HELPERS for n in own))
     # No passes: the functions are written as straight-line vector code, and -O2 gave the same
     # machine code's speed and the same bits for all seven, for 40% more compile time.
     engine = llvm.create_mcjit_compiler(module, new_target_machine())
@@ -799,7 +849,7 @@ def interpreter(opcodes: tuple[str, ...]) -> tuple[llvm.ExecutionEngine, int, in
 
 # --- graphc's runtime: the code that depends on the machine but on no graph -------------------------
 
-RUNTIME_PARTS = ("library", "interpreter")
+RUNTIME_PARTS = ("library", "helpers", "interpreter")
 # the parts of the runtime loaded in this process (from whichever cache directory came first):
 # their code lives as long as the process
 _RUNTIME: dict[str, tuple[llvm.ExecutionEngine, Build, list[int]]] = {}
@@ -808,18 +858,20 @@ _COMPILED: set[str] = set()  # the parts this process compiled (the cache did no
 
 def _runtime_build(part: str) -> Build:
     """Compile one part of the runtime: ``library``, every one of graphc's vector functions and
-    every C library wrapper an op calls, or ``interpreter``, the tape interpreter of every opcode."""
-    width, triple, layout = lanes(), llvm.get_process_triple(), str(target_machine().target_data)
-    module = _interpreter_module(llvm_tape.EVERY_OPCODE)
+    every C library wrapper an op calls; ``helpers``, the tail's helpers every kernel calls (a part
+    of their own: loading the library costs a kernel calling no vector function 2-3 ms); or
+    ``interpreter``, the tape interpreter of every opcode."""
+    width = lanes()
     if part == "library":
-        _, libm = _library_symbols(external_symbols(module))
-        module = llvm.parse_assembly(
-            llvm_math.module(list(llvm_math.FUNCTIONS), libm, triple, layout, _fma(), width)
-        )
-        module.verify()  # no passes, as _library
+        _, libm = _library_symbols(external_symbols(_interpreter_module(llvm_tape.EVERY_OPCODE)))
+        module = _library_module(list(llvm_math.FUNCTIONS), libm, helpers=False)  # no passes, as _library
         exports = [llvm_text.own_name(n, width) for n in llvm_math.FUNCTIONS]
         exports += [llvm_text.libm_name(s, width) for s in libm]
+    elif part == "helpers":
+        module = _library_module([], {}, helpers=True)
+        exports = [llvm_text.own_name(n, width) for n in HELPERS]
     else:
+        module = _interpreter_module(llvm_tape.EVERY_OPCODE)
         exports = [llvm_tape.ENTRY, llvm_tape.POINT]
     return Build(target_machine().emit_object(module), external_symbols(module), 0, str(module), exports)
 
@@ -828,8 +880,8 @@ def runtime(part: str, cache: Cache) -> tuple[llvm.ExecutionEngine, Build, list[
     """One part of graphc's runtime (see :data:`RUNTIME_PARTS`), loaded once per process from the
     disk cache's ``runtime/`` folder, where it is compiled and stored the first time on a machine:
     its engine, its Build, and the addresses of its exports; None when the cache is off or
-    unusable. The library's functions are given to the JIT's symbol resolution. Call under
-    _LLVM_LOCK.
+    unusable. The library's and the helpers' functions are given to the JIT's symbol resolution.
+    Call under _LLVM_LOCK.
 
     Without it, each process compiles the vector functions and the interpreter it uses (B5-1k's
     gradient: 16 and 38 ms of a 55 ms build); loading both costs about 2 ms.
@@ -848,7 +900,7 @@ def runtime(part: str, cache: Cache) -> tuple[llvm.ExecutionEngine, Build, list[
         cache.store(key, built, "runtime")
         _COMPILED.add(part)
     engine, addresses = load(built.object_code, built.symbols, cache, built.exports)
-    if part == "library":
+    if part != "interpreter":
         for name, address in zip(built.exports, addresses, strict=True):
             llvm.add_symbol(name, address)
     _RUNTIME[part] = engine, built, addresses
