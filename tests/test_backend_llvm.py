@@ -66,7 +66,7 @@ def test_the_kernel_is_one_vector_instruction_per_node_in_one_loop():
     assert body.count(f"load {d}") == 2 and plain.count(f"store {d}") == streamed.count(f"store {d}") == 1
 
 
-def test_the_tail_helpers_are_library_code_left_unoptimised():
+def test_the_tail_helpers_are_library_code_and_they_and_the_point_function_are_left_unoptimised():
     """graphc_fill and graphc_drain run once per range and depend on the vector width alone: a
     kernel declares them (compiled into every kernel, they were a third of a small kernel's code
     generation), and they are never optimised (LLVM's -O2 unrolled and vectorised their loops into
@@ -75,6 +75,9 @@ def test_the_tail_helpers_are_library_code_left_unoptimised():
     ir = backend.optimized_ir(graphc.grad("(1-x)^2 + 100*(y-x^2)^2", backend="numpy").graph)
     for name in backend.HELPERS:
         assert f"declare void @{name}_v{width}(" in ir and f"define void @{name}" not in ir
+    # the point function (two little loops and a call) is left unoptimised too
+    point = backend.llvm.parse_assembly(ir).get_function(backend.POINT)
+    assert b"optnone" in b" ".join(point.attributes)
     module = backend._library_module([], {}, helpers=True)
     defined = [f for f in module.functions if not f.is_declaration]
     sizes = {f.name: sum(len(list(b.instructions)) for b in f.blocks) for f in defined}
