@@ -26,9 +26,9 @@ on an interpreter (:mod:`graphc.backends.llvm_tape`), with the same results bit 
 fast, and ready in a fraction of the time.
 
 The machine code can be cached on disk (:mod:`graphc.backends.llvm_cache`). So is graphc's
-*runtime* (:func:`runtime`), the vector functions and the interpreter of every op: compiled once
-per machine instead of once per process; with the cache off, each process compiles the functions
-and an interpreter of the ops it uses.
+*runtime* (:func:`runtime`), the vector functions, the kernels' tail helpers and the interpreter of
+every op: compiled once per machine instead of once per process; with the cache off, each process
+compiles the functions and an interpreter of the ops it uses.
 """
 
 from __future__ import annotations
@@ -262,8 +262,8 @@ def helper_declarations(width: int) -> list[str]:
 def helpers_module(width: int) -> str:
     """The module defining the tail's helpers for vectors of ``width`` doubles (see :func:`_helpers`).
 
-    They depend on the vector width alone, so they are compiled once, with graphc's vector functions
-    (the runtime's library, or this process's), not into every kernel: in a kernel's module they
+    They depend on the vector width alone, so they are compiled once (a part of the runtime of their
+    own, or once per process with the cache off), not into every kernel: in a kernel's module they
     were 2-3 ms of its code generation (a third of a small kernel's, B1's gradient 21 -> 18 ms).
     """
     return "\n".join(
@@ -572,8 +572,8 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, dict[str, int]]:
         *kernel,
         _point_text(plan, width),
         *parts.functions,
-        "attributes #0 = { noinline nounwind }",
-        "attributes #1 = { nounwind }",
+        f"attributes #0 = {{ noinline nounwind {llvm_text.aligned_stack(width)} }}",
+        f"attributes #1 = {{ nounwind {llvm_text.aligned_stack(width)} }}",
         f"attributes #2 = {{ {llvm_math.ATTRIBUTES} }}",
         "attributes #3 = { noinline nounwind optnone }",  # the point function's
         "!0 = !{i32 1}",

@@ -30,7 +30,15 @@ import math
 import struct
 from collections.abc import Callable
 
-from graphc.backends.llvm_text import double, intrinsic_name, libm_name, own_name, splat, vector
+from graphc.backends.llvm_text import (
+    aligned_stack,
+    double,
+    intrinsic_name,
+    libm_name,
+    own_name,
+    splat,
+    vector,
+)
 
 # exp(r) = 1 + r + r^2 Q(r) on |r| <= ln2/2 (relative error of the polynomial < 0.01 ulp)
 EXP_Q = (
@@ -447,7 +455,7 @@ def module(
             ),
             *(define(name, fma, lanes, inline) for name in sorted(own)),
             *(define_libm(symbol, arity, lanes) for symbol, arity in sorted(libm.items())),
-            f"attributes #0 = {{ noinline {ATTRIBUTES} }}",
+            f"attributes #0 = {{ noinline {ATTRIBUTES} {aligned_stack(lanes)} }}",
             f"attributes #1 = {{ alwaysinline {ATTRIBUTES} }}",
             f"attributes #2 = {{ {ATTRIBUTES} }}",
             "",

@@ -421,7 +421,7 @@ def interpreter_text(opcodes: tuple[str, ...], width: int, triple: str, layout: 
         run,
         _entry_text(width),
         _point_text(width),
-        "attributes #1 = { nounwind }",
+        f"attributes #1 = {{ nounwind {llvm_text.aligned_stack(width)} }}",
         f"attributes #2 = {{ {llvm_math.ATTRIBUTES} }}",
         "",
     ]
