@@ -305,6 +305,7 @@ _BINARY = {
     for text, prec in _PRECEDENCE.items()
 }
 _OUTPUT_END = frozenset(["sep", "end", ","])  # the kinds of token that may end an output
+_STATEMENT_END = frozenset(["sep", "end"])
 
 
 class _Parser:
@@ -321,6 +322,7 @@ class _Parser:
             kinds if error is None else _KindsBeforeError(kinds, error)
         )
         self.words = self.tokens.words
+        self.whole = error is None  # every token scanned: the fast path may look ahead freely
         self.graph = Graph()
         self.graph.max_nodes = max_nodes
         self.bindings: dict[str, int] = {}
@@ -359,6 +361,14 @@ class _Parser:
                 target = self.words[k]
                 self._check_target(target, k)
                 k += 2
+                if self.whole and kinds[k] == "name":
+                    found = self._three_address(k)
+                    if found is not None:
+                        node, k = found
+                        outputs = [node]
+                        names = [target]
+                        self.bindings[target] = node
+                        continue
             k = self._statement(k, binding=target is not None)
             outputs, names = self.values, self.names
             if target is not None:
@@ -369,6 +379,33 @@ class _Parser:
         default = ["f"] if len(outputs) == 1 else [f"f{i + 1}" for i in range(len(outputs))]
         self.graph.set_outputs(outputs, [name or d for name, d in zip(names, default, strict=True)])
         return self.graph.pruned()
+
+    def _three_address(self, k: int) -> tuple[int, int] | None:
+        """The node of a binding's value of the form ``b op c`` or ``f(b)`` (names, the statement's
+        end after them) starting at token k, and the index of that end; None for any other form.
+
+        Most of a generated program is made of these (B5's random DAGs entirely): read at once,
+        they skip the shunting-yard's stacks (parsing B5-10k's 10,000 statements: 40 -> 32 ms).
+        Each name resolves as the general path resolves it, in the same order, with its errors.
+        """
+        kinds, words = self.kinds, self.words
+        if kinds[k + 1] == "op":
+            if kinds[k + 2] != "name" or kinds[k + 3] not in _STATEMENT_END:
+                return None
+            op = _BINARY[words[k + 1]][0]
+            left, right = self._name(k), self._name(k + 2)
+            return self.graph.applied(op, (left, right)), k + 3
+        if kinds[k + 1] == "(" and kinds[k + 2] == "name" and kinds[k + 3] == ")":
+            spec = FUNCTIONS.get(words[k])
+            if spec is None or spec.arity != 1 or kinds[k + 4] not in _STATEMENT_END:
+                return None  # the general path says what is wrong, or reads further
+            return self.graph.applied(spec, (self._name(k + 2),)), k + 4
+        return None
+
+    def _name(self, k: int) -> int:
+        """The node of the name at token k, where an operand stands (not called)."""
+        node = self.bindings.get(self.words[k])
+        return self._unbound(self.words[k], k) if node is None else node
 
     def _check_target(self, name: str, k: int) -> None:
         if name in RESERVED:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import pytest
@@ -381,3 +382,44 @@ def test_100000_unclosed_brackets_are_a_clear_error():
     with pytest.raises(ParseError, match=r"never closed \(100000 unclosed\)") as info:
         graphc.parse("(" * 100_000 + "x")
     assert info.value.column == 0
+
+
+_OPERANDS = ["v1", "v2", "v3", "x", "y", "pi", "sin", "2"]
+_RIGHT_SIDES = st.one_of(
+    st.tuples(
+        st.sampled_from(_OPERANDS),
+        st.sampled_from(["+", "-", "*", "/", "**", "^"]),
+        st.sampled_from(_OPERANDS),
+    ).map(" ".join),
+    st.tuples(
+        st.sampled_from(["sin", "tanh", "exp", "atan2", "foo", "v1", "pi"]), st.sampled_from(_OPERANDS)
+    ).map(lambda call: f"{call[0]}({call[1]})"),
+)
+_STATEMENTS = st.tuples(st.sampled_from(["v1", "v2", "v3", "x", "sin", "pi"]), _RIGHT_SIDES)
+
+
+def _outcome(text: str) -> tuple[object, ...]:
+    """What parsing gives: the graph, node by node, with its outputs; or the error, its message,
+    line and the token it points at."""
+    try:
+        graph = graphc.parse(text)
+    except GraphcError as err:
+        assert isinstance(err, ParseError)
+        pointed = re.match(r"\w+|\S|$", err.text[err.position :])
+        return type(err), err.message, err.line, pointed.group() if pointed else ""
+    nodes = tuple(tuple(sorted(graph.attrs(n).items())) for n in range(len(graph)))
+    return nodes, tuple(graph.outputs), tuple(graph.output_names)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_STATEMENTS, min_size=1, max_size=6),
+    st.sampled_from(["v1", "v1 + v2 * x", "v3, x"]),
+    st.sampled_from(["; ", "\n"]),
+)
+def test_three_address_bindings_parse_as_the_general_path_parses_them(statements, last, separator):
+    """``a = b op c`` and ``a = f(b)`` are read at once (the fast path); in brackets, the same
+    values take the shunting-yard. Both give the same graph, node for node, or the same error."""
+    fast = separator.join([*(f"{target} = {value}" for target, value in statements), last])
+    general = separator.join([*(f"{target} = ({value})" for target, value in statements), last])
+    assert _outcome(fast) == _outcome(general)
