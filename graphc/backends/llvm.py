@@ -255,7 +255,7 @@ def helper_declarations(width: int) -> list[str]:
     declared = []
     for name in HELPERS:
         result, arguments = _HELPER_TYPES[name].split(" ", 1)
-        declared.append(f"declare {result} @{llvm_text.own_name(name, width)}{arguments} #0")
+        declared.append(f"declare {result} @{llvm_text.own_name(name, width)}{arguments}")
     return declared
 
 
@@ -521,6 +521,7 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, dict[str, int]]:
         f"  store {d} {v}, ptr %y{j}.to, align {8 * width}, !nontemporal !0" for j, v in enumerate(results)
     ]
     body += ["  br label %stored", "stored:"]
+    fill, drain = (llvm_text.own_name(name, width) for name in HELPERS)
     kernel = [
         f"define i64 @{ENTRY}({SIGNATURE}) #1 {{",
         "entry:",
@@ -534,7 +535,7 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, dict[str, int]]:
         "  br i1 %tail, label %fill, label %body",
         "fill:",
         (
-            f"  call void @{llvm_text.own_name('graphc_fill', width)}(ptr %inputs, ptr %steps, i64 {n_in}, i64 %i, i64 %left, ptr %tail.in, "
+            f"  call void @{fill}(ptr %inputs, ptr %steps, i64 {n_in}, i64 %i, i64 %left, ptr %tail.in, "
             f"ptr %tail.inputs, i64 {n_out}, ptr %tail.out)"
         ),
         "  br label %body",
@@ -542,7 +543,7 @@ def kernel_text(plan: Plan, width: int) -> tuple[str, dict[str, int]]:
         *body,
         "  br i1 %tail, label %drain, label %latch",
         "drain:",
-        f"  call void @{llvm_text.own_name('graphc_drain', width)}(ptr %outputs, i64 {n_out}, i64 %i, i64 %left, ptr %tail.out)",
+        f"  call void @{drain}(ptr %outputs, i64 {n_out}, i64 %i, i64 %left, ptr %tail.out)",
         "  br label %done",
         "latch:",
         f"  %next = add i64 %i, {width}",
