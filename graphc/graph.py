@@ -62,6 +62,9 @@ class Graph:
         self._args: list[tuple[int, ...]] = []
         self._data: list[Any] = []  # a constant's value, a variable's name, else None
         self._table: dict[tuple[Any, ...], int] = {}
+        # constants by value, beside the table's by bits, for the builder's commonest call (a rule's
+        # const(1.0)...): neither zero (0.0 == -0.0) nor NaN (never equal) is kept here
+        self._constants: dict[float, int] = {}
         self._variables: dict[str, int] = {}
         self._nx: nx.MultiDiGraph | None = None
         self.outputs: list[int] = []
@@ -197,12 +200,21 @@ class Graph:
 
     def const(self, value: float) -> int:
         """The node of a float constant; equal values (bit for bit) share one node."""
+        if type(value) is float:
+            node = self._constants.get(value)
+            if node is not None:
+                return node
         value = float(value)
-        if math.isnan(value):
+        nan = math.isnan(value)
+        if nan:
             value = math.nan  # one canonical NaN
         key = (CONST, _bits(value))
         node = self._table.get(key)
-        return node if node is not None else self._new(key, CONST, (), value)
+        if node is None:
+            node = self._new(key, CONST, (), value)
+        if value != 0.0 and not nan:
+            self._constants[value] = node
+        return node
 
     def apply(self, op: str, *args: int) -> int:
         """The node of ``op`` applied to ``args``, after folding, rewriting and hash-consing."""
@@ -269,6 +281,7 @@ class Graph:
         new.max_nodes = self.max_nodes
         new._op, new._args, new._data = self._op.copy(), self._args.copy(), self._data.copy()
         new._table, new._variables = self._table.copy(), self._variables.copy()
+        new._constants = self._constants.copy()
         new.set_outputs(self.outputs, self.output_names)
         return new
 

@@ -212,6 +212,31 @@ def test_one_point_given_as_arrays_has_the_arrays_shape(kernels, x, y):
 
 
 @pytest.mark.parametrize(
+    "w",
+    [
+        np.array(1.5),
+        np.array([1.5]),
+        np.full((1, 1, 1), 1.5),
+        np.array([1.5], dtype=">f8"),  # byte-swapped: another dtype
+        np.float32([1.5]),
+        np.array([0.0, 1.5])[1:],  # a view, its data not at the array's start
+        np.array([[1.5, 0.0]])[:, :1],  # a view that is not contiguous
+        np.float64(1.5),
+    ],
+)
+def test_one_value_at_one_point_is_read_as_numpy_reads_it(w):
+    # a one-variable kernel reads a one-element float64 array's bytes unstacked
+    expected = graphc.grad("sin(w)*w + exp(-w)")(w)
+    kernel = graphc.grad("sin(w)*w + exp(-w)", backend="llvm")
+    got = kernel(w)
+    later = kernel(np.full(np.shape(w), 3.0))
+    assert type(got[0]) is type(expected[0]) and np.shape(got[0]) == np.shape(expected[0])
+    assert abs(float(np.ravel(got[0])[0]) - float(np.ravel(expected[0])[0])) < 1e-15
+    assert not isinstance(w, np.ndarray) or not np.shares_memory(got[0], w)
+    assert float(np.ravel(later[0])[0]) != float(np.ravel(got[0])[0]), "the first result is kept"
+
+
+@pytest.mark.parametrize(
     ("x", "y"),
     [
         (np.linspace(0, 1, 5), np.linspace(1, 2, 5)),  # a small batch: stacked in one array

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import networkx as nx
+import numpy as np
 import pytest
 
 import graphc
@@ -91,9 +94,22 @@ def test_commutative_operands_have_canonical_order():
 
 def test_constants_are_shared_by_value_and_nan_is_one_node():
     g = Graph()
-    assert g.const(2) == g.const(2.0)
-    assert g.const(float("nan")) == g.const(float("nan"))
+    assert g.const(2) == g.const(2.0) == g.const(np.float64(2.0)) == g.const(2.0)
+    assert g.const(float("nan")) == g.const(float("nan")) == g.const(-np.nan)
     assert g.const(0.0) != g.const(-0.0)
+    assert g.const(-0.0) == g.const(-0.0) != g.const(0.0)  # asked again, in either order
+    assert g.const_value(g.const(-0.0)) == 0.0 and math.copysign(1.0, g.const_value(g.const(-0.0))) == -1.0
+    assert len({g.const(v) for v in (0.5, -0.5, 1.0, 1.0, 0.5)}) == 3
+
+
+def test_a_copy_shares_constants_but_not_what_is_built_on_it():
+    g = Graph()
+    two = g.const(2.0)
+    h = g.copy()
+    assert h.const(2.0) == two
+    three = h.const(3.0)
+    assert len(g) == 1 and g.const(3.0) == len(g) - 1 and h.const(3.0) == three
+    assert g.const_value(g.const(3.0)) == 3.0 and len(g) == 2
 
 
 def test_stats_counts_nodes_edges_ops_and_depth():
