@@ -90,12 +90,15 @@ def new_target_machine(level: int = 3) -> llvm.TargetMachine:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     target = llvm.Target.from_triple(llvm.get_process_triple())
-    return target.create_target_machine(
-        cpu=llvm.get_host_cpu_name(),
-        features=llvm.get_host_cpu_features().flatten(),
-        opt=level,
-        codemodel="jitdefault",
-    )
+    cpu, features = host()
+    return target.create_target_machine(cpu=cpu, features=features, opt=level, codemodel="jitdefault")
+
+
+@functools.cache
+def host() -> tuple[str, str]:
+    """The host CPU's name and its features as LLVM spells them (asking LLVM takes 0.3 ms, and every
+    engine needs a target machine of its own)."""
+    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 
 
 # --- the plan: which nodes, in which part, through which scratch slot ------------------------------
@@ -780,8 +783,8 @@ def _generator() -> str:
     digest = hashlib.sha256()
     for module in (ops, sys.modules[__name__], llvm_text, llvm_math, llvm_tape):
         digest.update(Path(module.__file__ or "").read_bytes())
-    host = f"{llvm.get_process_triple()}|{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}"
-    return f"{host}|{llvm.llvm_version_info}|{llvmlite.__version__}|{digest.hexdigest()}"
+    machine = f"{llvm.get_process_triple()}|{'|'.join(host())}"
+    return f"{machine}|{llvm.llvm_version_info}|{llvmlite.__version__}|{digest.hexdigest()}"
 
 
 def _options() -> str:
