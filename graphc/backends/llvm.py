@@ -679,14 +679,15 @@ def _library(own: list[str], libm: dict[str, int], cache: Cache | None = None) -
     libm = {s: a for s, a in libm.items() if not llvm.address_of_symbol(llvm_text.libm_name(s, width))}
     if not own and not libm:
         return
+    functions = [n for n in own if n not in HELPERS]
+    helpers = len(functions) < len(own)
     if cache is not None:
-        parts = ["helpers"] * any(n in HELPERS for n in own)
-        parts += ["library"] * (bool(libm) or any(n not in HELPERS for n in own))
+        parts = [part for part, needed in (("helpers", helpers), ("library", functions or libm)) if needed]
         if all(runtime(part, cache) is not None for part in parts):
             _library(own, libm)  # anything the runtime lacks (nothing: it has every function)
             return
-    _resolve([*libm, *(llvm_math.LIBM[n] for n in own if n in llvm_math.GUARDED)])
-    module = _library_module([n for n in own if n not in HELPERS], libm, any(n in HELPERS for n in own))
+    _resolve([*libm, *(llvm_math.LIBM[n] for n in functions if n in llvm_math.GUARDED)])
+    module = _library_module(functions, libm, helpers)
     # No passes: the functions are written as straight-line vector code, and -O2 gave the same
     # machine code's speed and the same bits for all seven, for 40% more compile time.
     engine = llvm.create_mcjit_compiler(module, new_target_machine())

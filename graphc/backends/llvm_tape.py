@@ -13,9 +13,9 @@ the opcode) is paid once per row and block, the op's code is the same lowering (
 :data:`graphc.ops.OPS`) the compiled kernel uses, so the tape gives the compiled kernel's
 results bit for bit. A block of at most one vector's points (a point, a tiny batch) computes the
 first vector only: a point call on B5-10k's gradient took 390 µs, now 205. A value lives in a
-*slot* of scratch, ``BLOCK`` vectors wide; the inputs occupy the first slots, the constants the next (filled once per call), and a computed value
-takes a slot freed by a value whose last reader came before it (a row may write over its own
-operand: each vector is read before it is written).
+*slot* of scratch, ``BLOCK`` vectors wide; the inputs occupy the first slots, the constants the
+next (filled once per call), and a computed value takes a slot freed by a value whose last reader
+came before it (a row may write over its own operand: each vector is read before it is written).
 
 The interpreter's signature is the kernel's (:mod:`graphc.backends.llvm_run`) with the program,
 a table of int64 words (:class:`Program`), before it; ``graphc_tape_point`` runs one point.
