@@ -121,7 +121,7 @@ def accuracy(points: int, exact: int) -> None:
         extreme = (libm == 0) | ~np.isfinite(libm) | (x == 0) | ~np.isfinite(x)
         special = (got == libm) & (np.signbit(got) == np.signbit(libm)) | np.isnan(got) & np.isnan(libm)
         subnormal = (libm != 0) & (np.abs(libm) < 2.2250738585072014e-308)
-        steps = np.abs(got - libm)[subnormal] / 5e-324
+        steps = np.abs(got[subnormal] - libm[subnormal]) / 5e-324
         special_ok = bool(np.all(special[extreme])) and bool(np.all(steps <= 1))
         true = exact_ulps(
             name, x[len(SPECIAL) : len(SPECIAL) + exact], got[len(SPECIAL) : len(SPECIAL) + exact]
