@@ -356,21 +356,19 @@ class _Parser:
                 raise self.error(
                     "several outputs (',') are only allowed in the last statement", self.first_comma
                 )
-            target = None
+            target = found = None
             if kind == "name" and kinds[k + 1] == "=":
                 target = self.words[k]
                 self._check_target(target, k)
                 k += 2
                 if self.whole and kinds[k] == "name":
                     found = self._three_address(k)
-                    if found is not None:
-                        node, k = found
-                        outputs = [node]
-                        names = [target]
-                        self.bindings[target] = node
-                        continue
-            k = self._statement(k, binding=target is not None)
-            outputs, names = self.values, self.names
+            if found is not None:
+                node, k = found
+                outputs = [node]
+            else:
+                k = self._statement(k, binding=target is not None)
+                outputs, names = self.values, self.names
             if target is not None:
                 self.bindings[target] = outputs[0]
                 names = [target]
