@@ -70,6 +70,7 @@ class Graph:
         self.outputs: list[int] = []
         self.output_names: list[str] = []
         self.info: dict[str, Any] = {}  # what a transformation records: method, wrt, path counts...
+        self.names: dict[int, str] = {}  # the program's binding names of nodes (``u`` of ``u = x*y``)
 
     @property
     def nx(self) -> nx.MultiDiGraph:
@@ -283,6 +284,7 @@ class Graph:
         new._table, new._variables = self._table.copy(), self._variables.copy()
         new._constants = self._constants.copy()
         new.set_outputs(self.outputs, self.output_names)
+        new.names = self.names.copy()
         return new
 
     def pruned(self) -> Graph:
@@ -307,6 +309,7 @@ class Graph:
             else:
                 mapping[node] = new.apply(op, *(mapping[a] for a in self._args[node]))
         new.set_outputs([mapping[o] for o in self.outputs], self.output_names)
+        new.names = {mapping[node]: name for node, name in self.names.items() if node in mapping}
         return new
 
     def to_sympy(self) -> Any:

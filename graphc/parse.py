@@ -376,6 +376,8 @@ class _Parser:
             raise ParseError("empty program: nothing to compute", self.text, 0)
         default = ["f"] if len(outputs) == 1 else [f"f{i + 1}" for i in range(len(outputs))]
         self.graph.set_outputs(outputs, [name or d for name, d in zip(names, default, strict=True)])
+        for name, node in self.bindings.items():
+            self.graph.names.setdefault(node, name)
         return self.graph.pruned()
 
     def _three_address(self, k: int) -> tuple[int, int] | None:

@@ -16,46 +16,40 @@ from graphc.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_eval_prints_the_value(capsys):
-    code, out, err = run(capsys, "eval", "sin(x*y) + exp(x)", "--at", "x=1.5,y=2")
+def test_eval_prints_the_value(cli):
+    code, out, err = cli("eval", "sin(x*y) + exp(x)", "--at", "x=1.5,y=2")
     assert (code, err) == (0, "")
     assert out == "4.622809078397932\n"
 
 
-def test_eval_json(capsys):
-    code, out, _ = run(capsys, "eval", "x*y", "--at", "x=1.5", "--at", "y=2", "--json")
+def test_eval_json(cli):
+    code, out, _ = cli("eval", "x*y", "--at", "x=1.5", "--at", "y=2", "--json")
     assert code == 0
     assert json.loads(out) == {"expr": "x*y", "backend": "numpy", "value": 3.0}
 
 
-def test_eval_several_outputs(capsys):
-    code, out, _ = run(capsys, "eval", "x*y, sin(x)", "--at", "x=0,y=2")
+def test_eval_several_outputs(cli):
+    code, out, _ = cli("eval", "x*y, sin(x)", "--at", "x=0,y=2")
     assert (code, out) == (0, "f1 = 0.0\nf2 = 0.0\n")
-    code, out, _ = run(capsys, "eval", "x*y, log(x)", "--at", "x=0,y=2", "--json")
+    code, out, _ = cli("eval", "x*y, log(x)", "--at", "x=0,y=2", "--json")
     assert json.loads(out)["value"] == [0.0, "-inf"]
 
 
-def test_eval_values_may_be_constant_expressions(capsys):
-    code, out, _ = run(capsys, "eval", "sin(x)", "--at", "x=pi/2")
+def test_eval_values_may_be_constant_expressions(cli):
+    code, out, _ = cli("eval", "sin(x)", "--at", "x=pi/2")
     assert (code, out) == (0, "1.0\n")
-    code, out, _ = run(capsys, "eval", "x + y", "--at", "x=atan2(1, 1)*4,y=-pi")
+    code, out, _ = cli("eval", "x + y", "--at", "x=atan2(1, 1)*4,y=-pi")
     assert float(out) == pytest.approx(0.0, abs=1e-15)
 
 
-def test_expression_may_start_with_a_minus(capsys):
-    assert run(capsys, "eval", "-x**2", "--at", "x=3")[1] == "-9.0\n"
-    assert run(capsys, "eval", "--at", "x=3", "-x**2")[1] == "-9.0\n"
-    assert run(capsys, "eval", "--json", "-x", "--at", "x=3")[0] == 0
+def test_expression_may_start_with_a_minus(cli):
+    assert cli("eval", "-x**2", "--at", "x=3")[1] == "-9.0\n"
+    assert cli("eval", "--at", "x=3", "-x**2")[1] == "-9.0\n"
+    assert cli("eval", "--json", "-x", "--at", "x=3")[0] == 0
 
 
-def test_constant_expression_needs_no_point(capsys):
-    assert run(capsys, "eval", "2*pi")[1] == "6.283185307179586\n"
+def test_constant_expression_needs_no_point(cli):
+    assert cli("eval", "2*pi")[1] == "6.283185307179586\n"
 
 
 @pytest.mark.parametrize(
@@ -79,8 +73,8 @@ def test_constant_expression_needs_no_point(capsys):
         (["eval", "foo(x)", "--at", "x=1"], "unknown function 'foo'"),
     ],
 )
-def test_errors_are_one_line_with_exit_status_2(capsys, argv, message):
-    code, out, err = run(capsys, *argv)
+def test_errors_are_one_line_with_exit_status_2(cli, argv, message):
+    code, out, err = cli(*argv)
     assert code == 2
     assert out == ""
     first, *rest = err.splitlines()
@@ -139,13 +133,13 @@ def test_a_gradient_at_a_point_imports_neither_networkx_nor_sympy():
     assert done.stdout.splitlines()[-2:] == ["[]", "2 True"]
 
 
-def test_expr_from_a_file_or_standard_input(capsys, tmp_path, monkeypatch):
+def test_expr_from_a_file_or_standard_input(cli, tmp_path, monkeypatch):
     program = tmp_path / "program.gc"
     program.write_text("u = x*y\nsin(u) + u^2\n", encoding="utf-8")
-    code, out, _ = run(capsys, "eval", f"@{program}", "--at", "x=0,y=2")
+    code, out, _ = cli("eval", f"@{program}", "--at", "x=0,y=2")
     assert (code, out) == (0, "0.0\n")
     monkeypatch.setattr(sys, "stdin", io.StringIO("x*y"))
-    code, out, _ = run(capsys, "grad", "-", "--at", "x=2,y=3")
+    code, out, _ = cli("grad", "-", "--at", "x=2,y=3")
     assert (code, out) == (0, "f = 6.0\n∂f/∂x = 3.0\n∂f/∂y = 2.0\n")
 
 
@@ -155,14 +149,14 @@ class _Unreadable(io.StringIO):
 
 
 @pytest.mark.parametrize("stdin", [None, _Unreadable(), io.BytesIO(b"\xff x"), "closed"])
-def test_an_unreadable_standard_input_is_one_line_with_status_2(capsys, monkeypatch, stdin):
+def test_an_unreadable_standard_input_is_one_line_with_status_2(cli, monkeypatch, stdin):
     if stdin == "closed":
         stdin = io.StringIO("x")
         stdin.close()
     elif isinstance(stdin, io.BytesIO):
         stdin = io.TextIOWrapper(stdin, encoding="utf-8")
     monkeypatch.setattr(sys, "stdin", stdin)
-    code, out, err = run(capsys, "grad", "-")
+    code, out, err = cli("grad", "-")
     assert (code, out) == (2, "")
     assert (
         err.startswith("graphc: error: cannot read the formula from standard input: ")
@@ -171,8 +165,8 @@ def test_an_unreadable_standard_input_is_one_line_with_status_2(capsys, monkeypa
 
 
 @pytest.mark.parametrize("name", ["missing.gc", "binary.gc"])
-def test_an_unreadable_expr_file_is_one_line_with_status_2(capsys, tmp_path, name):
+def test_an_unreadable_expr_file_is_one_line_with_status_2(cli, tmp_path, name):
     (tmp_path / "binary.gc").write_bytes(b"\xff\xfe x")
-    code, out, err = run(capsys, "grad", f"@{tmp_path / name}")
+    code, out, err = cli("grad", f"@{tmp_path / name}")
     assert (code, out) == (2, "")
     assert err.startswith("graphc: error: cannot read the formula from ") and err.count("\n") == 1

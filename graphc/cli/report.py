@@ -7,12 +7,13 @@ import sys
 from typing import Any
 
 from graphc.backends import BACKENDS, UNAVAILABLE, check_backend
-from graphc.cli import whole_number
+from graphc.cli.common import whole_number
 from graphc.diff import MAX_PATHS
 from graphc.errors import GraphcError
 from graphc.families import DEFAULT_WIDTH, describe, family
 from graphc.report.measure import report_methods
-from graphc.report.runner import DEFAULT_BUDGET, Report, run
+from graphc.report.runner import DEFAULT_BUDGET, Report
+from graphc.report.runner import run as measure_report
 
 DEFAULT_SIZES = "1:10"
 MAX_SIZES = 1000
@@ -77,8 +78,7 @@ def _budget(text: str) -> float:
 _whole = whole_number(0)
 
 
-def add_command(commands: Any) -> None:
-    """Add ``report`` to the ``graphc`` subcommands."""
+def add_parser(commands: Any) -> None:
     methods = ", ".join(report_methods())
     command = commands.add_parser(
         "report",
@@ -131,7 +131,7 @@ def add_command(commands: Any) -> None:
     )
     command.add_argument("--out", metavar="DIR", help="write report.json, report.md and PNG plots here")
     command.add_argument("--list-families", action="store_true", help="describe the families and exit")
-    command.set_defaults(run=main)
+    command.set_defaults(run=run)
 
 
 def build_report(args: argparse.Namespace) -> Report:
@@ -173,7 +173,7 @@ def _width_families() -> list[Any]:
     return [f for f in FAMILIES.values() if f.uses_width]
 
 
-def main(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run ``graphc report``; a KeyboardInterrupt writes what was measured (with --out) and propagates."""
     if args.list_families:
         print(describe())
@@ -202,7 +202,7 @@ def main(args: argparse.Namespace) -> int:
                     progress.advance(task)
                 progress.update(task, description=description)
 
-            run(report, step)
+            measure_report(report, step)
     except KeyboardInterrupt:
         if args.out:
             from graphc.report.render import write
