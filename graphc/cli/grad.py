@@ -176,6 +176,7 @@ def _sympy_text(derivative: Graph) -> str:
     expressions = to_sympy(derivative)
     expressions = expressions if isinstance(expressions, tuple) else (expressions,)
     taken = {str(symbol) for e in expressions for symbol in e.free_symbols}
+    taken |= {*derivative.variables, *derivative.names.values()}  # also those the partials lost
     names = (f"t{i}" for i in range(1, 10**9) if f"t{i}" not in taken)
     try:
         replacements, reduced = sympy.cse(list(expressions), symbols=(sympy.Symbol(n) for n in names))

@@ -23,7 +23,7 @@ class ReportError(GraphcError):
     """A report the command line cannot run as asked."""
 
 
-def parse_sizes(text: str) -> list[int]:
+def _parse_sizes(text: str) -> list[int]:
     """``A:B`` (inclusive) or a comma-separated list: ``1:12``, ``2,4,8``."""
     sizes: list[int] = []
     for part in text.split(","):
@@ -40,7 +40,7 @@ def parse_sizes(text: str) -> list[int]:
     return sorted(set(sizes))
 
 
-def parse_methods(text: str | None) -> list[str]:
+def _parse_methods(text: str | None) -> list[str]:
     known = report_methods()
     if text is None:
         return list(known)
@@ -53,7 +53,7 @@ def parse_methods(text: str | None) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
-def parse_backends(text: str) -> list[str]:
+def _parse_backends(text: str) -> list[str]:
     """Backend names, comma-separated, or ``all`` (every backend that can compile here)."""
     if text == "all":
         return [name for name in BACKENDS if name not in UNAVAILABLE]
@@ -134,13 +134,13 @@ def add_parser(commands: Any) -> None:
     command.set_defaults(run=run)
 
 
-def build_report(args: argparse.Namespace) -> Report:
+def _build_report(args: argparse.Namespace) -> Report:
     """The report the command line asks for (checked, not yet measured)."""
     if (args.expr is None) == (args.family is None):
         raise ReportError("give either an expression or --family NAME (see --list-families)")
     report = Report(
-        methods=parse_methods(args.methods),
-        backends=parse_backends(args.backend),
+        methods=_parse_methods(args.methods),
+        backends=_parse_backends(args.backend),
         budget=args.budget,
         max_paths=args.max_paths,
         seed=args.seed,
@@ -163,7 +163,7 @@ def build_report(args: argparse.Namespace) -> Report:
         raise ReportError(f"--width must be at least 1, got {args.width}")
     if report.family.uses_width:
         report.width = args.width if args.width is not None else DEFAULT_WIDTH[report.family.name]
-    report.sizes = parse_sizes(args.sizes or DEFAULT_SIZES)
+    report.sizes = _parse_sizes(args.sizes or DEFAULT_SIZES)
     return report
 
 
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_families:
         print(describe())
         return 0
-    report = build_report(args)
+    report = _build_report(args)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
