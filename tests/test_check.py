@@ -163,3 +163,11 @@ def test_an_intermediate_node_of_a_rule_is_attributed_to_it():
     first = result.backward[0]
     assert math.isnan(first.value) and first.op == "sqrt"
     assert first.role.startswith("built for the local derivative of acos(x) [acos]")
+
+
+def test_temporaries_never_take_the_name_of_a_users_variable(cli):
+    # the failing node's formula uses y only; its shared y*y gets a temporary, never t1: the program's input
+    code, out, _ = cli("check", "u = y*y; log(u*u) + t1", "--at", "t1=1,y=0")
+    assert code == 1
+    assert "[log]: t2 = y*y; log(t2*t2)" in out
+    assert "t1 = y*y" not in out

@@ -159,3 +159,17 @@ def test_grad_help_mentions_every_option(capsys):
     out = capsys.readouterr().out
     for option in ["--wrt", "--method", "--backend", "--at", "--order", "--emit", "--json", "--max-paths"]:
         assert option in out
+
+
+def test_trace_rows_carry_the_programs_binding_names(cli):
+    code, out, err = cli("trace", "u = x*y; h = tanh(u); h*2 + u", "--at", "x=1,y=2", "--mode", "reverse")
+    assert (code, err) == (0, "")
+    definitions = [line.split()[:2] for line in out.splitlines()[2:-2]]
+    assert definitions == [["v1", "x"], ["v2", "y"], ["u", "v1"], ["h", "tanh(u)"], ["v5", "h"], ["v6", "u"]]
+    assert "h     tanh(u)" in out
+
+
+def test_trace_labels_never_take_a_users_name(cli):
+    _, out, _ = cli("trace", "v4 = x*y; v4 + sin(x)", "--at", "x=1,y=2", "--json")
+    rows = [(row["node"], row["definition"]) for row in json.loads(out)["rows"]]
+    assert rows == [("v1", "x"), ("v2", "y"), ("v4", "v1 * v2"), ("v4'", "sin(v1)"), ("v5", "v4 + v4'")]
