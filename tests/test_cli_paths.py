@@ -86,8 +86,11 @@ def test_a_structurally_zero_edge_is_listed_with_factor_zero(cli):
     assert out.splitlines()[1:] == ["x: x → sign → mul", "    factors (0) · (y) = 0"]
 
 
-@pytest.mark.parametrize("argv", [["--list", "0"], ["--max-paths", "x"], ["--wrt", "q"]])
-def test_bad_options_are_one_line_errors(cli, argv):
-    code, out, err = cli("paths", "x*y", *argv)
+@pytest.mark.parametrize(
+    ("expr", "argv"),
+    [("x*y", ["--list", "0"]), ("x*y", ["--max-paths", "x"]), ("x*y", ["--wrt", "q"]), ("2*pi", [])],
+)
+def test_bad_input_is_a_one_line_error(cli, expr, argv):
+    code, out, err = cli("paths", expr, *argv)
     assert (code, out) == (2, "")
     assert err.startswith("graphc: error: ") and err.count("\n") == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from graphc.cli.common import add_json, add_max_nodes, positive, print_json
+from graphc.cli.common import UsageError, add_json, add_max_nodes, positive, print_json
 from graphc.diff import MAX_PATHS
 from graphc.diff.paths import Path, count_paths, list_paths
 from graphc.graph import Graph
@@ -54,6 +54,8 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     graph = parse(args.expr, args.max_nodes)
+    if not graph.variables:
+        raise UsageError("the function has no variables: there are no paths to count")
     counts = count_paths(graph, args.wrt)
     total = sum(counts.values())
     limit = min(args.list, args.max_paths)
