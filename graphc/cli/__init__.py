@@ -17,7 +17,7 @@ from typing import NoReturn
 from graphc import __version__
 from graphc.cli import check, grad, implicit, paths, report, trace
 from graphc.cli import eval as evaluate
-from graphc.cli.common import UsageError, print_error
+from graphc.cli.common import UsageError, print_error, read_expression
 from graphc.errors import GraphcError
 
 COMMANDS = (grad, evaluate, trace, implicit, report, check, paths)  # in the order --help lists them
@@ -26,30 +26,6 @@ COMMANDS = (grad, evaluate, trace, implicit, report, check, paths)  # in the ord
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
-
-
-def read_expression(expr: str) -> str:
-    """EXPR as given, or the text of standard input for ``-``, or of a file for ``@FILE``.
-
-    Neither can start a formula, and a long program (over the 128 KB a single command-line argument
-    may have on Linux) can only come this way.
-    """
-    if expr == "-":
-        try:
-            if sys.stdin is None:  # no standard input at all (file descriptor 0 closed)
-                raise OSError("there is none")
-            return sys.stdin.read()
-        except (OSError, UnicodeDecodeError, ValueError) as err:  # ValueError: a closed file
-            raise UsageError(f"cannot read the formula from standard input: {err}") from None
-    if expr.startswith("@"):
-        path = expr[1:]
-        try:
-            with open(path, encoding="utf-8") as file:
-                return file.read()
-        except (OSError, UnicodeDecodeError) as err:
-            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-            raise UsageError(f"cannot read the formula from {path!r}: {reason}") from None
-    return expr
 
 
 def build_parser() -> argparse.ArgumentParser:

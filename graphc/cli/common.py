@@ -104,6 +104,30 @@ def numbers(values: Sequence[Any]) -> Any:
     return converted[0] if len(converted) == 1 else converted
 
 
+def read_expression(expr: str) -> str:
+    """EXPR as given, or the text of standard input for ``-``, or of a file for ``@FILE``.
+
+    Neither can start a formula, and a long program (over the 128 KB a single command-line argument
+    may have on Linux) can only come this way.
+    """
+    if expr == "-":
+        try:
+            if sys.stdin is None:  # no standard input at all (file descriptor 0 closed)
+                raise OSError("there is none")
+            return sys.stdin.read()
+        except (OSError, UnicodeDecodeError, ValueError) as err:  # ValueError: a closed file
+            raise UsageError(f"cannot read the formula from standard input: {err}") from None
+    if expr.startswith("@"):
+        path = expr[1:]
+        try:
+            with open(path, encoding="utf-8") as file:
+                return file.read()
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            raise UsageError(f"cannot read the formula from {path!r}: {reason}") from None
+    return expr
+
+
 def one_line(text: str) -> str:
     """``text`` with line breaks and other unprintable characters escaped, so an error stays one line."""
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

@@ -13,6 +13,7 @@ from graphc.cli.common import (
     add_at,
     add_backend,
     add_max_nodes,
+    numbers,
     positive,
     print_json,
     read_point,
@@ -111,9 +112,8 @@ def run(args: argparse.Namespace) -> int:
     result = compile_graph(derivative, args.backend)(**point)
     values = list(result) if isinstance(result, tuple) else [result]
     if args.json:
-        value = [json_number(v) for v in values[:first]]
         record["backend"] = args.backend
-        record["value"] = value[0] if first == 1 else value
+        record["value"] = numbers(values[:first])
         record["gradient"] = _by_output(graph, wrt, [json_number(v) for v in values[first:]])
         if args.order != 1:
             record["order"] = args.order

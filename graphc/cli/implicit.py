@@ -8,7 +8,16 @@ from typing import Any
 import numpy as np
 
 from graphc.backends import check_backend, compile_graph
-from graphc.cli.common import add_at, add_backend, add_json, add_max_nodes, print_json, read_point, show
+from graphc.cli.common import (
+    add_at,
+    add_backend,
+    add_json,
+    add_max_nodes,
+    numbers,
+    print_json,
+    read_point,
+    show,
+)
 from graphc.diff import METHODS
 from graphc.implicit import compile_implicit, derivative_name, implicit_graph
 from graphc.parse import parse
@@ -74,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
     values = [float(v) for v in np.ravel(np.asarray(compile_implicit(graph, args.backend)(**point)))]
     if args.json:
         record["backend"] = args.backend
-        value = [json_number(v) for v in residuals]
-        record["value"] = value[0] if len(value) == 1 else value
+        record["value"] = numbers(residuals)
         record["derivative"] = {name: json_number(v) for name, v in zip(names, values, strict=True)}
         print_json(record)
         return 0
