@@ -396,7 +396,7 @@ def markdown(results: dict[str, Any], plotted: bool) -> str:
         (
             "- grad ms / func ms: the gradient (every partial; B6: the 10th derivative) and the function on "
             "the batch, fresh outputs each call (graphc-llvm writes into the block of results its caller "
-            "let go of: see graphc/backends/llvm_run.py). call µs: one gradient call at N = 1. peak MB: the cell "
+            "let go of: see graphc/backends/llvm/run.py). call µs: one gradient call at N = 1. peak MB: the cell "
             "process's ru_maxrss (interpreter, imports and the inputs included)."
         ),
         (

@@ -8,7 +8,10 @@ from test_backend_llvm import SPECIAL, all_ops_graph, random_graph
 
 import graphc
 from graphc.backends import llvm as backend
-from graphc.backends import llvm_tape
+from graphc.backends.llvm import plan
+from graphc.backends.llvm import tape as llvm_tape
+from graphc.backends.llvm.cache import Cache
+from graphc.backends.llvm.plan import TAPE_NODES, computed_nodes
 from graphc.graph import Graph
 from graphc.ops import OPS
 
@@ -24,8 +27,8 @@ def identical(a: object, b: object) -> bool:
 
 
 def compiled(graph: Graph, monkeypatch: pytest.MonkeyPatch, **options: object) -> graphc.Kernel:
-    monkeypatch.setattr(backend, "TAPE_NODES", 10**9)
-    return backend.compile_graph(graph, cache=backend.Cache(None), **options)  # type: ignore[arg-type]
+    monkeypatch.setattr(plan, "TAPE_NODES", 10**9)
+    return backend.compile_graph(graph, cache=Cache(None), **options)  # type: ignore[arg-type]
 
 
 def test_every_op_on_the_tape_gives_the_compiled_kernels_bits(monkeypatch):
@@ -33,7 +36,7 @@ def test_every_op_on_the_tape_gives_the_compiled_kernels_bits(monkeypatch):
     x = np.repeat(SPECIAL + [0.3, -1.7], len(SPECIAL) + 2)
     y = np.tile(SPECIAL + [2.2, -0.6], len(SPECIAL) + 2)
     tape = backend.compile_tape(graph)
-    monkeypatch.setattr(backend, "PART_SIZE", 1)  # each op called as in a split graph
+    monkeypatch.setattr(plan, "PART_SIZE", 1)  # each op called as in a split graph
     for name, a, b in zip(OPS, tape(x, y), compiled(graph, monkeypatch)(x, y), strict=True):
         assert identical(a, b), name
 
@@ -94,8 +97,8 @@ def test_a_value_s_slot_is_reused_once_its_last_reader_is_done():
 
 
 def test_a_large_graph_runs_on_the_tape_and_a_small_one_is_compiled(monkeypatch):
-    large = graphc.grad(random_graph(backend.TAPE_NODES, seed=7), backend="numpy").graph
-    assert backend.computed_nodes(large) > backend.TAPE_NODES
+    large = graphc.grad(random_graph(TAPE_NODES, seed=7), backend="numpy").graph
+    assert computed_nodes(large) > TAPE_NODES
     kernel = graphc.compile(large, backend="llvm")
     assert kernel.source.startswith("; a tape of")
     x = np.random.default_rng(1).uniform(-1, 1, (6, 257))
@@ -124,7 +127,7 @@ def test_with_the_disk_cache_every_tape_runs_on_the_runtime_s_interpreter_of_eve
     other = backend.compile_tape(graphc.grad(g, backend="numpy").graph)  # more ops, the same interpreter
     assert first._function._engine is other._function._engine
     assert first._function._program.opcodes == llvm_tape.EVERY_OPCODE
-    assert len(set(llvm_tape.EVERY_OPCODE)) == len(OPS) + sum(map(len, llvm_tape.SPECIALISED.values()))
+    assert len(set(llvm_tape.EVERY_OPCODE)) == len(OPS) + sum(len(op.specialised) for op in OPS.values())
     monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
     own = backend.compile_tape(g)
     assert own._function._program.opcodes != llvm_tape.EVERY_OPCODE

@@ -182,7 +182,7 @@ class CompiledKernel:
         program: Any = None,
     ) -> None:
         self._engine = engine
-        self._program = program  # a tape's program (graphc.backends.llvm_tape): kept alive with the kernel
+        self._program = program  # a tape's program (graphc.backends.llvm.tape): kept alive with the kernel
         self._kernel: Any
         self._point: Any
         if program is None:
