@@ -146,3 +146,53 @@ def test_a_deep_nesting_runs_on_the_tape():
         derivative *= np.cos(value)
         value = np.sin(value)
     assert np.isclose(kernel(0.5)[0], derivative, rtol=1e-9)
+
+
+NEW_OP_CHILD = """
+import numpy as np
+import graphc
+from graphc import ops
+from graphc.graph import Graph
+
+# an op of three operands, with a specialised constant last operand, known to nothing but the table
+ops.OPS["madd"] = ops.Op(
+    "madd", 3, "{0} * {1} + {2}", lambda x, y, z: x * y + z,
+    lambda e, a: e.builder.fadd(e.builder.fmul(a[0], a[1]), a[2]),
+    (lambda b, a, o: a[1], lambda b, a, o: a[0], lambda b, a, o: b.const(1.0)),
+    specialised=frozenset({1.0}),
+)
+from graphc.backends.llvm import compile_graph, compile_tape, tape
+from graphc.backends.llvm.cache import Cache
+
+g = Graph()
+x, y, z = g.var("x"), g.var("y"), g.var("z")
+u = g.apply("madd", x, y, z)
+v = g.apply("madd", u, g.apply("sin", x), g.const(1.0))
+g.set_outputs([g.apply("madd", v, z, u), v])
+assert tape.ROW == 5 and "madd 1.0" in tape.EVERY_OPCODE
+program = tape.Program.of(g)
+assert program.tape.shape == (4, 5) and "madd 1.0" in program.opcodes
+rng = np.random.default_rng(3)
+point = {name: rng.uniform(-2, 2, 37) for name in "xyz"}
+expected = graphc.compile(g)(**point)
+for kernel in (compile_tape(g, cache=Cache(None)), compile_graph(g, cache=Cache(None))):
+    for got, want in zip(kernel(**point), expected, strict=True):
+        assert np.array_equal(got.view(np.int64), want.view(np.int64))
+print("agreed")
+"""
+
+
+def test_a_new_op_of_three_operands_runs_on_the_tape_with_no_edit_in_the_backend():
+    """The tape's rows, its opcodes and the interpreter come from the op table alone: an op of three
+    operands added to it (in a child process: the table is read at import) runs on the tape and in a
+    compiled kernel with NumPy's bits."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GRAPHC_NO_CACHE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", NEW_OP_CHILD], check=False, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "agreed"
