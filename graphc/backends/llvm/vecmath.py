@@ -268,7 +268,7 @@ def tanh(b: Body, x: str) -> str:
 
     2|x| is clamped to [0, 2 TANH_ONE], where :func:`expm1` takes its ``2^k expm1(r) + (2^k - 1)``
     branch: computed alone, without expm1's clamps, its exp branch (a vector computes both sides of
-    a select) and its special values, it gives the same bits (a NaN stays NaN) in 30% less time.
+    a select) and its special values, it gives the same bits (a NaN stays NaN) in less time.
     """
     a = b.intrinsic("fabs", x)
     a = b.select(b.fcmp("ogt", a, double(TANH_ONE)), double(TANH_ONE), a)
