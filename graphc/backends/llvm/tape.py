@@ -43,9 +43,16 @@ POINT = "graphc_tape_point"
 # per machine when the disk cache is on: see graphc.backends.llvm.runtime). A row of an op whose
 # last operand is one of the constants its entry lists as ``specialised`` (``x**2`` is ``x*x``) has
 # an opcode of its own (``"pow 2.0"``) whose code has the constant built in.
+_SPECIALISED = {name: op.specialised for name, op in OPS.items() if op.specialised}
 EVERY_OPCODE: tuple[str, ...] = tuple(
-    sorted([*OPS, *(f"{name} {constant!r}" for name, op in OPS.items() for constant in op.specialised)])
+    sorted(
+        [
+            *OPS,
+            *(f"{name} {constant!r}" for name, constants in _SPECIALISED.items() for constant in constants),
+        ]
+    )
 )
+_PADDING = [(0,) * (OPERANDS - arity) for arity in range(OPERANDS + 1)]  # a row's unused operand words
 
 
 @dataclass
@@ -84,7 +91,7 @@ class Program:
                 constants.append(value(node))  # type: ignore[arg-type]
             elif op != VAR:
                 args = operands[node]
-                if OPS[op].specialised and value(args[-1]) in OPS[op].specialised:
+                if op in _SPECIALISED and value(args[-1]) in _SPECIALISED[op]:
                     op = f"{op} {value(args[-1])!r}"
                 code = names.get(op)
                 if code is None:
@@ -104,18 +111,20 @@ class Program:
             # operands whose last reader is this row free their slots first, in operand order: the
             # row may write over one of them (inputs' and constants' slots stay)
             args = operands[node]
+            rows += (codes[row], 0)  # the result's slot, once the operands have freed theirs
             for arg in args:
+                read = slot[arg]
+                rows.append(read)
                 if last[arg] == row:
                     last[arg] = -1  # x * x frees x once
-                    if slot[arg] >= fixed:
-                        free.append(slot[arg])
+                    if read >= fixed:
+                        free.append(read)
+            rows += _PADDING[len(args)]
             if free:
                 target = free.pop()
             else:
                 target, size = size, size + 1
-            reads = [slot[arg] for arg in args]
-            slot[node] = target
-            rows += (codes[row], target, *reads, *[0] * (OPERANDS - len(reads)))
+            slot[node] = rows[-ROW + 1] = target
         # by default, opcodes in sorted order of the names, so the same ops give the same interpreter
         table = tuple(sorted(names)) if opcodes is None else opcodes
         code_of = {name: code for code, name in enumerate(table)}
