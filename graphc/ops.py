@@ -31,7 +31,7 @@ Rewrite = Callable[["Graph", tuple[int, ...]], "int | None"]
 class Emitter(Protocol):
     """What an LLVM lowering is given (graphc.backends.llvm provides it): a builder and two helpers."""
 
-    # The IR-text builder of graphc.backends.llvm_text, with the methods of llvmlite.ir.IRBuilder a
+    # The IR-text builder of graphc.backends.llvm.text, with the methods of llvmlite.ir.IRBuilder a
     # lowering may use (fadd, fsub, fmul, fdiv, fneg, fcmp_ordered, fcmp_unordered, or_, select);
     # its values are vectors of doubles, one lane per point, but a lowering need not know it.
     builder: Any
@@ -66,6 +66,9 @@ class Op:
     sympy_class: str | None = None  # the name of the SymPy class that converts back to this op
     domain: tuple[tuple[float, float], ...] = ()  # where tests sample each operand
     plain: bool = False  # the template on Python floats is exactly IEEE and never raises
+    # constant last operands the LLVM lowering treats specially (``x**2`` as ``x*x``): the LLVM
+    # backend's tape gives a row with one of them an opcode of its own with the constant built in
+    specialised: frozenset[float] = frozenset()
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -129,7 +132,7 @@ def _instruction(name: str) -> Lowering:
 def _call(symbol: str) -> Lowering:
     """A call of a C library function (``cosh``; NumPy's own SIMD ufuncs may differ from it in the
     last bit), of an exact LLVM intrinsic, or of graphc's own vectorisable function (``graphc_exp``:
-    see graphc.backends.llvm_math)."""
+    see graphc.backends.llvm.vecmath)."""
     return lambda e, a: e.call(symbol, *a)
 
 
@@ -258,7 +261,8 @@ OPS: dict[str, Op] = {
         _op("pow", "{0} ** {1}", lambda x, y: x**y, _pow,
             lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
             lambda b, a, o: b.mul(o, b.apply("log", a[0])),
-            infix="**", precedence=4, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY)),
+            infix="**", precedence=4, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY),
+            specialised=frozenset({2.0, -1.0})),
         _op("sin", "np.sin({0})", _sympy("sin"), _call("graphc_sin"), lambda b, a, o: b.apply("cos", a[0]),
             function="sin", sympy_class="sin", domain=(_ANY,)),
         _op("cos", "np.cos({0})", _sympy("cos"), _call("graphc_cos"), lambda b, a, o: b.neg(b.apply("sin", a[0])),
