@@ -72,6 +72,32 @@ def test_fit_sees_through_a_fixed_overhead():
     assert fit(sizes, [50 + 2**n for n in sizes]).words("layer") == "×2.0 per layer (exponential)"
 
 
+def test_fit_calls_the_paths_method_on_the_product_family_exponential():
+    # the report's headline claim, pinned on deterministic counts (not timings): each layer of the
+    # product family doubles the paths, and the paths method's gradient graph grows with them
+    from graphc.diff import count_paths, differentiate
+
+    sizes = list(range(1, 13))
+    graphs = [graphc.parse(family("product").generate(n)) for n in sizes]
+    paths = [sum(count_paths(graph).values()) for graph in graphs]
+    assert fit(sizes, paths).words("layer") == "×2.0 per layer (exponential)"
+    gradients = [gradient_graph(differentiate(graph, None, "paths")) for graph in graphs]
+    nodes = fit(sizes, [dag_size(gradient)[0] for gradient in gradients])
+    assert nodes.kind == "exponential" and 1.8 < nodes.rate < 2.1
+    trees = fit(sizes, [tree_size(gradient) for gradient in gradients])
+    assert trees.kind == "exponential" and trees.rate == pytest.approx(4.0, rel=0.02)
+    # the dp method on the same graphs: a DAG growing by a fixed number of nodes per layer
+    dp = [dag_size(gradient_graph(differentiate(graph, None, "dp")))[0] for graph in graphs]
+    assert fit(sizes, dp).words("layer") == "exponent 1.0 (linear)"
+
+
+def test_fit_reads_a_high_power_over_few_sizes_as_exponential():
+    # what the paths method's differentiation time looks like once times under 1 ms are dropped
+    # (a recorded run of `graphc report --family product --sizes 1:12`, seconds at sizes 7..12)
+    found = fit([7, 8, 9, 10, 11, 12], [1.52e-3, 13e-3, 12.2e-3, 18.9e-3, 55.7e-3, 85.9e-3])
+    assert found.kind == "exponential" and 1.3 < found.rate < 2.0
+
+
 def test_fit_needs_three_usable_points():
     assert fit([1, 2], [1.0, 2.0]) is None
     assert fit([1, 2, 3, 4], [1.0, None, 0.0, math.inf]) is None  # only one usable point
