@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from graphc.cli import main
 from graphc.families import family
 from graphc.report import Report, fit, report_methods, run
 from graphc.report import runner as run_module
-from graphc.report.measure import dag_size, describe_count, gradient_graph, measure, tree_size
+from graphc.report.measure import EVAL_BATCH, dag_size, describe_count, gradient_graph, measure, tree_size
 from graphc.report.runner import Measured, predicted_seconds
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -326,7 +327,7 @@ def test_cli_backends(backend, tmp_path, capsys):
         assert UNAVAILABLE[backend] in capsys.readouterr().err
     else:
         assert main(argv) == 0
-        assert f"eval ({backend})" in capsys.readouterr().out
+        assert f"eval ×{EVAL_BATCH:,} ({backend})" in capsys.readouterr().out
 
 
 def test_ctrl_c_writes_the_partial_report_and_exits_130(tmp_path, capsys, monkeypatch):
@@ -359,3 +360,37 @@ def test_import_graphc_does_not_load_matplotlib_or_rich():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_symbolic_and_symbolic_cse_may_share_differently():
+    # what report_methods documents: cse takes out x*y + z, which the fold of the n-ary sum misses
+    graph = graphc.parse("exp(x*y + z + w) + exp(x*y + z)*w")
+    plain = measure(graph, None, "symbolic", 3, backends=["numpy"], budget=None, max_paths=10)
+    shared = measure(graph, None, "symbolic+cse", 3, backends=["numpy"], budget=None, max_paths=10)
+    assert shared.nodes < plain.nodes
+
+
+def test_evaluation_is_timed_on_a_batch_with_compiles_uncached(monkeypatch):
+    import graphc.report.measure as measure_module
+
+    seen = []
+
+    def compile_spy(graph, backend):
+        seen.append(os.environ.get("GRAPHC_NO_CACHE"))
+        return lambda **point: seen.append({name: len(values) for name, values in point.items()})
+
+    monkeypatch.delenv("GRAPHC_NO_CACHE", raising=False)
+    monkeypatch.setattr(measure_module, "compile_graph", compile_spy)
+    row = measure(graphc.parse("x*y"), None, "dp", 1, backends=["numpy"], budget=None, max_paths=10)
+    assert row.ok
+    assert seen[0] == "1" and "GRAPHC_NO_CACHE" not in os.environ  # off while compiling only
+    assert seen[1] == {"x": measure_module.EVAL_BATCH, "y": measure_module.EVAL_BATCH}
+
+
+def test_a_program_report_is_titled_without_its_comments():
+    from graphc.report.render import title
+
+    report = Report(methods=["dp"], backends=["numpy"], expr="# a model\nh = tanh(x*w)  # hidden\nh*h\n")
+    assert report.name == "h = tanh(x*w); h*h"
+    assert title(report) == "graphc report: h = tanh(x*w); h*h"
+    assert Report(methods=["dp"], backends=["numpy"], family=family("product")).name == "family product"
