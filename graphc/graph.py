@@ -8,8 +8,9 @@ user, keyed by the slot number: ``x*x`` has two parallel edges. Node attributes:
 
 Nodes are made only through the builder methods (:meth:`var`, :meth:`const`, :meth:`apply` and
 the arithmetic shorthands), which hash-cons: the same op on the same operands returns the
-existing node, commutative operands are put in canonical order, and the few sound rewrites of
-the op table are applied. Nothing here recurses over the graph.
+existing node, commutative operands are put in canonical order, and the few rewrites of the op
+table are applied (graphc's algebra, not always IEEE-exact: see graphc/policy.py's REWRITES).
+Nothing here recurses over the graph.
 """
 
 from __future__ import annotations

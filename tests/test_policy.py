@@ -1,6 +1,7 @@
 """graphc's policy at kinks, singular points and overflow (graphc/policy.py), point by point:
 every row, for every method but numeric and every available backend, exactly (signed zeros too),
-or NaN where the row says NaN; and the README's table is the policy module's own."""
+or NaN where the row says NaN (graphc's algebra, the rewrites' rows, too); and the README's table
+is the policy module's own."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 import graphc
 from graphc.backends import BACKENDS, UNAVAILABLE
-from graphc.policy import POLICY, Row, markdown, text, uncovered
+from graphc.policy import POLICY, REWRITES, Row, markdown, text, uncovered
 
 METHODS = [method for method in graphc.METHODS if method != "numeric"]
 AVAILABLE = [backend for backend in BACKENDS if backend not in UNAVAILABLE]
@@ -33,7 +34,7 @@ def _id(row: Row) -> str:
 
 @pytest.mark.parametrize("backend", AVAILABLE)
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("row", POLICY, ids=[_id(row) for row in POLICY])
+@pytest.mark.parametrize("row", POLICY + REWRITES, ids=[_id(row) for row in POLICY + REWRITES])
 def test_every_method_and_backend_gives_the_policy(row: Row, method: str, backend: str) -> None:
     kernel = graphc.value_and_grad(row.expr, wrt=sorted(row.at), method=method, backend=backend)
     with warnings.catch_warnings():
