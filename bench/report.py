@@ -422,6 +422,21 @@ def markdown(results: dict[str, Any], plotted: bool) -> str:
     return "\n".join(lines)
 
 
+CHANGELOG = "## Changelog of measurements"  # from this heading on, RESULTS.md is kept across runs
+
+
+def kept_changelog(md_path: str) -> str:
+    """The changelog at the end of an existing RESULTS.md (hand-appended before-and-after numbers
+    that once lived in source comments), or ""."""
+    try:
+        with open(md_path, encoding="utf-8") as file:
+            text = file.read()
+    except FileNotFoundError:
+        return ""
+    start = text.find(CHANGELOG)
+    return "" if start < 0 else "\n" + text[start:]
+
+
 def write_outputs(results: dict[str, Any], out: str) -> list[str]:
     json_path = os.path.join(out, "results.json")
     with open(json_path, "w", encoding="utf-8") as file:
@@ -429,6 +444,7 @@ def write_outputs(results: dict[str, Any], out: str) -> list[str]:
     plot_path = os.path.join(out, "b5_compile.png")
     plotted = plot_b5(results["cells"], plot_path)
     md_path = os.path.join(out, "RESULTS.md")
+    changelog = kept_changelog(md_path)
     with open(md_path, "w", encoding="utf-8") as file:
-        file.write(markdown(results, plotted))
+        file.write(markdown(results, plotted) + changelog)
     return [md_path, json_path] + ([plot_path] if plotted else [])

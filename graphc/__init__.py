@@ -61,7 +61,7 @@ del TYPE_CHECKING
 
 def __getattr__(name: str) -> object:
     """``graphc.from_sympy``, imported when first asked for: ``import graphc`` does not import
-    SymPy (0.3 s and 40 MB), which only the symbolic method, SymPy input and printing need."""
+    SymPy (slow to import, and large), which only the symbolic method, SymPy input and printing need."""
     if name == "from_sympy":
         from graphc.sympy_bridge import from_sympy
 

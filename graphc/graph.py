@@ -58,7 +58,7 @@ class Graph:
     def __init__(self) -> None:
         # The authority is these flat, creation-ordered lists: walking them is far faster than
         # walking networkx, which matters at 100,000+ nodes. ``nx`` mirrors them on demand (and
-        # networkx is imported then: importing it is 100 ms, a third of a `graphc grad --at` run).
+        # networkx is imported only then: its import is a large part of a short `graphc grad --at`).
         self._op: list[str] = []
         self._args: list[tuple[int, ...]] = []
         self._data: list[Any] = []  # a constant's value, a variable's name, else None

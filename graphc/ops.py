@@ -197,7 +197,7 @@ def _softplus(e: Emitter, a: tuple[Any, ...]) -> Any:
 
 def _sp() -> Any:
     """SymPy, imported when an op first builds a SymPy expression: importing graphc does not pay
-    for it (0.3 s and 40 MB), only the symbolic method, ``to_sympy`` and printing do."""
+    for it (slow to import, and large), only the symbolic method, ``to_sympy`` and printing do."""
     return importlib.import_module("sympy")
 
 

@@ -143,3 +143,16 @@ def test_the_reference_agrees_with_graphc_on_every_op_it_knows():
     want = graphc.grad(graph)(*xs)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-13)
+
+
+def test_results_md_keeps_its_changelog_across_runs(tmp_path):
+    import report
+
+    path = tmp_path / "RESULTS.md"
+    assert report.kept_changelog(str(path)) == ""
+    path.write_text(
+        "# old figures\n\n## Changelog of measurements\n\n- parse: 40 -> 32 ms\n", encoding="utf-8"
+    )
+    assert report.kept_changelog(str(path)) == "\n## Changelog of measurements\n\n- parse: 40 -> 32 ms\n"
+    path.write_text("# figures without one\n", encoding="utf-8")
+    assert report.kept_changelog(str(path)) == ""

@@ -203,7 +203,7 @@ def describe_count(n: int) -> str:
 
 def warm_up(method: str, backends: Sequence[str]) -> None:
     """Run ``method`` and the backends once on a tiny graph, unmeasured: the first call pays for
-    imports and caches (about 30 ms for SymPy), which would otherwise land on the first cell."""
+    imports and caches (SymPy's above all), which would otherwise land on the first cell."""
     from graphc.parse import parse
 
     graph = parse("sin(x*y) + x")
