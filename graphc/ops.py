@@ -4,7 +4,9 @@ Each :class:`Op` holds everything every stage needs: how it is written (infix sy
 name), its arity, whether it commutes, its NumPy expression template (used by the NumPy backend
 and, compiled once here, for constant folding, so folded constants equal computed values), its
 SymPy constructor (and the SymPy class that converts back), its build-time rewrite, its local
-derivative rule per operand slot, and the domain its tests sample from.
+derivative rule per operand slot, and the domain its tests sample from. The rewrites are identities
+of the reals, graphc's algebra: ``x*0 -> 0`` and ``x + 0 -> x`` are not IEEE-exact at every input
+(``inf*0`` is NaN, ``-0.0 + 0`` is ``0.0``); :data:`graphc.policy.REWRITES` states what they give.
 
 A local derivative rule is ``rule(b, args, out) -> node | None``: given the graph builder ``b``,
 the operand nodes and the op's own result node, it builds ``∂out/∂args[slot]`` from graph nodes
@@ -62,7 +64,7 @@ class Op:
     precedence: int = 0  # for infix and prefix printing; higher binds tighter
     function: str | None = None  # name when called as a function: sin(x), pow(x, y)
     commutative: bool = False
-    rewrite: Rewrite | None = None  # a sound build-time simplification, or None
+    rewrite: Rewrite | None = None  # a build-time identity of graphc's algebra (policy.REWRITES), or None
     sympy_class: str | None = None  # the name of the SymPy class that converts back to this op
     domain: tuple[tuple[float, float], ...] = ()  # where tests sample each operand
     plain: bool = False  # the template on Python floats is exactly IEEE and never raises
@@ -88,6 +90,9 @@ class Op:
 
 
 # --- rewrites: only x+0, x-0, x*1, x*0 -> 0, --x, x**1, x**0 -------------------------------------
+# Identities of the reals, graphc's algebra rather than float64 arithmetic: x*0 -> 0 differs from
+# IEEE at x = inf or NaN (NaN there) and at negative x (-0.0), x + 0 -> x at x = -0.0 (0.0 there).
+# graphc/policy.py's REWRITES states each, and tests/test_policy.py holds every method to it.
 
 
 def _rewrite_add(b: Graph, a: tuple[int, ...]) -> int | None:
@@ -195,7 +200,7 @@ def _softplus(e: Emitter, a: tuple[Any, ...]) -> Any:
 
 def _sp() -> Any:
     """SymPy, imported when an op first builds a SymPy expression: importing graphc does not pay
-    for it (0.3 s and 40 MB), only the symbolic method, ``to_sympy`` and printing do."""
+    for it (slow to import, and large), only the symbolic method, ``to_sympy`` and printing do."""
     return importlib.import_module("sympy")
 
 
