@@ -2,9 +2,9 @@
 
 This table is the one place the policy is written down. The op table (graphc/ops.py) holds the
 rules that produce these numbers; tests/test_policy.py checks every row for every method but
-``numeric`` and every backend, exactly (signed zeros included, or both NaN); the README's policy
-table is :func:`markdown`'s output, and a test keeps the two equal (regenerate it with
-``python -m graphc.policy``).
+``numeric`` and every backend, exactly (signed zeros included, or both NaN); the manual's policy
+table (docs/policy.md) is :func:`markdown`'s output, generated when the manual is built (and
+printed by ``python -m graphc.policy``).
 
 The principles behind the rows:
 
@@ -152,7 +152,7 @@ def text(value: float) -> str:
 
 
 def markdown() -> str:
-    """The policy as the README's markdown table (one row per point)."""
+    """The policy as the manual's markdown table (one row per point)."""
     lines = [
         "| op | expression | at | value | gradient | why |",
         "| --- | --- | --- | --- | --- | --- |",
