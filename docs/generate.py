@@ -12,6 +12,7 @@ Each page restates something the code or a benchmark run owns, read from it at b
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -85,21 +86,36 @@ def operators_page() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _help(*argv: str) -> str:
-    env = dict(os.environ, COLUMNS="100", NO_COLOR="1", TERM="dumb")
-    done = subprocess.run(
-        [sys.executable, "-m", "graphc", *argv, "--help"], capture_output=True, text=True, env=env, check=True
-    )
-    return done.stdout
+# Run in one child process (``python -m graphc`` is the stable entry point; the command line
+# installs its own signal handlers, which the Sphinx process should not get): print the help of
+# ``graphc`` and of each command it lists, as JSON {"": top, command: help, ...}.
+_HELP_SCRIPT = """
+import contextlib, io, json, re, runpy, sys
+
+def help(*argv):
+    sys.argv = ["graphc", *argv, "--help"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        runpy.run_module("graphc", run_name="__main__", alter_sys=True)
+    return out.getvalue()
+
+top = help()
+# the commands are the help's indented "name  summary" lines under the COMMAND argument
+commands = re.findall(r"^ {4}([a-z][a-z_-]*) {2,}\\S", top, flags=re.MULTILINE)
+print(json.dumps({"": top, **{command: help(command) for command in commands}}))
+"""
 
 
 def cli_page() -> str:
-    top = _help()
-    # the commands are the help's indented "name  summary" lines under the COMMAND argument
-    commands = re.findall(r"^ {4}([a-z][a-z_-]*) {2,}\S", top, flags=re.MULTILINE)
-    parts = ["## `graphc`\n", "```text", top.rstrip(), "```\n"]
-    for command in commands:
-        parts += [f"## `graphc {command}`\n", "```text", _help(command).rstrip(), "```\n"]
+    env = dict(os.environ, COLUMNS="100", NO_COLOR="1", TERM="dumb")
+    done = subprocess.run(
+        [sys.executable, "-c", _HELP_SCRIPT], capture_output=True, text=True, env=env, check=True
+    )
+    helps: dict[str, str] = json.loads(done.stdout)
+    parts = []
+    for command, text in helps.items():
+        title = f"graphc {command}" if command else "graphc"
+        parts += [f"## `{title}`", "", "```text", text.rstrip(), "```", ""]
     return "\n".join(parts)
 
 
