@@ -124,9 +124,8 @@ class Objective:
         last = self._last
         if last is not None and np.array_equal(last[0], point):
             return last[1], last[2].copy()
-        result = self._value_and_grad(*point)
-        result = result if isinstance(result, tuple) else (result,)
-        value, gradient = float(result[0]), np.array(result[1:], dtype=np.float64)
+        result = self._value_and_grad.point_into(point, np.empty(len(self.wrt) + 1))
+        value, gradient = float(result[0]), result[1:]
         self._last = (point, value, gradient)
         return value, gradient.copy()
 
@@ -147,7 +146,8 @@ class Objective:
             )
         if self.sparse:
             return self._hessian.at(point)
-        return np.asarray(self._hessian(*point))
+        n = len(self.wrt)
+        return self._hessian.point_into(point, np.empty(n * n)).reshape(n, n)
 
 
 class Residuals:
@@ -177,9 +177,11 @@ class Residuals:
 
     def fun(self, x: Any) -> np.ndarray:
         """The residuals at ``x``, a flat array."""
+        if self._point.points is None:
+            return self._function.point_into(self._point.flat(x), np.empty(len(self.graph.outputs)))
         result = self._function(*self._point.args(x))
         values = np.asarray(result if isinstance(result, tuple) else (result,), dtype=np.float64)
-        return values.T.ravel() if self._point.points is not None else values.ravel()
+        return values.T.ravel()  # (outputs, points) -> point by point
 
     def jac(self, x: Any) -> Any:
         """The Jacobian at ``x``: one row per residual, one column per ``wrt`` variable."""
@@ -192,10 +194,10 @@ class Residuals:
             from graphc.sparse import scipy_sparse
 
             return scipy_sparse().vstack(self._jacobian(*self._point.args(x)), format="csr")
+        if self._point.points is None:
+            return self._jacobian.point_into(self._point.flat(x), np.empty(outputs * n)).reshape(outputs, n)
         result = self._jacobian(*self._point.args(x))
         entries = np.asarray(result if isinstance(result, tuple) else (result,), dtype=np.float64)
-        if self._point.points is None:
-            return entries.reshape(outputs, n)
         # (outputs*n, points) -> (points, outputs, n): residuals point by point
         return entries.reshape(outputs, n, -1).transpose(2, 0, 1).reshape(-1, n)
 

@@ -161,7 +161,8 @@ class SparseKernel:
             )
         data = self._template.copy()
         if self._take.size:
-            data[self._slots] = self._values(self.kernel(*point))[self._take]
+            computed = self.kernel.point_into(point, np.empty(len(self.kernel.outputs)))
+            data[self._slots] = computed[self._take]
         return self._matrix(data)
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
