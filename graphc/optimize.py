@@ -183,20 +183,27 @@ class Residuals:
         values = np.asarray(result if isinstance(result, tuple) else (result,), dtype=np.float64)
         return values.T.ravel()  # (outputs, points) -> point by point
 
+    @property
+    def jacobian_kernel(self) -> Any:
+        """The compiled Jacobian (compiled when first asked): with ``sparse=True`` a
+        :class:`graphc.sparse.SparseKernel`, whose ``info`` has the colours and nonzeros."""
+        if self._jacobian is None:
+            self._jacobian = self._compile_jacobian()
+        return self._jacobian
+
     def jac(self, x: Any) -> Any:
         """The Jacobian at ``x``: one row per residual, one column per ``wrt`` variable."""
         outputs, n = len(self.graph.outputs), len(self.wrt)
-        if self._jacobian is None:
-            self._jacobian = self._compile_jacobian()
+        kernel = self.jacobian_kernel
         if self.sparse:
             if self._point.points is None:
-                return self._jacobian.at(self._point.flat(x))
+                return kernel.at(self._point.flat(x))
             from graphc.sparse import scipy_sparse
 
-            return scipy_sparse().vstack(self._jacobian(*self._point.args(x)), format="csr")
+            return scipy_sparse().vstack(kernel(*self._point.args(x)), format="csr")
         if self._point.points is None:
-            return self._jacobian.point_into(self._point.flat(x), np.empty(outputs * n)).reshape(outputs, n)
-        result = self._jacobian(*self._point.args(x))
+            return kernel.point_into(self._point.flat(x), np.empty(outputs * n)).reshape(outputs, n)
+        result = kernel(*self._point.args(x))
         entries = np.asarray(result if isinstance(result, tuple) else (result,), dtype=np.float64)
         # (outputs*n, points) -> (points, outputs, n): residuals point by point
         return entries.reshape(outputs, n, -1).transpose(2, 0, 1).reshape(-1, n)
