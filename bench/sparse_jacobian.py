@@ -74,7 +74,8 @@ def graphc_sparse(n: int, backend: str, repeat: int) -> dict[str, Any]:
     kernel = graphc.jacobian(graph, wrt, backend=backend, sparse=True)
     compiled = time.perf_counter()
     point = np.zeros(len(kernel.variables))
-    point[[kernel.variables.index(name) for name in wrt]] = x
+    index = {name: i for i, name in enumerate(kernel.variables)}
+    point[[index[name] for name in wrt]] = x
     matrix = kernel.at(point)
     first = time.perf_counter()
     return {

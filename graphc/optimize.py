@@ -58,14 +58,15 @@ class _Point:
             raise GraphcError(
                 "objective takes numbers in data (one value); for one term per data point use residuals"
             )
-        self._position = np.array([self.variables.index(name) for name in self.wrt], dtype=np.intp)
+        index = {name: i for i, name in enumerate(self.variables)}  # not list.index: 20,000 names
+        self._position = np.array([index[name] for name in self.wrt], dtype=np.intp)
         self._template = np.zeros(len(self.variables))
         self._arrays: dict[int, np.ndarray] = {}
         for name, value in values.items():
             if value.size == 1:
-                self._template[self.variables.index(name)] = value.item()
+                self._template[index[name]] = value.item()
             else:
-                self._arrays[self.variables.index(name)] = value
+                self._arrays[index[name]] = value
 
     def flat(self, x: Any) -> np.ndarray:
         """The point as one vector in ``variables`` order (data of numbers only)."""
