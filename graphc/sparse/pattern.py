@@ -1,9 +1,12 @@
 """Structural sparsity, read off the graph without evaluating anything.
 
-A node's *dependencies* are a bitset (a Python int) of the ``wrt`` positions it depends on: a
-variable's own bit, else the OR of its operands' over the slots that carry a derivative (an op
-entry's partial rule for the slot is not None: ``sign(x)`` depends on ``x`` but has no partial, and
-every exact method of graphc gives its partial as a structural zero too).
+A node's *dependencies* are the set of ``wrt`` positions it depends on: a variable's own, else the
+union of its operands' over the slots that carry a derivative (an op entry's partial rule for the
+slot is not None: ``sign(x)`` depends on ``x`` but has no partial, and every exact method of graphc
+gives its partial as a structural zero too). A set is a :data:`Span`, a bitset (a Python int) with
+an offset: ``(low, bits)`` holds ``low + k`` for each set bit ``k``, so a node of a banded function
+costs a few bits, not one per input before its first (a plain bitset of 20,000 inputs takes 2.7 kB,
+and ORing those was most of the time at that size), while a dense one is still one int.
 
 The Hessian's pattern is the standard propagation of nonlinear interactions: at every node whose
 adjoint is not structurally zero, operand slots ``a`` and ``b`` with a structurally nonzero second
@@ -24,6 +27,33 @@ from graphc.ops import OPS, VAR
 
 # Above this many set bits, a bitset's positions are read through NumPy rather than bit by bit.
 _MANY_BITS = 64
+
+
+Span = tuple[int, int]  # (low, bits): the positions low + k for each set bit k of bits
+
+
+def union(a: Span, b: Span) -> Span:
+    """The union of two spans.
+
+    >>> union((5, 0b1), (3, 0b11))
+    (3, 7)
+    """
+    if a is b:
+        return a
+    (low_a, bits_a), (low_b, bits_b) = a, b
+    if low_a == low_b:
+        return low_a, bits_a | bits_b
+    if low_a < low_b:
+        return low_a, bits_a | (bits_b << (low_b - low_a))
+    return low_b, bits_b | (bits_a << (low_a - low_b))
+
+
+def span_positions(span: Span | None) -> list[int]:
+    """The positions in ``span`` (None: empty), ascending."""
+    if span is None:
+        return []
+    low, bits = span
+    return [low + k for k in bit_positions(bits)] if low else bit_positions(bits)
 
 
 def bit_positions(bits: int) -> list[int]:
@@ -94,34 +124,35 @@ def _last_uses(graph: Graph, keep: Sequence[bool]) -> list[int]:
 
 def _dependencies(
     graph: Graph, wrt: Sequence[str], keep: Sequence[bool]
-) -> Iterator[tuple[int, int, dict[int, int]]]:
+) -> Iterator[tuple[int, Span | None, dict[int, Span]]]:
     """``(node, dependencies, live)`` for every kept node in creation order; ``live`` holds the
-    nonzero bitsets of the node's operands (and others still to be used). A node's bitset is
-    dropped after its last use, so the live bitsets follow the graph's live set, not its size (a
-    bitset of 20,000 inputs takes 2.7 kB)."""
+    nonempty dependencies of the node's operands (and others still to be used). A node's set is
+    dropped after its last use, so the live sets follow the graph's live set, not its size."""
     positions = _positions(graph, wrt)
     ops, operands = graph.ops, graph.operands
     last = _last_uses(graph, keep)
-    bits: dict[int, int] = {}
+    live: dict[int, Span] = {}
     for node in range(len(keep)):
         if not keep[node]:
             continue
+        value: Span | None = None
         if ops[node] == VAR:
             position = positions.get(node)
-            value = 0 if position is None else 1 << position
+            value = None if position is None else (position, 1)
         else:
-            value = 0
             args = operands[node]
             for slot in differentiable_slots(ops[node]):
-                value |= bits.get(args[slot], 0)
-        if value:
-            bits[node] = value
-        yield node, value, bits
+                other = live.get(args[slot])
+                if other is not None:
+                    value = other if value is None else union(value, other)
+        if value is not None:
+            live[node] = value
+        yield node, value, live
         for arg in operands[node]:
             if last[arg] == node:
-                bits.pop(arg, None)
+                live.pop(arg, None)
         if last[node] == -1:
-            bits.pop(node, None)
+            live.pop(node, None)
 
 
 def jacobian_rows(graph: Graph, wrt: Sequence[str]) -> list[list[int]]:
@@ -130,7 +161,7 @@ def jacobian_rows(graph: Graph, wrt: Sequence[str]) -> list[list[int]]:
     found: dict[int, list[int]] = {}
     for node, value, _ in _dependencies(graph, wrt, graph.reachable()):
         if node in roots:
-            found[node] = bit_positions(value)
+            found[node] = span_positions(value)
     return [found[output] for output in graph.outputs]
 
 
@@ -152,20 +183,22 @@ def hessian_rows(graph: Graph, wrt: Sequence[str]) -> list[list[int]]:
     """For each ``wrt`` variable, the ``wrt`` positions it meets in a nonlinear node (ascending;
     the diagonal included where it is structurally nonzero): the Hessian's pattern, symmetric."""
     (output,) = graph.outputs
-    rows: dict[int, int] = {}
+    rows: dict[int, Span] = {}
     ops, operands = graph.ops, graph.operands
-    live = _adjoint_reachable(graph, output)
-    for node, value, bits in _dependencies(graph, wrt, graph.reachable()):
-        if not value or not live[node] or ops[node] == VAR:
+    reached = _adjoint_reachable(graph, output)
+    for node, value, live in _dependencies(graph, wrt, graph.reachable()):
+        if value is None or not reached[node] or ops[node] == VAR:
             continue
         args = operands[node]
         for a, b in interactions(ops[node]):
-            left, right = bits.get(args[a], 0), bits.get(args[b], 0)
-            if not left or not right:
+            left, right = live.get(args[a]), live.get(args[b])
+            if left is None or right is None:
                 continue
-            for position in bit_positions(left):
-                rows[position] = rows.get(position, 0) | right
+            for position in span_positions(left):
+                row = rows.get(position)
+                rows[position] = right if row is None else union(row, right)
             if a != b:
-                for position in bit_positions(right):
-                    rows[position] = rows.get(position, 0) | left
-    return [bit_positions(rows.get(position, 0)) for position in range(len(wrt))]
+                for position in span_positions(right):
+                    row = rows.get(position)
+                    rows[position] = left if row is None else union(row, left)
+    return [span_positions(rows.get(position)) for position in range(len(wrt))]
