@@ -128,3 +128,19 @@ def test_least_squares_takes_the_sparse_jacobian() -> None:
         r.fun, np.zeros(n), jac=r.jac, method="trf", tr_solver="lsmr", ftol=1e-15, xtol=1e-15, gtol=1e-15
     )
     np.testing.assert_allclose(r.fun(fit.x), 0.0, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_point_into_takes_one_flat_vector(backend: str) -> None:
+    kernel = graphc.compile("x*y, x + y, exp(z)", backend=backend)
+    out = np.empty(3)
+    assert kernel.point_into(np.array([2.0, 3.0, 0.0]), out) is out
+    np.testing.assert_array_equal(out, [6.0, 5.0, 1.0])
+    single = graphc.compile("x*y", backend=backend)
+    np.testing.assert_array_equal(single.point_into(np.array([2.0, 4.0]), np.empty(1)), [8.0])
+    with pytest.raises(graphc.EvaluationError, match="float64 vector of 3 values"):
+        kernel.point_into(np.ones(2), out)
+    with pytest.raises(graphc.OutputError, match="writeable float64 vector of 3 values"):
+        kernel.point_into(np.ones(3), np.empty(4))
+    strided = np.empty(6)[::2]  # not contiguous: written through NumPy instead
+    np.testing.assert_array_equal(kernel.point_into(np.array([2.0, 3.0, 0.0]), strided), [6.0, 5.0, 1.0])
