@@ -3,6 +3,7 @@ their bounds, and compressed results equal to the dense ones entry for entry."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import numpy as np
@@ -366,3 +367,21 @@ def test_empty_rows_and_columns() -> None:
         kernel = graphc.jacobian("1 + 0*x0, x1**2, 3 + 0*x2", names(3), mode=mode, sparse=True)
         np.testing.assert_array_equal(kernel(1.0, 2.0, 3.0).toarray(), [[0, 0, 0], [0, 4, 0], [0, 0, 0]])
         assert kernel.info["nnz"] == 1
+
+
+def test_wrt_a_subset_treats_the_other_variables_as_constants() -> None:
+    text = "a*x*y + exp(a*x) + a**2 + sin(y)*b"
+    values = {"a": 0.7, "b": -1.3, "x": 0.4, "y": 2.0}
+    sparse = graphc.hessian(text, ["x", "y"], sparse=True)
+    assert sparse.variables == ("a", "b", "x", "y") and sparse.shape == (2, 2)
+    np.testing.assert_allclose(
+        sparse(**values).toarray(), graphc.hessian(text, ["x", "y"])(**values), rtol=1e-15
+    )
+    np.testing.assert_array_equal(graphc.hessian_sparsity(text, ["y"]).toarray(), [[True]])
+    jacobian = graphc.jacobian("a*x, b*y, a*b", ["x", "y"], sparse=True)
+    np.testing.assert_array_equal(jacobian.pattern.toarray(), [[True, False], [False, True], [False, False]])
+
+
+def test_importing_graphc_does_not_import_scipy() -> None:
+    code = "import sys, graphc; graphc.objective; sys.exit('scipy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
