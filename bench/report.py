@@ -429,6 +429,24 @@ def write_outputs(results: dict[str, Any], out: str) -> list[str]:
     plot_path = os.path.join(out, "b5_compile.png")
     plotted = plot_b5(results["cells"], plot_path)
     md_path = os.path.join(out, "RESULTS.md")
-    with open(md_path, "w", encoding="utf-8") as file:
-        file.write(markdown(results, plotted))
+    splice(md_path, scalar=markdown(results, plotted))
     return [md_path, json_path] + ([plot_path] if plotted else [])
+
+
+TENSOR_HEADING = "## Tensor problems"  # bench/tensors.py's section of RESULTS.md, after the scalar one
+
+
+def splice(path: str, scalar: str | None = None, tensor: str | None = None) -> None:
+    """Write RESULTS.md with its scalar part (run.py's) or its tensor part (tensors.py's) replaced,
+    the other kept as it stands in the file, so neither run erases the other's figures."""
+    parts = ["", ""]
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+        at = ("\n" + text).find(f"\n{TENSOR_HEADING}\n")  # where the heading's line starts in text
+        parts = [text, ""] if at < 0 else [text[:at], text[at:]]
+    for index, part in enumerate((scalar, tensor)):
+        if part is not None:
+            parts[index] = part
+    with open(path, "w", encoding="utf-8") as file:
+        file.write("\n".join(part.strip("\n") + "\n" for part in parts if part.strip()))
