@@ -5,7 +5,7 @@ then writes one JSON line to stdout (the runner's clock for time-to-first-gradie
 reads it) and saves that loss and gradient to ``--result`` for the correctness check. With
 ``--once`` it exits there; otherwise it answers the runner's commands on stdin, one per line:
 ``step`` or ``loss`` runs a block of calls (sized once to about ``--block`` seconds) and answers
-the mean seconds per call; ``quit`` (or end of input) ends it. So several workers can wait side by
+the mean wall-clock and CPU seconds per call; ``quit`` (or end of input) ends it. So several workers can wait side by
 side and be timed in turns, each on the same core, none running while another is timed.
 
     python bench/tensor_cell.py --system jax --problem T1 --arrays t1.npz --result jax.npz --once
@@ -30,19 +30,19 @@ def say(**figures: Any) -> None:
     sys.stdout.flush()
 
 
-def block_timer(run: Callable[[], Any], block: float) -> Callable[[], float]:
-    """A timer of ``run``: each call times one block of calls and returns the mean per call. The
-    block's length is fixed at the first call (from one untimed-for-the-result call), so every
-    block is the same work."""
+def block_timer(run: Callable[[], Any], block: float) -> Callable[[], tuple[float, float]]:
+    """A timer of ``run``: each call times one block of calls and returns the mean wall-clock and
+    CPU seconds (the process's, all threads) per call. The block's length is fixed here, from one
+    call, so every block is the same work."""
     start = time.perf_counter()
     run()
     loops = max(1, round(block / max(time.perf_counter() - start, 1e-7)))
 
-    def timed() -> float:
-        start = time.perf_counter()
+    def timed() -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
         for _ in range(loops):
             run()
-        return (time.perf_counter() - start) / loops
+        return (time.perf_counter() - start) / loops, (time.process_time() - cpu) / loops
 
     return timed
 
@@ -90,7 +90,8 @@ def main() -> None:
         command = line.strip()
         if command == "quit":
             break
-        say(seconds=timers[command]())
+        wall, cpu = timers[command]()
+        say(seconds=wall, cpu_seconds=cpu)
 
 
 if __name__ == "__main__":

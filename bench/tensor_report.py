@@ -24,6 +24,7 @@ FIGURES: list[tuple[str, str, float, str]] = [
     ("loss_s", "loss ms", 1e3, "{:.3g}"),
     ("step_per_loss", "step/loss", 1.0, "{:.2f}"),
     ("per_hand", f"× {REFERENCE}", 1.0, "{:.2f}"),
+    ("step_cpu_s", "step CPU ms", 1e3, "{:.3g}"),
     ("build_s", "build s", 1.0, "{:.3g}"),
     ("first_s", "first gradient s", 1.0, "{:.3g}"),
     ("error", "rel. error", 1.0, "{:.1e}"),
@@ -203,7 +204,9 @@ def markdown(results: dict[str, Any]) -> str:
             "- step ms: the loss and its gradient with respect to every weight, at fixed weights (no "
             "update), results waited for; loss ms: the loss alone. Each is the median over "
             f"{rounds} rounds; in a round every system runs, in turn, one block of about {block:g} s of calls, "
-            "while the other systems' processes wait idle: the systems are timed side by side."
+            "while the other systems' processes wait idle: the systems are timed side by side. step CPU ms: "
+            "the CPU time of the worker process (all its threads) per step, median likewise: on a machine "
+            "shared with other work it leaves out the time the core gave to other processes."
         ),
         (
             "- build s: inside the process, from the program (graphc: its text; a peer: its loss "

@@ -99,43 +99,55 @@ def _mlp_hand(activation: str) -> Callable[[TensorProblem, Arrays], Step]:
 
 
 def _cnn_hand(problem: TensorProblem, arrays: Arrays) -> Step:
-    """conv 8x3x3 as one product with the 3x3 patches (channels last), relu, 2x2 max pooling
-    that sends a window's gradient to its first maximum (as JAX and PyTorch do), dense 10."""
+    """conv 8x3x3 as one product of the filters with the images' 3x3 patches, channels first
+    ([filter, image, row, column], so every big axis is contiguous), relu, 2x2 max pooling as the
+    maximum of the windows' four corners (a window's gradient goes to its first maximum, as in JAX
+    and PyTorch), dense 10."""
     x, t, k, c, w, b = (arrays[name] for name in ("X", "T", "K", "c", "W", "b"))
     n, filters = x.shape[0], k.shape[0]
-    patches = np.lib.stride_tricks.sliding_window_view(x[:, 0], (3, 3), axis=(1, 2)).reshape(n * 36, 9)
-    kernel = k.reshape(filters, 9).T  # [9, 8]
-    bias = c.reshape(filters)
+    kernel = k.reshape(filters, 9)
+    bias = c.reshape(filters, 1)
+    offsets = [(u, v) for u in range(3) for v in range(3)]  # a patch's pixels, in K's order
+    corners = [(0, 0), (0, 1), (1, 0), (1, 1)]  # a pooling window's, in row-major order
 
-    def windows() -> np.ndarray:  # [n, 3, 3, 8, 4]: each 2x2 pooling window's values, last
-        y = patches @ kernel
+    def forward() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        patches = np.empty((9, n, 6, 6))
+        for row, (u, v) in zip(patches, offsets, strict=True):
+            row[...] = x[:, 0, u : u + 6, v : v + 6]
+        patches = patches.reshape(9, n * 36)
+        y = kernel @ patches
         y += bias
         np.maximum(y, 0.0, out=y)
-        return y.reshape(n, 3, 2, 3, 2, filters).transpose(0, 1, 3, 5, 2, 4).reshape(n, 3, 3, filters, 4)
-
-    def dense(pooled: np.ndarray) -> np.ndarray:  # W's rows are (channel, row, column), as reshape gives
-        z = pooled.transpose(0, 3, 1, 2).reshape(n, 72) @ w
-        z += b
-        return z
+        quads = y.reshape(filters, n, 3, 2, 3, 2)
+        pooled = np.maximum(quads[:, :, :, 0, :, 0], quads[:, :, :, 0, :, 1])
+        np.maximum(pooled, quads[:, :, :, 1, :, 0], out=pooled)
+        np.maximum(pooled, quads[:, :, :, 1, :, 1], out=pooled)
+        flat = pooled.transpose(1, 0, 2, 3).reshape(n, 72)  # rows (channel, row, column), as W's
+        return patches, quads, pooled, flat
 
     def step() -> tuple[float, list[np.ndarray]]:
-        r = windows()
-        first = r.argmax(axis=-1)[..., None]
-        pooled = np.take_along_axis(r, first, axis=-1)[..., 0]
-        flat = pooled.transpose(0, 3, 1, 2).reshape(n, 72)
+        patches, quads, pooled, flat = forward()
         z = flat @ w
         z += b
         loss, dz = _cross_entropy(z, t, gradient=True)
         assert dz is not None
-        dpooled = (dz @ w.T).reshape(n, filters, 3, 3).transpose(0, 2, 3, 1)
-        dr = np.zeros_like(r)
-        np.put_along_axis(dr, first, (dpooled * (pooled > 0.0))[..., None], axis=-1)
-        dy = dr.reshape(n, 3, 3, filters, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(n * 36, filters)
-        dk = (patches.T @ dy).T.reshape(k.shape)
-        return loss, [dk, dy.sum(axis=0).reshape(c.shape), flat.T @ dz, dz.sum(axis=0)]
+        dpooled = np.ascontiguousarray((dz @ w.T).reshape(n, filters, 3, 3).transpose(1, 0, 2, 3))
+        dpooled *= pooled > 0.0  # relu' at the window's maximum
+        dquads = np.zeros_like(quads)
+        free = np.ones(pooled.shape, dtype=bool)  # windows whose maximum is not yet found
+        for i, j in corners:
+            hit = quads[:, :, :, i, :, j] == pooled
+            hit &= free
+            free &= ~hit
+            np.multiply(dpooled, hit, out=dquads[:, :, :, i, :, j])
+        dy = dquads.reshape(filters, n * 36)
+        dk = (dy @ patches.T).reshape(k.shape)
+        return loss, [dk, dy.sum(axis=1).reshape(c.shape), flat.T @ dz, dz.sum(axis=0)]
 
     def loss() -> float:
-        return _cross_entropy(dense(windows().max(axis=-1)), t, gradient=False)[0]
+        z = forward()[3] @ w
+        z += b
+        return _cross_entropy(z, t, gradient=False)[0]
 
     return Step(step, loss, lambda out: out)
 

@@ -249,8 +249,9 @@ def measure(args: argparse.Namespace, problem: str, scratch: str) -> list[dict[s
             for name, worker in list(workers.items()):
                 try:
                     for figure in ("step", "loss"):
-                        seconds = worker.ask(figure, 60 + 20 * args.block)["seconds"]
-                        cells[name].setdefault(f"{figure}_s_all", []).append(seconds)
+                        answer = worker.ask(figure, 60 + 20 * args.block)
+                        cells[name].setdefault(f"{figure}_s_all", []).append(answer["seconds"])
+                        cells[name].setdefault(f"{figure}_cpu_s_all", []).append(answer["cpu_seconds"])
                 except WorkerError as error:
                     cells[name]["status"] = f"failed: while timed: {error}"
                     workers.pop(name).kill()
@@ -258,7 +259,7 @@ def measure(args: argparse.Namespace, problem: str, scratch: str) -> list[dict[s
         for worker in workers.values():
             worker.close()
     for cell in cells.values():
-        for figure in ("first", "step", "loss"):
+        for figure in ("first", "step", "loss", "step_cpu", "loss_cpu"):
             if f"{figure}_s_all" in cell:
                 cell[f"{figure}_s"] = statistics.median(cell[f"{figure}_s_all"])
         cell["batch"] = args.batch or spec.batch
