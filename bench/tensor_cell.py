@@ -79,7 +79,7 @@ def main() -> None:
                 say(skipped=f"graphc cannot build {problem.name}: {type(error).__name__}: {message}")
                 return
         raise
-    say(build_s=time.perf_counter() - start)
+    say(build_s=time.perf_counter() - start, cpu_s=time.process_time())  # the process's CPU time so far
     loss, gradients = built.to_numpy(first)
     np.savez(args.result, loss=loss, **dict(zip(problem.wrt, gradients, strict=True)))
     if args.once:

@@ -27,6 +27,7 @@ FIGURES: list[tuple[str, str, float, str]] = [
     ("step_cpu_s", "step CPU ms", 1e3, "{:.3g}"),
     ("build_s", "build s", 1.0, "{:.3g}"),
     ("first_s", "first gradient s", 1.0, "{:.3g}"),
+    ("first_cpu_s", "first gradient CPU s", 1.0, "{:.3g}"),
     ("error", "rel. error", 1.0, "{:.1e}"),
 ]
 
@@ -215,7 +216,8 @@ def markdown(results: dict[str, Any]) -> str:
             "process (the interpreter, imports, the arrays read from a .npz file) to its first loss and "
             f"gradient, the median of {settings['cold']} starts (one if the first took over 10 s), "
             "after one untimed warm-up start per system (bytecode written, files in the OS's cache); "
-            "every start has an empty graphc and Inductor cache of its own."
+            "every start has an empty graphc and Inductor cache of its own. first gradient CPU s: the "
+            "CPU time that process had used by then (median likewise)."
         ),
         (
             f"- rel. error: max over the loss and each gradient of max|g − ref| / max|ref|, against "

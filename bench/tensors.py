@@ -177,6 +177,12 @@ def first_gradient(worker: Worker, timeout: float) -> tuple[float | None, dict[s
     return (None if "skipped" in message else time.perf_counter() - worker.started), message
 
 
+def add_start(cell: dict[str, Any], seconds: float | None, message: dict[str, Any]) -> None:
+    """One fresh start's time to the first gradient: wall clock, and the process's CPU time."""
+    cell.setdefault("first_s_all", []).append(seconds)
+    cell.setdefault("first_cpu_s_all", []).append(message.get("cpu_s"))
+
+
 def disagreement(result: str, reference: str, names: tuple[str, ...]) -> tuple[float, str]:
     """The largest relative difference from the reference's loss and gradients, and where it is."""
     worst, where = 0.0, "loss"
@@ -219,7 +225,8 @@ def measure(args: argparse.Namespace, problem: str, scratch: str) -> list[dict[s
             worker = start(args, scratch, name, problem, once=False)
             try:
                 seconds, message = first_gradient(worker, args.timeout)
-                cells[name].update(first_s_all=[seconds], build_s=message["build_s"])
+                add_start(cells[name], seconds, message)
+                cells[name]["build_s"] = message["build_s"]
                 worker.receive(args.timeout)  # ready: its loss warmed up too
                 workers[name] = worker
             except WorkerError as error:
@@ -241,7 +248,7 @@ def measure(args: argparse.Namespace, problem: str, scratch: str) -> list[dict[s
                 if cells[name]["first_s_all"][0] < SLOW_START:
                     cold = start(args, scratch, name, problem, once=True)
                     try:
-                        cells[name]["first_s_all"].append(first_gradient(cold, args.timeout)[0])
+                        add_start(cells[name], *first_gradient(cold, args.timeout))
                     except WorkerError as error:
                         cells[name]["status"] = f"failed: a fresh start: {error}"
                     cold.kill()
@@ -259,7 +266,7 @@ def measure(args: argparse.Namespace, problem: str, scratch: str) -> list[dict[s
         for worker in workers.values():
             worker.close()
     for cell in cells.values():
-        for figure in ("first", "step", "loss", "step_cpu", "loss_cpu"):
+        for figure in ("first", "first_cpu", "step", "loss", "step_cpu", "loss_cpu"):
             if f"{figure}_s_all" in cell:
                 cell[f"{figure}_s"] = statistics.median(cell[f"{figure}_s_all"])
         cell["batch"] = args.batch or spec.batch
