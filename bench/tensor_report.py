@@ -36,6 +36,7 @@ def tensor_machine(graphc_root: str) -> dict[str, Any]:
     """report.machine()'s CPU, Python and date, with the tensor peers' versions and the commit of
     the graphc tree the run imported (marked when that tree had uncommitted changes)."""
     info = machine()
+    info["bench_commit"] = info["graphc_commit"]  # machine() names this checkout's commit
     info["versions"] = {}
     for name in DISTRIBUTIONS:
         try:
@@ -172,6 +173,16 @@ def goals(by_problem: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     return [*lines, ""]
 
 
+def _load_note(settings: dict[str, Any]) -> str:
+    load = settings.get("load_average")
+    if not load:
+        return ""
+    return (
+        f" Load average (1 minute) {load[0]:.1f} at the start of the run and {load[1]:.1f} at its end: "
+        "the wall-clock figures include the core's turns given to other processes, the CPU figures do not."
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
     settings, info = results["settings"], results["machine"]
     by_problem: dict[str, dict[str, dict[str, Any]]] = {}
@@ -192,7 +203,11 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         (
             f"- Machine: {info['cpu']}, {info['cores']} cores (shared), {info['platform']}; "
-            f"Python {info['python']}; graphc at commit {info['graphc_commit']}."
+            f"Python {info['python']}; graphc at commit {info['graphc_commit']}"
+            + (f" (imported from {info['graphc_root']})" if "graphc_root" in info else "")
+            + (f"; bench/ at commit {info['bench_commit']}" if "bench_commit" in info else "")
+            + "."
+            + _load_note(settings)
         ),
         f"- Versions: {versions}.",
         f"- Systems: {systems}.",

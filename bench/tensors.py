@@ -199,82 +199,124 @@ def disagreement(result: str, reference: str, names: tuple[str, ...]) -> tuple[f
 
 
 def measure(args: argparse.Namespace, problem: str, scratch: str) -> list[dict[str, Any]]:
+    """Every system on one problem, in the phases the module's docstring lists."""
     spec = PROBLEMS[problem]
     np.savez(os.path.join(scratch, f"{problem}.npz"), **spec.arrays(args.batch))
     cells = {name: {"problem": problem, "system": name, "status": "ok"} for name in args.systems}
-    runnable = []
     for name in args.systems:
-        reason = SYSTEMS[name].unavailable(spec)
-        if reason:
-            cells[name]["status"] = reason
-        else:
-            runnable.append(name)
-    workers: dict[str, Worker] = {}
+        cells[name]["status"] = SYSTEMS[name].unavailable(spec) or "ok"
+    session = Session(args, scratch, problem, cells)
     try:
-        for name in runnable:  # warm-up start, untimed
-            warm = start(args, scratch, name, problem, once=True)
-            try:
-                _, message = first_gradient(warm, args.timeout)
-                if "skipped" in message:
-                    cells[name]["status"] = f"skipped: {message['skipped']}"
-            except WorkerError as error:
-                cells[name]["status"] = f"failed: {error}"
-            warm.kill()
-        runnable = [name for name in runnable if cells[name]["status"] == "ok"]
-        for name in runnable:
-            worker = start(args, scratch, name, problem, once=False)
-            try:
-                seconds, message = first_gradient(worker, args.timeout)
-                add_start(cells[name], seconds, message)
-                cells[name]["build_s"] = message["build_s"]
-                worker.receive(args.timeout)  # ready: its loss warmed up too
-                workers[name] = worker
-            except WorkerError as error:
-                cells[name]["status"] = f"failed: {error}"
-                worker.kill()
-        reference = workers[REFERENCE].result if REFERENCE in workers else None
-        for name in list(workers):
-            if reference is None:
-                cells[name]["status"] = f"failed: no {REFERENCE} result to check against"
-                workers.pop(name).close()
-                continue
-            error, where = disagreement(workers[name].result, reference, spec.wrt)
-            cells[name]["error"] = error
-            if not error <= AGREEMENT:
-                cells[name]["status"] = f"failed: {where} differs from {REFERENCE}'s by {error:.1e} relative"
-                workers.pop(name).close()
-        for _ in range(args.cold - 1):
-            for name in workers:
-                if cells[name]["first_s_all"][0] < SLOW_START:
-                    cold = start(args, scratch, name, problem, once=True)
-                    try:
-                        add_start(cells[name], *first_gradient(cold, args.timeout))
-                    except WorkerError as error:
-                        cells[name]["status"] = f"failed: a fresh start: {error}"
-                    cold.kill()
-        for _ in range(args.rounds):
-            for name, worker in list(workers.items()):
-                try:
-                    for figure in ("step", "loss"):
-                        answer = worker.ask(figure, 60 + 20 * args.block)
-                        cells[name].setdefault(f"{figure}_s_all", []).append(answer["seconds"])
-                        cells[name].setdefault(f"{figure}_cpu_s_all", []).append(answer["cpu_seconds"])
-                except WorkerError as error:
-                    cells[name]["status"] = f"failed: while timed: {error}"
-                    workers.pop(name).kill()
+        session.warm_up()
+        session.start_workers()
+        session.check(spec.wrt)
+        session.cold_starts()
+        session.time_rounds()
     finally:
-        for worker in workers.values():
-            worker.close()
+        session.close()
     for cell in cells.values():
         for figure in ("first", "first_cpu", "step", "loss", "step_cpu", "loss_cpu"):
-            if f"{figure}_s_all" in cell:
-                cell[f"{figure}_s"] = statistics.median(cell[f"{figure}_s_all"])
+            values = [value for value in cell.get(f"{figure}_s_all", []) if value is not None]
+            if values:
+                cell[f"{figure}_s"] = statistics.median(values)
         cell["batch"] = args.batch or spec.batch
     return list(cells.values())
 
 
+class Session:
+    """One problem's workers and the cells their figures go to (a cell whose status is not "ok"
+    takes no further part)."""
+
+    def __init__(self, args: argparse.Namespace, scratch: str, problem: str, cells: dict[str, Any]) -> None:
+        self.args, self.scratch, self.problem, self.cells = args, scratch, problem, cells
+        self.workers: dict[str, Worker] = {}
+
+    def running(self) -> list[str]:
+        return [name for name, cell in self.cells.items() if cell["status"] == "ok"]
+
+    def start(self, system: str, once: bool) -> Worker:
+        return start(self.args, self.scratch, system, self.problem, once)
+
+    def warm_up(self) -> None:
+        """One untimed start per system: bytecode written, files in the OS's cache, skips found."""
+        for name in self.running():
+            warm = self.start(name, once=True)
+            try:
+                _, message = first_gradient(warm, self.args.timeout)
+                if "skipped" in message:
+                    self.cells[name]["status"] = f"skipped: {message['skipped']}"
+            except WorkerError as error:
+                self.cells[name]["status"] = f"failed: {error}"
+            warm.kill()
+
+    def start_workers(self) -> None:
+        """The workers that will be timed, started one at a time: each start is a cold sample."""
+        for name in self.running():
+            worker = self.start(name, once=False)
+            try:
+                seconds, message = first_gradient(worker, self.args.timeout)
+                add_start(self.cells[name], seconds, message)
+                self.cells[name]["build_s"] = message["build_s"]
+                worker.receive(self.args.timeout)  # ready: its loss warmed up too
+                self.workers[name] = worker
+            except WorkerError as error:
+                self.cells[name]["status"] = f"failed: {error}"
+                worker.kill()
+
+    def check(self, names: tuple[str, ...]) -> None:
+        """Every system's first loss and gradient against the reference's; one that disagrees is
+        not timed."""
+        reference = self.workers.get(REFERENCE)
+        for name in list(self.workers):
+            if reference is None:
+                self.drop(name, f"failed: no {REFERENCE} result to check against")
+                continue
+            error, where = disagreement(self.workers[name].result, reference.result, names)
+            self.cells[name]["error"] = error
+            if not error <= AGREEMENT:
+                self.drop(name, f"failed: {where} differs from {REFERENCE}'s by {error:.1e} relative")
+
+    def cold_starts(self) -> None:
+        for _ in range(self.args.cold - 1):
+            for name in list(self.workers):
+                if self.cells[name]["first_s_all"][0] >= SLOW_START:
+                    continue
+                cold = self.start(name, once=True)
+                try:
+                    add_start(self.cells[name], *first_gradient(cold, self.args.timeout))
+                except WorkerError as error:
+                    self.drop(name, f"failed: a fresh start: {error}")
+                cold.kill()
+
+    def time_rounds(self) -> None:
+        """Each round times every worker in turn, starting one later than the round before."""
+        for index in range(self.args.rounds):
+            names = list(self.workers)
+            shift = index % len(names) if names else 0
+            for name in names[shift:] + names[:shift]:
+                try:
+                    for figure in ("step", "loss"):
+                        answer = self.workers[name].ask(figure, 60 + 20 * self.args.block)
+                        self.cells[name].setdefault(f"{figure}_s_all", []).append(answer["seconds"])
+                        self.cells[name].setdefault(f"{figure}_cpu_s_all", []).append(answer["cpu_seconds"])
+                except WorkerError as error:
+                    self.drop(name, f"failed: while timed: {error}")
+
+    def drop(self, name: str, status: str) -> None:
+        self.cells[name]["status"] = status
+        worker = self.workers.pop(name, None)
+        if worker is not None:
+            worker.kill()
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.close()
+        self.workers.clear()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cells = []
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="graphc-tensors-") as scratch:
         for problem in args.problems:
             for cell in measure(args, problem, scratch):
@@ -284,7 +326,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         key: getattr(args, key) for key in ("problems", "systems", "rounds", "cold", "block", "batch", "core")
     }
     settings.update(
-        command=invocation(args), graphc=args.graphc or os.path.dirname(HERE), agreement=AGREEMENT
+        command=invocation(args),
+        graphc=args.graphc or os.path.dirname(HERE),
+        agreement=AGREEMENT,
+        load_average=[load, os.getloadavg()[0]],
     )
     return {"machine": tensor_machine(settings["graphc"]), "settings": settings, "cells": cells}
 
