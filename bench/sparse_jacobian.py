@@ -1,13 +1,13 @@
 """The sparse Jacobian of the 1-D Bratu residuals (issue 29): graphc against CasADi and JAX.
 
-    python bench/sparse_jacobian.py [--n 20000] [--dense-n 200] [--repeat 20] [--append FILE]
+    python bench/sparse_jacobian.py [--n 20000] [--dense-n 200] [--repeat 20] [--results FILE]
 
 For each system: seconds from the problem (graphc: program text; CasADi and JAX: their Python
 APIs) to the first evaluated Jacobian, and one evaluation at a point, median and fastest (graphc:
 a scipy.sparse.csr_matrix; CasADi: its sparse DM, and separately that DM converted to SciPy; JAX:
 jacfwd's dense array). Dense Jacobians (graphc's own and JAX's) hold n² doubles, 3.2 GB at
 n = 20,000: they run at --dense-n instead, which the table says. Every result is checked against
-the exact tridiagonal Jacobian. --append adds the table to a markdown file (bench/RESULTS.md).
+the exact tridiagonal Jacobian. --results writes the table as the sparse part of a RESULTS.md (bench/report.py's splice).
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--dense-n", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--append", metavar="FILE")
+    parser.add_argument("--results", metavar="FILE", help="write the table as the sparse part of this RESULTS.md")
     args = parser.parse_args()
     n, repeat = args.n, args.repeat
     rows = [graphc_sparse(n, "llvm", repeat), graphc_sparse(n, "numpy", max(3, repeat // 4))]
@@ -214,9 +214,10 @@ def main() -> None:
     )
     report = f"{header}\n{table(rows)}\n"
     print(report)
-    if args.append:
-        with open(args.append, "a", encoding="utf-8") as out:
-            out.write(f"\n{report}")
+    if args.results:
+        from report import splice  # bench/ is the script's directory: on the path
+
+        splice(args.results, "sparse", report)
 
 
 if __name__ == "__main__":
