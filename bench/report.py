@@ -460,5 +460,7 @@ def splice(path: str, part: str, text: str) -> None:
     parts[part] = text
     with open(path, "w", encoding="utf-8") as file:
         file.write(
-            "\n".join(f"{_marker(name)}\n{body.strip(chr(10))}\n" for name, body in parts.items() if body.strip())
+            "\n".join(
+                f"{_marker(name)}\n{body.strip(chr(10))}\n" for name, body in parts.items() if body.strip()
+            )
         )

@@ -189,7 +189,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--dense-n", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--results", metavar="FILE", help="write the table as the sparse part of this RESULTS.md")
+    parser.add_argument(
+        "--results", metavar="FILE", help="write the table as the sparse part of this RESULTS.md"
+    )
     args = parser.parse_args()
     n, repeat = args.n, args.repeat
     rows = [graphc_sparse(n, "llvm", repeat), graphc_sparse(n, "numpy", max(3, repeat // 4))]
