@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.errors import DataError, EvaluationError, OutputError
+from graphc.errors import DataError, EvaluationError, GraphcError, OutputError
 from graphc.graph import Graph
 
 Layout = Callable[[Any], list[Any]]  # the caller's ``out`` (shaped like a result) -> one array per output
@@ -233,6 +233,24 @@ class Kernel:
     def finished(self, outputs: Any) -> Any:
         """The kernel's result made from raw outputs (one, or a tuple of one per output)."""
         return outputs if self._finish is None else self._finish(outputs)
+
+    def export_c(self, directory: Any, name: str, *, source: str = "") -> list[Any]:
+        """Write this kernel as C99 source, ``directory/name.h`` and ``name.c``: a function of ``n``
+        points, one array per variable then one per output (``self.outputs``), and ``name_point``.
+        See :mod:`graphc.backends.c`; returns the paths written.
+
+        >>> import tempfile, graphc
+        >>> paths = graphc.value_and_grad("x*y").export_c(tempfile.mkdtemp(), "model")
+        >>> [p.name for p in paths]
+        ['model.h', 'model.c']
+        """
+        from graphc.backends.c import export
+
+        if self.result[0] == "implicit":
+            raise GraphcError(
+                "an implicit kernel solves its results after the compiled code: it has no C export"
+            )
+        return list(export(self.graph, directory, name, source=source))
 
     def check_out(self, arrays: list[Any], values: tuple[Any, ...]) -> None:
         """Raise OutputError unless ``arrays`` (one per output) can take the results for ``values``."""
