@@ -110,7 +110,7 @@ def main() -> None:
     )
     lines = [
         "",
-        f"## Dask: a {points:,}-point gradient on a local cluster (bench/dask_gradient.py)",
+        f"### Dask: a {points:,}-point gradient on a local cluster (bench/dask_gradient.py)",
         "",
         (
             f"Run on {now} at commit {commit}: `{command}`; {machine}, {os.cpu_count()} cores "

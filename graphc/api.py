@@ -3,7 +3,9 @@
 ``expr`` is everywhere program text, a :class:`Graph`, or a SymPy expression (or a list of them).
 Every derivative function takes ``method`` (a name in :data:`graphc.diff.METHODS`) and
 ``backend`` (a name in :data:`graphc.BACKENDS`), and returns a :class:`Kernel` called like the
-function itself: one value per variable, by keyword or in ``kernel.variables`` order.
+function itself: one value per variable, by keyword or in ``kernel.variables`` order. ``wrt``
+names the variables to differentiate by: a name, names separated by commas, a SymPy symbol, or a
+list of names and symbols (``None``: every variable).
 """
 
 from __future__ import annotations
@@ -19,7 +21,23 @@ from graphc.graph import MAX_NODES, Graph, checked_max_nodes
 from graphc.kernel import Kernel
 from graphc.parse import parse
 
-Wrt = str | Sequence[str] | None
+Wrt = str | Sequence[str] | None  # SymPy symbols too, in place of any name: see as_names
+
+
+def as_names(wrt: Any) -> Any:
+    """``wrt`` with each SymPy symbol replaced by its name (anything else is left for
+    :func:`graphc.diff.common.resolve_wrt` to accept or refuse).
+
+    >>> import sympy
+    >>> x, y = sympy.symbols("x y")
+    >>> as_names(x), as_names([x, "z", y])
+    ('x', ['x', 'z', 'y'])
+    """
+    if getattr(wrt, "is_Symbol", False) is True:
+        return str(wrt.name)
+    if isinstance(wrt, (list, tuple)):
+        return [str(item.name) if getattr(item, "is_Symbol", False) is True else item for item in wrt]
+    return wrt
 
 
 class Default:
@@ -84,7 +102,7 @@ def differentiate(
     >>> formula(d, d.outputs[1])
     'exp(x) + y*cos(x*y)'
     """
-    return diff.differentiate(as_graph(expr), wrt, method, max_paths=max_paths, cse=cse)
+    return diff.differentiate(as_graph(expr), as_names(wrt), method, max_paths=max_paths, cse=cse)
 
 
 def count_paths(expr: Any, wrt: Wrt = None) -> dict[str, int]:
@@ -93,7 +111,7 @@ def count_paths(expr: Any, wrt: Wrt = None) -> dict[str, int]:
     >>> count_paths("a1 = w*w; a2 = a1*a1; a3 = a2*a2; a4 = a3*a3; a4*a4")
     {'w': 32}
     """
-    return diff.count_paths(as_graph(expr), wrt)
+    return diff.count_paths(as_graph(expr), as_names(wrt))
 
 
 def _single_output(graph: Graph, what: str) -> None:
@@ -134,7 +152,7 @@ def grad(
     """
     graph = as_graph(expr, max_nodes)
     _single_output(graph, "grad")
-    derivative = diff.differentiate(graph, wrt, method, **options)
+    derivative = diff.differentiate(graph, as_names(wrt), method, **options)
     kernel = compile_graph(_with_outputs(derivative, 1), backend, threads=threads)
     return kernel.derived(wrt=derivative.info["wrt"], result=("partials",))
 
@@ -155,7 +173,7 @@ def value_and_grad(
     """
     graph = as_graph(expr)
     _single_output(graph, "value_and_grad")
-    derivative = diff.differentiate(graph, wrt, method, **options)
+    derivative = diff.differentiate(graph, as_names(wrt), method, **options)
     kernel = compile_graph(derivative, backend, threads=threads)
     return kernel.derived(wrt=derivative.info["wrt"], result=("value_and_partials",))
 
@@ -175,7 +193,7 @@ def jacobian(
     [[3.0, 2.0], [1.0, 1.0], [1.0, -1.0]]
     """
     graph = as_graph(expr)
-    names = resolve_wrt(graph, wrt)
+    names = resolve_wrt(graph, as_names(wrt))
     if mode not in MODES:
         raise GraphcError(f"unknown Jacobian mode {mode!r} (the modes are: {', '.join(MODES)})")
     if mode == "auto":
@@ -204,7 +222,7 @@ def hessian(
     """
     graph = as_graph(expr)
     _single_output(graph, "hessian")
-    first = diff.differentiate(graph, wrt, method, **options)
+    first = diff.differentiate(graph, as_names(wrt), method, **options)
     names = first.info["wrt"]
     second = diff.differentiate(_with_outputs(first, 1), names, method, **options)
     kernel = compile_graph(_with_outputs(second, len(names)), backend, threads=threads)
@@ -224,8 +242,8 @@ def derivatives(graph: Graph, wrt: Wrt = None, order: int = 1, method: str = "dp
     if not isinstance(order, int) or isinstance(order, bool) or order < 0:
         raise GraphcError(f"the order of a derivative must be a whole number >= 0, got {order!r}")
     if order == 1:
-        return diff.differentiate(graph, wrt, method, **options)
-    names = resolve_wrt(graph, wrt)
+        return diff.differentiate(graph, as_names(wrt), method, **options)
+    names = resolve_wrt(graph, as_names(wrt))
     work = graph
     columns: list[tuple[list[int], list[str]]] = []
     for name in names:
@@ -249,7 +267,7 @@ def derivatives(graph: Graph, wrt: Wrt = None, order: int = 1, method: str = "dp
 
 def derivative(
     expr: Any,
-    wrt: str,
+    wrt: Any,
     order: int = 1,
     method: str = "forward",
     backend: str = "numpy",
@@ -267,9 +285,10 @@ def derivative(
     >>> d3.outputs, float(d3(2.0))
     (('∂³f/∂x³',), 240.0)
     """
-    if not isinstance(wrt, str) or "," in wrt:
+    name = as_names(wrt)
+    if not isinstance(name, str) or "," in name:
         raise GraphcError(f"derivative takes one variable, got {wrt!r}")
     graph = as_graph(expr)
-    result = derivatives(graph, [wrt], order, method, **options)
+    result = derivatives(graph, [name], order, method, **options)
     kernel = compile_graph(_with_outputs(result, len(graph.outputs)), backend, threads=threads)
-    return kernel.derived(wrt=[wrt], result=("outputs",))
+    return kernel.derived(wrt=[name], result=("outputs",))

@@ -8,8 +8,9 @@ user, keyed by the slot number: ``x*x`` has two parallel edges. Node attributes:
 
 Nodes are made only through the builder methods (:meth:`var`, :meth:`const`, :meth:`apply` and
 the arithmetic shorthands), which hash-cons: the same op on the same operands returns the
-existing node, commutative operands are put in canonical order, and the few sound rewrites of
-the op table are applied. Nothing here recurses over the graph.
+existing node, commutative operands are put in canonical order, and the few rewrites of the op
+table are applied (graphc's algebra, not always IEEE-exact: see graphc/policy.py's REWRITES).
+Nothing here recurses over the graph.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Graph:
     def __init__(self) -> None:
         # The authority is these flat, creation-ordered lists: walking them is far faster than
         # walking networkx, which matters at 100,000+ nodes. ``nx`` mirrors them on demand (and
-        # networkx is imported then: importing it is 100 ms, a third of a `graphc grad --at` run).
+        # networkx is imported only then: its import is a large part of a short `graphc grad --at`).
         self._op: list[str] = []
         self._args: list[tuple[int, ...]] = []
         self._data: list[Any] = []  # a constant's value, a variable's name, else None
@@ -71,6 +72,7 @@ class Graph:
         self.outputs: list[int] = []
         self.output_names: list[str] = []
         self.info: dict[str, Any] = {}  # what a transformation records: method, wrt, path counts...
+        self.names: dict[int, str] = {}  # the program's binding names of nodes (``u`` of ``u = x*y``)
 
     @property
     def nx(self) -> nx.MultiDiGraph:
@@ -284,6 +286,7 @@ class Graph:
         new._table, new._variables = self._table.copy(), self._variables.copy()
         new._constants = self._constants.copy()
         new.set_outputs(self.outputs, self.output_names)
+        new.names = self.names.copy()
         return new
 
     def pruned(self) -> Graph:
@@ -308,6 +311,7 @@ class Graph:
             else:
                 mapping[node] = new.apply(op, *(mapping[a] for a in self._args[node]))
         new.set_outputs([mapping[o] for o in self.outputs], self.output_names)
+        new.names = {mapping[node]: name for node, name in self.names.items() if node in mapping}
         return new
 
     # --- plain data (what a pickled kernel holds) --------------------------------------------------
