@@ -192,3 +192,67 @@ def test_build_shared_runs_cc(tmp_path: Path) -> None:
     assert library == tmp_path / "libcube.so"
     got = _call(ctypes.CDLL(str(library)), "cube", [np.array([2.0]), np.array([5.0])], 2)
     assert [v.tolist() for v in got] == [[60.0], [8.0]]
+
+
+def test_the_issues_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    from graphc.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", EXPR, "--grad", "--name", "model", "-o", "out"]) == 0
+    assert capsys.readouterr().out.split() == ["out/model.h", "out/model.c"]
+    command = "cc -O2 -std=c99 -shared -fPIC out/model.c -o libmodel.so -lm"
+    subprocess.run(command.split(), check=True, timeout=120)
+    library = ctypes.CDLL(str(tmp_path / "libmodel.so"))
+    f, df_dx, df_dy = _call(library, "model", [XS, YS], 3)
+    value, (dx, dy) = graphc.value_and_grad(EXPR)(XS, YS)
+    for got, expected in [(f, value), (df_dx, dx), (df_dy, dy)]:
+        np.testing.assert_allclose(got, expected, rtol=4e-15, atol=4e-16)
+
+
+def test_the_command_lines_jacobian_wrt_and_shared(tmp_path: Path, capsys: Any) -> None:
+    from graphc.cli import main
+
+    args = [
+        "export",
+        "x*y, sin(z)",
+        "--jacobian",
+        "--wrt",
+        "z,x",
+        "--name",
+        "jac",
+        "-o",
+        str(tmp_path),
+        "--shared",
+    ]
+    assert main(args) == 0
+    assert capsys.readouterr().out.split()[-1] == str(tmp_path / "libjac.so")
+    header = (tmp_path / "jac.h").read_text()
+    outputs = "double *f1, double *f2, double *df1_dz, double *df1_dx, double *df2_dz, double *df2_dx"
+    assert f"void jac(long n, const double *x, const double *y, const double *z, {outputs});" in header
+    got = _call(
+        ctypes.CDLL(str(tmp_path / "libjac.so")),
+        "jac",
+        [np.array([2.0]), np.array([3.0]), np.array([0.0])],
+        6,
+    )
+    assert [float(v[0]) for v in got] == [6.0, 0.0, 0.0, 3.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["x*y, x", "--grad"], "--grad needs a function with one output"),
+        (["x*y", "--wrt", "x"], "--wrt and --method need --grad or --jacobian"),
+        (["x*y", "--grad", "--wrt", "q"], "unknown variable 'q'"),
+        (["x*", "--grad"], "expected an operand"),
+    ],
+)
+def test_the_command_lines_errors_are_one_line(
+    tmp_path: Path, capsys: Any, args: list[str], message: str
+) -> None:
+    from graphc.cli import main
+
+    assert main(["export", *args, "--name", "m", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("graphc: error: ") and message in err.splitlines()[0]
+    assert not (tmp_path / "m.c").exists()
