@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graphc.errors import EvaluationError
+
 if TYPE_CHECKING:
     from graphc.kernel import Kernel
 
@@ -32,6 +34,11 @@ def _block(kernel: Kernel, count: int, *values: Any) -> np.ndarray:
 
 def call(kernel: Kernel, values: tuple[Any, ...]) -> Any:
     """``kernel(*values)`` where some of the values are Dask arrays: the result as Dask arrays."""
+    if kernel.result[0] == "implicit":
+        raise EvaluationError(
+            "an implicit kernel checks the computed values for singular points: call it with NumPy "
+            "arrays, not Dask arrays"
+        )
     import dask.array as da
     from dask import delayed
     from dask.base import tokenize

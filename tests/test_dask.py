@@ -110,6 +110,12 @@ def test_shapes_that_do_not_broadcast_are_an_evaluation_error() -> None:
         graphc.compile("x*y")(da.ones((4, 3)), np.ones(4))
 
 
+def test_an_implicit_kernel_refuses_dask_arrays() -> None:
+    kernel = graphc.implicit("x^2 + y^2 - 1", "y")
+    with pytest.raises(graphc.EvaluationError, match="implicit kernel .* not Dask arrays"):
+        kernel(da.ones(3), 0.5)
+
+
 def test_importing_and_compiling_does_not_import_dask() -> None:
     code = (
         "import sys, graphc; k = graphc.value_and_grad('sin(x*y)'); k(1.0, 2.0); k([1.0], [2.0]);"
