@@ -46,7 +46,7 @@ def call(kernel: Kernel, values: tuple[Any, ...]) -> Any:
     arrays = [v if type(v).__module__.startswith("dask") else np.asarray(v, dtype=np.float64) for v in values]
     kernel.diagnose(tuple(np.broadcast_to(0.0, a.shape) for a in arrays))  # shapes, before building
     ndim = max(a.ndim for a in arrays)
-    axes = string.ascii_lowercase[1 : ndim + 1]  # "a" is the outputs' axis
+    axes = string.ascii_letters[1 : ndim + 1]  # "a" is the outputs' axis
     operands: list[Any] = []
     for a in arrays:
         if a.ndim == 0 and isinstance(a, np.ndarray):
