@@ -179,12 +179,20 @@ def value_and_grad(
 
 
 def jacobian(
-    expr: Any, wrt: Wrt = None, mode: str = "auto", backend: str = "numpy", *, threads: int | None = None
-) -> Kernel:
+    expr: Any,
+    wrt: Wrt = None,
+    mode: str = "auto",
+    backend: str = "numpy",
+    *,
+    threads: int | None = None,
+    sparse: bool = False,
+) -> Any:
     """A kernel returning the Jacobian, an array of shape ``(outputs, len(wrt), *batch_shape)``.
 
     ``mode="forward"`` accumulates it a column per input, ``"reverse"`` a row per output, and
     ``"auto"`` picks the one with fewer passes (reverse on a tie) and says so in ``kernel.mode``.
+    ``sparse=True``: a :class:`graphc.sparse.SparseKernel` returning a ``scipy.sparse.csr_matrix``,
+    one pass per colour of the columns or rows (see graphc.sparse).
 
     >>> j = jacobian("x*y, x + y, x - y")
     >>> j.mode
@@ -194,6 +202,10 @@ def jacobian(
     """
     graph = as_graph(expr)
     names = resolve_wrt(graph, as_names(wrt))
+    if sparse:
+        from graphc.sparse import sparse_jacobian  # SciPy is imported only when it is used
+
+        return sparse_jacobian(graph, names, mode, backend, threads)
     if mode not in MODES:
         raise GraphcError(f"unknown Jacobian mode {mode!r} (the modes are: {', '.join(MODES)})")
     if mode == "auto":
@@ -211,17 +223,28 @@ def hessian(
     backend: str = "numpy",
     *,
     threads: int | None = None,
+    sparse: bool = False,
     **options: Any,
-) -> Kernel:
+) -> Any:
     """A kernel returning the Hessian, shape ``(len(wrt), len(wrt), *batch_shape)``.
 
     The gradient graph is differentiated again by the same method (methods compose).
+    ``sparse=True``: a :class:`graphc.sparse.SparseKernel` returning a ``scipy.sparse.csr_matrix``
+    by a star colouring (forward over the ``dp`` gradient; ``method`` must be ``dp``).
 
     >>> hessian("x**2 * y")(3.0, 2.0).tolist()
     [[4.0, 6.0], [6.0, 0.0]]
     """
     graph = as_graph(expr)
     _single_output(graph, "hessian")
+    if sparse:
+        from graphc.sparse import sparse_hessian  # SciPy is imported only when it is used
+
+        if method != "dp" or options:
+            raise GraphcError(
+                "a sparse Hessian is computed by forward over dp: it takes no method or options"
+            )
+        return sparse_hessian(graph, resolve_wrt(graph, as_names(wrt)), backend, threads)
     first = diff.differentiate(graph, as_names(wrt), method, **options)
     names = first.info["wrt"]
     second = diff.differentiate(_with_outputs(first, 1), names, method, **options)
