@@ -11,6 +11,7 @@ PUBLIC = {
     "UnknownFunctionError", "UnknownVariableError",
     "as_graph", "check", "compile", "count_paths", "derivative", "differentiate", "from_sympy", "grad",
     "hessian", "implicit", "jacobian", "parse", "value_and_grad",
+    "SparseKernel", "jacobian_sparsity", "hessian_sparsity", "objective", "residuals",
 }  # fmt: skip
 
 
