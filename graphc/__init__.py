@@ -37,6 +37,7 @@ from graphc.diff import METHODS, SymbolicError, TooManyPathsError
 from graphc.errors import (
     ArityError,
     BackendError,
+    DataError,
     EvaluationError,
     GraphcError,
     OutputError,
@@ -80,6 +81,7 @@ __all__ = [
     "ArityError",
     "BackendError",
     "CheckResult",
+    "DataError",
     "EvaluationError",
     "Graph",
     "GraphcError",

@@ -13,14 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from graphc import diff
 from graphc.backends import compile_graph
 from graphc.diff.common import resolve_wrt
-from graphc.errors import GraphcError, OutputError
+from graphc.errors import GraphcError
 from graphc.graph import MAX_NODES, Graph, checked_max_nodes
-from graphc.kernel import Kernel, Layout, outputs_layout, sequence_layout
+from graphc.kernel import Kernel
 from graphc.parse import parse
 
 Wrt = str | Sequence[str] | None  # SymPy symbols too, in place of any name: see as_names
@@ -133,37 +131,6 @@ def _with_outputs(graph: Graph, start: int, stop: int | None = None) -> Graph:
     return new
 
 
-def _as_tuple(result: Any) -> tuple[Any, ...]:
-    return result if isinstance(result, tuple) else (result,)
-
-
-def _matrix(rows: int, columns: int) -> Any:
-    def finish(result: Any) -> np.ndarray:
-        entries = np.stack(_as_tuple(result))
-        return entries.reshape(rows, columns, *entries.shape[1:])
-
-    return finish
-
-
-def _matrix_layout(rows: int, columns: int) -> Layout:
-    """``out`` for a :func:`_matrix` result: one array of shape ``(rows, columns, *batch)``."""
-
-    def layout(out: Any) -> list[Any]:
-        if not isinstance(out, np.ndarray) or out.shape[:2] != (rows, columns):
-            got = f"shape {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
-            raise OutputError(f"out must be an array of shape ({rows}, {columns}, *batch), got {got}")
-        return [out[i, j, ...] for i in range(rows) for j in range(columns)]  # views, 0-d at a point
-
-    return layout
-
-
-def _value_and_grad_layout(partials: int) -> Layout:
-    """``out`` for :func:`value_and_grad`: ``(value, (partial, ...))``."""
-    pair = sequence_layout(2, "the value and the tuple of partials")
-    inner = sequence_layout(partials, "the partials")
-    return lambda out: [pair(out)[0], *inner(out[1])]
-
-
 def grad(
     expr: Any,
     wrt: Wrt = None,
@@ -187,10 +154,7 @@ def grad(
     _single_output(graph, "grad")
     derivative = diff.differentiate(graph, as_names(wrt), method, **options)
     kernel = compile_graph(_with_outputs(derivative, 1), backend, threads=threads)
-    wrt_names = derivative.info["wrt"]
-    return kernel.derived(
-        wrt=wrt_names, finish=_as_tuple, layout=sequence_layout(len(wrt_names), "one per partial")
-    )
+    return kernel.derived(wrt=derivative.info["wrt"], result=("partials",))
 
 
 def value_and_grad(
@@ -211,13 +175,7 @@ def value_and_grad(
     _single_output(graph, "value_and_grad")
     derivative = diff.differentiate(graph, as_names(wrt), method, **options)
     kernel = compile_graph(derivative, backend, threads=threads)
-
-    def finish(result: Any) -> tuple[Any, tuple[Any, ...]]:
-        result = _as_tuple(result)  # a function of no variables has a value and no partials
-        return result[0], tuple(result[1:])
-
-    wrt_names = derivative.info["wrt"]
-    return kernel.derived(wrt=wrt_names, finish=finish, layout=_value_and_grad_layout(len(wrt_names)))
+    return kernel.derived(wrt=derivative.info["wrt"], result=("value_and_partials",))
 
 
 def jacobian(
@@ -255,9 +213,7 @@ def jacobian(
     derivative = differentiate(graph, names, "forward" if mode == "forward" else "dp")
     kernel = compile_graph(_with_outputs(derivative, len(graph.outputs)), backend, threads=threads)
     rows, columns = len(graph.outputs), len(names)
-    return kernel.derived(
-        wrt=names, mode=mode, finish=_matrix(rows, columns), layout=_matrix_layout(rows, columns)
-    )
+    return kernel.derived(wrt=names, mode=mode, result=("matrix", rows, columns))
 
 
 def hessian(
@@ -294,7 +250,7 @@ def hessian(
     second = diff.differentiate(_with_outputs(first, 1), names, method, **options)
     kernel = compile_graph(_with_outputs(second, len(names)), backend, threads=threads)
     n = len(names)
-    return kernel.derived(wrt=names, finish=_matrix(n, n), layout=_matrix_layout(n, n))
+    return kernel.derived(wrt=names, result=("matrix", n, n))
 
 
 def derivatives(graph: Graph, wrt: Wrt = None, order: int = 1, method: str = "dp", **options: Any) -> Graph:
@@ -358,6 +314,4 @@ def derivative(
     graph = as_graph(expr)
     result = derivatives(graph, [name], order, method, **options)
     kernel = compile_graph(_with_outputs(result, len(graph.outputs)), backend, threads=threads)
-    return kernel.derived(
-        wrt=[name], finish=lambda values: values, layout=outputs_layout(len(kernel.outputs))
-    )
+    return kernel.derived(wrt=[name], result=("outputs",))
