@@ -242,7 +242,7 @@ def hessian(
 
         if method != "dp" or options:
             raise GraphcError(
-                "a sparse Hessian is computed by forward over dp: it takes no method or options"
+                "a sparse Hessian is computed by dp over dp: it takes no method or options"
             )
         return sparse_hessian(graph, resolve_wrt(graph, as_names(wrt)), backend, threads)
     first = diff.differentiate(graph, as_names(wrt), method, **options)

@@ -254,9 +254,18 @@ def test_sparse_hessian_of_random_formulas_equals_dense(f: Formula, at: dict[str
     if not graph.variables:
         return
     values = {name: at[name] for name in graph.variables}
-    dense = graphc.hessian(graph)(**values)
+    dense = np.asarray(graphc.hessian(graph)(**values))
     sparse = graphc.hessian(graph, sparse=True)(**values).toarray()
-    np.testing.assert_allclose(sparse, dense, rtol=1e-12, atol=1e-300, equal_nan=True)
+
+    def close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return np.isclose(a, b, rtol=1e-12, atol=1e-300, equal_nan=True)
+
+    # dense's two mirrored entries are computed by different passes, and near overflow or subnormal
+    # values one may be NaN where the other is finite ((y*x)**(x+x) at y = 2.2e-309); the symmetric
+    # recovery reads one of them, so each sparse entry must be one of its two dense twins
+    assert np.all(close(sparse, dense) | close(sparse, dense.T)), (sparse, dense)
+    assert np.array_equal(sparse, sparse.T, equal_nan=True)
 
 
 @fast(60)

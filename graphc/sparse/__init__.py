@@ -211,7 +211,7 @@ def sparse_hessian(
     _one_output(graph)
     rows = hessian_rows(graph, wrt)
     colour = star_coloring([[j for j in row if j != i] for i, row in enumerate(rows)])
-    info = {"colors": max(colour, default=-1) + 1, "mode": "forward-over-reverse"}
+    info = {"colors": max(colour, default=-1) + 1, "mode": "reverse-over-reverse"}
     return SparseKernel(
         hessian_entries(graph, wrt, rows, colour), rows, (len(wrt), len(wrt)), backend, threads, wrt, info
     )

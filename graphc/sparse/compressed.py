@@ -2,7 +2,7 @@
 
 A Jacobian colouring of the columns gives one forward pass per colour, seeded with tangent 1 on
 the colour's inputs (a JVP with the seed vector); a colouring of the rows gives one reverse pass
-per colour, seeded with adjoint 1 on the colour's outputs (a VJP). A Hessian is the forward pass
+per colour, seeded with adjoint 1 on the colour's outputs (a VJP). A Hessian is one reverse pass
 per colour of a star colouring over its reverse-mode gradient (Hessian-vector products). Every
 pass builds on one graph, so the nonzeros are the outputs of one graph, compiled once. Entries
 that are constant nodes (``1`` in a residual ``x1 - 2*x2 + x3``) are written into the matrix's
@@ -85,11 +85,20 @@ def hessian_entries(
     graph: Graph, wrt: Sequence[str], rows: Sequence[Sequence[int]], colour: Sequence[int]
 ) -> Entries:
     """The Hessian's nonzeros from its star colouring: the gradient by reverse mode, then one
-    forward pass over it per colour, each entry read where it is alone in its colour."""
+    reverse pass over it per colour (seeded on the colour's partials: the Hessian is symmetric, so
+    this is the colour's compressed column), each entry read where it is alone in its colour. A
+    colour of one variable is exactly the dense Hessian's dp over dp, singular points included."""
     gradient = dp.differentiate(graph, list(wrt))
-    variables = [gradient.variable(name) for name in wrt]
-    sources = [[variables[j] for j in group] for group in groups(colour)]
-    result, columns = _forward(gradient, gradient.outputs[1:], sources)
+    result = gradient.copy()
+    variables = [result.variable(name) for name in wrt]
+    partials = gradient.outputs[1:]
+    active = depends_on(result, variables, len(gradient))
+    local, terms = LocalPartials(result), Terms(result)
+    columns: list[list[int | None]] = []
+    for group in groups(colour):
+        seeds = [partials[j] for j in group if active[partials[j]]]
+        adjoint = adjoints(result, seeds, active, local) if seeds else {}
+        columns.append([terms.materialised(adjoint[node]) if node in adjoint else None for node in variables])
     neighbours = [[j for j in row if j != i] for i, row in enumerate(rows)]
     alone = recovery_rows(neighbours, colour)
     nodes: list[int | None] = []
