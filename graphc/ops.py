@@ -508,7 +508,7 @@ def _summed(b: Graph, terms: list[int | None]) -> int | None:
 def _matmul_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
     a, b = shapes
     if not a or not b or len(a) > 2 or len(b) > 2:
-        raise ShapeError(f"cannot matmul {shape_text(a)} by {shape_text(b)}: @ takes 1-D and 2-D operands")
+        raise ShapeError(f"cannot matmul {shape_text(a)} by {shape_text(b)}: '@' takes 1-D and 2-D operands")
     inner = b[0] if len(b) == 1 else b[-2]
     if a[-1] != inner:
         raise ShapeError(f"cannot matmul {shape_text(a)} by {shape_text(b)}: {a[-1]} != {inner}")
