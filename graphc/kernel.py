@@ -105,6 +105,9 @@ class Kernel:
 
     def diagnose(self, values: tuple[Any, ...]) -> None:
         """Raise the EvaluationError that explains why ``values`` cannot be evaluated, if any."""
+        if self.graph.tensor:
+            self._diagnose_shapes(values)
+            return
         arrays = []
         for name, value in zip(self.variables, values, strict=True):
             try:
@@ -119,6 +122,20 @@ class Kernel:
         except ValueError:
             shapes = ", ".join(f"{n}{a.shape}" for n, a in zip(self.variables, arrays, strict=True))
             raise EvaluationError(f"the arguments' shapes do not broadcast together: {shapes}") from None
+
+    def _diagnose_shapes(self, values: tuple[Any, ...]) -> None:
+        """The EvaluationError of arguments that do not fit a tensor graph's declared shapes."""
+        from graphc.shapes import bind
+
+        graph = self.graph
+        declared = {name: graph.shape(graph.variable(name)) for name in self.variables}
+        try:
+            given = {
+                name: np.shape(np.asarray(v, dtype=np.float64)) for name, v in zip(self.variables, values)
+            }
+            bind(declared, given)
+        except (TypeError, ValueError) as err:
+            raise EvaluationError(str(err)) from None
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         if kwargs or len(args) != len(self.variables):
@@ -148,7 +165,7 @@ class Kernel:
         >>> g.into(out, np.arange(3.0), 2.0) is out, out[1].tolist()
         (True, [0.0, 1.0, 2.0])
         """
-        if self._layout is None:
+        if self._layout is None or self.graph.tensor:
             raise OutputError(
                 "this kernel computes its results after the compiled code; into is not available"
             )

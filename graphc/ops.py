@@ -420,7 +420,7 @@ def _unindex(g, index, rank, shape):
 
 
 def _count(a, axes):
-    return float(math.prod(a.shape[k] for k in axes))
+    return np.float64(math.prod(a.shape[k] for k in axes))
 """
 
 

@@ -87,3 +87,44 @@ def source(shape: Shape) -> str:
     """A shape as Python source in generated code: named dimensions read ``dims['n']``."""
     items = [repr(d) if isinstance(d, int) else f"dims[{d!r}]" for d in shape]
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+# The binding of named dimensions and batch axes at call time. Generated NumPy modules include this
+# source (they need only NumPy); the library runs the same function (``bind``) to explain a call.
+BIND_SOURCE = '''\
+def _bind(declared, given):
+    """The named dimensions' values and the batch shape of the inputs' shapes ``given`` (by name)
+    against their ``declared`` shapes; ValueError naming the input and both shapes otherwise."""
+    dims = {}
+    batches = []
+    for name, shape in declared.items():
+        have = tuple(given[name])
+        lead = len(have) - len(shape)
+        clash = None if lead >= 0 else "too few axes"
+        for want, got in zip(shape, have[max(lead, 0):]):
+            if clash is None and isinstance(want, str) and dims.setdefault(want, got) != got:
+                clash = f"the dimension '{want}' is {dims[want]} elsewhere"
+            elif clash is None and not isinstance(want, str) and want != got:
+                clash = f"{want} != {got}"
+        if clash is not None:
+            declared_text = "[" + ", ".join(str(d) for d in shape) + "]"
+            raise ValueError(f"input '{name}' is declared {declared_text} but given shape {have}: {clash}")
+        batches.append(have[:lead])
+    try:
+        batch = np.broadcast_shapes(*batches)
+    except ValueError:
+        listed = ", ".join(f"{n} {b}" for n, b in zip(declared, batches))
+        raise ValueError(f"the inputs' batch axes do not broadcast together: {listed}") from None
+    return dims, batch
+'''
+
+
+def bind(
+    declared: dict[str, Shape], given: dict[str, tuple[int, ...]]
+) -> tuple[dict[str, int], tuple[int, ...]]:
+    """Run BIND_SOURCE's ``_bind``: the named dimensions and the batch shape of a call."""
+    import numpy as np
+
+    scope: dict[str, object] = {"np": np}
+    exec(BIND_SOURCE, scope)  # noqa: S102 - this module's own constant source
+    return scope["_bind"](declared, given)  # type: ignore[operator,no-any-return]
