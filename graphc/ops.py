@@ -27,6 +27,9 @@ op's entry, which every stage relies on:
 - ``vjp(b, args, out, params, g)``: one adjoint node (or None) per operand slot, ``g`` shaped
   like ``out``; ``jvp(b, args, out, params, tangents)``: the result's tangent from the operands'
   (each shaped like its operand, or None for zero), both built from graph nodes;
+- ``paths(counts, params, shape)``: the number of scalar paths reaching each element of the
+  result from those reaching each operand's elements (exact path counts at block level: a
+  reduction sums them, matmul multiplies them by the other operand's extent);
 - params, by op: ``sum``/``logsumexp``/``amax``/``amin``: ``(axes, keepdims)``, axes a sorted
   tuple in ``0..rank-1``; ``count``: the axes (the number of elements along them, a scalar);
   ``reshape``/``broadcast``: the target shape; ``transpose``: the permutation; ``index``: one item
@@ -64,6 +67,9 @@ Emit = Callable[[tuple[str, ...], tuple["Shape", ...], Any], str]  # NumPy sourc
 Vjp = Callable[["Graph", tuple[int, ...], int, Any, int], tuple["int | None", ...]]
 # jvp(b, args, out, params, tangents): the result's tangent from the operands' (None: zero)
 Jvp = Callable[["Graph", tuple[int, ...], int, Any, tuple["int | None", ...]], "int | None"]
+# paths(counts, params, shape): per element of the result, the scalar paths reaching it, from the
+# paths reaching each operand's elements (object arrays of Python ints; exact, never enumerated)
+PathRule = Callable[[list[Any], Any, tuple[int, ...]], Any]
 
 
 class Emitter(Protocol):
@@ -113,6 +119,7 @@ class Op:
     emit: Emit | None = None  # replaces the ``numpy`` template, which is then ""
     vjp: Vjp | None = None
     jvp: Jvp | None = None
+    paths: PathRule | None = None
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -793,6 +800,58 @@ def _unindex_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) ->
     return f"_unindex({a[0]}, {_slice_object(index, len(shape))}, {len(shapes[0])}, {shape_source(shape)})"
 
 
+# path counts ------------------------------------------------------------------------------------
+
+
+def _index_tuple(params: Any) -> tuple[Any, ...]:
+    return tuple(slice(*i) if isinstance(i, tuple) else slice(None) if i is None else i for i in params)
+
+
+def _paths_matmul(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    a, b = c
+    ones_a, ones_b = np.ones(a.shape, dtype=object), np.ones(b.shape, dtype=object)
+    return np.asarray(np.matmul(a, ones_b) + np.matmul(ones_a, b), dtype=object).reshape(shape)
+
+
+def _paths_reduced(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    return np.asarray(np.sum(c[0], axis=params[0], keepdims=params[1]), dtype=object).reshape(shape)
+
+
+def _paths_none(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    return np.zeros(shape, dtype=object)  # count: no derivative, so no path
+
+
+def _paths_moved(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    return c[0].reshape(shape)  # reshape: each element's paths go where its value goes
+
+
+def _paths_transposed(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    return np.transpose(c[0], params)
+
+
+def _paths_broadcast(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    part = c[0].reshape((1,) * (len(shape) - c[0].ndim) + c[0].shape)
+    return np.broadcast_to(part, shape).copy()
+
+
+def _paths_index(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    return np.asarray(c[0][_index_tuple(params)], dtype=object).reshape(shape)
+
+
+def _paths_unindex(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    out = np.zeros(shape, dtype=object)
+    out[_index_tuple(params[0])] = c[0]
+    return out
+
+
+def paths_elementwise(c: list[Any], shape: tuple[int, ...]) -> Any:
+    """An elementwise op: one edge per slot, so the operands' counts add (broadcast)."""
+    total = np.zeros(shape, dtype=object)
+    for part in c:
+        total = total + part
+    return total
+
+
 def _block_op(name: str, arity: int, shape: ShapeRule, emit: Emit, vjp: Vjp, jvp: Jvp, **kw: Any) -> Op:
     return Op(
         name,
@@ -827,30 +886,30 @@ _NO_TANGENT: Jvp = lambda b, args, out, params, t: None
 # fmt: off
 _BLOCKS = [
     _block_op("matmul", 2, _matmul_shape, _matmul_emit, _matmul_vjp, _matmul_jvp,
-              infix="@", precedence=2, function="dot", domain=(_ANY, _ANY)),
-    _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,)),
+              infix="@", precedence=2, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul),
+    _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced),
     _block_op("logsumexp", 1, _reduced_shape, _logsumexp_emit, _logsumexp_vjp, _logsumexp_jvp,
-              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp"),
+              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp", paths=_paths_reduced),
     _block_op("amax", 1, _reduced_shape, _extreme_emit("max"), _extreme_vjp(1.0), _extreme_jvp(1.0),
-              function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)"),
+              function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced),
     _block_op("amin", 1, _reduced_shape, _extreme_emit("min"), _extreme_vjp(-1.0), _extreme_jvp(-1.0),
-              function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)"),
-    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,)),
+              function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced),
+    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none),
     _block_op("reshape", 1, _reshape_shape, _reshape_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("reshape", g, params=b.shape(x))), _linear_jvp("reshape"),
-              function="reshape", domain=(_ANY,)),
+              function="reshape", domain=(_ANY,), paths=_paths_moved),
     _block_op("transpose", 1, _transpose_shape, _transpose_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("transpose", g, params=tuple(_inverse(p)))),
-              _linear_jvp("transpose"), function="transpose", domain=(_ANY,)),
+              _linear_jvp("transpose"), function="transpose", domain=(_ANY,), paths=_paths_transposed),
     _block_op("broadcast", 1, _broadcast_shape, _broadcast_emit,
               _linear_vjp(lambda b, g, x, p: _unbroadcast(b, g, b.shape(x))), _linear_jvp("broadcast"),
-              domain=(_ANY,)),
+              domain=(_ANY,), paths=_paths_broadcast),
     _block_op("index", 1, _index_shape, _index_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("unindex", g, params=(p, b.shape(x)))),
-              _linear_jvp("index"), domain=(_ANY,)),
+              _linear_jvp("index"), domain=(_ANY,), paths=_paths_index),
     _block_op("unindex", 1, _unindex_shape, _unindex_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("index", g, params=p[0])), _linear_jvp("unindex"),
-              domain=(_ANY,)),
+              domain=(_ANY,), paths=_paths_unindex),
 ]
 # fmt: on
 BLOCK_OPS: dict[str, Op] = {op.name: op for op in _BLOCKS}

@@ -66,7 +66,10 @@ def size(shape: Shape) -> int:
     """The number of elements; a named dimension makes it unknown (ShapeError)."""
     for d in shape:
         if isinstance(d, str):
-            raise ShapeError(f"the size of {text(shape)} depends on the named dimension '{d}'")
+            raise ShapeError(
+                f"the size of {text(shape)} depends on the named dimension '{d}': "
+                f"bind it with dims={{'{d}': ...}}"
+            )
     return math.prod(shape)  # type: ignore[arg-type]
 
 

@@ -71,7 +71,9 @@ def statements(graph: Graph, outputs: Sequence[int], params: Sequence[str]) -> t
         shapes = tuple(graph.shape(a) for a in args)
         if spec.block:
             assert spec.emit is not None
-            code = spec.emit(tuple(ref[a] for a in args), shapes, graph.params(node))
+            # a literal operand as a NumPy scalar: the emitted source calls array methods on it
+            operands = tuple(f"np.float64({ref[a]})" if graph.op(a) == CONST else ref[a] for a in args)
+            code = spec.emit(operands, shapes, graph.params(node))
         else:
             rank = len(graph.shape(node))
             code = spec.numpy.format(
