@@ -374,6 +374,15 @@ class Graph:
 
     def rebuilt(self, keep: Sequence[bool] | None) -> Graph:
         """A new graph replaying the kept nodes (all when ``keep`` is None) in creation order."""
+        return self._replayed(keep, {})
+
+    def with_dims(self, dims: dict[str, int]) -> Graph:
+        """A copy whose named dimensions are replaced by their values in ``dims`` (shapes and params)."""
+        return self._replayed(None, dims)
+
+    def _replayed(self, keep: Sequence[bool] | None, dims: dict[str, int]) -> Graph:
+        from graphc.shapes import substituted
+
         new = Graph()
         new.max_nodes = self.max_nodes
         mapping: dict[int, int] = {}
@@ -381,12 +390,14 @@ class Graph:
             if keep is not None and not keep[node]:
                 continue
             if op == VAR:
-                mapping[node] = new.var(self._data[node], self._shape[node])
+                shape = self._shape[node]
+                mapping[node] = new.var(self._data[node], substituted(shape, dims) if dims else shape)  # type: ignore[arg-type]
             elif op == CONST:
                 mapping[node] = new.const(self._data[node])
             else:
+                params = self._data[node]
                 args = (mapping[a] for a in self._args[node])
-                mapping[node] = new.apply(op, *args, params=self._data[node])
+                mapping[node] = new.apply(op, *args, params=substituted(params, dims) if dims else params)
         new.set_outputs([mapping[o] for o in self.outputs], self.output_names)
         return new
 

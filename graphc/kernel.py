@@ -123,6 +123,11 @@ class Kernel:
             shapes = ", ".join(f"{n}{a.shape}" for n, a in zip(self.variables, arrays, strict=True))
             raise EvaluationError(f"the arguments' shapes do not broadcast together: {shapes}") from None
 
+    @property
+    def function(self) -> Callable[..., Any]:
+        """The compiled function, taking the variables in the graph's (sorted) order."""
+        return self._function
+
     def _diagnose_shapes(self, values: tuple[Any, ...]) -> None:
         """The EvaluationError of arguments that do not fit a tensor graph's declared shapes."""
         from graphc.shapes import bind
@@ -152,7 +157,7 @@ class Kernel:
 
         ``out`` is shaped like the kernel's result: an array for one output, a tuple of arrays
         for several (``grad``: one per partial; ``value_and_grad``: ``(value, (partials...))``), one
-        array of shape ``(rows, columns, *batch)`` for ``jacobian`` and ``hessian``. Each array
+        array of shape ``(*batch, rows, columns)`` for ``jacobian`` and ``hessian``. Each array
         must be float64, C-contiguous, writeable, of the arguments' broadcast shape, and overlap
         neither an input nor another output (else :class:`OutputError`). The arguments follow,
         as for a call; ``out`` comes first and only by position, so a variable may be named
@@ -178,6 +183,9 @@ class Kernel:
         except (TypeError, ValueError):
             self.diagnose(args)
             raise
+        commit = getattr(arrays, "commit", None)
+        if commit is not None:  # the results were staged (a Jacobian's batch-first layout)
+            commit()
         return out
 
     def check_out(self, arrays: list[Any], values: tuple[Any, ...]) -> None:

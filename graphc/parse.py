@@ -332,7 +332,9 @@ class _Parser(TensorSyntax):
     an operator stack, and each reduction builds one node, so depth never meets the call stack.
     The tensor syntax (declarations, indexing, block calls) is TensorSyntax's."""
 
-    def __init__(self, text: str, max_nodes: int | None = MAX_NODES) -> None:
+    def __init__(
+        self, text: str, max_nodes: int | None = MAX_NODES, dims: dict[str, int] | None = None
+    ) -> None:
         self.text = text
         self.tokens = scan(text)
         kinds, error = self.tokens.kinds, self.tokens.error
@@ -356,6 +358,7 @@ class _Parser(TensorSyntax):
         self.first_comma = 0  # the index of the first ',' between outputs
         self.declared: dict[str, Shape] = {}  # tensor inputs' declared shapes
         self.dim_names: set[str] = set()  # the named dimensions of the declarations
+        self.given_dims = checked_dims(dims)  # named dimensions given values before parsing
         self.keywords: dict[int, dict[str, object]] = {}  # an open call's (by its token) axis=, [dims]
 
     def error(self, message: str, k: int, cls: type[ParseError] = ParseError) -> ParseError:
@@ -633,11 +636,24 @@ class _Parser(TensorSyntax):
             raise self.error(str(err), k) from None
 
 
-def parse(text: str, max_nodes: int | None = MAX_NODES) -> Graph:
+def checked_dims(dims: object) -> dict[str, int]:
+    """``dims`` as a mapping of dimension names to whole numbers >= 1 (None: no names bound)."""
+    if dims is None:
+        return {}
+    if not isinstance(dims, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 1
+        for k, v in dims.items()
+    ):
+        raise ParseError(f"dims must map dimension names to whole numbers >= 1, got {dims!r}", "", 0)
+    return dict(dims)
+
+
+def parse(text: str, max_nodes: int | None = MAX_NODES, dims: dict[str, int] | None = None) -> Graph:
     """Parse a graphc program into a Graph.
 
     A program that would build more than ``max_nodes`` nodes raises ResourceError (None: no cap);
-    the graph keeps the cap, and so do the graphs derived from it.
+    the graph keeps the cap, and so do the graphs derived from it. ``dims`` gives named dimensions
+    their values (``{"n": 7}``), so the graph's shapes are concrete.
 
     >>> g = parse("u = x*y; sin(u) + u**2")
     >>> g.variables, g.output_names
@@ -645,4 +661,4 @@ def parse(text: str, max_nodes: int | None = MAX_NODES) -> Graph:
     """
     if not isinstance(text, str):
         raise ParseError(f"expected program text (str), got {type(text).__name__}", "", 0)
-    return _Parser(text, checked_max_nodes(max_nodes)).parse()
+    return _Parser(text, checked_max_nodes(max_nodes), dims).parse()

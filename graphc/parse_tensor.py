@@ -46,6 +46,7 @@ class TensorSyntax:
     free: set[str]
     declared: dict[str, Shape]
     dim_names: set[str]
+    given_dims: dict[str, int]
     keywords: dict[int, dict[str, Any]]
 
     def error(self, message: str, k: int, cls: type[ParseError] = ParseError) -> ParseError:
@@ -90,7 +91,7 @@ class TensorSyntax:
             elif kinds[at] == "name" and not negative:
                 if not declaring and words[at] not in self.dim_names:
                     raise self.error(f"unknown dimension '{words[at]}' (not in any declaration)", at)
-                dims.append(words[at])
+                dims.append(self.given_dims.get(words[at], words[at]))
                 if declaring:
                     self.dim_names.add(words[at])
             else:

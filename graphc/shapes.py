@@ -131,3 +131,13 @@ def bind(
     scope: dict[str, object] = {"np": np}
     exec(BIND_SOURCE, scope)  # noqa: S102 - this module's own constant source
     return scope["_bind"](declared, given)  # type: ignore[operator,no-any-return]
+
+
+def substituted(value: object, dims: dict[str, int]) -> object:
+    """A shape or block-op params (nested tuples, at most three deep) with named dimensions
+    replaced by their values in ``dims``."""
+    if isinstance(value, str):
+        return dims.get(value, value)
+    if isinstance(value, tuple):
+        return tuple(substituted(item, dims) for item in value)
+    return value

@@ -59,7 +59,8 @@ def _placed(graph: Graph, pieces: list[tuple[tuple[int, ...], int]], lead: Shape
     return total
 
 
-def _zero(graph: Graph, shape: Shape) -> int:
+def zero(graph: Graph, shape: Shape) -> int:
+    """The zero tensor of ``shape`` (a broadcast view of one 0)."""
     return broadcast_to(graph, graph.const(0.0), shape)
 
 
@@ -142,12 +143,12 @@ def differentiate_dp(graph: Graph, wrt: str | Sequence[str] | None = None) -> Gr
             passes += 1
             for column, source in zip(columns, sources, strict=True):
                 shape = result.shape(source)
-                column.append((index, adjoint.get(source, _zero(result, shape))))
+                column.append((index, adjoint.get(source, zero(result, shape))))
         rows.append(
             [
                 _placed(result, column, out_shape, result.shape(source))
                 if column
-                else _zero(result, out_shape + result.shape(source))
+                else zero(result, out_shape + result.shape(source))
                 for column, source in zip(columns, sources, strict=True)
             ]
         )
@@ -168,7 +169,7 @@ def differentiate_forward(graph: Graph, wrt: str | Sequence[str] | None = None) 
             tangent = tangents(result, source, _one_hot(result, index, in_shape), keep)
             passes += 1
             for piece, output in zip(pieces, graph.outputs, strict=True):
-                piece.append((index, tangent.get(output, _zero(result, result.shape(output)))))
+                piece.append((index, tangent.get(output, zero(result, result.shape(output)))))
         columns.append(
             [
                 _transposed_jacobian(result, piece, in_shape, result.shape(o))
@@ -184,7 +185,7 @@ def _transposed_jacobian(
 ) -> int:
     """``∂out/∂x`` of shape ``out_shape + in_shape`` from its columns (one per element of x)."""
     if not pieces:
-        return _zero(graph, out_shape + in_shape)
+        return zero(graph, out_shape + in_shape)
     stacked = _placed(graph, pieces, in_shape, out_shape)
     if not in_shape or not out_shape:
         return stacked
@@ -216,7 +217,7 @@ def differentiate_numeric(graph: Graph, wrt: str | Sequence[str] | None = None) 
                 if dependent[o]:
                     piece.append((index, result.div(result.sub(above[o], below[o]), step)))
                 else:
-                    piece.append((index, _zero(result, result.shape(o))))
+                    piece.append((index, zero(result, result.shape(o))))
         columns.append(
             [
                 _transposed_jacobian(result, piece, in_shape, result.shape(o))
