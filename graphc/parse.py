@@ -568,6 +568,8 @@ class _Parser(TensorSyntax):
             if spec is None:
                 return
         assert spec is not None
+        if self.keywords.pop(k, None) is not None:
+            raise self.error(f"{spec.function}() takes no axis=", k)
         self.open_brackets -= 1
         given = len(self.values) - mark
         if given != spec.arity:

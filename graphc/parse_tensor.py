@@ -69,6 +69,8 @@ class TensorSyntax:
         if self.kinds[k] not in ("sep", "end"):
             raise self.error("a declaration ends its statement: separate statements with ';'", k)
         self.declared[name] = shape
+        self.free.add(name)
+        self.graph.var(name, shape)  # an input even if unused, as a scalar variable is
         return k
 
     def _dims(self, k: int, declaring: bool = False) -> tuple[Shape, int]:

@@ -254,7 +254,9 @@ def count_paths(graph: Graph, names: Sequence[str]) -> dict[str, int]:
             parts = [
                 reach.get(a, np.zeros(_concrete(graph.shape(a), "count_paths"), dtype=object)) for a in args
             ]
-            reach[node] = _path_rule(graph, node, parts, out_shape)
+            reach[node] = np.asarray(_path_rule(graph, node, parts, out_shape), dtype=object).reshape(
+                out_shape
+            )
         counts[name] = sum(int(reach[o].sum()) if o in reach else 0 for o in graph.outputs)
     return counts
 
