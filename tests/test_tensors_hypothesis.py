@@ -55,7 +55,7 @@ def programs(draw: st.DrawFn) -> tuple[str, Twin]:
             op = draw(st.sampled_from(["+", "-", "*"]))
             numpy_op = {"+": np.add, "-": np.subtract, "*": np.multiply}[op]
             text = f"{name} {op} {other}"
-            new = lambda env, a=twin, b=other_twin, f=numpy_op: f(a(env), b(env))  # noqa: E731
+            new = lambda env, a=twin, b=other_twin, f=numpy_op: f(a(env), b(env))
             out = shape if shape else other_shape
         elif choice == "matmul":
             partners = [v for v in values if rank in (1, 2) and len(v[1]) in (1, 2) and shape[-1] == v[1][0]]
@@ -63,7 +63,7 @@ def programs(draw: st.DrawFn) -> tuple[str, Twin]:
                 continue
             other, other_shape, other_twin = draw(st.sampled_from(partners))
             text = f"{name} @ {other}"
-            new = lambda env, a=twin, b=other_twin: a(env) @ b(env)  # noqa: E731
+            new = lambda env, a=twin, b=other_twin: a(env) @ b(env)
             out = np.empty(shape).__matmul__(np.empty(other_shape)).shape
         elif choice == "reduce":
             fn = draw(st.sampled_from(["sum", "mean", "logsumexp"]))
@@ -74,7 +74,7 @@ def programs(draw: st.DrawFn) -> tuple[str, Twin]:
                 "logsumexp": _logsumexp,
             }[fn]
             text = f"{fn}({name}, axis={axis})"
-            new = lambda env, t=twin, f=numpy_reduce, a=axis: f(t(env), a)  # noqa: E731
+            new = lambda env, t=twin, f=numpy_reduce, a=axis: f(t(env), a)
             out = tuple(d for i, d in enumerate(shape) if i != axis % rank)
         elif choice == "softmax":
             axis = draw(st.integers(-rank, rank - 1))
