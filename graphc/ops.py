@@ -30,6 +30,9 @@ op's entry, which every stage relies on:
 - ``paths(counts, params, shape)``: the number of scalar paths reaching each element of the
   result from those reaching each operand's elements (exact path counts at block level: a
   reduction sums them, matmul multiplies them by the other operand's extent);
+- ``spell(operands, shapes, params)``: the node as text of the language where it has a spelling
+  (``sum(x, axis=0)``, ``x[1, ::2]``); ``broadcast``, ``unindex`` and ``count``, which only
+  derivatives build, print as calls of their own names;
 - params, by op: ``sum``/``logsumexp``/``amax``/``amin``: ``(axes, keepdims)``, axes a sorted
   tuple in ``0..rank-1``; ``count``: the axes (the number of elements along them, a scalar);
   ``reshape``/``broadcast``: the target shape; ``transpose``: the permutation; ``index``: one item
@@ -70,6 +73,8 @@ Jvp = Callable[["Graph", tuple[int, ...], int, Any, tuple["int | None", ...]], "
 # paths(counts, params, shape): per element of the result, the scalar paths reaching it, from the
 # paths reaching each operand's elements (object arrays of Python ints; exact, never enumerated)
 PathRule = Callable[[list[Any], Any, tuple[int, ...]], Any]
+# spell(operands, shapes, params): the node in the language (operands already atoms), for printing
+Spell = Callable[[tuple[str, ...], tuple["Shape", ...], Any], str]
 
 
 class Emitter(Protocol):
@@ -120,6 +125,8 @@ class Op:
     vjp: Vjp | None = None
     jvp: Jvp | None = None
     paths: PathRule | None = None
+    spell: Spell | None = None  # a block op called as a function; ``@`` is spelled by ``infix``
+    postfix: bool = False  # spelled after its operand (``x[0]``), which must then be an atom
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -852,6 +859,42 @@ def paths_elementwise(c: list[Any], shape: tuple[int, ...]) -> Any:
     return total
 
 
+# spellings --------------------------------------------------------------------------------------
+
+
+def _spell_reduced(function: str) -> Spell:
+    def spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+        axes, keepdims = params
+        rank = len(shapes[0])
+        axis = (
+            ""
+            if tuple(axes) == tuple(range(rank))
+            else f", axis={axes[0]}"
+            if len(axes) == 1
+            else f", axis={axes}"
+        )
+        text = f"{function}({a[0]}{axis})"
+        if keepdims:
+            kept = tuple(1 if i in axes else d for i, d in enumerate(shapes[0]))
+            text = f"reshape({text}, {shape_text(kept)})"
+        return text
+
+    return spell
+
+
+def _spell_index(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    items = _index_source(params, len(params)).split(", ")[1:]
+    return f"{a[0]}[{', '.join(items)}]"
+
+
+def _spell_call(function: str, shape_of: Callable[[Any], Any] | None = None) -> Spell:
+    def spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+        extra = "" if shape_of is None else f", {shape_of(params)}"
+        return f"{function}({a[0]}{extra})"
+
+    return spell
+
+
 def _block_op(name: str, arity: int, shape: ShapeRule, emit: Emit, vjp: Vjp, jvp: Jvp, **kw: Any) -> Op:
     return Op(
         name,
@@ -887,29 +930,29 @@ _NO_TANGENT: Jvp = lambda b, args, out, params, t: None
 _BLOCKS = [
     _block_op("matmul", 2, _matmul_shape, _matmul_emit, _matmul_vjp, _matmul_jvp,
               infix="@", precedence=2, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul),
-    _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced),
+    _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum")),
     _block_op("logsumexp", 1, _reduced_shape, _logsumexp_emit, _logsumexp_vjp, _logsumexp_jvp,
-              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp", paths=_paths_reduced),
+              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp", paths=_paths_reduced, spell=_spell_reduced("logsumexp")),
     _block_op("amax", 1, _reduced_shape, _extreme_emit("max"), _extreme_vjp(1.0), _extreme_jvp(1.0),
-              function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced),
+              function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("max")),
     _block_op("amin", 1, _reduced_shape, _extreme_emit("min"), _extreme_vjp(-1.0), _extreme_jvp(-1.0),
-              function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced),
-    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none),
+              function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("min")),
+    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none, spell=_spell_call("count", lambda p: list(p))),
     _block_op("reshape", 1, _reshape_shape, _reshape_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("reshape", g, params=b.shape(x))), _linear_jvp("reshape"),
-              function="reshape", domain=(_ANY,), paths=_paths_moved),
+              function="reshape", domain=(_ANY,), paths=_paths_moved, spell=_spell_call("reshape", shape_text)),
     _block_op("transpose", 1, _transpose_shape, _transpose_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("transpose", g, params=tuple(_inverse(p)))),
-              _linear_jvp("transpose"), function="transpose", domain=(_ANY,), paths=_paths_transposed),
+              _linear_jvp("transpose"), function="transpose", domain=(_ANY,), paths=_paths_transposed, spell=_spell_call("transpose")),
     _block_op("broadcast", 1, _broadcast_shape, _broadcast_emit,
               _linear_vjp(lambda b, g, x, p: _unbroadcast(b, g, b.shape(x))), _linear_jvp("broadcast"),
-              domain=(_ANY,), paths=_paths_broadcast),
+              domain=(_ANY,), paths=_paths_broadcast, spell=_spell_call("broadcast", shape_text)),
     _block_op("index", 1, _index_shape, _index_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("unindex", g, params=(p, b.shape(x)))),
-              _linear_jvp("index"), domain=(_ANY,), paths=_paths_index),
+              _linear_jvp("index"), domain=(_ANY,), paths=_paths_index, postfix=True, spell=_spell_index),
     _block_op("unindex", 1, _unindex_shape, _unindex_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("index", g, params=p[0])), _linear_jvp("unindex"),
-              domain=(_ANY,), paths=_paths_unindex),
+              domain=(_ANY,), paths=_paths_unindex, spell=_spell_call("unindex", lambda p: f"{_index_source(p[0], len(p[0]))}, {shape_text(p[1])}")),
 ]
 # fmt: on
 BLOCK_OPS: dict[str, Op] = {op.name: op for op in _BLOCKS}

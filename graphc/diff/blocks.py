@@ -94,7 +94,15 @@ def _elementwise_vjp(graph: Graph, node: int, slot: int, g: int) -> int | None:
     rule = ALL_OPS[graph.op(node)].partials[slot]
     args = graph.args(node)
     z = None if rule is None else rule(graph, args, node)
-    return None if z is None else reduce_to(graph, graph.mul(g, z), graph.shape(args[slot]))
+    if z is None:
+        return None
+    shape = graph.shape(args[slot])
+    if graph.shape(z) == () and graph.shape(g) != shape:
+        # a scalar partial factors out of the sum over broadcast axes: reduce the adjoint first,
+        # then scale the (smaller) result; a partial of -1 is a negation
+        g = reduce_to(graph, g, shape)
+        return graph.neg(g) if graph.const_value(z) == -1.0 else graph.mul(g, z)
+    return reduce_to(graph, graph.neg(g) if graph.const_value(z) == -1.0 else graph.mul(g, z), shape)
 
 
 def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict[int, int]:
