@@ -4,7 +4,9 @@ Each :class:`Op` holds everything every stage needs: how it is written (infix sy
 name), its arity, whether it commutes, its NumPy expression template (used by the NumPy backend
 and, compiled once here, for constant folding, so folded constants equal computed values), its
 SymPy constructor (and the SymPy class that converts back), its build-time rewrite, its local
-derivative rule per operand slot, and the domain its tests sample from.
+derivative rule per operand slot, and the domain its tests sample from. The rewrites are identities
+of the reals, graphc's algebra: ``x*0 -> 0`` and ``x + 0 -> x`` are not IEEE-exact at every input
+(``inf*0`` is NaN, ``-0.0 + 0`` is ``0.0``); :data:`graphc.policy.REWRITES` states what they give.
 
 A local derivative rule is ``rule(b, args, out) -> node | None``: given the graph builder ``b``,
 the operand nodes and the op's own result node, it builds ``∂out/∂args[slot]`` from graph nodes
@@ -80,7 +82,7 @@ Spell = Callable[[tuple[str, ...], tuple["Shape", ...], Any], str]
 class Emitter(Protocol):
     """What an LLVM lowering is given (graphc.backends.llvm provides it): a builder and two helpers."""
 
-    # The IR-text builder of graphc.backends.llvm_text, with the methods of llvmlite.ir.IRBuilder a
+    # The IR-text builder of graphc.backends.llvm.text, with the methods of llvmlite.ir.IRBuilder a
     # lowering may use (fadd, fsub, fmul, fdiv, fneg, fcmp_ordered, fcmp_unordered, or_, select);
     # its values are vectors of doubles, one lane per point, but a lowering need not know it.
     builder: Any
@@ -111,10 +113,13 @@ class Op:
     precedence: int = 0  # for infix and prefix printing; higher binds tighter
     function: str | None = None  # name when called as a function: sin(x), pow(x, y)
     commutative: bool = False
-    rewrite: Rewrite | None = None  # a sound build-time simplification, or None
+    rewrite: Rewrite | None = None  # a build-time identity of graphc's algebra (policy.REWRITES), or None
     sympy_class: str | None = None  # the name of the SymPy class that converts back to this op
     domain: tuple[tuple[float, float], ...] = ()  # where tests sample each operand
     plain: bool = False  # the template on Python floats is exactly IEEE and never raises
+    # constant last operands the LLVM lowering treats specially (``x**2`` as ``x*x``): the LLVM
+    # backend's tape gives a row with one of them an opcode of its own with the constant built in
+    specialised: frozenset[float] = frozenset()
     aliases: tuple[str, ...] = ()  # other infix spellings ("^" for "**")
     right: bool = False  # a right-associative infix operator
     policy: str = ""  # the op's points of non-smoothness or singularity, as graphc/policy.py states them
@@ -165,6 +170,9 @@ class Op:
 
 
 # --- rewrites: only x+0, x-0, x*1, x*0 -> 0, --x, x**1, x**0 -------------------------------------
+# Identities of the reals, graphc's algebra rather than float64 arithmetic: x*0 -> 0 differs from
+# IEEE at x = inf or NaN (NaN there) and at negative x (-0.0), x + 0 -> x at x = -0.0 (0.0 there).
+# graphc/policy.py's REWRITES states each, and tests/test_policy.py holds every method to it.
 
 
 def _rewrite_add(b: Graph, a: tuple[int, ...]) -> int | None:
@@ -209,7 +217,7 @@ def _instruction(name: str) -> Lowering:
 def _call(symbol: str) -> Lowering:
     """A call of a C library function (``cosh``; NumPy's own SIMD ufuncs may differ from it in the
     last bit), of an exact LLVM intrinsic, or of graphc's own vectorisable function (``graphc_exp``:
-    see graphc.backends.llvm_math)."""
+    see graphc.backends.llvm.vecmath)."""
     return lambda e, a: e.call(symbol, *a)
 
 
@@ -272,7 +280,7 @@ def _softplus(e: Emitter, a: tuple[Any, ...]) -> Any:
 
 def _sp() -> Any:
     """SymPy, imported when an op first builds a SymPy expression: importing graphc does not pay
-    for it (0.3 s and 40 MB), only the symbolic method, ``to_sympy`` and printing do."""
+    for it (slow to import, and large), only the symbolic method, ``to_sympy`` and printing do."""
     return importlib.import_module("sympy")
 
 
@@ -339,7 +347,7 @@ OPS: dict[str, Op] = {
             lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
             lambda b, a, o: b.mul(o, b.apply("log", a[0])),
             infix="**", precedence=4, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY),
-            aliases=("^",), right=True),
+            specialised=frozenset({2.0, -1.0}), aliases=("^",), right=True),
         _op("sin", "np.sin({0})", _sympy("sin"), _call("graphc_sin"), lambda b, a, o: b.apply("cos", a[0]),
             function="sin", sympy_class="sin", domain=(_ANY,)),
         _op("cos", "np.cos({0})", _sympy("cos"), _call("graphc_cos"), lambda b, a, o: b.neg(b.apply("sin", a[0])),

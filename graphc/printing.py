@@ -8,6 +8,7 @@ and parses back to the same graph.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 from graphc.errors import GraphcError
 from graphc.graph import Graph
@@ -34,15 +35,19 @@ def constant_text(value: float) -> tuple[str, int]:
     return text, (_NEG if text.startswith("-") else _ATOM)
 
 
-def render(graph: Graph, max_inline: int = 200, display: bool = False) -> tuple[list[str], list[str]]:
+def render(
+    graph: Graph, max_inline: int = 200, display: bool = False, avoid: Collection[str] = ()
+) -> tuple[list[str], list[str]]:
     """The bindings (``t1 = ...``) and one expression per output, as text.
 
-    With ``display``, a negative coefficient is written ``-2*x`` rather than ``(-2)*x``: easier
-    to read, but it parses back to ``-(2*x)``, an equal value in another graph.
+    A binding's name is never a variable of the graph, nor one of ``avoid`` (the names of a larger
+    program this graph is part of). With ``display``, a negative coefficient is written ``-2*x``
+    rather than ``(-2)*x``: easier to read, but it parses back to ``-(2*x)``, an equal value in
+    another graph.
     """
     keep = graph.reachable()
     users = graph.users()
-    taken = set(graph.variables) | RESERVED
+    taken = set(graph.variables) | RESERVED | set(avoid)
     counter = 0
     text: dict[int, str] = {}
     prec: dict[int, int] = {}
@@ -117,20 +122,21 @@ def formula(graph: Graph, node: int, simplify_below: int = 60) -> str:
     canonical form (``x + x`` becomes ``2*x``), and the shorter text wins: simplification for
     display only, and only while it stays cheap.
     """
+    avoid = {*graph.variables, *graph.names.values()}  # the temporaries name none of the program's
     single = graph.copy()
     single.set_outputs([node])
     single = single.rebuilt(single.reachable())
-    texts = [_joined(single)]
+    texts = [_joined(single, avoid)]
     if sum(1 for n in range(len(single)) if single.args(n)) < simplify_below:
         from graphc.sympy_bridge import from_sympy, to_sympy
 
         try:
-            texts.append(_joined(from_sympy(to_sympy(single))))
+            texts.append(_joined(from_sympy(to_sympy(single)), avoid))
         except (GraphcError, RecursionError):
             pass
     return min(texts, key=len)
 
 
-def _joined(graph: Graph) -> str:
-    bindings, outputs = render(graph, display=True)
+def _joined(graph: Graph, avoid: Collection[str]) -> str:
+    bindings, outputs = render(graph, display=True, avoid=avoid)
     return "; ".join([*bindings, *outputs])
