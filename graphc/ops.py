@@ -590,7 +590,8 @@ def _sum_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str
 
 def _sum_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
     shape = b.shape(args[0])
-    return (broadcast_to(b, _kept(b, g, shape, params), shape),)
+    kept = g if b.shape(g) == () else _kept(b, g, shape, params)  # a scalar broadcasts as it is
+    return (broadcast_to(b, kept, shape),)
 
 
 def _sum_jvp(b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]) -> int | None:
