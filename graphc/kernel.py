@@ -60,7 +60,7 @@ def _matrix(rows: int, columns: int) -> Any:
     def finish(result: Any) -> np.ndarray:
         entries = np.stack(_as_tuple(result))
         matrix = entries.reshape(rows, columns, *entries.shape[1:])
-        return np.ascontiguousarray(np.moveaxis(matrix, (0, 1), (-2, -1)))
+        return np.moveaxis(matrix, (0, 1), (-2, -1))  # a view (lazy on a Dask array)
 
     return finish
 
