@@ -25,7 +25,9 @@ from graphc.api import (
     grad,
     hessian,
     jacobian,
+    jvp,
     value_and_grad,
+    vjp,
 )
 from graphc.backends import BACKENDS
 
@@ -108,10 +110,12 @@ __all__ = [
     "implicit",
     "jacobian",
     "jacobian_sparsity",
+    "jvp",
     "objective",
     "parse",
     "residuals",
     "value_and_grad",
+    "vjp",
 ]
 
 

@@ -54,24 +54,60 @@ def _value_and_partials_layout(partials: int) -> Layout:
     return lambda out: [pair(out)[0], *inner(out[1])]
 
 
-def _matrix(rows: int, columns: int) -> Callable[[Any], Any]:
-    def finish(result: Any) -> Any:
+def _matrix(rows: int, columns: int) -> Any:
+    """A scalar graph's Jacobian or Hessian: shape ``(*batch, rows, columns)``, batch axes first."""
+
+    def finish(result: Any) -> np.ndarray:
         entries = np.stack(_as_tuple(result))
-        return entries.reshape(rows, columns, *entries.shape[1:])
+        matrix = entries.reshape(rows, columns, *entries.shape[1:])
+        return np.moveaxis(matrix, (0, 1), (-2, -1))  # a view (lazy on a Dask array)
 
     return finish
 
 
+class _Staged(list):  # type: ignore[type-arg]
+    """The arrays a kernel writes into, and the step that moves them into the caller's ``out``."""
+
+    def __init__(self, arrays: list[Any], commit: Any) -> None:
+        super().__init__(arrays)
+        self.commit = commit
+
+
 def _matrix_layout(rows: int, columns: int) -> Layout:
-    """``out`` for a :func:`_matrix` result: one array of shape ``(rows, columns, *batch)``."""
+    """``out`` for a :func:`_matrix` result: one C-contiguous array of shape ``(*batch, rows,
+    columns)``. The kernel writes the entries, each contiguous over the batch, into a staging block
+    that is then moved into ``out`` (one copy)."""
 
     def layout(out: Any) -> list[Any]:
-        if not isinstance(out, np.ndarray) or out.shape[:2] != (rows, columns):
+        if not isinstance(out, np.ndarray) or out.shape[-2:] != (rows, columns) or out.ndim < 2:
             got = f"shape {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
-            raise OutputError(f"out must be an array of shape ({rows}, {columns}, *batch), got {got}")
-        return [out[i, j, ...] for i in range(rows) for j in range(columns)]  # views, 0-d at a point
+            raise OutputError(f"out must be an array of shape (*batch, {rows}, {columns}), got {got}")
+        if not out.flags.c_contiguous:
+            raise OutputError("out must be C-contiguous")
+        if not out.flags.writeable:
+            raise OutputError("out is read-only")
+        stage = np.empty((rows, columns, *out.shape[:-2]))
+
+        def commit() -> None:
+            np.copyto(out, np.moveaxis(stage, (0, 1), (-2, -1)))
+
+        return _Staged([stage[i, j, ...] for i in range(rows) for j in range(columns)], commit)
 
     return layout
+
+
+def _blocks(rows: int, columns: int) -> Any:
+    """A tensor graph's Jacobian or Hessian: one array per (output, input) pair, each of shape
+    ``batch + out_shape + in_shape``; the array itself when there is one pair, else a tuple of
+    rows."""
+
+    def finish(result: Any) -> Any:
+        entries = _as_tuple(result)
+        if rows == columns == 1:
+            return entries[0]
+        return tuple(tuple(entries[i * columns : (i + 1) * columns]) for i in range(rows))
+
+    return finish
 
 
 def _implicit(kernel: Kernel) -> tuple[Callable[[Any], Any], None]:
@@ -90,6 +126,7 @@ RESULTS: dict[str, Callable[..., Finishing]] = {
     "partials": lambda k: (_as_tuple, sequence_layout(len(k.wrt), "one per partial")),
     "value_and_partials": lambda k: (_value_and_partials, _value_and_partials_layout(len(k.wrt))),
     "matrix": lambda k, rows, columns: (_matrix(rows, columns), _matrix_layout(rows, columns)),
+    "blocks": lambda k, rows, columns: (_blocks(rows, columns), None),  # a tensor graph's: no into
     "implicit": _implicit,  # solved after the compiled code: no into
 }
 
@@ -163,6 +200,9 @@ class Kernel:
 
     def diagnose(self, values: tuple[Any, ...]) -> None:
         """Raise the EvaluationError that explains why ``values`` cannot be evaluated, if any."""
+        if self.graph.tensor:
+            self._diagnose_shapes(values)
+            return
         arrays = []
         for name, value in zip(self.variables, values, strict=True):
             try:
@@ -177,6 +217,25 @@ class Kernel:
         except ValueError:
             shapes = ", ".join(f"{n}{a.shape}" for n, a in zip(self.variables, arrays, strict=True))
             raise EvaluationError(f"the arguments' shapes do not broadcast together: {shapes}") from None
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        """The compiled function, taking the variables in the graph's (sorted) order."""
+        return self._function
+
+    def _diagnose_shapes(self, values: tuple[Any, ...]) -> None:
+        """The EvaluationError of arguments that do not fit a tensor graph's declared shapes."""
+        from graphc.shapes import bind
+
+        graph = self.graph
+        declared = {name: graph.shape(graph.variable(name)) for name in self.variables}
+        try:
+            given = {
+                name: np.shape(np.asarray(v, dtype=np.float64)) for name, v in zip(self.variables, values)
+            }
+            bind(declared, given)
+        except (TypeError, ValueError) as err:
+            raise EvaluationError(str(err)) from None
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         if kwargs or len(args) != len(self.variables):
@@ -197,7 +256,7 @@ class Kernel:
 
         ``out`` is shaped like the kernel's result: an array for one output, a tuple of arrays
         for several (``grad``: one per partial; ``value_and_grad``: ``(value, (partials...))``), one
-        array of shape ``(rows, columns, *batch)`` for ``jacobian`` and ``hessian``. Each array
+        array of shape ``(*batch, rows, columns)`` for ``jacobian`` and ``hessian``. Each array
         must be float64, C-contiguous, writeable, of the arguments' broadcast shape, and overlap
         neither an input nor another output (else :class:`OutputError`). The arguments follow,
         as for a call; ``out`` comes first and only by position, so a variable may be named
@@ -210,7 +269,7 @@ class Kernel:
         >>> g.into(out, np.arange(3.0), 2.0) is out, out[1].tolist()
         (True, [0.0, 1.0, 2.0])
         """
-        if self._layout is None:
+        if self._layout is None or self.graph.tensor:
             raise OutputError(
                 "this kernel computes its results after the compiled code; into is not available"
             )
@@ -223,6 +282,9 @@ class Kernel:
         except (TypeError, ValueError):
             self.diagnose(args)
             raise
+        commit = getattr(arrays, "commit", None)
+        if commit is not None:  # the results were staged (a Jacobian's batch-first layout)
+            commit()
         return out
 
     def compute(self, out: list[np.ndarray], values: tuple[Any, ...]) -> None:
