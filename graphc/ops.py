@@ -925,7 +925,7 @@ def _scalar_count(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
 
 def _scalar_unindex(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
     out = np.full(params[1], b.const(0.0), dtype=object)
-    out[_index_tuple(params[0])] = a[0]
+    out[(*_index_tuple(params[0]), Ellipsis)] = a[0]  # with ..., an element takes a 0-d's content
     return out
 
 
