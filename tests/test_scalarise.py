@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_tensors import LECTURE, lecture_by_hand, lecture_inputs
+from test_tensors_hypothesis import INPUTS, programs
 
 import graphc
 from graphc.graph import Graph
@@ -288,3 +289,34 @@ def test_llvm_tensor_kernels_compute_what_numpy_computes(text: str) -> None:
     for a, b in zip(by_llvm, by_numpy, strict=True):
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+# --- random tensor programs: the scalarised routes agree with dp at block level ----------------------
+
+
+def _agree_with_dp(text: str, seed: int, method: str, backend: str) -> None:
+    rng = np.random.default_rng(seed)
+    env = {name: rng.uniform(-1.0, 1.0, shape) for name, shape in INPUTS.items()}
+    graph = graphc.parse(text)
+    reference = graphc.value_and_grad(graph)(**env)
+    value, partials = graphc.value_and_grad(graph, method=method, backend=backend)(**env)
+    np.testing.assert_allclose(value, reference[0], rtol=1e-12, atol=1e-12, err_msg=text)
+    for got, expected in zip(partials, reference[1], strict=True):
+        scale = 1.0 + np.abs(expected).max()
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12 * scale, err_msg=text)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(program=programs(), seed=st.integers(0, 2**16), backend=st.sampled_from(["numpy", "llvm"]))
+def test_random_tensor_programs_by_paths_and_by_llvm_agree_with_dp(
+    program: tuple[str, Any], seed: int, backend: str
+) -> None:
+    text = program[0]
+    method = "paths" if sum(graphc.count_paths(text).values()) <= 20_000 else "dp"
+    _agree_with_dp(text, seed, method, backend)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(program=programs(), seed=st.integers(0, 2**16))
+def test_random_tensor_programs_by_symbolic_agree_with_dp(program: tuple[str, Any], seed: int) -> None:
+    _agree_with_dp(program[0], seed, "symbolic", "numpy")
