@@ -10,6 +10,12 @@ builder (so equal elements hash-cons to one node):
   log_softmax, composites over it) max-shifted, ``count`` a constant; reshape, transpose,
   broadcast and index only re-wire the arrays (no node); unindex places its operand among zeros.
 
+Where the scalar graph differs from the block ops' rules (both are exact elsewhere): a max/min
+reduction is a chain of two-operand ``max``/``min``, so at a tie among k > 2 elements its
+derivative splits as the chain does (half at each step), not 1/k each as the block VJP's policy
+does; and a logsumexp whose elements are all infinite gives NaN (the shift ``x - m`` is inf - inf)
+where the NumPy source gives the infinity.
+
 Names. A scalar variable keeps its name; element ``(i, j)`` of a tensor variable ``W`` is the
 scalar variable ``W[i,j]`` (C order, no spaces: ``x[0]``, ``W[1,2]``); outputs likewise
 (``f[0]``, ``∂f/∂W[1,2]``). Shapes must be concrete: a named dimension is bound first with

@@ -12,6 +12,7 @@ binding of them, kept by the dimensions' values.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -50,11 +51,19 @@ class _Compiled:
             for k, slot in enumerate(self.slots[name]):
                 values[slot] = flat[..., k]
         raw = self.kernel.function(*values)
-        results = iter(raw if isinstance(raw, tuple) else (raw,))
+        results = raw if isinstance(raw, tuple) else (raw,)
         shaped = []
+        start = 0
         for shape in self.outputs:
-            elements = [np.broadcast_to(next(results), batch) for _ in indices(shape)]
-            shaped.append(np.stack(elements, axis=-1).reshape(batch + shape))
+            count = math.prod(shape)
+            if batch:
+                block = np.empty(batch + (count,))
+                for k in range(count):
+                    block[..., k] = results[start + k]  # broadcast: an element may not vary
+            else:
+                block = np.array(results[start : start + count], dtype=np.float64)
+            shaped.append(block.reshape(batch + shape))
+            start += count
         return shaped
 
 
