@@ -7,7 +7,7 @@ spent differentiating, generating IR, in LLVM (optimising and code generation) a
 machine code, and the largest relative difference between the kernel and a plain-Python evaluation
 of the gradient at three points with the same functions (graphc's own sin, cos, tanh, exp). The cache is not used. Linear compile time shows
 as a roughly constant "µs/node" column. "tape s": differentiating and making the kernel graphc
-actually returns for a graph this large (the tape, graphc.backends.llvm_tape), which is the kernel
+actually returns for a graph this large (the tape, graphc.backends.llvm.tape), which is the kernel
 checked against the reference ("vs libm").
 """
 
@@ -23,6 +23,10 @@ import numpy as np
 
 import graphc
 from graphc.backends import llvm as backend
+from graphc.backends.llvm.ir import kernel_text
+from graphc.backends.llvm.jit import build
+from graphc.backends.llvm.plan import Plan
+from graphc.backends.llvm.runtime import load
 from graphc.graph import Graph
 
 VARIABLES = 10
@@ -55,7 +59,7 @@ def _pow(a: float, b: float) -> float:
 
 
 def _own(name: str):
-    """graphc's own function (graphc/backends/llvm_math.py), which the kernel calls, on one float."""
+    """graphc's own function (graphc/backends/llvm/vecmath.py), which the kernel calls, on one float."""
     function = backend.math_function(f"graphc_{name}")
     return lambda u: float(function(np.array([u]))[0])
 
@@ -98,13 +102,13 @@ def measure(nodes: int) -> dict[str, float]:
     start = time.perf_counter()
     gradient = graphc.differentiate(graph)
     differentiated = time.perf_counter()
-    plan = backend.Plan.of(gradient)
-    module_text, _ = backend.kernel_text(plan, backend.lanes())
+    plan = Plan.of(gradient)
+    module_text, _ = kernel_text(plan, backend.lanes())
     generated = time.perf_counter()
-    built = backend.build(gradient)  # generation again, then LLVM
+    built = build(gradient)  # generation again, then LLVM
     compiled = time.perf_counter()
     llvm_seconds = (compiled - generated) - (generated - differentiated)
-    engine, *addresses = backend.load(built.object_code, built.symbols)
+    engine, *addresses = load(built.object_code, built.symbols)
     loaded = time.perf_counter()
     kernel = graphc.compile(gradient, backend="llvm")  # above TAPE_NODES: the tape, never compiled
     taped = time.perf_counter()

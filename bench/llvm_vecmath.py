@@ -2,7 +2,7 @@
 
     python bench/llvm_vecmath.py [--points N] [--exact M] [--batch B] [--skip-speed]
 
-Accuracy: each of graphc's own functions (graphc/backends/llvm_math.py) on N random points spread
+Accuracy: each of graphc's own functions (graphc/backends/llvm/vecmath.py) on N random points spread
 over its whole range (random exponents, so tiny, huge and subnormal values are drawn as often as
 ordinary ones) plus the special points, compared with the C library (Python's ``math``, glibc)
 in ulps (units in the last place of the C library's result), and on M of the points with mpmath
@@ -27,7 +27,8 @@ from llvm_speed import best  # bench/ is the script's directory: on the path
 
 import graphc
 from graphc.backends import llvm as backend
-from graphc.backends import llvm_math, llvm_text
+from graphc.backends.llvm import text as llvm_text
+from graphc.backends.llvm import vecmath as llvm_math
 from graphc.families import family
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, math.inf, -math.inf, math.nan, 5e-324, -5e-324, 1e-310,

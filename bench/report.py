@@ -396,7 +396,7 @@ def markdown(results: dict[str, Any], plotted: bool) -> str:
         (
             "- grad ms / func ms: the gradient (every partial; B6: the 10th derivative) and the function on "
             "the batch, fresh outputs each call (graphc-llvm writes into the block of results its caller "
-            "let go of: see graphc/backends/llvm_run.py). call µs: one gradient call at N = 1. peak MB: the cell "
+            "let go of: see graphc/backends/llvm/run.py). call µs: one gradient call at N = 1. peak MB: the cell "
             "process's ru_maxrss (interpreter, imports and the inputs included)."
         ),
         (
@@ -422,6 +422,20 @@ def markdown(results: dict[str, Any], plotted: bool) -> str:
     return "\n".join(lines)
 
 
+CHANGELOG = "\n## Changelog of measurements\n"  # a hand-kept section, carried over when the page is rewritten
+
+
+def _changelog(md_path: str) -> str:
+    """The hand-kept changelog section of an existing RESULTS.md (from its heading to the end), or ""."""
+    try:
+        with open(md_path, encoding="utf-8") as file:
+            text = file.read()
+    except FileNotFoundError:
+        return ""
+    start = text.find(CHANGELOG)
+    return text[start:] if start >= 0 else ""
+
+
 def write_outputs(results: dict[str, Any], out: str) -> list[str]:
     json_path = os.path.join(out, "results.json")
     with open(json_path, "w", encoding="utf-8") as file:
@@ -429,6 +443,7 @@ def write_outputs(results: dict[str, Any], out: str) -> list[str]:
     plot_path = os.path.join(out, "b5_compile.png")
     plotted = plot_b5(results["cells"], plot_path)
     md_path = os.path.join(out, "RESULTS.md")
+    kept = _changelog(md_path)
     with open(md_path, "w", encoding="utf-8") as file:
-        file.write(markdown(results, plotted))
+        file.write(markdown(results, plotted) + kept)
     return [md_path, json_path] + ([plot_path] if plotted else [])

@@ -4,7 +4,7 @@
 
 Each polynomial interpolates its target at Chebyshev nodes in 60-digit arithmetic (mpmath), which
 is within a small factor of the minimax polynomial, then is rounded to doubles. Printed: the
-coefficients (as graphc/backends/llvm_math.py holds them) and the largest relative error of the
+coefficients (as graphc/backends/llvm/vecmath.py holds them) and the largest relative error of the
 rounded polynomial on a fine grid, in units of 2^-53.
 """
 

@@ -35,6 +35,7 @@ from graphc.graph import Graph
 from graphc.ops import CONST, VAR
 from graphc.printing import constant_text, formula
 from graphc.trace import evaluate
+from graphc.values import check_point, json_number, parse_assignments
 
 MAX_TEXT = 120  # longest subexpression text shown; longer ones are cut with "..."
 MAX_SOURCES = 20  # sources listed per pass
@@ -74,10 +75,10 @@ class Source:
             "node": self.node,
             "op": self.op,
             "text": self.text,
-            "value": _json_number(self.value),
+            "value": json_number(self.value),
             "role": self.role,
             "operands": [
-                {"text": o.text, "value": _json_number(o.value), "role": o.role} for o in self.operands
+                {"text": o.text, "value": json_number(o.value), "role": o.role} for o in self.operands
             ],
         }
 
@@ -130,9 +131,9 @@ class CheckResult:
         return {
             "method": self.method,
             "backend": self.backend,
-            "point": {k: _json_number(v) for k, v in self.point.items()},
-            "value": [_json_number(v) for v in self.value],
-            "gradient": {k: _json_number(v) for k, v in self.gradient.items()},
+            "point": {k: json_number(v) for k, v in self.point.items()},
+            "value": [json_number(v) for v in self.value],
+            "gradient": {k: json_number(v) for k, v in self.gradient.items()},
             "finite": self.finite,
             "forward": [s.as_json() for s in self.forward],
             "backward": [s.as_json() for s in self.backward],
@@ -142,31 +143,8 @@ class CheckResult:
         }
 
 
-def _json_number(value: float) -> Any:
-    return value if math.isfinite(value) else str(value)
-
-
 def _short(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."
-
-
-def check_point(variables: list[str], at: Mapping[str, Any]) -> dict[str, float]:
-    """The point as floats, one per variable; an EvaluationError names a missing or unknown one."""
-    unknown = [name for name in at if name not in variables]
-    if unknown:
-        listed = ", ".join(variables) or "none"
-        raise EvaluationError(f"unknown variable '{unknown[0]}' (the variables are: {listed})")
-    missing = [name for name in variables if name not in at]
-    if missing:
-        raise EvaluationError(f"missing value for {', '.join(missing)}")
-    point = {}
-    for name in variables:
-        try:
-            point[name] = float(at[name])
-        except (TypeError, ValueError):
-            kind = type(at[name]).__name__
-            raise EvaluationError(f"variable '{name}': expected a number, got {kind}") from None
-    return point
 
 
 _ROLE_ORDER = {"local": 0, "adjoint": 1, "tangent": 1, "output": 2}
@@ -292,12 +270,14 @@ def check(
     """
     function = as_graph(expr, max_nodes)
     if isinstance(at, str):
-        from graphc.cli import parse_assignments
-
-        at = parse_assignments([at])
+        at = parse_assignments([at], "at")
     if not isinstance(at, Mapping):
         raise EvaluationError(f"at must map each variable to a number, got {type(at).__name__}")
-    point = check_point(function.variables, at)
+    values_at = check_point(function.variables, at)
+    point = {name: value for name, value in values_at.items() if isinstance(value, float)}
+    if len(point) < len(values_at):
+        array = next(name for name in values_at if name not in point)
+        raise EvaluationError(f"check evaluates at one point: variable '{array}' is an array")
     check_backend(backend)
     derivative = diff.differentiate(function, wrt, method)
     computed = compile_graph(derivative, backend)(**point)
@@ -345,22 +325,4 @@ def check(
     )
 
 
-def run_command(args: Any) -> int:
-    """``graphc check EXPR --at x=0,y=0 [--wrt ...] [--method ...] [--backend ...] [--json]``."""
-    import json
-
-    from graphc.cli import _check_point, parse_assignments
-    from graphc.parse import parse
-
-    function = parse(args.expr, args.max_nodes)
-    point = parse_assignments(args.at)
-    _check_point(function.variables, point)
-    result = check(function, point, args.wrt, args.method, args.backend)
-    if args.json:
-        print(json.dumps({"expr": args.expr, **result.as_json()}, ensure_ascii=False))
-    else:
-        print(result)
-    return 0 if result.finite else 1
-
-
-__all__ = ["CheckResult", "Operand", "Source", "check", "check_point"]
+__all__ = ["CheckResult", "Operand", "Source", "check"]

@@ -64,6 +64,10 @@ class EvaluationError(GraphcError, TypeError):
     """A kernel was called with missing, surplus or unusable arguments."""
 
 
+class PointError(EvaluationError, ValueError):
+    """A point's text (``name=value`` pairs, the CLI's ``--at``) that graphc cannot read."""
+
+
 class ResourceError(GraphcError):
     """An input too large to handle: a graph over its ``max_nodes`` limit, say."""
 

@@ -15,14 +15,12 @@ where ``∂g/∂z`` is singular raises :class:`SingularError` instead of returni
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from graphc.backends import check_backend, compile_graph
+from graphc.backends import compile_graph
 from graphc.diff import differentiate, partial_name
 from graphc.errors import GraphcError
 from graphc.graph import Graph
@@ -199,50 +197,3 @@ def compile_implicit(graph: Graph, backend: str = "numpy") -> Kernel:
     """The kernel of an :func:`implicit_graph`: the derivatives, checked for singular points."""
     finish = _finish_one(graph) if graph.info["equations"] == 1 else _finish_system(graph)
     return compile_graph(graph, backend).derived(wrt=graph.info["wrt"], finish=finish)
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """``graphc implicit EXPR --solve-for z [--wrt x] [--at ...] [--json]``."""
-    from graphc.cli import _check_point, json_number, parse_assignments
-    from graphc.parse import parse
-    from graphc.printing import formula
-
-    g = parse(args.expr, args.max_nodes)
-    point = parse_assignments(args.at)
-    if args.at:
-        _check_point(g.variables, point)
-    check_backend(args.backend)
-    graph = implicit_graph(g, args.solve_for, args.wrt, args.method)
-    unknowns, inputs = graph.info["solve_for"], graph.info["wrt"]
-    names = [derivative_name(z, x) for z in unknowns for x in inputs]
-    record: dict[str, Any] = {"expr": args.expr, "solve_for": unknowns, "wrt": inputs, "method": args.method}
-    if not args.at:
-        system = len(unknowns) > 1
-        shown = graph.outputs if system else graph.outputs[: len(inputs)]
-        labels = graph.output_names if system else names
-        texts = [formula(graph, node) for node in shown]
-        if args.json:
-            record["partials" if system else "derivative"] = dict(zip(labels, texts, strict=True))
-            print(json.dumps(record, ensure_ascii=False))
-            return 0
-        if system:
-            blocks = f"d({','.join(unknowns)})/d({','.join(inputs)}) = -(∂g/∂z)⁻¹ ∂g/∂x"
-            print(f"# a system: {blocks}, solved numerically at a point (give it with --at)")
-        for label, text in zip(labels, texts, strict=True):
-            print(f"{label} = {text}")
-        return 0
-    residual = compile_graph(g, args.backend)(**point)
-    residuals = [float(v) for v in (residual if isinstance(residual, tuple) else (residual,))]
-    values = [float(v) for v in np.ravel(np.asarray(compile_implicit(graph, args.backend)(**point)))]
-    if args.json:
-        record["backend"] = args.backend
-        value = [json_number(v) for v in residuals]
-        record["value"] = value[0] if len(value) == 1 else value
-        record["derivative"] = {name: json_number(v) for name, v in zip(names, values, strict=True)}
-        print(json.dumps(record, ensure_ascii=False))
-        return 0
-    for name, v in zip(g.output_names, residuals, strict=True):
-        print(f"{name} = {v!r}")
-    for name, v in zip(names, values, strict=True):
-        print(f"{name} = {v!r}")
-    return 0

@@ -4,7 +4,9 @@ Each :class:`Op` holds everything every stage needs: how it is written (infix sy
 name), its arity, whether it commutes, its NumPy expression template (used by the NumPy backend
 and, compiled once here, for constant folding, so folded constants equal computed values), its
 SymPy constructor (and the SymPy class that converts back), its build-time rewrite, its local
-derivative rule per operand slot, and the domain its tests sample from.
+derivative rule per operand slot, and the domain its tests sample from. The rewrites are identities
+of the reals, graphc's algebra: ``x*0 -> 0`` and ``x + 0 -> x`` are not IEEE-exact at every input
+(``inf*0`` is NaN, ``-0.0 + 0`` is ``0.0``); :data:`graphc.policy.REWRITES` states what they give.
 
 A local derivative rule is ``rule(b, args, out) -> node | None``: given the graph builder ``b``,
 the operand nodes and the op's own result node, it builds ``∂out/∂args[slot]`` from graph nodes
@@ -31,6 +33,9 @@ op's entry, which every stage relies on:
   result from those reaching each operand's elements (exact path counts at block level: a
   reduction sums them, matmul multiplies them by the other operand's extent): the paths of the
   op's scalarisation, so the count is that of the graph the ``paths`` method enumerates;
+- ``spell(operands, shapes, params)``: the node as text of the language where it has a spelling
+  (``sum(x, axis=0)``, ``x[1, ::2]``); ``broadcast``, ``unindex`` and ``count``, which only
+  derivatives build, print as calls of their own names;
 - ``scalarise(b, operands, params)``: the op on scalar nodes (graphc.scalarise): each operand an
   object array of node ids of its concrete shape, the result one of the node's shape, built with
   scalar ops only (matmul as sums of products, a reduction as a chain of ``add``/``max``/``min``,
@@ -78,12 +83,14 @@ PathRule = Callable[[list[Any], Any, tuple[int, ...]], Any]
 # scalarise(b, operands, params): the op on scalar nodes, one per element: each operand an object
 # array of node ids of its (concrete) shape, the result one of the node's shape (graphc.scalarise)
 ScalarRule = Callable[["Graph", tuple[Any, ...], Any], Any]
+# spell(operands, shapes, params): the node in the language (operands already atoms), for printing
+Spell = Callable[[tuple[str, ...], tuple["Shape", ...], Any], str]
 
 
 class Emitter(Protocol):
     """What an LLVM lowering is given (graphc.backends.llvm provides it): a builder and two helpers."""
 
-    # The IR-text builder of graphc.backends.llvm_text, with the methods of llvmlite.ir.IRBuilder a
+    # The IR-text builder of graphc.backends.llvm.text, with the methods of llvmlite.ir.IRBuilder a
     # lowering may use (fadd, fsub, fmul, fdiv, fneg, fcmp_ordered, fcmp_unordered, or_, select);
     # its values are vectors of doubles, one lane per point, but a lowering need not know it.
     builder: Any
@@ -114,10 +121,13 @@ class Op:
     precedence: int = 0  # for infix and prefix printing; higher binds tighter
     function: str | None = None  # name when called as a function: sin(x), pow(x, y)
     commutative: bool = False
-    rewrite: Rewrite | None = None  # a sound build-time simplification, or None
+    rewrite: Rewrite | None = None  # a build-time identity of graphc's algebra (policy.REWRITES), or None
     sympy_class: str | None = None  # the name of the SymPy class that converts back to this op
     domain: tuple[tuple[float, float], ...] = ()  # where tests sample each operand
     plain: bool = False  # the template on Python floats is exactly IEEE and never raises
+    # constant last operands the LLVM lowering treats specially (``x**2`` as ``x*x``): the LLVM
+    # backend's tape gives a row with one of them an opcode of its own with the constant built in
+    specialised: frozenset[float] = frozenset()
     aliases: tuple[str, ...] = ()  # other infix spellings ("^" for "**")
     right: bool = False  # a right-associative infix operator
     policy: str = ""  # the op's points of non-smoothness or singularity, as graphc/policy.py states them
@@ -129,6 +139,8 @@ class Op:
     jvp: Jvp | None = None
     paths: PathRule | None = None
     scalarise: ScalarRule | None = None
+    spell: Spell | None = None  # a block op called as a function; ``@`` is spelled by ``infix``
+    postfix: bool = False  # spelled after its operand (``x[0]``), which must then be an atom
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -167,6 +179,9 @@ class Op:
 
 
 # --- rewrites: only x+0, x-0, x*1, x*0 -> 0, --x, x**1, x**0 -------------------------------------
+# Identities of the reals, graphc's algebra rather than float64 arithmetic: x*0 -> 0 differs from
+# IEEE at x = inf or NaN (NaN there) and at negative x (-0.0), x + 0 -> x at x = -0.0 (0.0 there).
+# graphc/policy.py's REWRITES states each, and tests/test_policy.py holds every method to it.
 
 
 def _rewrite_add(b: Graph, a: tuple[int, ...]) -> int | None:
@@ -211,7 +226,7 @@ def _instruction(name: str) -> Lowering:
 def _call(symbol: str) -> Lowering:
     """A call of a C library function (``cosh``; NumPy's own SIMD ufuncs may differ from it in the
     last bit), of an exact LLVM intrinsic, or of graphc's own vectorisable function (``graphc_exp``:
-    see graphc.backends.llvm_math)."""
+    see graphc.backends.llvm.vecmath)."""
     return lambda e, a: e.call(symbol, *a)
 
 
@@ -274,7 +289,7 @@ def _softplus(e: Emitter, a: tuple[Any, ...]) -> Any:
 
 def _sp() -> Any:
     """SymPy, imported when an op first builds a SymPy expression: importing graphc does not pay
-    for it (0.3 s and 40 MB), only the symbolic method, ``to_sympy`` and printing do."""
+    for it (slow to import, and large), only the symbolic method, ``to_sympy`` and printing do."""
     return importlib.import_module("sympy")
 
 
@@ -341,7 +356,7 @@ OPS: dict[str, Op] = {
             lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
             lambda b, a, o: b.mul(o, b.apply("log", a[0])),
             infix="**", precedence=4, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY),
-            aliases=("^",), right=True),
+            specialised=frozenset({2.0, -1.0}), aliases=("^",), right=True),
         _op("sin", "np.sin({0})", _sympy("sin"), _call("graphc_sin"), lambda b, a, o: b.apply("cos", a[0]),
             function="sin", sympy_class="sin", domain=(_ANY,)),
         _op("cos", "np.cos({0})", _sympy("cos"), _call("graphc_cos"), lambda b, a, o: b.neg(b.apply("sin", a[0])),
@@ -584,7 +599,8 @@ def _sum_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str
 
 def _sum_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
     shape = b.shape(args[0])
-    return (broadcast_to(b, _kept(b, g, shape, params), shape),)
+    kept = g if b.shape(g) == () else _kept(b, g, shape, params)  # a scalar broadcasts as it is
+    return (broadcast_to(b, kept, shape),)
 
 
 def _sum_jvp(b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]) -> int | None:
@@ -929,6 +945,42 @@ def _scalar_unindex(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
     return out
 
 
+# spellings --------------------------------------------------------------------------------------
+
+
+def _spell_reduced(function: str) -> Spell:
+    def spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+        axes, keepdims = params
+        rank = len(shapes[0])
+        axis = (
+            ""
+            if tuple(axes) == tuple(range(rank))
+            else f", axis={axes[0]}"
+            if len(axes) == 1
+            else f", axis={axes}"
+        )
+        text = f"{function}({a[0]}{axis})"
+        if keepdims:
+            kept = tuple(1 if i in axes else d for i, d in enumerate(shapes[0]))
+            text = f"reshape({text}, {shape_text(kept)})"
+        return text
+
+    return spell
+
+
+def _spell_index(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    items = _index_source(params, len(params)).split(", ")[1:]
+    return f"{a[0]}[{', '.join(items)}]"
+
+
+def _spell_call(function: str, shape_of: Callable[[Any], Any] | None = None) -> Spell:
+    def spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+        extra = "" if shape_of is None else f", {shape_of(params)}"
+        return f"{function}({a[0]}{extra})"
+
+    return spell
+
+
 def _block_op(name: str, arity: int, shape: ShapeRule, emit: Emit, vjp: Vjp, jvp: Jvp, **kw: Any) -> Op:
     return Op(
         name,
@@ -965,38 +1017,38 @@ _BLOCKS = [
     _block_op("matmul", 2, _matmul_shape, _matmul_emit, _matmul_vjp, _matmul_jvp,
               infix="@", precedence=2, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul,
               scalarise=_scalar_matmul),
-    _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced,
+    _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum"),
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "add", nodes))),
     _block_op("logsumexp", 1, _reduced_shape, _logsumexp_emit, _logsumexp_vjp, _logsumexp_jvp,
-              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp", paths=_paths_logsumexp,
+              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp", paths=_paths_logsumexp, spell=_spell_reduced("logsumexp"),
               scalarise=_scalar_reduction(_logsumexp_chain)),
     _block_op("amax", 1, _reduced_shape, _extreme_emit("max"), _extreme_vjp(1.0), _extreme_jvp(1.0),
-              function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced,
+              function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("max"),
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "max", nodes))),
     _block_op("amin", 1, _reduced_shape, _extreme_emit("min"), _extreme_vjp(-1.0), _extreme_jvp(-1.0),
-              function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced,
+              function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("min"),
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "min", nodes))),
-    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none,
+    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none, spell=_spell_call("count", lambda p: list(p)),
               scalarise=_scalar_count),
     _block_op("reshape", 1, _reshape_shape, _reshape_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("reshape", g, params=b.shape(x))), _linear_jvp("reshape"),
-              function="reshape", domain=(_ANY,), paths=_paths_moved,
+              function="reshape", domain=(_ANY,), paths=_paths_moved, spell=_spell_call("reshape", shape_text),
               scalarise=lambda b, a, p: a[0].reshape(p)),
     _block_op("transpose", 1, _transpose_shape, _transpose_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("transpose", g, params=tuple(_inverse(p)))),
-              _linear_jvp("transpose"), function="transpose", domain=(_ANY,), paths=_paths_transposed,
+              _linear_jvp("transpose"), function="transpose", domain=(_ANY,), paths=_paths_transposed, spell=_spell_call("transpose"),
               scalarise=lambda b, a, p: np.transpose(a[0], p)),
     _block_op("broadcast", 1, _broadcast_shape, _broadcast_emit,
               _linear_vjp(lambda b, g, x, p: _unbroadcast(b, g, b.shape(x))), _linear_jvp("broadcast"),
-              domain=(_ANY,), paths=_paths_broadcast,
+              domain=(_ANY,), paths=_paths_broadcast, spell=_spell_call("broadcast", shape_text),
               scalarise=lambda b, a, p: np.broadcast_to(a[0], p)),
     _block_op("index", 1, _index_shape, _index_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("unindex", g, params=(p, b.shape(x)))),
-              _linear_jvp("index"), domain=(_ANY,), paths=_paths_index,
+              _linear_jvp("index"), domain=(_ANY,), paths=_paths_index, postfix=True, spell=_spell_index,
               scalarise=lambda b, a, p: np.asarray(a[0][_index_tuple(p)], dtype=object)),
     _block_op("unindex", 1, _unindex_shape, _unindex_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("index", g, params=p[0])), _linear_jvp("unindex"),
-              domain=(_ANY,), paths=_paths_unindex,
+              domain=(_ANY,), paths=_paths_unindex, spell=_spell_call("unindex", lambda p: f"{_index_source(p[0], len(p[0]))}, {shape_text(p[1])}"),
               scalarise=_scalar_unindex),
 ]
 # fmt: on

@@ -8,10 +8,12 @@ and parses back to the same graph.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 from graphc.errors import GraphcError
 from graphc.graph import Graph
-from graphc.ops import CONST, CONSTANTS, OPS, RESERVED, VAR
+from graphc.ops import ALL_OPS, CONST, CONSTANTS, OPS, RESERVED, VAR
+from graphc.shapes import text as shape_text
 
 _ATOM = 5
 _NEG = OPS["neg"].precedence
@@ -33,15 +35,19 @@ def constant_text(value: float) -> tuple[str, int]:
     return text, (_NEG if text.startswith("-") else _ATOM)
 
 
-def render(graph: Graph, max_inline: int = 200, display: bool = False) -> tuple[list[str], list[str]]:
+def render(
+    graph: Graph, max_inline: int = 200, display: bool = False, avoid: Collection[str] = ()
+) -> tuple[list[str], list[str]]:
     """The bindings (``t1 = ...``) and one expression per output, as text.
 
-    With ``display``, a negative coefficient is written ``-2*x`` rather than ``(-2)*x``: easier
-    to read, but it parses back to ``-(2*x)``, an equal value in another graph.
+    A binding's name is never a variable of the graph, nor one of ``avoid`` (the names of a larger
+    program this graph is part of). With ``display``, a negative coefficient is written ``-2*x``
+    rather than ``(-2)*x``: easier to read, but it parses back to ``-(2*x)``, an equal value in
+    another graph.
     """
     keep = graph.reachable()
     users = graph.users()
-    taken = set(graph.variables) | RESERVED
+    taken = set(graph.variables) | RESERVED | set(avoid)
     counter = 0
     text: dict[int, str] = {}
     prec: dict[int, int] = {}
@@ -56,7 +62,7 @@ def render(graph: Graph, max_inline: int = 200, display: bool = False) -> tuple[
         if op == CONST:
             text[node], prec[node] = constant_text(graph.const_value(node))  # type: ignore[arg-type]
             continue
-        spec, args = OPS[op], graph.args(node)
+        spec, args = ALL_OPS[op], graph.args(node)
 
         def wrap(arg: int, bracket: bool) -> str:
             return f"({text[arg]})" if bracket else text[arg]
@@ -82,6 +88,10 @@ def render(graph: Graph, max_inline: int = 200, display: bool = False) -> tuple[
                 "-" + wrap(arg, prec[arg] < spec.precedence and not loose),
                 spec.precedence,
             )
+        elif spec.spell is not None:  # a block op (an index's operand an atom: x[0] indexes all of x)
+            operands = tuple(wrap(a, spec.postfix and prec[a] < _ATOM) for a in args)
+            shapes = tuple(graph.shape(a) for a in args)
+            text[node], prec[node] = spec.spell(operands, shapes, graph.params(node)), _ATOM
         else:
             text[node], prec[node] = f"{spec.function}({', '.join(text[a] for a in args)})", _ATOM
         if users[node] > 1 or len(text[node]) > max_inline:
@@ -94,9 +104,15 @@ def render(graph: Graph, max_inline: int = 200, display: bool = False) -> tuple[
 
 
 def to_text(graph: Graph) -> str:
-    """The whole graph as one program: bindings, then the outputs on the last line."""
+    """The whole graph as one program: declarations of its tensor inputs, bindings, then the
+    outputs on the last line."""
     bindings, outputs = render(graph)
-    return "\n".join([*bindings, ", ".join(outputs)])
+    declarations = [
+        f"{name}: {shape_text(graph.shape(graph.variable(name)))}"
+        for name in graph.variables
+        if graph.shape(graph.variable(name))
+    ]
+    return "\n".join([*declarations, *bindings, ", ".join(outputs)])
 
 
 def formula(graph: Graph, node: int, simplify_below: int = 60) -> str:
@@ -106,20 +122,21 @@ def formula(graph: Graph, node: int, simplify_below: int = 60) -> str:
     canonical form (``x + x`` becomes ``2*x``), and the shorter text wins: simplification for
     display only, and only while it stays cheap.
     """
+    avoid = {*graph.variables, *graph.names.values()}  # the temporaries name none of the program's
     single = graph.copy()
     single.set_outputs([node])
     single = single.rebuilt(single.reachable())
-    texts = [_joined(single)]
+    texts = [_joined(single, avoid)]
     if sum(1 for n in range(len(single)) if single.args(n)) < simplify_below:
         from graphc.sympy_bridge import from_sympy, to_sympy
 
         try:
-            texts.append(_joined(from_sympy(to_sympy(single))))
+            texts.append(_joined(from_sympy(to_sympy(single)), avoid))
         except (GraphcError, RecursionError):
             pass
     return min(texts, key=len)
 
 
-def _joined(graph: Graph) -> str:
-    bindings, outputs = render(graph, display=True)
+def _joined(graph: Graph, avoid: Collection[str]) -> str:
+    bindings, outputs = render(graph, display=True, avoid=avoid)
     return "; ".join([*bindings, *outputs])

@@ -73,6 +73,21 @@ def _definition(graph: Graph, node: int, label: dict[int, str]) -> str:
     return f"{spec.function}({', '.join(operands)})"
 
 
+def _labels(graph: Graph, order: list[int]) -> dict[int, str]:
+    """Row labels: the program's binding name where it names an operation, else ``v1 … vN`` by
+    position (``v3'`` where the program itself uses ``v3``)."""
+    taken = set(graph.variables) | set(graph.names.values())
+    label = {}
+    for i, node in enumerate(order):
+        name = graph.names.get(node) if graph.op(node) != VAR else None
+        if name is None:
+            name = f"v{i + 1}"
+            while name in taken:
+                name += "'"
+        label[node] = name
+    return label
+
+
 def trace(graph: Graph, point: Mapping[str, float], mode: str = "forward", wrt: str | None = None) -> Trace:
     """The evaluation trace of a one-output function at ``point``.
 
@@ -105,7 +120,7 @@ def trace(graph: Graph, point: Mapping[str, float], mode: str = "forward", wrt: 
     values = evaluate(work, point)
     order = [work.variable(v) for v in _inputs_in_order(graph)]
     order += [n for n in range(len(graph)) if keep[n] and graph.op(n) not in (VAR, CONST)]
-    label = {node: f"v{i + 1}" for i, node in enumerate(order)}
+    label = _labels(graph, order)
     rows = [
         Row(
             label[node],

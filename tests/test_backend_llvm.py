@@ -11,13 +11,22 @@ import sys
 import time
 import warnings
 
+import llvmlite.binding as llvm
 import numpy as np
 import pytest
 from test_diff import ALL_CASES
 
 import graphc
 from graphc.backends import llvm as backend
-from graphc.backends.llvm_cache import Cache, graph_key
+from graphc.backends.llvm import jit, plan
+from graphc.backends.llvm.cache import Cache, graph_key
+from graphc.backends.llvm.ir import POINT, kernel_text
+from graphc.backends.llvm.jit import interpreter_module, library_module
+from graphc.backends.llvm.passes import optimize
+from graphc.backends.llvm.plan import MANY_ARRAYS, Plan
+from graphc.backends.llvm.runtime import resolve_symbols
+from graphc.backends.llvm.tail import HELPERS
+from graphc.backends.llvm.target import target_machine
 from graphc.graph import Graph
 from graphc.ops import OPS
 
@@ -56,7 +65,7 @@ def test_every_op_has_an_llvm_lowering():
 
 def test_the_kernel_is_one_vector_instruction_per_node_in_one_loop():
     width = backend.lanes()
-    text, own = backend.kernel_text(backend.Plan.of(graphc.parse("sin(x*y) + exp(x)")), width)
+    text, own = kernel_text(Plan.of(graphc.parse("sin(x*y) + exp(x)")), width)
     assert own == {"graphc_exp": 1, "graphc_sin": 1}
     body = text.split("body:")[1].split("drain:")[0]
     d = f"<{width} x double>"
@@ -73,12 +82,12 @@ def test_the_tail_helpers_are_library_code_and_they_and_the_point_function_are_l
     ~800 instructions)."""
     width = backend.lanes()
     ir = backend.optimized_ir(graphc.grad("(1-x)^2 + 100*(y-x^2)^2", backend="numpy").graph)
-    for name in backend.HELPERS:
+    for name in HELPERS:
         assert f"declare void @{name}_v{width}(" in ir and f"define void @{name}" not in ir
     # the point function (two little loops and a call) is left unoptimised too
-    point = backend.llvm.parse_assembly(ir).get_function(backend.POINT)
+    point = llvm.parse_assembly(ir).get_function(POINT)
     assert b"optnone" in b" ".join(point.attributes)
-    module = backend._library_module([], {}, helpers=True)
+    module = library_module([], {}, helpers=True)
     defined = [f for f in module.functions if not f.is_declaration]
     sizes = {f.name: sum(len(list(b.instructions)) for b in f.blocks) for f in defined}
     assert sizes[f"graphc_fill_v{width}"] < 80 and sizes[f"graphc_drain_v{width}"] < 60, sizes
@@ -92,15 +101,15 @@ def test_spilled_vectors_sit_in_aligned_stack_slots():
     ended)."""
     import re
 
-    from graphc.backends import llvm_math, llvm_tape
+    from graphc.backends.llvm import tape, vecmath
 
     unaligned = re.compile(r"vmovup[sd]\s[^\n]*\(%rsp\)")
     aligned = re.compile(r"vmovap[sd]\s[^\n]*\(%rsp\)")
     terms = " + ".join(f"tanh({k}*x + {k + 1}*y) * tanh({k}*x - y)" for k in range(1, 9))
-    kernel = backend.optimize(backend.Plan.of(graphc.differentiate(graphc.parse(terms))))
-    library = backend._library_module(list(llvm_math.FUNCTIONS), {}, helpers=True)
-    interpreter = backend._interpreter_module(llvm_tape.EVERY_OPCODE)
-    machine = backend.target_machine()
+    kernel = optimize(Plan.of(graphc.differentiate(graphc.parse(terms))))
+    library = library_module(list(vecmath.FUNCTIONS), {}, helpers=True)
+    interpreter = interpreter_module(tape.EVERY_OPCODE)
+    machine = target_machine()
     code = [machine.emit_assembly(module) for module in (kernel, library, interpreter)]
     assert [len(unaligned.findall(text)) for text in code] == [0, 0, 0]
     if backend.lanes() > 1:  # the kernel's 8 inlined tanh keep more vectors live than there are registers
@@ -124,9 +133,9 @@ def test_ops_lowered_in_the_parts_of_a_split_graph_equal_ops_in_one_kernel(all_o
     """Each op in a part of its own (values through scratch, no LLVM passes): the same bits as the
     whole graph in one optimised kernel."""
     _, whole = all_ops
-    monkeypatch.setattr(backend, "PART_SIZE", 1)
+    monkeypatch.setattr(plan, "PART_SIZE", 1)
     graph = all_ops_graph()
-    assert len(backend.Plan.of(graph).parts) == len(OPS)
+    assert len(Plan.of(graph).parts) == len(OPS)
     split = graphc.compile(graph, backend="llvm")
     x = np.repeat(SPECIAL + [0.3, -1.7], len(SPECIAL) + 2)
     y = np.tile(SPECIAL + [2.2, -0.6], len(SPECIAL) + 2)
@@ -166,7 +175,7 @@ def test_jacobian_hessian_and_derivative_through_llvm():
     assert np.allclose(h, graphc.hessian("x**2 * y + exp(x*y)")(0.3, 0.7), rtol=REL)
     assert float(graphc.derivative("x**5", "x", order=3, backend="llvm")(2.0)) == 240.0
     many = " + ".join(f"sin(x{i}*x{(i + 1) % 9})" for i in range(9))  # 81 outputs: compiled fast
-    assert len(graphc.hessian(many).outputs) > backend.MANY_ARRAYS
+    assert len(graphc.hessian(many).outputs) > MANY_ARRAYS
     point = [np.linspace(0, 1, 7) + 0.1 * i for i in range(9)]
     got, expected = graphc.hessian(many, backend="llvm")(*point), graphc.hessian(many)(*point)
     assert got.shape == (7, 9, 9) and same(got, expected)  # batch axes first
@@ -351,7 +360,7 @@ def test_a_split_batch_runs_on_threads_kept_between_calls():
 
 
 def test_result_blocks_are_kept_within_limits(monkeypatch):
-    from graphc.backends import llvm_run
+    from graphc.backends.llvm import run as llvm_run
 
     kernel = graphc.compile("x * y + exp(x)", backend="llvm", threads=1)
     x = np.linspace(-1.0, 1.0, 50_000)  # 400 kB of results
@@ -369,7 +378,7 @@ def test_streamed_results_are_the_stored_ones_whatever_the_outputs_alignment(mon
     """A large batch's results are written with non-temporal stores, which need every output's
     vectors aligned: the kernel streams from the first aligned point when all outputs share one
     alignment, and stores plainly otherwise; the bits never change."""
-    from graphc.backends import llvm_run
+    from graphc.backends.llvm import run as llvm_run
 
     kernel = graphc.grad("sin(x) * y + x * x * y / (1 + y * y)", backend="llvm", threads=threads)
     assert "!nontemporal" in kernel.source and "fence seq_cst" in kernel.source
@@ -448,8 +457,8 @@ def random_graph(nodes: int, variables: int = 6, seed: int = 0) -> Graph:
 def test_a_big_gradient_is_split_into_parts_and_agrees_with_numpy():
     graph = random_graph(3000)
     derivative = graphc.differentiate(graph)
-    plan = backend.Plan.of(derivative)
-    assert len(plan.parts) >= 2 and 0 < plan.size < len(derivative)
+    planned = Plan.of(derivative)
+    assert len(planned.parts) >= 2 and 0 < planned.size < len(derivative)
     rng = np.random.default_rng(1)
     point = {f"x{i}": rng.uniform(-1, 1, 50) for i in range(6)}
     expected = graphc.compile(derivative)(**point)
@@ -458,11 +467,11 @@ def test_a_big_gradient_is_split_into_parts_and_agrees_with_numpy():
 
 
 def test_tiny_parts_pass_every_live_value_through_scratch(monkeypatch):
-    monkeypatch.setattr(backend, "PART_SIZE", 3)
+    monkeypatch.setattr(plan, "PART_SIZE", 3)
     text = "u = x*y; v = sin(u) + u; w = v*x - y; w*u + exp(v), x, u"
-    plan = backend.Plan.of(graphc.parse(text))
-    assert len(plan.parts) > 2
-    assert plan.size < len(plan.slots), "slots are reused once their value is dead"
+    planned = Plan.of(graphc.parse(text))
+    assert len(planned.parts) > 2
+    assert planned.size < len(planned.slots), "slots are reused once their value is dead"
     kernel, reference = graphc.compile(text, backend="llvm"), graphc.compile(text)
     for point in (([0.3, -1.2], 0.8), (0.3, 0.8)):  # a batch, and one point (the point kernel)
         assert all(same(g, e) for g, e in zip(kernel(*point), reference(*point), strict=True))
@@ -487,7 +496,7 @@ def test_the_kernel_owns_its_execution_engine():
 
 def test_a_missing_c_function_is_a_backend_error_not_a_crash():
     with pytest.raises(graphc.BackendError, match="cannot find the C library function.*graphc_no_such"):
-        backend.resolve_symbols(["sin", "graphc_no_such_function"])
+        resolve_symbols(["sin", "graphc_no_such_function"])
 
 
 def test_the_c_library_s_sin_is_found_in_the_process_without_searching_for_libm():
@@ -524,7 +533,7 @@ def test_the_second_compile_comes_from_the_cache(tmp_path, monkeypatch):
     def no_llvm(*args, **kwargs):
         raise AssertionError("LLVM ran although the cache holds the code")
 
-    monkeypatch.setattr(backend, "build", no_llvm)
+    monkeypatch.setattr(jit, "build", no_llvm)
     second = graphc.grad("x**3 * y", backend="llvm")
     assert second(2.0, 3.0) == first(2.0, 3.0) == (36.0, 8.0)
     assert second.source == first.source and "graphc_kernel" in second.source
@@ -584,13 +593,13 @@ RUNTIME_CHILD = """
 import sys
 import numpy as np
 import graphc
-from graphc.backends import llvm as backend, llvm_math, llvm_tape
+from graphc.backends.llvm import runtime, tail, tape, vecmath
 
 if sys.argv[1] == "again":  # the runtime must come from the disk: generating its IR is an error
     def compiled_again(*args, **kwargs):
         raise AssertionError("graphc's runtime was compiled again")
-    llvm_tape.interpreter_text = llvm_math.module = backend._runtime_build = compiled_again
-    backend.helpers_module = compiled_again
+    tape.interpreter_text = vecmath.module = runtime._runtime_build = compiled_again
+    tail.helpers_module = compiled_again
 ops = ["sin({})", "exp(-{}*{})", "tanh({})", "log(1 + {}*{})", "cos({}) * y", "atan({})", "{}**2 - x"]
 lines = ["a0 = x"] + [f"a{k} = " + ops[k % 7].format(f"a{k - 1}", f"a{k // 2}") for k in range(1, 1500)]
 tape = graphc.grad("; ".join(lines + ["a1499"]), backend="llvm")  # > TAPE_NODES nodes: a tape
@@ -626,7 +635,7 @@ def test_graphc_s_runtime_is_compiled_once_per_machine_and_loaded_from_the_disk(
 def test_the_cache_key_does_not_depend_on_the_hash_seed():
     program = "u = y*x; v = max(u, z); sin(v)*u + atan2(z, x), exp(-u)"
     code = (
-        "import graphc; from graphc.backends.llvm_cache import graph_key; "
+        "import graphc; from graphc.backends.llvm.cache import graph_key; "
         f"print(graph_key(graphc.differentiate(graphc.parse({program!r}).copy()), 'o'))"
     )
     keys = {

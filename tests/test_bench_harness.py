@@ -143,3 +143,18 @@ def test_the_reference_agrees_with_graphc_on_every_op_it_knows():
     want = graphc.grad(graph)(*xs)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-13)
+
+
+def test_rewriting_the_page_keeps_its_hand_kept_changelog(tmp_path):
+    """RESULTS.md is generated, but its changelog of measurements is written by hand: a new run
+    (here, a render) rewrites everything above it and carries it over unchanged."""
+    changelog = "\n## Changelog of measurements\n\n- B1's gradient 21 -> 18 ms (an entry).\n"
+    (tmp_path / "RESULTS.md").write_text("# an old page\n" + changelog, encoding="utf-8")
+    run.main(["--render", os.path.join(BENCH, "results.json"), "--out", str(tmp_path)])
+    text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+    assert text.endswith(changelog) and "# an old page" not in text
+    assert text.count("## Changelog of measurements") == 1
+    rendered = tmp_path / "fresh"
+    rendered.mkdir()
+    run.main(["--render", os.path.join(BENCH, "results.json"), "--out", str(rendered)])
+    assert (rendered / "RESULTS.md").read_text(encoding="utf-8") + changelog == text

@@ -10,16 +10,9 @@ import pytest
 import graphc
 from graphc.backends import BACKENDS, UNAVAILABLE
 from graphc.check import check
-from graphc.cli import main
 from graphc.errors import EvaluationError, GraphcError
 
 AVAILABLE = [name for name in BACKENDS if name not in UNAVAILABLE]
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("method", ["dp", "forward", "paths"])
@@ -122,8 +115,8 @@ def test_exported():
     assert graphc.check is check
 
 
-def test_cli_reports_the_node_and_pass(capsys):
-    code, out, err = run(capsys, "check", "sqrt(x^2 + y^2)", "--at", "x=0,y=0")
+def test_cli_reports_the_node_and_pass(cli):
+    code, out, err = cli("check", "sqrt(x^2 + y^2)", "--at", "x=0,y=0")
     assert (code, err) == (1, "")
     assert "forward pass (the function): all finite" in out
     assert "backward pass (the partials): non-finite values arise at" in out
@@ -131,16 +124,16 @@ def test_cli_reports_the_node_and_pass(capsys):
     assert "the local derivative of sqrt(x**2 + y**2) [sqrt]" in out
 
 
-def test_cli_exact_gradient_at_0_1(capsys):
-    code, out, err = run(capsys, "check", "sqrt(x^2 + y^2)", "--at", "x=0,y=1", "--json")
+def test_cli_exact_gradient_at_0_1(cli):
+    code, out, err = cli("check", "sqrt(x^2 + y^2)", "--at", "x=0,y=1", "--json")
     assert (code, err) == (0, "")
     record = json.loads(out)
     assert record["gradient"] == {"∂f/∂x": 0.0, "∂f/∂y": 1.0}
     assert record["finite"] is True and record["backward"] == []
 
 
-def test_cli_json(capsys):
-    code, out, _ = run(capsys, "check", "sqrt(x^2 + y^2)", "--at", "x=0,y=0", "--json")
+def test_cli_json(cli):
+    code, out, _ = cli("check", "sqrt(x^2 + y^2)", "--at", "x=0,y=0", "--json")
     assert code == 1
     record = json.loads(out)
     assert record["expr"] == "sqrt(x^2 + y^2)" and record["finite"] is False
@@ -158,8 +151,8 @@ def test_cli_json(capsys):
         (["check", "x", "--at", "x=1", "--method", "nope"], "invalid choice"),
     ],
 )
-def test_cli_bad_input_exits_2(capsys, argv, message):
-    code, out, err = run(capsys, *argv)
+def test_cli_bad_input_exits_2(cli, argv, message):
+    code, out, err = cli(*argv)
     assert code == 2 and out == ""
     assert err.startswith("graphc: error:") and message in err
 
@@ -170,3 +163,11 @@ def test_an_intermediate_node_of_a_rule_is_attributed_to_it():
     first = result.backward[0]
     assert math.isnan(first.value) and first.op == "sqrt"
     assert first.role.startswith("built for the local derivative of acos(x) [acos]")
+
+
+def test_temporaries_never_take_the_name_of_a_users_variable(cli):
+    # the failing node's formula uses y only; its shared y*y gets a temporary, never t1: the program's input
+    code, out, _ = cli("check", "u = y*y; log(u*u) + t1", "--at", "t1=1,y=0")
+    assert code == 1
+    assert "[log]: t2 = y*y; log(t2*t2)" in out
+    assert "t1 = y*y" not in out

@@ -51,8 +51,9 @@ for text in EXPRESSIONS:
     d = graphc.differentiate(g, method="symbolic", cse=True)
     entry["symbolic+cse"] = [nodes(d), d.outputs, generate(d)]
     if "llvm" not in UNAVAILABLE:
-        from graphc.backends.llvm import _options, optimized_ir
-        from graphc.backends.llvm_cache import graph_key
+        from graphc.backends.llvm import optimized_ir
+        from graphc.backends.llvm.cache import graph_key
+        from graphc.backends.llvm.runtime import _options
         d = graphc.differentiate(g)
         entry["llvm_ir"] = optimized_ir(d)
         entry["llvm_key"] = [graph_key(g, _options()), graph_key(d, _options())]

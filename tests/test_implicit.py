@@ -10,7 +10,6 @@ import sympy
 
 import graphc
 from graphc.backends import BACKENDS, UNAVAILABLE
-from graphc.cli import main
 from graphc.implicit import SingularError, implicit_graph
 from graphc.printing import formula
 
@@ -135,19 +134,13 @@ def test_errors(expr, solve_for, wrt, message):
         graphc.implicit(expr, solve_for, wrt)
 
 
-def run(capsys, *argv):
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def test_cli_prints_the_formula(capsys):
-    status, out, err = run(capsys, "implicit", "x^2 + z^2 - 1", "--solve-for", "z")
+def test_cli_prints_the_formula(cli):
+    status, out, err = cli("implicit", "x^2 + z^2 - 1", "--solve-for", "z")
     assert (status, out, err) == (0, "dz/dx = -x/z\n", "")
 
 
-def test_cli_at_a_point(capsys):
-    status, out, _ = run(capsys, "implicit", "x^2 + z^2 - 1", "--solve-for", "z", "--at", "x=0.6,z=0.8")
+def test_cli_at_a_point(cli):
+    status, out, _ = cli("implicit", "x^2 + z^2 - 1", "--solve-for", "z", "--at", "x=0.6,z=0.8")
     assert status == 0
     lines = out.splitlines()
     assert lines[0] == "f = 0.0"
@@ -156,26 +149,26 @@ def test_cli_at_a_point(capsys):
     )
 
 
-def test_cli_json(capsys):
-    status, out, _ = run(
-        capsys, "implicit", "x^2 + z^2 - 1", "--solve-for", "z", "--wrt", "x", "--at", "x=0.6,z=0.8", "--json"
+def test_cli_json(cli):
+    status, out, _ = cli(
+        "implicit", "x^2 + z^2 - 1", "--solve-for", "z", "--wrt", "x", "--at", "x=0.6,z=0.8", "--json"
     )
     record = json.loads(out)
     assert status == 0
     assert record["solve_for"] == ["z"] and record["wrt"] == ["x"] and record["value"] == 0.0
     assert record["derivative"]["dz/dx"] == pytest.approx(-0.75, rel=1e-15)
-    status, out, _ = run(capsys, "implicit", "x^2 + z^2 - 1", "--solve-for", "z", "--json")
+    status, out, _ = cli("implicit", "x^2 + z^2 - 1", "--solve-for", "z", "--json")
     assert json.loads(out)["derivative"] == {"dz/dx": "-x/z"}
 
 
-def test_cli_system(capsys):
+def test_cli_system(cli):
     argv = ["implicit", "y + z - 3*x, y*z - 2*x^2", "--solve-for", "y,z"]
-    status, out, _ = run(capsys, *argv, "--at", "x=1,y=1,z=2")
+    status, out, _ = cli(*argv, "--at", "x=1,y=1,z=2")
     assert status == 0
     assert out.splitlines()[:2] == ["f1 = 0.0", "f2 = 0.0"]
     values = dict(line.split(" = ") for line in out.splitlines()[2:])
     assert float(values["dy/dx"]) == pytest.approx(1.0) and float(values["dz/dx"]) == pytest.approx(2.0)
-    status, out, _ = run(capsys, *argv)
+    status, out, _ = cli(*argv)
     assert status == 0 and out.startswith("# a system")
     assert "∂f2/∂y = z" in out.splitlines()
 
@@ -191,8 +184,8 @@ def test_cli_system(capsys):
         (["x^2 + z^2 - ", "--solve-for", "z"], ""),
     ],
 )
-def test_cli_errors_exit_2(capsys, argv, message):
-    status, out, err = run(capsys, "implicit", *argv)
+def test_cli_errors_exit_2(cli, argv, message):
+    status, out, err = cli("implicit", *argv)
     assert status == 2 and out == ""
     assert err.startswith("graphc: error: ") and message in err and "Traceback" not in err
 
@@ -205,8 +198,8 @@ def test_every_available_backend(backend):
     np.testing.assert_allclose(system, [[1.0], [2.0]], rtol=1e-14)
 
 
-def test_cli_system_json_lists_the_blocks(capsys):
-    status, out, _ = run(capsys, "implicit", "y + z - 3*x, y*z - 2*x^2", "--solve-for", "y,z", "--json")
+def test_cli_system_json_lists_the_blocks(cli):
+    status, out, _ = cli("implicit", "y + z - 3*x, y*z - 2*x^2", "--solve-for", "y,z", "--json")
     assert status == 0
     assert json.loads(out)["partials"] == {
         "∂f1/∂y": "1",
@@ -218,5 +211,5 @@ def test_cli_system_json_lists_the_blocks(capsys):
     }
 
 
-def test_cli_expression_may_start_with_a_minus(capsys):
-    assert run(capsys, "implicit", "-x^2 - z^2 + 1", "--solve-for", "z") == (0, "dz/dx = -x/z\n", "")
+def test_cli_expression_may_start_with_a_minus(cli):
+    assert cli("implicit", "-x^2 - z^2 + 1", "--solve-for", "z") == (0, "dz/dx = -x/z\n", "")

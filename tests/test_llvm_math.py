@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc.backends import UNAVAILABLE, llvm_math
+from graphc.backends import UNAVAILABLE
+from graphc.backends.llvm import vecmath as llvm_math
 
 pytestmark = pytest.mark.skipif("llvm" in UNAVAILABLE, reason="the llvm backend is unavailable")
 
@@ -118,12 +119,12 @@ def test_a_small_kernel_of_exp_log_tanh_sigmoid_softplus_sin_cos_is_vector_code_
 
 
 def test_a_big_kernel_calls_the_vector_functions_and_gets_the_same_bits(monkeypatch):
-    from graphc.backends import llvm as backend
+    from graphc.backends.llvm import passes
 
     program = "sin(x)*exp(x), cos(x) + tanh(x) + log(x) + softplus(x) + sigmoid(x)"
     x = np.concatenate([np.linspace(-131072.0, 131072.0, 20_001), np.array(SPECIAL)])
     inlined = graphc.compile(program, backend="llvm")
-    monkeypatch.setattr(backend, "INLINE_CALLS", 0)
+    monkeypatch.setattr(passes, "INLINE_CALLS", 0)
     monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
     called = graphc.compile(program, backend="llvm")
     assert re.search(r"call <\d+ x double> @graphc_sin_v\d+", called.source)

@@ -19,7 +19,7 @@ def _numpy(graph: Graph, threads: int | None = None) -> Kernel:
 
 def _llvm(graph: Graph, threads: int | None = None) -> Kernel:
     if graph.tensor:  # scalarised into the scalar kernels, per concrete shape
-        from graphc.backends import llvm_tensor
+        from graphc.backends.llvm import tensor as llvm_tensor
 
         return llvm_tensor.compile_graph(graph, threads=threads)
     from graphc.backends import llvm as backend

@@ -226,8 +226,8 @@ def _statements(steps: list[_Step], sliced: bool) -> list[str]:
 
 
 # A body of at least this many statements computes a point given as 1-element arrays on NumPy
-# scalars: each statement saves ~0.35 us, turning the point into scalars and back costs ~2.5 us
-# (the 10-variable Rosenbrock gradient at one point: 46 -> 32 us; a 2-16-1 tanh network's: 108 -> 36).
+# scalars: each statement is cheaper on scalars, and turning the point into scalars and back is a
+# fixed cost that this many statements repay (the measurements: bench/RESULTS.md's changelog).
 SCALAR_STEPS = 12
 
 

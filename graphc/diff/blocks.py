@@ -22,7 +22,9 @@ from graphc.diff.common import assemble, depends_on, prepared
 from graphc.errors import GraphcError
 from graphc.graph import Graph
 from graphc.ops import ALL_OPS, CONST, VAR, broadcast_to, paths_elementwise, reduce_to
-from graphc.shapes import Shape, ShapeError, size
+from graphc.shapes import Shape, ShapeError, broadcast, size
+
+BROADCAST = "broadcast"  # the op a sum's adjoint is: multiplied through, never materialised
 
 STEP = float(np.cbrt(np.finfo(np.float64).eps))
 
@@ -94,7 +96,22 @@ def _elementwise_vjp(graph: Graph, node: int, slot: int, g: int) -> int | None:
     rule = ALL_OPS[graph.op(node)].partials[slot]
     args = graph.args(node)
     z = None if rule is None else rule(graph, args, node)
-    return None if z is None else reduce_to(graph, graph.mul(g, z), graph.shape(args[slot]))
+    if z is None:
+        return None
+    shape = graph.shape(args[slot])
+    if graph.op(g) == BROADCAST:
+        # g is a broadcast (a sum's adjoint): multiply its operand, which NumPy broadcasts against
+        # z, where that gives g's shape: no broadcast view is multiplied, and x*broadcast(1) is x
+        operand = graph.args(g)[0]
+        if broadcast([graph.shape(operand), graph.shape(z)]) == graph.shape(g):
+            product = graph.mul(operand, z)
+            return reduce_to(graph, product, shape)
+    if graph.shape(z) == () and graph.shape(g) != shape:
+        # a scalar partial factors out of the sum over broadcast axes: reduce the adjoint first,
+        # then scale the (smaller) result; a partial of -1 is a negation
+        g = reduce_to(graph, g, shape)
+        return graph.neg(g) if graph.const_value(z) == -1.0 else graph.mul(g, z)
+    return reduce_to(graph, graph.neg(g) if graph.const_value(z) == -1.0 else graph.mul(g, z), shape)
 
 
 def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict[int, int]:

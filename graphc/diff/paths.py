@@ -10,7 +10,9 @@ recursion), so the method's cost is the path count, as the lemma's cost is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 from graphc.diff.common import (
     LocalPartials,
@@ -25,6 +27,7 @@ from graphc.errors import GraphcError
 from graphc.graph import Graph
 
 MAX_PATHS = 1_000_000
+T = TypeVar("T")
 
 
 class TooManyPathsError(GraphcError):
@@ -66,6 +69,79 @@ def count_paths(graph: Graph, wrt: str | Sequence[str] | None = None) -> dict[st
             node = graph.variable(name)
             totals[name] += count[node] if node < len(count) else 0
     return totals
+
+
+def walk_paths(
+    graph: Graph, output: int, source: int, start: T, step: Callable[[T, int, int], T | None]
+) -> Iterator[T]:
+    """Every path from ``source`` to ``output``, as ``step`` folds it edge by edge from the output.
+
+    Depth-first with an explicit stack of (a partial path's end node, its value so far); the
+    edge into operand ``slot`` of ``node`` turns a value ``v`` into ``step(v, node, slot)``, and
+    ``None`` drops every path through that edge.
+    """
+    if source > output:  # creation order is topological: no path
+        return
+    on_path = depends_on(graph, [source], output + 1)
+    stack: list[tuple[int, T]] = [(output, start)] if on_path[output] else []
+    while stack:
+        node, value = stack.pop()
+        if node == source:
+            yield value
+            continue
+        for slot, arg in enumerate(graph.args(node)):
+            if on_path[arg]:
+                extended = step(value, node, slot)
+                if extended is not None:
+                    stack.append((arg, extended))
+
+
+@dataclass(frozen=True)
+class Path:
+    """One input-to-output path: its nodes from the input on, the operand slot each edge enters
+    (``x*x`` has two paths, slots 0 and 1), and each edge's local derivative (a node of the graph
+    :func:`list_paths` returns; ``None`` where it is structurally zero)."""
+
+    input: str
+    output: str
+    nodes: tuple[int, ...]
+    slots: tuple[int, ...]
+    factors: tuple[int | None, ...]
+
+
+def list_paths(graph: Graph, wrt: str | Sequence[str] | None = None) -> tuple[Graph, list[Path]]:
+    """Every input-to-output path with its edges' local derivatives, built on a copy of ``graph``.
+
+    As many as :func:`count_paths` counts: check that count before asking for the list.
+
+    >>> from graphc.parse import parse
+    >>> work, found = list_paths(parse("sin(x*y)"), "x")
+    >>> [work.op(n) if work.op(n) != "var" else work.name(n) for n in found[0].nodes]
+    ['x', 'mul', 'sin']
+    >>> from graphc.printing import formula
+    >>> [formula(work, z) for z in found[0].factors]
+    ['y', 'cos(x*y)']
+    """
+    names = resolve_wrt(graph, wrt)
+    work = graph.copy()
+    local = LocalPartials(work)
+    Edges = tuple[tuple[int, int], ...]
+
+    no_edges: Edges = ()
+
+    def step(edges: Edges, node: int, slot: int) -> Edges:
+        return ((node, slot), *edges)
+
+    found = []
+    for output, output_name in zip(graph.outputs, graph.output_names, strict=True):
+        for name in names:
+            source = work.variable(name)
+            for edges in walk_paths(work, output, source, no_edges, step):
+                nodes = (source, *(node for node, _ in edges))
+                slots = tuple(slot for _, slot in edges)
+                factors = tuple(local(node, slot) for node, slot in edges)
+                found.append(Path(name, output_name, nodes, slots, factors))
+    return work, found
 
 
 def _describe(n: int) -> str:
@@ -110,31 +186,26 @@ def differentiate(
     _check_limit(total, max_paths)
     local = LocalPartials(result)
     products = terms = 0
+    empty: tuple[int, ...] = ()  # the product of no local derivatives
+
+    def step(product: tuple[int, ...], node: int, slot: int) -> tuple[int, ...] | None:
+        nonlocal products
+        z = local(node, slot)
+        if z is None:  # this path's product is structurally zero
+            return None
+        products += bool(product)
+        return (scaled(result, product[0], z),) if product else (z,)
+
     rows = []
     for output in graph.outputs:
         row: list[int | None] = []
         for name in names:
             source = result.variable(name)
-            on_path = depends_on(result, [source], len(graph))
             total_node: int | None = None
-            # Depth-first over the paths from the output back to the source; each stack entry is
-            # a partial path's end node and the product of the local derivatives along it so far.
-            stack: list[tuple[int, int | None]] = [(output, None)] if on_path[output] else []
-            while stack:
-                node, product = stack.pop()
-                if node == source:
-                    term = result.const(1.0) if product is None else product
-                    total_node = accumulated(result, total_node, term)
-                    terms += 1
-                    continue
-                for slot, arg in enumerate(result.args(node)):
-                    if not on_path[arg]:
-                        continue
-                    z = local(node, slot)
-                    if z is None:  # this path's product is structurally zero
-                        continue
-                    stack.append((arg, z if product is None else scaled(result, product, z)))
-                    products += product is not None
+            for product in walk_paths(result, output, source, empty, step):
+                term = product[0] if product else result.const(1.0)
+                total_node = accumulated(result, total_node, term)
+                terms += 1
             row.append(total_node)
         rows.append(row)
     return assemble(graph, result, names, rows, "paths", paths=total, terms=terms, products=products)

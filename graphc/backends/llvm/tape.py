@@ -1,10 +1,10 @@
 """The LLVM backend's tape: a large graph run by a compiled interpreter instead of compiled itself.
 
-Compiling a graph costs LLVM time per instruction (about 35 µs per node at 100,000 nodes, even
-with no passes and ``-O0`` code generation), while a large graph's code gains little from being
-compiled: its values live in memory (scratch) anyway, not in registers. So a large graph becomes
-a **tape**, one row ``(opcode, result, operand, operand)`` of int32 per node in creation order,
-and a small interpreter runs it: the interpreter of every op (:data:`EVERY_OPCODE`), part of
+Compiling a graph costs LLVM time per instruction (even with no passes and ``-O0`` code
+generation), while a large graph's code gains little from being compiled: its values live in
+memory (scratch) anyway, not in registers. So a large graph becomes a **tape**, one row
+``(opcode, result, operand...)`` of int32 per node in creation order (:data:`ROW` words: room
+for the most operands an op of :data:`graphc.ops.OPS` takes), and a small interpreter runs it: the interpreter of every op (:data:`EVERY_OPCODE`), part of
 graphc's runtime kept in the disk cache, or, with the cache off, one compiled in the process for
 the set of ops the tape uses.
 
@@ -12,12 +12,12 @@ Each row computes :data:`BLOCK` vectors of points: the interpreter's dispatch (a
 the opcode) is paid once per row and block, the op's code is the same lowering (from
 :data:`graphc.ops.OPS`) the compiled kernel uses, so the tape gives the compiled kernel's
 results bit for bit. A block of at most one vector's points (a point, a tiny batch) computes the
-first vector only: a point call on B5-10k's gradient took 390 µs, now 205. A value lives in a
+first vector only, which makes a point call on a large tape about twice as fast. A value lives in a
 *slot* of scratch, ``BLOCK`` vectors wide; the inputs occupy the first slots, the constants the
 next (filled once per call), and a computed value takes a slot freed by a value whose last reader
 came before it (a row may write over its own operand: each vector is read before it is written).
 
-The interpreter's signature is the kernel's (:mod:`graphc.backends.llvm_run`) with the program,
+The interpreter's signature is the kernel's (:mod:`graphc.backends.llvm.run`) with the program,
 a table of int64 words (:class:`Program`), before it; ``graphc_tape_point`` runs one point.
 """
 
@@ -29,22 +29,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphc.backends import llvm_math, llvm_text
-from graphc.backends.llvm_text import TextEmitter
+from graphc.backends.llvm.text import TextBuilder, TextEmitter, aligned_stack, vector
+from graphc.backends.llvm.vecmath import ATTRIBUTES
 from graphc.graph import Graph
 from graphc.ops import CONST, OPS, VAR
 
 BLOCK = 4  # vectors of points per slot: the rows of the tape are dispatched once per BLOCK vectors
-# Constant second operands an op's lowering treats specially (``x**2`` is ``x*x``): a row of the
-# op with one of them has an opcode of its own (``"pow 2.0"``) whose code has the constant built in.
-SPECIALISED: dict[str, frozenset[float]] = {"pow": frozenset({2.0, -1.0})}
+OPERANDS = max(op.arity for op in OPS.values())  # operand slots per row (0 where unused)
+ROW = 2 + OPERANDS  # int32 words per row: opcode, result slot, operand slots
 ENTRY = "graphc_tape"
 POINT = "graphc_tape_point"
 # Every opcode there is: the interpreter of them all runs any tape (graphc's runtime, compiled once
-# per machine when the disk cache is on: see graphc.backends.llvm.runtime)
+# per machine when the disk cache is on: see graphc.backends.llvm.runtime). A row of an op whose
+# last operand is one of the constants its entry lists as ``specialised`` (``x**2`` is ``x*x``) has
+# an opcode of its own (``"pow 2.0"``) whose code has the constant built in.
+_SPECIALISED = {name: op.specialised for name, op in OPS.items() if op.specialised}
 EVERY_OPCODE: tuple[str, ...] = tuple(
-    sorted([*OPS, *(f"{op} {constant!r}" for op, constants in SPECIALISED.items() for constant in constants)])
+    sorted(
+        [
+            *OPS,
+            *(f"{name} {constant!r}" for name, constants in _SPECIALISED.items() for constant in constants),
+        ]
+    )
 )
+_PADDING = [(0,) * (OPERANDS - arity) for arity in range(OPERANDS + 1)]  # a row's unused operand words
 
 
 @dataclass
@@ -52,7 +60,7 @@ class Program:
     """A graph as a tape, and the table the interpreter reads it from."""
 
     opcodes: tuple[str, ...]  # the ops of the tape, by opcode (sorted names)
-    tape: np.ndarray  # int32 (rows, 4): opcode, result slot, operand slots (0 where unused)
+    tape: np.ndarray  # int32 (rows, ROW): opcode, result slot, operand slots (0 where unused)
     constants: np.ndarray  # float64: the constants' values, in the slots after the inputs'
     results: np.ndarray  # int64: the slot of each output
     slots: int  # slots in all
@@ -83,8 +91,8 @@ class Program:
                 constants.append(value(node))  # type: ignore[arg-type]
             elif op != VAR:
                 args = operands[node]
-                if op in SPECIALISED and value(args[1]) in SPECIALISED[op]:
-                    op = f"{op} {value(args[1])!r}"
+                if op in _SPECIALISED and value(args[-1]) in _SPECIALISED[op]:
+                    op = f"{op} {value(args[-1])!r}"
                 code = names.get(op)
                 if code is None:
                     code = names[op] = len(names)
@@ -100,36 +108,30 @@ class Program:
         size = fixed
         rows: list[int] = []
         for row, node in enumerate(computed):
-            # operands whose last reader is this row free their slots first, the first operand's
-            # first: the row may write over one of them (inputs' and constants' slots stay)
+            # operands whose last reader is this row free their slots first, in operand order: the
+            # row may write over one of them (inputs' and constants' slots stay)
             args = operands[node]
-            a = args[0]
-            first = slot[a]
-            if last[a] == row:
-                last[a] = -1  # x * x frees x once
-                if first >= fixed:
-                    free.append(first)
-            second = 0
-            if len(args) == 2:
-                b = args[1]
-                second = slot[b]
-                if last[b] == row:
-                    last[b] = -1
-                    if second >= fixed:
-                        free.append(second)
+            rows += (codes[row], 0)  # the result's slot, once the operands have freed theirs
+            for arg in args:
+                read = slot[arg]
+                rows.append(read)
+                if last[arg] == row:
+                    last[arg] = -1  # x * x frees x once
+                    if read >= fixed:
+                        free.append(read)
+            rows += _PADDING[len(args)]
             if free:
                 target = free.pop()
             else:
                 target, size = size, size + 1
-            slot[node] = target
-            rows += (codes[row], target, first, second)
+            slot[node] = rows[-ROW + 1] = target
         # by default, opcodes in sorted order of the names, so the same ops give the same interpreter
         table = tuple(sorted(names)) if opcodes is None else opcodes
         code_of = {name: code for code, name in enumerate(table)}
         renumber = np.zeros(max(len(names), 1), dtype=np.int32)
         for name, first in names.items():
             renumber[first] = code_of[name]
-        tape = np.array(rows, dtype=np.int32).reshape(len(computed), 4)
+        tape = np.array(rows, dtype=np.int32).reshape(len(computed), ROW)
         tape[:, 0] = renumber[tape[:, 0]]
         results = np.array([slot[out] for out in graph.outputs], dtype=np.int64)
         constant_values = np.array(constants, dtype=np.float64)
@@ -157,7 +159,7 @@ class Program:
 def _run_text(opcodes: tuple[str, ...], width: int) -> tuple[str, TextEmitter]:
     """``graphc_tape_run(tape, rows, slots, all)``: each row's op on BLOCK vectors, or on the first
     vector only when ``all`` is false (a block of at most one vector's points: a point call)."""
-    d = llvm_text.vector("double", width)
+    d = vector("double", width)
     span = BLOCK * width
     lines = [
         "define internal void @graphc_tape_run(ptr %tape, i64 %rows, ptr %slots, i1 %all) #1 {",
@@ -166,9 +168,10 @@ def _run_text(opcodes: tuple[str, ...], width: int) -> tuple[str, TextEmitter]:
         "  br i1 %any, label %dispatch, label %done",
         "dispatch:",
         "  %pc = phi i64 [0, %entry], [%pc.next, %next]",
-        "  %row = getelementptr inbounds [4 x i32], ptr %tape, i64 %pc",
+        f"  %row = getelementptr inbounds [{ROW} x i32], ptr %tape, i64 %pc",
     ]
-    for k, name in enumerate(("op", "r", "a", "b")):
+    operands = [f"a{k}" for k in range(OPERANDS)]
+    for k, name in enumerate(("op", "r", *operands)):
         lines += [
             f"  %{name}.at = getelementptr inbounds i32, ptr %row, i64 {k}",
             f"  %{name}.32 = load i32, ptr %{name}.at, align 4",
@@ -189,18 +192,19 @@ def _run_text(opcodes: tuple[str, ...], width: int) -> tuple[str, TextEmitter]:
             if k == 1:  # one predictable branch per row spares a point call 3 vectors of work
                 lines += [f"  br i1 %all, label %op{code}.rest, label %next", f"op{code}.rest:"]
             p = f"%op{code}.{k}"
-            emitter.builder = llvm_text.TextBuilder(width, f"{p}.v")
-            operands = []
-            for operand in ("a", "b")[: OPS[op].arity]:
-                if operand == "b" and constant:
-                    operands.append(emitter.const(float(constant)))
+            emitter.builder = TextBuilder(width, f"{p}.v")
+            values = []
+            arity = OPS[op].arity
+            for operand in operands[:arity]:
+                if constant and operand == operands[arity - 1]:  # a specialised opcode's constant
+                    values.append(emitter.const(float(constant)))
                     continue
                 lines += [
                     f"  {p}.{operand}.at = getelementptr inbounds double, ptr %{operand}.p, i64 {k * width}",
                     f"  {p}.{operand} = load {d}, ptr {p}.{operand}.at, align 8",
                 ]
-                operands.append(f"{p}.{operand}")
-            value = OPS[op].llvm(emitter, tuple(operands))
+                values.append(f"{p}.{operand}")
+            value = OPS[op].llvm(emitter, tuple(values))
             lines += [
                 *emitter.builder.lines,
                 f"  {p}.r.at = getelementptr inbounds double, ptr %r.p, i64 {k * width}",
@@ -421,8 +425,8 @@ def interpreter_text(opcodes: tuple[str, ...], width: int, triple: str, layout: 
         run,
         _entry_text(width),
         _point_text(width),
-        f"attributes #1 = {{ nounwind {llvm_text.aligned_stack(width)} }}",
-        f"attributes #2 = {{ {llvm_math.ATTRIBUTES} }}",
+        f"attributes #1 = {{ nounwind {aligned_stack(width)} }}",
+        f"attributes #2 = {{ {ATTRIBUTES} }}",
         "",
     ]
     return "\n".join(text)

@@ -7,12 +7,13 @@ import sys
 from typing import Any
 
 from graphc.backends import BACKENDS, UNAVAILABLE, check_backend
-from graphc.cli import whole_number
+from graphc.cli.common import whole_number
 from graphc.diff import MAX_PATHS
 from graphc.errors import GraphcError
 from graphc.families import DEFAULT_WIDTH, describe, family
 from graphc.report.measure import report_methods
-from graphc.report.runner import DEFAULT_BUDGET, Report, run
+from graphc.report.runner import DEFAULT_BUDGET, Report
+from graphc.report.runner import run as measure_report
 
 DEFAULT_SIZES = "1:10"
 MAX_SIZES = 1000
@@ -22,7 +23,7 @@ class ReportError(GraphcError):
     """A report the command line cannot run as asked."""
 
 
-def parse_sizes(text: str) -> list[int]:
+def _parse_sizes(text: str) -> list[int]:
     """``A:B`` (inclusive) or a comma-separated list: ``1:12``, ``2,4,8``."""
     sizes: list[int] = []
     for part in text.split(","):
@@ -39,7 +40,7 @@ def parse_sizes(text: str) -> list[int]:
     return sorted(set(sizes))
 
 
-def parse_methods(text: str | None) -> list[str]:
+def _parse_methods(text: str | None) -> list[str]:
     known = report_methods()
     if text is None:
         return list(known)
@@ -52,7 +53,7 @@ def parse_methods(text: str | None) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
-def parse_backends(text: str) -> list[str]:
+def _parse_backends(text: str) -> list[str]:
     """Backend names, comma-separated, or ``all`` (every backend that can compile here)."""
     if text == "all":
         return [name for name in BACKENDS if name not in UNAVAILABLE]
@@ -77,8 +78,7 @@ def _budget(text: str) -> float:
 _whole = whole_number(0)
 
 
-def add_command(commands: Any) -> None:
-    """Add ``report`` to the ``graphc`` subcommands."""
+def add_parser(commands: Any) -> None:
     methods = ", ".join(report_methods())
     command = commands.add_parser(
         "report",
@@ -131,16 +131,16 @@ def add_command(commands: Any) -> None:
     )
     command.add_argument("--out", metavar="DIR", help="write report.json, report.md and PNG plots here")
     command.add_argument("--list-families", action="store_true", help="describe the families and exit")
-    command.set_defaults(run=main)
+    command.set_defaults(run=run)
 
 
-def build_report(args: argparse.Namespace) -> Report:
+def _build_report(args: argparse.Namespace) -> Report:
     """The report the command line asks for (checked, not yet measured)."""
     if (args.expr is None) == (args.family is None):
         raise ReportError("give either an expression or --family NAME (see --list-families)")
     report = Report(
-        methods=parse_methods(args.methods),
-        backends=parse_backends(args.backend),
+        methods=_parse_methods(args.methods),
+        backends=_parse_backends(args.backend),
         budget=args.budget,
         max_paths=args.max_paths,
         seed=args.seed,
@@ -163,7 +163,7 @@ def build_report(args: argparse.Namespace) -> Report:
         raise ReportError(f"--width must be at least 1, got {args.width}")
     if report.family.uses_width:
         report.width = args.width if args.width is not None else DEFAULT_WIDTH[report.family.name]
-    report.sizes = parse_sizes(args.sizes or DEFAULT_SIZES)
+    report.sizes = _parse_sizes(args.sizes or DEFAULT_SIZES)
     return report
 
 
@@ -173,12 +173,12 @@ def _width_families() -> list[Any]:
     return [f for f in FAMILIES.values() if f.uses_width]
 
 
-def main(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run ``graphc report``; a KeyboardInterrupt writes what was measured (with --out) and propagates."""
     if args.list_families:
         print(describe())
         return 0
-    report = build_report(args)
+    report = _build_report(args)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -202,7 +202,7 @@ def main(args: argparse.Namespace) -> int:
                     progress.advance(task)
                 progress.update(task, description=description)
 
-            run(report, step)
+            measure_report(report, step)
     except KeyboardInterrupt:
         if args.out:
             from graphc.report.render import write

@@ -16,8 +16,7 @@ not taken on ordinary arguments), that lane gets the C library's value.
 The special values are the C library's: ``exp(-inf) = 0``, ``exp(inf) = inf``, ``exp(710) = inf``,
 ``log(0) = -inf``, ``log(-1) = nan``, ``log(-0.0) = -inf``, ``expm1(-0.0) = -0.0``, ``tanh(±inf) = ±1``,
 NaN in, NaN out, subnormal inputs and results. Accuracy (``bench/llvm_vecmath.py`` measures it
-against mpmath): within 1 ulp for exp, log, sin and cos (0.71 and 0.74 measured for sin and cos),
-1.5 for expm1 and log1p, 2 for tanh, away from subnormal results (there, one rounding more than
+against mpmath): within 1 ulp for exp, log, sin and cos, 1.5 for expm1 and log1p, 2 for tanh, away from subnormal results (there, one rounding more than
 the C library's: at most one subnormal step).
 
 The polynomial coefficients come from ``bench/vecmath_coefficients.py`` (Chebyshev interpolation
@@ -27,19 +26,23 @@ exp; ``log(1+f) = 2 atanh(f / (2 + f))`` after splitting off the exponent, as in
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Callable
 
-from graphc.backends.llvm_text import (
+from graphc.backends.llvm.text import (
+    TextEmitter,
     aligned_stack,
     double,
     intrinsic_name,
+    libm_applied,
     libm_name,
     own_name,
     splat,
     vector,
 )
+from graphc.ops import OPS
 
 # exp(r) = 1 + r + r^2 Q(r) on |r| <= ln2/2 (relative error of the polynomial < 0.01 ulp)
 EXP_Q = (
@@ -202,7 +205,7 @@ def _exp_times(b: Body, k: str, p: str) -> str:
 
 
 def _expm1_reduced(b: Body, r: str) -> str:
-    """expm1(r) = r + r^2 Q(r) for |r| <= ln2/2 (Q split: 16 tanh per point 1.39 -> 1.36 ms)."""
+    """expm1(r) = r + r^2 Q(r) for |r| <= ln2/2 (Q in two halves: a shorter chain of dependent operations)."""
     z = b.fmul(r, r)
     return b.mad(z, b.split_horner(EXP_Q, r, z), r)
 
@@ -265,7 +268,7 @@ def tanh(b: Body, x: str) -> str:
 
     2|x| is clamped to [0, 2 TANH_ONE], where :func:`expm1` takes its ``2^k expm1(r) + (2^k - 1)``
     branch: computed alone, without expm1's clamps, its exp branch (a vector computes both sides of
-    a select) and its special values, it gives the same bits (a NaN stays NaN) in 30% less time.
+    a select) and its special values, it gives the same bits (a NaN stays NaN) in less time.
     """
     a = b.intrinsic("fabs", x)
     a = b.select(b.fcmp("ogt", a, double(TANH_ONE)), double(TANH_ONE), a)
@@ -342,7 +345,17 @@ FUNCTIONS: dict[str, Callable[[Body, str], str]] = {
 }
 GUARDED = frozenset({"graphc_sin", "graphc_cos"})  # exact only where ``beyond`` is false
 LIBM = {name: name.removeprefix("graphc_") for name in FUNCTIONS}  # the C function each one replaces
-BINARY = frozenset({"atan2", "pow"})  # the C library functions of two arguments the ops call
+
+
+@functools.cache
+def libm_arity() -> dict[str, int]:
+    """The C library functions a kernel may call, with their arity: those the ops' lowerings call
+    (read by lowering each op of :data:`graphc.ops.OPS` once), and those :data:`LIBM` names."""
+    emitter = TextEmitter(1)
+    for op in OPS.values():
+        op.llvm(emitter, tuple(f"%a{k}" for k in range(op.arity)))
+    called = {symbol: arity for symbol, (target, arity) in emitter.called.items() if libm_applied(target, 1)}
+    return {symbol: 1 for symbol in LIBM.values()} | called
 
 
 def _lanes_calling(symbol: str, arguments: list[str], lanes: int) -> tuple[list[str], str]:

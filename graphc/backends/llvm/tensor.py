@@ -29,10 +29,10 @@ class _Compiled:
     """The scalar kernel of one binding of the named dimensions, and where its scalars go."""
 
     def __init__(self, graph: Graph, threads: int | None) -> None:
-        from graphc.backends import llvm
+        from graphc.backends.llvm.runtime import compile_graph
 
         scalar: Scalarised = scalarise(graph, what="the llvm backend")
-        self.kernel = llvm.compile_graph(scalar.graph, threads=threads)
+        self.kernel = compile_graph(scalar.graph, threads=threads)
         self.outputs = scalar.outputs
         # the position of each input element among the scalar kernel's (sorted) variables
         position = {name: i for i, name in enumerate(scalar.graph.variables)}

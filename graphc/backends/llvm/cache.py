@@ -7,7 +7,7 @@ or others is not used (a warning says why). Each entry starts with a header hold
 a SHA-256 of the rest; an entry that is truncated, altered, foreign or unreadable is ignored and
 rebuilt. ``GRAPHC_NO_CACHE=1`` turns the cache off.
 
-Kernels live in ``llvm/``, graphc's runtime (:func:`graphc.backends.llvm.runtime`: its vector
+Kernels live in ``llvm/``, graphc's runtime (:func:`graphc.backends.llvm.runtime.runtime`: its vector
 functions and its tape interpreter, code that depends on the machine but not on any graph) in
 ``runtime/``: compiled once per machine, not once per process.
 """

@@ -47,15 +47,15 @@ _NUMBERS = (float, int, np.float64)
 _F64 = np.dtype(np.float64)  # the native one (a byte-swapped float64 is another dtype)
 # A batch's results come back as rows of one block. A block of RECYCLE_MIN to RECYCLE_MAX bytes
 # is kept by its kernel, and a later call of the same size writes into it once its caller has let
-# go of every row: fresh memory costs a page fault per 4 KiB, which made B1's gradient at 100,000
-# points take 2 ms on the calls that met them instead of 0.35. Below RECYCLE_MIN, malloc's free
+# go of every row: fresh memory costs a page fault per 4 KiB, several times a small kernel's own
+# time on the calls that meet them. Below RECYCLE_MIN, malloc's free
 # lists serve as well; above RECYCLE_MAX, holding the memory between calls would cost too much.
 RECYCLE_MIN = 1 << 18
 RECYCLE_MAX = 1 << 28
 # A batch writing at least this many bytes of results streams them to memory (non-temporal
 # stores: a line is written without being read first), where every output's rows share one
-# alignment: B1's gradient at 100,000 points 0.57 -> 0.34 ms, at 1,000,000 8.0 -> 4.9 ms (a
-# hand-written C loop both ways). Smaller results stay in the cache, where their reader wants them.
+# alignment: a memory-bound kernel saves the read of every line it writes. Smaller results stay
+# in the cache, where their reader wants them.
 STREAM_BYTES = 1 << 22
 
 
@@ -99,8 +99,8 @@ def _broadcast_shape(arrays: dict[tuple[int, ...], np.ndarray]) -> tuple[int, ..
 
 class _Workers:
     """The threads that compute a batch's pieces besides the calling thread, started once and
-    kept: starting two threads per call cost 0.3-0.7 ms, more than the whole gradient of B1 at
-    100,000 points. A forked child forgets them (their threads are not in the child)."""
+    kept: starting threads on every call would cost more than a small kernel's whole batch. A
+    forked child forgets them (their threads are not in the child)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -109,7 +109,7 @@ class _Workers:
 
     def pool(self, workers: int) -> ThreadPoolExecutor:
         """A pool of at least ``workers`` threads."""
-        # imported at the first batch split, not with the backend (5 ms a process without threads)
+        # imported at the first batch split, not with the backend: a process without threads never pays
         from concurrent.futures import ThreadPoolExecutor
 
         with self._lock:
@@ -182,7 +182,7 @@ class CompiledKernel:
         program: Any = None,
     ) -> None:
         self._engine = engine
-        self._program = program  # a tape's program (graphc.backends.llvm_tape): kept alive with the kernel
+        self._program = program  # a tape's program (graphc.backends.llvm.tape): kept alive with the kernel
         self._kernel: Any
         self._point: Any
         if program is None:
@@ -221,7 +221,7 @@ class CompiledKernel:
             and first.size == 1
             and first.dtype is _F64
         ):
-            # one float64 value at one point: its own bytes serve, unstacked (B3's gradient: 2.5 -> 2.1 us)
+            # one float64 value at one point: its own bytes serve, unstacked (no copy on the point path)
             return self._at_point(first.reshape(1, *first.shape))
         # cheap tests that the values may be stacked: the first and last are alike, and small
         if out is None and (

@@ -1,10 +1,9 @@
 """LLVM IR written as text: every kernel's code, over vectors of points.
 
-``llvmlite.ir`` builds and prints an instruction in about 15 µs of Python; a 100,000-node
-gradient has half a million of them. :class:`TextBuilder` offers the few IRBuilder methods the
-op lowerings use (``fadd``, ``fcmp_ordered``, ``select``...) with the same signatures, but its
-values are the names of SSA registers and it appends one line of IR text per instruction,
-about ten times faster. Every value is a vector of ``lanes`` doubles, one per point: the kernel
+``llvmlite.ir`` builds and prints an instruction slowly for a large gradient's hundreds of
+thousands of them. :class:`TextBuilder` offers the few IRBuilder methods the op lowerings use
+(``fadd``, ``fcmp_ordered``, ``select``...) with the same signatures, but its values are the names
+of SSA registers and it appends one line of IR text per instruction, many times faster. Every value is a vector of ``lanes`` doubles, one per point: the kernel
 computes ``lanes`` points per instruction without relying on LLVM's loop vectoriser.
 """
 
@@ -62,8 +61,8 @@ def aligned_stack(lanes: int) -> str:
     The x86-64 ABI aligns the stack to 16 bytes only. A function spilling 64-byte vectors there
     (a large kernel's parts, with dozens of live values; a small one's, with inlined sin or tanh)
     put them at offsets that straddled two cache lines in three processes out of four, wherever the
-    caller's stack happened to end: B6's 10th derivative took 1.4 ms in some processes and 2.9-3.3 ms
-    in others. Aligned, every spill is one line, and the code uses aligned moves.
+    caller's stack happened to end, and such a process ran the kernel about twice as slowly.
+    Aligned, every spill is one line, and the code uses aligned moves.
     """
     return f"alignstack={8 * lanes}"
 
