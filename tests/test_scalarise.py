@@ -184,6 +184,20 @@ def test_block_path_counts_equal_the_scalarised_graphs(text: str) -> None:
     assert d.info["paths"] == d.info["terms"] == sum(expected.values())
 
 
+@pytest.mark.parametrize(
+    "text", ["x: [3]; sum(x*x)", "W: [2, 2]; x: [2]; logsumexp(W @ x)", "A: [2, 3]; max(A[1]) * A[0, 2]"]
+)
+def test_listed_paths_of_a_tensor_graph_are_the_scalar_paths_block_counted(text: str) -> None:
+    from graphc.diff.paths import list_paths
+
+    graph = graphc.parse(text)
+    _, found = list_paths(graph)
+    inputs = scalarise(graph).inputs
+    elements = {name: {element_name(name, i) for i in np.ndindex(shape)} for name, shape in inputs.items()}
+    for name, count in graphc.count_paths(graph).items():
+        assert sum(path.input in elements[name] for path in found) == count
+
+
 def test_paths_refuses_by_the_block_count_before_scalarising() -> None:
     text = "A: [60, 60]; B: [60, 60]; C = A @ B; sum(C @ C)"
     with pytest.raises(graphc.TooManyPathsError, match="more than max_paths=1,000,000") as caught:

@@ -112,7 +112,8 @@ class Path:
 def list_paths(graph: Graph, wrt: str | Sequence[str] | None = None) -> tuple[Graph, list[Path]]:
     """Every input-to-output path with its edges' local derivatives, built on a copy of ``graph``.
 
-    As many as :func:`count_paths` counts: check that count before asking for the list.
+    As many as :func:`count_paths` counts: check that count before asking for the list. A tensor
+    graph's paths are those of its scalarised graph (graphc.scalarise), from each input element.
 
     >>> from graphc.parse import parse
     >>> work, found = list_paths(parse("sin(x*y)"), "x")
@@ -123,6 +124,12 @@ def list_paths(graph: Graph, wrt: str | Sequence[str] | None = None) -> tuple[Gr
     ['y', 'cos(x*y)']
     """
     names = resolve_wrt(graph, wrt)
+    if graph.tensor:  # the scalar paths, on the scalarised graph: inputs by element (``x[0]``)
+        from graphc import scalarise
+
+        scalar = scalarise.scalarise(graph, what="listing paths")
+        names = [scalarise.element_name(n, i) for n in names for i in scalarise.indices(scalar.inputs[n])]
+        graph = scalar.graph
     work = graph.copy()
     local = LocalPartials(work)
     Edges = tuple[tuple[int, int], ...]
