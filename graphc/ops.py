@@ -16,7 +16,8 @@ policy of JAX and PyTorch: ``relu'(0) = 0``, ``abs'(0) = 0``, a ``max``/``min`` 
 Two tables, one entry type. ``OPS`` holds the elementwise ops (scalar ops applied to every
 element, NumPy broadcasting their operands); ``BLOCK_OPS`` the block ops (``block=True``: matmul,
 the reductions sum/logsumexp/amax/amin and count, and the structural reshape, transpose,
-broadcast, index and its adjoint unindex); ``ALL_OPS`` is both, by name. The contract of a block
+broadcast, index and its adjoint unindex, and shift, the constant a softmax subtracts, through
+which no derivative flows); ``ALL_OPS`` is both, by name. The contract of a block
 op's entry, which every stage relies on:
 
 - ``shape(operand_shapes, params) -> shape``, raising :class:`~graphc.shapes.ShapeError` that
@@ -41,7 +42,7 @@ op's entry, which every stage relies on:
   scalar ops only (matmul as sums of products, a reduction as a chain of ``add``/``max``/``min``,
   logsumexp max-shifted); a structural op only re-wires (reshape, transpose, index: no node);
 - params, by op: ``sum``/``logsumexp``/``amax``/``amin``: ``(axes, keepdims)``, axes a sorted
-  tuple in ``0..rank-1``; ``count``: the axes (the number of elements along them, a scalar);
+  tuple in ``0..rank-1``; ``shift``: the axes (kept as 1s); ``count``: the axes (the number of elements along them, a scalar);
   ``reshape``/``broadcast``: the target shape; ``transpose``: the permutation; ``index``: one item
   per leading axis, an int in ``0..dim-1``, a ``(start, stop, step)`` triple (stop None: past the
   front for a negative step) or None for ``:``; ``unindex``: ``(index params, operand shape)``.
@@ -141,6 +142,7 @@ class Op:
     scalarise: ScalarRule | None = None
     spell: Spell | None = None  # a block op called as a function; ``@`` is spelled by ``infix``
     postfix: bool = False  # spelled after its operand (``x[0]``), which must then be an atom
+    view: bool = False  # its NumPy result may be a view of its operand's array (never written into)
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -450,6 +452,11 @@ def _unindex(g, index, rank, shape):
     return out
 
 
+def _shift(a, axes):
+    top = np.max(a, axis=axes, keepdims=True)
+    return np.where(np.isfinite(top), top, 0.0)
+
+
 def _count(a, axes):
     return np.float64(math.prod(a.shape[k] for k in axes))
 """
@@ -671,6 +678,14 @@ def _extreme_jvp(sign: float) -> Jvp:
     return jvp
 
 
+def _shift_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    return _reduced_shape(shapes, (params, True))
+
+
+def _shift_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    return f"_shift({a[0]}, {_negative(params, len(shapes[0]))})"
+
+
 def _count_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
     _reduced_shape(shapes, (params, False))
     return ()
@@ -849,6 +864,12 @@ def _paths_logsumexp(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
     return (n + 2) * _paths_reduced(c, params, shape)
 
 
+def _paths_shift(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    # its scalarisation's paths (a max chain): the paths method enumerates them, though every
+    # product through them sums to zero, so max_paths must count them
+    return _paths_reduced(c, (params, True), shape)
+
+
 def _paths_none(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
     return np.zeros(shape, dtype=object)  # count: no derivative, so no path
 
@@ -933,6 +954,12 @@ def _scalar_reduction(fold: Callable[[Graph, list[int]], int]) -> ScalarRule:
         return out.reshape(_reduced_shape((x.shape,), params))
 
     return rule
+
+
+def _scalar_shift(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    # the max along the axes, kept as 1s: to ``dp`` and ``forward`` a constant (no VJP or JVP), but
+    # in a scalar graph it is built from the elements, so its paths exist (``_paths_shift``)
+    return _scalar_reduction(lambda b, nodes: _chain(b, "max", nodes))(b, a, (params, True))
 
 
 def _scalar_count(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
@@ -1028,23 +1055,27 @@ _BLOCKS = [
     _block_op("amin", 1, _reduced_shape, _extreme_emit("min"), _extreme_vjp(-1.0), _extreme_jvp(-1.0),
               function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("min"),
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "min", nodes))),
+    _block_op("shift", 1, _shift_shape, _shift_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,),
+              paths=_paths_shift, spell=_spell_call("shift", lambda p: list(p)), scalarise=_scalar_shift,
+              policy="the max (0 where not finite) a softmax subtracts: a constant to differentiation, "
+              "as the functions using it do not depend on it"),
     _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none, spell=_spell_call("count", lambda p: list(p)),
               scalarise=_scalar_count),
     _block_op("reshape", 1, _reshape_shape, _reshape_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("reshape", g, params=b.shape(x))), _linear_jvp("reshape"),
-              function="reshape", domain=(_ANY,), paths=_paths_moved, spell=_spell_call("reshape", shape_text),
+              function="reshape", domain=(_ANY,), paths=_paths_moved, spell=_spell_call("reshape", shape_text), view=True,
               scalarise=lambda b, a, p: a[0].reshape(p)),
     _block_op("transpose", 1, _transpose_shape, _transpose_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("transpose", g, params=tuple(_inverse(p)))),
-              _linear_jvp("transpose"), function="transpose", domain=(_ANY,), paths=_paths_transposed, spell=_spell_call("transpose"),
+              _linear_jvp("transpose"), function="transpose", domain=(_ANY,), paths=_paths_transposed, spell=_spell_call("transpose"), view=True,
               scalarise=lambda b, a, p: np.transpose(a[0], p)),
     _block_op("broadcast", 1, _broadcast_shape, _broadcast_emit,
               _linear_vjp(lambda b, g, x, p: _unbroadcast(b, g, b.shape(x))), _linear_jvp("broadcast"),
-              domain=(_ANY,), paths=_paths_broadcast, spell=_spell_call("broadcast", shape_text),
+              domain=(_ANY,), paths=_paths_broadcast, spell=_spell_call("broadcast", shape_text), view=True,
               scalarise=lambda b, a, p: np.broadcast_to(a[0], p)),
     _block_op("index", 1, _index_shape, _index_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("unindex", g, params=(p, b.shape(x)))),
-              _linear_jvp("index"), domain=(_ANY,), paths=_paths_index, postfix=True, spell=_spell_index,
+              _linear_jvp("index"), domain=(_ANY,), paths=_paths_index, postfix=True, spell=_spell_index, view=True,
               scalarise=lambda b, a, p: np.asarray(a[0][_index_tuple(p)], dtype=object)),
     _block_op("unindex", 1, _unindex_shape, _unindex_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("index", g, params=p[0])), _linear_jvp("unindex"),
@@ -1085,13 +1116,24 @@ def _mean(b: Graph, x: int, axis: Any) -> int:
     return b.div(b.apply("sum", x, params=params), count)
 
 
+def _shifted(b: Graph, x: int, axis: Any) -> tuple[int, int, int]:
+    """``d = x - max(x)`` (the max held constant), ``e = exp(d)`` and ``s = sum(e)`` along ``axis``
+    (default: the last), kept for broadcasting: what softmax and log_softmax share. The exp is one
+    node, which the derivative reuses: no second pass of exp."""
+    axes, keepdims = _axes_params(b.shape(x), -1 if axis is None else axis, keepdims=True)
+    d = b.sub(x, b.apply("shift", x, params=axes))
+    e = b.apply("exp", d)
+    return d, e, b.apply("sum", e, params=(axes, keepdims))
+
+
 def _log_softmax(b: Graph, x: int, axis: Any) -> int:
-    params = _axes_params(b.shape(x), -1 if axis is None else axis, keepdims=True)
-    return b.sub(x, b.apply("logsumexp", x, params=params))
+    d, _, s = _shifted(b, x, axis)
+    return b.sub(d, b.apply("log", s))
 
 
 def _softmax(b: Graph, x: int, axis: Any) -> int:
-    return b.apply("exp", _log_softmax(b, x, axis))
+    _, e, s = _shifted(b, x, axis)
+    return b.div(e, s)
 
 
 def _outer_composite(b: Graph, x: int, y: int, axis: Any) -> int:

@@ -2,9 +2,9 @@
 
 This table is the one place the policy is written down. The op table (graphc/ops.py) holds the
 rules that produce these numbers; tests/test_policy.py checks every row for every method but
-``numeric`` and every backend, exactly (signed zeros included, or both NaN); the README's policy
-table is :func:`markdown`'s output, and a test keeps the two equal (regenerate it with
-``python -m graphc.policy``).
+``numeric`` and every backend, exactly (signed zeros included, or both NaN); the manual's policy
+table (docs/policy.md) is :func:`markdown`'s output, generated when the manual is built (and
+printed by ``python -m graphc.policy``).
 
 The principles behind the rows:
 
@@ -175,7 +175,7 @@ def text(value: float) -> str:
 
 def markdown(rows: tuple[Row, ...] = POLICY) -> str:
     """The policy (or ``rows``, such as :data:`REWRITES`) as a markdown table, one row per point;
-    the README's policy table is ``markdown()``."""
+    the manual's policy and rewrite tables are ``markdown()`` and ``markdown(REWRITES)``."""
     lines = [
         "| op | expression | at | value | gradient | why |",
         "| --- | --- | --- | --- | --- | --- |",

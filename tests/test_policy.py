@@ -1,14 +1,13 @@
 """graphc's policy at kinks, singular points and overflow (graphc/policy.py), the one place it is
 tested: every row (graphc's algebra, the rewrites' rows, too), for every method but numeric and
 every available backend, exactly (signed zeros too) or NaN where the row says NaN; more points
-beside kinks and at inner nodes' kinks; the op table's local rules at the kinks on their own; and
-the README's table is the policy module's own."""
+beside kinks and at inner nodes' kinks; the op table's local rules at the kinks on their own. (That the manual's policy
+table is this module's own is tests/test_docs.py's to check: the manual generates it.)"""
 
 from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,11 +16,10 @@ import graphc
 from graphc.backends import BACKENDS, UNAVAILABLE
 from graphc.graph import Graph
 from graphc.ops import OPS
-from graphc.policy import POLICY, REWRITES, Row, markdown, text, uncovered
+from graphc.policy import POLICY, REWRITES, Row, text, uncovered
 
 METHODS = [method for method in graphc.METHODS if method != "numeric"]
 AVAILABLE = [backend for backend in BACKENDS if backend not in UNAVAILABLE]
-README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def same(got: float, want: float) -> bool:
@@ -72,10 +70,6 @@ def test_spellings_of_max_with_zero_agree_and_relu_differs() -> None:
         ]
         assert at_zero == [0.5, 0.5, 0.5]
         assert float(graphc.grad("relu(x)", method=method)(x=0.0)[0]) == 0.0
-
-
-def test_the_readme_table_is_the_policy_module() -> None:
-    assert markdown() in README.read_text(encoding="utf-8"), "regenerate it: python -m graphc.policy"
 
 
 def test_text_shows_signs_and_constants() -> None:

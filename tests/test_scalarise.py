@@ -64,6 +64,8 @@ def block_programs(draw: st.DrawFn) -> tuple[str, Graph, dict[str, np.ndarray]]:
         axes = tuple(sorted(draw(st.sets(st.integers(0, rank - 1)))))
         if op in ("sum", "logsumexp", "amax", "amin"):
             node = g.apply(op, x, params=(axes, draw(st.booleans())))
+        elif op == "shift":
+            node = g.sub(x, g.apply("shift", x, params=axes))
         elif op == "count":
             node = g.mul(g.apply("count", x, params=axes), g.apply("sum", x, params=(axes, False)))
         elif op == "reshape":

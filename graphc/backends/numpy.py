@@ -188,7 +188,7 @@ _INFIX = re.compile(r"\{0\} (\S+) \{1\}\Z")
 _CALL = re.compile(r"(np\.\w+)\(([^()]*)\)\Z")
 
 
-def _in_place(template: str, target: str, operands: tuple[str, ...]) -> str | None:
+def in_place(template: str, target: str, operands: tuple[str, ...]) -> str | None:
     """The statement writing the op's result into the array ``target``, if one call does it.
 
     ``x ** y`` is written ``t **= y`` only when ``t`` is ``x``: before NumPy 2.3, ``**`` chose
@@ -217,10 +217,10 @@ def _statements(steps: list[_Step], sliced: bool) -> list[str]:
         template = OPS[step.op].numpy
         written = None
         if sliced and step.varying and step.output is not None:
-            written = _in_place(template, f"results[{step.output}]", step.operands)
+            written = in_place(template, f"results[{step.output}]", step.operands)
             written = written and f"{step.target} = {written}"  # a ufunc returns its out
         elif sliced and step.reusable:
-            written = _in_place(template, step.target, step.operands)
+            written = in_place(template, step.target, step.operands)
         lines.append(written or f"{step.target} = {template.format(*step.operands)}")
     return lines
 
