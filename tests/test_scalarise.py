@@ -336,3 +336,13 @@ def test_random_tensor_programs_by_paths_and_by_llvm_agree_with_dp(
 @given(program=programs(), seed=st.integers(0, 2**16))
 def test_random_tensor_programs_by_symbolic_agree_with_dp(program: tuple[str, Any], seed: int) -> None:
     _agree_with_dp(program[0], seed, "symbolic", "numpy")
+
+
+def test_a_tensor_graph_goes_to_sympy_as_arrays_of_its_scalarised_elements() -> None:
+    import sympy
+
+    W = {(i, j): sympy.Symbol(f"W[{i},{j}]", real=True) for i in range(2) for j in range(2)}
+    x = [sympy.Symbol(f"x[{i}]", real=True) for i in range(2)]
+    product, total = graphc.parse("x: [2]; W: [2, 2]; W @ x, sum(x)").to_sympy()
+    assert product.shape == (2,) and total == x[0] + x[1]
+    assert list(product) == [W[i, 0] * x[0] + W[i, 1] * x[1] for i in range(2)]
