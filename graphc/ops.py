@@ -32,10 +32,15 @@ op's entry, which every stage relies on:
   (each shaped like its operand, or None for zero), both built from graph nodes;
 - ``paths(counts, params, shape)``: the number of scalar paths reaching each element of the
   result from those reaching each operand's elements (exact path counts at block level: a
-  reduction sums them, matmul multiplies them by the other operand's extent);
+  reduction sums them, matmul multiplies them by the other operand's extent): the paths of the
+  op's scalarisation, so the count is that of the graph the ``paths`` method enumerates;
 - ``spell(operands, shapes, params)``: the node as text of the language where it has a spelling
   (``sum(x, axis=0)``, ``x[1, ::2]``); ``broadcast``, ``unindex`` and ``count``, which only
   derivatives build, print as calls of their own names;
+- ``scalarise(b, operands, params)``: the op on scalar nodes (graphc.scalarise): each operand an
+  object array of node ids of its concrete shape, the result one of the node's shape, built with
+  scalar ops only (matmul as sums of products, a reduction as a chain of ``add``/``max``/``min``,
+  logsumexp max-shifted); a structural op only re-wires (reshape, transpose, index: no node);
 - params, by op: ``sum``/``logsumexp``/``amax``/``amin``: ``(axes, keepdims)``, axes a sorted
   tuple in ``0..rank-1``; ``shift``: the axes (kept as 1s); ``count``: the axes (the number of elements along them, a scalar);
   ``reshape``/``broadcast``: the target shape; ``transpose``: the permutation; ``index``: one item
@@ -77,6 +82,9 @@ Jvp = Callable[["Graph", tuple[int, ...], int, Any, tuple["int | None", ...]], "
 # paths(counts, params, shape): per element of the result, the scalar paths reaching it, from the
 # paths reaching each operand's elements (object arrays of Python ints; exact, never enumerated)
 PathRule = Callable[[list[Any], Any, tuple[int, ...]], Any]
+# scalarise(b, operands, params): the op on scalar nodes, one per element: each operand an object
+# array of node ids of its (concrete) shape, the result one of the node's shape (graphc.scalarise)
+ScalarRule = Callable[["Graph", tuple[Any, ...], Any], Any]
 # spell(operands, shapes, params): the node in the language (operands already atoms), for printing
 Spell = Callable[[tuple[str, ...], tuple["Shape", ...], Any], str]
 
@@ -133,6 +141,7 @@ class Op:
     vjp: Vjp | None = None
     jvp: Jvp | None = None
     paths: PathRule | None = None
+    scalarise: ScalarRule | None = None
     spell: Spell | None = None  # a block op called as a function; ``@`` is spelled by ``infix``
     postfix: bool = False  # spelled after its operand (``x[0]``), which must then be an atom
     view: bool = False  # its NumPy result may be a view of its operand's array (never written into)
@@ -853,6 +862,19 @@ def _paths_reduced(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
     return np.asarray(np.sum(c[0], axis=params[0], keepdims=params[1]), dtype=object).reshape(shape)
 
 
+def _paths_logsumexp(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    # the scalarisation m + log(sum(exp(x_i - m))): with C the paths reaching the n reduced
+    # elements, the max m has C, the sum (n + 1) C, the result (n + 2) C
+    n = math.prod(c[0].shape[a] for a in params[0])
+    return (n + 2) * _paths_reduced(c, params, shape)
+
+
+def _paths_shift(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    # its scalarisation's paths (a max chain): the paths method enumerates them, though every
+    # product through them sums to zero, so max_paths must count them
+    return _paths_reduced(c, (params, True), shape)
+
+
 def _paths_none(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
     return np.zeros(shape, dtype=object)  # count: no derivative, so no path
 
@@ -886,6 +908,73 @@ def paths_elementwise(c: list[Any], shape: tuple[int, ...]) -> Any:
     for part in c:
         total = total + part
     return total
+
+
+# scalarisation ---------------------------------------------------------------------------------
+#
+# Each rule works on object arrays of scalar node ids (NumPy indexing does the re-wiring) and builds
+# scalar nodes through the builder, left to right, so equal elements hash-cons to one node.
+
+
+def _chain(b: Graph, name: str, nodes: list[int]) -> int:
+    """``nodes`` combined left to right by the elementwise op ``name``: a sum or a max chain."""
+    spec = OPS[name]
+    total = nodes[0]
+    for node in nodes[1:]:
+        total = b.applied(spec, (total, node))
+    return total
+
+
+def _scalar_matmul(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    x, y = a
+    left = x.reshape(1, -1) if x.ndim == 1 else x
+    right = y.reshape(-1, 1) if y.ndim == 1 else y
+    out = np.empty((left.shape[0], right.shape[1]), dtype=object)
+    for i, j in np.ndindex(out.shape):
+        out[i, j] = _chain(b, "add", [b.mul(p, q) for p, q in zip(left[i], right[:, j], strict=True)])
+    return out.reshape(_matmul_shape((x.shape, y.shape), params))
+
+
+def _logsumexp_chain(b: Graph, nodes: list[int]) -> int:
+    """``m + log(sum(exp(x - m)))`` with ``m`` the max: no overflow at 1000 (the max's own paths
+    and the shifted terms' are what ``_paths_logsumexp`` counts)."""
+    top = _chain(b, "max", nodes)
+    terms = [b.apply("exp", b.sub(node, top)) for node in nodes]
+    return b.add(top, b.apply("log", _chain(b, "add", terms)))
+
+
+def _scalar_reduction(fold: Callable[[Graph, list[int]], int]) -> ScalarRule:
+    """A reduction's scalarisation: ``fold`` over the reduced axes' elements, for every element
+    kept."""
+
+    def rule(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+        (x,) = a
+        axes = params[0]
+        kept = [i for i in range(x.ndim) if i not in axes]
+        moved = np.transpose(x, kept + list(axes))
+        rows = moved.reshape(moved.shape[: len(kept)] + (-1,))
+        out = np.empty(rows.shape[:-1], dtype=object)
+        for index in np.ndindex(out.shape):
+            out[index] = fold(b, list(rows[index]))
+        return out.reshape(_reduced_shape((x.shape,), params))
+
+    return rule
+
+
+def _scalar_shift(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    # the max along the axes, kept as 1s: to ``dp`` and ``forward`` a constant (no VJP or JVP), but
+    # in a scalar graph it is built from the elements, so its paths exist (``_paths_shift``)
+    return _scalar_reduction(lambda b, nodes: _chain(b, "max", nodes))(b, a, (params, True))
+
+
+def _scalar_count(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    return np.asarray(b.const(float(math.prod(a[0].shape[k] for k in params))), dtype=object)
+
+
+def _scalar_unindex(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    out = np.full(params[1], b.const(0.0), dtype=object)
+    out[(*_index_tuple(params[0]), Ellipsis)] = a[0]  # with ..., an element takes a 0-d's content
+    return out
 
 
 # spellings --------------------------------------------------------------------------------------
@@ -958,34 +1047,45 @@ _NO_TANGENT: Jvp = lambda b, args, out, params, t: None
 # fmt: off
 _BLOCKS = [
     _block_op("matmul", 2, _matmul_shape, _matmul_emit, _matmul_vjp, _matmul_jvp,
-              infix="@", precedence=2, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul),
-    _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum")),
+              infix="@", precedence=2, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul,
+              scalarise=_scalar_matmul),
+    _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum"),
+              scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "add", nodes))),
     _block_op("logsumexp", 1, _reduced_shape, _logsumexp_emit, _logsumexp_vjp, _logsumexp_jvp,
-              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp", paths=_paths_reduced, spell=_spell_reduced("logsumexp")),
+              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp", paths=_paths_logsumexp, spell=_spell_reduced("logsumexp"),
+              scalarise=_scalar_reduction(_logsumexp_chain)),
     _block_op("amax", 1, _reduced_shape, _extreme_emit("max"), _extreme_vjp(1.0), _extreme_jvp(1.0),
-              function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("max")),
+              function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("max"),
+              scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "max", nodes))),
     _block_op("amin", 1, _reduced_shape, _extreme_emit("min"), _extreme_vjp(-1.0), _extreme_jvp(-1.0),
-              function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("min")),
+              function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("min"),
+              scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "min", nodes))),
     _block_op("shift", 1, _shift_shape, _shift_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,),
-              paths=_paths_none, spell=_spell_call("shift", lambda p: list(p)),
+              paths=_paths_shift, spell=_spell_call("shift", lambda p: list(p)), scalarise=_scalar_shift,
               policy="the max (0 where not finite) a softmax subtracts: a constant to differentiation, "
               "as the functions using it do not depend on it"),
-    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none, spell=_spell_call("count", lambda p: list(p))),
+    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none, spell=_spell_call("count", lambda p: list(p)),
+              scalarise=_scalar_count),
     _block_op("reshape", 1, _reshape_shape, _reshape_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("reshape", g, params=b.shape(x))), _linear_jvp("reshape"),
-              function="reshape", domain=(_ANY,), paths=_paths_moved, spell=_spell_call("reshape", shape_text), view=True),
+              function="reshape", domain=(_ANY,), paths=_paths_moved, spell=_spell_call("reshape", shape_text), view=True,
+              scalarise=lambda b, a, p: a[0].reshape(p)),
     _block_op("transpose", 1, _transpose_shape, _transpose_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("transpose", g, params=tuple(_inverse(p)))),
-              _linear_jvp("transpose"), function="transpose", domain=(_ANY,), paths=_paths_transposed, spell=_spell_call("transpose"), view=True),
+              _linear_jvp("transpose"), function="transpose", domain=(_ANY,), paths=_paths_transposed, spell=_spell_call("transpose"), view=True,
+              scalarise=lambda b, a, p: np.transpose(a[0], p)),
     _block_op("broadcast", 1, _broadcast_shape, _broadcast_emit,
               _linear_vjp(lambda b, g, x, p: _unbroadcast(b, g, b.shape(x))), _linear_jvp("broadcast"),
-              domain=(_ANY,), paths=_paths_broadcast, spell=_spell_call("broadcast", shape_text), view=True),
+              domain=(_ANY,), paths=_paths_broadcast, spell=_spell_call("broadcast", shape_text), view=True,
+              scalarise=lambda b, a, p: np.broadcast_to(a[0], p)),
     _block_op("index", 1, _index_shape, _index_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("unindex", g, params=(p, b.shape(x)))),
-              _linear_jvp("index"), domain=(_ANY,), paths=_paths_index, postfix=True, spell=_spell_index, view=True),
+              _linear_jvp("index"), domain=(_ANY,), paths=_paths_index, postfix=True, spell=_spell_index, view=True,
+              scalarise=lambda b, a, p: np.asarray(a[0][_index_tuple(p)], dtype=object)),
     _block_op("unindex", 1, _unindex_shape, _unindex_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("index", g, params=p[0])), _linear_jvp("unindex"),
-              domain=(_ANY,), paths=_paths_unindex, spell=_spell_call("unindex", lambda p: f"{_index_source(p[0], len(p[0]))}, {shape_text(p[1])}")),
+              domain=(_ANY,), paths=_paths_unindex, spell=_spell_call("unindex", lambda p: f"{_index_source(p[0], len(p[0]))}, {shape_text(p[1])}"),
+              scalarise=_scalar_unindex),
 ]
 # fmt: on
 BLOCK_OPS: dict[str, Op] = {op.name: op for op in _BLOCKS}

@@ -221,7 +221,7 @@ def to_sympy(graph: Graph, *, policy: bool = False) -> Any:
     singular points and overflow; see graphc/policy.py).
     """
     if graph.tensor:
-        raise GraphcError("a graph with tensor (block) nodes goes to SymPy once scalarised")
+        return _tensor_to_sympy(graph, policy)
     keep = graph.reachable()
     built: dict[int, Any] = {}
     try:
@@ -244,6 +244,24 @@ def to_sympy(graph: Graph, *, policy: bool = False) -> Any:
         raise GraphcError(f"SymPy cannot build an expression this deep (depth {depth})") from None
     outputs = tuple(built[o] for o in graph.outputs)
     return outputs[0] if len(outputs) == 1 else outputs
+
+
+def _tensor_to_sympy(graph: Graph, policy: bool) -> Any:
+    """A tensor graph's outputs through its scalarised graph (graphc.scalarise): each output a SymPy
+    array of its shape, one expression per element (an expression for a scalar output)."""
+    from graphc.scalarise import scalarise
+
+    scalar = scalarise(graph, what="conversion to SymPy")
+    built = to_sympy(scalar.graph, policy=policy)
+    flat = iter(built if len(scalar.graph.outputs) != 1 else (built,))
+    outputs = []
+    for shape in scalar.outputs:
+        if not shape:
+            outputs.append(next(flat))
+        else:
+            elements = [next(flat) for _ in range(math.prod(shape))]
+            outputs.append(sympy.ImmutableDenseNDimArray(elements, shape))
+    return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
 def _supported(expr: Any) -> bool:

@@ -301,17 +301,6 @@ def test_ties_of_a_reduced_max_split_evenly() -> None:
     assert g.tolist() == [0.0, 0.5, 0.5, 0.0]
 
 
-def test_the_llvm_backend_says_the_graph_needs_scalarising() -> None:
-    with pytest.raises(graphc.BackendError, match="scalaris"):
-        graphc.compile("x: [3]; sum(x)", backend="llvm")
-
-
-def test_paths_and_symbolic_say_the_graph_needs_scalarising() -> None:
-    for method in ("paths", "symbolic"):
-        with pytest.raises(graphc.GraphcError, match="scalaris"):
-            graphc.grad("x: [3]; sum(x)", method=method)
-
-
 # --- the op table --------------------------------------------------------------------------------------
 
 
@@ -324,7 +313,7 @@ def test_every_op_entry_has_every_field_its_kind_needs() -> None:
         assert op.infix or op.function, f"{name} has no spelling"
     for name, op in BLOCK_OPS.items():
         assert op.block and op.numpy == "", name
-        for field in ("shape", "emit", "vjp", "jvp", "paths"):
+        for field in ("shape", "emit", "vjp", "jvp", "paths", "scalarise"):
             assert callable(getattr(op, field)), f"block op {name} lacks {field}"
         assert len(op.domain) == op.arity, name
     spelled = {op.function for op in BLOCK_OPS.values()} | {op.infix for op in BLOCK_OPS.values()}

@@ -18,13 +18,12 @@ def _numpy(graph: Graph, threads: int | None = None) -> Kernel:
 
 
 def _llvm(graph: Graph, threads: int | None = None) -> Kernel:
+    if graph.tensor:  # scalarised into the scalar kernels, per concrete shape
+        from graphc.backends.llvm import tensor as llvm_tensor
+
+        return llvm_tensor.compile_graph(graph, threads=threads)
     from graphc.backends import llvm as backend
 
-    if graph.tensor:
-        raise BackendError(
-            "the llvm backend compiles scalar graphs: this one has tensor (block) nodes, which need "
-            "scalarising first; use backend='numpy'"
-        )
     return backend.compile_graph(graph, threads=threads)
 
 

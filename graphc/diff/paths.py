@@ -27,10 +27,6 @@ from graphc.errors import GraphcError
 from graphc.graph import Graph
 
 MAX_PATHS = 1_000_000
-SCALARISE_FIRST = (
-    "the {method} method works on scalar graphs: this graph has tensor (block) nodes, which need "
-    "scalarising first; use method='dp', 'forward' or 'numeric'"
-)
 T = TypeVar("T")
 
 
@@ -116,7 +112,8 @@ class Path:
 def list_paths(graph: Graph, wrt: str | Sequence[str] | None = None) -> tuple[Graph, list[Path]]:
     """Every input-to-output path with its edges' local derivatives, built on a copy of ``graph``.
 
-    As many as :func:`count_paths` counts: check that count before asking for the list.
+    As many as :func:`count_paths` counts: check that count before asking for the list. A tensor
+    graph's paths are those of its scalarised graph (graphc.scalarise), from each input element.
 
     >>> from graphc.parse import parse
     >>> work, found = list_paths(parse("sin(x*y)"), "x")
@@ -127,6 +124,12 @@ def list_paths(graph: Graph, wrt: str | Sequence[str] | None = None) -> tuple[Gr
     ['y', 'cos(x*y)']
     """
     names = resolve_wrt(graph, wrt)
+    if graph.tensor:  # the scalar paths, on the scalarised graph: inputs by element (``x[0]``)
+        from graphc import scalarise
+
+        scalar = scalarise.scalarise(graph, what="listing paths")
+        names = [scalarise.element_name(n, i) for n in names for i in scalarise.indices(scalar.inputs[n])]
+        graph = scalar.graph
     work = graph.copy()
     local = LocalPartials(work)
     Edges = tuple[tuple[int, int], ...]
@@ -154,6 +157,16 @@ def _describe(n: int) -> str:
     return f"{n:,}{power}" if n < 10**30 else f"about 2^{exponent}"
 
 
+def _check_limit(total: int, max_paths: int) -> None:
+    if total > max_paths:
+        raise TooManyPathsError(
+            f"the path method would enumerate {_describe(total)} paths, more than max_paths="
+            f"{max_paths:,}; the dp method computes the same gradient in time linear in the graph "
+            "(method='dp', or --method dp)",
+            total,
+        )
+
+
 def differentiate(
     graph: Graph, wrt: str | Sequence[str] | None = None, *, max_paths: int = MAX_PATHS
 ) -> Graph:
@@ -166,17 +179,18 @@ def differentiate(
     """
     if not isinstance(max_paths, int) or isinstance(max_paths, bool):
         raise GraphcError(f"max_paths must be a whole number, got {max_paths!r}")
-    if graph.tensor:
-        raise GraphcError(SCALARISE_FIRST.format(method="paths"))
+    if graph.tensor:  # counted at block level, then enumerated on the scalarised graph
+        from graphc import scalarise
+
+        names = resolve_wrt(graph, wrt)
+        scalarise.concrete_shapes(graph, "the paths method")
+        _check_limit(sum(count_paths(graph, names).values()), max_paths)
+        return scalarise.differentiated(
+            graph, names, "paths", lambda scalar, columns: differentiate(scalar, columns, max_paths=max_paths)
+        )
     result, names = prepared(graph, wrt)
     total = sum(count_paths(graph, names).values())
-    if total > max_paths:
-        raise TooManyPathsError(
-            f"the path method would enumerate {_describe(total)} paths, more than max_paths="
-            f"{max_paths:,}; the dp method computes the same gradient in time linear in the graph "
-            "(method='dp', or --method dp)",
-            total,
-        )
+    _check_limit(total, max_paths)
     local = LocalPartials(result)
     products = terms = 0
     empty: tuple[int, ...] = ()  # the product of no local derivatives

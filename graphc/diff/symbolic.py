@@ -15,9 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from graphc.diff.common import assemble, prepared
+from graphc.diff.common import assemble, prepared, resolve_wrt
 from graphc.errors import GraphcError
 from graphc.graph import Graph
+
+# The largest scalarised tensor graph handed to SymPy (one scalar node per element and operation).
+MAX_SCALAR_NODES = 5_000
 
 
 class SymbolicError(GraphcError):
@@ -32,10 +35,25 @@ def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None, *, cse: 
     >>> d.to_sympy()[1:]
     (3*x**2, 1)
     """
-    if graph.tensor:
-        from graphc.diff.paths import SCALARISE_FIRST
+    if graph.tensor:  # SymPy on the scalarised graph, under a size limit
+        from graphc import scalarise
+        from graphc.errors import ResourceError
 
-        raise GraphcError(SCALARISE_FIRST.format(method="symbolic"))
+        names = resolve_wrt(graph, wrt)
+        try:
+            return scalarise.differentiated(
+                graph,
+                names,
+                "symbolic",
+                lambda scalar, columns: differentiate(scalar, columns, cse=cse),
+                max_nodes=MAX_SCALAR_NODES,
+            )
+        except ResourceError:
+            raise SymbolicError(
+                f"the symbolic method works on the scalarised graph, which would exceed "
+                f"{MAX_SCALAR_NODES:,} scalar nodes (SymPy takes minutes beyond that); the dp method "
+                "differentiates tensor graphs at block level (method='dp', or --method dp)"
+            ) from None
     import sympy  # imported when first used: ``import graphc`` does not pay for SymPy
 
     from graphc.sympy_bridge import build, to_sympy

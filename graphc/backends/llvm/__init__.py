@@ -10,6 +10,7 @@ library of vector functions, for the host of :mod:`~graphc.backends.llvm.target`
 :mod:`~graphc.backends.llvm.run` (calling the machine code on a batch, on several threads).
 :mod:`~graphc.backends.llvm.vecmath` holds graphc's vector exp, log, tanh, sin and cos, and
 :mod:`~graphc.backends.llvm.tape` the interpreter that runs a large graph instead of compiling it.
+A tensor graph is scalarised and compiled per concrete shape by :mod:`~graphc.backends.llvm.tensor`.
 Every op is lowered by its entry in :data:`graphc.ops.OPS`: no module here names an op.
 """
 
