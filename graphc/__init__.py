@@ -27,7 +27,9 @@ from graphc.api import (
     grad,
     hessian,
     jacobian,
+    jvp,
     value_and_grad,
+    vjp,
 )
 from graphc.backends import BACKENDS
 
@@ -100,6 +102,8 @@ __all__ = [
     "hessian",
     "implicit",
     "jacobian",
+    "jvp",
     "parse",
     "value_and_grad",
+    "vjp",
 ]
