@@ -341,6 +341,17 @@ def _sympy(name: str) -> Callable[..., Any]:
     return construct
 
 
+def _bridged(name: str) -> Callable[..., Any]:
+    """graphc.sympy_bridge's SymPy function ``name`` (``"Floor"``: SymPy's own ``floor`` leaves
+    its derivative unevaluated), looked up when called."""
+
+    def construct(*args: Any) -> Any:
+        return getattr(importlib.import_module("graphc.sympy_bridge"), name)(*args)
+
+    construct.__name__ = construct.__qualname__ = f"graphc.sympy_bridge.{name}"
+    return construct
+
+
 _ANY = (-3.0, 3.0)
 _POS = (0.2, 4.0)
 _UNIT = (-0.9, 0.9)
@@ -553,9 +564,9 @@ OPS: dict[str, Op] = {
         _op("atanh", "np.arctanh({0})", _sympy("atanh"), _call("atanh"),
             lambda b, a, o: b.div(b.const(1.0), b.sub(b.const(1.0), _sq(b, a[0]))),
             function="atanh", sympy_class="atanh", domain=(_UNIT,), names=("arctanh",)),
-        _op("floor", "np.floor({0})", _sympy("floor"), _call("llvm.floor.f64"), None,
+        _op("floor", "np.floor({0})", _bridged("Floor"), _call("llvm.floor.f64"), None,
             function="floor", domain=(_ANY,)),
-        _op("ceil", "np.ceil({0})", _sympy("ceiling"), _call("llvm.ceil.f64"), None,
+        _op("ceil", "np.ceil({0})", _bridged("Ceil"), _call("llvm.ceil.f64"), None,
             function="ceil", domain=(_ANY,)),
         _cmp("lt", "<", "Lt"),
         _cmp("le", "<=", "Le"),

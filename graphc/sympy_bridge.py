@@ -188,15 +188,36 @@ class Step(sympy.Function):
 
 
 class Floor(Step):
+    _imp_ = staticmethod(math.floor)  # what lambdify calls
+
     @classmethod
     def eval(cls, x: Any) -> Any:
         return sympy.floor(x) if x.is_Number else None
 
 
 class Ceil(Step):
+    _imp_ = staticmethod(math.ceil)
+
     @classmethod
     def eval(cls, x: Any) -> Any:
         return sympy.ceiling(x) if x.is_Number else None
+
+
+class Cbrt(sympy.Function):
+    """``cbrt`` for SymPy: the real cube root (SymPy's ``cbrt`` is ``x**(1/3)``, NaN for a negative
+    ``x`` in float64), with the op table's derivative ``1/(3*cbrt(x)**2)``."""
+
+    _imp_ = staticmethod(lambda x: math.copysign(abs(float(x)) ** (1 / 3), float(x)))
+
+    @classmethod
+    def eval(cls, x: Any) -> Any:
+        return sympy.real_root(x, 3) if x.is_Number else None
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return 1 / (3 * self**2)
+
+    def _eval_is_extended_real(self) -> bool | None:
+        return self.args[0].is_extended_real
 
 
 _RELATIONS = {
@@ -210,6 +231,7 @@ _RELATIONS = {
 _FROM_CLASS[sympy.floor] = "floor"
 _FROM_CLASS[sympy.ceiling] = "ceil"
 _FROM_CLASS[Floor] = "floor"
+_FROM_CLASS[Cbrt] = "cbrt"
 _FROM_CLASS[Ceil] = "ceil"
 _FROM_CLASS[Relu] = "relu"
 _FROM_CLASS[Absolute] = "abs"
@@ -226,8 +248,7 @@ _POLICY_CLASSES: dict[str, Any] = {
     "abs": Absolute,
     "max": Maximum,
     "min": Minimum,
-    "floor": Floor,
-    "ceil": Ceil,
+    "cbrt": Cbrt,
 }
 
 
