@@ -392,8 +392,9 @@ def sympy_value(expr: Any, point: dict[str, float]) -> float | None:
         if e.is_Symbol:
             return sympy.Float(point[e.name], 30)
         if not e.args:
-            return e.evalf(30)
-        return e.func(*(numeric(a) for a in e.args)).evalf(30)
+            return e.evalf(30) if hasattr(e, "evalf") else e  # (true and false have no evalf)
+        built = e.func(*(numeric(a) for a in e.args))  # a comparison of numbers is true or false
+        return built.evalf(30) if hasattr(built, "evalf") else built
 
     try:
         value = float(numeric(expr))
