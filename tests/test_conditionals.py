@@ -154,7 +154,11 @@ CASES = [
     ("where(x > 0, x*log(x), 0)", [0.0, 1.0], [0.0, 1.0]),
     ("where(x > -10, sqrt(x), 0)", [-1.0], [NAN]),  # the selected branch's NaN propagates
     ("sqrt(where(x > 0, x, 0))", [0.0], [0.0]),
-    ("where(x > 0, sqrt(x), 0) + where(x > 1, log(x - 1), 0)", [0.0, 1.0, 2.0], [0.0, 0.5, 1.0 + 0.5 / math.sqrt(2.0)]),
+    (
+        "where(x > 0, sqrt(x), 0) + where(x > 1, log(x - 1), 0)",
+        [0.0, 1.0, 2.0],
+        [0.0, 0.5, 1.0 + 0.5 / math.sqrt(2.0)],
+    ),
     ("where(x < 0, 0, where(x > 0, 1/x, 0))", [0.0, 2.0], [0.0, -0.25]),
     ("u = where(x > 0, sqrt(x), 0); u*u + where(x > -1, u, log(x))", [0.0, -1.0], [0.0, -1.0]),
     ("clip(sqrt(x), 0, 1)", [0.25, 4.0], [1.0, 0.0]),
