@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -138,6 +138,9 @@ class Op:
     chains: bool = False  # a comparison: ``a < b < c`` is ``(a < b) and (b < c)``, as in Python
     names: tuple[str, ...] = ()  # other function spellings (NumPy's ``arcsin`` for ``asin``)
     gate: Gate | None = None  # a selecting op's rule for what passes through each operand
+    # a selecting op's operand slots its value depends on, given the operands' values (``where``:
+    # the condition and the branch it selects); graphc check follows only these
+    picks: Callable[[Sequence[float]], tuple[int, ...]] | None = None
     policy: str = ""  # the op's points of non-smoothness or singularity, as graphc/policy.py states them
     # Block ops (block=True): the value of the node is not elementwise in its operands.
     block: bool = False
@@ -423,6 +426,11 @@ def _where_gate(b: Graph, a: tuple[int, ...], slot: int, g: int) -> tuple[int, i
     return b.apply("where", a[0], zero, g), b.apply("not", a[0])
 
 
+def _where_picks(values: Sequence[float]) -> tuple[int, ...]:
+    """The condition, and the first branch where it is nonzero (NaN included), else the second."""
+    return (0, 1) if values[0] != 0.0 else (0, 2)
+
+
 def _rewrite_where(b: Graph, a: tuple[int, ...]) -> int | None:
     """``where(c, u, u)`` is ``u``; a constant condition picks its branch (NaN is nonzero)."""
     if a[1] == a[2]:
@@ -582,7 +590,7 @@ OPS: dict[str, Op] = {
             infix="not", precedence=NOT, domain=(_ANY,)),
         _op("where", "np.where(({0}) != 0, {1}, {2})", _sympy_where, _where,
             None, lambda b, a, o: b.apply("ne", a[0], b.const(0.0)), lambda b, a, o: b.apply("eq", a[0], b.const(0.0)),
-            function="where", rewrite=_rewrite_where, gate=_where_gate, domain=(_ANY, _ANY, _ANY)),
+            function="where", rewrite=_rewrite_where, gate=_where_gate, picks=_where_picks, domain=(_ANY, _ANY, _ANY)),
     ]
 }
 # fmt: on

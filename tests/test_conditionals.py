@@ -252,3 +252,18 @@ def test_cli_chained_comparison_is_accepted(cli):
     code, out, err = cli("eval", "a < b < c", "--at", "a=1,b=2,c=3")
     assert (code, err) == (0, "")
     assert "1.0" in out
+
+
+def test_check_names_the_nan_of_the_selected_branch():
+    report = graphc.check("where(x > -10, sqrt(x), 0)", at={"x": -1.0})
+    assert not report.finite
+    assert [(s.op, s.node) for s in report.forward] == [("sqrt", report.forward[0].node)]
+
+
+@pytest.mark.parametrize("x", [0.0, -1.0])
+def test_check_ignores_a_nan_in_the_branch_not_selected(cli, x):
+    report = graphc.check("where(x > 0, sqrt(x), 0)", at={"x": x})
+    assert report.finite and report.values == {"f": 0.0, "∂f/∂x": 0.0}
+    code, out, err = cli("check", "where(x > 0, sqrt(x), 0)", "--at", f"x={x}")
+    assert (code, err) == (0, "")
+    assert "all finite" in out

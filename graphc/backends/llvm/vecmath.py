@@ -1,4 +1,4 @@
-"""graphc's own exp, expm1, log, log1p, tanh, sin and cos as LLVM IR over vectors of doubles.
+"""graphc's own exp, exp2, expm1, log, log2, log10, log1p, tanh, sin and cos as LLVM IR over vectors of doubles.
 
 A call of the C library's ``exp`` computes one point; a kernel computing a vector of points per
 instruction (AVX-512: 8, AVX: 4) needs functions of vectors. These are straight-line IR (range
@@ -16,7 +16,7 @@ not taken on ordinary arguments), that lane gets the C library's value.
 The special values are the C library's: ``exp(-inf) = 0``, ``exp(inf) = inf``, ``exp(710) = inf``,
 ``log(0) = -inf``, ``log(-1) = nan``, ``log(-0.0) = -inf``, ``expm1(-0.0) = -0.0``, ``tanh(±inf) = ±1``,
 NaN in, NaN out, subnormal inputs and results. Accuracy (``bench/llvm_vecmath.py`` measures it
-against mpmath): within 1 ulp for exp, log, sin and cos, 1.5 for expm1 and log1p, 2 for tanh, away from subnormal results (there, one rounding more than
+against mpmath): within 1 ulp for exp, log, log2, log10, sin and cos, 1.1 for exp2, 1.5 for expm1 and log1p, 2 for tanh, away from subnormal results (there, one rounding more than
 the C library's: at most one subnormal step).
 
 The polynomial coefficients come from ``bench/vecmath_coefficients.py`` (Chebyshev interpolation
