@@ -56,6 +56,11 @@ def adjoints(graph: Graph, output: int, active: Sequence[bool], local: LocalPart
                 z = local(node, slot)
                 if z is None:
                     continue
+                if flag is None:  # the common case, inline: a term live everywhere
+                    if flags and arg in flags:
+                        del flags[arg]
+                    adjoint[arg] = terms.accumulated(adjoint.get(arg), terms.scaled(seed, z))
+                    continue
                 term, reach = gates.guarded(flag, terms.scaled(seed, z), z), flag
             _add(adjoint, flags, gates, arg, term, reach, terms)
     return adjoint

@@ -60,7 +60,10 @@ def tangents(
                 z = local(node, slot)
                 if z is None:
                     continue
-                term, live = gates.guarded(flag, terms.scaled(seed, z), z), flag
+                term = terms.scaled(seed, z)
+                if flag is not None:
+                    term = gates.guarded(flag, term, z)
+                live = flag
             reach = live if total is None else gates.either(reach, live)
             total = terms.accumulated(total, term)
         if total is None:
