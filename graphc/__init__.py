@@ -14,9 +14,7 @@ Text (or a SymPy expression) becomes a hash-consed networkx DAG; graphs are diff
 [3.0, 0.0]
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING  # deleted below: the namespace holds only the public API
 
 from graphc.api import (
     as_graph,
@@ -54,17 +52,22 @@ from graphc.graph import MAX_NODES, Graph
 # implicit differentiation (issue 8)
 from graphc.implicit import SingularError, implicit
 from graphc.kernel import Kernel
+
+# SciPy's calling convention, sparse Jacobians and Hessians (issue 29; SciPy is imported on use)
+from graphc.optimize import objective, residuals
 from graphc.parse import parse
+from graphc.sparse import SparseKernel, hessian_sparsity, jacobian_sparsity
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from graphc.sympy_bridge import from_sympy
+del TYPE_CHECKING
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """``graphc.from_sympy``, imported when first asked for: ``import graphc`` does not import
-    SymPy (0.3 s and 40 MB), which only the symbolic method, SymPy input and printing need."""
+    SymPy (slow to import, and large), which only the symbolic method, SymPy input and printing need."""
     if name == "from_sympy":
         from graphc.sympy_bridge import from_sympy
 
@@ -87,6 +90,7 @@ __all__ = [
     "ParseError",
     "ResourceError",
     "SingularError",
+    "SparseKernel",
     "SymbolicError",
     "TooManyPathsError",
     "UnknownFunctionError",
@@ -100,10 +104,19 @@ __all__ = [
     "from_sympy",
     "grad",
     "hessian",
+    "hessian_sparsity",
     "implicit",
     "jacobian",
+    "jacobian_sparsity",
     "jvp",
+    "objective",
     "parse",
+    "residuals",
     "value_and_grad",
     "vjp",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public API and ``__version__``; not the submodules that importing it binds here."""
+    return [*__all__, "__version__"]

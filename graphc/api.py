@@ -3,7 +3,9 @@
 ``expr`` is everywhere program text, a :class:`Graph`, or a SymPy expression (or a list of them).
 Every derivative function takes ``method`` (a name in :data:`graphc.diff.METHODS`) and
 ``backend`` (a name in :data:`graphc.BACKENDS`), and returns a :class:`Kernel` called like the
-function itself: one value per variable, by keyword or in ``kernel.variables`` order.
+function itself: one value per variable, by keyword or in ``kernel.variables`` order. ``wrt``
+names the variables to differentiate by: a name, names separated by commas, a SymPy symbol, or a
+list of names and symbols (``None``: every variable).
 """
 
 from __future__ import annotations
@@ -22,8 +24,24 @@ from graphc.kernel import Kernel, Layout, outputs_layout, sequence_layout
 from graphc.parse import checked_dims, parse
 from graphc.shapes import size
 
-Wrt = str | Sequence[str] | None
+Wrt = str | Sequence[str] | None  # SymPy symbols too, in place of any name: see as_names
 Dims = dict[str, int] | None
+
+
+def as_names(wrt: Any) -> Any:
+    """``wrt`` with each SymPy symbol replaced by its name (anything else is left for
+    :func:`graphc.diff.common.resolve_wrt` to accept or refuse).
+
+    >>> import sympy
+    >>> x, y = sympy.symbols("x y")
+    >>> as_names(x), as_names([x, "z", y])
+    ('x', ['x', 'z', 'y'])
+    """
+    if getattr(wrt, "is_Symbol", False) is True:
+        return str(wrt.name)
+    if isinstance(wrt, (list, tuple)):
+        return [str(item.name) if getattr(item, "is_Symbol", False) is True else item for item in wrt]
+    return wrt
 
 
 class Default:
@@ -98,7 +116,7 @@ def differentiate(
     >>> formula(d, d.outputs[1])
     'exp(x) + y*cos(x*y)'
     """
-    return diff.differentiate(as_graph(expr, dims=dims), wrt, method, max_paths=max_paths, cse=cse)
+    return diff.differentiate(as_graph(expr, dims=dims), as_names(wrt), method, max_paths=max_paths, cse=cse)
 
 
 def count_paths(expr: Any, wrt: Wrt = None, *, dims: Dims = None) -> dict[str, int]:
@@ -110,7 +128,7 @@ def count_paths(expr: Any, wrt: Wrt = None, *, dims: Dims = None) -> dict[str, i
     >>> count_paths("x: [3]; sum(x*x)")
     {'x': 6}
     """
-    return diff.count_paths(as_graph(expr, dims=dims), wrt)
+    return diff.count_paths(as_graph(expr, dims=dims), as_names(wrt))
 
 
 def _single_output(graph: Graph, what: str) -> None:
@@ -225,7 +243,7 @@ def grad(
     """
     graph = as_graph(expr, max_nodes, dims)
     _single_output(graph, "grad")
-    derivative = diff.differentiate(graph, wrt, method, **options)
+    derivative = diff.differentiate(graph, as_names(wrt), method, **options)
     kernel = compile_graph(_with_outputs(derivative, 1), backend, threads=threads)
     wrt_names = derivative.info["wrt"]
     return kernel.derived(
@@ -250,7 +268,7 @@ def value_and_grad(
     """
     graph = as_graph(expr, dims=dims)
     _single_output(graph, "value_and_grad")
-    derivative = diff.differentiate(graph, wrt, method, **options)
+    derivative = diff.differentiate(graph, as_names(wrt), method, **options)
     kernel = compile_graph(derivative, backend, threads=threads)
 
     def finish(result: Any) -> tuple[Any, tuple[Any, ...]]:
@@ -269,7 +287,8 @@ def jacobian(
     *,
     threads: int | None = None,
     dims: Dims = None,
-) -> Kernel:
+    sparse: bool = False,
+) -> Any:
     """A kernel returning the Jacobian: for a scalar graph an array of shape
     ``(*batch_shape, outputs, len(wrt))``; for a tensor graph ``batch + out_shape + in_shape`` (JAX's
     convention), a tuple of rows of them for several outputs or inputs.
@@ -277,6 +296,8 @@ def jacobian(
     ``mode="forward"`` accumulates it a column per input element, ``"reverse"`` a row per output
     element, and ``"auto"`` picks the one with fewer passes (reverse on a tie) and says so in
     ``kernel.mode``. Batch axes come first, as ``scipy.optimize.least_squares`` wants them.
+    ``sparse=True``: a :class:`graphc.sparse.SparseKernel` returning a ``scipy.sparse.csr_matrix``,
+    one pass per colour of the columns or rows (see graphc.sparse).
 
     >>> j = jacobian("x*y, x + y, x - y")
     >>> j.mode
@@ -287,7 +308,11 @@ def jacobian(
     (3, 3)
     """
     graph = as_graph(expr, dims=dims)
-    names = resolve_wrt(graph, wrt)
+    names = resolve_wrt(graph, as_names(wrt))
+    if sparse:
+        from graphc.sparse import sparse_jacobian  # SciPy is imported only when it is used
+
+        return sparse_jacobian(graph, names, mode, backend, threads)
     if mode not in MODES:
         raise GraphcError(f"unknown Jacobian mode {mode!r} (the modes are: {', '.join(MODES)})")
     if mode == "auto":
@@ -311,20 +336,31 @@ def hessian(
     *,
     threads: int | None = None,
     dims: Dims = None,
+    sparse: bool = False,
     **options: Any,
-) -> Kernel:
+) -> Any:
     """A kernel returning the Hessian: shape ``(*batch_shape, len(wrt), len(wrt))`` for a scalar
     graph; for a tensor graph ``batch + in_shape_i + in_shape_j`` (a tuple of rows of them for
     several inputs).
 
     The gradient graph is differentiated again by the same method (methods compose).
+    ``sparse=True``: a :class:`graphc.sparse.SparseKernel` returning a ``scipy.sparse.csr_matrix``
+    by a star colouring (forward over the ``dp`` gradient; ``method`` must be ``dp``).
 
     >>> hessian("x**2 * y")(3.0, 2.0).tolist()
     [[4.0, 6.0], [6.0, 0.0]]
     """
     graph = as_graph(expr, dims=dims)
     _single_output(graph, "hessian")
-    first = diff.differentiate(graph, wrt, method, **options)
+    if sparse:
+        from graphc.sparse import sparse_hessian  # SciPy is imported only when it is used
+
+        if method != "dp" or options:
+            raise GraphcError(
+                "a sparse Hessian is computed by forward over dp: it takes no method or options"
+            )
+        return sparse_hessian(graph, resolve_wrt(graph, as_names(wrt)), backend, threads)
+    first = diff.differentiate(graph, as_names(wrt), method, **options)
     names = first.info["wrt"]
     second = diff.differentiate(_with_outputs(first, 1), names, method, **options)
     kernel = compile_graph(_with_outputs(second, len(names)), backend, threads=threads)
@@ -347,7 +383,7 @@ def vjp(expr: Any, wrt: Wrt = None, backend: str = "numpy", *, dims: Dims = None
 
     graph = as_graph(expr, dims=dims)
     _single_output(graph, "vjp")
-    names = resolve_wrt(graph, wrt)
+    names = resolve_wrt(graph, as_names(wrt))
     result = graph.copy()
     (output,) = graph.outputs
     seed_name = _fresh(graph, "cotangent")
@@ -373,7 +409,7 @@ def jvp(expr: Any, wrt: Wrt = None, backend: str = "numpy", *, dims: Dims = None
 
     graph = as_graph(expr, dims=dims)
     _single_output(graph, "jvp")
-    names = resolve_wrt(graph, wrt)
+    names = resolve_wrt(graph, as_names(wrt))
     result = graph.copy()
     (output,) = graph.outputs
     keep = graph.reachable()
@@ -430,8 +466,8 @@ def derivatives(graph: Graph, wrt: Wrt = None, order: int = 1, method: str = "dp
     if not isinstance(order, int) or isinstance(order, bool) or order < 0:
         raise GraphcError(f"the order of a derivative must be a whole number >= 0, got {order!r}")
     if order == 1:
-        return diff.differentiate(graph, wrt, method, **options)
-    names = resolve_wrt(graph, wrt)
+        return diff.differentiate(graph, as_names(wrt), method, **options)
+    names = resolve_wrt(graph, as_names(wrt))
     work = graph
     columns: list[tuple[list[int], list[str]]] = []
     for name in names:
@@ -455,7 +491,7 @@ def derivatives(graph: Graph, wrt: Wrt = None, order: int = 1, method: str = "dp
 
 def derivative(
     expr: Any,
-    wrt: str,
+    wrt: Any,
     order: int = 1,
     method: str = "forward",
     backend: str = "numpy",
@@ -474,9 +510,12 @@ def derivative(
     >>> d3.outputs, float(d3(2.0))
     (('∂³f/∂x³',), 240.0)
     """
-    if not isinstance(wrt, str) or "," in wrt:
+    name = as_names(wrt)
+    if not isinstance(name, str) or "," in name:
         raise GraphcError(f"derivative takes one variable, got {wrt!r}")
     graph = as_graph(expr, dims=dims)
-    result = derivatives(graph, [wrt], order, method, **options)
+    result = derivatives(graph, [name], order, method, **options)
     kernel = compile_graph(_with_outputs(result, len(graph.outputs)), backend, threads=threads)
-    return kernel.derived(wrt=[wrt], finish=lambda values: values, layout=outputs_layout(len(kernel.outputs)))
+    return kernel.derived(
+        wrt=[name], finish=lambda values: values, layout=outputs_layout(len(kernel.outputs))
+    )

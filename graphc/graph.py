@@ -20,8 +20,9 @@ every node then has shape ``()`` and no params, and :attr:`Graph.tensor` is Fals
 
 Nodes are made only through the builder methods (:meth:`var`, :meth:`const`, :meth:`apply` and
 the arithmetic shorthands), which hash-cons: the same op on the same operands returns the
-existing node, commutative operands are put in canonical order, and the few sound rewrites of
-the op table are applied. Nothing here recurses over the graph.
+existing node, commutative operands are put in canonical order, and the few rewrites of the op
+table are applied (graphc's algebra, not always IEEE-exact: see graphc/policy.py's REWRITES).
+Nothing here recurses over the graph.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class Graph:
     def __init__(self) -> None:
         # The authority is these flat, creation-ordered lists: walking them is far faster than
         # walking networkx, which matters at 100,000+ nodes. ``nx`` mirrors them on demand (and
-        # networkx is imported then: importing it is 100 ms, a third of a `graphc grad --at` run).
+        # networkx is imported only then: its import is a large part of a short `graphc grad --at`).
         self._op: list[str] = []
         self._args: list[tuple[int, ...]] = []
         self._data: list[Any] = []  # a constant's value, a variable's name, a block op's params, else None

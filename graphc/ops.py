@@ -4,7 +4,9 @@ Each :class:`Op` holds everything every stage needs: how it is written (infix sy
 name), its arity, whether it commutes, its NumPy expression template (used by the NumPy backend
 and, compiled once here, for constant folding, so folded constants equal computed values), its
 SymPy constructor (and the SymPy class that converts back), its build-time rewrite, its local
-derivative rule per operand slot, and the domain its tests sample from.
+derivative rule per operand slot, and the domain its tests sample from. The rewrites are identities
+of the reals, graphc's algebra: ``x*0 -> 0`` and ``x + 0 -> x`` are not IEEE-exact at every input
+(``inf*0`` is NaN, ``-0.0 + 0`` is ``0.0``); :data:`graphc.policy.REWRITES` states what they give.
 
 A local derivative rule is ``rule(b, args, out) -> node | None``: given the graph builder ``b``,
 the operand nodes and the op's own result node, it builds ``∂out/∂args[slot]`` from graph nodes
@@ -14,7 +16,8 @@ policy of JAX and PyTorch: ``relu'(0) = 0``, ``abs'(0) = 0``, a ``max``/``min`` 
 Two tables, one entry type. ``OPS`` holds the elementwise ops (scalar ops applied to every
 element, NumPy broadcasting their operands); ``BLOCK_OPS`` the block ops (``block=True``: matmul,
 the reductions sum/logsumexp/amax/amin and count, and the structural reshape, transpose,
-broadcast, index and its adjoint unindex); ``ALL_OPS`` is both, by name. The contract of a block
+broadcast, index and its adjoint unindex, and shift, the constant a softmax subtracts, through
+which no derivative flows); ``ALL_OPS`` is both, by name. The contract of a block
 op's entry, which every stage relies on:
 
 - ``shape(operand_shapes, params) -> shape``, raising :class:`~graphc.shapes.ShapeError` that
@@ -30,8 +33,11 @@ op's entry, which every stage relies on:
 - ``paths(counts, params, shape)``: the number of scalar paths reaching each element of the
   result from those reaching each operand's elements (exact path counts at block level: a
   reduction sums them, matmul multiplies them by the other operand's extent);
+- ``spell(operands, shapes, params)``: the node as text of the language where it has a spelling
+  (``sum(x, axis=0)``, ``x[1, ::2]``); ``broadcast``, ``unindex`` and ``count``, which only
+  derivatives build, print as calls of their own names;
 - params, by op: ``sum``/``logsumexp``/``amax``/``amin``: ``(axes, keepdims)``, axes a sorted
-  tuple in ``0..rank-1``; ``count``: the axes (the number of elements along them, a scalar);
+  tuple in ``0..rank-1``; ``shift``: the axes (kept as 1s); ``count``: the axes (the number of elements along them, a scalar);
   ``reshape``/``broadcast``: the target shape; ``transpose``: the permutation; ``index``: one item
   per leading axis, an int in ``0..dim-1``, a ``(start, stop, step)`` triple (stop None: past the
   front for a negative step) or None for ``:``; ``unindex``: ``(index params, operand shape)``.
@@ -45,6 +51,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections import ChainMap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -70,6 +77,8 @@ Jvp = Callable[["Graph", tuple[int, ...], int, Any, tuple["int | None", ...]], "
 # paths(counts, params, shape): per element of the result, the scalar paths reaching it, from the
 # paths reaching each operand's elements (object arrays of Python ints; exact, never enumerated)
 PathRule = Callable[[list[Any], Any, tuple[int, ...]], Any]
+# spell(operands, shapes, params): the node in the language (operands already atoms), for printing
+Spell = Callable[[tuple[str, ...], tuple["Shape", ...], Any], str]
 
 
 class Emitter(Protocol):
@@ -126,7 +135,7 @@ class Op:
     precedence: int = 0  # for infix and prefix printing; higher binds tighter
     function: str | None = None  # name when called as a function: sin(x), pow(x, y)
     commutative: bool = False
-    rewrite: Rewrite | None = None  # a sound build-time simplification, or None
+    rewrite: Rewrite | None = None  # a build-time identity of graphc's algebra (policy.REWRITES), or None
     sympy_class: str | None = None  # the name of the SymPy class that converts back to this op
     domain: tuple[tuple[float, float], ...] = ()  # where tests sample each operand
     plain: bool = False  # the template on Python floats is exactly IEEE and never raises
@@ -149,6 +158,9 @@ class Op:
     vjp: Vjp | None = None
     jvp: Jvp | None = None
     paths: PathRule | None = None
+    spell: Spell | None = None  # a block op called as a function; ``@`` is spelled by ``infix``
+    postfix: bool = False  # spelled after its operand (``x[0]``), which must then be an atom
+    view: bool = False  # its NumPy result may be a view of its operand's array (never written into)
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -187,6 +199,9 @@ class Op:
 
 
 # --- rewrites: only x+0, x-0, x*1, x*0 -> 0, --x, x**1, x**0 -------------------------------------
+# Identities of the reals, graphc's algebra rather than float64 arithmetic: x*0 -> 0 differs from
+# IEEE at x = inf or NaN (NaN there) and at negative x (-0.0), x + 0 -> x at x = -0.0 (0.0 there).
+# graphc/policy.py's REWRITES states each, and tests/test_policy.py holds every method to it.
 
 
 def _rewrite_add(b: Graph, a: tuple[int, ...]) -> int | None:
@@ -330,7 +345,7 @@ def _where(e: Emitter, a: tuple[Any, ...]) -> Any:
 
 def _sp() -> Any:
     """SymPy, imported when an op first builds a SymPy expression: importing graphc does not pay
-    for it (0.3 s and 40 MB), only the symbolic method, ``to_sympy`` and printing do."""
+    for it (slow to import, and large), only the symbolic method, ``to_sympy`` and printing do."""
     return importlib.import_module("sympy")
 
 
@@ -635,6 +650,11 @@ def _unindex(g, index, rank, shape):
     return out
 
 
+def _shift(a, axes):
+    top = np.max(a, axis=axes, keepdims=True)
+    return np.where(np.isfinite(top), top, 0.0)
+
+
 def _count(a, axes):
     return np.float64(math.prod(a.shape[k] for k in axes))
 """
@@ -785,7 +805,8 @@ def _sum_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str
 
 def _sum_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
     shape = b.shape(args[0])
-    return (broadcast_to(b, _kept(b, g, shape, params), shape),)
+    kept = g if b.shape(g) == () else _kept(b, g, shape, params)  # a scalar broadcasts as it is
+    return (broadcast_to(b, kept, shape),)
 
 
 def _sum_jvp(b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]) -> int | None:
@@ -854,6 +875,14 @@ def _extreme_jvp(sign: float) -> Jvp:
         return b.apply("sum", b.mul(t[0], weights), params=params)
 
     return jvp
+
+
+def _shift_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    return _reduced_shape(shapes, (params, True))
+
+
+def _shift_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    return f"_shift({a[0]}, {_negative(params, len(shapes[0]))})"
 
 
 def _count_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
@@ -1062,6 +1091,42 @@ def paths_elementwise(c: list[Any], shape: tuple[int, ...]) -> Any:
     return total
 
 
+# spellings --------------------------------------------------------------------------------------
+
+
+def _spell_reduced(function: str) -> Spell:
+    def spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+        axes, keepdims = params
+        rank = len(shapes[0])
+        axis = (
+            ""
+            if tuple(axes) == tuple(range(rank))
+            else f", axis={axes[0]}"
+            if len(axes) == 1
+            else f", axis={axes}"
+        )
+        text = f"{function}({a[0]}{axis})"
+        if keepdims:
+            kept = tuple(1 if i in axes else d for i, d in enumerate(shapes[0]))
+            text = f"reshape({text}, {shape_text(kept)})"
+        return text
+
+    return spell
+
+
+def _spell_index(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    items = _index_source(params, len(params)).split(", ")[1:]
+    return f"{a[0]}[{', '.join(items)}]"
+
+
+def _spell_call(function: str, shape_of: Callable[[Any], Any] | None = None) -> Spell:
+    def spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+        extra = "" if shape_of is None else f", {shape_of(params)}"
+        return f"{function}({a[0]}{extra})"
+
+    return spell
+
+
 def _block_op(name: str, arity: int, shape: ShapeRule, emit: Emit, vjp: Vjp, jvp: Jvp, **kw: Any) -> Op:
     return Op(
         name,
@@ -1097,33 +1162,38 @@ _NO_TANGENT: Jvp = lambda b, args, out, params, t: None
 _BLOCKS = [
     _block_op("matmul", 2, _matmul_shape, _matmul_emit, _matmul_vjp, _matmul_jvp,
               infix="@", precedence=MUL, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul),
-    _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced),
+    _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum")),
     _block_op("logsumexp", 1, _reduced_shape, _logsumexp_emit, _logsumexp_vjp, _logsumexp_jvp,
-              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp", paths=_paths_reduced),
+              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp", paths=_paths_reduced, spell=_spell_reduced("logsumexp")),
     _block_op("amax", 1, _reduced_shape, _extreme_emit("max"), _extreme_vjp(1.0), _extreme_jvp(1.0),
-              function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced),
+              function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("max")),
     _block_op("amin", 1, _reduced_shape, _extreme_emit("min"), _extreme_vjp(-1.0), _extreme_jvp(-1.0),
-              function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced),
-    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none),
+              function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("min")),
+    _block_op("shift", 1, _shift_shape, _shift_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,),
+              paths=_paths_none, spell=_spell_call("shift", lambda p: list(p)),
+              policy="the max (0 where not finite) a softmax subtracts: a constant to differentiation, "
+              "as the functions using it do not depend on it"),
+    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none, spell=_spell_call("count", lambda p: list(p))),
     _block_op("reshape", 1, _reshape_shape, _reshape_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("reshape", g, params=b.shape(x))), _linear_jvp("reshape"),
-              function="reshape", domain=(_ANY,), paths=_paths_moved),
+              function="reshape", domain=(_ANY,), paths=_paths_moved, spell=_spell_call("reshape", shape_text), view=True),
     _block_op("transpose", 1, _transpose_shape, _transpose_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("transpose", g, params=tuple(_inverse(p)))),
-              _linear_jvp("transpose"), function="transpose", domain=(_ANY,), paths=_paths_transposed),
+              _linear_jvp("transpose"), function="transpose", domain=(_ANY,), paths=_paths_transposed, spell=_spell_call("transpose"), view=True),
     _block_op("broadcast", 1, _broadcast_shape, _broadcast_emit,
               _linear_vjp(lambda b, g, x, p: _unbroadcast(b, g, b.shape(x))), _linear_jvp("broadcast"),
-              domain=(_ANY,), paths=_paths_broadcast),
+              domain=(_ANY,), paths=_paths_broadcast, spell=_spell_call("broadcast", shape_text), view=True),
     _block_op("index", 1, _index_shape, _index_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("unindex", g, params=(p, b.shape(x)))),
-              _linear_jvp("index"), domain=(_ANY,), paths=_paths_index),
+              _linear_jvp("index"), domain=(_ANY,), paths=_paths_index, postfix=True, spell=_spell_index, view=True),
     _block_op("unindex", 1, _unindex_shape, _unindex_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("index", g, params=p[0])), _linear_jvp("unindex"),
-              domain=(_ANY,), paths=_paths_unindex),
+              domain=(_ANY,), paths=_paths_unindex, spell=_spell_call("unindex", lambda p: f"{_index_source(p[0], len(p[0]))}, {shape_text(p[1])}")),
 ]
 # fmt: on
 BLOCK_OPS: dict[str, Op] = {op.name: op for op in _BLOCKS}
-ALL_OPS: dict[str, Op] = {**OPS, **BLOCK_OPS}  # every op by name; OPS holds the elementwise ones
+# every op by name: a live view of both tables (an op added to OPS later is found here too)
+ALL_OPS: ChainMap[str, Op] = ChainMap(OPS, BLOCK_OPS)
 
 
 def _inverse(perm: tuple[int, ...]) -> list[int]:
@@ -1155,13 +1225,24 @@ def _mean(b: Graph, x: int, axis: Any) -> int:
     return b.div(b.apply("sum", x, params=params), count)
 
 
+def _shifted(b: Graph, x: int, axis: Any) -> tuple[int, int, int]:
+    """``d = x - max(x)`` (the max held constant), ``e = exp(d)`` and ``s = sum(e)`` along ``axis``
+    (default: the last), kept for broadcasting: what softmax and log_softmax share. The exp is one
+    node, which the derivative reuses: no second pass of exp."""
+    axes, keepdims = _axes_params(b.shape(x), -1 if axis is None else axis, keepdims=True)
+    d = b.sub(x, b.apply("shift", x, params=axes))
+    e = b.apply("exp", d)
+    return d, e, b.apply("sum", e, params=(axes, keepdims))
+
+
 def _log_softmax(b: Graph, x: int, axis: Any) -> int:
-    params = _axes_params(b.shape(x), -1 if axis is None else axis, keepdims=True)
-    return b.sub(x, b.apply("logsumexp", x, params=params))
+    d, _, s = _shifted(b, x, axis)
+    return b.sub(d, b.apply("log", s))
 
 
 def _softmax(b: Graph, x: int, axis: Any) -> int:
-    return b.apply("exp", _log_softmax(b, x, axis))
+    _, e, s = _shifted(b, x, axis)
+    return b.div(e, s)
 
 
 def _outer_composite(b: Graph, x: int, y: int, axis: Any) -> int:

@@ -416,7 +416,7 @@ class _Parser(TensorSyntax):
         end after them) starting at token k, and the index of that end; None for any other form.
 
         Most of a generated program is made of these (B5's random DAGs entirely): read at once,
-        they skip the shunting-yard's stacks (parsing B5-10k's 10,000 statements: 40 -> 32 ms).
+        they skip the shunting-yard's stacks.
         Each name resolves as the general path resolves it, in the same order, with its errors.
         """
         kinds, words = self.kinds, self.words

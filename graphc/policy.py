@@ -2,9 +2,9 @@
 
 This table is the one place the policy is written down. The op table (graphc/ops.py) holds the
 rules that produce these numbers; tests/test_policy.py checks every row for every method but
-``numeric`` and every backend, exactly (signed zeros included, or both NaN); the README's policy
-table is :func:`markdown`'s output, and a test keeps the two equal (regenerate it with
-``python -m graphc.policy``).
+``numeric`` and every backend, exactly (signed zeros included, or both NaN); the manual's policy
+table (docs/policy.md) is :func:`markdown`'s output, generated when the manual is built (and
+printed by ``python -m graphc.policy``).
 
 The principles behind the rows:
 
@@ -25,6 +25,13 @@ The principles behind the rows:
   that is only a run-time value is not special-cased: ``0 * inf`` is NaN, because the exact answer
   then depends on more than the two numbers (``y*sqrt(x)`` at (0, 0) has ``∂/∂x = 0``, but
   ``sqrt(x)^2`` at 0, with the same ``0 * inf`` in its chain rule, has one-sided derivative 1).
+* graphc's algebra: building a graph applies a few identities of the reals (the op table's
+  rewrites: ``x + 0 = x - 0 = x*1 = x**1 = --x = x``, ``x*0 = 0``, ``x**0 = 1``), which make
+  structural zeros vanish from derivatives. Most are IEEE-exact too; two are not, and graphc
+  keeps them as its algebra rather than as float64 arithmetic: ``x*0`` is 0 for every ``x``
+  (IEEE: NaN at ``x = ±inf`` or NaN, ``-0.0`` at a negative ``x``), and ``x + 0`` is ``x``
+  (IEEE: ``-0.0 + 0 = 0.0``). :data:`REWRITES` states each rewrite at the points where it could
+  differ, and the tests hold every method and backend to it as to :data:`POLICY`.
 """
 
 from __future__ import annotations
@@ -158,6 +165,21 @@ POLICY: tuple[Row, ...] = (
 )
 # fmt: on
 
+# fmt: off
+REWRITES: tuple[Row, ...] = (
+    _row("mul", "x*0", "x=inf", 0.0, (0.0,), "graphc's algebra: x*0 = 0 (IEEE: inf*0 = nan)"),
+    _row("mul", "x*0", "x=nan", 0.0, (0.0,), "graphc's algebra: x*0 = 0 (IEEE: nan)"),
+    _row("mul", "x*0", "x=-1", 0.0, (0.0,), "graphc's algebra: x*0 = 0 (IEEE: -1*0 = -0.0)"),
+    _row("mul", "0*x + y", "x=inf,y=1", 1.0, (0.0, 1.0), "a constant operand is put second, then x*0 = 0"),
+    _row("add", "x + 0", "x=-0.0", -0.0, (1.0,), "graphc's algebra: x + 0 = x (IEEE: -0.0 + 0 = 0.0)"),
+    _row("sub", "x - 0", "x=-0.0", -0.0, (1.0,), "x - 0 = x, IEEE-exact (-0.0 - 0 = -0.0)"),
+    _row("mul", "x*1", "x=nan", NAN, (1.0,), "x*1 = x, IEEE-exact (NaN stays NaN)"),
+    _row("pow", "x^1", "x=-0.0", -0.0, (1.0,), "x**1 = x, IEEE-exact"),
+    _row("pow", "x^0", "x=nan", 1.0, (0.0,), "x**0 = 1, IEEE-exact (pow(nan, 0) = 1)"),
+    _row("neg", "-(-x)", "x=-0.0", -0.0, (1.0,), "--x = x, IEEE-exact"),
+)
+# fmt: on
+
 # Ops without a kink, a singular point or a domain edge at a finite float64 input, with the reason.
 SMOOTH: dict[str, str] = {
     "add": "smooth everywhere (inf - inf = nan in values only)",
@@ -193,13 +215,14 @@ def text(value: float) -> str:
     return f"{value:.4g}"
 
 
-def markdown() -> str:
-    """The policy as the README's markdown table (one row per point)."""
+def markdown(rows: tuple[Row, ...] = POLICY) -> str:
+    """The policy (or ``rows``, such as :data:`REWRITES`) as a markdown table, one row per point;
+    the manual's policy and rewrite tables are ``markdown()`` and ``markdown(REWRITES)``."""
     lines = [
         "| op | expression | at | value | gradient | why |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for row in POLICY:
+    for row in rows:
         at = ", ".join(f"{name}={text(value)}" for name, value in row.at.items())
         gradient = ", ".join(text(g) for g in row.gradient)
         lines.append(f"| `{row.op}` | `{row.expr}` | {at} | {text(row.value)} | ({gradient}) | {row.why} |")

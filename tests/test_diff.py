@@ -421,55 +421,6 @@ def test_a_variable_the_function_cancels_or_ignores_has_a_zero_partial() -> None
         assert kernel(1.0, 2.0) == (0.0,)
 
 
-# --- the non-smooth policy: exact values at the kinks, for every method but numeric ----------------
-
-POLICY = [
-    ("relu(x)", {"x": 0.0}, (0.0,)),
-    ("relu(x)", {"x": 0.7}, (1.0,)),
-    ("relu(x)", {"x": 1e-300}, (1.0,)),
-    ("relu(x)", {"x": -0.7}, (0.0,)),
-    ("abs(x)", {"x": 0.0}, (0.0,)),
-    ("abs(x)", {"x": -2.0}, (-1.0,)),
-    ("abs(x)", {"x": 2.0}, (1.0,)),
-    ("max(x, y)", {"x": 1.0, "y": 1.0}, (0.5, 0.5)),
-    ("max(x, y)", {"x": 0.0, "y": 0.0}, (0.5, 0.5)),
-    ("max(x, y)", {"x": 2.0, "y": 1.0}, (1.0, 0.0)),
-    ("max(x, y)", {"x": -2.0, "y": 1.0}, (0.0, 1.0)),
-    ("min(x, y)", {"x": -3.0, "y": -3.0}, (0.5, 0.5)),
-    ("min(x, y)", {"x": 2.0, "y": 1.0}, (0.0, 1.0)),
-    ("max(y, x)", {"x": 1.5, "y": 1.5}, (0.5, 0.5)),
-    ("relu(x*x - 1)", {"x": 1.0}, (0.0,)),  # the kink of an inner node
-    ("abs(x*x - 4)", {"x": -2.0}, (0.0,)),
-    ("max(x*x, 2*y)", {"x": 1.0, "y": 0.5}, (1.0, 1.0)),
-    ("min(x*x, 2*y)", {"x": 1.0, "y": 0.5}, (1.0, 1.0)),
-    ("relu(x) + relu(-x)", {"x": 0.0}, (0.0,)),
-    ("sign(x)", {"x": 0.0}, (0.0,)),
-]
-
-
-@pytest.mark.parametrize("method", EXACT)
-@pytest.mark.parametrize(
-    "text, point, expected", POLICY, ids=[f"{t}@{list(p.values())}" for t, p, _ in POLICY]
-)
-def test_non_smooth_policy_is_exact(
-    text: str, point: dict[str, float], expected: tuple[float, ...], method: str
-) -> None:
-    """relu'(0) = 0, abs'(0) = 0, a max/min tie splits evenly: exactly, as JAX and PyTorch do."""
-    got = graphc.grad(text, method=method)(**point)
-    assert tuple(float(v) for v in got) == expected
-
-
-@pytest.mark.parametrize("method", EXACT)
-def test_non_smooth_policy_on_a_batch(method: str) -> None:
-    xs = np.array([-1.0, -0.0, 0.0, 1e-12, 2.0])
-    (relu,) = graphc.grad("relu(x)", method=method)(xs)
-    assert relu.tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]
-    (absolute,) = graphc.grad("abs(x)", method=method)(xs)
-    assert absolute.tolist() == [-1.0, 0.0, 0.0, 1.0, 1.0]
-    dx, dy = graphc.grad("max(x, y)", method=method)(xs, 0.0)
-    assert dx.tolist() == [0.0, 0.5, 0.5, 1.0, 1.0] and dy.tolist() == [1.0, 0.5, 0.5, 0.0, 0.0]
-
-
 # --- exact path counts ------------------------------------------------------------------------------
 
 

@@ -87,28 +87,6 @@ def test_local_derivative_rules_match_sympy(name):
             )
 
 
-@pytest.mark.parametrize(
-    "name, point, slot, expected",
-    [
-        ("relu", (0.0,), 0, 0.0),
-        ("abs", (0.0,), 0, 0.0),
-        ("max", (1.0, 1.0), 0, 0.5),
-        ("max", (1.0, 1.0), 1, 0.5),
-        ("min", (1.0, 1.0), 0, 0.5),
-        ("min", (2.0, 1.0), 0, 0.0),
-        ("max", (2.0, 1.0), 0, 1.0),
-    ],
-)
-def test_non_smooth_policy(name, point, slot, expected):
-    """relu'(0) = 0, abs'(0) = 0, and a max/min tie splits evenly (the JAX/PyTorch policy)."""
-    g = Graph()
-    variables = tuple(g.var(f"a{i}") for i in range(len(point)))
-    out = g.apply(name, *variables)
-    g.set_outputs([OPS[name].partials[slot](g, variables, out)])
-    kernel = graphc.compile(g)
-    assert float(kernel(*point)) == expected
-
-
 def test_constant_folding_uses_numpy_semantics():
     assert OPS["div"].fold(1.0, 0.0) == math.inf
     assert math.isnan(OPS["log"].fold(-1.0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from graphc.cli import main
 from graphc.families import family
 from graphc.report import Report, fit, report_methods, run
 from graphc.report import runner as run_module
-from graphc.report.measure import dag_size, describe_count, gradient_graph, measure, tree_size
+from graphc.report.measure import EVAL_BATCH, dag_size, describe_count, gradient_graph, measure, tree_size
 from graphc.report.runner import Measured, predicted_seconds
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -70,6 +71,32 @@ def test_fit_sees_through_a_fixed_overhead():
     assert fit(sizes, [3 * n - 1 for n in sizes]).words("layer") == "exponent 1.0 (linear)"
     assert fit(sizes, [2e-3 + 1e-5 * n**2 for n in sizes]).words("layer") == "exponent 2.0 (quadratic)"
     assert fit(sizes, [50 + 2**n for n in sizes]).words("layer") == "×2.0 per layer (exponential)"
+
+
+def test_fit_calls_the_paths_method_on_the_product_family_exponential():
+    # the report's headline claim, pinned on deterministic counts (not timings): each layer of the
+    # product family doubles the paths, and the paths method's gradient graph grows with them
+    from graphc.diff import count_paths, differentiate
+
+    sizes = list(range(1, 13))
+    graphs = [graphc.parse(family("product").generate(n)) for n in sizes]
+    paths = [sum(count_paths(graph).values()) for graph in graphs]
+    assert fit(sizes, paths).words("layer") == "×2.0 per layer (exponential)"
+    gradients = [gradient_graph(differentiate(graph, None, "paths")) for graph in graphs]
+    nodes = fit(sizes, [dag_size(gradient)[0] for gradient in gradients])
+    assert nodes.kind == "exponential" and 1.8 < nodes.rate < 2.1
+    trees = fit(sizes, [tree_size(gradient) for gradient in gradients])
+    assert trees.kind == "exponential" and trees.rate == pytest.approx(4.0, rel=0.02)
+    # the dp method on the same graphs: a DAG growing by a fixed number of nodes per layer
+    dp = [dag_size(gradient_graph(differentiate(graph, None, "dp")))[0] for graph in graphs]
+    assert fit(sizes, dp).words("layer") == "exponent 1.0 (linear)"
+
+
+def test_fit_reads_a_high_power_over_few_sizes_as_exponential():
+    # what the paths method's differentiation time looks like once times under 1 ms are dropped
+    # (a recorded run of `graphc report --family product --sizes 1:12`, seconds at sizes 7..12)
+    found = fit([7, 8, 9, 10, 11, 12], [1.52e-3, 13e-3, 12.2e-3, 18.9e-3, 55.7e-3, 85.9e-3])
+    assert found.kind == "exponential" and 1.3 < found.rate < 2.0
 
 
 def test_fit_needs_three_usable_points():
@@ -242,7 +269,9 @@ def test_cli_product_1_to_12(tmp_path, capsys):
 def test_cli_mlp_3_by_100_counts_a_million_paths(tmp_path):
     out = tmp_path / "mlp"
     args = ["report", "--family", "mlp", "--width", "100", "--sizes", "1:3", "--methods", "paths"]
-    assert main([*args, "--budget", "2", "--out", str(out)]) == 0
+    assert (
+        main([*args, "--budget", "10", "--out", str(out)]) == 0
+    )  # room to build the graphs on a busy machine
     rows = json.loads((out / "report.json").read_text())["rows"]
     assert [row["paths"] for row in rows] == [100, 10_000, 1_000_000]
     assert rows[-1]["status"] != "ok"  # a million paths are counted, never enumerated here
@@ -300,7 +329,7 @@ def test_cli_backends(backend, tmp_path, capsys):
         assert UNAVAILABLE[backend] in capsys.readouterr().err
     else:
         assert main(argv) == 0
-        assert f"eval ({backend})" in capsys.readouterr().out
+        assert f"eval ×{EVAL_BATCH:,} ({backend})" in capsys.readouterr().out
 
 
 def test_ctrl_c_writes_the_partial_report_and_exits_130(tmp_path, capsys, monkeypatch):
@@ -333,3 +362,37 @@ def test_import_graphc_does_not_load_matplotlib_or_rich():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_symbolic_and_symbolic_cse_may_share_differently():
+    # what report_methods documents: cse takes out x*y + z, which the fold of the n-ary sum misses
+    graph = graphc.parse("exp(x*y + z + w) + exp(x*y + z)*w")
+    plain = measure(graph, None, "symbolic", 3, backends=["numpy"], budget=None, max_paths=10)
+    shared = measure(graph, None, "symbolic+cse", 3, backends=["numpy"], budget=None, max_paths=10)
+    assert shared.nodes < plain.nodes
+
+
+def test_evaluation_is_timed_on_a_batch_with_compiles_uncached(monkeypatch):
+    import graphc.report.measure as measure_module
+
+    seen = []
+
+    def compile_spy(graph, backend):
+        seen.append(os.environ.get("GRAPHC_NO_CACHE"))
+        return lambda **point: seen.append({name: len(values) for name, values in point.items()})
+
+    monkeypatch.delenv("GRAPHC_NO_CACHE", raising=False)
+    monkeypatch.setattr(measure_module, "compile_graph", compile_spy)
+    row = measure(graphc.parse("x*y"), None, "dp", 1, backends=["numpy"], budget=None, max_paths=10)
+    assert row.ok
+    assert seen[0] == "1" and "GRAPHC_NO_CACHE" not in os.environ  # off while compiling only
+    assert seen[1] == {"x": measure_module.EVAL_BATCH, "y": measure_module.EVAL_BATCH}
+
+
+def test_a_program_report_is_titled_without_its_comments():
+    from graphc.report.render import title
+
+    report = Report(methods=["dp"], backends=["numpy"], expr="# a model\nh = tanh(x*w)  # hidden\nh*h\n")
+    assert report.name == "h = tanh(x*w); h*h"
+    assert title(report) == "graphc report: h = tanh(x*w); h*h"
+    assert Report(methods=["dp"], backends=["numpy"], family=family("product")).name == "family product"

@@ -90,3 +90,21 @@ def test_sympy_is_imported_only_when_used():
     command = [sys.executable, "-c", script]
     result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_wrt_takes_sympy_symbols_and_names_everywhere():
+    x, y = sympy.symbols("x y")
+    expr = x**2 * y
+    assert list(graphc.grad(expr, wrt=x).wrt) == ["x"]
+    assert list(graphc.grad(expr, wrt=[y, "x"]).wrt) == ["y", "x"]
+    assert graphc.grad(expr, wrt=[y, "x"])(3.0, 2.0) == (9.0, 12.0)
+    assert graphc.value_and_grad("x**2 * y", wrt=(x,))(3.0, 2.0) == (18.0, (12.0,))
+    assert graphc.count_paths("x*y + x", wrt=x) == {"x": 2}
+    assert graphc.differentiate(expr, wrt=y).info["wrt"] == ["y"]
+    assert graphc.jacobian("x*y, x + y", wrt=[x])(2.0, 3.0).tolist() == [[3.0], [1.0]]
+    assert graphc.hessian(expr, wrt=[x, y])(3.0, 2.0).tolist() == [[4.0, 6.0], [6.0, 0.0]]
+    assert float(graphc.derivative("x**5", x, order=3)(2.0)) == 240.0
+    with pytest.raises(graphc.GraphcError, match="derivative takes one variable"):
+        graphc.derivative("x*y", [x, y])
+    with pytest.raises(graphc.GraphcError, match="wrt must name one or more variables"):
+        graphc.grad("x*y", wrt=3)

@@ -190,7 +190,7 @@ _INFIX = re.compile(r"\{0\} (\S+) \{1\}\Z")
 _CALL = re.compile(r"(np\.\w+)\(([^()]*)\)\Z")
 
 
-def _in_place(template: str, target: str, operands: tuple[str, ...]) -> str | None:
+def in_place(template: str, target: str, operands: tuple[str, ...]) -> str | None:
     """The statement writing the op's result into the array ``target``, if one call does it.
 
     ``x ** y`` is written ``t **= y`` only when ``t`` is ``x``: before NumPy 2.3, ``**`` chose
@@ -219,17 +219,17 @@ def _statements(steps: list[_Step], sliced: bool) -> list[str]:
         template = OPS[step.op].numpy
         written = None
         if sliced and step.varying and step.output is not None:
-            written = _in_place(template, f"results[{step.output}]", step.operands)
+            written = in_place(template, f"results[{step.output}]", step.operands)
             written = written and f"{step.target} = {written}"  # a ufunc returns its out
         elif sliced and step.reusable:
-            written = _in_place(template, step.target, step.operands)
+            written = in_place(template, step.target, step.operands)
         lines.append(written or f"{step.target} = {template.format(*step.operands)}")
     return lines
 
 
 # A body of at least this many statements computes a point given as 1-element arrays on NumPy
-# scalars: each statement saves ~0.35 us, turning the point into scalars and back costs ~2.5 us
-# (the 10-variable Rosenbrock gradient at one point: 46 -> 32 us; a 2-16-1 tanh network's: 108 -> 36).
+# scalars: each statement is cheaper on scalars, and turning the point into scalars and back is a
+# fixed cost that this many statements repay (the measurements: bench/RESULTS.md's changelog).
 SCALAR_STEPS = 12
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from graphc.backends.numpy import literal, parameter_names
+from graphc.backends.numpy import in_place, literal, parameter_names
 from graphc.graph import Graph
 from graphc.ops import ALL_OPS, BLOCK_HELPERS, CONST, VAR
 from graphc.shapes import BIND_SOURCE
@@ -58,6 +58,7 @@ def statements(graph: Graph, outputs: Sequence[int], params: Sequence[str]) -> t
     """The statements computing ``outputs`` and the names they end in."""
     keep = graph.reachable(outputs)
     ref: dict[int, str] = {graph.variable(v): p for v, p in zip(graph.variables, params, strict=True)}
+    reusable = _reusable(graph, keep, outputs)
     lines = []
     for node in range(len(graph)):
         op = graph.op(node)
@@ -79,9 +80,54 @@ def statements(graph: Graph, outputs: Sequence[int], params: Sequence[str]) -> t
             code = spec.numpy.format(
                 *(expanded(ref[a], len(s), rank) for a, s in zip(args, shapes, strict=True))
             )
+            dead = reusable.get(node)
+            if dead is not None:  # write into the dead operand's array: no allocation
+                written = in_place(spec.numpy, ref[dead], tuple(ref[a] for a in args))
+                if written is not None:
+                    ref[node] = ref[dead]
+                    lines.append(f"{ref[dead]} = {written}" if "out=" in written else written)
+                    continue
         ref[node] = f"t{node}"
         lines.append(f"t{node} = {code}")
     return lines, [ref[o] for o in outputs]
+
+
+def _reusable(graph: Graph, keep: Sequence[bool], outputs: Sequence[int]) -> dict[int, int]:
+    """For an elementwise node, an operand whose array it may overwrite: a temporary that owns a
+    fresh array (no view of an input: not a ``view`` block op's result), of the node's declared
+    shape and rank >= 1, used for the last time there (it and every view of it), and whose
+    partner operands are literals, so the result has exactly its shape, batch axes included."""
+    root: dict[int, int] = {}  # the node whose array a node's value lives in
+    last: dict[int, int] = {}  # the last node reading each array
+    for node in range(len(graph)):
+        if not keep[node]:
+            continue
+        op = graph.op(node)
+        args = graph.args(node)
+        spec = ALL_OPS.get(op)
+        owned = spec is not None and not spec.view and op not in (VAR, CONST)
+        root[node] = node if owned or not args else root[args[0]]
+        for arg in args:
+            last[root[arg]] = node
+    for output in outputs:
+        last[root[output]] = len(graph)  # an output's array is returned: never overwritten
+    found = {}
+    for node in range(len(graph)):
+        op = graph.op(node)
+        if not keep[node] or op in (VAR, CONST) or ALL_OPS[op].block or not graph.shape(node):
+            continue
+        args = graph.args(node)
+        temporaries = [a for a in args if graph.op(a) != CONST]
+        candidate = temporaries[0] if len(temporaries) == 1 else None
+        if (
+            candidate is not None
+            and root[candidate] == candidate
+            and last.get(candidate) == node
+            and graph.shape(candidate) == graph.shape(node)
+            and graph.op(candidate) != VAR
+        ):
+            found[node] = candidate
+    return found
 
 
 def function(graph: Graph, name: str, indices: Sequence[int], as_tuple: bool) -> list[str]:

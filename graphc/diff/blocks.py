@@ -22,7 +22,9 @@ from graphc.diff.common import Flag, Gates, assemble, depends_on, prepared
 from graphc.errors import GraphcError
 from graphc.graph import Graph
 from graphc.ops import ALL_OPS, CONST, VAR, broadcast_to, paths_elementwise, reduce_to
-from graphc.shapes import Shape, ShapeError, size
+from graphc.shapes import Shape, ShapeError, broadcast, size
+
+BROADCAST = "broadcast"  # the op a sum's adjoint is: multiplied through, never materialised
 
 STEP = float(np.cbrt(np.finfo(np.float64).eps))
 
@@ -130,8 +132,23 @@ def _elementwise_vjp(
     z = None if rule is None else rule(graph, args, node)
     if z is None:
         return None, None
-    product = gates.guarded(flag, (graph.mul(g, z), 1.0), z)[0]
-    return reduce_to(graph, product, shape), flag
+    if flag is not None:  # below a where: the product taken only where a selected path reaches
+        product = gates.guarded(flag, (graph.mul(g, z), 1.0), z)[0]
+        return reduce_to(graph, product, shape), flag
+    if graph.op(g) == BROADCAST:
+        # g is a broadcast (a sum's adjoint): multiply its operand, which NumPy broadcasts against
+        # z, where that gives g's shape: no broadcast view is multiplied, and x*broadcast(1) is x
+        operand = graph.args(g)[0]
+        if broadcast([graph.shape(operand), graph.shape(z)]) == graph.shape(g):
+            product = graph.mul(operand, z)
+            return reduce_to(graph, product, shape), None
+    if graph.shape(z) == () and graph.shape(g) != shape:
+        # a scalar partial factors out of the sum over broadcast axes: reduce the adjoint first,
+        # then scale the (smaller) result; a partial of -1 is a negation
+        g = reduce_to(graph, g, shape)
+        return (graph.neg(g) if graph.const_value(z) == -1.0 else graph.mul(g, z)), None
+    product = graph.neg(g) if graph.const_value(z) == -1.0 else graph.mul(g, z)
+    return reduce_to(graph, product, shape), None
 
 
 def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict[int, int]:

@@ -22,20 +22,27 @@ from graphc.ops import OPS
 _GATED = {name: op.gate for name, op in OPS.items() if op.gate is not None}
 
 
-def adjoints(graph: Graph, output: int, active: Sequence[bool], local: LocalPartials) -> dict[int, Term]:
+def adjoints(
+    graph: Graph, output: int | Sequence[int], active: Sequence[bool], local: LocalPartials
+) -> dict[int, Term]:
     """The adjoint ``∂output/∂node`` of every node on an active path to ``output``, as a term
     ``(n, k)`` whose value is ``k*n`` (``Terms(graph).materialised`` builds its node).
 
+    Several outputs seed each with the adjoint 1 (an output listed twice, 2): the adjoint of their
+    sum (graphc.sparse's compressed Jacobian rows).
     Only edges whose operand is ``active`` (depends on a variable of interest) are followed.
     New nodes are built on ``graph``; the visit covers only nodes that existed before. An adjoint
     through a ``where`` is a select, and below it every product is taken only where a selected
     path reaches (the flags of graphc.diff.common): an unselected branch contributes exactly 0.
     """
-    adjoint: dict[int, Term] = {output: (graph.const(1.0), 1.0)}
+    outputs = (output,) if isinstance(output, int) else tuple(output)
+    terms, gates = Terms(graph), Gates(graph)
+    adjoint: dict[int, Term] = {}
+    for node in outputs:
+        adjoint[node] = terms.accumulated(adjoint.get(node), (graph.const(1.0), 1.0))
     flags: dict[int, int] = {}  # the flag of an adjoint that is not live everywhere
     operands, ops = graph.operands, graph.ops
-    terms, gates = Terms(graph), Gates(graph)
-    for node in range(output, -1, -1):
+    for node in range(max(outputs, default=-1), -1, -1):
         seed = adjoint.get(node)
         if seed is None:
             continue

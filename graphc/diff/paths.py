@@ -30,11 +30,11 @@ from graphc.graph import Graph
 from graphc.ops import ALL_OPS
 
 MAX_PATHS = 1_000_000
-T = TypeVar("T")
 SCALARISE_FIRST = (
     "the {method} method works on scalar graphs: this graph has tensor (block) nodes, which need "
     "scalarising first; use method='dp', 'forward' or 'numeric'"
 )
+T = TypeVar("T")
 
 
 class TooManyPathsError(GraphcError):

@@ -4,9 +4,16 @@ The two models are ``y = c + a·r^size`` (exponential, ``×r`` per step) and ``y
 (power law, exponent ``k``). The offset ``c`` (left out below six points) is a fixed overhead (``3·L - 1`` nodes is
 linear, though its log-log slope over sizes 1..6 is 1.2; a timing has a fixed cost per call).
 For every candidate rate on a fine grid, ``c`` and ``a`` are fitted by least squares in relative
-error; the rate whose fit has the least squared error in ``log y`` wins. Over a few sizes a slow
-exponential and a polynomial look alike, so the power law (the more modest claim) is kept unless
-the exponential's squared error is under half of it.
+error; the rate whose fit has the least squared error in ``log y`` wins. Then the two models'
+errors (weighted squared errors in ``log y``) are compared; the rule is:
+
+- the exponential wins when its error is under half the power law's (over a few sizes a slow
+  exponential and a polynomial look alike, so the power law, the more modest claim, needs only
+  to be about as good);
+- it also wins when the best power has an exponent above 4 and the exponential's error is at
+  most twice the power law's: an exponent that high is what an exponential looks like over a
+  narrow range of sizes (timings under a millisecond are not fitted, which leaves few sizes);
+- a ratio of ×1.07 per step or less is never called exponential (about flat).
 
 >>> fit([1, 2, 3, 4, 5], [2, 4, 8, 16, 32]).words("layer")
 '×2.0 per layer (exponential)'
@@ -121,7 +128,7 @@ def fit(sizes: Sequence[float | None], values: Sequence[float | None]) -> Fit | 
     mean = float((log_ys * xs).sum() / xs.sum())
     total = float(((log_ys - mean) ** 2 * xs).sum() / xs.mean())  # weighted as the residuals are
     ratio = math.exp(log_ratio)
-    # A high power is an exponential seen over a narrow range, unless it fits much better
+    # the rule of the module docstring
     likelier = exp_residual < 0.5 * power_residual or (exponent > 4 and exp_residual <= 2 * power_residual)
     if likelier and ratio > 1.07:  # ×1.07 or less per step is about flat
         kind, rate, residual = "exponential", ratio, exp_residual

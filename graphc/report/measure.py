@@ -1,7 +1,9 @@
 """Measuring one cell of a report: one differentiation method on one graph.
 
 A cell differentiates the graph, counts the gradient graph (its operations and edges as a DAG,
-its size as a tree), compiles it with each backend and times one gradient evaluation. A cell
+its size as a tree), compiles it with each backend (with the disk cache off: a compile time is
+LLVM's work, not a cache hit) and times the gradient's evaluation on a batch of
+:data:`EVAL_BATCH` points (a single point's call is mostly fixed overhead and noise). A cell
 runs under a hard deadline (the budget, by ``SIGALRM`` where the platform has it), so a report
 never hangs on one cell; the caller also predicts each cell's cost and skips hopeless ones.
 """
@@ -9,6 +11,7 @@ never hangs on one cell; the caller also predicts each cell's cost and skips hop
 from __future__ import annotations
 
 import math
+import os
 import random
 import signal
 import sys
@@ -19,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from graphc.backends import compile_graph
 from graphc.diff import METHODS, OPTIONS, TooManyPathsError, differentiate
 from graphc.errors import GraphcError
@@ -26,11 +31,22 @@ from graphc.graph import Graph
 
 EVAL_SECONDS = 0.05  # how long to repeat the gradient evaluation for a stable time per call
 EVAL_CALLS = 1000
+EVAL_BATCH = 1000  # points per timed evaluation: eval_s is the time of one call on this many
 
 
 def report_methods() -> dict[str, tuple[str, dict[str, Any]]]:
     """Every method a report measures: each registered method, and ``symbolic+cse`` beside
-    ``symbolic`` (any method taking ``cse`` is measured with and without it)."""
+    ``symbolic`` (any method taking ``cse`` is measured with and without it).
+
+    The two need not give gradient graphs of the same size. Both count the DAG that SymPy's
+    result is built into, hash-consed; SymPy's sums and products are n-ary, and the graph holds
+    them as binary nodes folded in SymPy's order, so hash-consing shares only the identical
+    folds. ``sympy.cse`` also takes out parts of sums and products (``x*y + z`` out of
+    ``exp(x*y + z + w)`` and ``exp(x*y + z)*w``), which the graph then shares: usually fewer
+    nodes on large graphs (the mlp family), sometimes a few more, where its grouping splits a
+    product that the fold would have shared. The tree sizes are of the same derivatives, rebuilt
+    from differently grouped terms: equal or nearly so.
+    """
     methods: dict[str, tuple[str, dict[str, Any]]] = {}
     for name in METHODS:
         methods[name] = (name, {"cse": False} if "cse" in OPTIONS[name] else {})
@@ -51,7 +67,7 @@ class Row:
     tree_size: float | None = None
     differentiate_s: float | None = None
     compile_s: float | None = None  # the first backend's; every backend's is in ``backends``
-    eval_s: float | None = None
+    eval_s: float | None = None  # one call on a batch of EVAL_BATCH points
     status: str = "ok"
     backends: dict[str, dict[str, float | None]] = field(default_factory=dict)
     peak_rss_mb: float | None = None  # the process's peak resident memory after the cell (monotonic)
@@ -145,13 +161,28 @@ def tree_size(graph: Graph) -> float:
     return sum(size[output] for output in graph.outputs)
 
 
-def evaluation_point(graph: Graph, seed: int) -> dict[str, float]:
-    """A reproducible point with every variable in [0.5, 1] (inside every op's domain)."""
-    rng = random.Random(f"point:{seed}")
-    return {name: rng.uniform(0.5, 1.0) for name in graph.variables}
+def evaluation_batch(graph: Graph, seed: int, points: int = EVAL_BATCH) -> dict[str, np.ndarray]:
+    """A reproducible batch of ``points`` points, every variable in [0.5, 1] (inside every op's
+    domain)."""
+    rng = np.random.default_rng(random.Random(f"point:{seed}").getrandbits(64))
+    return {name: rng.uniform(0.5, 1.0, points) for name in graph.variables}
 
 
-def time_call(function: Any, point: dict[str, float]) -> float:
+@contextmanager
+def disk_cache_off() -> Iterator[None]:
+    """Compile with the backends' disk cache off (``GRAPHC_NO_CACHE``), as a fresh machine would."""
+    previous = os.environ.get("GRAPHC_NO_CACHE")
+    os.environ["GRAPHC_NO_CACHE"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["GRAPHC_NO_CACHE"]
+        else:
+            os.environ["GRAPHC_NO_CACHE"] = previous
+
+
+def time_call(function: Any, point: dict[str, Any]) -> float:
     """Seconds per call, from as many calls as fit in ``EVAL_SECONDS`` (at least one)."""
     calls, start = 0, time.perf_counter()
     elapsed = 0.0
@@ -172,7 +203,7 @@ def describe_count(n: int) -> str:
 
 def warm_up(method: str, backends: Sequence[str]) -> None:
     """Run ``method`` and the backends once on a tiny graph, unmeasured: the first call pays for
-    imports and caches (about 30 ms for SymPy), which would otherwise land on the first cell."""
+    imports and caches (SymPy's above all), which would otherwise land on the first cell."""
     from graphc.parse import parse
 
     graph = parse("sin(x*y) + x")
@@ -241,10 +272,11 @@ def _run(
     gradient = gradient_graph(derivative)
     row.nodes, row.edges = dag_size(gradient)
     row.tree_size = tree_size(gradient)
-    point = evaluation_point(graph, seed)
+    point = evaluation_batch(graph, seed)
     repeats = 0.0
     for backend in backends:
-        kernel, compiled = _timed(compile_graph, gradient, backend)
+        with disk_cache_off():
+            kernel, compiled = _timed(compile_graph, gradient, backend)
         start = time.perf_counter()
         per_call = time_call(kernel, point)
         row.backends[backend] = {"compile_s": compiled, "eval_s": per_call}

@@ -10,13 +10,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from graphc.report.measure import Row, describe_count
+from graphc.report.measure import EVAL_BATCH, Row, describe_count
 from graphc.report.runner import Report
 
 # (metric, title, y-axis label) for each plot of a family report
 PLOTS = (
     ("differentiate_s", "Time to differentiate", "seconds (log scale)"),
-    ("eval_s", "Time per gradient evaluation", "seconds per call (log scale)"),
+    ("eval_s", f"Time per gradient evaluation on {EVAL_BATCH:,} points", "seconds per call (log scale)"),
     ("compile_s", "Time to compile the gradient", "seconds (log scale)"),
     ("nodes", "Gradient graph size (DAG, shared nodes once)", "nodes (log scale)"),
     ("tree_size", "Gradient size as a tree (no sharing)", "tree nodes (log scale)"),
@@ -51,7 +51,7 @@ def _columns(report: Report) -> list[str]:
     columns = ["size"] if report.family is not None else []
     columns += ["method", "paths", "DAG nodes", "edges", "tree size", "differentiate"]
     for backend in report.backends:
-        columns += [f"compile ({backend})", f"eval ({backend})"]
+        columns += [f"compile ({backend})", f"eval ×{EVAL_BATCH:,} ({backend})"]
     return [*columns, "status"]
 
 
@@ -67,8 +67,9 @@ def _cells(report: Report, row: Row) -> list[str]:
 
 
 def title(report: Report) -> str:
+    """The report's title: the family and its sizes, or the expression (comments left out)."""
     if report.family is None:
-        return f"graphc report: {report.expr}"
+        return f"graphc report: {report.name}"
     width = f", width {report.width}" if report.family.uses_width else ""
     sizes = f"{report.sizes[0]}:{report.sizes[-1]}" if report.sizes else "none"
     return f"graphc report: family {report.family.name}, sizes {sizes}{width}"
@@ -114,7 +115,9 @@ def markdown(report: Report, plots: list[tuple[str, str]]) -> str:
     budget = "none" if report.budget is None else f"{report.budget:g} s per cell"
     lines.append(
         f"Methods: {', '.join(report.methods)}. Backends: {', '.join(report.backends)}. "
-        f"Budget: {budget}; the paths method is refused above {report.max_paths:,} paths."
+        f"Budget: {budget}; the paths method is refused above {report.max_paths:,} paths. "
+        f"Evaluation is timed per call on a batch of {EVAL_BATCH:,} points; "
+        "compile times are with the disk cache off."
     )
     lines.append("")
     if report.interrupted:
@@ -222,7 +225,11 @@ def expression_plot(report: Report, out: Path) -> list[tuple[str, str]]:
     panels = (
         (
             times,
-            (("differentiate_s", "differentiate"), ("compile_s", "compile"), ("eval_s", "evaluate once")),
+            (
+                ("differentiate_s", "differentiate"),
+                ("compile_s", "compile"),
+                ("eval_s", f"evaluate {EVAL_BATCH:,} points"),
+            ),
         ),
         (sizes, (("nodes", "gradient DAG nodes"), ("tree_size", "gradient tree size"))),
     )
@@ -246,6 +253,6 @@ def expression_plot(report: Report, out: Path) -> list[tuple[str, str]]:
     times.set_title("Time per method", fontsize=11)
     sizes.set_xlabel("nodes (log scale)")
     sizes.set_title("Gradient size per method", fontsize=11)
-    figure.suptitle(f"graphc report: {report.expr}"[:90], fontsize=11)
+    figure.suptitle(title(report), fontsize=11)
     figure.savefig(out / "methods.png")
     return [("methods.png", "Time and gradient size per method")]

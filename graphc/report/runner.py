@@ -20,6 +20,7 @@ from graphc.graph import Graph
 from graphc.parse import parse
 from graphc.report.growth import Fit, fit
 from graphc.report.measure import (
+    EVAL_BATCH,
     Row,
     _OverBudget,
     deadline,
@@ -58,6 +59,16 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     interrupted: bool = False
     _fits: tuple[int, dict[str, dict[str, Fit]]] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        """What the report is on, in one short line: ``family product``, or the expression with
+        its comments and blank lines left out, its lines joined by ``; `` (at most 80 characters)."""
+        if self.family is not None:
+            return f"family {self.family.name}"
+        lines = (line.split("#", 1)[0].strip() for line in (self.expr or "").splitlines())
+        text = "; ".join(line for line in lines if line)
+        return text if len(text) <= 80 else text[:79] + "…"
 
     @property
     def unit(self) -> str:
@@ -107,6 +118,7 @@ class Report:
         return {
             "family": None if self.family is None else self.family.name,
             "expr": self.expr,
+            "eval_batch": EVAL_BATCH,
             "width": self.width,
             "seed": self.seed,
             "sizes": self.sizes,
