@@ -70,7 +70,8 @@ def functions_page() -> str:
         names = ("x", "y", "z")[: op.arity]
         call = f"{op.function}({', '.join(names)})"
         template = op.numpy.format(*names)
-        lines.append(f"| `{call}` | {op.arity} | `{template}` | {_derivatives(call)} |")
+        spellings = "".join(f" (also `{alias}({', '.join(names)})`)" for alias in op.names)  # NumPy's names
+        lines.append(f"| `{call}`{spellings} | {op.arity} | `{template}` | {_derivatives(call)} |")
     return "\n".join(lines) + "\n"
 
 
