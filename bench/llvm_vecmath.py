@@ -1,4 +1,4 @@
-"""graphc's vectorisable exp/log/tanh/sin/cos in LLVM kernels: accuracy, and speed before/after.
+"""graphc's vectorisable exp/exp2/log/log2/log10/tanh/sin/cos in LLVM kernels: accuracy, and speed before/after.
 
     python bench/llvm_vecmath.py [--points N] [--exact M] [--batch B] [--skip-speed]
 
@@ -39,7 +39,7 @@ SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, math.inf, -math.inf, math.nan, 5e-324
 
 MP = {
     "exp": mp.exp, "expm1": mp.expm1, "log": mp.log, "log1p": mp.log1p, "tanh": mp.tanh, "sin": mp.sin,
-    "cos": mp.cos,
+    "cos": mp.cos, "exp2": lambda x: mp.power(2, x), "log2": lambda x: mp.log(x, 2), "log10": mp.log10,
 }  # fmt: skip
 
 
@@ -52,7 +52,8 @@ def _libm(name: str) -> Callable[[float], float]:
         except OverflowError:
             return math.inf
         except ValueError:  # a domain error: the C library returns -inf at a pole, else nan
-            return -math.inf if (name == "log" and x == 0) or (name == "log1p" and x == -1) else math.nan
+            pole = (name in ("log", "log2", "log10") and x == 0) or (name == "log1p" and x == -1)
+            return -math.inf if pole else math.nan
 
     return safe
 
@@ -64,9 +65,11 @@ def random_points(name: str, count: int, rng: np.random.Generator) -> np.ndarray
     wide = sign * magnitude
     if name == "exp":
         ordinary = rng.uniform(-746, 710, count)
+    elif name == "exp2":
+        ordinary = rng.uniform(-1080, 1025, count)
     elif name == "expm1":
         ordinary = rng.uniform(-50, 50, count)
-    elif name == "log":
+    elif name in ("log", "log2", "log10"):
         wide = magnitude
         ordinary = rng.uniform(0, 4, count)
     elif name == "log1p":
@@ -105,12 +108,12 @@ def exact_ulps(name: str, x: np.ndarray, got: np.ndarray) -> float:
     return worst
 
 
-def accuracy(points: int, exact: int) -> None:
+def accuracy(points: int, exact: int, only: list[str] | None = None) -> None:
     print(f"accuracy: {points:,} random points + {len(SPECIAL)} special points per function")
     print("  function   max ulps vs libm   share != libm   max ulps vs mpmath (first "
           f"{exact:,} points)   where libm gives 0, inf or nan")  # fmt: skip
     rng = np.random.default_rng(0)
-    for name in MP:
+    for name in only or MP:
         function = backend.math_function(f"graphc_{name}")
         x = np.concatenate([np.array(SPECIAL), random_points(name, points, rng)])
         got = function(x)
@@ -217,8 +220,9 @@ def main() -> None:
     parser.add_argument("--exact", type=int, default=20000, help="of which checked with mpmath")
     parser.add_argument("--batch", type=float, default=1e6, help="points per kernel call")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--only", nargs="*", choices=sorted(MP), help="measure these functions only")
     args = parser.parse_args()
-    accuracy(int(args.points), args.exact)
+    accuracy(int(args.points), args.exact, args.only)
     if not args.skip_speed:
         speed(int(args.batch))
 

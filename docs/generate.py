@@ -67,10 +67,11 @@ def functions_page() -> str:
     for op in OPS.values():
         if not op.function:
             continue
-        names = ("x", "y")[: op.arity]
+        names = ("x", "y", "z")[: op.arity]
         call = f"{op.function}({', '.join(names)})"
         template = op.numpy.format(*names)
-        lines.append(f"| `{call}` | {op.arity} | `{template}` | {_derivatives(call)} |")
+        spellings = "".join(f" (also `{alias}({', '.join(names)})`)" for alias in op.names)  # NumPy's names
+        lines.append(f"| `{call}`{spellings} | {op.arity} | `{template}` | {_derivatives(call)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -84,7 +85,7 @@ def operators_page() -> str:
     for op in sorted(OPS.values(), key=lambda op: -op.precedence):
         if not op.infix:
             continue
-        written = f"{op.infix}x" if op.arity == 1 else f"x {op.infix} y"
+        written = f"{op.infix}{' ' * op.infix.isalpha()}x" if op.arity == 1 else f"x {op.infix} y"
         lines.append(f"| `{written}` | `{op.name}` | {op.precedence} | {_derivatives(written)} |")
     return "\n".join(lines) + "\n"
 

@@ -32,7 +32,7 @@ from graphc.diff.dp import adjoints
 from graphc.diff.forward import tangents
 from graphc.errors import EvaluationError
 from graphc.graph import Graph
-from graphc.ops import CONST, VAR
+from graphc.ops import ALL_OPS, CONST, VAR
 from graphc.printing import constant_text, formula
 from graphc.trace import evaluate
 from graphc.values import check_point, json_number, parse_assignments
@@ -238,6 +238,23 @@ def _first(role: str | None) -> str | None:
     return None if role is None else role.split("; ")[0]
 
 
+def _selected(graph: Graph, values: list[float]) -> list[bool]:
+    """The nodes the outputs depend on at this point: a select (``where``) depends on its condition
+    and the branch it selects only, so a NaN in the other branch is not reported."""
+    keep = [False] * len(graph)
+    for node in graph.outputs:
+        keep[node] = True
+    for node in range(len(graph) - 1, -1, -1):
+        if not keep[node]:
+            continue
+        args = graph.args(node)
+        picks = ALL_OPS[graph.op(node)].picks if args else None
+        slots = range(len(args)) if picks is None else picks([values[a] for a in args])
+        for slot in slots:
+            keep[args[slot]] = True
+    return keep
+
+
 def _is_source(values: list[float], graph: Graph, node: int) -> bool:
     value = values[node]
     if math.isfinite(value):
@@ -284,7 +301,7 @@ def check(
     computed = computed if isinstance(computed, tuple) else (computed,)
     values = dict(zip(derivative.output_names, (float(v) for v in computed), strict=True))
     interpreted = evaluate(derivative, point)
-    keep = derivative.reachable()
+    keep = _selected(derivative, interpreted)
     roles = _Roles(function, derivative, method)
     found: dict[str, list[int]] = {"forward": [], "backward": []}
     for node in range(len(derivative)):

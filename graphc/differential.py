@@ -31,7 +31,9 @@ KINKS = frozenset({"relu", "abs", "max", "min", "sign"})  # where central differ
 # library's (which the LLVM backend calls) in the last bit for a few percent of inputs; a jump
 # downstream can turn that bit into an O(1) difference between backends. Disagreements on graphs
 # with a jump are reported as such (Outcome.jumps), not as a bug of either backend.
-JUMPS = frozenset({"sign"})
+JUMPS = frozenset(  # sign, floor, the comparisons and logic (no partial at all), and where (a select)
+    name for name, op in OPS.items() if op.gate is not None or all(p is None for p in op.partials)
+)
 _ANY = (-3.0, 3.0)
 
 

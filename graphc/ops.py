@@ -57,7 +57,7 @@ from __future__ import annotations
 import importlib
 import math
 from collections import ChainMap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -93,7 +93,7 @@ class Emitter(Protocol):
     """What an LLVM lowering is given (graphc.backends.llvm provides it): a builder and two helpers."""
 
     # The IR-text builder of graphc.backends.llvm.text, with the methods of llvmlite.ir.IRBuilder a
-    # lowering may use (fadd, fsub, fmul, fdiv, fneg, fcmp_ordered, fcmp_unordered, or_, select);
+    # lowering may use (fadd, fsub, fmul, fdiv, fneg, fcmp_ordered, fcmp_unordered, or_, and_, select);
     # its values are vectors of doubles, one lane per point, but a lowering need not know it.
     builder: Any
 
@@ -106,6 +106,26 @@ class Emitter(Protocol):
 
 
 Lowering = Callable[[Emitter, tuple[Any, ...]], Any]  # (emitter, operand values) -> result value
+
+# The functions NumPy lacks, as the elementwise templates call them: the C library's (the LLVM
+# backend calls the same functions, so both backends give the same values). Every generated NumPy
+# module includes this source.
+ELEMENT_HELPERS = """\
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+"""
+_ELEMENT_SCOPE: dict[str, Any] = {"np": np, "math": math}
+exec(ELEMENT_HELPERS, _ELEMENT_SCOPE)  # noqa: S102 - this module's own constant source
+
+# Binding powers of the infix and prefix operators, Python's order (higher binds tighter; a
+# bracket's is 0, so every operator's is at least 1).
+OR, AND, NOT, COMPARE, ADD, MUL, NEG, POW = range(1, 9)
+
+# gate(b, args, slot, g): for an op that selects among its operands (``where``), what carries the
+# adjoint or tangent ``g`` through operand ``slot``: ``(select, condition)``, a node equal to ``g``
+# where the slot is selected and exactly 0 elsewhere, and the node (nonzero: true) saying where
+# it is selected; None for a slot nothing passes through (the condition).
+Gate = Callable[["Graph", tuple[int, ...], int, int], "tuple[int, int] | None"]
 
 VAR = "var"  # leaf: attribute ``name``
 CONST = "const"  # leaf: attribute ``value`` (a float)
@@ -133,6 +153,12 @@ class Op:
     specialised: frozenset[float] = frozenset()
     aliases: tuple[str, ...] = ()  # other infix spellings ("^" for "**")
     right: bool = False  # a right-associative infix operator
+    chains: bool = False  # a comparison: ``a < b < c`` is ``(a < b) and (b < c)``, as in Python
+    names: tuple[str, ...] = ()  # other function spellings (NumPy's ``arcsin`` for ``asin``)
+    gate: Gate | None = None  # a selecting op's rule for what passes through each operand
+    # a selecting op's operand slots its value depends on, given the operands' values (``where``:
+    # the condition and the branch it selects); graphc check follows only these
+    picks: Callable[[Sequence[float]], tuple[int, ...]] | None = None
     policy: str = ""  # the op's points of non-smoothness or singularity, as graphc/policy.py states them
     # Block ops (block=True): the value of the node is not elementwise in its operands.
     block: bool = False
@@ -156,7 +182,7 @@ class Op:
         body = self.numpy.format(*(f"a{i}" for i in range(self.arity)))
         # The template is this module's own constant text, never user input.
         code = compile(f"lambda {names}: {body}", f"<graphc.ops:{self.name}>", "eval")
-        object.__setattr__(self, "impl", eval(code, {"np": np}))  # the template above: never user text
+        object.__setattr__(self, "impl", eval(code, dict(_ELEMENT_SCOPE)))  # the template: never user text
 
     def evaluate(self, *values: Any, params: Any = None) -> Any:
         """The op on NumPy arrays (of the declared shapes, or with leading batch axes), through the
@@ -288,6 +314,42 @@ def _softplus(e: Emitter, a: tuple[Any, ...]) -> Any:
     return b.fadd(positive, e.call("graphc_log1p", tail))
 
 
+def _and(e: Emitter, a: tuple[Any, ...]) -> Any:
+    b = e.builder
+    both = b.and_(_nonzero(e, a[0]), _nonzero(e, a[1]))
+    return b.select(both, e.const(1.0), e.const(0.0))
+
+
+def _or(e: Emitter, a: tuple[Any, ...]) -> Any:
+    b = e.builder
+    either = b.or_(_nonzero(e, a[0]), _nonzero(e, a[1]))
+    return b.select(either, e.const(1.0), e.const(0.0))
+
+
+def _nonzero(e: Emitter, x: Any) -> Any:
+    """True where ``x`` is nonzero (NaN included), as ``x != 0`` in NumPy."""
+    return e.builder.fcmp_unordered("!=", x, e.const(0.0))
+
+
+def _not(e: Emitter, a: tuple[Any, ...]) -> Any:
+    return e.builder.select(_nonzero(e, a[0]), e.const(0.0), e.const(1.0))
+
+
+def _comparison(order: str) -> Lowering:
+    """``1.0 * (a < b)`` and the like: ordered (NaN compares false), but ``!=`` unordered (true)."""
+
+    def lower(e: Emitter, a: tuple[Any, ...]) -> Any:
+        b = e.builder
+        test = b.fcmp_unordered(order, a[0], a[1]) if order == "!=" else b.fcmp_ordered(order, a[0], a[1])
+        return b.select(test, e.const(1.0), e.const(0.0))
+
+    return lower
+
+
+def _where(e: Emitter, a: tuple[Any, ...]) -> Any:
+    return e.builder.select(_nonzero(e, a[0]), a[1], a[2])
+
+
 # --- the table -----------------------------------------------------------------------------------
 
 
@@ -304,6 +366,17 @@ def _sympy(name: str) -> Callable[..., Any]:
         return getattr(_sp(), name)(*args)
 
     construct.__name__ = construct.__qualname__ = f"sympy.{name}"
+    return construct
+
+
+def _bridged(name: str) -> Callable[..., Any]:
+    """graphc.sympy_bridge's SymPy function ``name`` (``"Floor"``: SymPy's own ``floor`` leaves
+    its derivative unevaluated), looked up when called."""
+
+    def construct(*args: Any) -> Any:
+        return getattr(importlib.import_module("graphc.sympy_bridge"), name)(*args)
+
+    construct.__name__ = construct.__qualname__ = f"graphc.sympy_bridge.{name}"
     return construct
 
 
@@ -336,31 +409,114 @@ def _sq(b: Graph, x: int) -> int:
     return b.pow(x, b.const(2.0))
 
 
+def _indicator(condition: Any) -> Any:
+    """A SymPy condition as graphc's value of it: 1 where it holds, else 0."""
+    sp = _sp()
+    return sp.Piecewise((sp.Integer(1), condition), (sp.Integer(0), True))
+
+
+def _holds(value: Any) -> Any:
+    """A graphc value as a SymPy condition (nonzero: true); a comparison's indicator gives back its
+    own condition, so ``where(x > 0, ...)`` is ``Piecewise((..., x > 0), ...)``."""
+    sp = _sp()
+    if isinstance(value, sp.Piecewise) and len(value.args) == 2:
+        (one, condition), (zero, otherwise) = value.args
+        if one == 1 and zero == 0 and otherwise == sp.true:
+            return condition
+    return sp.Ne(value, 0)
+
+
+def _relation(name: str) -> Callable[..., Any]:
+    """A comparison for SymPy: the indicator of SymPy's relation ``name`` (``"Lt"``)."""
+
+    def construct(x: Any, y: Any) -> Any:
+        return _indicator(getattr(_sp(), name)(x, y))
+
+    construct.__name__ = construct.__qualname__ = f"sympy.{name}"
+    return construct
+
+
+def _sympy_where(c: Any, x: Any, y: Any) -> Any:
+    return _sp().Piecewise((x, _holds(c)), (y, True))
+
+
+def _where_gate(b: Graph, a: tuple[int, ...], slot: int, g: int) -> tuple[int, int] | None:
+    """``where(c, g, 0)`` into the first branch, selected where ``c`` holds; ``where(c, 0, g)``
+    into the second, selected where ``not c``; nothing into the condition."""
+    if slot == 0:
+        return None
+    zero = b.const(0.0)
+    if slot == 1:
+        return b.apply("where", a[0], g, zero), a[0]
+    return b.apply("where", a[0], zero, g), b.apply("not", a[0])
+
+
+def _where_picks(values: Sequence[float]) -> tuple[int, ...]:
+    """The condition, and the first branch where it is nonzero (NaN included), else the second."""
+    return (0, 1) if values[0] != 0.0 else (0, 2)
+
+
+def _rewrite_where(b: Graph, a: tuple[int, ...]) -> int | None:
+    """``where(c, u, u)`` is ``u``; a constant condition picks its branch (NaN is nonzero)."""
+    if a[1] == a[2]:
+        return a[1]
+    c = b.const_value(a[0])
+    if c is None:
+        return None
+    return a[1] if c != 0.0 else a[2]
+
+
+_TWO_OVER_ROOT_PI = 2.0 / math.sqrt(math.pi)
+
+
+def _erf_partial(b: Graph, a: tuple[int, ...], scale: float) -> int:
+    """``scale * 2/sqrt(pi) * exp(-x^2)``: erf' (scale 1) and erfc' (scale -1)."""
+    return b.mul(b.const(scale * _TWO_OVER_ROOT_PI), b.apply("exp", b.neg(_sq(b, a[0]))))
+
+
+def _cmp(name: str, symbol: str, sympy_name: str, **kw: Any) -> Op:
+    """A comparison: 1.0 or 0.0, derivative 0 in both operands (no partial is built)."""
+    return _op(
+        name,
+        f"1.0 * ({{0}} {symbol} {{1}})",
+        _relation(sympy_name),
+        _comparison(symbol),
+        None,
+        None,
+        infix=symbol,
+        precedence=COMPARE,
+        chains=True,
+        domain=(_ANY, _ANY),
+        c=f"{{0}} {symbol} {{1}}",
+        **kw,
+    )
+
+
 # fmt: off
 OPS: dict[str, Op] = {
     op.name: op
     for op in [
         _op("add", "{0} + {1}", lambda x, y: x + y, _instruction("fadd"), _one, _one,
-            infix="+", precedence=1, commutative=True, rewrite=_rewrite_add, domain=(_ANY, _ANY),
+            infix="+", precedence=ADD, commutative=True, rewrite=_rewrite_add, domain=(_ANY, _ANY),
             plain=True, c="{0} + {1}"),
         _op("sub", "{0} - {1}", lambda x, y: x - y, _instruction("fsub"),
             _one, lambda b, a, o: b.const(-1.0),
-            infix="-", precedence=1, rewrite=_rewrite_sub, domain=(_ANY, _ANY), plain=True, c="{0} - {1}"),
+            infix="-", precedence=ADD, rewrite=_rewrite_sub, domain=(_ANY, _ANY), plain=True, c="{0} - {1}"),
         _op("mul", "{0} * {1}", lambda x, y: x * y, _instruction("fmul"),
             lambda b, a, o: a[1], lambda b, a, o: a[0],
-            infix="*", precedence=2, commutative=True, rewrite=_rewrite_mul, domain=(_ANY, _ANY),
+            infix="*", precedence=MUL, commutative=True, rewrite=_rewrite_mul, domain=(_ANY, _ANY),
             plain=True, c="{0} * {1}"),
         _op("div", "{0} / {1}", lambda x, y: x / y, _instruction("fdiv"),
             lambda b, a, o: b.div(b.const(1.0), a[1]),
             lambda b, a, o: b.neg(b.div(o, a[1])),
-            infix="/", precedence=2, domain=(_ANY, _POS), c="{0} / {1}"),
+            infix="/", precedence=MUL, domain=(_ANY, _POS), c="{0} / {1}"),
         _op("neg", "-{0}", lambda x: -x, _instruction("fneg"), lambda b, a, o: b.const(-1.0),
-            infix="-", precedence=3, rewrite=_rewrite_neg, domain=(_ANY,), plain=True, c="-{0}"),
+            infix="-", precedence=NEG, rewrite=_rewrite_neg, domain=(_ANY,), plain=True, c="-{0}"),
         _op("pow", "{0} ** {1}", lambda x, y: x**y, _pow,
             lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
             lambda b, a, o: b.mul(o, b.apply("log", a[0])),
-            infix="**", precedence=4, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY),
-            specialised=frozenset({2.0, -1.0}), c="pow({0}, {1})", aliases=("^",), right=True),
+            infix="**", precedence=POW, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY),
+            specialised=frozenset({2.0, -1.0}), aliases=("^",), right=True, c="pow({0}, {1})"),
         _op("sin", "np.sin({0})", _sympy("sin"), _call("graphc_sin"), lambda b, a, o: b.apply("cos", a[0]),
             function="sin", sympy_class="sin", domain=(_ANY,), c="sin({0})"),
         _op("cos", "np.cos({0})", _sympy("cos"), _call("graphc_cos"), lambda b, a, o: b.neg(b.apply("sin", a[0])),
@@ -369,13 +525,13 @@ OPS: dict[str, Op] = {
             function="tan", sympy_class="tan", domain=((-1.2, 1.2),), c="tan({0})"),
         _op("asin", "np.arcsin({0})", _sympy("asin"), _call("asin"),
             lambda b, a, o: b.div(b.const(1.0), b.apply("sqrt", b.sub(b.const(1.0), _sq(b, a[0])))),
-            function="asin", sympy_class="asin", domain=(_UNIT,), c="asin({0})"),
+            function="asin", sympy_class="asin", names=("arcsin",), domain=(_UNIT,), c="asin({0})"),
         _op("acos", "np.arccos({0})", _sympy("acos"), _call("acos"),
             lambda b, a, o: b.div(b.const(-1.0), b.apply("sqrt", b.sub(b.const(1.0), _sq(b, a[0])))),
-            function="acos", sympy_class="acos", domain=(_UNIT,), c="acos({0})"),
+            function="acos", sympy_class="acos", names=("arccos",), domain=(_UNIT,), c="acos({0})"),
         _op("atan", "np.arctan({0})", _sympy("atan"), _call("atan"),
             lambda b, a, o: b.div(b.const(1.0), b.add(b.const(1.0), _sq(b, a[0]))),
-            function="atan", sympy_class="atan", domain=(_ANY,), c="atan({0})"),
+            function="atan", sympy_class="atan", names=("arctan",), domain=(_ANY,), c="atan({0})"),
         _op("sinh", "np.sinh({0})", _sympy("sinh"), _call("sinh"), lambda b, a, o: b.apply("cosh", a[0]),
             function="sinh", sympy_class="sinh", domain=(_ANY,), c="sinh({0})"),
         _op("cosh", "np.cosh({0})", _sympy("cosh"), _call("cosh"), lambda b, a, o: b.apply("sinh", a[0]),
@@ -386,7 +542,7 @@ OPS: dict[str, Op] = {
         _op("exp", "np.exp({0})", _sympy("exp"), _call("graphc_exp"), lambda b, a, o: o,
             function="exp", sympy_class="exp", domain=(_ANY,), c="exp({0})"),
         _op("log", "np.log({0})", _sympy("log"), _call("graphc_log"), lambda b, a, o: b.div(b.const(1.0), a[0]),
-            function="log", sympy_class="log", domain=(_POS,), c="log({0})"),
+            function="log", sympy_class="log", domain=(_POS,), names=("ln",), c="log({0})"),
         _op("sqrt", "np.sqrt({0})", _sympy("sqrt"), _call("llvm.sqrt.f64"), lambda b, a, o: b.div(b.const(0.5), o),
             function="sqrt", domain=(_POS,), c="sqrt({0})"),
         _op("abs", "np.abs({0})", _sympy("Abs"), _call("llvm.fabs.f64"), lambda b, a, o: b.apply("sign", a[0]),
@@ -414,7 +570,56 @@ OPS: dict[str, Op] = {
         _op("atan2", "np.arctan2({0}, {1})", _sympy("atan2"), _call("atan2"),
             lambda b, a, o: b.div(a[1], b.add(_sq(b, a[0]), _sq(b, a[1]))),
             lambda b, a, o: b.neg(b.div(a[0], b.add(_sq(b, a[0]), _sq(b, a[1])))),
-            function="atan2", sympy_class="atan2", domain=(_POS, _POS), c="atan2({0}, {1})"),
+            function="atan2", sympy_class="atan2", domain=(_POS, _POS), names=("arctan2",), c="atan2({0}, {1})"),
+        _op("hypot", "np.hypot({0}, {1})", lambda x, y: _sp().sqrt(x**2 + y**2), _call("hypot"),
+            lambda b, a, o: b.div(a[0], o), lambda b, a, o: b.div(a[1], o),
+            function="hypot", commutative=True, domain=(_ANY, _POS), c="hypot({0}, {1})"),
+        _op("erf", "_erf({0})", _sympy("erf"), _call("erf"), lambda b, a, o: _erf_partial(b, a, 1.0),
+            function="erf", sympy_class="erf", domain=(_ANY,), c="erf({0})"),
+        _op("erfc", "_erfc({0})", _sympy("erfc"), _call("erfc"), lambda b, a, o: _erf_partial(b, a, -1.0),
+            function="erfc", sympy_class="erfc", domain=(_ANY,), c="erfc({0})"),
+        _op("log10", "np.log10({0})", lambda x: _sp().log(x, 10), _call("graphc_log10"),
+            lambda b, a, o: b.div(b.const(1.0 / math.log(10.0)), a[0]), function="log10", domain=(_POS,), c="log10({0})"),
+        _op("log2", "np.log2({0})", lambda x: _sp().log(x, 2), _call("graphc_log2"),
+            lambda b, a, o: b.div(b.const(1.0 / math.log(2.0)), a[0]), function="log2", domain=(_POS,), c="log2({0})"),
+        _op("exp2", "np.exp2({0})", lambda x: 2**x, _call("graphc_exp2"),
+            lambda b, a, o: b.mul(o, b.const(math.log(2.0))), function="exp2", domain=(_ANY,), c="exp2({0})"),
+        _op("expm1", "np.expm1({0})", lambda x: _sp().exp(x) - 1, _call("graphc_expm1"),
+            lambda b, a, o: b.apply("exp", a[0]), function="expm1", domain=(_ANY,), c="expm1({0})"),
+        _op("log1p", "np.log1p({0})", lambda x: _sp().log(1 + x), _call("graphc_log1p"),
+            lambda b, a, o: b.div(b.const(1.0), b.add(b.const(1.0), a[0])), function="log1p",
+            domain=((-0.5, 3.0),), c="log1p({0})"),
+        _op("cbrt", "np.cbrt({0})", _sympy("cbrt"), _call("cbrt"),
+            lambda b, a, o: b.div(b.const(1.0), b.mul(b.const(3.0), _sq(b, o))), function="cbrt",
+            domain=(_POS,), c="cbrt({0})"),
+        _op("asinh", "np.arcsinh({0})", _sympy("asinh"), _call("asinh"),
+            lambda b, a, o: b.div(b.const(1.0), b.apply("sqrt", b.add(_sq(b, a[0]), b.const(1.0)))),
+            function="asinh", sympy_class="asinh", domain=(_ANY,), names=("arcsinh",), c="asinh({0})"),
+        _op("acosh", "np.arccosh({0})", _sympy("acosh"), _call("acosh"),
+            lambda b, a, o: b.div(b.const(1.0), b.apply("sqrt", b.sub(_sq(b, a[0]), b.const(1.0)))),
+            function="acosh", sympy_class="acosh", domain=((1.2, 4.0),), names=("arccosh",), c="acosh({0})"),
+        _op("atanh", "np.arctanh({0})", _sympy("atanh"), _call("atanh"),
+            lambda b, a, o: b.div(b.const(1.0), b.sub(b.const(1.0), _sq(b, a[0]))),
+            function="atanh", sympy_class="atanh", domain=(_UNIT,), names=("arctanh",), c="atanh({0})"),
+        _op("floor", "np.floor({0})", _bridged("Floor"), _call("llvm.floor.f64"), None,
+            function="floor", domain=(_ANY,), c="floor({0})"),
+        _op("ceil", "np.ceil({0})", _bridged("Ceil"), _call("llvm.ceil.f64"), None,
+            function="ceil", domain=(_ANY,), c="ceil({0})"),
+        _cmp("lt", "<", "Lt"),
+        _cmp("le", "<=", "Le"),
+        _cmp("gt", ">", "Gt"),
+        _cmp("ge", ">=", "Ge"),
+        _cmp("eq", "==", "Eq", commutative=True),
+        _cmp("ne", "!=", "Ne", commutative=True),
+        _op("and", "1.0 * (({0} != 0) & ({1} != 0))", lambda x, y: _indicator(_sp().And(_holds(x), _holds(y))),
+            _and, None, None, infix="and", precedence=AND, commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) && ({1} != 0.0)"),
+        _op("or", "1.0 * (({0} != 0) | ({1} != 0))", lambda x, y: _indicator(_sp().Or(_holds(x), _holds(y))),
+            _or, None, None, infix="or", precedence=OR, commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) || ({1} != 0.0)"),
+        _op("not", "1.0 * ({0} == 0)", lambda x: _indicator(_sp().Not(_holds(x))), _not, None,
+            infix="not", precedence=NOT, domain=(_ANY,), c="{0} == 0.0"),
+        _op("where", "np.where(({0}) != 0, {1}, {2})", _sympy_where, _where,
+            None, lambda b, a, o: b.apply("ne", a[0], b.const(0.0)), lambda b, a, o: b.apply("eq", a[0], b.const(0.0)),
+            function="where", rewrite=_rewrite_where, gate=_where_gate, picks=_where_picks, domain=(_ANY, _ANY, _ANY), c="{0} != 0.0 ? {1} : {2}"),
     ]
 }
 # fmt: on
@@ -429,7 +634,9 @@ OPS: dict[str, Op] = {
 # JVP, built from graph nodes. The helpers the emitted source calls are defined once, in
 # BLOCK_HELPERS, which every generated module includes.
 
-BLOCK_HELPERS = """\
+BLOCK_HELPERS = (
+    ELEMENT_HELPERS
+    + """
 def _reshape(a, rank, shape):
     return a.reshape(a.shape[: a.ndim - rank] + shape)
 
@@ -465,6 +672,7 @@ def _shift(a, axes):
 def _count(a, axes):
     return np.float64(math.prod(a.shape[k] for k in axes))
 """
+)
 
 
 def block_helpers() -> dict[str, Any]:
@@ -1047,7 +1255,7 @@ _NO_TANGENT: Jvp = lambda b, args, out, params, t: None
 # fmt: off
 _BLOCKS = [
     _block_op("matmul", 2, _matmul_shape, _matmul_emit, _matmul_vjp, _matmul_jvp,
-              infix="@", precedence=2, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul,
+              infix="@", precedence=MUL, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul,
               scalarise=_scalar_matmul),
     _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum"),
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "add", nodes))),
@@ -1151,6 +1359,13 @@ def _outer_composite(b: Graph, x: int, y: int, axis: Any) -> int:
     return _outer(b, x, y)
 
 
+def _clip(b: Graph, x: int, lo: int, hi: int, axis: Any) -> int:
+    """``where(x < lo, lo, where(x > hi, hi, x))``: NumPy's clip (NaN stays NaN); at a bound the
+    derivative is the inside's, 1 in ``x``."""
+    inside = b.apply("where", b.apply("gt", x, hi), hi, x)
+    return b.apply("where", b.apply("lt", x, lo), lo, inside)
+
+
 @dataclass(frozen=True)
 class Composite:
     """A function of the language built from ops: ``arity`` tensors and an optional ``axis=``."""
@@ -1168,6 +1383,7 @@ COMPOSITES: dict[str, Composite] = {
         Composite("softmax", 1, _softmax),
         Composite("log_softmax", 1, _log_softmax),
         Composite("outer", 2, _outer_composite, axis=False),
+        Composite("clip", 3, _clip, axis=False),
     ]
 }
 REDUCTIONS = frozenset({"sum", "logsumexp", "amax", "amin"})  # block ops taking ``axis=``
@@ -1178,7 +1394,9 @@ def reduction_params(shape: Shape, axis: Any) -> Any:
     return _axes_params(shape, axis)
 
 
-FUNCTIONS: dict[str, Op] = {op.function: op for op in OPS.values() if op.function}
+FUNCTIONS: dict[str, Op] = {
+    spelling: op for op in OPS.values() if op.function for spelling in (op.function, *op.names)
+}
 BLOCK_FUNCTIONS: dict[str, Op] = {op.function: op for op in BLOCK_OPS.values() if op.function}
 BINARY_INFIX: dict[str, Op] = {
     spelling: op
@@ -1186,7 +1404,13 @@ BINARY_INFIX: dict[str, Op] = {
     if op.infix and op.arity == 2
     for spelling in (op.infix, *op.aliases)
 }
+# the operators spelled as words (``and``, ``or``, ``not``): reserved, like the function names
+WORD_OPERATORS: dict[str, Op] = {op.infix: op for op in OPS.values() if op.infix and op.infix.isalpha()}
 CONSTANTS: dict[str, float] = {"pi": float(np.pi), "e": float(np.e)}
 RESERVED: frozenset[str] = (
-    frozenset(FUNCTIONS) | frozenset(BLOCK_FUNCTIONS) | frozenset(COMPOSITES) | frozenset(CONSTANTS)
+    frozenset(FUNCTIONS)
+    | frozenset(BLOCK_FUNCTIONS)
+    | frozenset(COMPOSITES)
+    | frozenset(CONSTANTS)
+    | frozenset(WORD_OPERATORS)
 )

@@ -39,11 +39,13 @@ from graphc.graph import MAX_NODES, Graph, checked_max_nodes
 from graphc.ops import (
     BINARY_INFIX,
     BLOCK_FUNCTIONS,
+    COMPARE,
     COMPOSITES,
     CONSTANTS,
     FUNCTIONS,
     OPS,
     RESERVED,
+    WORD_OPERATORS,
     Op,
 )
 from graphc.parse_tensor import TensorSyntax
@@ -58,9 +60,6 @@ _PYTHON_WORDS = frozenset(
         "for",
         "while",
         "lambda",
-        "and",
-        "or",
-        "not",
         "in",
         "is",
         "def",
@@ -74,10 +73,7 @@ _PYTHON_WORDS = frozenset(
 _UNSUPPORTED = {
     "//": "floor division '//' is not part of the language",
     "%": "the '%' operator is not part of the language",
-    "==": "comparisons are not part of the language",
-    "!=": "comparisons are not part of the language",
-    "<": "comparisons are not part of the language",
-    ">": "comparisons are not part of the language",
+    "<>": "'<>' is not part of the language: write '!='",
     "&": "bitwise operators are not part of the language",
     "|": "bitwise operators are not part of the language",
     "~": "bitwise operators are not part of the language",
@@ -141,8 +137,8 @@ _TOKEN = re.compile(
     r"(?:(?P<sep>[;\n])"
     rf"|(?P<num>{_NUMBER})(?P<bad_number>[\w.])?"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*+)(?![^\x00-\x7f])"
-    r"|(?P<unsupported>//|==)"  # before '/' and '='
-    r"|(?P<op>\*\*|[+\-*/^@])"
+    r"|(?P<unsupported>//|<>)"  # before '/' and '<'
+    r"|(?P<op>\*\*|[+\-*/^@]|[<>=!]=|[<>])"  # before '='
     r"|(?P<open>\()|(?P<close>\))|(?P<comma>,)|(?P<equals>=)"
     r"|(?P<lbracket>\[)|(?P<rbracket>\])|(?P<colon>:)"
     r"|(?P<word>(?:[^\W\d]|[^\x00-\x7f])(?:\w|[^\x00-\x7f])*+)"
@@ -174,7 +170,8 @@ _CHECKED = frozenset(_TOKEN.groupindex[g] for g in ("bad_number", "word", "unsup
 # quadratic time.
 _FAST = re.compile(
     r"(?<![ \t\r])[ \t\r]*+"
-    rf"([A-Za-z_][A-Za-z0-9_]*+|[-+^@(),;\n\[\]:]|\*\*?+|/(?!/)|=(?!=)|(?<![\w.])(?>{_NUMBER})(?![\w.]))"
+    rf"([A-Za-z_][A-Za-z0-9_]*+|[-+^@(),;\n\[\]:]|\*\*?+|/(?!/)|[<>!]=|<(?!>)|>|=(?!=)"
+    rf"|(?<![\w.])(?>{_NUMBER})(?![\w.]))"
 )
 _COMMENT = re.compile(r"\#[^\n]*")
 _FIRST = itemgetter(0)
@@ -182,7 +179,7 @@ _FIRST = itemgetter(0)
 _FAST_KIND = {
     **dict.fromkeys(string.ascii_letters + "_", "name"),
     **dict.fromkeys(string.digits + ".", "num"),
-    **dict.fromkeys("+-*/^@", "op"),
+    **dict.fromkeys("+-*/^@<>!", "op"),
     "[": "[",
     "]": "]",
     ":": ":",
@@ -212,8 +209,8 @@ def scan(text: str) -> Tokens:
 def _scan_fast(text: str) -> Tokens | None:
     """The tokens of ``text`` if the fast pattern's are certainly the full scanner's; else None."""
     plain = _COMMENT.sub(_spaces, text) if "#" in text else text
-    if not plain.isascii():
-        return None  # (no token would cover the first non-ASCII character: no need to look)
+    if not plain.isascii() or "==" in plain:
+        return None  # (no token would cover the first non-ASCII character; '==' is not '=' '=')
     words = _FAST.findall(plain)
     blanks = plain.count(" ") + plain.count("\t") + plain.count("\r")
     if len("".join(words)) + blanks != len(text):
@@ -320,9 +317,14 @@ def _describe(kind: str, word: str) -> str:
 # brackets, how many values were on the value stack when it opened.
 _Entry = tuple[str, "Op | None", int, int, int]
 _NEG = OPS["neg"]
+_AND = OPS["and"]
 # A binary operator's token: its op, its binding power, and the least binding power of a pending
-# operator that it reduces (its own, plus one if it is right-associative).
-_BINARY = {text: (op, op.precedence, op.precedence + op.right) for text, op in BINARY_INFIX.items()}
+# operator that it reduces (its own, plus one if it is right-associative); a comparison's is None
+# (it chains: see _Parser._comparison).
+_BINARY = {
+    text: (op, op.precedence, None if op.chains else op.precedence + op.right)
+    for text, op in BINARY_INFIX.items()
+}
 _OUTPUT_END = frozenset(["sep", "end", ","])  # the kinds of token that may end an output
 _STATEMENT_END = frozenset(["sep", "end"])
 
@@ -440,7 +442,7 @@ class _Parser(TensorSyntax):
 
     def _check_target(self, name: str, k: int) -> None:
         if name in RESERVED:
-            kind = "function" if name in _CALLABLE else "constant"
+            kind = "function" if name in _CALLABLE else "operator" if name in WORD_OPERATORS else "constant"
             raise self.error(f"cannot assign to '{name}': it is a built-in {kind}", k)
         if name in self.free:
             raise self.error(f"cannot assign to '{name}': it is already used as an input variable", k)
@@ -464,9 +466,12 @@ class _Parser(TensorSyntax):
             elif not expect_operand:
                 if kind == "op":
                     op, prec, least = _BINARY[words[k]]
-                    while stack and stack[-1][3] >= least:
-                        self._reduce()
-                    stack.append(("bin", op, k, prec, 0))
+                    if least is None:
+                        self._comparison(op, k)
+                    else:
+                        while stack and stack[-1][3] >= least:
+                            self._reduce()
+                        stack.append(("bin", op, k, prec, 0))
                     expect_operand = True
                 elif kind == "sep" or kind == "end":
                     self._end_statement()
@@ -481,6 +486,9 @@ class _Parser(TensorSyntax):
                 word = words[k]
                 node = bindings.get(word)
                 if node is None:
+                    if word in WORD_OPERATORS:  # ``not``, or ``and``/``or`` out of place
+                        k, expect_operand = self._operand(k, kind, binding)
+                        continue
                     node = self._unbound(word, k)
                 elif after in _OUTPUT_END and not stack and len(values) == len(self.names):
                     self.lone_name = word  # the output is exactly this bound name
@@ -516,6 +524,11 @@ class _Parser(TensorSyntax):
                 raise self.error(f"number {word} is too large for float64", k)
             self.values.append(self.graph.const(value))
             return k + 1, False
+        if kind == "name" and word in WORD_OPERATORS:
+            if word != "not":
+                raise self.error(f"expected an operand before '{word}'", k)
+            self.stack.append(("neg", WORD_OPERATORS[word], k, WORD_OPERATORS[word].precedence, 0))
+            return k + 1, True
         if kind == "name":
             if self.kinds[k + 1] == "=":
                 return self._keyword(k), False
@@ -610,11 +623,33 @@ class _Parser(TensorSyntax):
             self._close_output()
             return True
         word = self.words[k]
+        if kind == "name" and word in _BINARY:  # ``and``, ``or``
+            op, prec, least = _BINARY[word]
+            assert least is not None, "a word operator is not a comparison"
+            while self.stack and self.stack[-1][3] >= least:
+                self._reduce()
+            self.stack.append(("bin", op, k, prec, 0))
+            return True
         if kind == "=":
             raise self.error("unexpected '=': a binding must start its statement (name = ...)", k)
         if kind == "name" and word in _PYTHON_WORDS:
             raise self.error(f"'{word}' is not part of the language (Python syntax)", k)
         raise self.error(f"expected an operator, found {_describe(kind, word)}", k)
+
+    def _comparison(self, op: Op, k: int) -> None:
+        """Push comparison ``op`` (token k), chaining as Python does: in ``a < b < c`` the pending
+        ``a < b`` is reduced, keeping ``b``, and ``(a < b) and (b < c)`` is what is built."""
+        stack, values = self.stack, self.values
+        shared = None
+        while stack and stack[-1][3] >= COMPARE:
+            top = stack[-1]
+            if shared is None and top[0] == "bin" and top[1] is not None and top[1].chains:
+                shared = values[-1]  # the pending comparison's right operand: this one's left
+            self._reduce()
+        if shared is not None:
+            stack.append(("bin", _AND, k, COMPARE, 0))
+            values.append(shared)
+        stack.append(("bin", op, k, COMPARE, 0))
 
     def _reduce_to_bracket(self) -> None:
         stack = self.stack
@@ -625,8 +660,8 @@ class _Parser(TensorSyntax):
         kind, op, k, _, _ = self.stack.pop()
         values = self.values
         right = values.pop()
-        if kind == "neg":
-            values.append(self.graph.neg(right))
+        if kind == "neg":  # a prefix operator: unary minus (op None) or ``not``
+            values.append(self.graph.neg(right) if op is None else self._built(op, (right,), k))
         else:
             assert op is not None, "brackets are closed before the statement ends"
             values.append(self._built(op, (values.pop(), right), k))

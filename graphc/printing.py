@@ -12,10 +12,10 @@ from collections.abc import Collection
 
 from graphc.errors import GraphcError
 from graphc.graph import Graph
-from graphc.ops import ALL_OPS, CONST, CONSTANTS, OPS, RESERVED, VAR
+from graphc.ops import ADD, ALL_OPS, CONST, CONSTANTS, OPS, POW, RESERVED, VAR
 from graphc.shapes import text as shape_text
 
-_ATOM = 5
+_ATOM = POW + 1
 _NEG = OPS["neg"].precedence
 _PRODUCT = OPS["mul"].precedence
 
@@ -74,18 +74,21 @@ def render(
                 a, b = b, a  # a coefficient reads best in front: 2*x
             if spec.infix == "**":  # right-associative; its exponent may be a unary minus
                 left, right = wrap(a, prec[a] <= p), wrap(b, prec[b] < _NEG)
+            elif spec.chains:  # a comparison never chains when printed: both sides bracketed
+                left, right = wrap(a, prec[a] <= p), wrap(b, prec[b] <= p)
             else:
                 # For display only, -2*x may stand for (-2)*x: the same value, another graph.
                 loose = display and prec[a] == _NEG and graph.op(a) == CONST
                 left, right = wrap(a, prec[a] < p and not loose), wrap(b, prec[b] <= p)
-            space = " " if p == 1 else ""
+            space = " " if p <= ADD else ""  # around + and -, comparisons and logic
             text[node], prec[node] = f"{left}{space}{spec.infix}{space}{right}", p
-        elif spec.infix:  # unary minus
+        elif spec.infix:  # unary minus, or ``not``
             # For display only, -x/z may stand for -(x/z): negation is exact, so the value is equal.
             arg = args[0]
             loose = display and prec[arg] == _PRODUCT and not text[arg].startswith("-")
+            prefix = spec.infix + " " * spec.infix.isalpha()
             text[node], prec[node] = (
-                "-" + wrap(arg, prec[arg] < spec.precedence and not loose),
+                prefix + wrap(arg, prec[arg] < spec.precedence and not loose),
                 spec.precedence,
             )
         elif spec.spell is not None:  # a block op (an index's operand an atom: x[0] indexes all of x)

@@ -176,6 +176,63 @@ class Absolute(sympy.Function):
         return sympy.Abs(u)
 
 
+class Step(sympy.Function):
+    """``floor`` and ``ceil`` for SymPy with the op table's derivative: 0 (SymPy leaves it
+    unevaluated)."""
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return sympy.S.Zero
+
+    def _eval_is_extended_real(self) -> bool | None:
+        return self.args[0].is_extended_real
+
+
+class Floor(Step):
+    _imp_ = staticmethod(math.floor)  # what lambdify calls
+
+    @classmethod
+    def eval(cls, x: Any) -> Any:
+        return sympy.floor(x) if x.is_Number else None
+
+
+class Ceil(Step):
+    _imp_ = staticmethod(math.ceil)
+
+    @classmethod
+    def eval(cls, x: Any) -> Any:
+        return sympy.ceiling(x) if x.is_Number else None
+
+
+class Cbrt(sympy.Function):
+    """``cbrt`` for SymPy: the real cube root (SymPy's ``cbrt`` is ``x**(1/3)``, NaN for a negative
+    ``x`` in float64), with the op table's derivative ``1/(3*cbrt(x)**2)``."""
+
+    _imp_ = staticmethod(lambda x: math.copysign(abs(float(x)) ** (1 / 3), float(x)))
+
+    @classmethod
+    def eval(cls, x: Any) -> Any:
+        return sympy.real_root(x, 3) if x.is_Number else None
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return 1 / (3 * self**2)
+
+    def _eval_is_extended_real(self) -> bool | None:
+        return self.args[0].is_extended_real
+
+
+_RELATIONS = {
+    sympy.StrictLessThan: "lt",
+    sympy.LessThan: "le",
+    sympy.StrictGreaterThan: "gt",
+    sympy.GreaterThan: "ge",
+    sympy.Equality: "eq",
+    sympy.Unequality: "ne",
+}
+_FROM_CLASS[sympy.floor] = "floor"
+_FROM_CLASS[sympy.ceiling] = "ceil"
+_FROM_CLASS[Floor] = "floor"
+_FROM_CLASS[Cbrt] = "cbrt"
+_FROM_CLASS[Ceil] = "ceil"
 _FROM_CLASS[Relu] = "relu"
 _FROM_CLASS[Absolute] = "abs"
 _FROM_CLASS[Maximum] = "max"
@@ -191,6 +248,7 @@ _POLICY_CLASSES: dict[str, Any] = {
     "abs": Absolute,
     "max": Maximum,
     "min": Minimum,
+    "cbrt": Cbrt,
 }
 
 
@@ -273,6 +331,10 @@ def _supported(expr: Any) -> bool:
         or expr.is_Mul
         or expr.is_Pow
         or type(expr) in _FROM_CLASS
+        or type(expr) in _RELATIONS
+        or isinstance(expr, (sympy.Piecewise, sympy.And, sympy.Or, sympy.Not))
+        or expr is sympy.true
+        or expr is sympy.false
         or isinstance(
             expr, (sympy.Max, sympy.Min, sympy.Heaviside, sympy.DiracDelta, sympy.re, sympy.im, sympy.arg)
         )
@@ -286,7 +348,38 @@ def _fold(graph: Graph, op: str, nodes: list[int]) -> int:
     return acc
 
 
+def _children(expr: Any) -> tuple[Any, ...]:
+    """The subexpressions a node is built from: a Piecewise's pieces' values and conditions."""
+    if isinstance(expr, sympy.Piecewise):
+        return tuple(part for pair in expr.args for part in pair.args)
+    return tuple(expr.args)
+
+
+def _piecewise(graph: Graph, args: list[int]) -> int:
+    """``Piecewise((e1, c1), (e2, c2), ...)`` as ``where(c1, e1, where(c2, e2, ...))``; past the last
+    piece (a condition that is not True) the value is NaN. A piece ``(1, c)`` before ``(0, True)``
+    is the 0/1 value of ``c`` itself."""
+    values, conditions = args[0::2], args[1::2]
+    one_zero = [graph.const_value(v) for v in values] == [1.0, 0.0]
+    if one_zero and graph.const_value(conditions[1]) == 1.0:
+        return conditions[0]
+    acc = graph.const(math.nan)
+    for value, condition in zip(reversed(values), reversed(conditions), strict=True):
+        acc = graph.apply("where", condition, value, acc)
+    return acc
+
+
 def _convert(graph: Graph, expr: Any, args: list[int]) -> int:
+    if isinstance(expr, sympy.Piecewise):
+        return _piecewise(graph, args)
+    if expr is sympy.true or expr is sympy.false:
+        return graph.const(1.0 if expr is sympy.true else 0.0)
+    if type(expr) in _RELATIONS:
+        return graph.apply(_RELATIONS[type(expr)], *args)
+    if isinstance(expr, (sympy.And, sympy.Or)):
+        return _fold(graph, "and" if isinstance(expr, sympy.And) else "or", args)
+    if isinstance(expr, sympy.Not):
+        return graph.apply("not", args[0])
     if expr.is_Symbol:
         return graph.var(expr.name)
     if expr.is_Number or expr.is_NumberSymbol:
@@ -360,9 +453,9 @@ def build(graph: Graph, roots: list[Any], memo: dict[Any, int] | None = None) ->
                 if not _supported(item):
                     raise GraphcError(f"cannot convert SymPy {type(item).__name__}: {str(item)[:80]}")
                 stack.append((item, True))
-                stack.extend((arg, False) for arg in reversed(item.args) if arg not in memo)
+                stack.extend((arg, False) for arg in reversed(_children(item)) if arg not in memo)
                 continue
-            memo[item] = _convert(graph, item, [memo[arg] for arg in item.args])
+            memo[item] = _convert(graph, item, [memo[arg] for arg in _children(item)])
     return [memo[root] for root in roots]
 
 

@@ -68,8 +68,8 @@ def _definition(graph: Graph, node: int, label: dict[int, str]) -> str:
     spec = OPS[op]
     if spec.infix and spec.arity == 2:
         return f"{operands[0]} {spec.infix} {operands[1]}"
-    if spec.infix:
-        return f"-{operands[0]}"
+    if spec.infix:  # -x, not x
+        return f"{spec.infix}{' ' * spec.infix.isalpha()}{operands[0]}"
     return f"{spec.function}({', '.join(operands)})"
 
 

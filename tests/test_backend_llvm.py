@@ -45,7 +45,8 @@ def same(got: np.ndarray, expected: np.ndarray, rel: float = REL, floor: float =
 def all_ops_graph() -> Graph:
     g = Graph()
     x, y = g.var("x"), g.var("y")
-    g.set_outputs([g.apply(name, *(x, y)[: op.arity]) for name, op in OPS.items()], list(OPS))
+    # a select's third operand is x again: where(x, y, x)
+    g.set_outputs([g.apply(name, *(x, y, x)[: op.arity]) for name, op in OPS.items()], list(OPS))
     return g
 
 
@@ -143,7 +144,28 @@ def test_ops_lowered_in_the_parts_of_a_split_graph_equal_ops_in_one_kernel(all_o
         assert np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a), np.signbit(b)), name
 
 
-@pytest.mark.parametrize("name", ["max", "min", "relu", "abs", "sign", "neg"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "max",
+        "min",
+        "relu",
+        "abs",
+        "sign",
+        "neg",
+        "where",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "eq",
+        "ne",
+        "and",
+        "or",
+        "not",
+    ]
+    + ["floor", "ceil"],
+)
 def test_selections_match_numpy_bit_for_bit_with_nan_signed_zeros_and_ties(all_ops, name):
     numpy_kernel, llvm_kernel = all_ops
     x = np.repeat(SPECIAL, len(SPECIAL))

@@ -161,6 +161,7 @@ ops.OPS["madd"] = ops.Op(
     (lambda b, a, o: a[1], lambda b, a, o: a[0], lambda b, a, o: b.const(1.0)),
     specialised=frozenset({1.0}),
 )
+ops.ALL_OPS["madd"] = ops.OPS["madd"]  # the table of every op, by name (elementwise and block)
 from graphc.backends.llvm import compile_graph, compile_tape, tape
 from graphc.backends.llvm.cache import Cache
 

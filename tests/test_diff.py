@@ -151,6 +151,32 @@ TWINS: dict[str, Callable[..., Any]] = {
     "max": sympy.Max,
     "min": sympy.Min,
     "atan2": sympy.atan2,
+    "hypot": lambda a, b: sympy.sqrt(a**2 + b**2),
+    "erf": sympy.erf,
+    "erfc": sympy.erfc,
+    "log10": lambda a: sympy.log(a) / sympy.log(10),
+    "log2": lambda a: sympy.log(a) / sympy.log(2),
+    "exp2": lambda a: 2**a,
+    "expm1": lambda a: sympy.exp(a) - 1,
+    "log1p": lambda a: sympy.log(1 + a),
+    "cbrt": lambda a: sympy.real_root(a, 3),
+    "asinh": sympy.asinh,
+    "acosh": sympy.acosh,
+    "atanh": sympy.atanh,
+    # steps and comparisons: flat away from their jumps (SymPy's floor leaves its derivative
+    # unevaluated, so the twin is the constant piece the point lies on)
+    "floor": lambda a: sympy.Piecewise(*((k, a < k + 1) for k in range(-4, 4)), (4, True)),
+    "ceil": lambda a: sympy.Piecewise(*((k, a <= k) for k in range(-3, 5)), (5, True)),
+    "lt": lambda a, b: sympy.Piecewise((1, a < b), (0, True)),
+    "le": lambda a, b: sympy.Piecewise((1, a <= b), (0, True)),
+    "gt": lambda a, b: sympy.Piecewise((1, a > b), (0, True)),
+    "ge": lambda a, b: sympy.Piecewise((1, a >= b), (0, True)),
+    "eq": lambda a, b: sympy.Piecewise((1, sympy.Eq(a, b)), (0, True)),
+    "ne": lambda a, b: sympy.Piecewise((1, sympy.Ne(a, b)), (0, True)),
+    "and": lambda a, b: sympy.Piecewise((1, sympy.And(sympy.Ne(a, 0), sympy.Ne(b, 0))), (0, True)),
+    "or": lambda a, b: sympy.Piecewise((1, sympy.Or(sympy.Ne(a, 0), sympy.Ne(b, 0))), (0, True)),
+    "not": lambda a: sympy.Piecewise((1, sympy.Eq(a, 0)), (0, True)),
+    "where": lambda c, a, b: sympy.Piecewise((a, sympy.Ne(c, 0)), (b, True)),
 }
 KINKS: dict[str, Callable[..., float]] = {
     "abs": lambda a: a,
@@ -158,6 +184,12 @@ KINKS: dict[str, Callable[..., float]] = {
     "relu": lambda a: a,
     "max": lambda a, b: a - b,
     "min": lambda a, b: a - b,
+    "floor": lambda a: a - round(a),
+    "ceil": lambda a: a - round(a),
+    **dict.fromkeys(["lt", "le", "gt", "ge", "eq", "ne"], lambda a, b: a - b),
+    **dict.fromkeys(["and", "or"], lambda a, b: min(abs(a), abs(b))),
+    "not": lambda a: a,
+    "where": lambda c, a, b: c,
 }
 KINK_GAP = 0.1
 
@@ -165,28 +197,28 @@ KINK_GAP = 0.1
 def op_call(name: str, operands: list[str]) -> str:
     """The op applied to ``operands`` as program text, written the way the op table says."""
     op = OPS[name]
-    if op.arity == 1 and op.infix == "-":
-        return f"-{operands[0]}"
+    if op.arity == 1 and op.infix is not None:  # -x, not x
+        return f"{op.infix}{' ' * op.infix.isalpha()}{operands[0]}"
     if op.function is not None:
         return f"{op.function}({', '.join(operands)})"
     return f"{operands[0]} {op.infix} {operands[1]}"
 
 
 def op_points(name: str, count: int = 3) -> tuple[dict[str, float], ...]:
-    """Points inside the op's test domain (operand i is variable ``"xy"[i]``), away from kinks."""
+    """Points inside the op's test domain (operand i is variable ``"xyz"[i]``), away from kinks."""
     op, rng = OPS[name], random.Random(name)
     points: list[dict[str, float]] = []
     while len(points) < count:
         values = [rng.uniform(lo, hi) for lo, hi in op.domain]
         if name in KINKS and abs(KINKS[name](*values)) < KINK_GAP:
             continue
-        points.append({"xy"[i]: v for i, v in enumerate(values)})
+        points.append({"xyz"[i]: v for i, v in enumerate(values)})
     return tuple(points)
 
 
 def op_case(name: str) -> Case:
     """``u = op(x[, y]); u*u + sin(x)*u``: the op's result used twice, so adjoints accumulate."""
-    operands = ["x", "y"][: OPS[name].arity]
+    operands = ["x", "y", "z"][: OPS[name].arity]
     u = TWINS[name](*(sym(v) for v in operands))
     return Case(f"u = {op_call(name, operands)}; u*u + sin(x)*u", u * u + sympy.sin(x) * u, op_points(name))
 

@@ -72,7 +72,9 @@ def test_a_disagreement_is_reported() -> None:
 
 
 def test_a_graph_of_thousands_of_nodes() -> None:
-    text = random_program(random.Random(7), 2500, OPS_WITHOUT_JUMPS)
+    # (seed 11: with the function library of issue 25 in the op table, seed 7's graph overflows
+    # past 1e6 at all 8 points, which leaves nothing to compare)
+    text = random_program(random.Random(11), 2500, OPS_WITHOUT_JUMPS)
     assert len(graphc.parse(text)) > 3000
-    outcome = compare(text, points(random.Random(7), 8))
+    outcome = compare(text, points(random.Random(11), 8))
     assert outcome.disagreements == [] and outcome.values > 0

@@ -38,7 +38,8 @@ def budget(examples: int) -> settings:
 
 NAMES = ["x", "y", "z", "x0", "_", "i", "out", "np", "math", "def", "lambda", "__class__", "é", "ﬁ", "t0"]
 NUMBERS = ["0", "1", "2", "0.5", ".5", "3.", "1e308", "1e-320", "1e999", "2.5e-3", "007", "1_0"]
-OPERATORS = ["+", "-", "*", "/", "**", "^", "//", "%", "==", "@", "."]
+OPERATORS = ["+", "-", "*", "/", "**", "^", "//", "%", "==", "@", ".", "<", "<=", ">", ">=", "!=", "<>", "!"]
+OPERATORS += ["and", "or", "not", " and ", " or ", "not ", "where(", "clip("]
 PUNCTUATION = ["(", ")", ",", "=", ";", "\n", " ", "\t", "#", "[", "'", "\\\n"]
 ODD = ["\x00", "\u200b", "\ufeff", "∂", "…", "\U0001f600", "x\u0301", "\r", "\x1b", "\u2028"]
 FUNCTION_TOKENS = sorted(FUNCTIONS) + ["pi", "e", "foo", "sin(", "pow(", "atan2("]

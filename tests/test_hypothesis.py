@@ -24,9 +24,11 @@ import pytest
 import sympy
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
+from sympy.codegen.cfunctions import expm1
 
 import graphc
 from graphc.ops import FUNCTIONS, OPS
+from graphc.sympy_bridge import Ceil, Floor
 
 # --- strategies ----------------------------------------------------------------------------------
 
@@ -118,7 +120,23 @@ def _sympy_of(op: str, args: list[Any]) -> Any:
         "max": lambda: _as_given(sympy.Max, u, args[1]),
         "min": lambda: _as_given(sympy.Min, u, args[1]),
         "atan2": lambda: sympy.atan2(u, args[1]),
+        "hypot": lambda: sympy.sqrt(u**2 + args[1] ** 2),
+        "erf": lambda: sympy.erf(u),
+        "erfc": lambda: sympy.erfc(u),
+        "log10": lambda: sympy.log(u) / sympy.log(10),
+        "log2": lambda: sympy.log(u) / sympy.log(2),
+        "exp2": lambda: sympy.Pow(2, u),
+        # accurate near 0 at 30 digits, where exp(u) - 1 and log(1 + u) cancel to 0
+        "expm1": lambda: expm1(u),
+        "log1p": lambda: 2 * sympy.atanh(u / (2 + u)),
+        "cbrt": lambda: sympy.Pow(u, sympy.Rational(1, 3)),  # complex, so skipped, below 0
+        "asinh": lambda: sympy.asinh(u),
+        "acosh": lambda: sympy.acosh(u),
+        "atanh": lambda: sympy.atanh(u),
+        "floor": lambda: Floor(u),  # SymPy's floor with derivative 0 (its own leaves it unevaluated)
+        "ceil": lambda: Ceil(u),
     }
+    table |= {alias: table[op.function] for op in OPS.values() if op.function for alias in op.names}
     with sympy.evaluate(False):
         return table[op]()
 
@@ -344,7 +362,22 @@ SHADOW: dict[str, Callable[..., float]] = {
     "max": max,
     "min": min,
     "atan2": math.atan2,
+    "hypot": math.hypot,
+    "erf": math.erf,
+    "erfc": math.erfc,
+    "log10": math.log10,
+    "log2": math.log2,
+    "exp2": lambda u: 2.0**u,
+    "expm1": math.expm1,
+    "log1p": math.log1p,
+    "cbrt": lambda u: math.copysign(abs(u) ** (1 / 3), u),
+    "asinh": math.asinh,
+    "acosh": math.acosh,
+    "atanh": math.atanh,
+    "floor": lambda u: float(math.floor(u)),  # a jump: the antithetic nudges catch a point at one
+    "ceil": lambda u: float(math.ceil(u)),
 }
+SHADOW |= {alias: SHADOW[op.function] for op in OPS.values() if op.function for alias in op.names}
 
 
 def _shadow(f: Formula, point: dict[str, float], rng: random.Random | None, flip: float) -> float:
@@ -392,8 +425,9 @@ def sympy_value(expr: Any, point: dict[str, float]) -> float | None:
         if e.is_Symbol:
             return sympy.Float(point[e.name], 30)
         if not e.args:
-            return e.evalf(30)
-        return e.func(*(numeric(a) for a in e.args)).evalf(30)
+            return e.evalf(30) if hasattr(e, "evalf") else e  # (true and false have no evalf)
+        built = e.func(*(numeric(a) for a in e.args))  # a comparison of numbers is true or false
+        return built.evalf(30) if hasattr(built, "evalf") else built
 
     try:
         value = float(numeric(expr))

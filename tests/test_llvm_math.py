@@ -24,10 +24,11 @@ SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, math.inf, -math.inf, math.nan, 
            1 - 2**-53, 1 + 2**-52, -1 + 2**-53, -1.0 - 2**-52, math.pi / 2, math.pi, 131071.9, 131072.1,
            -1e6, 1e22, 1e300, 3 * math.pi / 4]  # fmt: skip
 # the largest error in ulps of the exact value (mpmath), as measured by bench/llvm_vecmath.py, rounded up
-BOUND = {"exp": 1.0, "expm1": 1.5, "log": 1.0, "log1p": 1.5, "tanh": 2.0, "sin": 1.0, "cos": 1.0}
+BOUND = {"exp": 1.0, "expm1": 1.5, "log": 1.0, "log1p": 1.5, "tanh": 2.0, "sin": 1.0, "cos": 1.0,
+         "exp2": 1.1, "log2": 1.0, "log10": 1.0}  # fmt: skip
 MPMATH = {
     "exp": mp.exp, "expm1": mp.expm1, "log": mp.log, "log1p": mp.log1p, "tanh": mp.tanh, "sin": mp.sin,
-    "cos": mp.cos,
+    "cos": mp.cos, "exp2": lambda x: mp.power(2, x), "log2": lambda x: mp.log(x, 2), "log10": mp.log10,
 }  # fmt: skip
 
 
@@ -38,7 +39,7 @@ def c_library(name: str, x: float) -> float:
     except OverflowError:
         return math.inf
     except ValueError:  # a pole (log(0), log1p(-1)) or outside the domain
-        if (name, x) in (("log", 0.0), ("log1p", -1.0)):
+        if (name, x) in (("log", 0.0), ("log2", 0.0), ("log10", 0.0), ("log1p", -1.0)):
             return -math.inf
         return math.nan
 
@@ -73,10 +74,11 @@ def test_special_values_are_the_c_librarys_to_the_bit(function):
 def random_points(name: str, count: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     magnitude = 10.0 ** rng.uniform(-320, 308, count)  # every exponent, subnormals included
-    ordinary = {"exp": (-746, 710), "expm1": (-45, 45), "log": (0, 4), "log1p": (-1, 4), "sin": (-2e5, 2e5)}
+    ordinary = {"exp": (-746, 710), "expm1": (-45, 45), "log": (0, 4), "log1p": (-1, 4), "sin": (-2e5, 2e5),
+                "exp2": (-1080, 1025), "log2": (0, 4), "log10": (0, 4)}  # fmt: skip
     ordinary = ordinary.get(name, ordinary["sin"] if name == "cos" else (-25, 25))
     x = np.where(rng.random(count) < 0.5, magnitude, rng.uniform(*ordinary, count))
-    if name not in ("log", "log1p"):
+    if name not in ("log", "log1p", "log2", "log10"):
         x = np.where(rng.random(count) < 0.5, -x, x)
     return x
 

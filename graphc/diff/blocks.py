@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from graphc.diff.common import assemble, depends_on, prepared
+from graphc.diff.common import Flag, Gates, assemble, depends_on, prepared
 from graphc.errors import GraphcError
 from graphc.graph import Graph
 from graphc.ops import ALL_OPS, CONST, VAR, broadcast_to, paths_elementwise, reduce_to
@@ -68,8 +68,16 @@ def zero(graph: Graph, shape: Shape) -> int:
 
 def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> dict[int, int]:
     """The adjoint of every node on an active path to ``output``, whose adjoint is ``seed``: one
-    VJP per node, in reverse creation order."""
+    VJP per node, in reverse creation order.
+
+    Through elementwise ops, an unselected branch of a ``where`` contributes exactly 0 as in the
+    scalar ``dp`` (a select, and flags guarding the products below it, elementwise; see
+    graphc.diff.common). A block op's VJP, or a flag of another shape than its node's, ends a
+    flag: below it, products are plain again.
+    """
     adjoint = {output: seed}
+    flags: dict[int, int] = {}
+    gates = Gates(graph)
     for node in range(output, -1, -1):
         g = adjoint.get(node)
         op = graph.op(node)
@@ -80,44 +88,75 @@ def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> di
         if spec.block:
             assert spec.vjp is not None
             contributions = spec.vjp(graph, args, node, graph.params(node), g)
+            reaches: list[Flag] = [None] * len(args)
         else:
-            contributions = tuple(
-                _elementwise_vjp(graph, node, slot, g) if active[arg] else None
+            flag = flags.get(node)
+            pairs = [
+                _elementwise_vjp(graph, gates, node, slot, g, flag) if active[arg] else (None, None)
                 for slot, arg in enumerate(args)
-            )
-        for arg, contribution in zip(args, contributions, strict=True):
+            ]
+            contributions = tuple(c for c, _ in pairs)
+            reaches = [r for _, r in pairs]
+        for arg, contribution, reach in zip(args, contributions, reaches, strict=True):
             if contribution is not None and active[arg]:
                 have = adjoint.get(arg)
+                if reach is not None and graph.shape(reach) != graph.shape(arg):
+                    reach = None
+                if have is None:
+                    if reach is not None:
+                        flags[arg] = reach
+                elif arg in flags:
+                    joined = gates.either(flags[arg], reach)
+                    if joined is None:
+                        del flags[arg]
+                    else:
+                        flags[arg] = joined
                 adjoint[arg] = contribution if have is None else graph.add(have, contribution)
     return adjoint
 
 
-def _elementwise_vjp(graph: Graph, node: int, slot: int, g: int) -> int | None:
-    rule = ALL_OPS[graph.op(node)].partials[slot]
+def _elementwise_vjp(
+    graph: Graph, gates: Gates, node: int, slot: int, g: int, flag: Flag
+) -> tuple[int | None, Flag]:
+    """The contribution of adjoint ``g`` (live where ``flag`` is) to operand ``slot``, and where
+    it is live."""
+    spec = ALL_OPS[graph.op(node)]
     args = graph.args(node)
+    shape = graph.shape(args[slot])
+    if spec.gate is not None:
+        passed = spec.gate(graph, args, slot, g)
+        if passed is None:
+            return None, None
+        return reduce_to(graph, passed[0], shape), gates.both(flag, passed[1])
+    rule = spec.partials[slot]
     z = None if rule is None else rule(graph, args, node)
     if z is None:
-        return None
-    shape = graph.shape(args[slot])
+        return None, None
+    if flag is not None:  # below a where: the product taken only where a selected path reaches
+        product = gates.guarded(flag, (graph.mul(g, z), 1.0), z)[0]
+        return reduce_to(graph, product, shape), flag
     if graph.op(g) == BROADCAST:
         # g is a broadcast (a sum's adjoint): multiply its operand, which NumPy broadcasts against
         # z, where that gives g's shape: no broadcast view is multiplied, and x*broadcast(1) is x
         operand = graph.args(g)[0]
         if broadcast([graph.shape(operand), graph.shape(z)]) == graph.shape(g):
             product = graph.mul(operand, z)
-            return reduce_to(graph, product, shape)
+            return reduce_to(graph, product, shape), None
     if graph.shape(z) == () and graph.shape(g) != shape:
         # a scalar partial factors out of the sum over broadcast axes: reduce the adjoint first,
         # then scale the (smaller) result; a partial of -1 is a negation
         g = reduce_to(graph, g, shape)
-        return graph.neg(g) if graph.const_value(z) == -1.0 else graph.mul(g, z)
-    return reduce_to(graph, graph.neg(g) if graph.const_value(z) == -1.0 else graph.mul(g, z), shape)
+        return (graph.neg(g) if graph.const_value(z) == -1.0 else graph.mul(g, z)), None
+    product = graph.neg(g) if graph.const_value(z) == -1.0 else graph.mul(g, z)
+    return reduce_to(graph, product, shape), None
 
 
 def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict[int, int]:
     """The tangent of every kept node that depends on ``source``, whose tangent is ``seed``: one
     JVP per node, in creation order."""
     tangent = {source: seed}
+    flags: dict[int, int] = {}  # as in adjoints: elementwise runs only, of the node's shape
+    gates = Gates(graph)
     for node in range(source + 1, len(keep)):
         if not keep[node]:
             continue
@@ -126,21 +165,34 @@ def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict
         if all(t is None for t in seeds):
             continue
         spec = ALL_OPS[graph.op(node)]
+        reach: Flag = None
         if spec.block:
             assert spec.jvp is not None
             total = spec.jvp(graph, args, node, graph.params(node), seeds)
         else:
             total = None
             for slot, t in enumerate(seeds):
-                rule = spec.partials[slot]
-                if t is None or rule is None:
+                if t is None:
                     continue
-                z = rule(graph, args, node)
-                if z is not None:
-                    term = graph.mul(z, t)
-                    total = term if total is None else graph.add(total, term)
+                flag = flags.get(args[slot])
+                live: Flag
+                if spec.gate is not None:
+                    passed = spec.gate(graph, args, slot, t)
+                    if passed is None:
+                        continue
+                    term, live = passed[0], gates.both(flag, passed[1])
+                else:
+                    rule = spec.partials[slot]
+                    z = None if rule is None else rule(graph, args, node)
+                    if z is None:
+                        continue
+                    term, live = gates.guarded(flag, (graph.mul(z, t), 1.0), z)[0], flag
+                reach = live if total is None else gates.either(reach, live)
+                total = term if total is None else graph.add(total, term)
         if total is not None:
             tangent[node] = broadcast_to(graph, total, graph.shape(node))
+            if reach is not None and graph.shape(reach) == graph.shape(node):
+                flags[node] = reach
     return tangent
 
 

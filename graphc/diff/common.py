@@ -314,3 +314,50 @@ def prepared(graph: Graph, wrt: str | Sequence[str] | None) -> tuple[Graph, list
     if not graph.outputs:
         raise GraphcError("the graph has no outputs to differentiate")
     return graph.copy(), resolve_wrt(graph, wrt)
+
+
+# --- the NaN-free rule of selecting ops (``where``) ----------------------------------------------------
+#
+# A branch that is not selected contributes exactly 0 to every derivative. Passing an adjoint or
+# tangent ``g`` through a ``where`` is a select (the op entry's ``gate``: ``where(c, g, 0)``), not a
+# product with a 0/1 mask; but the chain rule goes on multiplying below the select, and a masked
+# zero times the infinite local derivative of ``sqrt`` at 0 is NaN. So a term that passed a gate
+# carries a *flag*: a node, nonzero where some path that brought it is selected at every gate
+# (``c``, ``c and d``, ``c or not d``...; ``None`` for a term live everywhere). A flagged term is
+# exactly 0 where its flag is 0, and each product of it with a local derivative that is not a
+# constant is built as ``where(flag, product, 0)``: where no selected path reaches, the product is
+# never taken. The flags are built from ``and``, ``or`` and ``not`` nodes, whose derivatives are
+# structurally zero, so a derivative of a derivative (a Hessian) keeps the rule.
+
+Flag = int | None  # None: live everywhere
+
+
+class Gates:
+    """Flags and guarded products on ``graph`` (see above)."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self._ops = graph.ops
+
+    def both(self, flag: Flag, condition: int) -> int:
+        """Live where ``flag`` is and ``condition`` holds."""
+        return condition if flag is None else self.graph.apply("and", flag, condition)
+
+    def either(self, first: Flag, second: Flag) -> Flag:
+        """Live where either is (``None`` if either is live everywhere, or they are ``c``, ``not c``)."""
+        if first is None or second is None:
+            return None
+        graph = self.graph
+        for a, b in ((first, second), (second, first)):
+            if self._ops[b] == "not" and graph.args(b)[0] == a:
+                return None
+        return first if first == second else graph.apply("or", first, second)
+
+    def guarded(self, flag: Flag, term: Term, z: int) -> Term:
+        """``term`` (already multiplied by ``z``) kept exactly 0 where ``flag`` is 0, if ``z`` might
+        have made it something else there (a constant ``z`` cannot: it is finite)."""
+        if flag is None or self._ops[z] == CONST:
+            return term
+        node, k = term
+        graph = self.graph
+        return graph.apply("where", flag, node, graph.const(0.0)), k

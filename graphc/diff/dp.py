@@ -15,8 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphc.diff.common import LocalPartials, Term, Terms, assemble, depends_on, prepared
+from graphc.diff.common import Flag, Gates, LocalPartials, Term, Terms, assemble, depends_on, prepared
 from graphc.graph import Graph
+from graphc.ops import OPS
+
+_GATED = {name: op.gate for name, op in OPS.items() if op.gate is not None}
 
 
 def adjoints(
@@ -28,26 +31,69 @@ def adjoints(
     Several outputs seed each with the adjoint 1 (an output listed twice, 2): the adjoint of their
     sum (graphc.sparse's compressed Jacobian rows).
     Only edges whose operand is ``active`` (depends on a variable of interest) are followed.
-    New nodes are built on ``graph``; the visit covers only nodes that existed before.
+    New nodes are built on ``graph``; the visit covers only nodes that existed before. An adjoint
+    through a ``where`` is a select, and below it every product is taken only where a selected
+    path reaches (the flags of graphc.diff.common): an unselected branch contributes exactly 0.
     """
     outputs = (output,) if isinstance(output, int) else tuple(output)
-    terms = Terms(graph)
+    terms, gates = Terms(graph), Gates(graph)
     adjoint: dict[int, Term] = {}
     for node in outputs:
         adjoint[node] = terms.accumulated(adjoint.get(node), (graph.const(1.0), 1.0))
-    operands = graph.operands
+    flags: dict[int, int] = {}  # the flag of an adjoint that is not live everywhere
+    operands, ops = graph.operands, graph.ops
     for node in range(max(outputs, default=-1), -1, -1):
         seed = adjoint.get(node)
         if seed is None:
             continue
         if seed[1] != 1.0 and seed[1] != -1.0 and len({arg for arg in operands[node] if active[arg]}) > 1:
             seed = terms.spread(seed)
+        flag: Flag = flags.get(node)
+        reach: Flag
+        gate = _GATED.get(ops[node])
         for slot, arg in enumerate(operands[node]):
-            if active[arg]:
+            if not active[arg]:
+                continue
+            if gate is not None:
+                passed = gate(graph, operands[node], slot, seed[0])
+                if passed is None:
+                    continue
+                term, reach = (passed[0], seed[1]), gates.both(flag, passed[1])
+            else:
                 z = local(node, slot)
-                if z is not None:
+                if z is None:
+                    continue
+                if flag is None:  # the common case, inline: a term live everywhere
+                    if flags and arg in flags:
+                        del flags[arg]
                     adjoint[arg] = terms.accumulated(adjoint.get(arg), terms.scaled(seed, z))
+                    continue
+                term, reach = gates.guarded(flag, terms.scaled(seed, z), z), flag
+            _add(adjoint, flags, gates, arg, term, reach, terms)
     return adjoint
+
+
+def _add(
+    adjoint: dict[int, Term],
+    flags: dict[int, int],
+    gates: Gates,
+    arg: int,
+    term: Term,
+    reach: Flag,
+    terms: Terms,
+) -> None:
+    """Add ``term``, live where ``reach`` is, to the adjoint of ``arg``."""
+    have = adjoint.get(arg)
+    if have is None:
+        if reach is not None:
+            flags[arg] = reach
+    elif arg in flags:
+        joined = gates.either(flags[arg], reach)
+        if joined is None:
+            del flags[arg]
+        else:
+            flags[arg] = joined
+    adjoint[arg] = terms.accumulated(have, term)
 
 
 def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None) -> Graph:

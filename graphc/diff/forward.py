@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphc.diff.common import LocalPartials, Term, Terms, assemble, distinct_users, prepared
+from graphc.diff.common import Flag, Gates, LocalPartials, Term, Terms, assemble, distinct_users, prepared
 from graphc.graph import Graph
+from graphc.ops import OPS
+
+_GATED = {name: op.gate for name, op in OPS.items() if op.gate is not None}
 
 
 def tangents(
@@ -30,26 +33,47 @@ def tangents(
     Several variable nodes as ``source`` seed each with the tangent 1: a directional derivative
     along their sum (graphc.sparse's compressed Jacobian columns).
     ``users`` is :func:`~graphc.diff.common.distinct_users` of ``keep``, counted here when first
-    needed if not given.
+    needed if not given. A tangent through a ``where`` is a select, and every product after it is
+    taken only where a selected path reaches (the flags of graphc.diff.common), as in ``dp``.
     """
     sources = (source,) if isinstance(source, int) else tuple(source)
     one = graph.const(1.0)
     tangent: dict[int, Term] = {node: (one, 1.0) for node in sources}
-    terms = Terms(graph)
+    flags: dict[int, int] = {}  # the flag of a tangent that is not live everywhere
+    terms, gates = Terms(graph), Gates(graph)
+    ops = graph.ops
     for node in range(min(sources, default=len(keep)) + 1, len(keep)):
         if not keep[node]:
             continue
         total = None
-        for slot, arg in enumerate(graph.args(node)):
+        reach: int | None = None
+        gate = _GATED.get(ops[node])
+        args = graph.args(node)
+        for slot, arg in enumerate(args):
             seed = tangent.get(arg)
             if seed is None:
                 continue
-            z = local(node, slot)
-            if z is None:
-                continue
-            total = terms.accumulated(total, terms.scaled(seed, z))
+            flag: Flag = flags.get(arg)
+            live: Flag
+            if gate is not None:
+                passed = gate(graph, args, slot, terms.materialised(seed))
+                if passed is None:
+                    continue
+                term, live = (passed[0], 1.0), gates.both(flag, passed[1])
+            else:
+                z = local(node, slot)
+                if z is None:
+                    continue
+                term = terms.scaled(seed, z)
+                if flag is not None:
+                    term = gates.guarded(flag, term, z)
+                live = flag
+            reach = live if total is None else gates.either(reach, live)
+            total = terms.accumulated(total, term)
         if total is None:
             continue
+        if reach is not None:
+            flags[node] = reach
         if total[1] != 1.0 and total[1] != -1.0:
             if users is None:
                 users = distinct_users(graph, keep)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from graphc.diff.common import (
+    Flag,
+    Gates,
     LocalPartials,
     accumulated,
     assemble,
@@ -25,6 +27,7 @@ from graphc.diff.common import (
 )
 from graphc.errors import GraphcError
 from graphc.graph import Graph
+from graphc.ops import ALL_OPS
 
 MAX_PATHS = 1_000_000
 T = TypeVar("T")
@@ -191,17 +194,25 @@ def differentiate(
     result, names = prepared(graph, wrt)
     total = sum(count_paths(graph, names).values())
     _check_limit(total, max_paths)
-    local = LocalPartials(result)
+    local, gates = LocalPartials(result), Gates(result)
     products = terms = 0
-    empty: tuple[int, ...] = ()  # the product of no local derivatives
+    # A path's value so far: the product of its local derivatives (none yet: ()), and where it is
+    # selected at every ``where`` it passes (None: everywhere); the product is taken there only.
+    Product = tuple[tuple[int, ...], Flag]
+    empty: Product = ((), None)
 
-    def step(product: tuple[int, ...], node: int, slot: int) -> tuple[int, ...] | None:
+    def step(so_far: Product, node: int, slot: int) -> Product | None:
         nonlocal products
+        product, reach = so_far
+        gate = ALL_OPS[result.op(node)].gate
+        if gate is not None:  # the path passes a select: its value is the product where selected
+            passed = gate(result, result.args(node), slot, result.const(1.0))
+            return None if passed is None else (product, gates.both(reach, passed[1]))
         z = local(node, slot)
         if z is None:  # this path's product is structurally zero
             return None
         products += bool(product)
-        return (scaled(result, product[0], z),) if product else (z,)
+        return ((scaled(result, product[0], z),) if product else (z,)), reach
 
     rows = []
     for output in graph.outputs:
@@ -209,8 +220,10 @@ def differentiate(
         for name in names:
             source = result.variable(name)
             total_node: int | None = None
-            for product in walk_paths(result, output, source, empty, step):
+            for product, reach in walk_paths(result, output, source, empty, step):
                 term = product[0] if product else result.const(1.0)
+                if reach is not None:
+                    term = result.apply("where", reach, term, result.const(0.0))
                 total_node = accumulated(result, total_node, term)
                 terms += 1
             row.append(total_node)

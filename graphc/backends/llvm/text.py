@@ -129,6 +129,9 @@ class TextBuilder:
     def or_(self, a: str, b: str) -> str:
         return self.instruction(f"or {self.boolean} {a}, {b}")
 
+    def and_(self, a: str, b: str) -> str:
+        return self.instruction(f"and {self.boolean} {a}, {b}")
+
     def select(self, condition: str, a: str, b: str) -> str:
         return self.instruction(f"select {self.boolean} {condition}, {self.double} {a}, {self.double} {b}")
 

@@ -1,4 +1,4 @@
-"""graphc's own exp, expm1, log, log1p, tanh, sin and cos as LLVM IR over vectors of doubles.
+"""graphc's own exp, exp2, expm1, log, log2, log10, log1p, tanh, sin and cos as LLVM IR over vectors of doubles.
 
 A call of the C library's ``exp`` computes one point; a kernel computing a vector of points per
 instruction (AVX-512: 8, AVX: 4) needs functions of vectors. These are straight-line IR (range
@@ -16,7 +16,7 @@ not taken on ordinary arguments), that lane gets the C library's value.
 The special values are the C library's: ``exp(-inf) = 0``, ``exp(inf) = inf``, ``exp(710) = inf``,
 ``log(0) = -inf``, ``log(-1) = nan``, ``log(-0.0) = -inf``, ``expm1(-0.0) = -0.0``, ``tanh(±inf) = ±1``,
 NaN in, NaN out, subnormal inputs and results. Accuracy (``bench/llvm_vecmath.py`` measures it
-against mpmath): within 1 ulp for exp, log, sin and cos, 1.5 for expm1 and log1p, 2 for tanh, away from subnormal results (there, one rounding more than
+against mpmath): within 1 ulp for exp, log, log2, log10, sin and cos, 1.1 for exp2, 1.5 for expm1 and log1p, 2 for tanh, away from subnormal results (there, one rounding more than
 the C library's: at most one subnormal step).
 
 The polynomial coefficients come from ``bench/vecmath_coefficients.py`` (Chebyshev interpolation
@@ -81,6 +81,14 @@ EXP_LOW = -746.0  # exp underflows to 0 below -745.13
 EXPM1_LOW = -40.0  # expm1(x) rounds to -1 below
 EXPM1_AS_EXP = 40.0  # above, expm1(x) rounds to exp(x)
 TANH_ONE = 20.0  # tanh(x) rounds to 1 above
+# 1/ln 2, 1/ln 10 and log10(2) as a head of 33 (40) bits and a tail: a product of the head with
+# a 21-bit head of log(m) (with the exponent, 11 bits) is exact (fdlibm's e_log2.c, e_log10.c)
+IVLN2_HI, IVLN2_LO = 1.4426950407214463, 1.6751713164886512e-10
+IVLN10_HI, IVLN10_LO = 0.4342944818781689, 2.5082946711645275e-11
+LOG10_2_HI, LOG10_2_LO = 0.30102999566361177, 3.694239077158931e-13
+HIGH_WORD = -(2**32)  # the mask keeping a double's top 21 significant bits
+EXP2_HIGH = 1025.0  # exp2 overflows at 1024
+EXP2_LOW = -1080.0  # exp2 underflows to 0 below -1075
 
 
 class Body:
@@ -232,6 +240,69 @@ def expm1(b: Body, x: str) -> str:
     return b.select(b.fcmp("ueq", x, double(0.0)), x, value)  # NaN, and the sign of a zero
 
 
+def _log_parts(b: Body, x: str) -> tuple[str, str, str, str]:
+    """x = 2^e m, m in [sqrt(1/2), sqrt(2)), f = m - 1: (e as a double, f, hfsq = f^2/2, and
+    s (hfsq + R), so that log(m) = f - hfsq + s (hfsq + R)), as fdlibm splits it."""
+    subnormal = b.fcmp("olt", x, double(SMALLEST_NORMAL))
+    scaled = b.select(subnormal, b.fmul(x, double(2.0**54)), x)
+    bits = b.bits(scaled)
+    e = b.int("ashr", b.int("sub", bits, SQRT_HALF_BITS), 52)
+    m = b.real(b.int("sub", bits, b.int("shl", e, 52)))  # in [sqrt(1/2), sqrt(2))
+    e = b.int("add", e, b.select(subnormal, "-54", "0", "i64"))
+    dk = b.fsub(b.real(b.int("add", e, SHIFT_BITS)), double(SHIFT))  # e as a double
+    f = b.fsub(m, double(1.0))
+    hfsq = b.fmul(double(0.5), b.fmul(f, f))
+    s = b.fdiv(f, b.fadd(double(2.0), f))
+    z = b.fmul(s, s)
+    return dk, f, hfsq, b.fmul(s, b.fadd(hfsq, b.fmul(z, b.horner(LOG_P, z))))
+
+
+def _log_special(b: Body, x: str, value: str) -> str:
+    """The C library's log at inf, below 0 (-nan), 0 (-inf) and NaN; ``value`` elsewhere."""
+    value = b.select(b.fcmp("oeq", x, double(math.inf)), x, value)
+    value = b.select(b.fcmp("olt", x, double(0.0)), double(-math.nan), value)
+    value = b.select(b.fcmp("oeq", x, double(0.0)), double(-math.inf), value)
+    return b.select(b.fcmp("uno", x, x), x, value)
+
+
+def _log_scaled(b: Body, x: str, inverse: tuple[float, float], exponent: tuple[float, float]) -> str:
+    """log(x) / ln(base) for base 2 or 10: ``inverse`` is 1/ln(base) as head and tail, ``exponent``
+    log_base(2) (the head exact times e). log(m) is split as hi + lo, hi its top 21 bits, so that
+    hi times the head of 1/ln(base) is exact; the rounding errors gather in the small terms
+    (fdlibm's e_log2.c and e_log10.c)."""
+    dk, f, hfsq, tail = _log_parts(b, x)
+    hi = b.real(b.int("and", b.bits(b.fsub(f, hfsq)), HIGH_WORD))
+    lo = b.fadd(b.fsub(b.fsub(f, hi), hfsq), tail)
+    val_hi = b.fmul(hi, double(inverse[0]))
+    val_lo = b.mad(b.fadd(lo, hi), double(inverse[1]), b.fmul(lo, double(inverse[0])))
+    y = b.fmul(dk, double(exponent[0]))  # exact
+    val_lo = b.mad(dk, double(exponent[1]), val_lo)
+    w = b.fadd(y, val_hi)
+    val_lo = b.fadd(val_lo, b.fadd(b.fsub(y, w), val_hi))
+    return _log_special(b, x, b.fadd(val_lo, w))
+
+
+def log2(b: Body, x: str) -> str:
+    return _log_scaled(b, x, (IVLN2_HI, IVLN2_LO), (1.0, 0.0))
+
+
+def log10(b: Body, x: str) -> str:
+    return _log_scaled(b, x, (IVLN10_HI, IVLN10_LO), (LOG10_2_HI, LOG10_2_LO))
+
+
+def exp2(b: Body, x: str) -> str:
+    """2^x = 2^k exp(r ln 2), k the integer nearest x (clamped), r = x - k exact, |r| <= 1/2."""
+    clamped = b.select(b.fcmp("ogt", x, double(EXP2_HIGH)), double(EXP2_HIGH), x)
+    clamped = b.select(b.fcmp("olt", clamped, double(EXP2_LOW)), double(EXP2_LOW), clamped)
+    clamped = b.select(b.fcmp("uno", x, x), double(0.0), clamped)
+    t = b.fadd(clamped, double(SHIFT))
+    r = b.fsub(clamped, b.fsub(t, double(SHIFT)))
+    k = b.int("sub", b.bits(t), SHIFT_BITS)
+    y = b.fmul(r, double(math.log(2.0)))  # |y| <= ln2/2: expm1_reduced's range
+    p = b.fadd(double(1.0), _expm1_reduced(b, y))
+    return b.select(b.fcmp("uno", x, x), x, _exp_times(b, k, p))
+
+
 def log(b: Body, x: str) -> str:
     subnormal = b.fcmp("olt", x, double(SMALLEST_NORMAL))
     scaled = b.select(subnormal, b.fmul(x, double(2.0**54)), x)
@@ -339,6 +410,9 @@ FUNCTIONS: dict[str, Callable[[Body, str], str]] = {
     "graphc_expm1": expm1,
     "graphc_log": log,
     "graphc_log1p": log1p,
+    "graphc_log2": log2,
+    "graphc_log10": log10,
+    "graphc_exp2": exp2,
     "graphc_tanh": tanh,
     "graphc_sin": sin,
     "graphc_cos": cos,
