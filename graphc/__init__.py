@@ -54,6 +54,9 @@ from graphc.implicit import SingularError, implicit
 from graphc.kernel import Kernel
 from graphc.parse import parse
 
+# user-defined blocks and the seeds at block level (issue 27)
+from graphc.user_blocks import block, check_block, forget
+
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
@@ -91,11 +94,14 @@ __all__ = [
     "UnknownFunctionError",
     "UnknownVariableError",
     "as_graph",
+    "block",
     "check",
+    "check_block",
     "compile",
     "count_paths",
     "derivative",
     "differentiate",
+    "forget",
     "from_sympy",
     "grad",
     "hessian",

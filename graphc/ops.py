@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from graphc import convolution as cv
+from graphc import user_blocks as ub
 from graphc.shapes import Shape, ShapeError, broadcast
 from graphc.shapes import source as shape_source
 from graphc.shapes import text as shape_text
@@ -140,6 +141,7 @@ class Op:
     literals: int = 0
     keywords: tuple[str, ...] = ()
     call: Callable[[tuple[int, ...], dict[str, int]], Any] | None = None
+    variadic: bool = False  # takes ``arity`` or more operands (a user block's ``custom`` node)
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -1021,6 +1023,10 @@ _LAYERS = [
     _block_op("avgpool2d_adjoint", 1, cv.unpooled_shape("avgpool2d_adjoint", False),
               cv.pool_emit("_avgpool2d_adjoint"), cv.avgpool2d_adjoint_vjp, cv.avgpool2d_adjoint_jvp,
               domain=(_ANY,), spell=cv.spell_adjoint("avgpool2d_adjoint"), paths=_scatter_paths),
+    # a user block with its own VJP (graphc/user_blocks.py): its arguments, then its body's result
+    _block_op("custom", 2, ub.custom_shape, ub.custom_emit, ub.custom_vjp, ub.custom_jvp, domain=(_ANY, _ANY),
+              variadic=True, view=True, paths=ub.custom_paths, spell=ub.custom_spell,
+              policy="the user's VJP; forward mode differentiates the body"),
 ]
 # fmt: on
 BLOCK_OPS: dict[str, Op] = {op.name: op for op in _BLOCKS + _LAYERS}

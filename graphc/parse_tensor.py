@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphc.errors import ArityError, ParseError
 from graphc.ops import (
+    ALL_OPS,
     BLOCK_FUNCTIONS,
     COMPOSITES,
     FUNCTIONS,
@@ -48,6 +49,7 @@ class TensorSyntax:
     dim_names: set[str]
     given_dims: dict[str, int]
     keywords: dict[int, dict[str, Any]]
+    customs: dict[str, Any]
 
     def error(self, message: str, k: int, cls: type[ParseError] = ParseError) -> ParseError:
         raise NotImplementedError  # the parser's
@@ -201,6 +203,12 @@ class TensorSyntax:
         name = self.words[k]
         keywords = self.keywords.pop(k, {})
         args = tuple(self.values[mark:])
+        custom = self.customs.get(name)
+        if custom is not None:  # a user block with its VJP: its arguments and its expanded body
+            self.open_brackets -= 1
+            del self.values[mark:]
+            self.values.append(self.graph.block(ALL_OPS["custom"], args, custom))
+            return None
         if name in FUNCTIONS and (len(args) != 1 or (not self.graph.shape(args[0]) and not keywords)):
             if keywords:
                 raise self.error(f"{name}() of two arguments is elementwise: it takes no axis=", k)
