@@ -422,20 +422,6 @@ def markdown(results: dict[str, Any], plotted: bool) -> str:
     return "\n".join(lines)
 
 
-CHANGELOG = "\n## Changelog of measurements\n"  # a hand-kept section, carried over when the page is rewritten
-
-
-def _changelog(md_path: str) -> str:
-    """The hand-kept changelog section of an existing RESULTS.md (from its heading to the end), or ""."""
-    try:
-        with open(md_path, encoding="utf-8") as file:
-            text = file.read()
-    except FileNotFoundError:
-        return ""
-    start = text.find(CHANGELOG)
-    return text[start:] if start >= 0 else ""
-
-
 def write_outputs(results: dict[str, Any], out: str) -> list[str]:
     json_path = os.path.join(out, "results.json")
     with open(json_path, "w", encoding="utf-8") as file:
@@ -443,7 +429,38 @@ def write_outputs(results: dict[str, Any], out: str) -> list[str]:
     plot_path = os.path.join(out, "b5_compile.png")
     plotted = plot_b5(results["cells"], plot_path)
     md_path = os.path.join(out, "RESULTS.md")
-    kept = _changelog(md_path)
-    with open(md_path, "w", encoding="utf-8") as file:
-        file.write(markdown(results, plotted) + kept)
+    splice(md_path, "scalar", markdown(results, plotted))
     return [md_path, json_path] + ([plot_path] if plotted else [])
+
+
+# RESULTS.md is written by several scripts, each owning one part, in this order; the changelog is
+# kept by hand. A part starts at its marker line (an HTML comment, invisible when rendered).
+PARTS = ("scalar", "sparse", "tensor", "changelog")
+
+
+def _marker(name: str) -> str:
+    return f"<!-- results part: {name} -->"
+
+
+def splice(path: str, part: str, text: str) -> None:
+    """Write RESULTS.md with the part ``part`` replaced by ``text`` and every other part kept as it
+    stands in the file, so no script's run erases another's figures or the hand-kept changelog."""
+    assert part in PARTS, part
+    parts = dict.fromkeys(PARTS, "")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as file:
+            current, name = [], "scalar"  # a page without markers is all run.py's
+            for line in file.read().splitlines():
+                found = [other for other in PARTS if line == _marker(other)]
+                if found:
+                    parts[name], current, name = "\n".join(current), [], found[0]
+                else:
+                    current.append(line)
+            parts[name] = "\n".join(current)
+    parts[part] = text
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(
+            "\n".join(
+                f"{_marker(name)}\n{body.strip(chr(10))}\n" for name, body in parts.items() if body.strip()
+            )
+        )

@@ -52,7 +52,11 @@ from graphc.graph import MAX_NODES, Graph
 # implicit differentiation (issue 8)
 from graphc.implicit import SingularError, implicit
 from graphc.kernel import Kernel
+
+# SciPy's calling convention, sparse Jacobians and Hessians (issue 29; SciPy is imported on use)
+from graphc.optimize import objective, residuals
 from graphc.parse import parse
+from graphc.sparse import SparseKernel, hessian_sparsity, jacobian_sparsity
 
 # user-defined blocks and the seeds at block level (issue 27)
 from graphc.user_blocks import block, check_block, forget
@@ -89,6 +93,7 @@ __all__ = [
     "ParseError",
     "ResourceError",
     "SingularError",
+    "SparseKernel",
     "SymbolicError",
     "TooManyPathsError",
     "UnknownFunctionError",
@@ -105,10 +110,14 @@ __all__ = [
     "from_sympy",
     "grad",
     "hessian",
+    "hessian_sparsity",
     "implicit",
     "jacobian",
+    "jacobian_sparsity",
     "jvp",
+    "objective",
     "parse",
+    "residuals",
     "value_and_grad",
     "vjp",
 ]

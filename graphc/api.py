@@ -287,7 +287,8 @@ def jacobian(
     *,
     threads: int | None = None,
     dims: Dims = None,
-) -> Kernel:
+    sparse: bool = False,
+) -> Any:
     """A kernel returning the Jacobian: for a scalar graph an array of shape
     ``(*batch_shape, outputs, len(wrt))``; for a tensor graph ``batch + out_shape + in_shape`` (JAX's
     convention), a tuple of rows of them for several outputs or inputs.
@@ -295,6 +296,8 @@ def jacobian(
     ``mode="forward"`` accumulates it a column per input element, ``"reverse"`` a row per output
     element, and ``"auto"`` picks the one with fewer passes (reverse on a tie) and says so in
     ``kernel.mode``. Batch axes come first, as ``scipy.optimize.least_squares`` wants them.
+    ``sparse=True``: a :class:`graphc.sparse.SparseKernel` returning a ``scipy.sparse.csr_matrix``,
+    one pass per colour of the columns or rows (see graphc.sparse).
 
     >>> j = jacobian("x*y, x + y, x - y")
     >>> j.mode
@@ -306,6 +309,10 @@ def jacobian(
     """
     graph = as_graph(expr, dims=dims)
     names = resolve_wrt(graph, as_names(wrt))
+    if sparse:
+        from graphc.sparse import sparse_jacobian  # SciPy is imported only when it is used
+
+        return sparse_jacobian(graph, names, mode, backend, threads)
     if mode not in MODES:
         raise GraphcError(f"unknown Jacobian mode {mode!r} (the modes are: {', '.join(MODES)})")
     if mode == "auto":
@@ -329,19 +336,30 @@ def hessian(
     *,
     threads: int | None = None,
     dims: Dims = None,
+    sparse: bool = False,
     **options: Any,
-) -> Kernel:
+) -> Any:
     """A kernel returning the Hessian: shape ``(*batch_shape, len(wrt), len(wrt))`` for a scalar
     graph; for a tensor graph ``batch + in_shape_i + in_shape_j`` (a tuple of rows of them for
     several inputs).
 
     The gradient graph is differentiated again by the same method (methods compose).
+    ``sparse=True``: a :class:`graphc.sparse.SparseKernel` returning a ``scipy.sparse.csr_matrix``
+    by a star colouring (forward over the ``dp`` gradient; ``method`` must be ``dp``).
 
     >>> hessian("x**2 * y")(3.0, 2.0).tolist()
     [[4.0, 6.0], [6.0, 0.0]]
     """
     graph = as_graph(expr, dims=dims)
     _single_output(graph, "hessian")
+    if sparse:
+        from graphc.sparse import sparse_hessian  # SciPy is imported only when it is used
+
+        if method != "dp" or options:
+            raise GraphcError(
+                "a sparse Hessian is computed by forward over dp: it takes no method or options"
+            )
+        return sparse_hessian(graph, resolve_wrt(graph, as_names(wrt)), backend, threads)
     first = diff.differentiate(graph, as_names(wrt), method, **options)
     names = first.info["wrt"]
     second = diff.differentiate(_with_outputs(first, 1), names, method, **options)

@@ -188,6 +188,29 @@ class Kernel:
             commit()
         return out
 
+    def point_into(self, point: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The raw outputs at one point, in SciPy's flat-vector convention: ``point`` holds one
+        float64 per variable (``variables`` order), ``out`` a float64 vector of one value per
+        output, which is returned (the llvm backend writes into it directly).
+
+        >>> import numpy as np, graphc
+        >>> graphc.compile("x*y, x + y").point_into(np.array([2.0, 3.0]), np.empty(2)).tolist()
+        [6.0, 5.0]
+        """
+        if point.dtype != np.float64 or point.shape != (len(self.variables),):
+            raise EvaluationError(
+                f"point must be a float64 vector of {len(self.variables)} values, got {point.dtype} {point.shape}"
+            )
+        if out.dtype != np.float64 or out.shape != (len(self.outputs),) or not out.flags.writeable:
+            raise OutputError(f"out must be a writeable float64 vector of {len(self.outputs)} values")
+        write = getattr(self._function, "point_into", None)
+        if write is not None and self.outputs and out.flags.c_contiguous:
+            write(np.ascontiguousarray(point), out)
+        else:
+            result = self._function(*point)
+            out[:] = result if isinstance(result, tuple) else (result,)
+        return out
+
     def check_out(self, arrays: list[Any], values: tuple[Any, ...]) -> None:
         """Raise OutputError unless ``arrays`` (one per output) can take the results for ``values``."""
         try:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections import ChainMap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -1030,7 +1031,8 @@ _LAYERS = [
 ]
 # fmt: on
 BLOCK_OPS: dict[str, Op] = {op.name: op for op in _BLOCKS + _LAYERS}
-ALL_OPS: dict[str, Op] = {**OPS, **BLOCK_OPS}  # every op by name; OPS holds the elementwise ones
+# every op by name: a live view of both tables (an op added to OPS later is found here too)
+ALL_OPS: ChainMap[str, Op] = ChainMap(OPS, BLOCK_OPS)
 
 
 def _inverse(perm: tuple[int, ...]) -> list[int]:

@@ -148,7 +148,9 @@ def test_the_reference_agrees_with_graphc_on_every_op_it_knows():
 def test_rewriting_the_page_keeps_its_hand_kept_changelog(tmp_path):
     """RESULTS.md is generated, but its changelog of measurements is written by hand: a new run
     (here, a render) rewrites everything above it and carries it over unchanged."""
-    changelog = "\n## Changelog of measurements\n\n- B1's gradient 21 -> 18 ms (an entry).\n"
+    changelog = (
+        "<!-- results part: changelog -->\n## Changelog of measurements\n\n- B1's gradient 21 -> 18 ms.\n"
+    )
     (tmp_path / "RESULTS.md").write_text("# an old page\n" + changelog, encoding="utf-8")
     run.main(["--render", os.path.join(BENCH, "results.json"), "--out", str(tmp_path)])
     text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
@@ -157,4 +159,4 @@ def test_rewriting_the_page_keeps_its_hand_kept_changelog(tmp_path):
     rendered = tmp_path / "fresh"
     rendered.mkdir()
     run.main(["--render", os.path.join(BENCH, "results.json"), "--out", str(rendered)])
-    assert (rendered / "RESULTS.md").read_text(encoding="utf-8") + changelog == text
+    assert (rendered / "RESULTS.md").read_text(encoding="utf-8") + "\n" + changelog == text

@@ -301,6 +301,11 @@ def test_ties_of_a_reduced_max_split_evenly() -> None:
     assert g.tolist() == [0.0, 0.5, 0.5, 0.0]
 
 
+def test_the_llvm_backend_says_the_graph_needs_scalarising() -> None:
+    with pytest.raises(graphc.BackendError, match="scalaris"):
+        graphc.compile("x: [3]; sum(x)", backend="llvm")
+
+
 def test_paths_and_symbolic_say_the_graph_needs_scalarising() -> None:
     for method in ("paths", "symbolic"):
         with pytest.raises(graphc.GraphcError, match="scalaris"):

@@ -19,17 +19,24 @@ from graphc.diff.common import LocalPartials, Term, Terms, assemble, depends_on,
 from graphc.graph import Graph
 
 
-def adjoints(graph: Graph, output: int, active: Sequence[bool], local: LocalPartials) -> dict[int, Term]:
+def adjoints(
+    graph: Graph, output: int | Sequence[int], active: Sequence[bool], local: LocalPartials
+) -> dict[int, Term]:
     """The adjoint ``∂output/∂node`` of every node on an active path to ``output``, as a term
     ``(n, k)`` whose value is ``k*n`` (``Terms(graph).materialised`` builds its node).
 
+    Several outputs seed each with the adjoint 1 (an output listed twice, 2): the adjoint of their
+    sum (graphc.sparse's compressed Jacobian rows).
     Only edges whose operand is ``active`` (depends on a variable of interest) are followed.
     New nodes are built on ``graph``; the visit covers only nodes that existed before.
     """
-    adjoint: dict[int, Term] = {output: (graph.const(1.0), 1.0)}
-    operands = graph.operands
+    outputs = (output,) if isinstance(output, int) else tuple(output)
     terms = Terms(graph)
-    for node in range(output, -1, -1):
+    adjoint: dict[int, Term] = {}
+    for node in outputs:
+        adjoint[node] = terms.accumulated(adjoint.get(node), (graph.const(1.0), 1.0))
+    operands = graph.operands
+    for node in range(max(outputs, default=-1), -1, -1):
         seed = adjoint.get(node)
         if seed is None:
             continue

@@ -19,7 +19,7 @@ from graphc.graph import Graph
 
 def tangents(
     graph: Graph,
-    source: int,
+    source: int | Sequence[int],
     keep: Sequence[bool],
     local: LocalPartials,
     users: Sequence[int] | None = None,
@@ -27,12 +27,16 @@ def tangents(
     """The tangent ``∂node/∂source`` of every kept node that depends on ``source``, as a term
     ``(n, k)`` whose value is ``k*n`` (``Terms(graph).materialised`` builds its node).
 
+    Several variable nodes as ``source`` seed each with the tangent 1: a directional derivative
+    along their sum (graphc.sparse's compressed Jacobian columns).
     ``users`` is :func:`~graphc.diff.common.distinct_users` of ``keep``, counted here when first
     needed if not given.
     """
-    tangent: dict[int, Term] = {source: (graph.const(1.0), 1.0)}
+    sources = (source,) if isinstance(source, int) else tuple(source)
+    one = graph.const(1.0)
+    tangent: dict[int, Term] = {node: (one, 1.0) for node in sources}
     terms = Terms(graph)
-    for node in range(source + 1, len(keep)):
+    for node in range(min(sources, default=len(keep)) + 1, len(keep)):
         if not keep[node]:
             continue
         total = None

@@ -1,0 +1,226 @@
+"""The sparse Jacobian of the 1-D Bratu residuals (issue 29): graphc against CasADi and JAX.
+
+    python bench/sparse_jacobian.py [--n 20000] [--dense-n 200] [--repeat 20] [--results FILE]
+
+For each system: seconds from the problem (graphc: program text; CasADi and JAX: their Python
+APIs) to the first evaluated Jacobian, and one evaluation at a point, median and fastest (graphc:
+a scipy.sparse.csr_matrix; CasADi: its sparse DM, and separately that DM converted to SciPy; JAX:
+jacfwd's dense array). Dense Jacobians (graphc's own and JAX's) hold n² doubles, 3.2 GB at
+n = 20,000: they run at --dense-n instead, which the table says. Every result is checked against
+the exact tridiagonal Jacobian. --results writes the table as the sparse part of a RESULTS.md (bench/report.py's splice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+
+import graphc
+
+LAMBDA = 1.0
+
+
+def bratu_text(n: int) -> str:
+    h2 = (1.0 / (n + 1)) ** 2 * LAMBDA
+    rows = []
+    for i in range(n):
+        left = f"x{i - 1} - " if i else "-"
+        right = f" + x{i + 1}" if i < n - 1 else ""
+        rows.append(f"{left}2*x{i}{right} + {h2!r}*exp(x{i})")
+    return ", ".join(rows)
+
+
+def exact(n: int, x: np.ndarray) -> Any:
+    h2 = (1.0 / (n + 1)) ** 2 * LAMBDA
+    diagonal = -2.0 + h2 * np.exp(x)
+    return scipy.sparse.diags([np.ones(n - 1), diagonal, np.ones(n - 1)], [-1, 0, 1], format="csr")
+
+
+def median_time(call: Callable[[], Any], repeat: int) -> str:
+    """The median and the fastest of ``repeat`` calls, in ms (the fastest: the least disturbed by
+    other processes on a shared machine)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return f"{1e3 * statistics.median(times):.2f} / {1e3 * min(times):.2f}"
+
+
+def check(n: int, x: np.ndarray, matrix: Any) -> float:
+    dense = matrix.toarray() if scipy.sparse.issparse(matrix) else np.asarray(matrix)
+    return (
+        float(np.abs(dense - exact(n, x).toarray()).max())
+        if n <= 2000
+        else float(abs(matrix - exact(n, x)).max())
+    )
+
+
+def graphc_sparse(n: int, backend: str, repeat: int) -> dict[str, Any]:
+    x = np.linspace(0.0, 0.1, n)
+    wrt = [f"x{i}" for i in range(n)]
+    start = time.perf_counter()
+    text = bratu_text(n)
+    made = time.perf_counter()
+    graph = graphc.parse(text)
+    parsed = time.perf_counter()
+    kernel = graphc.jacobian(graph, wrt, backend=backend, sparse=True)
+    compiled = time.perf_counter()
+    point = np.zeros(len(kernel.variables))
+    index = {name: i for i, name in enumerate(kernel.variables)}
+    point[[index[name] for name in wrt]] = x
+    matrix = kernel.at(point)
+    first = time.perf_counter()
+    return {
+        "system": f"graphc sparse ({backend})",
+        "n": n,
+        "from problem s": first - made,
+        "detail": f"text {made - start:.2f} s (not counted), parse {parsed - made:.2f}, pattern+colouring+passes+compile "
+        f"{compiled - parsed:.2f}, first call {first - compiled:.2f}; {kernel.info['colors']} colours",
+        "eval ms": median_time(lambda: kernel.at(point), repeat),
+        "error": check(n, x, matrix),
+    }
+
+
+def graphc_dense(n: int, repeat: int) -> dict[str, Any]:
+    x = np.linspace(0.0, 0.1, n)
+    wrt = [f"x{i}" for i in range(n)]
+    start = time.perf_counter()
+    r = graphc.residuals(bratu_text(n), wrt, backend="llvm")
+    matrix = r.jac(x)
+    first = time.perf_counter()
+    return {
+        "system": "graphc dense (llvm)",
+        "n": n,
+        "from problem s": first - start,
+        "detail": "residuals(...).jac: every entry, n passes",
+        "eval ms": median_time(lambda: r.jac(x), repeat),
+        "error": check(n, x, matrix),
+    }
+
+
+def casadi(n: int, repeat: int) -> list[dict[str, Any]]:
+    import casadi as ca
+
+    x0 = np.linspace(0.0, 0.1, n)
+    start = time.perf_counter()
+    x = ca.SX.sym("x", n)
+    zero = ca.SX(1, 1)
+    residual = (
+        ca.vertcat(zero, x[:-1]) - 2 * x + ca.vertcat(x[1:], zero) + (1.0 / (n + 1)) ** 2 * LAMBDA * ca.exp(x)
+    )
+    function = ca.Function("J", [x], [ca.jacobian(residual, x)])
+    matrix = function(x0)
+    first = time.perf_counter()
+    as_scipy = matrix.sparse()
+    return [
+        {
+            "system": "CasADi SX (sparse DM)",
+            "n": n,
+            "from problem s": first - start,
+            "detail": f"casadi {ca.__version__}, vectorised SX, jacobian with its sparsity",
+            "eval ms": median_time(lambda: function(x0), repeat),
+            "error": check(n, x0, as_scipy),
+        },
+        {
+            "system": "CasADi SX (to SciPy)",
+            "n": n,
+            "from problem s": float("nan"),
+            "detail": "the same, DM.sparse() to a scipy.sparse matrix",
+            "eval ms": median_time(lambda: function(x0).sparse(), max(3, repeat // 4)),
+            "error": check(n, x0, as_scipy),
+        },
+    ]
+
+
+def jax(n: int, repeat: int) -> dict[str, Any]:
+    import jax as jx
+    import jax.numpy as jnp
+
+    jx.config.update("jax_enable_x64", True)
+    x0 = jnp.asarray(np.linspace(0.0, 0.1, n))
+    h2 = (1.0 / (n + 1)) ** 2 * LAMBDA
+    start = time.perf_counter()
+
+    def residual(x: Any) -> Any:
+        padded = jnp.concatenate([jnp.zeros(1), x, jnp.zeros(1)])
+        return padded[:-2] - 2 * x + padded[2:] + h2 * jnp.exp(x)
+
+    jacobian = jx.jit(jx.jacfwd(residual))
+    matrix = jacobian(x0).block_until_ready()
+    first = time.perf_counter()
+    return {
+        "system": "JAX jacfwd (dense, jit)",
+        "n": n,
+        "from problem s": first - start,
+        "detail": f"jax {jx.__version__}",
+        "eval ms": median_time(lambda: jacobian(x0).block_until_ready(), repeat),
+        "error": check(n, np.asarray(x0), np.asarray(matrix)),
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| system | n | from problem s | eval ms (median / fastest) | max error | detail |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        if "skipped" in row:
+            lines.append(f"| {row['system']} | {row['n']:,} | — | — | — | {row['skipped']} |")
+            continue
+        first = "—" if row["from problem s"] != row["from problem s"] else f"{row['from problem s']:.2f}"
+        lines.append(
+            f"| {row['system']} | {row['n']:,} | {first} | {row['eval ms']} | {row['error']:.1e} | {row['detail']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--dense-n", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument(
+        "--results", metavar="FILE", help="write the table as the sparse part of this RESULTS.md"
+    )
+    args = parser.parse_args()
+    n, repeat = args.n, args.repeat
+    rows = [graphc_sparse(n, "llvm", repeat), graphc_sparse(n, "numpy", max(3, repeat // 4))]
+    for name, run in (("CasADi", lambda: casadi(n, repeat)), ("JAX", lambda: jax(args.dense_n, repeat))):
+        try:
+            found = run()
+        except ImportError as error:
+            rows.append({"system": name, "n": n, "skipped": f"skipped: {error}"})
+            continue
+        rows.extend(found if isinstance(found, list) else [found])
+    rows.append(graphc_dense(args.dense_n, max(3, repeat // 4)))
+    rows.append(graphc_sparse(args.dense_n, "llvm", repeat))
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    header = (
+        f"## Sparse Jacobian: Bratu residuals, n = {n:,} (issue 29)\n\n"
+        f"`python bench/sparse_jacobian.py --n {n} --dense-n {args.dense_n} --repeat {repeat}` at "
+        f"{commit.stdout.strip() or '?'}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}. 'from problem': the problem as text (graphc) or Python API "
+        "calls (peers) to the first evaluated Jacobian; 'eval': one evaluation at a point, the median and the fastest of the repeats (the fastest is the least disturbed by the other processes of a shared machine).\n"
+    )
+    report = f"{header}\n{table(rows)}\n"
+    print(report)
+    if args.results:
+        from report import splice  # bench/ is the script's directory: on the path
+
+        splice(args.results, "sparse", report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""Sparse Jacobians and Hessians: structural sparsity from the graph, colouring, compressed passes.
+
+``jacobian_sparsity`` / ``hessian_sparsity`` read the pattern off the graph without evaluating
+anything (:mod:`graphc.sparse.pattern`); ``sparse_jacobian`` / ``sparse_hessian`` colour it
+(:mod:`graphc.sparse.coloring`), build every nonzero on one graph in one pass per colour
+(:mod:`graphc.sparse.compressed`), compile that graph once and return a :class:`SparseKernel`,
+called like a Kernel and returning a ``scipy.sparse.csr_matrix``. SciPy is imported here only,
+when one of these is used (the ``sparse`` extra).
+
+Batches: called with arrays of one dimension (one value per point), a SparseKernel returns a list
+of matrices, one per point; arrays of more dimensions are refused (flatten them first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from graphc.api import Wrt, as_graph
+from graphc.backends import compile_graph
+from graphc.diff.common import resolve_wrt
+from graphc.errors import EvaluationError, GraphcError
+from graphc.graph import Graph
+from graphc.kernel import Kernel
+from graphc.sparse.coloring import column_coloring, star_coloring, transpose
+from graphc.sparse.compressed import Entries, forward_entries, hessian_entries, reverse_entries
+from graphc.sparse.pattern import hessian_rows, jacobian_rows
+
+MODES = ("auto", "forward", "reverse")
+
+
+def scipy_sparse() -> Any:
+    """``scipy.sparse``, or a GraphcError saying how to install it."""
+    try:
+        import scipy.sparse
+    except ImportError:
+        raise GraphcError("sparse derivatives need SciPy: pip install 'graphc[sparse]'") from None
+    return scipy.sparse
+
+
+def _structure(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """CSR ``indptr`` and ``indices`` of a pattern given as sorted column lists per row."""
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(row) for row in rows], out=indptr[1:])
+    indices = np.fromiter((j for row in rows for j in row), dtype=np.int64, count=int(indptr[-1]))
+    width = np.int32 if indptr[-1] < 2**31 and len(rows) < 2**31 else np.int64
+    return indptr.astype(width), indices.astype(width)
+
+
+def _boolean(rows: Sequence[Sequence[int]], columns: int) -> Any:
+    indptr, indices = _structure(rows)
+    data = np.ones(len(indices), dtype=bool)
+    return scipy_sparse().csr_matrix((data, indices, indptr), shape=(len(rows), columns))
+
+
+def jacobian_sparsity(expr: Any, wrt: Wrt = None) -> Any:
+    """The Jacobian's structural pattern: a boolean ``csr_matrix``, one row per output, one column
+    per variable in ``wrt`` (default: all, sorted). Nothing is evaluated.
+
+    >>> jacobian_sparsity("x1 - 2*x2, x2*x3, exp(x3)").toarray().astype(int).tolist()
+    [[1, 1, 0], [0, 1, 1], [0, 0, 1]]
+    """
+    graph = as_graph(expr)
+    names = resolve_wrt(graph, wrt)
+    return _boolean(jacobian_rows(graph, names), len(names))
+
+
+def hessian_sparsity(expr: Any, wrt: Wrt = None) -> Any:
+    """The Hessian's structural pattern (symmetric): a boolean ``csr_matrix``, the pairs of
+    variables that meet in a nonlinear node.
+
+    >>> hessian_sparsity("x*y + exp(z) + 3*x").toarray().astype(int).tolist()
+    [[0, 1, 0], [1, 0, 0], [0, 0, 1]]
+    """
+    graph = as_graph(expr)
+    _one_output(graph)
+    names = resolve_wrt(graph, wrt)
+    return _boolean(hessian_rows(graph, names), len(names))
+
+
+def _one_output(graph: Graph) -> None:
+    if len(graph.outputs) != 1:
+        raise GraphcError(f"hessian needs a function with one output; this one has {len(graph.outputs)}")
+
+
+class SparseKernel:
+    """A compiled sparse derivative, called like a :class:`~graphc.Kernel` (one value per variable,
+    by keyword or in ``variables`` order) and returning a ``scipy.sparse.csr_matrix`` of ``shape``
+    (a list of them, one per point, for one-dimensional arrays).
+
+    ``info`` holds ``colors`` (the passes), ``nnz``, ``computed`` (the nonzeros that are not
+    constants, computed at each call) and the Jacobian's ``mode``; ``pattern`` is the boolean
+    structure and ``kernel`` the compiled Kernel of the computed nonzeros.
+    """
+
+    def __init__(
+        self,
+        entries: Entries,
+        rows: Sequence[Sequence[int]],
+        shape: tuple[int, int],
+        backend: str,
+        threads: int | None,
+        wrt: Sequence[str],
+        info: dict[str, Any],
+    ) -> None:
+        self.shape = shape
+        self.wrt = tuple(wrt)
+        self.mode: str | None = info.get("mode")
+        self._indptr, self._indices = _structure(rows)
+        template = np.zeros(len(entries.nodes))
+        computed: dict[int, int] = {}  # node -> its output in the compiled graph
+        slots, outputs = [], []
+        for slot, node in enumerate(entries.nodes):
+            value = None if node is None else entries.graph.const_value(node)
+            if node is None or value is not None:
+                template[slot] = 0.0 if value is None else value
+                continue
+            slots.append(slot)
+            outputs.append(computed.setdefault(node, len(computed)))
+        self._template = template
+        self._slots = np.array(slots, dtype=np.intp)
+        self._take = np.array(outputs, dtype=np.intp)
+        compiled = entries.graph.copy()
+        compiled.set_outputs(list(computed), [f"nonzero {i}" for i in range(len(computed))])
+        # nothing to compute (every nonzero a constant): the numpy backend compiles it to nothing
+        self.kernel: Kernel = compile_graph(compiled, backend if computed else "numpy", threads=threads)
+        self.variables = self.kernel.variables
+        self.backend = backend
+        self.info = {**info, "nnz": len(entries.nodes), "computed": len(computed), "shape": shape}
+
+    def __repr__(self) -> str:
+        colors = self.info["colors"]
+        return f"<graphc.SparseKernel {self.backend}: {self.shape} matrix, {self.info['nnz']} nonzeros, {colors} colors>"
+
+    @property
+    def pattern(self) -> Any:
+        """The structural nonzeros, a boolean ``csr_matrix``."""
+        data = np.ones(len(self._indices), dtype=bool)
+        return scipy_sparse().csr_matrix((data, self._indices.copy(), self._indptr.copy()), shape=self.shape)
+
+    def _matrix(self, data: np.ndarray) -> Any:
+        return scipy_sparse().csr_matrix((data, self._indices.copy(), self._indptr.copy()), shape=self.shape)
+
+    def _values(self, result: Any) -> np.ndarray:
+        """The compiled kernel's results as one array of shape ``(computed, *batch)``."""
+        if not self._take.size:
+            return np.empty((0,))
+        if self.info["computed"] == 1:
+            result = (result,)
+        return np.asarray(result, dtype=np.float64)
+
+    def at(self, point: Any) -> Any:
+        """The matrix at one point given as a flat vector, one value per variable in ``variables``
+        order (SciPy's convention: no keywords, no unpacking)."""
+        point = np.asarray(point, dtype=np.float64)
+        if point.shape != (len(self.variables),):
+            raise EvaluationError(
+                f"at takes one value per variable ({len(self.variables)}), got shape {point.shape}"
+            )
+        data = self._template.copy()
+        if self._take.size:
+            computed = self.kernel.point_into(point, np.empty(len(self.kernel.outputs)))
+            data[self._slots] = computed[self._take]
+        return self._matrix(data)
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        values = self.kernel.ordered(args, kwargs) if kwargs or len(args) != len(self.variables) else args
+        self.kernel.diagnose(values)
+        shape = np.broadcast_shapes(*(np.shape(value) for value in values))
+        if shape == ():
+            return self.at(np.array(values, dtype=np.float64))
+        if len(shape) != 1:
+            raise EvaluationError(
+                f"a sparse derivative takes scalars or one-dimensional arrays (a list of matrices, one per "
+                f"point), got arguments of shape {shape}: flatten them first"
+            )
+        data = np.repeat(self._template[:, np.newaxis], shape[0], axis=1)
+        if self._take.size:
+            computed = self._values(self.kernel(*(np.broadcast_to(value, shape) for value in values)))
+            data[self._slots] = computed[self._take]
+        return [self._matrix(data[:, point]) for point in range(shape[0])]
+
+
+def sparse_jacobian(
+    graph: Graph, wrt: Sequence[str], mode: str = "auto", backend: str = "numpy", threads: int | None = None
+) -> SparseKernel:
+    """The Jacobian as a SparseKernel: colour the columns (forward) or the rows (reverse) and, for
+    ``mode="auto"``, keep the one with fewer colours (reverse on a tie, as the dense Jacobian)."""
+    if mode not in MODES:
+        raise GraphcError(f"unknown Jacobian mode {mode!r} (the modes are: {', '.join(MODES)})")
+    rows = jacobian_rows(graph, wrt)
+    columns = len(wrt)
+    by_columns = column_coloring(rows, columns) if mode != "reverse" else []
+    by_rows = column_coloring(transpose(rows, columns), len(rows)) if mode != "forward" else []
+    if mode == "auto":
+        mode = "forward" if max(by_columns, default=-1) < max(by_rows, default=-1) else "reverse"
+    if mode == "forward":
+        colour, entries = by_columns, forward_entries(graph, wrt, rows, by_columns)
+    else:
+        colour, entries = by_rows, reverse_entries(graph, wrt, rows, by_rows)
+    info = {"colors": max(colour, default=-1) + 1, "mode": mode}
+    return SparseKernel(entries, rows, (len(rows), columns), backend, threads, wrt, info)
+
+
+def sparse_hessian(
+    graph: Graph, wrt: Sequence[str], backend: str = "numpy", threads: int | None = None
+) -> SparseKernel:
+    """The Hessian of a one-output function as a SparseKernel, by a star colouring of its pattern."""
+    _one_output(graph)
+    rows = hessian_rows(graph, wrt)
+    colour = star_coloring([[j for j in row if j != i] for i, row in enumerate(rows)])
+    info = {"colors": max(colour, default=-1) + 1, "mode": "forward-over-reverse"}
+    return SparseKernel(
+        hessian_entries(graph, wrt, rows, colour), rows, (len(wrt), len(wrt)), backend, threads, wrt, info
+    )
+
+
+__all__ = [
+    "SparseKernel",
+    "hessian_sparsity",
+    "jacobian_sparsity",
+    "sparse_hessian",
+    "sparse_jacobian",
+]

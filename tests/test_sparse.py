@@ -1,0 +1,387 @@
+"""Sparse Jacobians and Hessians (graphc.sparse): patterns read off the graph, colourings within
+their bounds, and compressed results equal to the dense ones entry for entry."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_hypothesis import POINTS, Formula, fast, formulas
+
+import graphc
+from graphc.ops import OPS
+from graphc.sparse.coloring import column_coloring, recovery_rows, star_coloring, transpose
+from graphc.sparse.pattern import interactions
+
+scipy_sparse = pytest.importorskip("scipy.sparse")
+
+# --- patterns, as row lists, and functions with exactly that structure ------------------------------
+
+
+def banded(n: int, below: int, above: int) -> list[list[int]]:
+    return [list(range(max(0, i - below), min(n, i + above + 1))) for i in range(n)]
+
+
+def block_diagonal(blocks: int, size: int) -> list[list[int]]:
+    return [list(range(b * size, (b + 1) * size)) for b in range(blocks) for _ in range(size)]
+
+
+def arrow(n: int) -> list[list[int]]:
+    """A dense first row and column, and the diagonal."""
+    return [list(range(n))] + [[0, i] for i in range(1, n)]
+
+
+def residual_text(rows: list[list[int]], n: int) -> str:
+    """One output per row, depending (nonlinearly) on exactly the row's columns."""
+    outputs = []
+    for i, row in enumerate(rows):
+        terms = [
+            f"{0.5 + 0.1 * k}*x{j}*x{j}" if k % 2 else f"sin({1 + 0.1 * i}*x{j})" for k, j in enumerate(row)
+        ]
+        if len(row) > 1:
+            terms.append(f"x{row[0]}*exp(0.1*x{row[-1]})")
+        outputs.append(" + ".join(terms) if terms else "0*1")
+    unused = sorted(set(range(n)) - {j for row in rows for j in row})
+    outputs[0] += "".join(f" + 0*x{j}" for j in unused)  # a variable in no row still exists
+    return ", ".join(outputs)
+
+
+def names(n: int) -> list[str]:
+    return [f"x{j}" for j in range(n)]
+
+
+def point(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, n)
+
+
+def assert_jacobian_matches_dense(
+    rows: list[list[int]], n: int, mode: str, backend: str = "numpy"
+) -> graphc.SparseKernel:
+    text, wrt = residual_text(rows, n), names(n)
+    sparse = graphc.jacobian(text, wrt, mode=mode, backend=backend, sparse=True)
+    dense = graphc.jacobian(text, wrt, mode=mode, backend=backend)
+    values = dict(zip(wrt, point(n), strict=True))
+    matrix = sparse(**values)
+    assert isinstance(matrix, scipy_sparse.csr_matrix) and matrix.shape == (len(rows), n)
+    np.testing.assert_allclose(matrix.toarray(), dense(**values), rtol=1e-14, atol=0)
+    expected = np.zeros((len(rows), n), dtype=bool)
+    for i, row in enumerate(rows):
+        expected[i, row] = True
+    np.testing.assert_array_equal(graphc.jacobian_sparsity(text, wrt).toarray(), expected)
+    return sparse
+
+
+def column_bound(rows: list[list[int]], n: int) -> int:
+    """What greedy partial distance-2 colouring promises: one more than the most columns any
+    column shares a row with."""
+    by_column = transpose(rows, n)
+    return 1 + max((len({k for r in by_column[j] for k in rows[r]} - {j}) for j in range(n)), default=0)
+
+
+PATTERNS = {
+    "tridiagonal": (banded(12, 1, 1), 12),
+    "banded 2-3": (banded(15, 2, 3), 15),
+    "block diagonal": (block_diagonal(4, 3), 12),
+    "arrow": (arrow(10), 10),
+    "rectangular": ([[0, 5], [1], [2, 3, 7], [], [4, 6, 7]], 8),
+}
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_sparse_jacobian_equals_dense_on_structured_patterns(pattern: str, mode: str) -> None:
+    rows, n = PATTERNS[pattern]
+    kernel = assert_jacobian_matches_dense(rows, n, mode)
+    bound = column_bound(rows, n) if kernel.mode == "forward" else column_bound(transpose(rows, n), len(rows))
+    assert kernel.info["colors"] <= bound
+    assert kernel.info["nnz"] == sum(map(len, rows))
+
+
+def test_tridiagonal_jacobian_takes_three_colors_in_either_mode() -> None:
+    rows = banded(40, 1, 1)
+    for mode in ("forward", "reverse", "auto"):
+        assert graphc.jacobian(residual_text(rows, 40), names(40), mode=mode, sparse=True).info["colors"] == 3
+
+
+def test_auto_picks_the_fewer_colors() -> None:
+    n = 10
+    rows = [list(range(n))] + [[i] for i in range(1, n)]  # a dense row: rows need 2 colours, columns 10
+    kernel = graphc.jacobian(residual_text(rows, n), names(n), sparse=True)
+    assert (kernel.mode, kernel.info["colors"]) == ("reverse", 2)
+    columns = transpose(rows, n)  # its transpose: a dense column: forward needs 2
+    kernel = graphc.jacobian(residual_text(columns, n), names(n), sparse=True)
+    assert (kernel.mode, kernel.info["colors"]) == ("forward", 2)
+
+
+@st.composite
+def random_patterns(draw: st.DrawFn) -> tuple[list[list[int]], int]:
+    n = draw(st.integers(1, 9))
+    m = draw(st.integers(1, 9))
+    rows = [sorted(draw(st.sets(st.integers(0, n - 1), max_size=n))) for _ in range(m)]
+    return rows, n
+
+
+@fast(40)
+@given(random_patterns(), st.sampled_from(["forward", "reverse"]))
+def test_sparse_jacobian_equals_dense_on_random_patterns(
+    pattern: tuple[list[list[int]], int], mode: str
+) -> None:
+    rows, n = pattern
+    kernel = assert_jacobian_matches_dense(rows, n, mode)
+    bound = column_bound(rows, n) if mode == "forward" else column_bound(transpose(rows, n), len(rows))
+    assert kernel.info["colors"] <= bound
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_llvm_backend_gives_the_same_sparse_jacobian(mode: str) -> None:
+    rows, n = PATTERNS["banded 2-3"]
+    assert_jacobian_matches_dense(rows, n, mode, backend="llvm")
+
+
+@fast(60)
+@given(st.lists(formulas(max_leaves=6), min_size=1, max_size=3), POINTS)
+def test_sparse_jacobian_of_random_formulas_equals_dense(fs: list[Formula], at: dict[str, float]) -> None:
+    graph = graphc.parse(", ".join(f.text for f in fs))
+    if not graph.variables:
+        return
+    values = {name: at[name] for name in graph.variables}
+    dense = graphc.jacobian(graph)(**values)
+    for mode in ("forward", "reverse"):
+        sparse = graphc.jacobian(graph, mode=mode, sparse=True)(**values).toarray()
+        np.testing.assert_allclose(sparse, dense, rtol=1e-12, atol=0, equal_nan=True)
+
+
+# --- Hessians ---------------------------------------------------------------------------------------------
+
+
+def objective_text(rows: list[list[int]], n: int) -> str:
+    """A function whose Hessian has exactly the symmetric pattern ``rows`` (diagonal included)."""
+    terms = []
+    for i, row in enumerate(rows):
+        for j in row:
+            if j == i:
+                terms.append(f"exp({0.3 + 0.01 * i}*x{i})")
+            elif j > i:
+                terms.append(f"{1 + 0.1 * i}*x{i}*x{j}")
+    terms += [f"0*x{j}" for j in range(n)]  # every variable exists
+    return " + ".join(terms)
+
+
+def symmetric(rows: list[list[int]], n: int) -> list[list[int]]:
+    pairs = {(i, j) for i, row in enumerate(rows) for j in row} | {
+        (j, i) for i, row in enumerate(rows) for j in row
+    }
+    return [sorted(j for (k, j) in pairs if k == i) for i in range(n)]
+
+
+def assert_star_coloring(neighbours: list[list[int]], colour: list[int]) -> None:
+    for v, adjacent in enumerate(neighbours):
+        assert all(colour[v] != colour[w] for w in adjacent)
+    for a, adjacent in enumerate(neighbours):  # every path on four vertices has three colours or more
+        for b in adjacent:
+            for c in neighbours[b]:
+                if c == a:
+                    continue
+                for d in neighbours[c]:
+                    if d not in (a, b):
+                        assert len({colour[a], colour[b], colour[c], colour[d]}) >= 3, (a, b, c, d)
+
+
+def star_bound(neighbours: list[list[int]]) -> int:
+    """One more than the most vertices within distance two of a vertex."""
+    within = [
+        {w for u in adjacent for w in [u, *neighbours[u]]} - {v} for v, adjacent in enumerate(neighbours)
+    ]
+    return 1 + max(map(len, within), default=0)
+
+
+def assert_hessian_matches_dense(
+    rows: list[list[int]], n: int, backend: str = "numpy"
+) -> graphc.SparseKernel:
+    text, wrt = objective_text(rows, n), names(n)
+    sparse = graphc.hessian(text, wrt, backend=backend, sparse=True)
+    values = dict(zip(wrt, point(n, 1), strict=True))
+    matrix = sparse(**values)
+    np.testing.assert_allclose(
+        matrix.toarray(), graphc.hessian(text, wrt, backend=backend)(**values), rtol=1e-14
+    )
+    assert (matrix != matrix.T).nnz == 0  # exactly symmetric: one node serves both triangles
+    pattern = symmetric(rows, n)
+    expected = np.zeros((n, n), dtype=bool)
+    for i, row in enumerate(pattern):
+        expected[i, row] = True
+    np.testing.assert_array_equal(graphc.hessian_sparsity(text, wrt).toarray(), expected)
+    neighbours = [[j for j in row if j != i] for i, row in enumerate(pattern)]
+    assert sparse.info["colors"] <= star_bound(neighbours)
+    return sparse
+
+
+@pytest.mark.parametrize("pattern", ["tridiagonal", "banded 2-3", "block diagonal", "arrow"])
+def test_sparse_hessian_equals_dense_on_structured_patterns(pattern: str) -> None:
+    rows, n = PATTERNS[pattern]
+    assert_hessian_matches_dense(symmetric(rows, n), n)
+
+
+def test_tridiagonal_hessian_takes_three_colors() -> None:
+    assert assert_hessian_matches_dense(banded(30, 1, 1), 30).info["colors"] == 3
+
+
+def test_arrow_hessian_takes_two_colors() -> None:
+    assert assert_hessian_matches_dense(arrow(20), 20).info["colors"] == 2
+
+
+def test_llvm_backend_gives_the_same_sparse_hessian() -> None:
+    assert_hessian_matches_dense(banded(12, 2, 2), 12, backend="llvm")
+
+
+@fast(40)
+@given(random_patterns())
+def test_sparse_hessian_equals_dense_on_random_patterns(pattern: tuple[list[list[int]], int]) -> None:
+    rows, n = pattern
+    assert_hessian_matches_dense(symmetric([row for row in rows[:n]] + [[]] * (n - len(rows)), n), n)
+
+
+@fast(80)
+@given(formulas(max_leaves=8), POINTS)
+def test_sparse_hessian_of_random_formulas_equals_dense(f: Formula, at: dict[str, float]) -> None:
+    """The pattern's nonlinear interactions, derived from the op table, cover every structural
+    nonzero of the dense Hessian (dp over dp), whatever the ops."""
+    graph = graphc.parse(f.text)
+    if not graph.variables:
+        return
+    values = {name: at[name] for name in graph.variables}
+    dense = graphc.hessian(graph)(**values)
+    sparse = graphc.hessian(graph, sparse=True)(**values).toarray()
+    np.testing.assert_allclose(sparse, dense, rtol=1e-12, atol=1e-300, equal_nan=True)
+
+
+@fast(60)
+@given(
+    st.integers(1, 14).flatmap(
+        lambda n: st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n).map(
+            lambda e: (n, e)
+        )
+    )
+)
+def test_star_coloring_has_no_two_colored_path_on_four_vertices(
+    graph: tuple[int, list[tuple[int, int]]],
+) -> None:
+    n, edges = graph
+    neighbours: list[set[int]] = [set() for _ in range(n)]
+    for a, b in edges:
+        if a != b:
+            neighbours[a].add(b)
+            neighbours[b].add(a)
+    adjacency = [sorted(s) for s in neighbours]
+    colour = star_coloring(adjacency)
+    assert_star_coloring(adjacency, colour)
+    assert max(colour, default=-1) + 1 <= star_bound(adjacency)
+    for (i, j), row in recovery_rows(adjacency, colour).items():  # the other is alone in its colour there
+        other = j if row == i else i
+        assert sum(colour[w] == colour[other] for w in adjacency[row]) == 1
+
+
+def test_column_coloring_separates_columns_that_share_a_row() -> None:
+    rows = [[0, 3, 4], [1, 2], [2, 4], [0, 1]]
+    colour = column_coloring(rows, 5)
+    for row in rows:
+        assert len({colour[j] for j in row}) == len(row)
+
+
+# --- the op table's second-order structure ------------------------------------------------------------
+
+
+def test_every_op_has_derived_interactions() -> None:
+    for name, op in OPS.items():
+        for a, b in interactions(name):
+            assert 0 <= a <= b < op.arity
+    assert interactions("sub") == () and interactions("neg") == ()  # linear
+    assert interactions("sign") == ()  # no partial: no derivative flows through it
+    assert interactions("pow") == ((0, 0), (0, 1), (1, 1))
+
+
+def test_a_nonsmooth_op_contributes_what_dense_graphc_computes() -> None:
+    # relu's partial is sign(out): structurally constant, so relu is linear to second order, as
+    # dp over dp has it (a zero Hessian, not a missing or spurious entry)
+    assert graphc.hessian_sparsity("relu(x*y) + abs(x)").nnz == 2
+    np.testing.assert_array_equal(
+        graphc.hessian("relu(x*y)", sparse=True)(1.0, 2.0).toarray(), [[0, 1], [1, 0]]
+    )
+
+
+# --- calls, batches, errors ---------------------------------------------------------------------------
+
+
+def test_a_batch_gives_one_matrix_per_point() -> None:
+    kernel = graphc.jacobian("x*y, sin(y)", sparse=True)
+    xs, ys = np.linspace(0, 1, 5), np.linspace(1, 2, 5)
+    matrices = kernel(xs, ys)
+    assert isinstance(matrices, list) and len(matrices) == 5
+    for x, y, matrix in zip(xs, ys, matrices, strict=True):
+        np.testing.assert_array_equal(matrix.toarray(), kernel(x, y).toarray())
+    assert len(kernel(xs, 1.5)) == 5  # scalars broadcast
+    with pytest.raises(graphc.EvaluationError, match="one-dimensional"):
+        kernel(np.ones((2, 2)), 1.0)
+
+
+def test_keywords_and_variables_outside_wrt() -> None:
+    kernel = graphc.jacobian("a*x**2, x*y", ["x", "y"], sparse=True)
+    assert kernel.variables == ("a", "x", "y") and kernel.wrt == ("x", "y")
+    np.testing.assert_array_equal(kernel(a=3.0, x=2.0, y=5.0).toarray(), [[12.0, 0.0], [5.0, 2.0]])
+    np.testing.assert_array_equal(kernel.at(np.array([3.0, 2.0, 5.0])).toarray(), [[12.0, 0.0], [5.0, 2.0]])
+    with pytest.raises(graphc.EvaluationError, match="missing value"):
+        kernel(x=1.0)
+
+
+def test_constant_entries_are_not_computed_at_each_call() -> None:
+    kernel = graphc.jacobian("x0 - 2*x1 + x2, x1 - 2*x2 + exp(x2)", ["x0", "x1", "x2"], sparse=True)
+    assert (kernel.info["nnz"], kernel.info["computed"]) == (5, 1)
+    np.testing.assert_array_equal(kernel(0.0, 0.0, 0.0).toarray(), [[1, -2, 1], [0, 1, -1]])
+    linear = graphc.jacobian("x - y, 2*y", sparse=True, backend="llvm")  # nothing to compute at all
+    np.testing.assert_array_equal(linear(1.0, 2.0).toarray(), [[1, -1], [0, 2]])
+    assert len(linear(np.zeros(3), 1.0)) == 3
+
+
+def test_sparse_errors_are_graphc_errors() -> None:
+    with pytest.raises(graphc.GraphcError, match="one output"):
+        graphc.hessian_sparsity("x*y, x")
+    with pytest.raises(graphc.GraphcError, match="unknown Jacobian mode"):
+        graphc.jacobian("x*y", mode="sideways", sparse=True)
+    with pytest.raises(graphc.GraphcError, match="takes no method"):
+        graphc.hessian("x*y", method="paths", sparse=True)
+
+
+def test_missing_scipy_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "scipy.sparse", None)
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    with pytest.raises(graphc.GraphcError, match=r"pip install 'graphc\[sparse\]'"):
+        graphc.jacobian_sparsity("x*y")
+
+
+def test_empty_rows_and_columns() -> None:
+    for mode in ("forward", "reverse"):
+        kernel = graphc.jacobian("1 + 0*x0, x1**2, 3 + 0*x2", names(3), mode=mode, sparse=True)
+        np.testing.assert_array_equal(kernel(1.0, 2.0, 3.0).toarray(), [[0, 0, 0], [0, 4, 0], [0, 0, 0]])
+        assert kernel.info["nnz"] == 1
+
+
+def test_wrt_a_subset_treats_the_other_variables_as_constants() -> None:
+    text = "a*x*y + exp(a*x) + a**2 + sin(y)*b"
+    values = {"a": 0.7, "b": -1.3, "x": 0.4, "y": 2.0}
+    sparse = graphc.hessian(text, ["x", "y"], sparse=True)
+    assert sparse.variables == ("a", "b", "x", "y") and sparse.shape == (2, 2)
+    np.testing.assert_allclose(
+        sparse(**values).toarray(), graphc.hessian(text, ["x", "y"])(**values), rtol=1e-15
+    )
+    np.testing.assert_array_equal(graphc.hessian_sparsity(text, ["y"]).toarray(), [[True]])
+    jacobian = graphc.jacobian("a*x, b*y, a*b", ["x", "y"], sparse=True)
+    np.testing.assert_array_equal(jacobian.pattern.toarray(), [[True, False], [False, True], [False, False]])
+
+
+def test_importing_graphc_does_not_import_scipy() -> None:
+    code = "import sys, graphc; graphc.objective; sys.exit('scipy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
