@@ -143,6 +143,9 @@ class Op:
     keywords: tuple[str, ...] = ()
     call: Callable[[tuple[int, ...], dict[str, int]], Any] | None = None
     variadic: bool = False  # takes ``arity`` or more operands (a user block's ``custom`` node)
+    # the scalar multiplications the op performs per point, from its operand and result shapes
+    # (counted in Jacobian kernels' ``info``; None: none counted)
+    multiplies: Callable[[tuple[Shape, ...], Shape], int] | None = None
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -347,7 +350,7 @@ OPS: dict[str, Op] = {
         _op("mul", "{0} * {1}", lambda x, y: x * y, _instruction("fmul"),
             lambda b, a, o: a[1], lambda b, a, o: a[0],
             infix="*", precedence=2, commutative=True, rewrite=_rewrite_mul, domain=(_ANY, _ANY),
-            plain=True),
+            plain=True, multiplies=lambda shapes, shape: math.prod(shape)),
         _op("div", "{0} / {1}", lambda x, y: x / y, _instruction("fdiv"),
             lambda b, a, o: b.div(b.const(1.0), a[1]),
             lambda b, a, o: b.neg(b.div(o, a[1])),
@@ -965,7 +968,8 @@ _NO_TANGENT: Jvp = lambda b, args, out, params, t: None
 # fmt: off
 _BLOCKS = [
     _block_op("matmul", 2, _matmul_shape, _matmul_emit, _matmul_vjp, _matmul_jvp,
-              infix="@", precedence=2, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul),
+              infix="@", precedence=2, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul,
+              multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1]),
     _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum")),
     _block_op("logsumexp", 1, _reduced_shape, _logsumexp_emit, _logsumexp_vjp, _logsumexp_jvp,
               function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp", paths=_paths_reduced, spell=_spell_reduced("logsumexp")),

@@ -11,6 +11,7 @@ PUBLIC = {
     "UnknownFunctionError", "UnknownVariableError",
     "as_graph", "check", "compile", "count_paths", "derivative", "differentiate", "from_sympy", "grad",
     "hessian", "implicit", "jacobian", "jvp", "parse", "value_and_grad", "vjp",
+    "block", "check_block", "forget",
 }  # fmt: skip
 
 
