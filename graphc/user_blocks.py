@@ -90,7 +90,7 @@ class Expansion:
         n = len(kinds)
         while k < n:
             kind, word = kinds[k], words[k]
-            if statement_start and kind == "name" and word == "def" and not calls:
+            if statement_start and word == "def" and kinds[k + 1] == "name" and kinds[k + 2] == "(":
                 name, params, k = self._header(k)
                 defining = (name, params, len(self.out[0]), k)
                 statement_start = False
@@ -139,9 +139,7 @@ class Expansion:
     def _header(self, k: int) -> tuple[str, tuple[str, ...], int]:
         """Read ``def NAME "(" NAME ("," NAME)* ")" "="`` at token k."""
         kinds, words = self.kinds, self.words
-        if kinds[k + 1] != "name" or kinds[k + 2] != "(":
-            raise self.error("a block is defined as: def name(a, b) = expression", k)
-        name = words[k + 1]
+        name = words[k + 1]  # (a statement "def NAME(" defines a block; else "def" is a name)
         if name in ops.RESERVED:
             raise self.error(f"cannot define '{name}': it is a built-in name", k + 1)
         params: list[str] = []
