@@ -78,3 +78,7 @@ class BackendError(GraphcError):
 
 class OutputError(EvaluationError, ValueError):
     """The ``out`` arrays given to :meth:`graphc.Kernel.into` cannot hold the results."""
+
+
+class DataError(GraphcError, ValueError):
+    """Serialised data (a pickled kernel, :meth:`graphc.Graph.from_data`) is not graphc's format."""
