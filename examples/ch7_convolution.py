@@ -133,3 +133,29 @@ for pool in ("max", "average"):
     np.testing.assert_allclose(grid, expected, rtol=1e-15, atol=0)
     print(f"\n{pool} pooling of\n{P}\nwith upstream gradient\n{upstream}\ngives ∂L/∂input =\n{grid + 0.0}")
 print("\nmax pooling: the whole gradient to each block's winner; average: 1/4 of it to every input")
+
+# 3. The same layer at block level: one conv2d node, one maxpool2d, one avgpool2d (graphc's op
+#    entries, whose VJPs are the lecture's formulas), against the scalar unrollings above.
+layer = "X: [1, 3, 3]; F: [1, 1, 2, 2]; T: [1, 2, 2]; 0.5 * sum((conv2d(X, F) - T) ** 2)"
+block_value, (block_dF, block_dT, block_dX) = graphc.value_and_grad(layer)(
+    X=X[None], F=F[None, None], T=T[None]
+)
+assert np.isclose(block_value, value, rtol=1e-14)
+np.testing.assert_allclose(block_dF[0, 0], dL_dF, rtol=1e-13, atol=1e-15)
+np.testing.assert_allclose(block_dX[0], dL_dX, rtol=1e-13, atol=1e-15)
+print(
+    f"\nconv2d at block level: {len(graphc.parse(layer))} nodes against {len(graphc.parse(program))} unrolled;"
+    " its ∂L/∂F and ∂L/∂X equal the unrolled ones"
+)
+for pool, function in (("max", "maxpool2d"), ("average", "avgpool2d")):
+    text = f"P: [4, 4]; U: [2, 2]; sum({function}(P, 2) * U)"
+    block_dP = graphc.grad(text, wrt="P")(P=P, U=upstream)[0]
+    kernel = graphc.grad(pooled_loss(pool))
+    grads = dict(zip(kernel.wrt, (float(g) for g in kernel(**point))))
+    np.testing.assert_allclose(
+        block_dP, [[grads[names[(i, j)]] for j in range(4)] for i in range(4)], rtol=1e-15
+    )
+ties = np.array([[1.0, 1.0], [0.0, 1.0]])
+tie_dP = graphc.grad("P: [2, 2]; sum(maxpool2d(P, 2))", wrt="P")(P=ties)[0]
+np.testing.assert_array_equal(tie_dP, [[1 / 3, 1 / 3], [0.0, 1 / 3]])
+print(f"maxpool2d and avgpool2d route as the unrolled pools do; a three-way tie splits evenly:\n{tie_dP}")

@@ -59,6 +59,9 @@ from graphc.optimize import objective, residuals
 from graphc.parse import parse
 from graphc.sparse import SparseKernel, hessian_sparsity, jacobian_sparsity
 
+# user-defined blocks and the seeds at block level (issue 27)
+from graphc.user_blocks import block, check_block, forget
+
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
@@ -98,11 +101,14 @@ __all__ = [
     "UnknownFunctionError",
     "UnknownVariableError",
     "as_graph",
+    "block",
     "check",
+    "check_block",
     "compile",
     "count_paths",
     "derivative",
     "differentiate",
+    "forget",
     "from_sympy",
     "grad",
     "hessian",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from graphc import diff
+from graphc import chain, diff
 from graphc.backends import compile_graph
 from graphc.diff.common import resolve_wrt
 from graphc.errors import GraphcError
@@ -50,7 +50,7 @@ class Default:
 
 
 DEFAULT = Default()
-MODES = ("auto", "forward", "reverse")
+MODES = ("auto", "forward", "reverse", "optimal")
 
 
 def as_graph(expr: Any, max_nodes: int | None | Default = DEFAULT, dims: Dims = None) -> Graph:
@@ -217,7 +217,11 @@ def jacobian(
 
     ``mode="forward"`` accumulates it a column per input element, ``"reverse"`` a row per output
     element, and ``"auto"`` picks the one with fewer passes (reverse on a tie) and says so in
-    ``kernel.mode``. Batch axes come first, as ``scipy.optimize.least_squares`` wants them.
+    ``kernel.mode``. ``"optimal"``, for a chain of blocks from one vector input to one vector
+    output, multiplies the blocks' Jacobians in the cheapest bracketing (the matrix-chain DP of
+    graphc.chain), and is ``"auto"`` for any other graph. ``kernel.info["multiplications"]`` is
+    the scalar multiplications the accumulation performs per point, ``kernel.info["order"]`` its
+    order (``"J3 @ (J2 @ J1)"``). Batch axes come first, as ``scipy.optimize.least_squares`` wants them.
     ``sparse=True``: a :class:`graphc.sparse.SparseKernel` returning a ``scipy.sparse.csr_matrix``,
     one pass per colour of the columns or rows (see graphc.sparse).
 
@@ -237,15 +241,41 @@ def jacobian(
         return sparse_jacobian(graph, names, mode, backend, threads)
     if mode not in MODES:
         raise GraphcError(f"unknown Jacobian mode {mode!r} (the modes are: {', '.join(MODES)})")
-    if mode == "auto":
+    links = chain.chain_of(graph, names[0]) if mode == "optimal" and len(names) == 1 else None
+    if links is not None:
+        return _optimal_jacobian(graph, names, links, backend, threads)
+    if mode in ("auto", "optimal"):
         inputs = _elements(graph, [graph.variable(name) for name in names])
         mode = "forward" if inputs < _elements(graph, graph.outputs) else "reverse"
     derivative = differentiate(graph, names, "forward" if mode == "forward" else "dp")
     kernel = compile_graph(_with_outputs(derivative, len(graph.outputs)), backend, threads=threads)
     rows, columns = len(graph.outputs), len(names)
-    return kernel.derived(
+    result = kernel.derived(
         wrt=names, mode=mode, result=("blocks" if graph.tensor else "matrix", rows, columns)
     )
+    order = "a column per input element" if mode == "forward" else "a row per output element"
+    result.info = {
+        "multiplications": chain.multiplications(derivative, len(graph)),
+        "order": f"{mode}: {order}",
+    }
+    return result
+
+
+def _optimal_jacobian(graph: Graph, names: list[str], links: list[Any], backend: str, threads: Any) -> Kernel:
+    """The Jacobian of a chain as the product of its blocks' Jacobians, bracketed by the DP."""
+    chosen = chain.plan(links)
+    built = graph.copy()
+    built.set_outputs([chain.build(built, links, chosen)])
+    kernel = compile_graph(built.pruned(), backend, threads=threads).derived(
+        wrt=names, mode="optimal", result=("blocks", 1, 1)
+    )
+    kernel.info = {
+        "multiplications": chain.multiplications(built, len(graph)),
+        "order": chosen.order,
+        "forward": chosen.forward,
+        "reverse": chosen.reverse,
+    }
+    return kernel
 
 
 def hessian(

@@ -263,7 +263,7 @@ class Graph:
         A block op takes its ``params``; a shape its operands cannot take raises ShapeError.
         """
         spec = ALL_OPS[op]
-        if len(args) != spec.arity:
+        if len(args) != spec.arity and not (spec.variadic and len(args) > spec.arity):
             raise GraphcError(f"{op} takes {spec.arity} operand(s), got {len(args)}")
         if spec.block:
             return self.block(spec, args, params)

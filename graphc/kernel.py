@@ -164,7 +164,10 @@ class Kernel:
         self.variables: tuple[str, ...] = tuple(graph.variables if variables is None else variables)
         self.outputs: tuple[str, ...] = tuple(graph.output_names)
         self.wrt: tuple[str, ...] = tuple(wrt)  # the variables a derivative kernel differentiates by
-        self.mode = mode  # how a Jacobian was accumulated: "forward" or "reverse"
+        self.mode = mode  # how a Jacobian was accumulated: "forward", "reverse" or "optimal"
+        # what a Jacobian kernel's accumulation performs: "multiplications" (scalar, per point)
+        # and "order" (the bracketing of its product); see graphc.chain
+        self.info: dict[str, Any] = {}
         self.result: tuple[Any, ...] = tuple(result)  # a name in RESULTS, then its parameters
         self.threads: int | None = None  # the thread cap it was compiled with (set by compile_graph)
         self._function = function

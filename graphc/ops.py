@@ -63,6 +63,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from graphc import convolution as cv
+from graphc import user_blocks as ub
 from graphc.shapes import Shape, ShapeError, broadcast
 from graphc.shapes import source as shape_source
 from graphc.shapes import text as shape_text
@@ -171,6 +173,15 @@ class Op:
     spell: Spell | None = None  # a block op called as a function; ``@`` is spelled by ``infix``
     postfix: bool = False  # spelled after its operand (``x[0]``), which must then be an atom
     view: bool = False  # its NumPy result may be a view of its operand's array (never written into)
+    # A block op called with integer literals after its tensor operands (``maxpool2d(X, 2)``) and
+    # integer keywords (``stride=2``): how many literals, which keywords, and the params they make.
+    literals: int = 0
+    keywords: tuple[str, ...] = ()
+    call: Callable[[tuple[int, ...], dict[str, int]], Any] | None = None
+    variadic: bool = False  # takes ``arity`` or more operands (a user block's ``custom`` node)
+    # the scalar multiplications the op performs per point, from its operand and result shapes
+    # (counted in Jacobian kernels' ``info``; None: none counted)
+    multiplies: Callable[[tuple[Shape, ...], Shape], int] | None = None
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -505,7 +516,7 @@ OPS: dict[str, Op] = {
         _op("mul", "{0} * {1}", lambda x, y: x * y, _instruction("fmul"),
             lambda b, a, o: a[1], lambda b, a, o: a[0],
             infix="*", precedence=MUL, commutative=True, rewrite=_rewrite_mul, domain=(_ANY, _ANY),
-            plain=True, c="{0} * {1}"),
+            plain=True, c="{0} * {1}", multiplies=lambda shapes, shape: math.prod(shape)),
         _op("div", "{0} / {1}", lambda x, y: x / y, _instruction("fdiv"),
             lambda b, a, o: b.div(b.const(1.0), a[1]),
             lambda b, a, o: b.neg(b.div(o, a[1])),
@@ -673,6 +684,9 @@ def _count(a, axes):
     return np.float64(math.prod(a.shape[k] for k in axes))
 """
 )
+
+
+BLOCK_HELPERS += "\n\n" + cv.HELPERS
 
 
 def block_helpers() -> dict[str, Any]:
@@ -1256,6 +1270,7 @@ _NO_TANGENT: Jvp = lambda b, args, out, params, t: None
 _BLOCKS = [
     _block_op("matmul", 2, _matmul_shape, _matmul_emit, _matmul_vjp, _matmul_jvp,
               infix="@", precedence=MUL, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul,
+              multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
               scalarise=_scalar_matmul),
     _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum"),
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "add", nodes))),
@@ -1296,7 +1311,42 @@ _BLOCKS = [
               scalarise=_scalar_unindex),
 ]
 # fmt: on
-BLOCK_OPS: dict[str, Op] = {op.name: op for op in _BLOCKS}
+# the 004 lecture's layers and their adjoints (graphc/convolution.py: rules, helpers, why closed)
+_POOL = {"literals": 1, "keywords": ("stride",), "call": cv.pool_call}
+_sum_paths, _scatter_paths = cv.window_paths("_window_sum", 0), cv.window_paths("_window_scatter", -1)
+# fmt: off
+_LAYERS = [
+    _block_op("conv2d", 2, cv.conv2d_shape, cv.conv2d_emit, cv.conv2d_vjp, cv.conv2d_jvp, function="conv2d",
+              domain=(_ANY, _ANY), keywords=("stride", "padding"), call=cv.conv_call, spell=cv.spell_conv,
+              paths=cv.bilinear_paths("_conv2d", cv.conv_params)),
+    _block_op("conv2d_input", 2, cv.conv2d_input_shape, cv.conv2d_input_emit, cv.conv2d_input_vjp,
+              cv.conv2d_input_jvp, domain=(_ANY, _ANY), spell=cv.spell_adjoint("conv2d_input"),
+              paths=cv.bilinear_paths("_conv2d_input", cv.adjoint_params)),
+    _block_op("conv2d_filter", 2, cv.conv2d_filter_shape, cv.conv2d_filter_emit, cv.conv2d_filter_vjp,
+              cv.conv2d_filter_jvp, domain=(_ANY, _ANY), spell=cv.spell_adjoint("conv2d_filter"),
+              paths=cv.bilinear_paths("_conv2d_filter", cv.filter_params)),
+    _block_op("maxpool2d", 1, cv.pool_shape("maxpool2d"), cv.pool_emit("_maxpool2d"), cv.maxpool2d_vjp,
+              cv.maxpool2d_jvp, function="maxpool2d", domain=(_ANY,), spell=cv.spell_pool("maxpool2d"),
+              paths=_sum_paths, policy="a tie in a window splits evenly among its k maxima (1/k each)", **_POOL),
+    _block_op("maxpool2d_select", 2, cv.maxpool2d_select_shape, cv.pool_emit("_maxpool2d_select"),
+              cv.maxpool2d_select_vjp, cv.maxpool2d_select_jvp, domain=(_ANY, _ANY),
+              spell=cv.spell_adjoint("maxpool2d_select"), paths=cv.window_paths("_window_sum", 1)),
+    _block_op("maxpool2d_route", 2, cv.unpooled_shape("maxpool2d_route", True), cv.pool_emit("_maxpool2d_route"),
+              cv.maxpool2d_route_vjp, cv.maxpool2d_route_jvp, domain=(_ANY, _ANY),
+              spell=cv.spell_adjoint("maxpool2d_route"), paths=cv.route_paths),
+    _block_op("avgpool2d", 1, cv.pool_shape("avgpool2d"), cv.pool_emit("_avgpool2d"), cv.avgpool2d_vjp,
+              cv.avgpool2d_jvp, function="avgpool2d", domain=(_ANY,), spell=cv.spell_pool("avgpool2d"),
+              paths=_sum_paths, **_POOL),
+    _block_op("avgpool2d_adjoint", 1, cv.unpooled_shape("avgpool2d_adjoint", False),
+              cv.pool_emit("_avgpool2d_adjoint"), cv.avgpool2d_adjoint_vjp, cv.avgpool2d_adjoint_jvp,
+              domain=(_ANY,), spell=cv.spell_adjoint("avgpool2d_adjoint"), paths=_scatter_paths),
+    # a user block with its own VJP (graphc/user_blocks.py): its arguments, then its body's result
+    _block_op("custom", 2, ub.custom_shape, ub.custom_emit, ub.custom_vjp, ub.custom_jvp, domain=(_ANY, _ANY),
+              variadic=True, view=True, paths=ub.custom_paths, spell=ub.custom_spell,
+              policy="the user's VJP; forward mode differentiates the body"),
+]
+# fmt: on
+BLOCK_OPS: dict[str, Op] = {op.name: op for op in _BLOCKS + _LAYERS}
 # every op by name: a live view of both tables (an op added to OPS later is found here too)
 ALL_OPS: ChainMap[str, Op] = ChainMap(OPS, BLOCK_OPS)
 

@@ -33,7 +33,9 @@ import string
 import unicodedata
 from collections.abc import Iterator
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
+from graphc import user_blocks
 from graphc.errors import ArityError, ParseError, UnknownFunctionError
 from graphc.graph import MAX_NODES, Graph, checked_max_nodes
 from graphc.ops import (
@@ -50,6 +52,9 @@ from graphc.ops import (
 )
 from graphc.parse_tensor import TensorSyntax
 from graphc.shapes import Shape, ShapeError
+
+if TYPE_CHECKING:
+    from graphc.user_blocks import Block
 
 _CALLABLE = sorted({*FUNCTIONS, *BLOCK_FUNCTIONS, *COMPOSITES})
 _PYTHON_WORDS = frozenset(
@@ -346,6 +351,11 @@ class _Parser(TensorSyntax):
             kinds if error is None else _KindsBeforeError(kinds, error)
         )
         self.words = self.tokens.words
+        self.origins: list[str | None] | None = None  # the block each token came from, if any
+        self.customs: dict[str, Block] = {}  # the user blocks with a VJP the program calls
+        if user_blocks.uses_blocks(self.words):
+            self._expand_blocks(kinds, error)
+            kinds = self.tokens.kinds
         self.whole = error is None  # every token scanned: the fast path may look ahead freely
         self.graph = Graph()
         self.graph.max_nodes = max_nodes
@@ -364,8 +374,24 @@ class _Parser(TensorSyntax):
         self.keywords: dict[int, dict[str, object]] = {}  # an open call's (by its token) axis=, [dims]
 
     def error(self, message: str, k: int, cls: type[ParseError] = ParseError) -> ParseError:
-        """The error of token k, at its start in the text."""
+        """The error of token k, at its start in the text (a block's token: at the block's call)."""
+        origin = self.origins[k] if self.origins is not None and k < len(self.origins) else None
+        if origin is not None:
+            message = f"in block '{origin}': {message}"
         return cls(message, self.text, self.tokens.starts[k])
+
+    def _expand_blocks(self, kinds: list[str], error: ParseError | None) -> None:
+        """Replace the tokens by their expansion of user blocks (graphc.user_blocks)."""
+        starts = self.tokens.starts
+        count = len(kinds) - 2 if error is None else len(kinds)  # without the two extra ends
+        expansion = user_blocks.Expansion(self.text, kinds[:count], self.words[:count], starts[:count])
+        new_kinds, words, new_starts, self.origins = expansion.run()
+        self.customs = expansion.customs
+        self.tokens = Tokens(self.text, new_kinds, words, new_starts, error)
+        if error is None:
+            new_kinds += ["end"] * 2
+        self.kinds = new_kinds if error is None else _KindsBeforeError(new_kinds, error)
+        self.words = words
 
     # --- statements ------------------------------------------------------------------------------
 
@@ -410,6 +436,14 @@ class _Parser(TensorSyntax):
         for name, node in self.bindings.items():
             self.graph.names.setdefault(node, name)
         return self.graph.pruned()
+
+    def parse_expression(self) -> None:
+        """Parse the text as one expression into ``self.values`` (no statements, one value)."""
+        k = self._statement(0, binding=True)
+        if self.kinds[k] != "end":
+            raise self.error("expected one expression", k)
+        if self.free:
+            raise self.error(f"unknown name '{min(self.free)}'", 0)
 
     def _three_address(self, k: int) -> tuple[int, int] | None:
         """The node of a binding's value of the form ``b op c`` or ``f(b)`` (names, the statement's
@@ -562,7 +596,7 @@ class _Parser(TensorSyntax):
         return self.graph.var(name, self.declared.get(name, ()))
 
     def _open_call(self, name: str, k: int) -> None:
-        if name in BLOCK_FUNCTIONS or name in COMPOSITES:
+        if name in BLOCK_FUNCTIONS or name in COMPOSITES or name in self.customs:
             self.stack.append(("fcall", None, k, 0, len(self.values)))
             self.open_brackets += 1
             return
@@ -701,3 +735,15 @@ def parse(text: str, max_nodes: int | None = MAX_NODES, dims: dict[str, int] | N
     if not isinstance(text, str):
         raise ParseError(f"expected program text (str), got {type(text).__name__}", "", 0)
     return _Parser(text, checked_max_nodes(max_nodes), dims).parse()
+
+
+def build_expression(kinds: list[str], words: list[str], graph: Graph, names: dict[str, int]) -> int:
+    """The node of one expression's tokens built into ``graph``, each name in ``names`` standing
+    for its node (a user block's VJP formula, built into a derivative graph)."""
+    text = " ".join(words)
+    parser = _Parser(text, graph.max_nodes)
+    parser.graph = graph
+    parser.bindings.update(names)
+    parser.parse_expression()
+    (node,) = parser.values
+    return node

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphc.errors import ArityError, ParseError
 from graphc.ops import (
+    ALL_OPS,
     BLOCK_FUNCTIONS,
     COMPOSITES,
     FUNCTIONS,
@@ -48,6 +49,7 @@ class TensorSyntax:
     dim_names: set[str]
     given_dims: dict[str, int]
     keywords: dict[int, dict[str, Any]]
+    customs: dict[str, Any]
 
     def error(self, message: str, k: int, cls: type[ParseError] = ParseError) -> ParseError:
         raise NotImplementedError  # the parser's
@@ -175,12 +177,15 @@ class TensorSyntax:
         """Read ``axis=INT`` at token k inside a call; return the index after it."""
         call = self._call_entry("=", k)
         word = self.words[k]
-        if word != "axis":
-            raise self.error(f"unknown keyword argument '{word}' (the only one is axis=)", k)
+        op = BLOCK_FUNCTIONS.get(self.words[call])
+        allowed = op.keywords if op is not None and op.keywords else ("axis",)
+        if word not in allowed:
+            names = ", ".join(f"{name}=" for name in allowed)
+            raise self.error(f"unknown keyword argument '{word}' (the only ones are {names})", k)
         value, j = self._integer(k + 2)
         if value is None:
-            raise self.error("axis= takes an integer literal", k + 2)
-        self.keywords.setdefault(call, {})["axis"] = value
+            raise self.error(f"{word}= takes an integer literal", k + 2)
+        self.keywords.setdefault(call, {})[word] = value
         return j
 
     def _dims_argument(self, k: int) -> int:
@@ -198,6 +203,12 @@ class TensorSyntax:
         name = self.words[k]
         keywords = self.keywords.pop(k, {})
         args = tuple(self.values[mark:])
+        custom = self.customs.get(name)
+        if custom is not None:  # a user block with its VJP: its arguments and its expanded body
+            self.open_brackets -= 1
+            del self.values[mark:]
+            self.values.append(self.graph.block(ALL_OPS["custom"], args, custom))
+            return None
         if name in FUNCTIONS and (len(args) != 1 or (not self.graph.shape(args[0]) and not keywords)):
             if keywords:
                 raise self.error(f"{name}() of two arguments is elementwise: it takes no axis=", k)
@@ -205,6 +216,9 @@ class TensorSyntax:
         self.open_brackets -= 1
         composite = COMPOSITES.get(name)
         arity = composite.arity if composite is not None else BLOCK_FUNCTIONS[name].arity
+        if composite is None and BLOCK_FUNCTIONS[name].call is not None:
+            self._finish_layer_call(BLOCK_FUNCTIONS[name], k, mark, keywords)
+            return None
         if len(args) != arity:
             plural = "s" if arity > 1 else ""
             raise self.error(
@@ -222,6 +236,31 @@ class TensorSyntax:
             raise self.error(str(err), k) from None
         self.values.append(node)
         return None
+
+    def _finish_layer_call(self, op: Op, k: int, mark: int, keywords: dict[str, Any]) -> None:
+        """A call of a block op with integer literals after its tensors (``maxpool2d(X, 2)``)."""
+        args = tuple(self.values[mark:])
+        if len(args) != op.arity + op.literals:
+            raise self.error(
+                f"{op.function}() takes {op.arity} tensor argument(s) and {op.literals} whole number(s) "
+                f"({len(args)} given)",
+                k,
+                ArityError,
+            )
+        graph, literals = self.graph, []
+        for node in args[op.arity :]:
+            value = graph.const_value(node)
+            if value is None or value != int(value) or value < 1:
+                raise self.error(f"{op.function}() takes its window size as a whole number >= 1", k)
+            literals.append(int(value))
+        assert op.call is not None, op.name
+        del self.values[mark:]
+        try:
+            self.values.append(
+                graph.apply(op.name, *args[: op.arity], params=op.call(tuple(literals), keywords))
+            )
+        except ShapeError as err:
+            raise self.error(str(err), k) from None
 
     def _block_node(self, name: str, args: tuple[int, ...], keywords: dict[str, Any]) -> int:
         graph = self.graph

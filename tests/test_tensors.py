@@ -323,6 +323,10 @@ def test_every_op_entry_has_every_field_its_kind_needs() -> None:
             text = "x: [3]; reshape(x, [3, 1])"
         elif spelling == "dot":
             text = "x: [3]; y: [3]; dot(x, y)"
+        elif spelling == "conv2d":
+            text = "X: [1, 3, 3]; K: [2, 1, 2, 2]; conv2d(X, K)"
+        elif spelling in ("maxpool2d", "avgpool2d"):
+            text = f"X: [1, 4, 4]; {spelling}(X, 2)"
         graphc.parse(text)  # every spelling parses
     for name, composite in COMPOSITES.items():
         args = ", ".join(["x"] * composite.arity)

@@ -1,0 +1,423 @@
+"""Convolution and pooling over the last two axes: the block ops of the 004 lecture's layers.
+
+Three families, each closed under differentiation, so a derivative of a derivative (a Hessian)
+needs no new op:
+
+- ``conv2d(X, K)`` (PyTorch's: cross-correlation, ``X: [..., C_in, H, W]``, ``K: [C_out, C_in, kh,
+  kw]``, params ``(stride, padding)``) and its two adjoints. They are the three partial
+  derivatives of one trilinear form ``τ(X, K, O) = Σ O[o,h,w] K[o,c,i,j] X[c, sh+i-p, sw+j-p]``:
+  ``conv2d`` is ``∂τ/∂O``; ``conv2d_filter(X, G)`` is ``∂τ/∂K``, the correlation of the input with
+  the upstream gradient (the lecture's ``∂L/∂F = conv(X, ∂L/∂O)``); ``conv2d_input(G, K)`` is
+  ``∂τ/∂X``, the full convolution of the upstream gradient with the rotated filter (``∂L/∂X =
+  full-conv(rot180(F), ∂L/∂O)``, computed as a scatter of the filter-weighted gradient into each
+  window, which is the same sum and also holds for stride > 1). Each one's VJP and JVP are the
+  other two: the roles of τ's three operands permute.
+- ``avgpool2d(X)`` (params ``(k, stride)``) and its transpose ``avgpool2d_adjoint(G)``, linear maps
+  that are each other's VJP.
+- ``maxpool2d(X)``: each window's maximum. Its VJP ``maxpool2d_route(X, G)`` sends each window's
+  adjoint to the window's maxima, and **a tie splits evenly** (1/k to each of k maxima, the policy
+  of the two-operand ``max``); its JVP ``maxpool2d_select(X, T)`` takes the same weighted average of
+  the tangent over each window. Both are linear in their second operand and piecewise constant in
+  the first (whose derivative is 0, as ``sign``'s is): route and select are each other's VJP.
+
+The NumPy of every op is a helper of :data:`HELPERS` (window views by stride tricks and one
+``einsum``/``tensordot``; the only Python loop, in a scatter, runs over the kh·kw filter offsets,
+never over pixels). Each helper broadcasts leading (batch) axes, and works on object arrays too:
+the exact path counts run the same helpers on counts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from graphc.shapes import Shape, ShapeError
+from graphc.shapes import text as shape_text
+
+if TYPE_CHECKING:
+    from graphc.graph import Graph
+
+HELPERS = """\
+def _windows(x, k, stride, padding=0):
+    if padding:
+        x = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(padding, padding)] * 2)
+    view = np.lib.stride_tricks.sliding_window_view(x, k, axis=(-2, -1))
+    return view[..., ::stride, ::stride, :, :]
+
+
+def _unwindows(cols, size, stride, padding=0):
+    kh, kw, oh, ow = cols.shape[-2], cols.shape[-1], cols.shape[-4], cols.shape[-3]
+    h, w = size[0] + 2 * padding, size[1] + 2 * padding
+    out = np.zeros(cols.shape[:-4] + (h, w), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[..., i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride] += cols[..., i, j]
+    return out[..., padding : padding + size[0], padding : padding + size[1]]
+
+
+def _conv2d(x, k, stride, padding):
+    cols = _windows(x, k.shape[-2:], stride, padding)
+    if k.ndim == 4 and x.dtype != object:
+        return np.moveaxis(np.tensordot(cols, k, axes=([-5, -2, -1], [1, 2, 3])), -1, -3)
+    return np.einsum('...chwij,...ocij->...ohw', cols, k)
+
+
+def _conv2d_input(g, k, stride, padding, size):
+    return _unwindows(np.einsum('...ohw,...ocij->...chwij', g, k), size, stride, padding)
+
+
+def _conv2d_filter(x, g, stride, padding, k, lead):
+    cols = _windows(x, k, stride, padding)
+    axes = 'abdefg'[:lead]
+    return np.einsum(f'...{axes}chwij,...{axes}ohw->...ocij', cols, g)
+
+
+def _pool_weights(x, k, stride):
+    cols = _windows(x, (k, k), stride)
+    top = np.max(cols, axis=(-2, -1), keepdims=True)
+    hits = cols == top
+    return hits / np.sum(hits, axis=(-2, -1), keepdims=True)
+
+
+def _maxpool2d(x, k, stride):
+    return np.max(_windows(x, (k, k), stride), axis=(-2, -1))
+
+
+def _maxpool2d_select(x, t, k, stride):
+    return np.sum(_pool_weights(x, k, stride) * _windows(t, (k, k), stride), axis=(-2, -1))
+
+
+def _maxpool2d_route(x, g, k, stride):
+    cols = _pool_weights(x, k, stride) * g[..., None, None]
+    return _unwindows(cols, x.shape[-2:], stride)
+
+
+def _window_sum(x, k, stride):
+    return np.sum(_windows(x, (k, k), stride), axis=(-2, -1))
+
+
+def _window_scatter(g, k, stride, size):
+    return _unwindows(np.broadcast_to(g[..., None, None], g.shape + (k, k)), size, stride)
+
+
+def _avgpool2d(x, k, stride):
+    return _window_sum(x, k, stride) / (k * k)
+
+
+def _avgpool2d_adjoint(g, k, stride, size):
+    return _window_scatter(g / (k * k), k, stride, size)
+"""
+
+
+def _ints(shape: Shape, what: str, op: str) -> tuple[int, ...]:
+    if not all(isinstance(d, int) for d in shape):
+        raise ShapeError(f"{op} needs whole-number sizes for its {what}, got {shape_text(shape)}")
+    return shape  # type: ignore[return-value]
+
+
+def _out_size(size: int, k: int, stride: int, padding: int, op: str) -> int:
+    if stride < 1 or padding < 0:
+        raise ShapeError(f"{op} takes stride >= 1 and padding >= 0, got stride={stride}, padding={padding}")
+    span = size + 2 * padding - k
+    if span < 0:
+        raise ShapeError(f"{op}: a {k}-wide window does not fit in {size} (padded by {padding})")
+    return span // stride + 1
+
+
+# conv2d and its adjoints ------------------------------------------------------------------------
+
+
+def _image(shape: Shape, op: str) -> tuple[Shape, Any, tuple[int, int]]:
+    """An image operand ``[..., C, H, W]``: its leading axes, channels and (H, W)."""
+    if len(shape) < 3:
+        raise ShapeError(f"{op} takes an image [..., C, H, W], got {shape_text(shape)}")
+    h, w = _ints(shape[-2:], "image's height and width", op)
+    return shape[:-3], shape[-3], (h, w)
+
+
+def _filter(shape: Shape, op: str) -> tuple[Any, Any, tuple[int, int]]:
+    if len(shape) != 4:
+        raise ShapeError(f"{op} takes a filter [C_out, C_in, kh, kw], got {shape_text(shape)}")
+    kh, kw = _ints(shape[2:], "filter's height and width", op)
+    return shape[0], shape[1], (kh, kw)
+
+
+def _conv_out(size: tuple[int, int], k: tuple[int, int], params: Any, op: str) -> tuple[int, int]:
+    stride, padding = params[:2]
+    return _out_size(size[0], k[0], stride, padding, op), _out_size(size[1], k[1], stride, padding, op)
+
+
+def conv2d_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    x, k = shapes
+    lead, c_in, size = _image(x, "conv2d")
+    c_out, k_in, window = _filter(k, "conv2d")
+    if c_in != k_in:
+        raise ShapeError(
+            f"cannot conv2d {shape_text(x)} by {shape_text(k)}: the image has {c_in} channels, "
+            f"the filter takes {k_in}"
+        )
+    return (*lead, c_out, *_conv_out(size, window, params, "conv2d"))
+
+
+def conv2d_input_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    g, k = shapes
+    lead, c_out, got = _image(g, "conv2d_input")
+    k_out, c_in, window = _filter(k, "conv2d_input")
+    size = params[2]
+    if c_out != k_out or _conv_out(size, window, params, "conv2d_input") != got:
+        raise ShapeError(f"conv2d_input: {shape_text(g)} is not conv2d's result of {shape_text(k)} on {size}")
+    return (*lead, c_in, *size)
+
+
+def conv2d_filter_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    x, g = shapes
+    lead, c_in, size = _image(x, "conv2d_filter")
+    g_lead, c_out, got = _image(g, "conv2d_filter")
+    window = params[2]
+    if lead != g_lead or _conv_out(size, window, params, "conv2d_filter") != got:
+        raise ShapeError(f"conv2d_filter: {shape_text(g)} is not conv2d's result on {shape_text(x)}")
+    return (c_out, c_in, *window)
+
+
+def conv2d_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    return f"_conv2d({a[0]}, {a[1]}, {params[0]}, {params[1]})"
+
+
+def conv2d_input_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    return f"_conv2d_input({a[0]}, {a[1]}, {params[0]}, {params[1]}, {params[2]})"
+
+
+def conv2d_filter_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    lead = len(shapes[0]) - 3
+    return f"_conv2d_filter({a[0]}, {a[1]}, {params[0]}, {params[1]}, {params[2]}, {lead})"
+
+
+def _conv(b: Graph, x: int, k: int, params: Any) -> int:
+    return b.apply("conv2d", x, k, params=params[:2])
+
+
+def _conv_input(b: Graph, g: int, k: int, params: Any, x_shape: Shape) -> int:
+    return b.apply("conv2d_input", g, k, params=(*params[:2], tuple(x_shape[-2:])))
+
+
+def _conv_filter(b: Graph, x: int, g: int, params: Any, k_shape: Shape) -> int:
+    return b.apply("conv2d_filter", x, g, params=(*params[:2], tuple(k_shape[-2:])))
+
+
+def _bilinear_jvp(build: Any) -> Any:
+    """The JVP of a bilinear op ``f``: ``f(tA, B) + f(A, tB)``, without the zero terms."""
+
+    def jvp(b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]) -> int | None:
+        first = None if t[0] is None else build(b, t[0], args[1], params)
+        second = None if t[1] is None else build(b, args[0], t[1], params)
+        if first is None or second is None:
+            return second if first is None else first
+        return b.add(first, second)
+
+    return jvp
+
+
+def conv2d_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
+    x, k = args
+    return _conv_input(b, g, k, params, b.shape(x)), _conv_filter(b, x, g, params, b.shape(k))
+
+
+def conv2d_input_vjp(
+    b: Graph, args: tuple[int, ...], out: int, params: Any, h: int
+) -> tuple[int | None, ...]:
+    g, k = args
+    return _conv(b, h, k, params), _conv_filter(b, h, g, params, b.shape(k))
+
+
+def conv2d_filter_vjp(
+    b: Graph, args: tuple[int, ...], out: int, params: Any, h: int
+) -> tuple[int | None, ...]:
+    x, g = args
+    return _conv_input(b, g, h, params, b.shape(x)), _conv(b, x, h, params)
+
+
+conv2d_jvp = _bilinear_jvp(_conv)
+conv2d_input_jvp = _bilinear_jvp(lambda b, g, k, p: b.apply("conv2d_input", g, k, params=p))
+conv2d_filter_jvp = _bilinear_jvp(lambda b, x, g, p: b.apply("conv2d_filter", x, g, params=p))
+
+
+# pooling ----------------------------------------------------------------------------------------
+
+
+def _pooled(shape: Shape, params: Any, op: str) -> Shape:
+    if len(shape) < 2:
+        raise ShapeError(f"{op} pools the last two axes, got {shape_text(shape)}")
+    k, stride = params[:2]
+    if k < 1:
+        raise ShapeError(f"{op} takes a window k >= 1, got {k}")
+    h, w = _ints(shape[-2:], "height and width", op)
+    return (*shape[:-2], _out_size(h, k, stride, 0, op), _out_size(w, k, stride, 0, op))
+
+
+def pool_shape(op: str) -> Any:
+    def shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+        return _pooled(shapes[0], params, op)
+
+    return shape
+
+
+def maxpool2d_select_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    x, t = shapes
+    if x != t:
+        raise ShapeError(f"maxpool2d_select: {shape_text(t)} is not shaped like {shape_text(x)}")
+    return _pooled(x, params, "maxpool2d_select")
+
+
+def unpooled_shape(op: str, image: bool) -> Any:
+    """The shape of a pooling op's adjoint: its image operand's (``image``), or params' (H, W)."""
+
+    def shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+        g = shapes[-1]
+        target = shapes[0] if image else (*g[:-2], *params[2])
+        if _pooled(target, params, op) != g:
+            raise ShapeError(f"{op}: {shape_text(g)} is not the pooling of {shape_text(target)}")
+        return target
+
+    return shape
+
+
+def pool_emit(helper: str) -> Any:
+    def emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+        return f"{helper}({', '.join(a)}, {', '.join(map(str, params))})"
+
+    return emit
+
+
+def maxpool2d_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
+    return (b.apply("maxpool2d_route", args[0], g, params=params),)
+
+
+def maxpool2d_jvp(
+    b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]
+) -> int | None:
+    return None if t[0] is None else b.apply("maxpool2d_select", args[0], t[0], params=params)
+
+
+def _routed_vjp(other: str) -> Any:
+    """The VJP of route/select, linear in their second operand (the first only picks weights)."""
+
+    def vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, h: int) -> tuple[int | None, ...]:
+        return None, b.apply(other, args[0], h, params=params)
+
+    return vjp
+
+
+def _routed_jvp(name: str) -> Any:
+    def jvp(b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]) -> int | None:
+        return None if t[1] is None else b.apply(name, args[0], t[1], params=params)
+
+    return jvp
+
+
+maxpool2d_select_vjp, maxpool2d_route_vjp = _routed_vjp("maxpool2d_route"), _routed_vjp("maxpool2d_select")
+maxpool2d_select_jvp, maxpool2d_route_jvp = _routed_jvp("maxpool2d_select"), _routed_jvp("maxpool2d_route")
+
+
+def avgpool2d_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
+    size = tuple(b.shape(args[0])[-2:])
+    return (b.apply("avgpool2d_adjoint", g, params=(*params, size)),)
+
+
+def avgpool2d_adjoint_vjp(
+    b: Graph, args: tuple[int, ...], out: int, params: Any, h: int
+) -> tuple[int | None, ...]:
+    return (b.apply("avgpool2d", h, params=params[:2]),)
+
+
+def _linear_jvp(name: str) -> Any:
+    def jvp(b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]) -> int | None:
+        return None if t[0] is None else b.apply(name, t[0], params=params)
+
+    return jvp
+
+
+avgpool2d_jvp, avgpool2d_adjoint_jvp = _linear_jvp("avgpool2d"), _linear_jvp("avgpool2d_adjoint")
+
+
+# exact path counts: the ops' own NumPy on counts (object arrays) ---------------------------------
+
+
+def _helper(name: str) -> Any:
+    from graphc.ops import block_helpers
+
+    return block_helpers()[name]
+
+
+def _ones(a: Any) -> Any:
+    import numpy as np
+
+    return np.ones(a.shape, dtype=object)
+
+
+def bilinear_paths(helper: str, extra: Any) -> Any:
+    """Each output element is a sum of products: the paths of both factors of each product add."""
+
+    def paths(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+        f = _helper(helper)
+        rest = extra(c, params)
+        total = f(c[0], _ones(c[1]), *rest) + f(_ones(c[0]), c[1], *rest)
+        return total.reshape(shape)
+
+    return paths
+
+
+def window_paths(helper: str, operand: int) -> Any:
+    """Pooling and its adjoints: each element sums the paths of the elements its window reads
+    (or is read by), through operand ``operand`` (a max-pool's weights carry no derivative)."""
+
+    def paths(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+        return _helper(helper)(c[operand], *params).reshape(shape)
+
+    return paths
+
+
+def route_paths(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    return _helper("_window_scatter")(c[1], *params, c[0].shape[-2:]).reshape(shape)
+
+
+def conv_params(c: list[Any], params: Any) -> tuple[Any, ...]:
+    return params[0], params[1]
+
+
+def adjoint_params(c: list[Any], params: Any) -> tuple[Any, ...]:
+    return tuple(params)
+
+
+def filter_params(c: list[Any], params: Any) -> tuple[Any, ...]:
+    return (*params, c[0].ndim - 3)
+
+
+def spell_conv(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    stride, padding = params
+    extra = (f", stride={stride}" if stride != 1 else "") + (f", padding={padding}" if padding else "")
+    return f"conv2d({a[0]}, {a[1]}{extra})"
+
+
+def spell_pool(function: str) -> Any:
+    def spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+        k, stride = params
+        return f"{function}({a[0]}, {k}{f', stride={stride}' if stride != k else ''})"
+
+    return spell
+
+
+def spell_adjoint(function: str) -> Any:
+    def spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+        return f"{function}({', '.join(a)}, {list(params)})"
+
+    return spell
+
+
+def conv_call(literals: tuple[int, ...], keywords: dict[str, int]) -> Any:
+    """conv2d's params from a call's keywords: ``conv2d(X, K, stride=2, padding=1)``."""
+    return keywords.get("stride", 1), keywords.get("padding", 0)
+
+
+def pool_call(literals: tuple[int, ...], keywords: dict[str, int]) -> Any:
+    """A pooling op's params from a call: ``maxpool2d(X, 2)`` is window 2, stride 2."""
+    (k,) = literals
+    return k, keywords.get("stride", k)
