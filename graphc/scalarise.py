@@ -110,7 +110,11 @@ def scalarise(graph: Graph, *, max_nodes: int | None = None, what: str = "scalar
             spec = ALL_OPS[op]
             operands = tuple(elements[a] for a in graph.args(node))
             if spec.block:
-                assert spec.scalarise is not None, spec.name
+                if spec.scalarise is None:  # a block op with no scalar form yet (the 004 lecture's layers)
+                    raise GraphcError(
+                        f"{spec.name} has no scalar form yet, which {what} needs: use method='dp', "
+                        "'forward' or 'numeric' with backend='numpy'"
+                    )
                 result = np.asarray(spec.scalarise(new, operands, graph.params(node)), dtype=object)
             else:
                 result = _elementwise(new, spec, operands, shape)
