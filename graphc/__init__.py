@@ -42,6 +42,7 @@ from graphc.errors import (
     OutputError,
     ParseError,
     ResourceError,
+    TraceError,
     UnknownFunctionError,
     UnknownVariableError,
 )
@@ -55,6 +56,9 @@ from graphc.kernel import Kernel
 from graphc.optimize import objective, residuals
 from graphc.parse import parse
 from graphc.sparse import SparseKernel, hessian_sparsity, jacobian_sparsity
+
+# Python functions in: tracing (issue 31); graphc.numpy is its NumPy-like namespace
+from graphc.tracing import Traced, sym, trace
 
 __version__ = "0.1.0"
 
@@ -91,6 +95,8 @@ __all__ = [
     "SparseKernel",
     "SymbolicError",
     "TooManyPathsError",
+    "TraceError",
+    "Traced",
     "UnknownFunctionError",
     "UnknownVariableError",
     "as_graph",
@@ -109,6 +115,8 @@ __all__ = [
     "objective",
     "parse",
     "residuals",
+    "sym",
+    "trace",
     "value_and_grad",
 ]
 

@@ -78,3 +78,8 @@ class BackendError(GraphcError):
 
 class OutputError(EvaluationError, ValueError):
     """The ``out`` arrays given to :meth:`graphc.Kernel.into` cannot hold the results."""
+
+
+class TraceError(GraphcError, TypeError):
+    """A traced value used where a number is needed at trace time (``if x > 0:``, ``float(x)``,
+    ``len(x)``), or a function or NumPy call that tracing does not support."""

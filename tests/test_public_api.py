@@ -11,6 +11,10 @@ PUBLIC = {
     "UnknownFunctionError", "UnknownVariableError",
     "as_graph", "check", "compile", "count_paths", "derivative", "differentiate", "from_sympy", "grad",
     "hessian", "implicit", "jacobian", "parse", "value_and_grad",
+    # sparse derivatives and SciPy (issue 29)
+    "SparseKernel", "hessian_sparsity", "jacobian_sparsity", "objective", "residuals",
+    # tracing Python functions (issue 31)
+    "TraceError", "Traced", "sym", "trace",
 }  # fmt: skip
 
 

@@ -1,0 +1,86 @@
+"""graphc.numpy: every op of the table as a NumPy-like function on traced values.
+
+Generated from the op table (graphc.ops), never listed here: each op is a function under its
+language name (``sin``, ``atan2``, ``relu``; an infix op under its table name, ``add``, ``pow``)
+and also under NumPy's name for it where NumPy has one (``arctan2``, ``maximum``, ``subtract``),
+read from the op's NumPy template or from the Python operator it is spelled by. The same tables
+tell NumPy's own functions on traced values (``np.sin(x)``, through ``__array_ufunc__``) which
+op they are. On numbers, the functions compute with NumPy, so helpers work on both.
+
+>>> import graphc, graphc.numpy as gnp
+>>> x = graphc.sym("x")
+>>> gnp.tanh(2 * x)
+<traced tanh(2*x)>
+>>> float(gnp.arctan2(1.0, 1.0)) == float(gnp.pi / 4)
+True
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from graphc.errors import ArityError
+from graphc.ops import BINARY_INFIX, CONSTANTS, OPS, Op
+from graphc.tracing import NEGATION, PYTHON_OPERATORS, apply, user_line
+
+_TEMPLATE_UFUNC = re.compile(r"np\.(\w+)\(\{0\}(?:, \{1\})?\)")
+
+
+def numpy_name(spec: Op) -> str | None:
+    """NumPy's ufunc for the op, by name: the one its template calls on exactly its operands
+    (``np.arctan2({0}, {1})``), or the one an ndarray calls for its Python operator; else None."""
+    match = _TEMPLATE_UFUNC.fullmatch(spec.numpy)
+    if match is not None and isinstance(getattr(np, match.group(1), None), np.ufunc):
+        return match.group(1)
+    if spec is NEGATION:
+        return "negative"
+    for symbol, _, ufunc in PYTHON_OPERATORS:
+        if BINARY_INFIX.get(symbol) is spec:
+            return ufunc
+    return None
+
+
+def _function(spec: Op, name: str) -> Callable[..., Any]:
+    def function(*args: Any) -> Any:
+        if len(args) != spec.arity:
+            plural = "s" if spec.arity > 1 else ""
+            raise ArityError(
+                f"{name}() takes {spec.arity} argument{plural}, got {len(args)} (at {user_line()})"
+            )
+        return apply(spec, args)
+
+    template = spec.numpy.format(*"xy"[: spec.arity])
+    function.__name__ = function.__qualname__ = name
+    function.__module__ = __name__
+    function.__doc__ = f"graphc's ``{spec.name}`` op: ``{template}`` on traced values or numbers."
+    return function
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {}
+UFUNCS: dict[Any, Op] = {}  # a NumPy ufunc -> its op
+for _spec in OPS.values():
+    _names = [_spec.function or _spec.name]
+    _numpy = numpy_name(_spec)
+    if _numpy is not None:
+        _ufunc = getattr(np, _numpy)
+        UFUNCS[_ufunc] = _spec
+        _names += [_numpy, _ufunc.__name__]  # np.abs is np.absolute
+    for _name in dict.fromkeys(_names):
+        FUNCTIONS[_name] = _function(_spec, _name)
+
+# NumPy functions that are not ufuncs, by the function here that traces them: none among the
+# elementwise ops (np.max and np.min are reductions, not graphc's elementwise max and min)
+ARRAY_FUNCTIONS: dict[Any, Callable[..., Any]] = {}
+
+
+def supported() -> str:
+    return "graphc.numpy has: " + ", ".join(sorted(FUNCTIONS))
+
+
+globals().update(FUNCTIONS)
+globals().update(CONSTANTS)
+__all__ = sorted([*FUNCTIONS, *CONSTANTS])  # noqa: PLE0605 - generated from the op table
