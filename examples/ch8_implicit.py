@@ -56,12 +56,12 @@ print(f"\nsystem g = ({system}) = 0, unknowns y, z")
 assert graphc_cli(["implicit", system, "--solve-for", "y,z"]) == 0
 jac = graphc.implicit(system, solve_for="y,z")
 xs = np.array([0.5, 1.0, 2.0])
-dyz = jac(x=xs, y=xs, z=2 * xs)  # shape (2 unknowns, 1 input, 3 points)
+dyz = jac(x=xs, y=xs, z=2 * xs)  # shape (3 points, 2 unknowns, 1 input): batch axes first
 print(
-    f"at x = {xs.tolist()} on y = x, z = 2x: dy/dx = {dyz[0, 0].round(12).tolist()}, "
-    f"dz/dx = {dyz[1, 0].round(12).tolist()}"
+    f"at x = {xs.tolist()} on y = x, z = 2x: dy/dx = {dyz[:, 0, 0].round(12).tolist()}, "
+    f"dz/dx = {dyz[:, 1, 0].round(12).tolist()}"
 )
-np.testing.assert_allclose(dyz[:, 0], [[1, 1, 1], [2, 2, 2]], rtol=1e-13)
+np.testing.assert_allclose(dyz[..., 0], [[1, 2], [1, 2], [1, 2]], rtol=1e-13)
 try:  # y + z = 2x, y·z = x² has the double root y = z = x, where ∂g/∂(y, z) is singular
     graphc.implicit("y + z - 2*x, y*z - x^2", solve_for="y,z")(x=1.0, y=1.0, z=1.0)
 except graphc.SingularError as err:

@@ -25,7 +25,9 @@ from graphc.api import (
     grad,
     hessian,
     jacobian,
+    jvp,
     value_and_grad,
+    vjp,
 )
 from graphc.backends import BACKENDS
 
@@ -112,12 +114,14 @@ __all__ = [
     "implicit",
     "jacobian",
     "jacobian_sparsity",
+    "jvp",
     "objective",
     "parse",
     "residuals",
     "sym",
     "trace",
     "value_and_grad",
+    "vjp",
 ]
 
 

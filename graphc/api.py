@@ -22,10 +22,12 @@ from graphc.diff.common import resolve_wrt
 from graphc.errors import GraphcError, OutputError
 from graphc.graph import MAX_NODES, Graph, checked_max_nodes
 from graphc.kernel import Kernel, Layout, outputs_layout, sequence_layout
-from graphc.parse import parse
+from graphc.parse import checked_dims, parse
+from graphc.shapes import size
 from graphc.tracing import graph_of, is_traced, trace
 
 Wrt = str | Sequence[str] | None  # SymPy symbols too, in place of any name: see as_names
+Dims = dict[str, int] | None
 
 
 def as_names(wrt: Any) -> Any:
@@ -55,28 +57,32 @@ DEFAULT = Default()
 MODES = ("auto", "forward", "reverse")
 
 
-def as_graph(expr: Any, max_nodes: int | None | Default = DEFAULT) -> Graph:
+def as_graph(expr: Any, max_nodes: int | None | Default = DEFAULT, dims: Dims = None) -> Graph:
     """A Graph from program text, a Graph (returned as is), a SymPy expression (or a list of them),
     traced values (or a tuple of them) or a Python function, traced with graphc.trace.
 
     ``max_nodes`` caps the graph and every graph derived from it (default: a Graph keeps its own
     cap, text and SymPy get ``MAX_NODES``); a Graph given another cap is copied, not changed.
+    ``dims`` gives named dimensions their values (``{"n": 7}``): the graph's shapes are then concrete,
+    as the methods that work element by element need.
     """
     limit = MAX_NODES if isinstance(max_nodes, Default) else checked_max_nodes(max_nodes)
     if isinstance(expr, Graph):
+        if dims:
+            expr = expr.with_dims(checked_dims(dims))
         if isinstance(max_nodes, Default) or expr.max_nodes == limit:
             return expr
         graph = expr.copy()
     elif isinstance(expr, str):
-        return parse(expr, limit)
+        return parse(expr, limit, dims)
     elif is_traced(expr):
-        graph = graph_of(expr)
+        graph = graph_of(expr).with_dims(checked_dims(dims)) if dims else graph_of(expr)
     elif hasattr(expr, "free_symbols") or isinstance(expr, (list, tuple)):
         from graphc.sympy_bridge import from_sympy  # SymPy is imported only when it is used
 
         graph = from_sympy(expr)
     elif callable(expr):  # a Python function (after SymPy: a SymPy symbol is callable too)
-        graph = trace(expr)
+        graph = trace(expr).with_dims(checked_dims(dims)) if dims else trace(expr)
     else:
         raise GraphcError(
             f"expected program text, a Graph, a SymPy expression or a function, got {type(expr).__name__}"
@@ -86,7 +92,7 @@ def as_graph(expr: Any, max_nodes: int | None | Default = DEFAULT) -> Graph:
 
 
 def compile(  # the public name is the contract, though it shadows a builtin
-    expr: Any, backend: str = "numpy", *, threads: int | None = None
+    expr: Any, backend: str = "numpy", *, threads: int | None = None, dims: Dims = None
 ) -> Kernel:
     """Compile a function: program text, a Graph or a SymPy expression, with the named backend.
 
@@ -96,11 +102,17 @@ def compile(  # the public name is the contract, though it shadows a builtin
     >>> k(2.0, 3.0)
     (np.float64(6.0), np.float64(5.0))
     """
-    return compile_graph(as_graph(expr), backend, threads=threads)
+    return compile_graph(as_graph(expr, dims=dims), backend, threads=threads)
 
 
 def differentiate(
-    expr: Any, wrt: Wrt = None, method: str = "dp", *, max_paths: int | None = None, cse: bool | None = None
+    expr: Any,
+    wrt: Wrt = None,
+    method: str = "dp",
+    *,
+    max_paths: int | None = None,
+    cse: bool | None = None,
+    dims: Dims = None,
 ) -> Graph:
     """The derivative graph: the function's outputs, then every partial (``∂f/∂x``, ...).
 
@@ -113,16 +125,19 @@ def differentiate(
     >>> formula(d, d.outputs[1])
     'exp(x) + y*cos(x*y)'
     """
-    return diff.differentiate(as_graph(expr), as_names(wrt), method, max_paths=max_paths, cse=cse)
+    return diff.differentiate(as_graph(expr, dims=dims), as_names(wrt), method, max_paths=max_paths, cse=cse)
 
 
-def count_paths(expr: Any, wrt: Wrt = None) -> dict[str, int]:
-    """The exact number of paths from each variable to the output (summed over several outputs).
+def count_paths(expr: Any, wrt: Wrt = None, *, dims: Dims = None) -> dict[str, int]:
+    """The exact number of paths from each variable to the output (summed over several outputs);
+    on a tensor graph, scalar paths summed over each input's elements, counted at block level.
 
     >>> count_paths("a1 = w*w; a2 = a1*a1; a3 = a2*a2; a4 = a3*a3; a4*a4")
     {'w': 32}
+    >>> count_paths("x: [3]; sum(x*x)")
+    {'x': 6}
     """
-    return diff.count_paths(as_graph(expr), as_names(wrt))
+    return diff.count_paths(as_graph(expr, dims=dims), as_names(wrt))
 
 
 def _single_output(graph: Graph, what: str) -> None:
@@ -147,23 +162,63 @@ def _as_tuple(result: Any) -> tuple[Any, ...]:
 
 
 def _matrix(rows: int, columns: int) -> Any:
+    """A scalar graph's Jacobian or Hessian: shape ``(*batch, rows, columns)``, batch axes first."""
+
     def finish(result: Any) -> np.ndarray:
         entries = np.stack(_as_tuple(result))
-        return entries.reshape(rows, columns, *entries.shape[1:])
+        matrix = entries.reshape(rows, columns, *entries.shape[1:])
+        return np.ascontiguousarray(np.moveaxis(matrix, (0, 1), (-2, -1)))
 
     return finish
 
 
+class _Staged(list):  # type: ignore[type-arg]
+    """The arrays a kernel writes into, and the step that moves them into the caller's ``out``."""
+
+    def __init__(self, arrays: list[Any], commit: Any) -> None:
+        super().__init__(arrays)
+        self.commit = commit
+
+
 def _matrix_layout(rows: int, columns: int) -> Layout:
-    """``out`` for a :func:`_matrix` result: one array of shape ``(rows, columns, *batch)``."""
+    """``out`` for a :func:`_matrix` result: one C-contiguous array of shape ``(*batch, rows,
+    columns)``. The kernel writes the entries, each contiguous over the batch, into a staging block
+    that is then moved into ``out`` (one copy)."""
 
     def layout(out: Any) -> list[Any]:
-        if not isinstance(out, np.ndarray) or out.shape[:2] != (rows, columns):
+        if not isinstance(out, np.ndarray) or out.shape[-2:] != (rows, columns) or out.ndim < 2:
             got = f"shape {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
-            raise OutputError(f"out must be an array of shape ({rows}, {columns}, *batch), got {got}")
-        return [out[i, j, ...] for i in range(rows) for j in range(columns)]  # views, 0-d at a point
+            raise OutputError(f"out must be an array of shape (*batch, {rows}, {columns}), got {got}")
+        if not out.flags.c_contiguous:
+            raise OutputError("out must be C-contiguous")
+        if not out.flags.writeable:
+            raise OutputError("out is read-only")
+        stage = np.empty((rows, columns, *out.shape[:-2]))
+
+        def commit() -> None:
+            np.copyto(out, np.moveaxis(stage, (0, 1), (-2, -1)))
+
+        return _Staged([stage[i, j, ...] for i in range(rows) for j in range(columns)], commit)
 
     return layout
+
+
+def _blocks(rows: int, columns: int) -> Any:
+    """A tensor graph's Jacobian or Hessian: one array per (output, input) pair, each of shape
+    ``batch + out_shape + in_shape``; the array itself when there is one pair, else a tuple of
+    rows."""
+
+    def finish(result: Any) -> Any:
+        entries = _as_tuple(result)
+        if rows == columns == 1:
+            return entries[0]
+        return tuple(tuple(entries[i * columns : (i + 1) * columns]) for i in range(rows))
+
+    return finish
+
+
+def _elements(graph: Graph, nodes: Sequence[int]) -> int:
+    return sum(size(graph.shape(node)) for node in nodes)
 
 
 def _value_and_grad_layout(partials: int) -> Layout:
@@ -181,9 +236,12 @@ def grad(
     *,
     threads: int | None = None,
     max_nodes: int | None | Default = DEFAULT,
+    dims: Dims = None,
     **options: Any,
 ) -> Kernel:
     """A kernel returning the tuple of partials of a one-output function, in ``kernel.wrt`` order.
+
+    On a tensor graph each partial has its variable's shape, after the batch axes of the call.
 
     ``max_nodes`` caps the function's and the gradient's graph (ResourceError beyond it; None: no
     cap; default: ``graphc.graph.MAX_NODES``, or a given Graph's own cap).
@@ -192,7 +250,7 @@ def grad(
     >>> g.wrt, g(3.0, 2.0)
     (('x', 'y'), (np.float64(12.0), np.float64(9.0)))
     """
-    graph = as_graph(expr, max_nodes)
+    graph = as_graph(expr, max_nodes, dims)
     _single_output(graph, "grad")
     derivative = diff.differentiate(graph, as_names(wrt), method, **options)
     kernel = compile_graph(_with_outputs(derivative, 1), backend, threads=threads)
@@ -209,6 +267,7 @@ def value_and_grad(
     backend: str = "numpy",
     *,
     threads: int | None = None,
+    dims: Dims = None,
     **options: Any,
 ) -> Kernel:
     """A kernel returning ``(value, (partials...))`` of a one-output function.
@@ -216,7 +275,7 @@ def value_and_grad(
     >>> value_and_grad("x**2 * y")(3.0, 2.0)
     (np.float64(18.0), (np.float64(12.0), np.float64(9.0)))
     """
-    graph = as_graph(expr)
+    graph = as_graph(expr, dims=dims)
     _single_output(graph, "value_and_grad")
     derivative = diff.differentiate(graph, as_names(wrt), method, **options)
     kernel = compile_graph(derivative, backend, threads=threads)
@@ -236,12 +295,16 @@ def jacobian(
     backend: str = "numpy",
     *,
     threads: int | None = None,
+    dims: Dims = None,
     sparse: bool = False,
 ) -> Any:
-    """A kernel returning the Jacobian, an array of shape ``(outputs, len(wrt), *batch_shape)``.
+    """A kernel returning the Jacobian: for a scalar graph an array of shape
+    ``(*batch_shape, outputs, len(wrt))``; for a tensor graph ``batch + out_shape + in_shape`` (JAX's
+    convention), a tuple of rows of them for several outputs or inputs.
 
-    ``mode="forward"`` accumulates it a column per input, ``"reverse"`` a row per output, and
-    ``"auto"`` picks the one with fewer passes (reverse on a tie) and says so in ``kernel.mode``.
+    ``mode="forward"`` accumulates it a column per input element, ``"reverse"`` a row per output
+    element, and ``"auto"`` picks the one with fewer passes (reverse on a tie) and says so in
+    ``kernel.mode``. Batch axes come first, as ``scipy.optimize.least_squares`` wants them.
     ``sparse=True``: a :class:`graphc.sparse.SparseKernel` returning a ``scipy.sparse.csr_matrix``,
     one pass per colour of the columns or rows (see graphc.sparse).
 
@@ -250,8 +313,10 @@ def jacobian(
     'forward'
     >>> j(2.0, 3.0).tolist()
     [[3.0, 2.0], [1.0, 1.0], [1.0, -1.0]]
+    >>> jacobian("x: [3]; softmax(x)")([0.0, 0.0, 0.0]).shape
+    (3, 3)
     """
-    graph = as_graph(expr)
+    graph = as_graph(expr, dims=dims)
     names = resolve_wrt(graph, as_names(wrt))
     if sparse:
         from graphc.sparse import sparse_jacobian  # SciPy is imported only when it is used
@@ -260,10 +325,13 @@ def jacobian(
     if mode not in MODES:
         raise GraphcError(f"unknown Jacobian mode {mode!r} (the modes are: {', '.join(MODES)})")
     if mode == "auto":
-        mode = "forward" if len(names) < len(graph.outputs) else "reverse"
+        inputs = _elements(graph, [graph.variable(name) for name in names])
+        mode = "forward" if inputs < _elements(graph, graph.outputs) else "reverse"
     derivative = differentiate(graph, names, "forward" if mode == "forward" else "dp")
     kernel = compile_graph(_with_outputs(derivative, len(graph.outputs)), backend, threads=threads)
     rows, columns = len(graph.outputs), len(names)
+    if graph.tensor:
+        return kernel.derived(wrt=names, mode=mode, finish=_blocks(rows, columns))
     return kernel.derived(
         wrt=names, mode=mode, finish=_matrix(rows, columns), layout=_matrix_layout(rows, columns)
     )
@@ -276,10 +344,13 @@ def hessian(
     backend: str = "numpy",
     *,
     threads: int | None = None,
+    dims: Dims = None,
     sparse: bool = False,
     **options: Any,
 ) -> Any:
-    """A kernel returning the Hessian, shape ``(len(wrt), len(wrt), *batch_shape)``.
+    """A kernel returning the Hessian: shape ``(*batch_shape, len(wrt), len(wrt))`` for a scalar
+    graph; for a tensor graph ``batch + in_shape_i + in_shape_j`` (a tuple of rows of them for
+    several inputs).
 
     The gradient graph is differentiated again by the same method (methods compose).
     ``sparse=True``: a :class:`graphc.sparse.SparseKernel` returning a ``scipy.sparse.csr_matrix``
@@ -288,7 +359,7 @@ def hessian(
     >>> hessian("x**2 * y")(3.0, 2.0).tolist()
     [[4.0, 6.0], [6.0, 0.0]]
     """
-    graph = as_graph(expr)
+    graph = as_graph(expr, dims=dims)
     _single_output(graph, "hessian")
     if sparse:
         from graphc.sparse import sparse_hessian  # SciPy is imported only when it is used
@@ -303,7 +374,93 @@ def hessian(
     second = diff.differentiate(_with_outputs(first, 1), names, method, **options)
     kernel = compile_graph(_with_outputs(second, len(names)), backend, threads=threads)
     n = len(names)
+    if graph.tensor:
+        return kernel.derived(wrt=names, finish=_blocks(n, n))
     return kernel.derived(wrt=names, finish=_matrix(n, n), layout=_matrix_layout(n, n))
+
+
+def vjp(expr: Any, wrt: Wrt = None, backend: str = "numpy", *, dims: Dims = None) -> Kernel:
+    """A kernel of the vector-Jacobian product: called with the function's variables and then a
+    ``cotangent`` shaped like its output, it returns one product per ``wrt`` variable, shaped like
+    it (the reverse pass ``dp`` makes, exposed as JAX's ``vjp`` is).
+
+    >>> k = vjp("W: [2, 3]; x: [3]; W @ x", wrt="x")
+    >>> k.variables, k([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], [1.0, 1.0, 1.0], [1.0, 0.0])[0].tolist()
+    (('W', 'x', 'cotangent'), [1.0, 2.0, 3.0])
+    """
+    from graphc.diff import blocks
+
+    graph = as_graph(expr, dims=dims)
+    _single_output(graph, "vjp")
+    names = resolve_wrt(graph, as_names(wrt))
+    result = graph.copy()
+    (output,) = graph.outputs
+    seed_name = _fresh(graph, "cotangent")
+    seed = result.var(seed_name, graph.shape(output))
+    sources = [result.variable(name) for name in names]
+    active = diff.common.depends_on(result, sources, len(graph))
+    adjoint = blocks.adjoints(result, output, seed, active) if active[output] else {}
+    products = [adjoint.get(s, blocks.zero(result, result.shape(s))) for s in sources]
+    result.set_outputs(products, [f"{seed_name}·∂f/∂{name}" for name in names])
+    return _reordered(result, [*graph.variables, seed_name], names, backend, as_tuple=True)
+
+
+def jvp(expr: Any, wrt: Wrt = None, backend: str = "numpy", *, dims: Dims = None) -> Kernel:
+    """A kernel of the Jacobian-vector product: called with the function's variables and then one
+    tangent per ``wrt`` variable (``tangent_x``, shaped like ``x``), it returns the output's tangent,
+    shaped like the output (the pass ``forward`` makes, exposed as JAX's ``jvp`` is).
+
+    >>> k = jvp("x: [3]; sum(x * x)")
+    >>> k.variables, float(k([1.0, 2.0, 3.0], [1.0, 0.0, 0.0]))
+    (('x', 'tangent_x'), 2.0)
+    """
+    from graphc.diff import blocks
+
+    graph = as_graph(expr, dims=dims)
+    _single_output(graph, "jvp")
+    names = resolve_wrt(graph, as_names(wrt))
+    result = graph.copy()
+    (output,) = graph.outputs
+    keep = graph.reachable()
+    seeds = [_fresh(graph, f"tangent_{name}") for name in names]
+    total = None
+    for name, seed_name in zip(names, seeds, strict=True):
+        source = result.variable(name)
+        tangent = blocks.tangents(result, source, result.var(seed_name, graph.shape(source)), keep)
+        if output in tangent:
+            total = tangent[output] if total is None else result.add(total, tangent[output])
+    product = blocks.zero(result, graph.shape(output)) if total is None else total
+    result.set_outputs([product], ["∂f·tangent"])
+    return _reordered(result, [*graph.variables, *seeds], names, backend, as_tuple=False)
+
+
+def _fresh(graph: Graph, name: str) -> str:
+    """``name``, or with underscores added until it is not a variable of ``graph``."""
+    while name in graph.variables:
+        name += "_"
+    return name
+
+
+def _reordered(graph: Graph, order: list[str], names: list[str], backend: str, as_tuple: bool) -> Kernel:
+    """The kernel of ``graph`` called with its variables in ``order`` (the function's, then the
+    seeds): a tuple of its outputs if ``as_tuple``, else its one output."""
+    kernel = compile_graph(graph, backend)
+    position = [order.index(name) for name in graph.variables]
+    compiled = kernel.function
+
+    def function(*args: Any, **out: Any) -> Any:
+        return compiled(*(args[i] for i in position), **out)
+
+    return Kernel(
+        graph,
+        function,
+        backend=kernel.backend,
+        source=kernel.source,
+        variables=order,
+        wrt=names,
+        finish=_as_tuple if as_tuple else None,
+        layout=sequence_layout(len(names), "one per variable") if as_tuple else None,
+    )
 
 
 def derivatives(graph: Graph, wrt: Wrt = None, order: int = 1, method: str = "dp", **options: Any) -> Graph:
@@ -349,6 +506,7 @@ def derivative(
     backend: str = "numpy",
     *,
     threads: int | None = None,
+    dims: Dims = None,
     **options: Any,
 ) -> Kernel:
     """A kernel returning the ``order``-th derivative in one variable (one value per output).
@@ -364,7 +522,7 @@ def derivative(
     name = as_names(wrt)
     if not isinstance(name, str) or "," in name:
         raise GraphcError(f"derivative takes one variable, got {wrt!r}")
-    graph = as_graph(expr)
+    graph = as_graph(expr, dims=dims)
     result = derivatives(graph, [name], order, method, **options)
     kernel = compile_graph(_with_outputs(result, len(graph.outputs)), backend, threads=threads)
     return kernel.derived(

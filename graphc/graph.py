@@ -4,7 +4,19 @@ A :class:`Graph` owns a ``networkx.MultiDiGraph`` (``graph.nx``) whose nodes are
 creation order (a topological order) and which has one edge per operand slot, from operand to
 user, keyed by the slot number: ``x*x`` has two parallel edges. Node attributes: ``op``, ``args``
 (operand nodes in slot order, the authority on argument order), ``value`` for constants and
-``name`` for variables.
+``name`` for variables, ``shape`` (a tuple, ``()`` for a scalar; see graphc.shapes) and, for a
+block op, ``params``.
+
+Tensors. A node's value is a tensor of its ``shape``: each dimension an int or a name bound at
+call time. A variable's shape is declared (``var(name, shape)``); every other node's shape is a
+function of its op, operands and params (an elementwise op broadcasts its operands' shapes as
+NumPy does; a block op's entry has a ``shape`` rule). A block op's *params* are a hashable tuple
+that the op's entry defines (``sum``: ``(axes, keepdims)`` with axes in ``0..rank-1``;
+``transpose``: the permutation; ``reshape``/``broadcast``: the target shape; ``index``: one item
+per leading axis, an int or a ``(start, stop, step)`` triple, all normalised to non-negative
+values); they are part of the hash-consing key, ``(op, *args, params)``, so the key determines the
+shape. A program with no declared tensor builds exactly the graph it built before shapes existed:
+every node then has shape ``()`` and no params, and :attr:`Graph.tensor` is False.
 
 Nodes are made only through the builder methods (:meth:`var`, :meth:`const`, :meth:`apply` and
 the arithmetic shorthands), which hash-cons: the same op on the same operands returns the
@@ -22,7 +34,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from graphc.errors import GraphcError, ResourceError, UnknownVariableError
-from graphc.ops import CONST, OPS, VAR, Op
+from graphc.ops import ALL_OPS, CONST, OPS, VAR, Op
+from graphc.shapes import Shape, ShapeError, broadcast
 
 _ADD, _SUB, _MUL, _DIV, _POW, _NEG = (OPS[name] for name in ("add", "sub", "mul", "div", "pow", "neg"))
 _bits = struct.Struct("<d").pack  # a float's bytes: tells 0.0 from -0.0
@@ -44,7 +57,7 @@ def checked_max_nodes(value: Any) -> int | None:
 
 
 class Graph:
-    """A DAG of scalar operations with named outputs.
+    """A DAG of scalar and tensor operations with named outputs.
 
     >>> g = Graph()
     >>> x = g.var("x")
@@ -61,7 +74,9 @@ class Graph:
         # networkx is imported only then: its import is a large part of a short `graphc grad --at`).
         self._op: list[str] = []
         self._args: list[tuple[int, ...]] = []
-        self._data: list[Any] = []  # a constant's value, a variable's name, else None
+        self._data: list[Any] = []  # a constant's value, a variable's name, a block op's params, else None
+        self._shape: list[Shape] = []  # every node's shape: () for a scalar
+        self.tensor = False  # some node is not a scalar, or is a block op
         self._table: dict[tuple[Any, ...], int] = {}
         # constants by value, beside the table's by bits, for the builder's commonest call (a rule's
         # const(1.0)...): neither zero (0.0 == -0.0) nor NaN (never equal) is kept here
@@ -132,13 +147,29 @@ class Graph:
         assert self._op[node] == VAR
         return self._data[node]
 
+    def shape(self, node: int) -> Shape:
+        """The node's shape: ``()`` for a scalar."""
+        return self._shape[node]
+
+    @property
+    def shapes(self) -> Sequence[Shape]:
+        """Every node's shape, indexed by node (read only)."""
+        return self._shape
+
+    def params(self, node: int) -> Any:
+        """A block op node's params (see the module docstring), else None."""
+        op = self._op[node]
+        return None if op in (CONST, VAR) else self._data[node]
+
     def attrs(self, node: int) -> dict[str, Any]:
-        """The node's attributes as networkx holds them: op, args, and value or name."""
-        attrs: dict[str, Any] = {"op": self._op[node], "args": self._args[node]}
+        """The node's attributes as networkx holds them: op, args, shape, and value, name or params."""
+        attrs: dict[str, Any] = {"op": self._op[node], "args": self._args[node], "shape": self._shape[node]}
         if self._op[node] == CONST:
             attrs["value"] = self._data[node]
         elif self._op[node] == VAR:
             attrs["name"] = self._data[node]
+        elif self._data[node] is not None:
+            attrs["params"] = self._data[node]
         return attrs
 
     def const_value(self, node: int) -> float | None:
@@ -179,7 +210,9 @@ class Graph:
 
     # --- building --------------------------------------------------------------------------------
 
-    def _new(self, key: tuple[Any, ...], op: str, args: tuple[int, ...], data: Any = None) -> int:
+    def _new(
+        self, key: tuple[Any, ...], op: str, args: tuple[int, ...], data: Any = None, shape: Shape = ()
+    ) -> int:
         node = len(self._op)
         if self.max_nodes is not None and node >= self.max_nodes:
             raise ResourceError(
@@ -189,15 +222,20 @@ class Graph:
         self._op.append(op)
         self._args.append(args)
         self._data.append(data)
+        self._shape.append(shape)
+        if shape:
+            self.tensor = True
         self._table[key] = node
         return node
 
-    def var(self, name: str) -> int:
-        """The node of input variable ``name`` (made on first use)."""
+    def var(self, name: str, shape: Shape = ()) -> int:
+        """The node of input variable ``name`` of the given shape (made on first use)."""
         node = self._variables.get(name)
         if node is None:
-            node = self._new((VAR, name), VAR, (), name)
+            node = self._new((VAR, name), VAR, (), name, tuple(shape))
             self._variables[name] = node
+        elif self._shape[node] != tuple(shape):
+            raise ShapeError(f"variable '{name}' has shape {list(self._shape[node])}, not {list(shape)}")
         return node
 
     def const(self, value: float) -> int:
@@ -218,15 +256,40 @@ class Graph:
             self._constants[value] = node
         return node
 
-    def apply(self, op: str, *args: int) -> int:
-        """The node of ``op`` applied to ``args``, after folding, rewriting and hash-consing."""
-        spec = OPS[op]
+    def apply(self, op: str, *args: int, params: Any = None) -> int:
+        """The node of ``op`` applied to ``args``, after folding, rewriting and hash-consing.
+
+        A block op takes its ``params``; a shape its operands cannot take raises ShapeError.
+        """
+        spec = ALL_OPS[op]
         if len(args) != spec.arity:
             raise GraphcError(f"{op} takes {spec.arity} operand(s), got {len(args)}")
+        if spec.block:
+            return self.block(spec, args, params)
         return self.applied(spec, args)
 
+    def block(self, spec: Op, args: tuple[int, ...], params: Any) -> int:
+        """The node of block op ``spec`` on ``args`` with ``params`` (hash-consed with them)."""
+        assert spec.shape is not None, spec.name
+        shape = spec.shape(tuple(self._shape[a] for a in args), params)
+        key = (spec.name, *args, params)
+        node = self._table.get(key)
+        if node is None:
+            node = self._new(key, spec.name, args, params, shape)
+            self.tensor = True
+        return node
+
     def applied(self, spec: Op, args: tuple[int, ...]) -> int:
-        """:meth:`apply` of an op's spec to as many operands as it takes (the builder's hot path)."""
+        """:meth:`apply` of an elementwise op's spec to as many operands as it takes (the builder's
+        hot path); operands' shapes broadcast."""
+        shapes = self._shape
+        shape = shapes[args[0]]
+        for arg in args:
+            if shapes[arg] != shape:
+                shape = broadcast([shapes[a] for a in args], spec.function or spec.infix or spec.name)
+                break
+        if shape:
+            return self._tensor_applied(spec, args, shape)
         ops = self._op
         if spec.commutative:
             # a constant after any other node, else by id: a constant's id depends on when folding
@@ -247,6 +310,22 @@ class Graph:
         key = (spec.name, *args)
         node = self._table.get(key)
         return node if node is not None else self._new(key, spec.name, args)
+
+    def _tensor_applied(self, spec: Op, args: tuple[int, ...], shape: Shape) -> int:
+        """An elementwise op with a tensor result: the scalar path's canonical order and rewrites,
+        a rewrite kept only where it keeps the shape (``x*0`` stays a node: 0 is a scalar)."""
+        ops = self._op
+        if spec.commutative:
+            a, b = args
+            if (ops[a] == CONST, a) > (ops[b] == CONST, b):
+                args = (b, a)
+        if spec.rewrite is not None:
+            rewritten = spec.rewrite(self, args)
+            if rewritten is not None and self._shape[rewritten] == shape:
+                return rewritten
+        key = (spec.name, *args)
+        node = self._table.get(key)
+        return node if node is not None else self._new(key, spec.name, args, None, shape)
 
     def add(self, a: int, b: int) -> int:
         return self.applied(_ADD, (a, b))
@@ -282,6 +361,7 @@ class Graph:
         new = Graph()
         new.max_nodes = self.max_nodes
         new._op, new._args, new._data = self._op.copy(), self._args.copy(), self._data.copy()
+        new._shape, new.tensor = self._shape.copy(), self.tensor
         new._table, new._variables = self._table.copy(), self._variables.copy()
         new._constants = self._constants.copy()
         new.set_outputs(self.outputs, self.output_names)
@@ -297,6 +377,15 @@ class Graph:
 
     def rebuilt(self, keep: Sequence[bool] | None) -> Graph:
         """A new graph replaying the kept nodes (all when ``keep`` is None) in creation order."""
+        return self._replayed(keep, {})
+
+    def with_dims(self, dims: dict[str, int]) -> Graph:
+        """A copy whose named dimensions are replaced by their values in ``dims`` (shapes and params)."""
+        return self._replayed(None, dims)
+
+    def _replayed(self, keep: Sequence[bool] | None, dims: dict[str, int]) -> Graph:
+        from graphc.shapes import substituted
+
         new = Graph()
         new.max_nodes = self.max_nodes
         mapping: dict[int, int] = {}
@@ -304,11 +393,14 @@ class Graph:
             if keep is not None and not keep[node]:
                 continue
             if op == VAR:
-                mapping[node] = new.var(self._data[node])
+                shape = self._shape[node]
+                mapping[node] = new.var(self._data[node], substituted(shape, dims) if dims else shape)  # type: ignore[arg-type]
             elif op == CONST:
                 mapping[node] = new.const(self._data[node])
             else:
-                mapping[node] = new.apply(op, *(mapping[a] for a in self._args[node]))
+                params = self._data[node]
+                args = (mapping[a] for a in self._args[node])
+                mapping[node] = new.apply(op, *args, params=substituted(params, dims) if dims else params)
         new.set_outputs([mapping[o] for o in self.outputs], self.output_names)
         new.names = {mapping[node]: name for node, name in self.names.items() if node in mapping}
         return new

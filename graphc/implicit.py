@@ -164,7 +164,7 @@ def _finish_system(graph: Graph) -> Any:
                     f"not locally functions of {', '.join(inputs)} there"
                 )
             solution[finite] = -np.linalg.solve(a_ok, b[finite])
-        return np.moveaxis(solution, (-2, -1), (0, 1))
+        return solution
 
     return finish
 
@@ -178,7 +178,7 @@ def implicit(
     Call the kernel with every variable (inputs and unknowns: a point on the solution set), by
     keyword or in ``kernel.variables`` order. With one unknown it returns the tuple of ``dz/dx``
     in ``kernel.wrt`` order (like ``grad``); with several, an array of shape
-    ``(unknowns, len(wrt), *batch_shape)`` (like ``jacobian``). Raises :class:`SingularError` where
+    ``(*batch_shape, unknowns, len(wrt))`` (like ``jacobian``: batch axes first). Raises :class:`SingularError` where
     ``∂g/∂z`` is zero (one unknown) or numerically singular (a system) at any of the points.
 
     >>> k = implicit("x^2 + z^2 - 1", solve_for="z")

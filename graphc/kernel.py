@@ -105,6 +105,9 @@ class Kernel:
 
     def diagnose(self, values: tuple[Any, ...]) -> None:
         """Raise the EvaluationError that explains why ``values`` cannot be evaluated, if any."""
+        if self.graph.tensor:
+            self._diagnose_shapes(values)
+            return
         arrays = []
         for name, value in zip(self.variables, values, strict=True):
             try:
@@ -119,6 +122,25 @@ class Kernel:
         except ValueError:
             shapes = ", ".join(f"{n}{a.shape}" for n, a in zip(self.variables, arrays, strict=True))
             raise EvaluationError(f"the arguments' shapes do not broadcast together: {shapes}") from None
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        """The compiled function, taking the variables in the graph's (sorted) order."""
+        return self._function
+
+    def _diagnose_shapes(self, values: tuple[Any, ...]) -> None:
+        """The EvaluationError of arguments that do not fit a tensor graph's declared shapes."""
+        from graphc.shapes import bind
+
+        graph = self.graph
+        declared = {name: graph.shape(graph.variable(name)) for name in self.variables}
+        try:
+            given = {
+                name: np.shape(np.asarray(v, dtype=np.float64)) for name, v in zip(self.variables, values)
+            }
+            bind(declared, given)
+        except (TypeError, ValueError) as err:
+            raise EvaluationError(str(err)) from None
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         if kwargs or len(args) != len(self.variables):
@@ -135,7 +157,7 @@ class Kernel:
 
         ``out`` is shaped like the kernel's result: an array for one output, a tuple of arrays
         for several (``grad``: one per partial; ``value_and_grad``: ``(value, (partials...))``), one
-        array of shape ``(rows, columns, *batch)`` for ``jacobian`` and ``hessian``. Each array
+        array of shape ``(*batch, rows, columns)`` for ``jacobian`` and ``hessian``. Each array
         must be float64, C-contiguous, writeable, of the arguments' broadcast shape, and overlap
         neither an input nor another output (else :class:`OutputError`). The arguments follow,
         as for a call; ``out`` comes first and only by position, so a variable may be named
@@ -148,7 +170,7 @@ class Kernel:
         >>> g.into(out, np.arange(3.0), 2.0) is out, out[1].tolist()
         (True, [0.0, 1.0, 2.0])
         """
-        if self._layout is None:
+        if self._layout is None or self.graph.tensor:
             raise OutputError(
                 "this kernel computes its results after the compiled code; into is not available"
             )
@@ -161,6 +183,9 @@ class Kernel:
         except (TypeError, ValueError):
             self.diagnose(args)
             raise
+        commit = getattr(arrays, "commit", None)
+        if commit is not None:  # the results were staged (a Jacobian's batch-first layout)
+            commit()
         return out
 
     def point_into(self, point: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -12,22 +12,73 @@ A local derivative rule is ``rule(b, args, out) -> node | None``: given the grap
 the operand nodes and the op's own result node, it builds ``∂out/∂args[slot]`` from graph nodes
 and returns it, or ``None`` where the partial is structurally zero. Non-smooth points follow the
 policy of JAX and PyTorch: ``relu'(0) = 0``, ``abs'(0) = 0``, a ``max``/``min`` tie splits evenly.
+
+Two tables, one entry type. ``OPS`` holds the elementwise ops (scalar ops applied to every
+element, NumPy broadcasting their operands); ``BLOCK_OPS`` the block ops (``block=True``: matmul,
+the reductions sum/logsumexp/amax/amin and count, and the structural reshape, transpose,
+broadcast, index and its adjoint unindex, and shift, the constant a softmax subtracts, through
+which no derivative flows); ``ALL_OPS`` is both, by name. The contract of a block
+op's entry, which every stage relies on:
+
+- ``shape(operand_shapes, params) -> shape``, raising :class:`~graphc.shapes.ShapeError` that
+  names both shapes (``cannot matmul [3, 4] by [5]: 4 != 5``);
+- ``emit(operand_sources, operand_shapes, params) -> str``: the NumPy expression of the op,
+  obeying the batch rule (an operand may carry extra leading axes: axes are written counted from
+  the end, a vector operand of ``@`` is made a matrix with ``[..., None]``, ``x[..., i]``); the
+  helpers it calls are BLOCK_HELPERS. :meth:`Op.evaluate` runs exactly this source, so it is the
+  reference any transformation (scalarisation) is checked against;
+- ``vjp(b, args, out, params, g)``: one adjoint node (or None) per operand slot, ``g`` shaped
+  like ``out``; ``jvp(b, args, out, params, tangents)``: the result's tangent from the operands'
+  (each shaped like its operand, or None for zero), both built from graph nodes;
+- ``paths(counts, params, shape)``: the number of scalar paths reaching each element of the
+  result from those reaching each operand's elements (exact path counts at block level: a
+  reduction sums them, matmul multiplies them by the other operand's extent);
+- ``spell(operands, shapes, params)``: the node as text of the language where it has a spelling
+  (``sum(x, axis=0)``, ``x[1, ::2]``); ``broadcast``, ``unindex`` and ``count``, which only
+  derivatives build, print as calls of their own names;
+- params, by op: ``sum``/``logsumexp``/``amax``/``amin``: ``(axes, keepdims)``, axes a sorted
+  tuple in ``0..rank-1``; ``shift``: the axes (kept as 1s); ``count``: the axes (the number of elements along them, a scalar);
+  ``reshape``/``broadcast``: the target shape; ``transpose``: the permutation; ``index``: one item
+  per leading axis, an int in ``0..dim-1``, a ``(start, stop, step)`` triple (stop None: past the
+  front for a negative step) or None for ``:``; ``unindex``: ``(index params, operand shape)``.
+
+An elementwise op's VJP and JVP follow from its local partials (``g * z`` summed over the axes it
+was broadcast along: :func:`reduce_to`). COMPOSITES (``mean``, ``softmax``, ``log_softmax``,
+``outer``) are functions of the language built from the ops, with no rules of their own.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
+from collections import ChainMap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from graphc.shapes import Shape, ShapeError, broadcast
+from graphc.shapes import source as shape_source
+from graphc.shapes import text as shape_text
+
 if TYPE_CHECKING:
     from graphc.graph import Graph
 
 Rule = Callable[["Graph", tuple[int, ...], int], "int | None"]
 Rewrite = Callable[["Graph", tuple[int, ...]], "int | None"]
+# A block op's rules. ``params`` is the node's params tuple (see graphc.graph), shapes are declared.
+ShapeRule = Callable[[tuple["Shape", ...], Any], "Shape"]  # operand shapes, params -> shape (or ShapeError)
+Emit = Callable[[tuple[str, ...], tuple["Shape", ...], Any], str]  # NumPy source of the op, batch rule
+# vjp(b, args, out, params, g): the adjoint contribution to each operand slot (None: none)
+Vjp = Callable[["Graph", tuple[int, ...], int, Any, int], tuple["int | None", ...]]
+# jvp(b, args, out, params, tangents): the result's tangent from the operands' (None: zero)
+Jvp = Callable[["Graph", tuple[int, ...], int, Any, tuple["int | None", ...]], "int | None"]
+# paths(counts, params, shape): per element of the result, the scalar paths reaching it, from the
+# paths reaching each operand's elements (object arrays of Python ints; exact, never enumerated)
+PathRule = Callable[[list[Any], Any, tuple[int, ...]], Any]
+# spell(operands, shapes, params): the node in the language (operands already atoms), for printing
+Spell = Callable[[tuple[str, ...], tuple["Shape", ...], Any], str]
 
 
 class Emitter(Protocol):
@@ -71,15 +122,47 @@ class Op:
     # constant last operands the LLVM lowering treats specially (``x**2`` as ``x*x``): the LLVM
     # backend's tape gives a row with one of them an opcode of its own with the constant built in
     specialised: frozenset[float] = frozenset()
+    aliases: tuple[str, ...] = ()  # other infix spellings ("^" for "**")
+    right: bool = False  # a right-associative infix operator
+    policy: str = ""  # the op's points of non-smoothness or singularity, as graphc/policy.py states them
+    # Block ops (block=True): the value of the node is not elementwise in its operands.
+    block: bool = False
+    shape: ShapeRule | None = None
+    emit: Emit | None = None  # replaces the ``numpy`` template, which is then ""
+    vjp: Vjp | None = None
+    jvp: Jvp | None = None
+    paths: PathRule | None = None
+    spell: Spell | None = None  # a block op called as a function; ``@`` is spelled by ``infix``
+    postfix: bool = False  # spelled after its operand (``x[0]``), which must then be an atom
+    view: bool = False  # its NumPy result may be a view of its operand's array (never written into)
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         assert len(self.partials) == self.arity, self.name
+        if self.block:
+            object.__setattr__(self, "impl", self.evaluate)
+            return
         names = ", ".join(f"a{i}" for i in range(self.arity))
         body = self.numpy.format(*(f"a{i}" for i in range(self.arity)))
         # The template is this module's own constant text, never user input.
         code = compile(f"lambda {names}: {body}", f"<graphc.ops:{self.name}>", "eval")
         object.__setattr__(self, "impl", eval(code, {"np": np}))  # the template above: never user text
+
+    def evaluate(self, *values: Any, params: Any = None) -> Any:
+        """The op on NumPy arrays (of the declared shapes, or with leading batch axes), through the
+        same source the NumPy backend emits: the reference that scalarisation is checked against."""
+        if not self.block:
+            with np.errstate(all="ignore"):
+                return self.impl(*(np.asarray(v, dtype=np.float64) for v in values))
+        assert self.emit is not None
+        arrays = [np.asarray(v, dtype=np.float64) for v in values]
+        shapes = tuple(a.shape for a in arrays)
+        names = tuple(f"a{i}" for i in range(self.arity))
+        # declared shapes: the caller's arrays without batch axes are exactly their own
+        code = self.emit(names, shapes, params)
+        scope = {**block_helpers(), **dict(zip(names, arrays, strict=True)), "dims": {}}
+        with np.errstate(all="ignore"):
+            return eval(code, scope)
 
     def fold(self, *values: float) -> float:
         """The op applied to constant operands, with NumPy's float64 semantics (nan/inf, no warnings)."""
@@ -267,7 +350,7 @@ OPS: dict[str, Op] = {
             lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
             lambda b, a, o: b.mul(o, b.apply("log", a[0])),
             infix="**", precedence=4, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY),
-            specialised=frozenset({2.0, -1.0})),
+            specialised=frozenset({2.0, -1.0}), aliases=("^",), right=True),
         _op("sin", "np.sin({0})", _sympy("sin"), _call("graphc_sin"), lambda b, a, o: b.apply("cos", a[0]),
             function="sin", sympy_class="sin", domain=(_ANY,)),
         _op("cos", "np.cos({0})", _sympy("cos"), _call("graphc_cos"), lambda b, a, o: b.neg(b.apply("sin", a[0])),
@@ -323,7 +406,683 @@ OPS: dict[str, Op] = {
 }
 # fmt: on
 
+
+# --- block ops -----------------------------------------------------------------------------------
+#
+# A block op's value is not elementwise in its operands: ``@``, the reductions, the structural ops.
+# Its entry holds its shape rule, its NumPy source (``emit``: an expression over the operand
+# names, obeying the batch rule: an operand may carry extra leading axes, so an axis is written
+# counted from the end and a vector operand of ``@`` is made a matrix explicitly), and its VJP and
+# JVP, built from graph nodes. The helpers the emitted source calls are defined once, in
+# BLOCK_HELPERS, which every generated module includes.
+
+BLOCK_HELPERS = """\
+def _reshape(a, rank, shape):
+    return a.reshape(a.shape[: a.ndim - rank] + shape)
+
+
+def _transpose(a, perm):
+    lead = a.ndim - len(perm)
+    return a.transpose(tuple(range(lead)) + tuple(lead + p for p in perm))
+
+
+def _broadcast(a, rank, shape):
+    a = a[(Ellipsis,) + (None,) * (len(shape) - rank) + (slice(None),) * rank]
+    return np.broadcast_to(a, a.shape[: a.ndim - len(shape)] + shape)
+
+
+def _logsumexp(a, axes, keepdims):
+    top = np.max(a, axis=axes, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    total = np.log(np.sum(np.exp(a - top), axis=axes, keepdims=True)) + top
+    return total if keepdims else np.squeeze(total, axis=axes)
+
+
+def _unindex(g, index, rank, shape):
+    out = np.zeros(g.shape[: g.ndim - rank] + shape)
+    out[index] = g
+    return out
+
+
+def _shift(a, axes):
+    top = np.max(a, axis=axes, keepdims=True)
+    return np.where(np.isfinite(top), top, 0.0)
+
+
+def _count(a, axes):
+    return np.float64(math.prod(a.shape[k] for k in axes))
+"""
+
+
+def block_helpers() -> dict[str, Any]:
+    """The helpers of BLOCK_HELPERS, defined in a namespace with ``np`` and ``math`` (once)."""
+    if not _HELPERS:
+        import math
+
+        _HELPERS.update(np=np, math=math)
+        exec(BLOCK_HELPERS, _HELPERS)  # noqa: S102 - this module's own constant source
+    return _HELPERS
+
+
+_HELPERS: dict[str, Any] = {}
+
+
+def _negative(axes: tuple[int, ...], rank: int) -> str:
+    """Axes 0..rank-1 as the source of a tuple of negative axes (batch axes come before)."""
+    return "(" + "".join(f"{a - rank}, " for a in axes).rstrip(" ") + ")"
+
+
+def _axes_params(shape: Shape, axis: int | tuple[int, ...] | None, keepdims: bool = False) -> Any:
+    """A reduction's params from an ``axis`` argument (None: all axes; negative from the end)."""
+    from graphc.shapes import axis as one_axis
+
+    if axis is None:
+        axes = tuple(range(len(shape)))
+    else:
+        items = axis if isinstance(axis, tuple) else (axis,)
+        axes = tuple(sorted({one_axis(k, len(shape), shape) for k in items}))
+    return (axes, keepdims)
+
+
+def _reduced_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    (shape,) = shapes
+    axes, keepdims = params
+    for a in axes:
+        if not 0 <= a < len(shape):
+            raise ShapeError(f"axis {a} is out of range for shape {shape_text(shape)}")
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _kept(b: Graph, node: int, shape: Shape, params: Any) -> int:
+    """A reduction's result ``node`` with its reduced axes back as 1s (keepdims), for broadcasting
+    against the operand of shape ``shape``."""
+    axes, keepdims = params
+    if keepdims or not axes:
+        return node
+    return b.apply("reshape", node, params=tuple(1 if i in axes else d for i, d in enumerate(shape)))
+
+
+def reduce_to(b: Graph, g: int, shape: Shape) -> int:
+    """``g`` summed over the axes it was broadcast along to reach it from ``shape``: the adjoint of
+    an operand of an elementwise op (PyTensor's Elemwise pattern)."""
+    have = b.shape(g)
+    if have == shape:
+        return g
+    lead = len(have) - len(shape)
+    if lead > 0:
+        g = b.apply("sum", g, params=(tuple(range(lead)), False))
+    ones = tuple(i for i, d in enumerate(shape) if d == 1 and b.shape(g)[i] != 1)
+    if ones:
+        g = b.apply("sum", g, params=(ones, True))
+    return g
+
+
+def broadcast_to(b: Graph, node: int, shape: Shape) -> int:
+    """``node`` broadcast to ``shape`` (itself when it has that shape already)."""
+    return node if b.shape(node) == shape else b.apply("broadcast", node, params=shape)
+
+
+def _summed(b: Graph, terms: list[int | None]) -> int | None:
+    total = None
+    for term in terms:
+        if term is not None:
+            total = term if total is None else b.add(total, term)
+    return total
+
+
+# matmul: NumPy's matmul on 1-D and 2-D operands -------------------------------------------------
+
+
+def _matmul_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    a, b = shapes
+    if not a or not b or len(a) > 2 or len(b) > 2:
+        raise ShapeError(f"cannot matmul {shape_text(a)} by {shape_text(b)}: '@' takes 1-D and 2-D operands")
+    inner = b[0] if len(b) == 1 else b[-2]
+    if a[-1] != inner:
+        raise ShapeError(f"cannot matmul {shape_text(a)} by {shape_text(b)}: {a[-1]} != {inner}")
+    return a[:-1] + (b[-1:] if len(b) == 2 else ())
+
+
+def _matmul_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    ranks = (len(shapes[0]), len(shapes[1]))
+    if ranks == (2, 2):
+        return f"{a[0]} @ {a[1]}"
+    if ranks == (2, 1):
+        return f"({a[0]} @ {a[1]}[..., None])[..., 0]"
+    if ranks == (1, 2):
+        return f"({a[0]}[..., None, :] @ {a[1]})[..., 0, :]"
+    return f"np.einsum('...i,...i->...', {a[0]}, {a[1]})"
+
+
+def _outer(b: Graph, x: int, y: int) -> int:
+    """``x[:, None] * y`` for vectors x and y."""
+    return b.mul(b.apply("reshape", x, params=(*b.shape(x), 1)), y)
+
+
+def _matmul_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
+    x, y = args
+    ranks = (len(b.shape(x)), len(b.shape(y)))
+    if ranks == (2, 2):
+        return _matmul(b, g, _transposed(b, y)), _matmul(b, _transposed(b, x), g)
+    if ranks == (2, 1):
+        return _outer(b, g, y), _matmul(b, g, x)
+    if ranks == (1, 2):
+        return _matmul(b, y, g), _outer(b, x, g)
+    return b.mul(g, y), b.mul(g, x)
+
+
+def _matmul_jvp(
+    b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]
+) -> int | None:
+    x, y = args
+    return _summed(b, [t[0] and _matmul(b, t[0], y), t[1] and _matmul(b, x, t[1])])
+
+
+def _matmul(b: Graph, x: int, y: int) -> int:
+    return b.apply("matmul", x, y)
+
+
+def _transposed(b: Graph, x: int) -> int:
+    return b.apply("transpose", x, params=tuple(range(len(b.shape(x)) - 1, -1, -1)))
+
+
+# reductions -------------------------------------------------------------------------------------
+
+
+def _sum_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    axes, keepdims = params
+    return f"np.sum({a[0]}, axis={_negative(axes, len(shapes[0]))}{', keepdims=True' * keepdims})"
+
+
+def _sum_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
+    shape = b.shape(args[0])
+    kept = g if b.shape(g) == () else _kept(b, g, shape, params)  # a scalar broadcasts as it is
+    return (broadcast_to(b, kept, shape),)
+
+
+def _sum_jvp(b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]) -> int | None:
+    return None if t[0] is None else b.apply("sum", t[0], params=params)
+
+
+def _logsumexp_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    axes, keepdims = params
+    return f"_logsumexp({a[0]}, {_negative(axes, len(shapes[0]))}, {keepdims})"
+
+
+def _softmax_of(b: Graph, args: tuple[int, ...], out: int, params: Any) -> int:
+    """``exp(x - logsumexp(x))``: the weights of a logsumexp's operand in its derivative."""
+    x = args[0]
+    return b.apply("exp", b.sub(x, _kept(b, out, b.shape(x), params)))
+
+
+def _logsumexp_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
+    x = args[0]
+    return (b.mul(_kept(b, g, b.shape(x), params), _softmax_of(b, args, out, params)),)
+
+
+def _logsumexp_jvp(
+    b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]
+) -> int | None:
+    if t[0] is None:
+        return None
+    return b.apply("sum", b.mul(t[0], _softmax_of(b, args, out, params)), params=params)
+
+
+def _extreme_emit(function: str) -> Emit:
+    def emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+        axes, keepdims = params
+        return f"np.{function}({a[0]}, axis={_negative(axes, len(shapes[0]))}{', keepdims=True' * keepdims})"
+
+    return emit
+
+
+def _extreme_weights(b: Graph, args: tuple[int, ...], out: int, params: Any, sign: float) -> int:
+    """1/k on each of the k elements that attain the max (sign 1) or min (sign -1), else 0: ties
+    split evenly, as the two-operand ``max``'s partials do."""
+    x = args[0]
+    gap = (
+        b.sub(_kept(b, out, b.shape(x), params), x)
+        if sign > 0
+        else b.sub(x, _kept(b, out, b.shape(x), params))
+    )
+    mask = b.sub(b.const(1.0), b.apply("sign", gap))
+    count = b.apply("sum", mask, params=(params[0], True))
+    return b.div(mask, count)
+
+
+def _extreme_vjp(sign: float) -> Vjp:
+    def vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
+        x = args[0]
+        return (b.mul(_kept(b, g, b.shape(x), params), _extreme_weights(b, args, out, params, sign)),)
+
+    return vjp
+
+
+def _extreme_jvp(sign: float) -> Jvp:
+    def jvp(b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]) -> int | None:
+        if t[0] is None:
+            return None
+        weights = _extreme_weights(b, args, out, params, sign)
+        return b.apply("sum", b.mul(t[0], weights), params=params)
+
+    return jvp
+
+
+def _shift_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    return _reduced_shape(shapes, (params, True))
+
+
+def _shift_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    return f"_shift({a[0]}, {_negative(params, len(shapes[0]))})"
+
+
+def _count_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    _reduced_shape(shapes, (params, False))
+    return ()
+
+
+def _count_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    return f"_count({a[0]}, {_negative(params, len(shapes[0]))})"
+
+
+# structure --------------------------------------------------------------------------------------
+
+
+def _same_size(a: Shape, b: Shape) -> bool:
+    def key(shape: Shape) -> tuple[int, list[str]]:
+        return math.prod(d for d in shape if isinstance(d, int)), sorted(
+            d for d in shape if isinstance(d, str)
+        )
+
+    return key(a) == key(b)
+
+
+def _reshape_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    if not _same_size(shapes[0], params):
+        raise ShapeError(f"cannot reshape {shape_text(shapes[0])} to {shape_text(params)}: the sizes differ")
+    return tuple(params)
+
+
+def _reshape_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    return f"_reshape({a[0]}, {len(shapes[0])}, {shape_source(params)})"
+
+
+def _linear_vjp(inverse: Callable[[Graph, int, int, Any], int]) -> Vjp:
+    """The VJP of a linear op of one operand, from a rule building its transpose on ``g``."""
+
+    def vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
+        return (inverse(b, g, args[0], params),)
+
+    return vjp
+
+
+def _linear_jvp(name: str) -> Jvp:
+    """The JVP of a linear op of one operand: the op itself on the tangent."""
+
+    def jvp(b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]) -> int | None:
+        return None if t[0] is None else b.apply(name, t[0], params=params)
+
+    return jvp
+
+
+def _transpose_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    (shape,) = shapes
+    if sorted(params) != list(range(len(shape))):
+        raise ShapeError(f"cannot transpose {shape_text(shape)} by axes {list(params)}")
+    return tuple(shape[p] for p in params)
+
+
+def _transpose_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    if tuple(params) == (1, 0):
+        return f"np.swapaxes({a[0]}, -1, -2)"
+    return f"_transpose({a[0]}, {tuple(params)!r})"
+
+
+def _broadcast_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    if broadcast([shapes[0], params], "broadcast") != tuple(params) or len(shapes[0]) > len(params):
+        raise ShapeError(f"cannot broadcast {shape_text(shapes[0])} to {shape_text(params)}")
+    return tuple(params)
+
+
+def _broadcast_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    return f"_broadcast({a[0]}, {len(shapes[0])}, {shape_source(params)})"
+
+
+def _index_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    (shape,) = shapes
+    if len(params) > len(shape):
+        raise ShapeError(f"too many indices ({len(params)}) for shape {shape_text(shape)}")
+    out: list[Any] = []
+    for item, dim in zip(params, shape, strict=False):
+        if isinstance(item, tuple):
+            out.append(len(range(*item)) if item[1] is not None else len(range(item[0], -1, item[2])))
+        elif item is None:
+            out.append(dim)
+    return tuple(out) + shape[len(params) :]
+
+
+def index_params(shape: Shape, items: list[int | tuple[int | None, int | None, int | None] | None]) -> Any:
+    """An ``index`` node's params from the text's items (an int, a slice's ``(start, stop, step)``
+    with None where omitted, or None for ``:``), checked against ``shape`` and normalised."""
+    if len(items) > len(shape):
+        raise ShapeError(f"too many indices ({len(items)}) for shape {shape_text(shape)}")
+    out: list[Any] = []
+    for item, dim in zip(items, shape, strict=False):
+        if item is None or (isinstance(item, tuple) and item == (None, None, None)):
+            out.append(None)
+            continue
+        if isinstance(dim, str):
+            raise ShapeError(f"cannot index the named dimension '{dim}' of {shape_text(shape)} (only ':')")
+        if isinstance(item, int):
+            if not -dim <= item < dim:
+                raise ShapeError(
+                    f"index {item} is out of range for a dimension of {dim} in {shape_text(shape)}"
+                )
+            out.append(item % dim)
+            continue
+        if item[2] == 0:
+            raise ShapeError("a slice step cannot be zero")
+        r = range(*slice(*item).indices(dim))
+        out.append((r.start, r.stop if r.stop >= 0 else None, r.step))
+    return tuple(out)
+
+
+def _index_source(params: Any, rank: int) -> str:
+    parts = ["..."]
+    for item in params:
+        if item is None:
+            parts.append(":")
+        elif isinstance(item, tuple):
+            start, stop, step = item
+            parts.append(f"{start}:{'' if stop is None else stop}:{step}")
+        else:
+            parts.append(str(item))
+    parts += [":"] * (rank - len(params))
+    return ", ".join(parts)
+
+
+def _index_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    return f"{a[0]}[{_index_source(params, len(shapes[0]))}]"
+
+
+def _slice_object(params: Any, rank: int) -> str:
+    parts = ["Ellipsis"]
+    for item in params:
+        if item is None:
+            parts.append("slice(None)")
+        elif isinstance(item, tuple):
+            parts.append(f"slice{item!r}")
+        else:
+            parts.append(str(item))
+    parts += ["slice(None)"] * (rank - len(params))
+    return "(" + ", ".join(parts) + ")"
+
+
+def _unindex_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    index, shape = params
+    if _index_shape((shape,), index) != shapes[0]:
+        raise ShapeError(f"cannot place {shape_text(shapes[0])} at an index of {shape_text(shape)}")
+    return tuple(shape)
+
+
+def _unindex_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    index, shape = params
+    return f"_unindex({a[0]}, {_slice_object(index, len(shape))}, {len(shapes[0])}, {shape_source(shape)})"
+
+
+# path counts ------------------------------------------------------------------------------------
+
+
+def _index_tuple(params: Any) -> tuple[Any, ...]:
+    return tuple(slice(*i) if isinstance(i, tuple) else slice(None) if i is None else i for i in params)
+
+
+def _paths_matmul(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    a, b = c
+    ones_a, ones_b = np.ones(a.shape, dtype=object), np.ones(b.shape, dtype=object)
+    return np.asarray(np.matmul(a, ones_b) + np.matmul(ones_a, b), dtype=object).reshape(shape)
+
+
+def _paths_reduced(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    return np.asarray(np.sum(c[0], axis=params[0], keepdims=params[1]), dtype=object).reshape(shape)
+
+
+def _paths_none(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    return np.zeros(shape, dtype=object)  # count: no derivative, so no path
+
+
+def _paths_moved(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    return c[0].reshape(shape)  # reshape: each element's paths go where its value goes
+
+
+def _paths_transposed(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    return np.transpose(c[0], params)
+
+
+def _paths_broadcast(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    part = c[0].reshape((1,) * (len(shape) - c[0].ndim) + c[0].shape)
+    return np.broadcast_to(part, shape).copy()
+
+
+def _paths_index(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    return np.asarray(c[0][_index_tuple(params)], dtype=object).reshape(shape)
+
+
+def _paths_unindex(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    out = np.zeros(shape, dtype=object)
+    out[_index_tuple(params[0])] = c[0]
+    return out
+
+
+def paths_elementwise(c: list[Any], shape: tuple[int, ...]) -> Any:
+    """An elementwise op: one edge per slot, so the operands' counts add (broadcast)."""
+    total = np.zeros(shape, dtype=object)
+    for part in c:
+        total = total + part
+    return total
+
+
+# spellings --------------------------------------------------------------------------------------
+
+
+def _spell_reduced(function: str) -> Spell:
+    def spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+        axes, keepdims = params
+        rank = len(shapes[0])
+        axis = (
+            ""
+            if tuple(axes) == tuple(range(rank))
+            else f", axis={axes[0]}"
+            if len(axes) == 1
+            else f", axis={axes}"
+        )
+        text = f"{function}({a[0]}{axis})"
+        if keepdims:
+            kept = tuple(1 if i in axes else d for i, d in enumerate(shapes[0]))
+            text = f"reshape({text}, {shape_text(kept)})"
+        return text
+
+    return spell
+
+
+def _spell_index(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    items = _index_source(params, len(params)).split(", ")[1:]
+    return f"{a[0]}[{', '.join(items)}]"
+
+
+def _spell_call(function: str, shape_of: Callable[[Any], Any] | None = None) -> Spell:
+    def spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+        extra = "" if shape_of is None else f", {shape_of(params)}"
+        return f"{function}({a[0]}{extra})"
+
+    return spell
+
+
+def _block_op(name: str, arity: int, shape: ShapeRule, emit: Emit, vjp: Vjp, jvp: Jvp, **kw: Any) -> Op:
+    return Op(
+        name,
+        arity,
+        "",
+        _no_sympy(name),
+        _scalarised,
+        (None,) * arity,
+        block=True,
+        shape=shape,
+        emit=emit,
+        vjp=vjp,
+        jvp=jvp,
+        **kw,
+    )
+
+
+def _no_sympy(name: str) -> Callable[..., Any]:
+    def construct(*args: Any) -> Any:
+        raise ShapeError(f"{name} is a block op: scalarise the graph before converting it to SymPy")
+
+    return construct
+
+
+def _scalarised(e: Emitter, a: tuple[Any, ...]) -> Any:
+    raise ShapeError("a block op has no scalar LLVM lowering: the graph is scalarised first")
+
+
+_NO_ADJOINT: Vjp = lambda b, args, out, params, g: (None,)
+_NO_TANGENT: Jvp = lambda b, args, out, params, t: None
+
+# fmt: off
+_BLOCKS = [
+    _block_op("matmul", 2, _matmul_shape, _matmul_emit, _matmul_vjp, _matmul_jvp,
+              infix="@", precedence=2, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul),
+    _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum")),
+    _block_op("logsumexp", 1, _reduced_shape, _logsumexp_emit, _logsumexp_vjp, _logsumexp_jvp,
+              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp", paths=_paths_reduced, spell=_spell_reduced("logsumexp")),
+    _block_op("amax", 1, _reduced_shape, _extreme_emit("max"), _extreme_vjp(1.0), _extreme_jvp(1.0),
+              function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("max")),
+    _block_op("amin", 1, _reduced_shape, _extreme_emit("min"), _extreme_vjp(-1.0), _extreme_jvp(-1.0),
+              function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("min")),
+    _block_op("shift", 1, _shift_shape, _shift_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,),
+              paths=_paths_none, spell=_spell_call("shift", lambda p: list(p)),
+              policy="the max (0 where not finite) a softmax subtracts: a constant to differentiation, "
+              "as the functions using it do not depend on it"),
+    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none, spell=_spell_call("count", lambda p: list(p))),
+    _block_op("reshape", 1, _reshape_shape, _reshape_emit,
+              _linear_vjp(lambda b, g, x, p: b.apply("reshape", g, params=b.shape(x))), _linear_jvp("reshape"),
+              function="reshape", domain=(_ANY,), paths=_paths_moved, spell=_spell_call("reshape", shape_text), view=True),
+    _block_op("transpose", 1, _transpose_shape, _transpose_emit,
+              _linear_vjp(lambda b, g, x, p: b.apply("transpose", g, params=tuple(_inverse(p)))),
+              _linear_jvp("transpose"), function="transpose", domain=(_ANY,), paths=_paths_transposed, spell=_spell_call("transpose"), view=True),
+    _block_op("broadcast", 1, _broadcast_shape, _broadcast_emit,
+              _linear_vjp(lambda b, g, x, p: _unbroadcast(b, g, b.shape(x))), _linear_jvp("broadcast"),
+              domain=(_ANY,), paths=_paths_broadcast, spell=_spell_call("broadcast", shape_text), view=True),
+    _block_op("index", 1, _index_shape, _index_emit,
+              _linear_vjp(lambda b, g, x, p: b.apply("unindex", g, params=(p, b.shape(x)))),
+              _linear_jvp("index"), domain=(_ANY,), paths=_paths_index, postfix=True, spell=_spell_index, view=True),
+    _block_op("unindex", 1, _unindex_shape, _unindex_emit,
+              _linear_vjp(lambda b, g, x, p: b.apply("index", g, params=p[0])), _linear_jvp("unindex"),
+              domain=(_ANY,), paths=_paths_unindex, spell=_spell_call("unindex", lambda p: f"{_index_source(p[0], len(p[0]))}, {shape_text(p[1])}")),
+]
+# fmt: on
+BLOCK_OPS: dict[str, Op] = {op.name: op for op in _BLOCKS}
+# every op by name: a live view of both tables (an op added to OPS later is found here too)
+ALL_OPS: ChainMap[str, Op] = ChainMap(OPS, BLOCK_OPS)
+
+
+def _inverse(perm: tuple[int, ...]) -> list[int]:
+    inverse = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inverse[p] = i
+    return inverse
+
+
+def _unbroadcast(b: Graph, g: int, shape: Shape) -> int:
+    """The adjoint of a ``broadcast`` to ``g``'s shape from ``shape``: summed back, reshaped."""
+    summed = reduce_to(b, g, shape)
+    return summed if b.shape(summed) == shape else b.apply("reshape", summed, params=shape)
+
+
+# --- composites: functions of the language defined through the ops above -------------------------
+#
+# Like micrograd's ``a/b = a * b**-1``: no rules of their own, so their derivatives are the ops'.
+# Each takes the builder, the operand nodes and the ``axis`` argument (None if not given).
+
+
+def _mean(b: Graph, x: int, axis: Any) -> int:
+    params = _axes_params(b.shape(x), axis)
+    sizes = [b.shape(x)[a] for a in params[0]]
+    if all(isinstance(d, int) for d in sizes):
+        count = b.const(float(math.prod(sizes)))  # type: ignore[arg-type]
+    else:
+        count = b.apply("count", x, params=params[0])
+    return b.div(b.apply("sum", x, params=params), count)
+
+
+def _shifted(b: Graph, x: int, axis: Any) -> tuple[int, int, int]:
+    """``d = x - max(x)`` (the max held constant), ``e = exp(d)`` and ``s = sum(e)`` along ``axis``
+    (default: the last), kept for broadcasting: what softmax and log_softmax share. The exp is one
+    node, which the derivative reuses: no second pass of exp."""
+    axes, keepdims = _axes_params(b.shape(x), -1 if axis is None else axis, keepdims=True)
+    d = b.sub(x, b.apply("shift", x, params=axes))
+    e = b.apply("exp", d)
+    return d, e, b.apply("sum", e, params=(axes, keepdims))
+
+
+def _log_softmax(b: Graph, x: int, axis: Any) -> int:
+    d, _, s = _shifted(b, x, axis)
+    return b.sub(d, b.apply("log", s))
+
+
+def _softmax(b: Graph, x: int, axis: Any) -> int:
+    _, e, s = _shifted(b, x, axis)
+    return b.div(e, s)
+
+
+def _outer_composite(b: Graph, x: int, y: int, axis: Any) -> int:
+    for v in (x, y):
+        if len(b.shape(v)) != 1:
+            raise ShapeError(
+                f"outer takes two vectors, got {shape_text(b.shape(x))} and {shape_text(b.shape(y))}"
+            )
+    return _outer(b, x, y)
+
+
+@dataclass(frozen=True)
+class Composite:
+    """A function of the language built from ops: ``arity`` tensors and an optional ``axis=``."""
+
+    name: str
+    arity: int
+    build: Callable[..., int]  # (b, *operands, axis) -> node
+    axis: bool = True  # takes ``axis=k``
+
+
+COMPOSITES: dict[str, Composite] = {
+    c.name: c
+    for c in [
+        Composite("mean", 1, _mean),
+        Composite("softmax", 1, _softmax),
+        Composite("log_softmax", 1, _log_softmax),
+        Composite("outer", 2, _outer_composite, axis=False),
+    ]
+}
+REDUCTIONS = frozenset({"sum", "logsumexp", "amax", "amin"})  # block ops taking ``axis=``
+
+
+def reduction_params(shape: Shape, axis: Any) -> Any:
+    """A reduction node's params for ``axis`` (None: every axis), checked against ``shape``."""
+    return _axes_params(shape, axis)
+
+
 FUNCTIONS: dict[str, Op] = {op.function: op for op in OPS.values() if op.function}
-BINARY_INFIX: dict[str, Op] = {op.infix: op for op in OPS.values() if op.infix and op.arity == 2}
+BLOCK_FUNCTIONS: dict[str, Op] = {op.function: op for op in BLOCK_OPS.values() if op.function}
+BINARY_INFIX: dict[str, Op] = {
+    spelling: op
+    for op in ALL_OPS.values()
+    if op.infix and op.arity == 2
+    for spelling in (op.infix, *op.aliases)
+}
 CONSTANTS: dict[str, float] = {"pi": float(np.pi), "e": float(np.e)}
-RESERVED: frozenset[str] = frozenset(FUNCTIONS) | frozenset(CONSTANTS)
+RESERVED: frozenset[str] = (
+    frozenset(FUNCTIONS) | frozenset(BLOCK_FUNCTIONS) | frozenset(COMPOSITES) | frozenset(CONSTANTS)
+)

@@ -7,10 +7,19 @@ parse without recursion. Nothing here evaluates Python: no ``eval``, no ``ast``,
 The language (Python's precedence; ``^`` is also power)::
 
     program   := statement ((";" | newline) statement)*
-    statement := NAME "=" expr | expr ("," expr)*        # several outputs only on the last line
-    expr      := expr ("+" | "-") expr | expr ("*" | "/") expr | ("-" | "+") expr
+    statement := NAME ":" "[" dim ("," dim)* "]"          # a tensor input's declared shape
+               | NAME "=" expr | expr ("," expr)*        # several outputs only on the last line
+    expr      := expr ("+" | "-") expr | expr ("*" | "/" | "@") expr | ("-" | "+") expr
                | expr ("**" | "^") expr                  # right-associative, tighter than unary -
-               | NUMBER | NAME | FUNCTION "(" expr ("," expr)* ")" | "(" expr ")"
+               | expr "[" item ("," item)* "]"           # indexing and slicing, integer literals
+               | NUMBER | NAME | FUNCTION "(" arg ("," arg)* ")" | "(" expr ")"
+    arg       := expr | "axis" "=" INT | "[" dim ("," dim)* "]"   # the last for reshape only
+    dim       := INT | NAME | "-1"                       # "-1" for reshape only
+
+The operators' spellings and binding powers are the op table's (``infix``, ``aliases``,
+``precedence``, ``right``); a function is an elementwise op, a block op (``sum``, ``max`` of one
+tensor, ``reshape``...) or a composite (``softmax``...). A shape the operands cannot take is a
+ParseError at the operator or call, naming both shapes.
 
 Names are letters (any script), digits and underscores, not starting with a digit; ``#`` starts
 a comment; newlines inside brackets continue the line.
@@ -27,9 +36,20 @@ from operator import itemgetter
 
 from graphc.errors import ArityError, ParseError, UnknownFunctionError
 from graphc.graph import MAX_NODES, Graph, checked_max_nodes
-from graphc.ops import BINARY_INFIX, CONSTANTS, FUNCTIONS, OPS, RESERVED, Op
+from graphc.ops import (
+    BINARY_INFIX,
+    BLOCK_FUNCTIONS,
+    COMPOSITES,
+    CONSTANTS,
+    FUNCTIONS,
+    OPS,
+    RESERVED,
+    Op,
+)
+from graphc.parse_tensor import TensorSyntax
+from graphc.shapes import Shape, ShapeError
 
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "**": 4, "^": 4}
+_CALLABLE = sorted({*FUNCTIONS, *BLOCK_FUNCTIONS, *COMPOSITES})
 _PYTHON_WORDS = frozenset(
     [
         "if",
@@ -54,7 +74,6 @@ _PYTHON_WORDS = frozenset(
 _UNSUPPORTED = {
     "//": "floor division '//' is not part of the language",
     "%": "the '%' operator is not part of the language",
-    "@": "the '@' operator is not part of the language",
     "==": "comparisons are not part of the language",
     "!=": "comparisons are not part of the language",
     "<": "comparisons are not part of the language",
@@ -62,14 +81,11 @@ _UNSUPPORTED = {
     "&": "bitwise operators are not part of the language",
     "|": "bitwise operators are not part of the language",
     "~": "bitwise operators are not part of the language",
-    "[": "lists and indexing are not part of the language",
-    "]": "lists and indexing are not part of the language",
     "{": "sets and dicts are not part of the language",
     "}": "sets and dicts are not part of the language",
     "'": "strings are not part of the language",
     '"': "strings are not part of the language",
     ".": "'.' is not part of the language (no attributes or methods)",
-    ":": "':' is not part of the language",
     "\\": "'\\' is not part of the language",
     "$": "'$' is not part of the language",
     "?": "'?' is not part of the language",
@@ -78,7 +94,7 @@ _UNSUPPORTED = {
 }
 
 
-# A kind is "num", "name", "op", "(", ")", ",", "=", "sep" or "end".
+# A kind is "num", "name", "op", "(", ")", "[", "]", ":", ",", "=", "sep" or "end".
 class Tokens:
     """The tokens of a text up to its first bad one, and the ParseError of that one (None if there
     is none, and the tokens end with an ``end`` token): token k is of kind ``kinds[k]``, its text is
@@ -126,16 +142,19 @@ _TOKEN = re.compile(
     rf"|(?P<num>{_NUMBER})(?P<bad_number>[\w.])?"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*+)(?![^\x00-\x7f])"
     r"|(?P<unsupported>//|==)"  # before '/' and '='
-    r"|(?P<op>\*\*|[+\-*/^])"
+    r"|(?P<op>\*\*|[+\-*/^@])"
     r"|(?P<open>\()|(?P<close>\))|(?P<comma>,)|(?P<equals>=)"
+    r"|(?P<lbracket>\[)|(?P<rbracket>\])|(?P<colon>:)"
     r"|(?P<word>(?:[^\W\d]|[^\x00-\x7f])(?:\w|[^\x00-\x7f])*+)"
     r"|(?P<bad>[\s\S])"
     r")?"  # nothing: only blanks are left
 )
 _GROUPS = sorted(_TOKEN.groupindex, key=_TOKEN.groupindex.__getitem__)
+_RENAMED = {"open": "(", "close": ")", "comma": ",", "equals": "=", "word": "name"}
+_RENAMED |= {"lbracket": "[", "rbracket": "]", "colon": ":"}
 _KIND = [
     "",
-    *({"open": "(", "close": ")", "comma": ",", "equals": "=", "word": "name"}.get(g, g) for g in _GROUPS),
+    *(_RENAMED.get(g, g) for g in _GROUPS),
 ]
 _CHECKED = frozenset(_TOKEN.groupindex[g] for g in ("bad_number", "word", "unsupported", "bad"))
 
@@ -155,7 +174,7 @@ _CHECKED = frozenset(_TOKEN.groupindex[g] for g in ("bad_number", "word", "unsup
 # quadratic time.
 _FAST = re.compile(
     r"(?<![ \t\r])[ \t\r]*+"
-    rf"([A-Za-z_][A-Za-z0-9_]*+|[-+^(),;\n]|\*\*?+|/(?!/)|=(?!=)|(?<![\w.])(?>{_NUMBER})(?![\w.]))"
+    rf"([A-Za-z_][A-Za-z0-9_]*+|[-+^@(),;\n\[\]:]|\*\*?+|/(?!/)|=(?!=)|(?<![\w.])(?>{_NUMBER})(?![\w.]))"
 )
 _COMMENT = re.compile(r"\#[^\n]*")
 _FIRST = itemgetter(0)
@@ -163,7 +182,10 @@ _FIRST = itemgetter(0)
 _FAST_KIND = {
     **dict.fromkeys(string.ascii_letters + "_", "name"),
     **dict.fromkeys(string.digits + ".", "num"),
-    **dict.fromkeys("+-*/^", "op"),
+    **dict.fromkeys("+-*/^@", "op"),
+    "[": "[",
+    "]": "]",
+    ":": ":",
     "(": "(",
     ")": ")",
     ",": ",",
@@ -300,19 +322,19 @@ _Entry = tuple[str, "Op | None", int, int, int]
 _NEG = OPS["neg"]
 # A binary operator's token: its op, its binding power, and the least binding power of a pending
 # operator that it reduces (its own, plus one if it is right-associative).
-_BINARY = {
-    text: (BINARY_INFIX["**" if text == "^" else text], prec, prec + (text in ("**", "^")))
-    for text, prec in _PRECEDENCE.items()
-}
+_BINARY = {text: (op, op.precedence, op.precedence + op.right) for text, op in BINARY_INFIX.items()}
 _OUTPUT_END = frozenset(["sep", "end", ","])  # the kinds of token that may end an output
 _STATEMENT_END = frozenset(["sep", "end"])
 
 
-class _Parser:
+class _Parser(TensorSyntax):
     """Shunting-yard over the tokens: operands go on a value stack, operators and open brackets on
-    an operator stack, and each reduction builds one node, so depth never meets the call stack."""
+    an operator stack, and each reduction builds one node, so depth never meets the call stack.
+    The tensor syntax (declarations, indexing, block calls) is TensorSyntax's."""
 
-    def __init__(self, text: str, max_nodes: int | None = MAX_NODES) -> None:
+    def __init__(
+        self, text: str, max_nodes: int | None = MAX_NODES, dims: dict[str, int] | None = None
+    ) -> None:
         self.text = text
         self.tokens = scan(text)
         kinds, error = self.tokens.kinds, self.tokens.error
@@ -334,6 +356,10 @@ class _Parser:
         self.names: list[str | None] = []  # one per finished output: its binding's name, if any
         self.lone_name: str | None = None  # the current output is exactly this bound name
         self.first_comma = 0  # the index of the first ',' between outputs
+        self.declared: dict[str, Shape] = {}  # tensor inputs' declared shapes
+        self.dim_names: set[str] = set()  # the named dimensions of the declarations
+        self.given_dims = checked_dims(dims)  # named dimensions given values before parsing
+        self.keywords: dict[int, dict[str, object]] = {}  # an open call's (by its token) axis=, [dims]
 
     def error(self, message: str, k: int, cls: type[ParseError] = ParseError) -> ParseError:
         """The error of token k, at its start in the text."""
@@ -351,6 +377,9 @@ class _Parser:
                 break
             if kind == "sep":
                 k += 1
+                continue
+            if kind == "name" and kinds[k + 1] == ":":
+                k = self._declaration(k)
                 continue
             if len(outputs) > 1:
                 raise self.error(
@@ -393,13 +422,15 @@ class _Parser:
             if kinds[k + 2] != "name" or kinds[k + 3] not in _STATEMENT_END:
                 return None
             op = _BINARY[words[k + 1]][0]
+            if op.block:
+                return None
             left, right = self._name(k), self._name(k + 2)
-            return self.graph.applied(op, (left, right)), k + 3
+            return self._built(op, (left, right), k + 1), k + 3
         if kinds[k + 1] == "(" and kinds[k + 2] == "name" and kinds[k + 3] == ")":
             spec = FUNCTIONS.get(words[k])
             if spec is None or spec.arity != 1 or kinds[k + 4] not in _STATEMENT_END:
                 return None  # the general path says what is wrong, or reads further
-            return self.graph.applied(spec, (self._name(k + 2),)), k + 4
+            return self._built(spec, (self._name(k + 2),), k), k + 4
         return None
 
     def _name(self, k: int) -> int:
@@ -409,7 +440,7 @@ class _Parser:
 
     def _check_target(self, name: str, k: int) -> None:
         if name in RESERVED:
-            kind = "function" if name in FUNCTIONS else "constant"
+            kind = "function" if name in _CALLABLE else "constant"
             raise self.error(f"cannot assign to '{name}': it is a built-in {kind}", k)
         if name in self.free:
             raise self.error(f"cannot assign to '{name}': it is already used as an input variable", k)
@@ -440,10 +471,13 @@ class _Parser:
                 elif kind == "sep" or kind == "end":
                     self._end_statement()
                     return k
+                elif kind == "[":
+                    values[-1], k = self._indexed(values[-1], k)
+                    continue
                 else:
                     expect_operand = self._operator(k, kind, binding)
                 k += 1
-            elif kind == "name" and (after := kinds[k + 1]) != "(":
+            elif kind == "name" and (after := kinds[k + 1]) != "(" and after != "=":
                 word = words[k]
                 node = bindings.get(word)
                 if node is None:
@@ -458,8 +492,8 @@ class _Parser:
 
     def _end_statement(self) -> None:
         if self.open_brackets:
-            _, op, k, _, _ = next(entry for entry in self.stack if entry[0] in ("(", "call"))
-            what = f"{op.function}(" if op is not None else "("
+            k = next(entry[2] for entry in self.stack if entry[0] in ("(", "call", "fcall"))
+            what = "(" if self.kinds[k] == "(" else f"{self.words[k]}("
             raise self.error(f"'{what}' is never closed ({self.open_brackets} unclosed)", k)
         self._close_output()
 
@@ -482,12 +516,16 @@ class _Parser:
                 raise self.error(f"number {word} is too large for float64", k)
             self.values.append(self.graph.const(value))
             return k + 1, False
-        if kind == "name":  # a call
-            self._open_call(word, k)
+        if kind == "name":
+            if self.kinds[k + 1] == "=":
+                return self._keyword(k), False
+            self._open_call(word, k)  # a call
             if self.kinds[k + 2] == ")":
                 self._finish_call(self.stack.pop())
                 return k + 3, False
             return k + 2, True
+        if kind == "[":
+            return self._dims_argument(k), False
         if kind == "(":
             self.stack.append(("(", None, k, 0, len(self.values)))
             self.open_brackets += 1
@@ -505,25 +543,35 @@ class _Parser:
         """The node of a name that no binding gives: a constant or an input variable."""
         if name in CONSTANTS:
             return self.graph.const(CONSTANTS[name])
-        if name in FUNCTIONS:
+        if name in _CALLABLE:
             raise self.error(f"'{name}' is a function: call it as {name}(...)", k)
         self.free.add(name)
-        return self.graph.var(name)
+        return self.graph.var(name, self.declared.get(name, ()))
 
     def _open_call(self, name: str, k: int) -> None:
+        if name in BLOCK_FUNCTIONS or name in COMPOSITES:
+            self.stack.append(("fcall", None, k, 0, len(self.values)))
+            self.open_brackets += 1
+            return
         spec = FUNCTIONS.get(name)
         if spec is None:
             if name in self.bindings or name in CONSTANTS or name in self.free:
                 raise self.error(f"'{name}' is not a function (use '*' to multiply)", k)
-            close = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
+            close = difflib.get_close_matches(name, _CALLABLE, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else " (to multiply, write '*')"
             raise self.error(f"unknown function '{name}'{hint}", k, UnknownFunctionError)
         self.stack.append(("call", spec, k, 0, len(self.values)))
         self.open_brackets += 1
 
     def _finish_call(self, entry: _Entry) -> None:
-        _, spec, k, _, mark = entry
+        kind, spec, k, _, mark = entry
+        if kind == "fcall":
+            spec = self._finish_block_call(k, mark)
+            if spec is None:
+                return
         assert spec is not None
+        if self.keywords.pop(k, None) is not None:
+            raise self.error(f"{spec.function}() takes no axis=", k)
         self.open_brackets -= 1
         given = len(self.values) - mark
         if given != spec.arity:
@@ -532,7 +580,7 @@ class _Parser:
             raise self.error(message, k, ArityError)
         args = tuple(self.values[mark:])
         del self.values[mark:]
-        self.values.append(self.graph.applied(spec, args))
+        self.values.append(self._built(spec, args, k))
 
     # --- operators: ")" and "," (the loop reads binary operators) --------------------------------
 
@@ -544,14 +592,14 @@ class _Parser:
             if not self.stack:
                 raise self.error("unmatched ')'", k)
             entry = self.stack.pop()
-            if entry[0] == "call":
+            if entry[0] != "(":
                 self._finish_call(entry)
             else:
                 self.open_brackets -= 1
             return False
         if kind == ",":
             self._reduce_to_bracket()
-            if self.stack and self.stack[-1][0] == "call":
+            if self.stack and self.stack[-1][0] != "(":
                 return True
             if self.stack:
                 raise self.error("',' inside brackets: tuples are not part of the language", k)
@@ -574,21 +622,42 @@ class _Parser:
             self._reduce()
 
     def _reduce(self) -> None:
-        kind, op, _, _, _ = self.stack.pop()
+        kind, op, k, _, _ = self.stack.pop()
         values = self.values
         right = values.pop()
         if kind == "neg":
             values.append(self.graph.neg(right))
         else:
             assert op is not None, "brackets are closed before the statement ends"
-            values.append(self.graph.applied(op, (values.pop(), right)))
+            values.append(self._built(op, (values.pop(), right), k))
+
+    def _built(self, op: Op, args: tuple[int, ...], k: int) -> int:
+        """The node of ``op`` on ``args`` (a block op without params: ``@``); a shape the operands
+        cannot take is a ParseError at token k."""
+        try:
+            return self.graph.block(op, args, None) if op.block else self.graph.applied(op, args)
+        except ShapeError as err:
+            raise self.error(str(err), k) from None
 
 
-def parse(text: str, max_nodes: int | None = MAX_NODES) -> Graph:
+def checked_dims(dims: object) -> dict[str, int]:
+    """``dims`` as a mapping of dimension names to whole numbers >= 1 (None: no names bound)."""
+    if dims is None:
+        return {}
+    if not isinstance(dims, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 1
+        for k, v in dims.items()
+    ):
+        raise ParseError(f"dims must map dimension names to whole numbers >= 1, got {dims!r}", "", 0)
+    return dict(dims)
+
+
+def parse(text: str, max_nodes: int | None = MAX_NODES, dims: dict[str, int] | None = None) -> Graph:
     """Parse a graphc program into a Graph.
 
     A program that would build more than ``max_nodes`` nodes raises ResourceError (None: no cap);
-    the graph keeps the cap, and so do the graphs derived from it.
+    the graph keeps the cap, and so do the graphs derived from it. ``dims`` gives named dimensions
+    their values (``{"n": 7}``), so the graph's shapes are concrete.
 
     >>> g = parse("u = x*y; sin(u) + u**2")
     >>> g.variables, g.output_names
@@ -596,4 +665,4 @@ def parse(text: str, max_nodes: int | None = MAX_NODES) -> Graph:
     """
     if not isinstance(text, str):
         raise ParseError(f"expected program text (str), got {type(text).__name__}", "", 0)
-    return _Parser(text, checked_max_nodes(max_nodes)).parse()
+    return _Parser(text, checked_max_nodes(max_nodes), dims).parse()

@@ -12,7 +12,8 @@ from collections.abc import Collection
 
 from graphc.errors import GraphcError
 from graphc.graph import Graph
-from graphc.ops import CONST, CONSTANTS, OPS, RESERVED, VAR
+from graphc.ops import ALL_OPS, CONST, CONSTANTS, OPS, RESERVED, VAR
+from graphc.shapes import text as shape_text
 
 _ATOM = 5
 _NEG = OPS["neg"].precedence
@@ -61,7 +62,7 @@ def render(
         if op == CONST:
             text[node], prec[node] = constant_text(graph.const_value(node))  # type: ignore[arg-type]
             continue
-        spec, args = OPS[op], graph.args(node)
+        spec, args = ALL_OPS[op], graph.args(node)
 
         def wrap(arg: int, bracket: bool) -> str:
             return f"({text[arg]})" if bracket else text[arg]
@@ -87,6 +88,10 @@ def render(
                 "-" + wrap(arg, prec[arg] < spec.precedence and not loose),
                 spec.precedence,
             )
+        elif spec.spell is not None:  # a block op (an index's operand an atom: x[0] indexes all of x)
+            operands = tuple(wrap(a, spec.postfix and prec[a] < _ATOM) for a in args)
+            shapes = tuple(graph.shape(a) for a in args)
+            text[node], prec[node] = spec.spell(operands, shapes, graph.params(node)), _ATOM
         else:
             text[node], prec[node] = f"{spec.function}({', '.join(text[a] for a in args)})", _ATOM
         if users[node] > 1 or len(text[node]) > max_inline:
@@ -99,9 +104,15 @@ def render(
 
 
 def to_text(graph: Graph) -> str:
-    """The whole graph as one program: bindings, then the outputs on the last line."""
+    """The whole graph as one program: declarations of its tensor inputs, bindings, then the
+    outputs on the last line."""
     bindings, outputs = render(graph)
-    return "\n".join([*bindings, ", ".join(outputs)])
+    declarations = [
+        f"{name}: {shape_text(graph.shape(graph.variable(name)))}"
+        for name in graph.variables
+        if graph.shape(graph.variable(name))
+    ]
+    return "\n".join([*declarations, *bindings, ", ".join(outputs)])
 
 
 def formula(graph: Graph, node: int, simplify_below: int = 60) -> str:

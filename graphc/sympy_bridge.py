@@ -220,6 +220,8 @@ def to_sympy(graph: Graph, *, policy: bool = False) -> Any:
     whose derivatives are the op table's rules (graphc's policy at kinks,
     singular points and overflow; see graphc/policy.py).
     """
+    if graph.tensor:
+        raise GraphcError("a graph with tensor (block) nodes goes to SymPy once scalarised")
     keep = graph.reachable()
     built: dict[int, Any] = {}
     try:

@@ -178,7 +178,7 @@ def test_jacobian_hessian_and_derivative_through_llvm():
     assert len(graphc.hessian(many).outputs) > MANY_ARRAYS
     point = [np.linspace(0, 1, 7) + 0.1 * i for i in range(9)]
     got, expected = graphc.hessian(many, backend="llvm")(*point), graphc.hessian(many)(*point)
-    assert got.shape == (9, 9, 7) and same(got, expected)
+    assert got.shape == (7, 9, 9) and same(got, expected)  # batch axes first
 
 
 @pytest.fixture(scope="module")

@@ -284,11 +284,11 @@ def test_jacobian_shapes_for_points_and_batches() -> None:
     assert kernel(0.1, 0.2, 0.3).shape == (3, 2)
     xs = np.linspace(-1.0, 1.0, 7)
     batch = kernel(xs, 0.5, np.cos(xs))
-    assert batch.shape == (3, 2, 7)
+    assert batch.shape == (7, 3, 2)  # batch axes first, as scipy.optimize.least_squares wants
     for k in range(7):
         point = {"x": xs[k], "y": 0.5, "z": math.cos(xs[k])}
-        np.testing.assert_allclose(batch[:, :, k], exact_jacobian(point, "xz"), rtol=1e-12, atol=1e-15)
-    assert kernel(np.ones((2, 5)), 0.5, 0.0).shape == (3, 2, 2, 5)
+        np.testing.assert_allclose(batch[k], exact_jacobian(point, "xz"), rtol=1e-12, atol=1e-15)
+    assert kernel(np.ones((2, 5)), 0.5, 0.0).shape == (2, 5, 3, 2)
     assert graphc.jacobian("x*y")(2.0, 3.0).shape == (1, 2)
 
 
@@ -319,9 +319,9 @@ def test_hessian_of_a_batch_and_of_a_wrt_subset() -> None:
     assert kernel.wrt == ("y",) and kernel.variables == ("x", "y")
     xs = np.array([0.5, -1.0, 2.0, 3.0])
     got = kernel(xs, 1.5)
-    assert got.shape == (1, 1, 4)
+    assert got.shape == (4, 1, 1)
     for k, value in enumerate(xs):
-        assert_close(float(got[0, 0, k]), exact(sympy.diff(twin, y, 2), {"x": value, "y": 1.5}), "dp", "H_yy")
+        assert_close(float(got[k, 0, 0]), exact(sympy.diff(twin, y, 2), {"x": value, "y": 1.5}), "dp", "H_yy")
 
 
 @pytest.mark.parametrize("method", SMOOTH_METHODS)

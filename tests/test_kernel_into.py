@@ -145,11 +145,11 @@ def test_an_out_overlapping_an_input_is_refused(backend: str) -> None:
 @pytest.mark.parametrize("backend", AVAILABLE)
 def test_matrix_outs_need_the_rows_and_columns(backend: str) -> None:
     k = graphc.jacobian("x*y, x + y", backend=backend)
-    expected = r"out must be an array of shape \(2, 2, \*batch\), got shape \(4, 7\)"
+    expected = r"out must be an array of shape \(\*batch, 2, 2\), got shape \(4, 7\)"
     with pytest.raises(graphc.OutputError, match=expected):
         k.into(np.empty((4, 7)), X, 1.0)
     with pytest.raises(graphc.OutputError, match="must be C-contiguous"):
-        k.into(np.empty((7, 2, 2)).transpose(1, 2, 0), X, 1.0)
+        k.into(np.empty((2, 2, 7)).transpose(2, 0, 1), X, 1.0)
 
 
 @pytest.mark.parametrize("backend", AVAILABLE)

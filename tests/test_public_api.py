@@ -10,7 +10,7 @@ PUBLIC = {
     "OutputError", "ParseError", "ResourceError", "SingularError", "SymbolicError", "TooManyPathsError",
     "UnknownFunctionError", "UnknownVariableError",
     "as_graph", "check", "compile", "count_paths", "derivative", "differentiate", "from_sympy", "grad",
-    "hessian", "implicit", "jacobian", "parse", "value_and_grad",
+    "hessian", "implicit", "jacobian", "jvp", "parse", "value_and_grad", "vjp",
     # sparse derivatives and SciPy (issue 29)
     "SparseKernel", "hessian_sparsity", "jacobian_sparsity", "objective", "residuals",
     # tracing Python functions (issue 31)

@@ -269,7 +269,7 @@ def test_cli_product_1_to_12(tmp_path, capsys):
 def test_cli_mlp_3_by_100_counts_a_million_paths(tmp_path):
     out = tmp_path / "mlp"
     args = ["report", "--family", "mlp", "--width", "100", "--sizes", "1:3", "--methods", "paths"]
-    assert main([*args, "--budget", "2", "--out", str(out)]) == 0
+    assert main([*args, "--budget", "10", "--out", str(out)]) == 0  # room to build the graphs on a busy machine
     rows = json.loads((out / "report.json").read_text())["rows"]
     assert [row["paths"] for row in rows] == [100, 10_000, 1_000_000]
     assert rows[-1]["status"] != "ok"  # a million paths are counted, never enumerated here

@@ -20,6 +20,11 @@ def _numpy(graph: Graph, threads: int | None = None) -> Kernel:
 def _llvm(graph: Graph, threads: int | None = None) -> Kernel:
     from graphc.backends import llvm as backend
 
+    if graph.tensor:
+        raise BackendError(
+            "the llvm backend compiles scalar graphs: this one has tensor (block) nodes, which need "
+            "scalarising first; use backend='numpy'"
+        )
     return backend.compile_graph(graph, threads=threads)
 
 

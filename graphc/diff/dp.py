@@ -60,6 +60,10 @@ def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None) -> Graph
     >>> d.info["passes"]
     1
     """
+    if graph.tensor:
+        from graphc.diff import blocks
+
+        return blocks.differentiate_dp(graph, wrt)
     result, names = prepared(graph, wrt)
     sources = [result.variable(name) for name in names]
     active = depends_on(result, sources, len(graph))

@@ -66,6 +66,10 @@ def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None) -> Graph
     >>> differentiate(parse("x*y, x + y")).info["passes"]
     2
     """
+    if graph.tensor:
+        from graphc.diff import blocks
+
+        return blocks.differentiate_forward(graph, wrt)
     result, names = prepared(graph, wrt)
     keep = graph.reachable()
     local, terms = LocalPartials(result), Terms(result)

@@ -36,6 +36,10 @@ def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None) -> Graph
     >>> differentiate(parse("x**3")).output_names
     ['f', '∂f/∂x']
     """
+    if graph.tensor:
+        from graphc.diff import blocks
+
+        return blocks.differentiate_numeric(graph, wrt)
     result, names = prepared(graph, wrt)
     keep = graph.reachable()
     columns = []

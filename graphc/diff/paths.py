@@ -27,6 +27,10 @@ from graphc.errors import GraphcError
 from graphc.graph import Graph
 
 MAX_PATHS = 1_000_000
+SCALARISE_FIRST = (
+    "the {method} method works on scalar graphs: this graph has tensor (block) nodes, which need "
+    "scalarising first; use method='dp', 'forward' or 'numeric'"
+)
 T = TypeVar("T")
 
 
@@ -58,6 +62,10 @@ def count_paths(graph: Graph, wrt: str | Sequence[str] | None = None) -> dict[st
     {'w': 32}
     """
     names = resolve_wrt(graph, wrt)
+    if graph.tensor:
+        from graphc.diff import blocks
+
+        return blocks.count_paths(graph, names)
     totals = dict.fromkeys(names, 0)
     for output in graph.outputs:
         count = paths_to(graph, output)
@@ -158,6 +166,8 @@ def differentiate(
     """
     if not isinstance(max_paths, int) or isinstance(max_paths, bool):
         raise GraphcError(f"max_paths must be a whole number, got {max_paths!r}")
+    if graph.tensor:
+        raise GraphcError(SCALARISE_FIRST.format(method="paths"))
     result, names = prepared(graph, wrt)
     total = sum(count_paths(graph, names).values())
     if total > max_paths:

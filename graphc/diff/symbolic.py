@@ -32,6 +32,10 @@ def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None, *, cse: 
     >>> d.to_sympy()[1:]
     (3*x**2, 1)
     """
+    if graph.tensor:
+        from graphc.diff.paths import SCALARISE_FIRST
+
+        raise GraphcError(SCALARISE_FIRST.format(method="symbolic"))
     import sympy  # imported when first used: ``import graphc`` does not pay for SymPy
 
     from graphc.sympy_bridge import build, to_sympy

@@ -1,0 +1,288 @@
+"""Differentiation of tensor graphs at block level: ``dp`` (one VJP per block node), ``forward``
+(one JVP per block node), ``numeric`` (central differences element by element) and exact path
+counts without enumerating paths.
+
+An elementwise op's VJP is its local partial times the adjoint, summed over the axes the operand
+was broadcast along (:func:`graphc.ops.reduce_to`); its JVP the sum over slots of partial times
+tangent, broadcast to the node's shape. A block op's VJP and JVP are its entry's. Adjoints and
+tangents have exactly the shape of their node (batch axes, present only at call time, ride in
+front). A partial ``∂out/∂x`` has shape ``out_shape + x_shape`` (JAX's convention); a tensor
+output is differentiated one element (a VJP seed) at a time, a tensor input by ``forward`` and
+``numeric`` one element (a JVP seed, a step) at a time, and the pieces are placed with ``unindex``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+
+from graphc.diff.common import assemble, depends_on, prepared
+from graphc.errors import GraphcError
+from graphc.graph import Graph
+from graphc.ops import ALL_OPS, CONST, VAR, broadcast_to, paths_elementwise, reduce_to
+from graphc.shapes import Shape, ShapeError, broadcast, size
+
+BROADCAST = "broadcast"  # the op a sum's adjoint is: multiplied through, never materialised
+
+STEP = float(np.cbrt(np.finfo(np.float64).eps))
+
+
+def _concrete(shape: Shape, what: str) -> tuple[int, ...]:
+    """``shape`` if it has no named dimension, else a GraphcError saying how to bind them."""
+    try:
+        size(shape)
+    except ShapeError as err:
+        raise GraphcError(f"{what} needs concrete shapes: {err}") from None
+    return shape  # type: ignore[return-value]
+
+
+def _elements(shape: Shape, what: str) -> list[tuple[int, ...]]:
+    """Every index of a tensor of ``shape`` (C order); named dimensions cannot be enumerated."""
+    return list(itertools.product(*(range(d) for d in _concrete(shape, what))))
+
+
+def _one_hot(graph: Graph, index: tuple[int, ...], shape: Shape) -> int:
+    """A tensor of ``shape`` that is 1 at ``index`` and 0 elsewhere (1 for a scalar)."""
+    one = graph.const(1.0)
+    return one if not shape else graph.apply("unindex", one, params=(index, shape))
+
+
+def _placed(graph: Graph, pieces: list[tuple[tuple[int, ...], int]], lead: Shape, shape: Shape) -> int:
+    """The tensor of shape ``lead + shape`` holding each piece (shape ``shape``) at its index."""
+    if not lead:
+        return pieces[0][1]
+    total = None
+    for index, node in pieces:
+        placed = graph.apply("unindex", node, params=(index, lead + shape))
+        total = placed if total is None else graph.add(total, placed)
+    assert total is not None
+    return total
+
+
+def zero(graph: Graph, shape: Shape) -> int:
+    """The zero tensor of ``shape`` (a broadcast view of one 0)."""
+    return broadcast_to(graph, graph.const(0.0), shape)
+
+
+def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> dict[int, int]:
+    """The adjoint of every node on an active path to ``output``, whose adjoint is ``seed``: one
+    VJP per node, in reverse creation order."""
+    adjoint = {output: seed}
+    for node in range(output, -1, -1):
+        g = adjoint.get(node)
+        op = graph.op(node)
+        if g is None or op == VAR or op == CONST:
+            continue
+        spec = ALL_OPS[op]
+        args = graph.args(node)
+        if spec.block:
+            assert spec.vjp is not None
+            contributions = spec.vjp(graph, args, node, graph.params(node), g)
+        else:
+            contributions = tuple(
+                _elementwise_vjp(graph, node, slot, g) if active[arg] else None
+                for slot, arg in enumerate(args)
+            )
+        for arg, contribution in zip(args, contributions, strict=True):
+            if contribution is not None and active[arg]:
+                have = adjoint.get(arg)
+                adjoint[arg] = contribution if have is None else graph.add(have, contribution)
+    return adjoint
+
+
+def _elementwise_vjp(graph: Graph, node: int, slot: int, g: int) -> int | None:
+    rule = ALL_OPS[graph.op(node)].partials[slot]
+    args = graph.args(node)
+    z = None if rule is None else rule(graph, args, node)
+    if z is None:
+        return None
+    shape = graph.shape(args[slot])
+    if graph.op(g) == BROADCAST:
+        # g is a broadcast (a sum's adjoint): multiply its operand, which NumPy broadcasts against
+        # z, where that gives g's shape: no broadcast view is multiplied, and x*broadcast(1) is x
+        operand = graph.args(g)[0]
+        if broadcast([graph.shape(operand), graph.shape(z)]) == graph.shape(g):
+            product = graph.mul(operand, z)
+            return reduce_to(graph, product, shape)
+    if graph.shape(z) == () and graph.shape(g) != shape:
+        # a scalar partial factors out of the sum over broadcast axes: reduce the adjoint first,
+        # then scale the (smaller) result; a partial of -1 is a negation
+        g = reduce_to(graph, g, shape)
+        return graph.neg(g) if graph.const_value(z) == -1.0 else graph.mul(g, z)
+    return reduce_to(graph, graph.neg(g) if graph.const_value(z) == -1.0 else graph.mul(g, z), shape)
+
+
+def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict[int, int]:
+    """The tangent of every kept node that depends on ``source``, whose tangent is ``seed``: one
+    JVP per node, in creation order."""
+    tangent = {source: seed}
+    for node in range(source + 1, len(keep)):
+        if not keep[node]:
+            continue
+        args = graph.args(node)
+        seeds = tuple(tangent.get(a) for a in args)
+        if all(t is None for t in seeds):
+            continue
+        spec = ALL_OPS[graph.op(node)]
+        if spec.block:
+            assert spec.jvp is not None
+            total = spec.jvp(graph, args, node, graph.params(node), seeds)
+        else:
+            total = None
+            for slot, t in enumerate(seeds):
+                rule = spec.partials[slot]
+                if t is None or rule is None:
+                    continue
+                z = rule(graph, args, node)
+                if z is not None:
+                    term = graph.mul(z, t)
+                    total = term if total is None else graph.add(total, term)
+        if total is not None:
+            tangent[node] = broadcast_to(graph, total, graph.shape(node))
+    return tangent
+
+
+def differentiate_dp(graph: Graph, wrt: str | Sequence[str] | None = None) -> Graph:
+    """Reverse mode at block level: one VJP per block node and output element."""
+    result, names = prepared(graph, wrt)
+    sources = [result.variable(name) for name in names]
+    active = depends_on(result, sources, len(graph))
+    rows = []
+    passes = 0
+    for output in graph.outputs:
+        out_shape = graph.shape(output)
+        columns: list[list[tuple[tuple[int, ...], int]]] = [[] for _ in sources]
+        elements = _elements(out_shape, "the gradient of a tensor output") if active[output] else []
+        for index in elements:
+            adjoint = adjoints(result, output, _one_hot(result, index, out_shape), active)
+            passes += 1
+            for column, source in zip(columns, sources, strict=True):
+                shape = result.shape(source)
+                column.append((index, adjoint.get(source, zero(result, shape))))
+        rows.append(
+            [
+                _placed(result, column, out_shape, result.shape(source))
+                if column
+                else zero(result, out_shape + result.shape(source))
+                for column, source in zip(columns, sources, strict=True)
+            ]
+        )
+    return assemble(graph, result, names, rows, "dp", passes=passes)
+
+
+def differentiate_forward(graph: Graph, wrt: str | Sequence[str] | None = None) -> Graph:
+    """Forward mode at block level: one JVP per block node and input element."""
+    result, names = prepared(graph, wrt)
+    keep = graph.reachable()
+    columns = []
+    passes = 0
+    for name in names:
+        source = result.variable(name)
+        in_shape = result.shape(source)
+        pieces: list[list[tuple[tuple[int, ...], int]]] = [[] for _ in graph.outputs]
+        for index in _elements(in_shape, "the forward method"):
+            tangent = tangents(result, source, _one_hot(result, index, in_shape), keep)
+            passes += 1
+            for piece, output in zip(pieces, graph.outputs, strict=True):
+                piece.append((index, tangent.get(output, zero(result, result.shape(output)))))
+        columns.append(
+            [
+                _transposed_jacobian(result, piece, in_shape, result.shape(o))
+                for piece, o in zip(pieces, graph.outputs, strict=True)
+            ]
+        )
+    rows = [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in graph.outputs]
+    return assemble(graph, result, names, rows, "forward", passes=passes)
+
+
+def _transposed_jacobian(
+    graph: Graph, pieces: list[tuple[tuple[int, ...], int]], in_shape: Shape, out_shape: Shape
+) -> int:
+    """``∂out/∂x`` of shape ``out_shape + in_shape`` from its columns (one per element of x)."""
+    if not pieces:
+        return zero(graph, out_shape + in_shape)
+    stacked = _placed(graph, pieces, in_shape, out_shape)
+    if not in_shape or not out_shape:
+        return stacked
+    a, b = len(in_shape), len(out_shape)
+    return graph.apply("transpose", stacked, params=tuple(range(a, a + b)) + tuple(range(a)))
+
+
+def differentiate_numeric(graph: Graph, wrt: str | Sequence[str] | None = None) -> Graph:
+    """Central differences, one element of each input at a time (the reference checker)."""
+    result, names = prepared(graph, wrt)
+    keep = graph.reachable()
+    columns = []
+    for name in names:
+        x = result.variable(name)
+        in_shape = result.shape(x)
+        dependent = [d and k for d, k in zip(depends_on(result, [x], len(graph)), keep, strict=True)]
+        pieces: list[list[tuple[tuple[int, ...], int]]] = [[] for _ in graph.outputs]
+        for index in _elements(in_shape, "the numeric method"):
+            element = x if not in_shape else result.apply("index", x, params=index)
+            h = result.mul(
+                result.const(STEP), result.apply("max", result.const(1.0), result.apply("abs", element))
+            )
+            up, down = result.add(element, h), result.sub(element, h)
+            step = result.sub(up, down)
+            shift = h if not in_shape else result.apply("unindex", h, params=(index, in_shape))
+            above = _replay(result, x, result.add(x, shift), dependent)
+            below = _replay(result, x, result.sub(x, shift), dependent)
+            for piece, o in zip(pieces, graph.outputs, strict=True):
+                if dependent[o]:
+                    piece.append((index, result.div(result.sub(above[o], below[o]), step)))
+                else:
+                    piece.append((index, zero(result, result.shape(o))))
+        columns.append(
+            [
+                _transposed_jacobian(result, piece, in_shape, result.shape(o))
+                for piece, o in zip(pieces, graph.outputs, strict=True)
+            ]
+        )
+    rows = [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in graph.outputs]
+    return assemble(graph, result, names, rows, "numeric", passes=2 * sum(len(c) for c in columns))
+
+
+def _replay(graph: Graph, source: int, replacement: int, dependent: Sequence[bool]) -> dict[int, int]:
+    mapping = {source: replacement}
+    for node in range(source + 1, len(dependent)):
+        if dependent[node] and graph.op(node) != VAR:
+            args = (mapping.get(a, a) for a in graph.args(node))
+            mapping[node] = graph.apply(graph.op(node), *args, params=graph.params(node))
+    return mapping
+
+
+def count_paths(graph: Graph, names: Sequence[str]) -> dict[str, int]:
+    """The exact number of scalar input-to-output paths from each variable, summed over its
+    elements and the outputs' elements, by dynamic programming over the block graph: each node
+    holds, per element, the number of paths reaching it (NumPy arrays of Python ints)."""
+    counts = {}
+    for name in names:
+        source = graph.variable(name)
+        shape = _concrete(graph.shape(source), "count_paths")
+        reach: dict[int, np.ndarray] = {source: np.ones(shape, dtype=object)}
+        for node in range(source + 1, len(graph)):
+            args = graph.args(node)
+            if not any(a in reach for a in args):
+                continue
+            out_shape = _concrete(graph.shape(node), "count_paths")
+            parts = [
+                reach.get(a, np.zeros(_concrete(graph.shape(a), "count_paths"), dtype=object)) for a in args
+            ]
+            reach[node] = np.asarray(_path_rule(graph, node, parts, out_shape), dtype=object).reshape(
+                out_shape
+            )
+        counts[name] = sum(int(reach[o].sum()) if o in reach else 0 for o in graph.outputs)
+    return counts
+
+
+def _path_rule(graph: Graph, node: int, parts: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """Paths reaching each element of ``node``: the op entry's rule (an elementwise op adds its
+    operands' counts, one edge per slot)."""
+    spec = ALL_OPS[graph.op(node)]
+    if not spec.block:
+        return paths_elementwise(parts, shape)
+    assert spec.paths is not None, spec.name
+    return spec.paths(parts, graph.params(node), shape)

@@ -1,0 +1,340 @@
+"""Tensors: the language of issue 24 (declarations, @, reductions, structure), the NumPy backend's
+batch rule, and dp, forward and numeric agreeing with hand-written NumPy at block level."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc.ops import ALL_OPS, BLOCK_OPS, COMPOSITES, OPS
+
+RNG = np.random.default_rng(24)
+LECTURE = "W: [3, 5]; b: [3]; x: [5]; t: [3]; a = W @ x + b; y = softmax(a); -sum(t * log(y))"
+
+
+def lecture_inputs() -> dict[str, np.ndarray]:
+    t = RNG.uniform(0.1, 1.0, 3)
+    return {"W": RNG.normal(size=(3, 5)), "b": RNG.normal(size=3), "x": RNG.normal(size=5), "t": t / t.sum()}
+
+
+def lecture_by_hand(W: np.ndarray, b: np.ndarray, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+    """The 003 lecture's backward pass, written out: ∇a = y·Σt - t, ∇W = ∇a xᵀ, ∇x = Wᵀ∇a."""
+    a = W @ x + b
+    y = np.exp(a - a.max())
+    y /= y.sum()
+    grad_a = y * t.sum() - t
+    return {"W": np.outer(grad_a, x), "b": grad_a, "t": -np.log(y), "x": W.T @ grad_a}
+
+
+# --- the language -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "shape"),
+    [
+        ("x: [5]; x", (5,)),
+        ("W: [3, 5]; x: [5]; W @ x", (3,)),
+        ("x: [5]; W: [5, 3]; x @ W", (3,)),
+        ("A: [2, 3]; B: [3, 4]; A @ B", (2, 4)),
+        ("x: [5]; y: [5]; dot(x, y)", ()),
+        ("x: [3]; y: [4]; outer(x, y)", (3, 4)),
+        ("A: [2, 3]; sum(A)", ()),
+        ("A: [2, 3]; sum(A, axis=0)", (3,)),
+        ("A: [2, 3]; mean(A, axis=-1)", (2,)),
+        ("A: [2, 3]; max(A, axis=1) + min(A, axis=1)", (2,)),
+        ("A: [2, 3]; logsumexp(A, axis=0)", (3,)),
+        ("A: [2, 3]; softmax(A) + log_softmax(A, axis=0)", (2, 3)),
+        ("A: [2, 3]; transpose(A)", (3, 2)),
+        ("x: [6]; reshape(x, [2, 3])", (2, 3)),
+        ("x: [6]; reshape(x, [-1, 2])", (3, 2)),
+        ("X: [n, 4]; reshape(X, [n, 2, 2])", ("n", 2, 2)),
+        ("x: [5]; x[0] + x[-1]", ()),
+        ("x: [5]; x[1:4]", (3,)),
+        ("x: [5]; x[::2]", (3,)),
+        ("x: [5]; x[::-1]", (5,)),
+        ("A: [3, 4]; A[:, 0]", (3,)),
+        ("A: [3, 4]; A[2, :]", (4,)),
+        ("A: [3, 4]; A[1, 2]", ()),
+        ("b: [3]; A: [2, 3]; A + b", (2, 3)),
+        ("x: [3]; s * x + 1", (3,)),
+        ("x: [3]\ny: [3]\nx * y", (3,)),
+        ("X: [n, 64]; W: [64, 32]; tanh(X @ W)", ("n", 32)),
+    ],
+)
+def test_programs_have_the_shapes_of_numpy(text: str, shape: tuple[object, ...]) -> None:
+    graph = graphc.parse(text)
+    assert graph.shape(graph.outputs[0]) == shape
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "words"),
+    [
+        ("A: [3, 4]; x: [5]; A @ x", 21, "cannot matmul [3, 4] by [5]: 4 != 5"),
+        ("x: [3]; y: [4]; x + y", 18, "cannot + [3] with [4]: 3 != 4"),
+        ("x: [3]; x[3]", 9, "index 3 is out of range"),
+        ("x: [3]; x[-4]", 9, "index -4 is out of range"),
+        ("A: [2, 3]; A[0, 0, 0]", 12, "too many indices (3) for shape [2, 3]"),
+        ("x: [6]; reshape(x, [4, 2])", 8, "cannot reshape [6] to [4, 2]"),
+        ("x: [6]; reshape(x, [-1, -1])", 8, "at most one -1"),
+        ("x: [3]; sum(x, axis=1)", 8, "axis 1 is out of range for shape [3]"),
+        ("x: [3]; softmax(x, axis=-2)", 8, "axis -2 is out of range"),
+        ("x: [3]; sin(x, axis=0)", 8, "sin() takes no axis="),
+        ("x: [3]; sum(x, keepdims=1)", 15, "unknown keyword argument 'keepdims'"),
+        ("x: [3]; x[1.5]", 10, "integer literals"),
+        ("x: [3]; y = x; x: [4]; y", 15, "declared twice"),
+        ("y = x; x: [3]; y", 7, "declare 'x' before its first use"),
+        ("x: [0]; x", 4, "whole number >= 1"),
+        ("x: 3; x", 1, "':' declares a shape"),
+        ("x: [3]; reshape(x, [q])", 20, "unknown dimension 'q'"),
+        ("[1, 2]", 0, "lists are not part of the language"),
+        ("x: [3]; y: [3]; outer(x)", 16, "outer() takes 2 tensor arguments (1 given)"),
+        ("x: [3]; max(x, 1.0, axis=0)", 8, "elementwise: it takes no axis="),
+    ],
+)
+def test_shape_errors_are_parse_errors_at_the_operator_naming_both_shapes(
+    text: str, column: int, words: str
+) -> None:
+    with pytest.raises(graphc.ParseError) as info:
+        graphc.parse(text)
+    assert words in str(info.value)
+    assert info.value.column == column, str(info.value)
+    assert "^" in info.value.render()
+
+
+def test_scalar_programs_build_the_graphs_they_built_before_tensors() -> None:
+    graph = graphc.parse("u = x*y; max(u, 1) + sin(u)**2")
+    assert not graph.tensor and all(graph.shape(n) == () for n in range(len(graph)))
+    assert graph.attrs(graph.outputs[0])["shape"] == ()
+
+
+def test_hash_consing_includes_the_params() -> None:
+    graph = graphc.parse("A: [2, 3]; sum(A, axis=0), sum(A, axis=0), sum(A, axis=1), sum(A, axis=-1)")
+    first, again, one, minus_one = graph.outputs
+    assert first == again and one == minus_one and first != one
+    assert graph.params(first) == ((0,), False)
+
+
+def test_deep_nestings_of_tensor_ops_parse_without_recursion() -> None:
+    text = "x: [3]; " + "sum(" * 10_000 + "x" + ")" * 10_000
+    assert graphc.parse(text).shape(0) == (3,)
+    text = "x: [3]; " + "(" * 10_000 + "x" + ")[::-1]" * 10_000
+    assert len(graphc.parse(text)) == 10_001
+
+
+def test_max_and_min_reduce_one_tensor_and_stay_elementwise_with_two() -> None:
+    graph = graphc.parse("x: [3]; max(x), max(x, 0), min(x, axis=0)")
+    assert [graph.op(o) for o in graph.outputs] == ["amax", "max", "amin"]
+    with pytest.raises(graphc.ParseError, match=r"max\(\) takes 2 arguments \(1 given\)"):
+        graphc.parse("max(x)")  # a scalar: the elementwise max, as before
+
+
+# --- the NumPy backend and the batch rule --------------------------------------------------------------
+
+A = RNG.normal(size=(3, 4))
+V = RNG.normal(size=4)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("A: [3, 4]; v: [4]; A @ v", A @ V),
+        ("A: [3, 4]; v: [4]; v @ transpose(A)", A @ V),
+        ("A: [3, 4]; v: [4]; A @ outer(v, v)", A @ np.outer(V, V)),
+        ("A: [3, 4]; v: [4]; dot(v, v) + sum(A)", V @ V + A.sum()),
+        ("A: [3, 4]; v: [4]; mean(A, axis=0) * v", A.mean(axis=0) * V),
+        ("A: [3, 4]; v: [4]; max(A) - min(v)", A.max() - V.min()),
+        ("A: [3, 4]; v: [4]; logsumexp(A, axis=1)", np.log(np.exp(A).sum(axis=1))),
+        ("A: [3, 4]; v: [4]; softmax(A, axis=0)", np.exp(A) / np.exp(A).sum(axis=0)),
+        ("A: [3, 4]; v: [4]; log_softmax(v)", V - np.log(np.exp(V).sum())),
+        ("A: [3, 4]; v: [4]; reshape(A, [2, -1])[1, ::-2]", A.reshape(2, 6)[1, ::-2]),
+        ("A: [3, 4]; v: [4]; A[:, 1:3] + v[2]", A[:, 1:3] + V[2]),
+    ],
+)
+def test_block_ops_compute_what_numpy_computes(text: str, expected: np.ndarray) -> None:
+    np.testing.assert_allclose(graphc.compile(text)(A=A, v=V), expected, rtol=1e-13, atol=1e-15)
+
+
+def test_softmax_and_logsumexp_are_stable_at_1000() -> None:
+    k = graphc.compile("x: [3]; softmax(x), logsumexp(x), log_softmax(x)")
+    soft, lse, log_soft = k([1000.0, 1000.0, -1000.0])
+    np.testing.assert_allclose(soft, [0.5, 0.5, 0.0])
+    np.testing.assert_allclose(lse, 1000.0 + np.log(2.0))
+    np.testing.assert_allclose(log_soft[:2], -np.log(2.0))
+
+
+def test_batch_axes_lead_every_output_and_broadcast_between_inputs() -> None:
+    k = graphc.compile("A: [3, 4]; v: [4]; b: [3]; A @ v + b, sum(v)")
+    As = RNG.normal(size=(7, 3, 4))
+    b = RNG.normal(size=(2, 1, 3))
+    out, total = k(A=As, v=V, b=b)
+    assert out.shape == (2, 7, 3) and total.shape == (2, 7)
+    np.testing.assert_allclose(out[1, 5], As[5] @ V + b[1, 0], rtol=1e-13)
+    # a batched vector operand of @ is never read as a matrix, nor a batch axis as a declared one
+    vs = RNG.normal(size=(7, 4))
+    np.testing.assert_allclose(k(A=A, v=vs, b=b[0, 0])[0], vs @ A.T + b[0, 0], rtol=1e-13)
+    k2 = graphc.compile("x: [3]; s * x")
+    assert k2(x=np.ones(3), s=np.arange(2.0)).tolist() == [[0.0] * 3, [1.0] * 3]
+
+
+def test_named_dimensions_are_bound_at_call_time_and_checked() -> None:
+    k = graphc.compile("X: [n, 4]; y: [n]; W: [4, 2]; transpose(X @ W) @ y")
+    X, y, W = RNG.normal(size=(6, 4)), RNG.normal(size=6), RNG.normal(size=(4, 2))
+    np.testing.assert_allclose(k(X=X, y=y, W=W), (X @ W).T @ y, rtol=1e-13)
+    with pytest.raises(graphc.EvaluationError, match=r"input 'y' is declared \[n\] but given shape \(5,\)"):
+        k(X=X, y=y[:5], W=W)
+    with pytest.raises(
+        graphc.EvaluationError, match=r"input 'W' is declared \[4, 2\] but given shape \(4, 3\)"
+    ):
+        k(X=X, y=y, W=np.ones((4, 3)))
+
+
+def test_emitted_numpy_is_standalone_one_statement_per_block_node() -> None:
+    graph = graphc.parse(LECTURE)
+    source = graphc.backends.numpy.generate(graph)
+    namespace: dict[str, object] = {}
+    exec(compile(source, "<standalone>", "exec"), namespace)  # noqa: S102 - graphc's generated module
+    values = lecture_inputs()
+    f = namespace["f"]
+    assert callable(f)
+    np.testing.assert_allclose(f(**values), graphc.compile(graph)(**values), rtol=1e-15)
+    body = source.split("with np.errstate(all='ignore'):")[-1].splitlines()
+    statements = [line for line in body if line.startswith("        t")]
+    constants = sum(graph.op(n) == "const" for n in range(len(graph)))  # literals: no line of their own
+    assert len(statements) == len(graph) - len(graph.variables) - constants
+
+
+# --- differentiation ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["dp", "forward", "numeric"])
+def test_the_003_lecture_example_as_written_matches_the_hand_backward_pass(method: str) -> None:
+    values = lecture_inputs()
+    kernel = graphc.grad(LECTURE, method=method)
+    expected = lecture_by_hand(**values)
+    tolerance = 1e-7 if method == "numeric" else 1e-12
+    for name, partial in zip(kernel.wrt, kernel(**values), strict=True):
+        assert partial.shape == values[name].shape
+        np.testing.assert_allclose(partial, expected[name], rtol=tolerance, atol=tolerance)
+
+
+def test_gradients_of_a_batch_have_the_batch_in_front() -> None:
+    values = lecture_inputs()
+    Ws = RNG.normal(size=(4, 3, 5))
+    gW, gb = graphc.grad(LECTURE, wrt="W,b")(**{**values, "W": Ws})
+    assert gW.shape == (4, 3, 5) and gb.shape == (4, 3)
+    np.testing.assert_allclose(gW[2], lecture_by_hand(**{**values, "W": Ws[2]})["W"], rtol=1e-12)
+
+
+def test_dp_is_one_vjp_per_block_node() -> None:
+    d = graphc.differentiate(LECTURE, "W")
+    assert d.info["passes"] == 1 and len(d) < 40
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x: [3]; sum(x*x)", {"x": 6}),
+        ("A: [3, 4]; x: [4]; sum(A @ x)", {"A": 12, "x": 12}),
+        ("A: [2, 3]; B: [3, 4]; sum(A @ B)", {"A": 24, "B": 24}),
+        ("x: [4]; y = x*x; sum(y)*sum(y)", {"x": 16}),
+        ("x: [3]; x[0] + x[::2][1]", {"x": 2}),
+    ],
+)
+def test_count_paths_is_exact_at_block_level(text: str, expected: dict[str, int]) -> None:
+    assert graphc.count_paths(text) == expected
+
+
+def test_count_paths_matches_the_scalar_unrolling() -> None:
+    unrolled = "; ".join(f"y{i} = a{i}0*x0 + a{i}1*x1" for i in range(2)) + "; y0*y0 + y1*y1"
+    tensor = graphc.count_paths("A: [2, 2]; x: [2]; y = A @ x; sum(y*y)")
+    scalar = graphc.count_paths(unrolled)
+    assert tensor["A"] == sum(scalar[f"a{i}{j}"] for i in range(2) for j in range(2))
+    assert tensor["x"] == scalar["x0"] + scalar["x1"]
+
+
+def test_jacobian_is_batch_plus_out_shape_plus_in_shape() -> None:
+    text = "W: [2, 3]; x: [3]; tanh(W @ x)"
+    W, x = RNG.normal(size=(2, 3)), RNG.normal(size=(5, 3))
+    for mode in ("forward", "reverse"):
+        J = graphc.jacobian(text, wrt="W", mode=mode)(W, x)
+        assert J.shape == (5, 2, 2, 3)
+        a = np.tanh(x @ W.T)
+        expected = np.einsum("bi,ij,bk->bijk", 1 - a**2, np.eye(2), x)
+        np.testing.assert_allclose(J, expected, rtol=1e-12, atol=1e-15)
+    assert graphc.jacobian(text, wrt="x").mode == "reverse"  # 3 inputs, 2 outputs
+    assert graphc.jacobian("x: [2]; outer(x, x)").mode == "forward"  # 2 inputs, 4 outputs
+
+
+def test_hessian_of_a_tensor_input() -> None:
+    H = graphc.hessian("x: [3]; A: [3, 3]; 0.5 * (x @ A) @ x", wrt="x")
+    A_ = RNG.normal(size=(3, 3))
+    np.testing.assert_allclose(H(A_, np.ones(3)), (A_ + A_.T) / 2, rtol=1e-13)
+
+
+def test_vjp_and_jvp_are_the_products_with_the_jacobian() -> None:
+    text = "W: [2, 3]; x: [3]; sin(W @ x)"
+    W, x = RNG.normal(size=(2, 3)), RNG.normal(size=3)
+    J = graphc.jacobian(text, wrt="x")(W, x)
+    ct, tangent = RNG.normal(size=2), RNG.normal(size=3)
+    vjp = graphc.vjp(text, wrt="x")
+    assert vjp.variables == ("W", "x", "cotangent")
+    np.testing.assert_allclose(vjp(W, x, ct)[0], ct @ J, rtol=1e-13)
+    jvp = graphc.jvp(text, wrt="x")
+    assert jvp.variables == ("W", "x", "tangent_x")
+    np.testing.assert_allclose(jvp(W, x, tangent), J @ tangent, rtol=1e-13)
+
+
+def test_named_dimensions_need_dims_for_element_by_element_methods() -> None:
+    text = "X: [n, 2]; w: [2]; mean(X @ w)"
+    with pytest.raises(graphc.GraphcError, match=r"named dimension 'n'.*dims=\{'n': ...\}"):
+        graphc.grad(text, method="forward")
+    X, w = RNG.normal(size=(4, 2)), RNG.normal(size=2)
+    by_dp = graphc.grad(text)(X, w)
+    by_forward = graphc.grad(text, method="forward", dims={"n": 4})(X, w)
+    np.testing.assert_allclose(by_forward[1], by_dp[1], rtol=1e-13)
+    np.testing.assert_allclose(by_dp[1], X.mean(axis=0), rtol=1e-13)
+
+
+def test_ties_of_a_reduced_max_split_evenly() -> None:
+    (g,) = graphc.grad("x: [4]; max(x)")([1.0, 3.0, 3.0, 0.0])
+    assert g.tolist() == [0.0, 0.5, 0.5, 0.0]
+
+
+def test_the_llvm_backend_says_the_graph_needs_scalarising() -> None:
+    with pytest.raises(graphc.BackendError, match="scalaris"):
+        graphc.compile("x: [3]; sum(x)", backend="llvm")
+
+
+def test_paths_and_symbolic_say_the_graph_needs_scalarising() -> None:
+    for method in ("paths", "symbolic"):
+        with pytest.raises(graphc.GraphcError, match="scalaris"):
+            graphc.grad("x: [3]; sum(x)", method=method)
+
+
+# --- the op table --------------------------------------------------------------------------------------
+
+
+def test_every_op_entry_has_every_field_its_kind_needs() -> None:
+    """The registry-coverage test: each place an op must appear, for each kind of op."""
+    assert set(ALL_OPS) == set(OPS) | set(BLOCK_OPS) and not set(OPS) & set(BLOCK_OPS)
+    for name, op in OPS.items():
+        assert not op.block and op.numpy and callable(op.sympy) and callable(op.llvm), name
+        assert len(op.partials) == op.arity == len(op.domain), name
+        assert op.infix or op.function, f"{name} has no spelling"
+    for name, op in BLOCK_OPS.items():
+        assert op.block and op.numpy == "", name
+        for field in ("shape", "emit", "vjp", "jvp", "paths"):
+            assert callable(getattr(op, field)), f"block op {name} lacks {field}"
+        assert len(op.domain) == op.arity, name
+    spelled = {op.function for op in BLOCK_OPS.values()} | {op.infix for op in BLOCK_OPS.values()}
+    for spelling in spelled - {None}:
+        text = "x: [3]; y: [3]; " + (f"x {spelling} y" if spelling == "@" else f"{spelling}(x)")
+        if spelling == "reshape":
+            text = "x: [3]; reshape(x, [3, 1])"
+        elif spelling == "dot":
+            text = "x: [3]; y: [3]; dot(x, y)"
+        graphc.parse(text)  # every spelling parses
+    for name, composite in COMPOSITES.items():
+        args = ", ".join(["x"] * composite.arity)
+        assert graphc.parse(f"x: [3]; {name}({args})").tensor, name
