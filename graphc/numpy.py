@@ -24,8 +24,29 @@ from typing import Any
 import numpy as np
 
 from graphc.errors import ArityError
-from graphc.ops import BINARY_INFIX, CONSTANTS, OPS, Op
-from graphc.tracing import NEGATION, PYTHON_OPERATORS, apply, user_line
+from graphc.ops import (
+    BINARY_INFIX,
+    BLOCK_FUNCTIONS,
+    BLOCK_OPS,
+    COMPOSITES,
+    CONSTANTS,
+    OPS,
+    REDUCTIONS,
+    Op,
+)
+from graphc.ops import FUNCTIONS as ELEMENTWISE
+from graphc.parse_tensor import block_call
+from graphc.tracing import (
+    NEGATION,
+    PYTHON_OPERATORS,
+    Traced,
+    apply,
+    common_graph,
+    lift,
+    located,
+    trace_error,
+    user_line,
+)
 
 _TEMPLATE_UFUNC = re.compile(r"np\.(\w+)\(\{0\}(?:, \{1\})?\)")
 
@@ -72,9 +93,60 @@ for _spec in OPS.values():
     for _name in dict.fromkeys(_names):
         FUNCTIONS[_name] = _function(_spec, _name)
 
-# NumPy functions that are not ufuncs, by the function here that traces them: none among the
-# elementwise ops (np.max and np.min are reductions, not graphc's elementwise max and min)
-ARRAY_FUNCTIONS: dict[Any, Callable[..., Any]] = {}
+
+def _block_function(name: str) -> Callable[..., Any]:
+    """A block op or composite of the language (``sum``, ``softmax``, ``dot``...), called as the
+    language calls it: tensors, then ``axis=`` where it takes one (reshape: a tensor and a shape).
+    ``max``/``min`` of two values are the elementwise ops, of one a reduction, as in the language."""
+    composite = COMPOSITES.get(name)
+    arity = composite.arity if composite is not None else BLOCK_FUNCTIONS[name].arity
+    takes_axis = composite.axis if composite is not None else BLOCK_FUNCTIONS[name].name in REDUCTIONS
+    elementwise = ELEMENTWISE.get(name)
+
+    def function(*args: Any, axis: Any = None, **rest: Any) -> Any:
+        if rest:
+            raise trace_error(f"{name}() on traced values takes no {', '.join(rest)}=")
+        if elementwise is not None and len(args) == elementwise.arity and axis is None:
+            return apply(elementwise, args)
+        dims = None
+        if name == "reshape" and len(args) == 2:
+            target = args[1]
+            dims = tuple(target) if isinstance(target, (tuple, list)) else (target,)
+            args = args[:1]
+        if len(args) != arity or (name == "reshape" and dims is None):
+            wanted = "a tensor and a shape" if name == "reshape" else f"{arity} argument{'s' * (arity > 1)}"
+            raise ArityError(f"{name}() takes {wanted}, got {len(args)} (at {user_line()})")
+        if axis is not None and not takes_axis:
+            raise trace_error(f"{name}() takes no axis=")
+        graph = common_graph(args)
+        if graph is None:
+            raise trace_error(f"{name}() of numbers: graphc.numpy's block functions take traced values")
+        with located():
+            nodes = tuple(lift(graph, a) for a in args)
+            return Traced(graph, block_call(graph, name, nodes, axis, dims))
+
+    function.__name__ = function.__qualname__ = name
+    function.__module__ = __name__
+    function.__doc__ = f"The language's ``{name}`` on traced values (a block node of the graph)."
+    return function
+
+
+for _name in [*BLOCK_FUNCTIONS, *COMPOSITES]:
+    FUNCTIONS[_name] = _block_function(_name)
+for _spec in BLOCK_OPS.values():  # ``@``: np.matmul is the block op ``dot`` of the language
+    _numpy = numpy_name(_spec)
+    if _numpy is not None and _spec.function is not None:
+        UFUNCS[getattr(np, _numpy)] = _spec
+        FUNCTIONS[_numpy] = FUNCTIONS[_spec.function]
+
+# NumPy functions that are not ufuncs, by the function here that traces them: the block ops and
+# composites NumPy has under the same name (np.sum, np.max, np.reshape, np.mean, np.outer...)
+ARRAY_FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    getattr(np, name): FUNCTIONS[name]
+    for name in [*BLOCK_FUNCTIONS, *COMPOSITES]
+    if callable(getattr(np, name, None)) and not isinstance(getattr(np, name), np.ufunc)
+}
+ARRAY_FUNCTIONS.update({np.amax: FUNCTIONS["max"], np.amin: FUNCTIONS["min"]})
 
 
 def supported() -> str:

@@ -24,7 +24,9 @@ import numpy as np
 
 from graphc.errors import TraceError
 from graphc.graph import Graph
-from graphc.ops import BINARY_INFIX, CONST, OPS, RESERVED, VAR, Op
+from graphc.ops import BINARY_INFIX, CONST, OPS, RESERVED, VAR, Op, index_params
+from graphc.shapes import Shape, ShapeError
+from graphc.shapes import text as shape_text
 
 # Python's arithmetic operators: the symbol (an op's ``infix`` in the table), the name of the
 # special method, and the NumPy ufunc an ndarray calls for it. The ops come from the table.
@@ -54,6 +56,22 @@ def user_line() -> str:
 
 def trace_error(message: str) -> TraceError:
     return TraceError(f"{message} (at {user_line()})")
+
+
+class located:
+    """A context in which a ShapeError gets the user's line (the builder's message names the op
+    and the shapes)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: object, tb: object) -> None:
+        if isinstance(error, ShapeError):
+            raise ShapeError(f"{error} (at {user_line()})") from None
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _no_bool(what: str) -> TraceError:
@@ -109,11 +127,53 @@ class Traced:
 
     __int__ = __index__ = __complex__ = __float__  # type: ignore[assignment]
 
+    @property
+    def shape(self) -> Shape:
+        """The value's shape: ``()`` for a scalar, dimensions ints or names."""
+        return self.graph.shape(self.node)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def T(self) -> Any:
+        """The transpose (axes reversed), as ``transpose(x)``."""
+        from graphc.numpy import FUNCTIONS
+
+        return FUNCTIONS["transpose"](self)
+
     def __len__(self) -> int:
-        raise trace_error("len() of a traced scalar: a scalar has no length")
+        shape = self.shape
+        if not shape:
+            raise trace_error("len() of a traced scalar: a scalar has no length")
+        if isinstance(shape[0], str):
+            raise trace_error(f"len() of a traced {shape_text(shape)}: its first dimension is a name")
+        return shape[0]
 
     def __iter__(self) -> Any:
-        raise trace_error("iterating over a traced scalar: a scalar has no elements")
+        if not self.shape:
+            raise trace_error("iterating over a traced scalar: a scalar has no elements")
+        return (self[i] for i in range(len(self)))
+
+    def __getitem__(self, key: Any) -> Traced:
+        items: list[Any] = []
+        for item in key if isinstance(key, tuple) else (key,):
+            if isinstance(item, slice):
+                bounds = (item.start, item.stop, item.step)
+                if not all(b is None or isinstance(b, (int, np.integer)) for b in bounds):
+                    raise trace_error(f"slice bounds must be integers at trace time, got {item}")
+                items.append(None if bounds == (None, None, None) else tuple(_int(b) for b in bounds))
+            elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+                items.append(int(item))
+            else:
+                raise trace_error(
+                    f"a traced value is indexed by integers and slices, got {type(item).__name__} "
+                    f"(shape {shape_text(self.shape)})"
+                )
+        with located():
+            params = index_params(self.shape, items)
+            return Traced(self.graph, self.graph.apply("index", self.node, params=params))
 
     def __array__(self, *args: Any, **kwargs: Any) -> Any:
         raise trace_error(
@@ -180,11 +240,13 @@ def _adopt(target: Graph, source: Graph, nodes: Sequence[int]) -> list[int]:
             continue
         op = source.op(n)
         if op == VAR:
-            mapping[n] = target.var(source.name(n))
+            with located():
+                mapping[n] = target.var(source.name(n), source.shape(n))
         elif op == CONST:
             mapping[n] = target.const(source.const_value(n))  # type: ignore[arg-type]
         else:
-            mapping[n] = target.apply(op, *(mapping[a] for a in source.args(n)))
+            args = (mapping[a] for a in source.args(n))
+            mapping[n] = target.apply(op, *args, params=source.params(n))
     return [mapping[node] for node in nodes]
 
 
@@ -193,20 +255,31 @@ def lift(graph: Graph, value: Any) -> int:
     be) or a number's constant."""
     if isinstance(value, Traced):
         return value.node if value.graph is graph else _adopt(graph, value.graph, [value.node])[0]
+    if isinstance(value, np.ndarray) and value.shape != ():
+        raise trace_error(
+            f"a NumPy array of shape {value.shape} in a traced function: graphc's constants are "
+            "numbers, so make the array an input (a parameter, or graphc.sym with its shape)"
+        )
     if isinstance(value, bool) or not (isinstance(value, _NUMBERS) or _scalar_array(value)):
         raise trace_error(f"expected a number or a traced value, got {type(value).__name__}")
     return graph.const(float(value))
 
 
-def apply(spec: Op, values: Sequence[Any]) -> Any:
+def apply(spec: Op, values: Sequence[Any], params: Any = None) -> Any:
     """The op on traced values and numbers: a traced value, or the op's NumPy value when no
     operand is traced (so helper functions work on numbers too)."""
-    traced = [v for v in values if isinstance(v, Traced)]
-    if not traced:
-        with np.errstate(all="ignore"):
-            return spec.impl(*(np.asarray(v, dtype=np.float64) for v in values))
-    graph = max((v.graph for v in traced), key=len)
-    return Traced(graph, graph.applied(spec, tuple(lift(graph, v) for v in values)))
+    graph = common_graph(values)
+    if graph is None:
+        return spec.evaluate(*values, params=params)
+    args = tuple(lift(graph, v) for v in values)
+    with located():
+        return Traced(graph, graph.block(spec, args, params) if spec.block else graph.applied(spec, args))
+
+
+def common_graph(values: Sequence[Any]) -> Graph | None:
+    """The largest graph among the traced ``values`` (the others are adopted into it), or None."""
+    graphs = [v.graph for v in values if isinstance(v, Traced)]
+    return max(graphs, key=len) if graphs else None
 
 
 # --- symbols and functions -----------------------------------------------------------------------
@@ -220,16 +293,31 @@ def _checked_name(name: Any) -> str:
     return name
 
 
-def sym(name: str) -> Traced:
-    """A symbol: the input variable ``name``, as a traced value to compute with.
+def checked_shape(shape: Any, what: str) -> Shape:
+    """A declared shape: a sequence of whole numbers >= 1 and dimension names."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list)):
+        raise TraceError(f"the shape of {what} must be a list of dimensions, got {shape!r}")
+    for d in shape:
+        named = isinstance(d, str) and d.isidentifier()
+        if not named and not (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1):
+            raise TraceError(f"a dimension of {what} must be a whole number >= 1 or a name, got {d!r}")
+    return tuple(d if isinstance(d, str) else int(d) for d in shape)
+
+
+def sym(name: str, shape: Sequence[int | str] = ()) -> Traced:
+    """A symbol: the input variable ``name`` of the given shape (dimensions ints or names), as a
+    traced value to compute with.
 
     >>> import graphc
     >>> x = graphc.sym("x")
     >>> graphc.grad(x**3)(2.0)
     (np.float64(12.0),)
+    >>> W, v = graphc.sym("W", [3, "n"]), graphc.sym("v", ["n"])
+    >>> (W @ v).shape
+    (3,)
     """
     graph = Graph()
-    return Traced(graph, graph.var(_checked_name(name)))
+    return Traced(graph, graph.var(_checked_name(name), checked_shape(shape, f"'{name}'")))
 
 
 def _outputs(result: Any) -> list[Any]:
@@ -283,9 +371,13 @@ def parameters(function: Callable[..., Any]) -> list[inspect.Parameter]:
     return params
 
 
-def trace(function: Callable[..., Any]) -> Graph:
+def trace(
+    function: Callable[..., Any], *examples: Any, shapes: dict[str, Sequence[int | str]] | None = None
+) -> Graph:
     """The graph of a Python function, traced once with one symbol per parameter (named after it).
 
+    A parameter is a scalar unless ``shapes`` gives its shape (``{"W": [3, 5], "X": ["n", 5]}``)
+    or an example argument does (``examples`` in parameter order: only their shapes are used).
     The function may loop, call helpers and use NumPy; it returns a value or a tuple of values
     (several outputs). Its inputs are made in parameter order, then its operations in the order
     it runs them; nodes its outputs do not need are dropped, as the parser drops them.
@@ -294,13 +386,25 @@ def trace(function: Callable[..., Any]) -> Graph:
     >>> import graphc
     >>> graphc.trace(lambda x, y: np.sin(x * y) + np.exp(x)).to_text()
     'sin(x*y) + exp(x)'
+    >>> graphc.trace(lambda W, x: np.tanh(W @ x), np.zeros((3, 5)), shapes={"x": [5]}).to_text()
+    'W: [3, 5]\nx: [5]\ntanh(W @ x)'
     """
     if not callable(function):
         raise TraceError(f"expected a function to trace, got {type(function).__name__}")
+    params = parameters(function)
+    declared: dict[str, Any] = dict(shapes or {})
+    if len(examples) > len(params):
+        raise TraceError(f"{len(examples)} example arguments for {len(params)} parameters")
+    for p, example in zip(params, examples, strict=False):
+        declared.setdefault(p.name, np.shape(example))
+    unknown = set(declared) - {p.name for p in params}
+    if unknown:
+        raise TraceError(f"shapes= names {', '.join(sorted(unknown))}, not a parameter of the function")
     graph = Graph()
     args, kwargs = [], {}
-    for p in parameters(function):
-        value = Traced(graph, graph.var(_checked_name(p.name)))
+    for p in params:
+        shape = checked_shape(declared.get(p.name, ()), f"'{p.name}'")
+        value = Traced(graph, graph.var(_checked_name(p.name), shape))
         if p.kind == p.KEYWORD_ONLY:
             kwargs[p.name] = value
         else:
