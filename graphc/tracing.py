@@ -271,15 +271,20 @@ def apply(spec: Op, values: Sequence[Any], params: Any = None) -> Any:
     graph = common_graph(values)
     if graph is None:
         return spec.evaluate(*values, params=params)
-    args = tuple(lift(graph, v) for v in values)
-    with located():
+    args = tuple(v.node if isinstance(v, Traced) and v.graph is graph else lift(graph, v) for v in values)
+    try:
         return Traced(graph, graph.block(spec, args, params) if spec.block else graph.applied(spec, args))
+    except ShapeError as error:
+        raise ShapeError(f"{error} (at {user_line()})") from None
 
 
 def common_graph(values: Sequence[Any]) -> Graph | None:
     """The largest graph among the traced ``values`` (the others are adopted into it), or None."""
-    graphs = [v.graph for v in values if isinstance(v, Traced)]
-    return max(graphs, key=len) if graphs else None
+    graph = None
+    for v in values:
+        if isinstance(v, Traced) and (graph is None or (v.graph is not graph and len(v.graph) > len(graph))):
+            graph = v.graph
+    return graph
 
 
 # --- symbols and functions -----------------------------------------------------------------------
@@ -330,23 +335,23 @@ def _outputs(result: Any) -> list[Any]:
 def graph_of(values: Any, graph: Graph | None = None) -> Graph:
     """A graph whose outputs are ``values`` (a traced value or number, or a tuple or list of them).
 
-    With ``graph`` (a traced function's), its every variable is an input; without, the inputs are
-    the variables the values depend on (the traced values' graphs may hold others).
+    With ``graph`` (a traced function's own, which this finishes), its every variable is an input;
+    without, the inputs are the variables the values depend on (their graphs may hold others) and
+    the values' graphs are left as they are.
     """
     outputs = _outputs(values)
-    result = Graph() if graph is None else graph.copy()  # the traced values' graphs stay as they are
-    if graph is None:  # one walk of each traced values' graph for all its outputs
-        by_graph: dict[int, list[int]] = {}
+    if graph is None:
+        graph = Graph()
+        by_graph: dict[int, list[int]] = {}  # one walk of each values' graph for all its outputs
         for i, v in enumerate(outputs):
             if isinstance(v, Traced):
                 by_graph.setdefault(id(v.graph), []).append(i)
         for indices in by_graph.values():
-            source = outputs[indices[0]].graph
-            nodes = _adopt(result, source, [outputs[i].node for i in indices])
+            nodes = _adopt(graph, outputs[indices[0]].graph, [outputs[i].node for i in indices])
             for i, node in zip(indices, nodes, strict=True):
-                outputs[i] = Traced(result, node)
-    result.set_outputs([lift(result, v) for v in outputs])
-    return result.pruned()
+                outputs[i] = Traced(graph, node)
+    graph.set_outputs([lift(graph, v) for v in outputs])
+    return graph.pruned()
 
 
 def is_traced(expr: Any) -> bool:
@@ -386,8 +391,10 @@ def trace(
     >>> import graphc
     >>> graphc.trace(lambda x, y: np.sin(x * y) + np.exp(x)).to_text()
     'sin(x*y) + exp(x)'
-    >>> graphc.trace(lambda W, x: np.tanh(W @ x), np.zeros((3, 5)), shapes={"x": [5]}).to_text()
-    'W: [3, 5]\nx: [5]\ntanh(W @ x)'
+    >>> print(graphc.trace(lambda W, x: np.tanh(W @ x), np.zeros((3, 5)), shapes={"x": [5]}).to_text())
+    W: [3, 5]
+    x: [5]
+    tanh(W@x)
     """
     if not callable(function):
         raise TraceError(f"expected a function to trace, got {type(function).__name__}")
