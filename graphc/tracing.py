@@ -8,8 +8,10 @@ once; a traced value has no number then, so using it as a bool, a float or a len
 :class:`~graphc.errors.TraceError` pointing at the user's line.
 
 Values traced separately (two ``sym`` calls) live in separate graphs until an operation combines
-them: the smaller graph's part that the operand needs is replayed into the larger through its
-builder (variables of the same name are one variable), so combining stays linear overall.
+them: the part of the smaller graph that the operand needs is replayed into the larger through
+its builder (variables of the same name are one variable; hash-consing makes a second replay build
+nothing new). A traced function's symbols share one graph from the start, so tracing a function
+replays nothing: it is one builder call per operation.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def user_line() -> str:
     frame = sys._getframe(1)
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
-        if not (module == "graphc" or module.startswith(("graphc.", "numpy"))):
+        if module not in ("graphc", "numpy") and not module.startswith(("graphc.", "numpy.")):
             return f"{frame.f_code.co_filename}:{frame.f_lineno}"
         frame = frame.f_back  # type: ignore[assignment]
     return "<unknown>"
