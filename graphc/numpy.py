@@ -3,9 +3,12 @@
 Generated from the op table (graphc.ops), never listed here: each op is a function under its
 language name (``sin``, ``atan2``, ``relu``; an infix op under its table name, ``add``, ``pow``)
 and also under NumPy's name for it where NumPy has one (``arctan2``, ``maximum``, ``subtract``),
-read from the op's NumPy template or from the Python operator it is spelled by. The same tables
-tell NumPy's own functions on traced values (``np.sin(x)``, through ``__array_ufunc__``) which
-op they are. On numbers, the functions compute with NumPy, so helpers work on both.
+read from the op's NumPy template or from the Python operator it is spelled by. The block ops
+and composites the language calls by name (``sum``, ``max``, ``reshape``, ``softmax``, ``dot``...)
+are functions too, built by the parser's own :func:`~graphc.parse_tensor.block_call`. The same
+tables tell NumPy's own functions on traced values (``np.sin(x)`` through ``__array_ufunc__``,
+``np.sum(x, axis=0)`` through ``__array_function__``) which op they are. On numbers, the
+elementwise functions compute with NumPy, so helpers work on both.
 
 >>> import graphc, graphc.numpy as gnp
 >>> x = graphc.sym("x")

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 import graphc
 import graphc.numpy as gnp
 from graphc.graph import Graph
-from graphc.ops import CONST, FUNCTIONS, OPS, VAR
+from graphc.ops import BLOCK_OPS, COMPOSITES, CONST, FUNCTIONS, OPS, VAR
 from tests.test_diff import CORPUS, op_case
 
 # --- comparing graphs node for node ----------------------------------------------------------------
@@ -219,6 +219,8 @@ def test_graphc_numpy_has_every_op_of_the_table_and_numbers_give_numbers() -> No
         function = getattr(gnp, op.function or name)
         args = [v for v, _ in op.domain]
         assert function(*args) == pytest.approx(float(op.fold(*args)), nan_ok=True)
+    spelled = {op.function for op in BLOCK_OPS.values() if op.function} | set(COMPOSITES)
+    assert spelled <= set(gnp.__all__)  # every block op the language calls by name, and composites
     assert gnp.arctan2 is not gnp.atan2 and gnp.arctan2(1.0, 1.0) == gnp.atan2(1.0, 1.0)
     assert gnp.pi == math.pi and gnp.e == math.e
 
