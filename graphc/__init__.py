@@ -39,6 +39,7 @@ from graphc.diff import METHODS, SymbolicError, TooManyPathsError
 from graphc.errors import (
     ArityError,
     BackendError,
+    DataError,
     EvaluationError,
     GraphcError,
     OutputError,
@@ -86,6 +87,7 @@ __all__ = [
     "ArityError",
     "BackendError",
     "CheckResult",
+    "DataError",
     "EvaluationError",
     "Graph",
     "GraphcError",

@@ -14,14 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from graphc import diff
 from graphc.backends import compile_graph
 from graphc.diff.common import resolve_wrt
-from graphc.errors import GraphcError, OutputError
+from graphc.errors import GraphcError
 from graphc.graph import MAX_NODES, Graph, checked_max_nodes
-from graphc.kernel import Kernel, Layout, outputs_layout, sequence_layout
+from graphc.kernel import Kernel
 from graphc.parse import checked_dims, parse
 from graphc.shapes import size
 from graphc.tracing import graph_of, is_traced, trace
@@ -140,6 +138,10 @@ def count_paths(expr: Any, wrt: Wrt = None, *, dims: Dims = None) -> dict[str, i
     return diff.count_paths(as_graph(expr, dims=dims), as_names(wrt))
 
 
+def _elements(graph: Graph, nodes: Sequence[int]) -> int:
+    return sum(size(graph.shape(node)) for node in nodes)
+
+
 def _single_output(graph: Graph, what: str) -> None:
     if len(graph.outputs) != 1:
         names = ", ".join(graph.output_names)
@@ -155,77 +157,6 @@ def _with_outputs(graph: Graph, start: int, stop: int | None = None) -> Graph:
     new.set_outputs(graph.outputs[start:stop], graph.output_names[start:stop])
     new.info = dict(graph.info)
     return new
-
-
-def _as_tuple(result: Any) -> tuple[Any, ...]:
-    return result if isinstance(result, tuple) else (result,)
-
-
-def _matrix(rows: int, columns: int) -> Any:
-    """A scalar graph's Jacobian or Hessian: shape ``(*batch, rows, columns)``, batch axes first."""
-
-    def finish(result: Any) -> np.ndarray:
-        entries = np.stack(_as_tuple(result))
-        matrix = entries.reshape(rows, columns, *entries.shape[1:])
-        return np.ascontiguousarray(np.moveaxis(matrix, (0, 1), (-2, -1)))
-
-    return finish
-
-
-class _Staged(list):  # type: ignore[type-arg]
-    """The arrays a kernel writes into, and the step that moves them into the caller's ``out``."""
-
-    def __init__(self, arrays: list[Any], commit: Any) -> None:
-        super().__init__(arrays)
-        self.commit = commit
-
-
-def _matrix_layout(rows: int, columns: int) -> Layout:
-    """``out`` for a :func:`_matrix` result: one C-contiguous array of shape ``(*batch, rows,
-    columns)``. The kernel writes the entries, each contiguous over the batch, into a staging block
-    that is then moved into ``out`` (one copy)."""
-
-    def layout(out: Any) -> list[Any]:
-        if not isinstance(out, np.ndarray) or out.shape[-2:] != (rows, columns) or out.ndim < 2:
-            got = f"shape {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
-            raise OutputError(f"out must be an array of shape (*batch, {rows}, {columns}), got {got}")
-        if not out.flags.c_contiguous:
-            raise OutputError("out must be C-contiguous")
-        if not out.flags.writeable:
-            raise OutputError("out is read-only")
-        stage = np.empty((rows, columns, *out.shape[:-2]))
-
-        def commit() -> None:
-            np.copyto(out, np.moveaxis(stage, (0, 1), (-2, -1)))
-
-        return _Staged([stage[i, j, ...] for i in range(rows) for j in range(columns)], commit)
-
-    return layout
-
-
-def _blocks(rows: int, columns: int) -> Any:
-    """A tensor graph's Jacobian or Hessian: one array per (output, input) pair, each of shape
-    ``batch + out_shape + in_shape``; the array itself when there is one pair, else a tuple of
-    rows."""
-
-    def finish(result: Any) -> Any:
-        entries = _as_tuple(result)
-        if rows == columns == 1:
-            return entries[0]
-        return tuple(tuple(entries[i * columns : (i + 1) * columns]) for i in range(rows))
-
-    return finish
-
-
-def _elements(graph: Graph, nodes: Sequence[int]) -> int:
-    return sum(size(graph.shape(node)) for node in nodes)
-
-
-def _value_and_grad_layout(partials: int) -> Layout:
-    """``out`` for :func:`value_and_grad`: ``(value, (partial, ...))``."""
-    pair = sequence_layout(2, "the value and the tuple of partials")
-    inner = sequence_layout(partials, "the partials")
-    return lambda out: [pair(out)[0], *inner(out[1])]
 
 
 def grad(
@@ -254,10 +185,7 @@ def grad(
     _single_output(graph, "grad")
     derivative = diff.differentiate(graph, as_names(wrt), method, **options)
     kernel = compile_graph(_with_outputs(derivative, 1), backend, threads=threads)
-    wrt_names = derivative.info["wrt"]
-    return kernel.derived(
-        wrt=wrt_names, finish=_as_tuple, layout=sequence_layout(len(wrt_names), "one per partial")
-    )
+    return kernel.derived(wrt=derivative.info["wrt"], result=("partials",))
 
 
 def value_and_grad(
@@ -279,13 +207,7 @@ def value_and_grad(
     _single_output(graph, "value_and_grad")
     derivative = diff.differentiate(graph, as_names(wrt), method, **options)
     kernel = compile_graph(derivative, backend, threads=threads)
-
-    def finish(result: Any) -> tuple[Any, tuple[Any, ...]]:
-        result = _as_tuple(result)  # a function of no variables has a value and no partials
-        return result[0], tuple(result[1:])
-
-    wrt_names = derivative.info["wrt"]
-    return kernel.derived(wrt=wrt_names, finish=finish, layout=_value_and_grad_layout(len(wrt_names)))
+    return kernel.derived(wrt=derivative.info["wrt"], result=("value_and_partials",))
 
 
 def jacobian(
@@ -330,10 +252,8 @@ def jacobian(
     derivative = differentiate(graph, names, "forward" if mode == "forward" else "dp")
     kernel = compile_graph(_with_outputs(derivative, len(graph.outputs)), backend, threads=threads)
     rows, columns = len(graph.outputs), len(names)
-    if graph.tensor:
-        return kernel.derived(wrt=names, mode=mode, finish=_blocks(rows, columns))
     return kernel.derived(
-        wrt=names, mode=mode, finish=_matrix(rows, columns), layout=_matrix_layout(rows, columns)
+        wrt=names, mode=mode, result=("blocks" if graph.tensor else "matrix", rows, columns)
     )
 
 
@@ -374,9 +294,7 @@ def hessian(
     second = diff.differentiate(_with_outputs(first, 1), names, method, **options)
     kernel = compile_graph(_with_outputs(second, len(names)), backend, threads=threads)
     n = len(names)
-    if graph.tensor:
-        return kernel.derived(wrt=names, finish=_blocks(n, n))
-    return kernel.derived(wrt=names, finish=_matrix(n, n), layout=_matrix_layout(n, n))
+    return kernel.derived(wrt=names, result=("blocks" if graph.tensor else "matrix", n, n))
 
 
 def vjp(expr: Any, wrt: Wrt = None, backend: str = "numpy", *, dims: Dims = None) -> Kernel:
@@ -458,8 +376,7 @@ def _reordered(graph: Graph, order: list[str], names: list[str], backend: str, a
         source=kernel.source,
         variables=order,
         wrt=names,
-        finish=_as_tuple if as_tuple else None,
-        layout=sequence_layout(len(names), "one per variable") if as_tuple else None,
+        result=("partials",) if as_tuple else ("outputs",),
     )
 
 
@@ -525,6 +442,4 @@ def derivative(
     graph = as_graph(expr, dims=dims)
     result = derivatives(graph, [name], order, method, **options)
     kernel = compile_graph(_with_outputs(result, len(graph.outputs)), backend, threads=threads)
-    return kernel.derived(
-        wrt=[name], finish=lambda values: values, layout=outputs_layout(len(kernel.outputs))
-    )
+    return kernel.derived(wrt=[name], result=("outputs",))

@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from graphc.errors import GraphcError, ResourceError, UnknownVariableError
+from graphc.errors import DataError, GraphcError, ResourceError, UnknownVariableError
 from graphc.ops import ALL_OPS, CONST, OPS, VAR, Op
 from graphc.shapes import Shape, ShapeError, broadcast
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 # hash-consing key; measured with tracemalloc on an 800,000-node graph), and parsing holds the
 # tokens and a pruned copy besides: 10,000,000 nodes is roughly 2-4 GB.
 MAX_NODES = 10_000_000
+DATA_FORMAT = "graphc-graph 1"  # the version of Graph.to_data's plain form
 
 
 def checked_max_nodes(value: Any) -> int | None:
@@ -405,6 +406,93 @@ class Graph:
         new.names = {mapping[node]: name for node, name in self.names.items() if node in mapping}
         return new
 
+    # --- plain data (what a pickled kernel holds) --------------------------------------------------
+
+    def to_data(self) -> dict[str, Any]:
+        """The graph as plain data: strings, numbers, lists and dicts only, node ids kept.
+
+        ``nodes`` lists ``[op, args, value, name]`` per node in creation order (``value`` for a
+        constant, ``name`` for a variable, else None). :meth:`from_data` reads it back.
+
+        >>> g = Graph()
+        >>> g.set_outputs([g.apply("sin", g.var("x"))])
+        >>> g.to_data()["nodes"]
+        [['var', [], None, 'x'], ['sin', [0], None, None]]
+        >>> Graph.from_data(g.to_data()).to_text()
+        'sin(x)'
+        """
+        if self.tensor:
+            raise GraphcError("to_data writes scalar graphs: this one has tensor (block) nodes")
+        nodes = []
+        for op, args, data in zip(self._op, self._args, self._data, strict=True):
+            value = data if op == CONST else None
+            name = data if op == VAR else None
+            nodes.append([op, list(args), value, name])
+        return {
+            "format": DATA_FORMAT,
+            "nodes": nodes,
+            "outputs": list(self.outputs),
+            "output_names": list(self.output_names),
+            "max_nodes": self.max_nodes,
+            "info": dict(self.info),
+        }
+
+    @classmethod
+    def from_data(cls, data: Any) -> Graph:
+        """The graph :meth:`to_data` wrote, node for node (same ids), or DataError naming the fault.
+
+        Only graphc's own format is read: op names from the op table with their arities, operands
+        that are earlier nodes, float constants, string names, no node twice. Nothing in ``data``
+        is run or imported.
+        """
+        if not isinstance(data, dict) or data.get("format") != DATA_FORMAT:
+            raise DataError(f"not graphc graph data (expected format {DATA_FORMAT!r})")
+        nodes, outputs, names = data.get("nodes"), data.get("outputs"), data.get("output_names")
+        if not isinstance(nodes, list) or not isinstance(outputs, list) or not isinstance(names, list):
+            raise DataError("graph data needs lists 'nodes', 'outputs' and 'output_names'")
+        graph = cls()
+        graph.max_nodes = checked_max_nodes(data.get("max_nodes", MAX_NODES))
+        for node, entry in enumerate(nodes):
+            graph._load_node(node, entry)
+        count = len(graph._op)
+        if not all(type(o) is int and 0 <= o < count for o in outputs):
+            raise DataError(f"graph data: an output is not a node id below {count}")
+        if not all(isinstance(name, str) for name in names):
+            raise DataError("graph data: output names must be strings")
+        graph.set_outputs(outputs, names)
+        graph.info = _plain_info(data.get("info", {}))
+        return graph
+
+    def _load_node(self, node: int, entry: Any) -> None:
+        """Append node ``node`` of :meth:`from_data` after checking it against the op table."""
+        if not isinstance(entry, list) or len(entry) != 4:
+            raise DataError(f"graph data: node {node} is not [op, args, value, name]")
+        op, args, value, name = entry
+        if op == VAR:
+            if not isinstance(name, str) or args != [] or name in self._variables:
+                raise DataError(f"graph data: node {node} is not a new variable with a name")
+            key: tuple[Any, ...] = (VAR, name)
+            self._variables[name] = node
+            data: Any = name
+        elif op == CONST:
+            if type(value) is not float or args != []:
+                raise DataError(f"graph data: node {node} is a constant without a float value")
+            key, data = (CONST, _bits(value)), value
+            if value != 0.0 and not math.isnan(value):
+                self._constants[value] = node
+        else:
+            spec = OPS.get(op) if isinstance(op, str) else None
+            if spec is None:
+                raise DataError(f"graph data: node {node} has an unknown op {op!r}")
+            if not isinstance(args, list) or len(args) != spec.arity:
+                raise DataError(f"graph data: node {node} ({op}) needs {spec.arity} operand(s)")
+            if not all(type(a) is int and 0 <= a < node for a in args):
+                raise DataError(f"graph data: node {node} ({op}) has an operand that is not an earlier node")
+            key, data = (op, *args), None
+        if key in self._table:
+            raise DataError(f"graph data: node {node} repeats node {self._table[key]}")
+        self._new(key, op, tuple(args), data)
+
     def to_sympy(self) -> Any:
         """The outputs as SymPy expressions: one expression, or a tuple for several outputs."""
         from graphc.sympy_bridge import to_sympy
@@ -416,3 +504,24 @@ class Graph:
         from graphc.printing import to_text
 
         return to_text(self)
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain_info(info: Any) -> dict[str, Any]:
+    """``info`` of graph data, checked to hold only plain values (strings, numbers, lists, dicts)."""
+    if not isinstance(info, dict):
+        raise DataError("graph data: info is not a dict")
+    stack: list[Any] = [info]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                raise DataError("graph data: info has a key that is not a string")
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif not isinstance(item, _PLAIN):
+            raise DataError(f"graph data: info holds a {type(item).__name__}, not plain data")
+    return dict(info)

@@ -195,5 +195,9 @@ def implicit(
 
 def compile_implicit(graph: Graph, backend: str = "numpy") -> Kernel:
     """The kernel of an :func:`implicit_graph`: the derivatives, checked for singular points."""
-    finish = _finish_one(graph) if graph.info["equations"] == 1 else _finish_system(graph)
-    return compile_graph(graph, backend).derived(wrt=graph.info["wrt"], finish=finish)
+    return compile_graph(graph, backend).derived(wrt=graph.info["wrt"], result=("implicit",))
+
+
+def finish(graph: Graph) -> Any:
+    """The function turning an :func:`implicit_graph`'s outputs into the kernel's result."""
+    return _finish_one(graph) if graph.info["equations"] == 1 else _finish_system(graph)

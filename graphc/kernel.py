@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from graphc.errors import EvaluationError, OutputError
+from graphc.errors import DataError, EvaluationError, GraphcError, OutputError
 from graphc.graph import Graph
 
 Layout = Callable[[Any], list[Any]]  # the caller's ``out`` (shaped like a result) -> one array per output
@@ -37,6 +38,99 @@ def sequence_layout(count: int, what: str) -> Layout:
     return layout
 
 
+def _as_tuple(result: Any) -> tuple[Any, ...]:
+    return result if isinstance(result, tuple) else (result,)
+
+
+def _value_and_partials(result: Any) -> tuple[Any, tuple[Any, ...]]:
+    result = _as_tuple(result)  # a function of no variables has a value and no partials
+    return result[0], tuple(result[1:])
+
+
+def _value_and_partials_layout(partials: int) -> Layout:
+    """``out`` for ``value_and_grad``: ``(value, (partial, ...))``."""
+    pair = sequence_layout(2, "the value and the tuple of partials")
+    inner = sequence_layout(partials, "the partials")
+    return lambda out: [pair(out)[0], *inner(out[1])]
+
+
+def _matrix(rows: int, columns: int) -> Any:
+    """A scalar graph's Jacobian or Hessian: shape ``(*batch, rows, columns)``, batch axes first."""
+
+    def finish(result: Any) -> np.ndarray:
+        entries = np.stack(_as_tuple(result))
+        matrix = entries.reshape(rows, columns, *entries.shape[1:])
+        return np.moveaxis(matrix, (0, 1), (-2, -1))  # a view (lazy on a Dask array)
+
+    return finish
+
+
+class _Staged(list):  # type: ignore[type-arg]
+    """The arrays a kernel writes into, and the step that moves them into the caller's ``out``."""
+
+    def __init__(self, arrays: list[Any], commit: Any) -> None:
+        super().__init__(arrays)
+        self.commit = commit
+
+
+def _matrix_layout(rows: int, columns: int) -> Layout:
+    """``out`` for a :func:`_matrix` result: one C-contiguous array of shape ``(*batch, rows,
+    columns)``. The kernel writes the entries, each contiguous over the batch, into a staging block
+    that is then moved into ``out`` (one copy)."""
+
+    def layout(out: Any) -> list[Any]:
+        if not isinstance(out, np.ndarray) or out.shape[-2:] != (rows, columns) or out.ndim < 2:
+            got = f"shape {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+            raise OutputError(f"out must be an array of shape (*batch, {rows}, {columns}), got {got}")
+        if not out.flags.c_contiguous:
+            raise OutputError("out must be C-contiguous")
+        if not out.flags.writeable:
+            raise OutputError("out is read-only")
+        stage = np.empty((rows, columns, *out.shape[:-2]))
+
+        def commit() -> None:
+            np.copyto(out, np.moveaxis(stage, (0, 1), (-2, -1)))
+
+        return _Staged([stage[i, j, ...] for i in range(rows) for j in range(columns)], commit)
+
+    return layout
+
+
+def _blocks(rows: int, columns: int) -> Any:
+    """A tensor graph's Jacobian or Hessian: one array per (output, input) pair, each of shape
+    ``batch + out_shape + in_shape``; the array itself when there is one pair, else a tuple of
+    rows."""
+
+    def finish(result: Any) -> Any:
+        entries = _as_tuple(result)
+        if rows == columns == 1:
+            return entries[0]
+        return tuple(tuple(entries[i * columns : (i + 1) * columns]) for i in range(rows))
+
+    return finish
+
+
+def _implicit(kernel: Kernel) -> tuple[Callable[[Any], Any], None]:
+    from graphc.implicit import finish  # graphc.implicit compiles kernels: imported when used
+
+    return finish(kernel.graph), None
+
+
+Finishing = tuple[Callable[[Any], Any] | None, Layout | None]
+
+# How a kernel's raw outputs (one array per graph output) become its result, by the name that
+# ``Kernel.result`` holds with its plain parameters: (finish, layout for ``into``). A pickled kernel
+# holds the name, never a function.
+RESULTS: dict[str, Callable[..., Finishing]] = {
+    "outputs": lambda k: (None, outputs_layout(len(k.outputs))),  # one array, or a tuple of them
+    "partials": lambda k: (_as_tuple, sequence_layout(len(k.wrt), "one per partial")),
+    "value_and_partials": lambda k: (_value_and_partials, _value_and_partials_layout(len(k.wrt))),
+    "matrix": lambda k, rows, columns: (_matrix(rows, columns), _matrix_layout(rows, columns)),
+    "blocks": lambda k, rows, columns: (_blocks(rows, columns), None),  # a tensor graph's: no into
+    "implicit": _implicit,  # solved after the compiled code: no into
+}
+
+
 def _extent(array: np.ndarray) -> tuple[int, int]:
     """The bytes an array may touch: ``[low, high)`` (exact for a contiguous array)."""
     low, high = np.lib.array_utils.byte_bounds(array)
@@ -62,8 +156,7 @@ class Kernel:
         variables: Sequence[str] | None = None,
         wrt: Sequence[str] = (),
         mode: str | None = None,
-        finish: Callable[[Any], Any] | None = None,
-        layout: Layout | None = None,
+        result: Sequence[Any] = ("outputs",),
     ) -> None:
         self.graph = graph
         self.backend = backend
@@ -72,10 +165,12 @@ class Kernel:
         self.outputs: tuple[str, ...] = tuple(graph.output_names)
         self.wrt: tuple[str, ...] = tuple(wrt)  # the variables a derivative kernel differentiates by
         self.mode = mode  # how a Jacobian was accumulated: "forward" or "reverse"
+        self.result: tuple[Any, ...] = tuple(result)  # a name in RESULTS, then its parameters
+        self.threads: int | None = None  # the thread cap it was compiled with (set by compile_graph)
         self._function = function
-        self._finish = finish  # shapes the raw outputs (a tuple of partials, a Jacobian array...)
-        # the inverse for ``into``: the caller's ``out``, shaped like a result, as one array per output
-        self._layout = outputs_layout(len(self.outputs)) if finish is None else layout
+        # ``finish`` shapes the raw outputs (a tuple of partials, a Jacobian array...); ``layout``
+        # is its inverse for ``into``: the caller's ``out``, shaped like a result, as one array per output
+        self._finish, self._layout = RESULTS[self.result[0]](self, *self.result[1:])
         self._index = {name: i for i, name in enumerate(self.variables)}
 
     def __repr__(self) -> str:
@@ -145,6 +240,10 @@ class Kernel:
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         if kwargs or len(args) != len(self.variables):
             args = self.ordered(args, kwargs)
+        if "dask" in sys.modules and any(type(a).__module__.startswith("dask") for a in args):
+            from graphc.dask_arrays import call  # only once a Dask array is seen
+
+            return call(self, args)
         try:
             result = self._function(*args)
         except (TypeError, ValueError, OverflowError):
@@ -187,6 +286,33 @@ class Kernel:
         if commit is not None:  # the results were staged (a Jacobian's batch-first layout)
             commit()
         return out
+
+    def compute(self, out: list[np.ndarray], values: tuple[Any, ...]) -> None:
+        """The raw outputs for ``values`` (in ``variables`` order) into ``out``, one array per
+        output, unchecked: :meth:`into` without its checks, for callers that made ``out`` themselves."""
+        self._function(*values, out=out)
+
+    def finished(self, outputs: Any) -> Any:
+        """The kernel's result made from raw outputs (one, or a tuple of one per output)."""
+        return outputs if self._finish is None else self._finish(outputs)
+
+    def export_c(self, directory: Any, name: str, *, source: str = "") -> list[Any]:
+        """Write this kernel as C99 source, ``directory/name.h`` and ``name.c``: a function of ``n``
+        points, one array per variable then one per output (``self.outputs``), and ``name_point``.
+        See :mod:`graphc.backends.c`; returns the paths written.
+
+        >>> import tempfile, graphc
+        >>> paths = graphc.value_and_grad("x*y").export_c(tempfile.mkdtemp(), "model")
+        >>> [p.name for p in paths]
+        ['model.h', 'model.c']
+        """
+        from graphc.backends.c import export
+
+        if self.result[0] == "implicit":
+            raise GraphcError(
+                "an implicit kernel solves its results after the compiled code: it has no C export"
+            )
+        return list(export(self.graph, directory, name, source=source))
 
     def point_into(self, point: np.ndarray, out: np.ndarray) -> np.ndarray:
         """The raw outputs at one point, in SciPy's flat-vector convention: ``point`` holds one
@@ -244,20 +370,10 @@ class Kernel:
                     if start < high and low < stop:
                         raise OutputError(f"{what} overlaps the input '{name}'")
 
-    def derived(
-        self,
-        *,
-        wrt: Sequence[str] = (),
-        mode: str | None = None,
-        finish: Callable[[Any], Any],
-        layout: Layout | None = None,
-    ) -> Kernel:
-        """This kernel with its results shaped by ``finish`` (used by grad, jacobian, ...).
-
-        ``layout`` maps an ``out`` shaped like a finished result back to one array per output
-        (for :meth:`into`); None where the results are computed from the outputs, not the outputs.
-        """
-        return Kernel(
+    def derived(self, *, wrt: Sequence[str] = (), mode: str | None = None, result: Sequence[Any]) -> Kernel:
+        """This kernel with its results shaped as ``result`` says (a name in :data:`RESULTS` and its
+        parameters: ``("partials",)``, ``("matrix", rows, columns)``...; used by grad, jacobian, ...)."""
+        kernel = Kernel(
             self.graph,
             self._function,
             backend=self.backend,
@@ -265,6 +381,50 @@ class Kernel:
             variables=self.variables,
             wrt=wrt,
             mode=mode,
-            finish=finish,
-            layout=layout,
+            result=result,
         )
+        kernel.threads = self.threads
+        return kernel
+
+    def __reduce__(self) -> tuple[Callable[[dict[str, Any]], Kernel], tuple[dict[str, Any]]]:
+        """Pickle the graph and the options, not machine code: loading compiles again (or finds the
+        code in the loading machine's disk cache), so a pickle works on any machine with graphc."""
+        state = {
+            "format": KERNEL_FORMAT,
+            "graph": self.graph.to_data(),
+            "backend": self.backend,
+            "threads": self.threads,
+            "wrt": list(self.wrt),
+            "mode": self.mode,
+            "result": list(self.result),
+        }
+        return rebuild, (state,)
+
+
+KERNEL_FORMAT = "graphc-kernel 1"  # the version of a pickled kernel's state
+
+
+def rebuild(state: Any) -> Kernel:
+    """The kernel a pickle holds (see :meth:`Kernel.__reduce__`), compiled on this machine.
+
+    The state is checked to be plain data in graphc's format (the graph by
+    :meth:`Graph.from_data`, names against graphc's own tables) before anything is compiled.
+    """
+    from graphc.backends import compile_graph  # the backends import this module
+
+    if not isinstance(state, dict) or state.get("format") != KERNEL_FORMAT:
+        raise DataError(f"not a pickled graphc kernel (expected format {KERNEL_FORMAT!r})")
+    backend, threads, wrt, mode, result = (
+        state.get(k) for k in ("backend", "threads", "wrt", "mode", "result")
+    )
+    if not isinstance(backend, str):
+        raise DataError("pickled kernel: the backend is not a name")
+    if not isinstance(wrt, list) or not all(isinstance(name, str) for name in wrt):
+        raise DataError("pickled kernel: wrt is not a list of names")
+    if not isinstance(result, list) or not result or result[0] not in RESULTS:
+        raise DataError(f"pickled kernel: unknown result {result!r} (known: {', '.join(RESULTS)})")
+    if not all(type(p) is int for p in result[1:]) or not (mode is None or isinstance(mode, str)):
+        raise DataError("pickled kernel: malformed result parameters or mode")
+    graph = Graph.from_data(state.get("graph"))
+    kernel = compile_graph(graph, backend, threads=threads)
+    return kernel.derived(wrt=wrt, mode=mode, result=result)

@@ -230,7 +230,16 @@ def test_every_command_module_has_two_public_functions_add_parser_and_run():
             and getattr(value, "__module__", "") == module.__name__
         }
         assert public == {"add_parser", "run"}, module.__name__
-    assert set(build_parser().commands) == {"grad", "eval", "trace", "implicit", "report", "check", "paths"}
+    assert set(build_parser().commands) == {
+        "grad",
+        "eval",
+        "trace",
+        "implicit",
+        "report",
+        "check",
+        "paths",
+        "export",
+    }
 
 
 def test_eval_at_a_list_computes_a_batch(cli):

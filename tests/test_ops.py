@@ -41,6 +41,7 @@ def test_every_entry_is_complete(name):
     symbols = sympy.symbols(f"a0:{spec.arity}", real=True)
     assert isinstance(spec.sympy(*symbols), sympy.Expr)
     assert spec.numpy.count("{") == spec.numpy.count("}") >= spec.arity
+    assert all(f"{{{i}}}" in spec.c for i in range(spec.arity)), "a C99 expression of every operand"
 
 
 @pytest.mark.parametrize("name", ALL_OPS)

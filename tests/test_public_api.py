@@ -6,13 +6,12 @@ import graphc
 
 PUBLIC = {
     "BACKENDS", "MAX_NODES", "METHODS",
-    "ArityError", "BackendError", "CheckResult", "EvaluationError", "Graph", "GraphcError", "Kernel",
-    "OutputError", "ParseError", "ResourceError", "SingularError", "SymbolicError", "TooManyPathsError",
+    "ArityError", "BackendError", "CheckResult", "DataError", "EvaluationError", "Graph", "GraphcError",
+    "Kernel", "OutputError", "ParseError", "ResourceError", "SingularError", "SymbolicError", "TooManyPathsError",
     "UnknownFunctionError", "UnknownVariableError",
     "as_graph", "check", "compile", "count_paths", "derivative", "differentiate", "from_sympy", "grad",
     "hessian", "implicit", "jacobian", "jvp", "parse", "value_and_grad", "vjp",
-    # sparse derivatives and SciPy (issue 29)
-    "SparseKernel", "hessian_sparsity", "jacobian_sparsity", "objective", "residuals",
+    "SparseKernel", "jacobian_sparsity", "hessian_sparsity", "objective", "residuals",
     # tracing Python functions (issue 31)
     "TraceError", "Traced", "sym", "trace",
 }  # fmt: skip

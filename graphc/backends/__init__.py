@@ -48,4 +48,6 @@ def compile_graph(graph: Graph, backend: str = "numpy", *, threads: int | None =
     except (KeyError, TypeError):
         known = ", ".join(BACKENDS)
         raise BackendError(f"unknown backend {backend!r} (the backends are: {known})") from None
-    return compiler(graph, threads=threads)
+    kernel = compiler(graph, threads=threads)
+    kernel.threads = threads  # what a pickled kernel is compiled with again
+    return kernel

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from graphc import __version__
-from graphc.cli import check, grad, implicit, paths, report, trace
+from graphc.cli import check, export, grad, implicit, paths, report, trace
 from graphc.cli import eval as evaluate
 from graphc.cli.common import UsageError, print_error, read_expression
 from graphc.errors import GraphcError
 
-COMMANDS = (grad, evaluate, trace, implicit, report, check, paths)  # in the order --help lists them
+COMMANDS = (grad, evaluate, trace, implicit, report, check, paths, export)  # in the order --help lists them
 
 
 class _Parser(argparse.ArgumentParser):
