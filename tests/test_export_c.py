@@ -126,7 +126,7 @@ def test_jacobian_outputs_come_row_by_row_after_the_values(tmp_path: Path) -> No
     got = _call(library, "jac", [XS, YS, zs], 8)
     values = graphc.compile("x*y + z, sin(x) - y*z")(XS, YS, zs)
     jacobian = graphc.jacobian("x*y + z, sin(x) - y*z")(XS, YS, zs)
-    expected = [*values, *jacobian.reshape(6, -1)]
+    expected = [*values, *np.moveaxis(jacobian, 0, -1).reshape(6, -1)]  # batch first: (points, 2, 3)
     for c_values, graphc_values in zip(got, expected, strict=True):
         np.testing.assert_allclose(c_values, graphc_values, rtol=1e-15, atol=1e-300)
 
