@@ -45,6 +45,7 @@ from graphc.errors import (
     OutputError,
     ParseError,
     ResourceError,
+    TraceError,
     UnknownFunctionError,
     UnknownVariableError,
 )
@@ -61,6 +62,9 @@ from graphc.sparse import SparseKernel, hessian_sparsity, jacobian_sparsity
 
 # user-defined blocks and the seeds at block level (issue 27)
 from graphc.user_blocks import block, check_block, forget
+
+# Python functions in: tracing (issue 31); graphc.numpy is its NumPy-like namespace
+from graphc.tracing import Traced, sym, trace
 
 __version__ = "0.1.0"
 
@@ -98,6 +102,8 @@ __all__ = [
     "SparseKernel",
     "SymbolicError",
     "TooManyPathsError",
+    "TraceError",
+    "Traced",
     "UnknownFunctionError",
     "UnknownVariableError",
     "as_graph",
@@ -120,6 +126,8 @@ __all__ = [
     "objective",
     "parse",
     "residuals",
+    "sym",
+    "trace",
     "value_and_grad",
     "vjp",
 ]

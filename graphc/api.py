@@ -1,6 +1,7 @@
 """The public Python API: compile a function, or differentiate it and compile the derivative.
 
-``expr`` is everywhere program text, a :class:`Graph`, or a SymPy expression (or a list of them).
+``expr`` is everywhere program text, a :class:`Graph`, a SymPy expression (or a list of them),
+a Python function (traced once, one symbol per parameter: see :func:`graphc.trace`) or traced values.
 Every derivative function takes ``method`` (a name in :data:`graphc.diff.METHODS`) and
 ``backend`` (a name in :data:`graphc.BACKENDS`), and returns a :class:`Kernel` called like the
 function itself: one value per variable, by keyword or in ``kernel.variables`` order. ``wrt``
@@ -21,6 +22,7 @@ from graphc.graph import MAX_NODES, Graph, checked_max_nodes
 from graphc.kernel import Kernel
 from graphc.parse import checked_dims, parse
 from graphc.shapes import size
+from graphc.tracing import graph_of, is_traced, trace
 
 Wrt = str | Sequence[str] | None  # SymPy symbols too, in place of any name: see as_names
 Dims = dict[str, int] | None
@@ -54,7 +56,8 @@ MODES = ("auto", "forward", "reverse", "optimal")
 
 
 def as_graph(expr: Any, max_nodes: int | None | Default = DEFAULT, dims: Dims = None) -> Graph:
-    """A Graph from program text, a Graph (returned as is) or a SymPy expression (or a list of them).
+    """A Graph from program text, a Graph (returned as is), a SymPy expression (or a list of them),
+    traced values (or a tuple of them) or a Python function, traced with graphc.trace.
 
     ``max_nodes`` caps the graph and every graph derived from it (default: a Graph keeps its own
     cap, text and SymPy get ``MAX_NODES``); a Graph given another cap is copied, not changed.
@@ -70,12 +73,18 @@ def as_graph(expr: Any, max_nodes: int | None | Default = DEFAULT, dims: Dims = 
         graph = expr.copy()
     elif isinstance(expr, str):
         return parse(expr, limit, dims)
+    elif is_traced(expr):
+        graph = graph_of(expr).with_dims(checked_dims(dims)) if dims else graph_of(expr)
     elif hasattr(expr, "free_symbols") or isinstance(expr, (list, tuple)):
         from graphc.sympy_bridge import from_sympy  # SymPy is imported only when it is used
 
         graph = from_sympy(expr)
+    elif callable(expr):  # a Python function (after SymPy: a SymPy symbol is callable too)
+        graph = trace(expr).with_dims(checked_dims(dims)) if dims else trace(expr)
     else:
-        raise GraphcError(f"expected program text, a Graph or a SymPy expression, got {type(expr).__name__}")
+        raise GraphcError(
+            f"expected program text, a Graph, a SymPy expression or a function, got {type(expr).__name__}"
+        )
     graph.max_nodes = limit
     return graph
 

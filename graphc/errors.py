@@ -82,3 +82,8 @@ class OutputError(EvaluationError, ValueError):
 
 class DataError(GraphcError, ValueError):
     """Serialised data (a pickled kernel, :meth:`graphc.Graph.from_data`) is not graphc's format."""
+
+
+class TraceError(GraphcError, TypeError):
+    """A traced value used where a number is needed at trace time (``if x > 0:``, ``float(x)``,
+    ``len(x)``), or a function or NumPy call that tracing does not support."""

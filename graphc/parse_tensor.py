@@ -263,21 +263,26 @@ class TensorSyntax:
             raise self.error(str(err), k) from None
 
     def _block_node(self, name: str, args: tuple[int, ...], keywords: dict[str, Any]) -> int:
-        graph = self.graph
-        axis = keywords.get("axis")
-        composite = COMPOSITES.get(name)
-        if composite is not None:
-            return composite.build(graph, *args, axis)
-        op = BLOCK_FUNCTIONS[name]
-        shape = graph.shape(args[0])
-        if op.name in REDUCTIONS:
-            return graph.apply(op.name, args[0], params=reduction_params(shape, axis))
-        if op.name == "reshape":
-            dims, _ = keywords["shape"]
-            return graph.apply("reshape", args[0], params=_reshape_target(shape, dims))
-        if op.name == "transpose":
-            return graph.apply("transpose", args[0], params=tuple(range(len(shape) - 1, -1, -1)))
-        return graph.apply(op.name, *args)
+        dims = keywords["shape"][0] if "shape" in keywords else None
+        return block_call(self.graph, name, args, keywords.get("axis"), dims)
+
+
+def block_call(graph: Graph, name: str, args: tuple[int, ...], axis: Any = None, dims: Any = None) -> int:
+    """The node of a call of block op or composite ``name`` of the language on ``args``, with its
+    ``axis=`` (reductions and composites) or, for reshape, its target ``dims`` (one may be -1):
+    what the parser and graphc.numpy both build. A shape the operands cannot take is a ShapeError."""
+    composite = COMPOSITES.get(name)
+    if composite is not None:
+        return composite.build(graph, *args, axis)
+    op = BLOCK_FUNCTIONS[name]
+    shape = graph.shape(args[0])
+    if op.name in REDUCTIONS:
+        return graph.apply(op.name, args[0], params=reduction_params(shape, axis))
+    if op.name == "reshape":
+        return graph.apply("reshape", args[0], params=_reshape_target(shape, dims))
+    if op.name == "transpose":
+        return graph.apply("transpose", args[0], params=tuple(range(len(shape) - 1, -1, -1)))
+    return graph.apply(op.name, *args)
 
 
 def _reshape_target(shape: Shape, dims: Shape) -> Shape:

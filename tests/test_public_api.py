@@ -13,6 +13,8 @@ PUBLIC = {
     "hessian", "implicit", "jacobian", "jvp", "parse", "value_and_grad", "vjp",
     "SparseKernel", "jacobian_sparsity", "hessian_sparsity", "objective", "residuals",
     "block", "check_block", "forget",
+    # tracing Python functions (issue 31)
+    "TraceError", "Traced", "sym", "trace",
 }  # fmt: skip
 
 

@@ -1,0 +1,161 @@
+"""graphc.numpy: every op of the table as a NumPy-like function on traced values.
+
+Generated from the op table (graphc.ops), never listed here: each op is a function under its
+language name (``sin``, ``atan2``, ``relu``; an infix op under its table name, ``add``, ``pow``)
+and also under NumPy's name for it where NumPy has one (``arctan2``, ``maximum``, ``subtract``),
+read from the op's NumPy template or from the Python operator it is spelled by. The block ops
+and composites the language calls by name (``sum``, ``max``, ``reshape``, ``softmax``, ``dot``...)
+are functions too, built by the parser's own :func:`~graphc.parse_tensor.block_call`. The same
+tables tell NumPy's own functions on traced values (``np.sin(x)`` through ``__array_ufunc__``,
+``np.sum(x, axis=0)`` through ``__array_function__``) which op they are. On numbers, the
+elementwise functions compute with NumPy, so helpers work on both.
+
+>>> import graphc, graphc.numpy as gnp
+>>> x = graphc.sym("x")
+>>> gnp.tanh(2 * x)
+<traced tanh(2*x)>
+>>> float(gnp.arctan2(1.0, 1.0)) == float(gnp.pi / 4)
+True
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from graphc.errors import ArityError
+from graphc.ops import (
+    BINARY_INFIX,
+    BLOCK_FUNCTIONS,
+    BLOCK_OPS,
+    COMPOSITES,
+    CONSTANTS,
+    OPS,
+    REDUCTIONS,
+    Op,
+)
+from graphc.ops import FUNCTIONS as ELEMENTWISE
+from graphc.parse_tensor import block_call
+from graphc.tracing import (
+    NEGATION,
+    PYTHON_OPERATORS,
+    Traced,
+    apply,
+    common_graph,
+    lift,
+    located,
+    trace_error,
+    user_line,
+)
+
+_TEMPLATE_UFUNC = re.compile(r"np\.(\w+)\(\{0\}(?:, \{1\})?\)")
+
+
+def numpy_name(spec: Op) -> str | None:
+    """NumPy's ufunc for the op, by name: the one its template calls on exactly its operands
+    (``np.arctan2({0}, {1})``), or the one an ndarray calls for its Python operator; else None."""
+    match = _TEMPLATE_UFUNC.fullmatch(spec.numpy)
+    if match is not None and isinstance(getattr(np, match.group(1), None), np.ufunc):
+        return match.group(1)
+    if spec is NEGATION:
+        return "negative"
+    for symbol, _, ufunc in PYTHON_OPERATORS:
+        if BINARY_INFIX.get(symbol) is spec:
+            return ufunc
+    return None
+
+
+def _function(spec: Op, name: str) -> Callable[..., Any]:
+    def function(*args: Any) -> Any:
+        if len(args) != spec.arity:
+            plural = "s" if spec.arity > 1 else ""
+            raise ArityError(
+                f"{name}() takes {spec.arity} argument{plural}, got {len(args)} (at {user_line()})"
+            )
+        return apply(spec, args)
+
+    template = spec.numpy.format(*"xy"[: spec.arity])
+    function.__name__ = function.__qualname__ = name
+    function.__module__ = __name__
+    function.__doc__ = f"graphc's ``{spec.name}`` op: ``{template}`` on traced values or numbers."
+    return function
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {}
+UFUNCS: dict[Any, Op] = {}  # a NumPy ufunc -> its op
+for _spec in OPS.values():
+    _names = [_spec.function or _spec.name]
+    _numpy = numpy_name(_spec)
+    if _numpy is not None:
+        _ufunc = getattr(np, _numpy)
+        UFUNCS[_ufunc] = _spec
+        _names += [_numpy, _ufunc.__name__]  # np.abs is np.absolute
+    for _name in dict.fromkeys(_names):
+        FUNCTIONS[_name] = _function(_spec, _name)
+
+
+def _block_function(name: str) -> Callable[..., Any]:
+    """A block op or composite of the language (``sum``, ``softmax``, ``dot``...), called as the
+    language calls it: tensors, then ``axis=`` where it takes one (reshape: a tensor and a shape).
+    ``max``/``min`` of two values are the elementwise ops, of one a reduction, as in the language."""
+    composite = COMPOSITES.get(name)
+    arity = composite.arity if composite is not None else BLOCK_FUNCTIONS[name].arity
+    takes_axis = composite.axis if composite is not None else BLOCK_FUNCTIONS[name].name in REDUCTIONS
+    elementwise = ELEMENTWISE.get(name)
+
+    def function(*args: Any, axis: Any = None, **rest: Any) -> Any:
+        if rest:
+            raise trace_error(f"{name}() on traced values takes no {', '.join(rest)}=")
+        if elementwise is not None and len(args) == elementwise.arity and axis is None:
+            return apply(elementwise, args)
+        dims = None
+        if name == "reshape" and len(args) == 2:
+            target = args[1]
+            dims = tuple(target) if isinstance(target, (tuple, list)) else (target,)
+            args = args[:1]
+        if len(args) != arity or (name == "reshape" and dims is None):
+            wanted = "a tensor and a shape" if name == "reshape" else f"{arity} argument{'s' * (arity > 1)}"
+            raise ArityError(f"{name}() takes {wanted}, got {len(args)} (at {user_line()})")
+        if axis is not None and not takes_axis:
+            raise trace_error(f"{name}() takes no axis=")
+        graph = common_graph(args)
+        if graph is None:
+            raise trace_error(f"{name}() of numbers: graphc.numpy's block functions take traced values")
+        with located():
+            nodes = tuple(lift(graph, a) for a in args)
+            return Traced(graph, block_call(graph, name, nodes, axis, dims))
+
+    function.__name__ = function.__qualname__ = name
+    function.__module__ = __name__
+    function.__doc__ = f"The language's ``{name}`` on traced values (a block node of the graph)."
+    return function
+
+
+for _name in [*BLOCK_FUNCTIONS, *COMPOSITES]:
+    FUNCTIONS[_name] = _block_function(_name)
+for _spec in BLOCK_OPS.values():  # ``@``: np.matmul is the block op ``dot`` of the language
+    _numpy = numpy_name(_spec)
+    if _numpy is not None and _spec.function is not None:
+        UFUNCS[getattr(np, _numpy)] = _spec
+        FUNCTIONS[_numpy] = FUNCTIONS[_spec.function]
+
+# NumPy functions that are not ufuncs, by the function here that traces them: the block ops and
+# composites NumPy has under the same name (np.sum, np.max, np.reshape, np.mean, np.outer...)
+ARRAY_FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    getattr(np, name): FUNCTIONS[name]
+    for name in [*BLOCK_FUNCTIONS, *COMPOSITES]
+    if callable(getattr(np, name, None)) and not isinstance(getattr(np, name), np.ufunc)
+}
+ARRAY_FUNCTIONS.update({np.amax: FUNCTIONS["max"], np.amin: FUNCTIONS["min"]})
+
+
+def supported() -> str:
+    return "graphc.numpy has: " + ", ".join(sorted(FUNCTIONS))
+
+
+globals().update(FUNCTIONS)
+globals().update(CONSTANTS)
+__all__ = sorted([*FUNCTIONS, *CONSTANTS])  # noqa: PLE0605 - generated from the op table
