@@ -315,9 +315,7 @@ def hessian(
         from graphc.sparse import sparse_hessian  # SciPy is imported only when it is used
 
         if method != "dp" or options:
-            raise GraphcError(
-                "a sparse Hessian is computed by dp over dp: it takes no method or options"
-            )
+            raise GraphcError("a sparse Hessian is computed by dp over dp: it takes no method or options")
         return sparse_hessian(graph, resolve_wrt(graph, as_names(wrt)), backend, threads)
     first = diff.differentiate(graph, as_names(wrt), method, **options)
     names = first.info["wrt"]

@@ -77,7 +77,7 @@ def _function(spec: Op, name: str) -> Callable[..., Any]:
             )
         return apply(spec, args)
 
-    template = spec.numpy.format(*"xy"[: spec.arity])
+    template = spec.numpy.format(*"xyz"[: spec.arity])  # where and clip take three
     function.__name__ = function.__qualname__ = name
     function.__module__ = __name__
     function.__doc__ = f"graphc's ``{spec.name}`` op: ``{template}`` on traced values or numbers."

@@ -30,7 +30,7 @@ from graphc.ops import BINARY_INFIX, CONST, OPS, RESERVED, VAR, Op, index_params
 from graphc.shapes import Shape, ShapeError
 from graphc.shapes import text as shape_text
 
-# Python's arithmetic operators: the symbol (an op's ``infix`` in the table), the name of the
+# Python's arithmetic, comparison and bitwise-logic operators: the symbol (an op's ``infix`` in the table), the name of the
 # special method, and the NumPy ufunc an ndarray calls for it. The ops come from the table.
 PYTHON_OPERATORS: tuple[tuple[str, str, str], ...] = (
     ("+", "add", "add"),
@@ -39,6 +39,14 @@ PYTHON_OPERATORS: tuple[tuple[str, str, str], ...] = (
     ("/", "truediv", "divide"),
     ("**", "pow", "power"),
     ("@", "matmul", "matmul"),
+    ("<", "lt", "less"),
+    ("<=", "le", "less_equal"),
+    (">", "gt", "greater"),
+    (">=", "ge", "greater_equal"),
+    ("==", "eq", "equal"),
+    ("!=", "ne", "not_equal"),
+    ("and", "and", "logical_and"),  # x & y: Python's own `and` cannot be overloaded (it asks bool)
+    ("or", "or", "logical_or"),  # x | y
 )
 NEGATION: Op = next(op for op in OPS.values() if op.arity == 1 and op.infix == "-")
 
@@ -79,9 +87,8 @@ def _int(value: Any) -> int | None:
 def _no_bool(what: str) -> TraceError:
     return trace_error(
         f"a traced value cannot be used as a Python {what}: it has no number until the compiled "
-        "function runs, and Python control flow runs once, at trace time; graphc's language has "
-        "no conditionals yet (where() is planned): write the choice as arithmetic (relu, max, "
-        "min, abs, sign)"
+        "function runs, and Python control flow runs once, at trace time: write the choice as a "
+        "value, graphc.numpy.where(c, a, b) (comparisons and &, |, ~ build its condition)"
     )
 
 
@@ -98,7 +105,7 @@ class Traced:
     """
 
     __slots__ = ("graph", "node")
-    __hash__ = object.__hash__  # comparisons raise, identity hashes
+    __hash__ = object.__hash__  # comparisons build nodes, identity hashes
 
     def __init__(self, graph: Graph, node: int) -> None:
         self.graph = graph
@@ -115,11 +122,6 @@ class Traced:
 
     def __bool__(self) -> bool:
         raise _no_bool("bool (in if, while, and, or, not)")
-
-    def _compare(self, other: Any) -> Any:
-        raise _no_bool("comparison (<, <=, >, >=, ==, !=)")
-
-    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _compare  # type: ignore[assignment]
 
     def __float__(self) -> float:
         raise trace_error(
@@ -212,6 +214,9 @@ class Traced:
 
     def __abs__(self) -> Any:
         return apply(OPS["abs"], (self,))
+
+    def __invert__(self) -> Any:  # ~x is `not x`: Python's own `not` cannot be overloaded
+        return apply(OPS["not"], (self,))
 
 
 def _binary(spec: Op, reflected: bool) -> Callable[[Traced, Any], Any]:

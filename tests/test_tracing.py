@@ -47,6 +47,9 @@ def assert_same_graph(traced: Graph, text: Graph) -> None:
     assert traced.variables == text.variables
 
 
+PY_LOGIC = {"and": "&", "or": "|", "not": "~"}
+
+
 def as_python(text: str, names: list[str]) -> Callable[..., Any]:
     """The program as a Python function of ``names``: graphc's functions called from graphc.numpy,
     ``^`` as ``**``, the last statement returned. (The test's own translation of its corpus.)"""
@@ -58,6 +61,8 @@ def as_python(text: str, names: list[str]) -> Callable[..., Any]:
             depth += (word in "([") - (word in ")]")
         if tok.type == tokenize.NAME and (word in FUNCTIONS or word in ("pi", "e")):
             word = f"gnp.{word}"
+        elif tok.type == tokenize.NAME and word in PY_LOGIC:  # Python's own and/or/not ask bool()
+            word = PY_LOGIC[word]
         elif word == "^":
             word = "**"
         elif tok.type in (tokenize.COMMENT, tokenize.ENDMARKER):
@@ -103,8 +108,8 @@ PY_INFIX = {"add": "__add__", "sub": "__sub__", "mul": "__mul__", "div": "__true
 
 def spell(name: str, operands: list[str]) -> str:
     op = OPS[name]
-    if op.arity == 1 and op.infix == "-":
-        return f"(-{operands[0]})"
+    if op.arity == 1 and op.infix is not None:  # -x, not x
+        return f"({op.infix} {operands[0]})"
     if op.function is not None:
         return f"{op.function}({', '.join(operands)})"
     return f"({operands[0]} {op.infix} {operands[1]})"
@@ -243,8 +248,8 @@ def test_a_traced_value_in_if_names_the_problem_and_the_users_line() -> None:
             return x
         return -x, where
 
-    with pytest.raises(graphc.TraceError, match="cannot be used as a Python comparison") as err:
-        graphc.grad(f)
+    with pytest.raises(graphc.TraceError, match=r"cannot be used as a Python bool") as err:
+        graphc.grad(f)  # x > 0 builds a node; `if` then asks for its truth at trace time
     assert f"(at {__file__}:" in str(err.value)
     with pytest.raises(graphc.TraceError, match=r"Python bool \(in if, while") as err:
         where = this_line()
@@ -259,7 +264,7 @@ def test_a_traced_value_in_if_names_the_problem_and_the_users_line() -> None:
         (lambda x: math.sin(x), "no number at trace time: float"),
         (lambda x: float(x), "no number at trace time"),
         (lambda x: np.cumsum(x), "numpy.cumsum is not supported on traced values"),
-        (lambda x: np.floor(x), "numpy.floor is not supported on traced values"),
+        (lambda x: np.trunc(x), "numpy.trunc is not supported on traced values"),
         (lambda x: np.add.reduce(x), "numpy.add.reduce is not supported"),
         (lambda x: np.sin(x, out=np.zeros(1)), "numpy.sin on traced values takes no out="),
         (lambda x: np.array([x, x]), "NumPy tried to make an array of a traced value"),
@@ -402,3 +407,15 @@ def test_shapes_are_checked_where_they_are_given() -> None:
         graphc.trace(lambda x: x, shapes={"y": [2]})
     with pytest.raises(graphc.GraphcError, match=r"variable 'x' has shape \[3\], not \[\]"):
         graphc.sym("x", [3]) + graphc.sym("x")
+
+
+def test_comparisons_and_logic_trace_to_the_languages_conditionals() -> None:
+    def f(x: Any, y: Any) -> Any:
+        return gnp.where((x > 0) & ~(y == 1), gnp.sqrt(x), 0.0)
+
+    traced = graphc.trace(f)
+    (g,) = graphc.grad(f, wrt=["x"])(x=0.0, y=0.0)  # the branch not taken contributes exactly 0
+    assert g == 0.0
+    text = graphc.parse("where((x > 0) and not (y == 1), sqrt(x), 0)")
+    assert graphc.compile(traced)(x=4.0, y=0.0) == graphc.compile(text)(x=4.0, y=0.0) == 2.0
+    assert graphc.compile(traced)(x=4.0, y=1.0) == 0.0
