@@ -60,11 +60,11 @@ from graphc.optimize import objective, residuals
 from graphc.parse import parse
 from graphc.sparse import SparseKernel, hessian_sparsity, jacobian_sparsity
 
-# user-defined blocks and the seeds at block level (issue 27)
-from graphc.user_blocks import block, check_block, forget
-
 # Python functions in: tracing (issue 31); graphc.numpy is its NumPy-like namespace
 from graphc.tracing import Traced, sym, trace
+
+# user-defined blocks and the seeds at block level (issue 27)
+from graphc.user_blocks import block, check_block, forget
 
 __version__ = "0.1.0"
 

@@ -1456,7 +1456,7 @@ BINARY_INFIX: dict[str, Op] = {
 }
 # the operators spelled as words (``and``, ``or``, ``not``): reserved, like the function names
 WORD_OPERATORS: dict[str, Op] = {op.infix: op for op in OPS.values() if op.infix and op.infix.isalpha()}
-CONSTANTS: dict[str, float] = {"pi": float(np.pi), "e": float(np.e)}
+CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}  # the same doubles as NumPy's
 RESERVED: frozenset[str] = (
     frozenset(FUNCTIONS)
     | frozenset(BLOCK_FUNCTIONS)
