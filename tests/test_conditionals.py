@@ -267,3 +267,14 @@ def test_check_ignores_a_nan_in_the_branch_not_selected(cli, x):
     code, out, err = cli("check", "where(x > 0, sqrt(x), 0)", "--at", f"x={x}")
     assert (code, err) == (0, "")
     assert "all finite" in out
+
+
+@pytest.mark.parametrize("method", ["dp", "forward", "paths", "symbolic"])
+def test_an_unselected_branch_through_a_block_op_contributes_exactly_zero(method: str) -> None:
+    """A where with one condition for the whole tensor: its unselected branch is 0 below a block
+    op (the sum) too, in every exact method, and the selected branch is the plain derivative."""
+    kernel = graphc.grad("x: [3]; where(sum(x) > 0, sum(sqrt(x)), 0)", method=method)
+    (unselected,) = kernel(np.array([-1.0, -1.0, 0.0]))
+    assert unselected.tolist() == [0.0, 0.0, 0.0]
+    (selected,) = kernel(np.array([1.0, 4.0, 0.25]))
+    assert selected.tolist() == [0.5, 0.25, 1.0]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_tensors import LECTURE, lecture_by_hand, lecture_inputs
+from test_tensors import LECTURE, NOT_YET_SCALARISED, lecture_by_hand, lecture_inputs
 from test_tensors_hypothesis import INPUTS, programs
 
 import graphc
@@ -50,7 +50,7 @@ shapes = st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple)
 @st.composite
 def block_programs(draw: st.DrawFn) -> tuple[str, Graph, dict[str, np.ndarray]]:
     """One block op on variables of drawn shapes, with drawn params (built through the builder)."""
-    op = draw(st.sampled_from(sorted(BLOCK_OPS)))
+    op = draw(st.sampled_from(sorted(set(BLOCK_OPS) - NOT_YET_SCALARISED)))
     g = Graph()
     shape = draw(shapes)
     if op == "matmul":
@@ -111,8 +111,9 @@ def test_every_block_op_scalarised_computes_what_its_numpy_source_computes(
 
 
 def test_every_block_op_entry_has_a_scalarise_rule() -> None:
-    for name, op in BLOCK_OPS.items():
-        assert callable(op.scalarise), f"block op {name} lacks scalarise"
+    for name, op in BLOCK_OPS.items():  # or is listed, on purpose, as refused by name
+        assert callable(op.scalarise) or name in NOT_YET_SCALARISED, f"block op {name} lacks scalarise"
+    assert all(BLOCK_OPS[name].scalarise is None for name in NOT_YET_SCALARISED)
 
 
 @pytest.mark.parametrize(

@@ -72,8 +72,9 @@ def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> di
 
     Through elementwise ops, an unselected branch of a ``where`` contributes exactly 0 as in the
     scalar ``dp`` (a select, and flags guarding the products below it, elementwise; see
-    graphc.diff.common). A block op's VJP, or a flag of another shape than its node's, ends a
-    flag: below it, products are plain again.
+    graphc.diff.common). A flag of one value for the whole tensor passes block ops too; a block
+    op's VJP ends a flag per element, as does a flag of another shape than its node's: below it,
+    products are plain again.
     """
     adjoint = {output: seed}
     flags: dict[int, int] = {}
@@ -88,7 +89,11 @@ def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> di
         if spec.block:
             assert spec.vjp is not None
             contributions = spec.vjp(graph, args, node, graph.params(node), g)
-            reaches: list[Flag] = [None] * len(args)
+            # a scalar flag (a where with one condition for the whole tensor) holds for every
+            # element below a block op too; a flag per element ends at one (its elements move)
+            flag = flags.get(node)
+            whole = flag if flag is not None and graph.shape(flag) == () else None
+            reaches: list[Flag] = [whole] * len(args)
         else:
             flag = flags.get(node)
             pairs = [
@@ -100,7 +105,7 @@ def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> di
         for arg, contribution, reach in zip(args, contributions, reaches, strict=True):
             if contribution is not None and active[arg]:
                 have = adjoint.get(arg)
-                if reach is not None and graph.shape(reach) != graph.shape(arg):
+                if reach is not None and graph.shape(reach) not in ((), graph.shape(arg)):
                     reach = None
                 if have is None:
                     if reach is not None:
