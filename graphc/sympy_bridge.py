@@ -332,7 +332,7 @@ def _supported(expr: Any) -> bool:
         or expr.is_Pow
         or type(expr) in _FROM_CLASS
         or type(expr) in _RELATIONS
-        or isinstance(expr, (sympy.Piecewise, sympy.And, sympy.Or, sympy.Not))
+        or isinstance(expr, (sympy.Piecewise, sympy.And, sympy.Or, sympy.Not, sympy.ITE))
         or expr is sympy.true
         or expr is sympy.false
         or isinstance(
@@ -380,6 +380,8 @@ def _convert(graph: Graph, expr: Any, args: list[int]) -> int:
         return _fold(graph, "and" if isinstance(expr, sympy.And) else "or", args)
     if isinstance(expr, sympy.Not):
         return graph.apply("not", args[0])
+    if isinstance(expr, sympy.ITE):  # SymPy's boolean if-then-else, from simplifying Piecewise conditions
+        return graph.apply("where", *args)
     if expr.is_Symbol:
         return graph.var(expr.name)
     if expr.is_Number or expr.is_NumberSymbol:

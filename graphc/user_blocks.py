@@ -90,7 +90,7 @@ class Expansion:
         n = len(kinds)
         while k < n:
             kind, word = kinds[k], words[k]
-            if statement_start and word == "def" and kinds[k + 1] == "name" and kinds[k + 2] == "(":
+            if statement_start and word == "def" and kinds[k + 1 : k + 3] == ["name", "("]:
                 name, params, k = self._header(k)
                 defining = (name, params, len(self.out[0]), k)
                 statement_start = False
@@ -105,7 +105,7 @@ class Expansion:
                     if kind == "sep":
                         k += 1
                         continue
-            elif kind == "name" and kinds[k + 1] == "(" and word in self.blocks:
+            elif kind == "name" and kinds[k + 1 : k + 2] == ["("] and word in self.blocks:
                 depth += 1
                 calls.append(_Call(self.blocks[word], len(self.out[0]), depth, k))
                 k += 2
@@ -163,7 +163,7 @@ class Expansion:
 
     def _check_name(self, defining: tuple[str, tuple[str, ...], int, int], k: int) -> None:
         name, params = defining[0], defining[1]
-        word, after = self.words[k], self.kinds[k + 1]
+        word, after = self.words[k], (self.kinds[k + 1 : k + 2] or ["end"])[0]
         if word in params or word in ops.CONSTANTS or after in ("(", "="):
             return
         raise self.error(

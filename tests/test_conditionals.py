@@ -278,3 +278,19 @@ def test_an_unselected_branch_through_a_block_op_contributes_exactly_zero(method
     assert unselected.tolist() == [0.0, 0.0, 0.0]
     (selected,) = kernel(np.array([1.0, 4.0, 0.25]))
     assert selected.tolist() == [0.5, 0.25, 1.0]
+
+
+def test_sympy_s_boolean_if_then_else_converts_to_where() -> None:
+    """SymPy simplifies some Piecewise conditions into ITE(c, a, b): it comes back as where."""
+    sympy = pytest.importorskip("sympy")
+    x, y = sympy.symbols("x y")
+    f = graphc.compile(graphc.from_sympy(sympy.ITE(x > 0, y > 1, x < -1)))
+    assert [float(f(x=1.0, y=2.0)), float(f(x=-2.0, y=0.0)), float(f(x=1.0, y=0.0))] == [1.0, 1.0, 0.0]
+
+
+def test_a_def_at_the_end_of_the_text_is_a_one_line_error() -> None:
+    for text in ("def'", "def f(a) = a; f'", "x = 1; def"):
+        try:
+            graphc.parse(text)
+        except graphc.GraphcError as error:
+            assert "\n" not in str(error).splitlines()[0]
