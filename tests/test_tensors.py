@@ -3,6 +3,8 @@ batch rule, and dp, forward and numeric agreeing with hand-written NumPy at bloc
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -202,6 +204,15 @@ def test_emitted_numpy_is_standalone_one_statement_per_block_node() -> None:
     statements = [line for line in body if line.startswith("        t")]
     constants = sum(graph.op(n) == "const" for n in range(len(graph)))  # literals: no line of their own
     assert len(statements) == len(graph) - len(graph.variables) - constants
+
+
+def test_an_elementwise_node_writes_into_a_dead_operand_unless_batch_axes_could_widen_it() -> None:
+    k = graphc.compile("X: [n, 4]; W: [4, 3]; b: [3]; sum(relu(X @ W + b))")
+    assert re.search(r"(t\d+) = np\.add\(b\[\.\.\., None, :\], \1, out=\1 if not batch else None\)", k.source)
+    X, W, b = RNG.normal(size=(6, 4)), RNG.normal(size=(4, 3)), RNG.normal(size=3)
+    np.testing.assert_allclose(k(X=X, W=W, b=b), np.maximum(X @ W + b, 0.0).sum(), rtol=1e-13)
+    bs = RNG.normal(size=(5, 3))  # a batch on b alone: X @ W has no batch axes, the sum a new array
+    np.testing.assert_allclose(k(X=X, W=W, b=bs), [np.maximum(X @ W + c, 0.0).sum() for c in bs], rtol=1e-13)
 
 
 # --- differentiation ---------------------------------------------------------------------------------

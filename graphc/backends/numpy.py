@@ -190,25 +190,27 @@ _INFIX = re.compile(r"\{0\} (\S+) \{1\}\Z")
 _CALL = re.compile(r"(np\.\w+)\(([^()]*)\)\Z")
 
 
-def in_place(template: str, target: str, operands: tuple[str, ...]) -> str | None:
+def in_place(template: str, target: str, operands: tuple[str, ...], out: str | None = None) -> str | None:
     """The statement writing the op's result into the array ``target``, if one call does it.
 
+    ``out``, if given, is the expression passed as ``out=`` instead of ``target`` (a guard that
+    may give None, NumPy's "allocate"): then only a ufunc call will do, never ``t += y``.
     ``x ** y`` is written ``t **= y`` only when ``t`` is ``x``: before NumPy 2.3, ``**`` chose
     ``np.square`` or ``np.sqrt`` for some exponents where ``np.power`` calls ``pow``.
     """
     infix = _INFIX.match(template)
     if infix is not None:
         symbol = infix.group(1)
-        if operands[0] == target:
+        if operands[0] == target and out is None:
             return f"{target} {symbol}= {operands[1]}"
         if symbol in _OPERATOR_UFUNCS:
-            return f"{_OPERATOR_UFUNCS[symbol]}({operands[0]}, {operands[1]}, out={target})"
+            return f"{_OPERATOR_UFUNCS[symbol]}({operands[0]}, {operands[1]}, out={out or target})"
         return None
     if template == "-{0}":
-        return f"np.negative({operands[0]}, out={target})"
+        return f"np.negative({operands[0]}, out={out or target})"
     call = _CALL.match(template)
     if call is not None:
-        return f"{call.group(1)}({call.group(2).format(*operands)}, out={target})"
+        return f"{call.group(1)}({call.group(2).format(*operands)}, out={out or target})"
     return None
 
 

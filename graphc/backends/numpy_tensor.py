@@ -77,12 +77,12 @@ def statements(graph: Graph, outputs: Sequence[int], params: Sequence[str]) -> t
             code = spec.emit(operands, shapes, graph.params(node))
         else:
             rank = len(graph.shape(node))
-            code = spec.numpy.format(
-                *(expanded(ref[a], len(s), rank) for a, s in zip(args, shapes, strict=True))
-            )
-            dead = reusable.get(node)
+            operands = tuple(expanded(ref[a], len(s), rank) for a, s in zip(args, shapes, strict=True))
+            code = spec.numpy.format(*operands)
+            dead, guarded = reusable.get(node, (None, False))
             if dead is not None:  # write into the dead operand's array: no allocation
-                written = in_place(spec.numpy, ref[dead], tuple(ref[a] for a in args))
+                out = f"{ref[dead]} if not batch else None" if guarded else None
+                written = in_place(spec.numpy, ref[dead], operands, out)
                 if written is not None:
                     ref[node] = ref[dead]
                     lines.append(f"{ref[dead]} = {written}" if "out=" in written else written)
@@ -92,11 +92,13 @@ def statements(graph: Graph, outputs: Sequence[int], params: Sequence[str]) -> t
     return lines, [ref[o] for o in outputs]
 
 
-def _reusable(graph: Graph, keep: Sequence[bool], outputs: Sequence[int]) -> dict[int, int]:
-    """For an elementwise node, an operand whose array it may overwrite: a temporary that owns a
-    fresh array (no view of an input: not a ``view`` block op's result), of the node's declared
-    shape and rank >= 1, used for the last time there (it and every view of it), and whose
-    partner operands are literals, so the result has exactly its shape, batch axes included."""
+def _reusable(graph: Graph, keep: Sequence[bool], outputs: Sequence[int]) -> dict[int, tuple[int, bool]]:
+    """For an elementwise node, an operand whose array it may overwrite, and whether only without
+    batch axes: a temporary that owns a fresh array (no view of an input: not a ``view`` block op's
+    result), of the node's declared shape and rank >= 1, used for the last time there (it and every
+    view of it). If its partner operands are literals, the result has exactly its shape, batch axes
+    included; if not, a partner may bring batch axes it lacks, so the statement writes into it only
+    when the call has no batch axes (every array then has exactly its declared shape)."""
     root: dict[int, int] = {}  # the node whose array a node's value lives in
     last: dict[int, int] = {}  # the last node reading each array
     for node in range(len(graph)):
@@ -118,15 +120,15 @@ def _reusable(graph: Graph, keep: Sequence[bool], outputs: Sequence[int]) -> dic
             continue
         args = graph.args(node)
         temporaries = [a for a in args if graph.op(a) != CONST]
-        candidate = temporaries[0] if len(temporaries) == 1 else None
-        if (
-            candidate is not None
-            and root[candidate] == candidate
-            and last.get(candidate) == node
-            and graph.shape(candidate) == graph.shape(node)
-            and graph.op(candidate) != VAR
-        ):
-            found[node] = candidate
+        for candidate in temporaries:
+            if (
+                root[candidate] == candidate
+                and last.get(candidate) == node
+                and graph.shape(candidate) == graph.shape(node)
+                and graph.op(candidate) != VAR
+            ):
+                found[node] = (candidate, len(temporaries) > 1)
+                break
     return found
 
 
