@@ -847,9 +847,13 @@ def _logsumexp_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) 
 
 
 def _softmax_of(b: Graph, args: tuple[int, ...], out: int, params: Any) -> int:
-    """``exp(x - logsumexp(x))``: the weights of a logsumexp's operand in its derivative."""
+    """``exp(x - logsumexp(x))``: the weights of a logsumexp's operand in its derivative. Where
+    every element is -inf the logsumexp is -inf and the weights are 0 (``exp(-inf - 0)``), not
+    ``exp(-inf + inf) = nan``: each element stays -inf under any finite change, and so does the
+    logsumexp. (At +inf they stay ``exp(x - inf)``: nan at the infinite element, 0 elsewhere.)"""
     x = args[0]
-    return b.apply("exp", b.sub(x, _kept(b, out, b.shape(x), params)))
+    shift = b.apply("where", b.apply("gt", out, b.const(-math.inf)), out, b.const(0.0))
+    return b.apply("exp", b.sub(x, _kept(b, shift, b.shape(x), params)))
 
 
 def _logsumexp_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
@@ -1275,7 +1279,7 @@ _BLOCKS = [
     _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum"),
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "add", nodes))),
     _block_op("logsumexp", 1, _reduced_shape, _logsumexp_emit, _logsumexp_vjp, _logsumexp_jvp,
-              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp", paths=_paths_logsumexp, spell=_spell_reduced("logsumexp"),
+              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp; all -inf: -inf, derivative 0 (dp, forward)", paths=_paths_logsumexp, spell=_spell_reduced("logsumexp"),
               scalarise=_scalar_reduction(_logsumexp_chain)),
     _block_op("amax", 1, _reduced_shape, _extreme_emit("max"), _extreme_vjp(1.0), _extreme_jvp(1.0),
               function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("max"),

@@ -14,7 +14,9 @@ Where the scalar graph differs from the block ops' rules (both are exact elsewhe
 reduction is a chain of two-operand ``max``/``min``, so at a tie among k > 2 elements its
 derivative splits as the chain does (half at each step), not 1/k each as the block VJP's policy
 does; and a logsumexp whose elements are all infinite gives NaN (the shift ``x - m`` is inf - inf)
-where the NumPy source gives the infinity.
+where the NumPy source gives the infinity, and so does its derivative where the block rules give
+``dp`` and ``forward`` 0 at all -inf (a guard against -inf on every element would add paths with
+no derivative, which the paths method counts but builds no term for).
 
 Names. A scalar variable keeps its name; element ``(i, j)`` of a tensor variable ``W`` is the
 scalar variable ``W[i,j]`` (C order, no spaces: ``x[0]``, ``W[1,2]``); outputs likewise

@@ -229,6 +229,19 @@ def test_the_003_lecture_example_as_written_matches_the_hand_backward_pass(metho
         np.testing.assert_allclose(partial, expected[name], rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("method", ["dp", "forward"])
+def test_a_logsumexp_of_all_minus_infinity_is_minus_infinity_with_derivative_zero(method: str) -> None:
+    # each element stays -inf under any finite change, and so does the logsumexp: the weights
+    # exp(x - logsumexp(x)) are exp(-inf - 0) = 0 there, not exp(-inf + inf) = nan. (The scalar
+    # chain that paths, symbolic and llvm use still gives nan there: see graphc/scalarise.py.)
+    x = np.array([[-np.inf, -np.inf, -np.inf], [1.0, 2.0, -np.inf]])
+    kernel = graphc.value_and_grad("x: [2, 3]; sum(logsumexp(x, axis=1))", method=method)
+    value, (gradient,) = kernel(x=x)
+    assert value == -np.inf
+    weights = np.exp(x[1] - np.logaddexp(1.0, 2.0))
+    np.testing.assert_allclose(gradient, [[0.0, 0.0, 0.0], weights], rtol=1e-14, atol=0.0)
+
+
 def test_gradients_of_a_batch_have_the_batch_in_front() -> None:
     values = lecture_inputs()
     Ws = RNG.normal(size=(4, 3, 5))
