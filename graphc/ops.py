@@ -149,9 +149,6 @@ class Op:
     sympy_class: str | None = None  # the name of the SymPy class that converts back to this op
     domain: tuple[tuple[float, float], ...] = ()  # where tests sample each operand
     plain: bool = False  # the template on Python floats is exactly IEEE and never raises
-    # False: the generated NumPy never writes the result into an operand's array (NumPy's np.sign
-    # runs a branching loop when its output is its input, slow on mixed signs: a relu's gate)
-    in_place: bool = True
     c: str = ""  # the op as a C99 expression over {0}, {1} (operands are names), libm only
     # constant last operands the LLVM lowering treats specially (``x**2`` as ``x*x``): the LLVM
     # backend's tape gives a row with one of them an opcode of its own with the constant built in
@@ -562,7 +559,7 @@ OPS: dict[str, Op] = {
         _op("abs", "np.abs({0})", _sympy("Abs"), _call("llvm.fabs.f64"), lambda b, a, o: b.apply("sign", a[0]),
             function="abs", sympy_class="Abs", domain=(_ANY,), c="fabs({0})"),
         _op("sign", "np.sign({0})", _sympy("sign"), _sign, None,
-            function="sign", sympy_class="sign", domain=(_ANY,), in_place=False,
+            function="sign", sympy_class="sign", domain=(_ANY,),
             c="{0} > 0.0 ? 1.0 : {0} < 0.0 ? -1.0 : {0} != {0} ? {0} : 0.0"),
         _op("sigmoid", "1.0 / (1.0 + np.exp(-{0}))", lambda x: 1 / (1 + _sp().exp(-x)), _sigmoid,
             lambda b, a, o: b.mul(o, b.sub(b.const(1.0), o)),

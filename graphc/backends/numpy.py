@@ -223,7 +223,7 @@ def _statements(steps: list[_Step], sliced: bool) -> list[str]:
         if sliced and step.varying and step.output is not None:
             written = in_place(template, f"results[{step.output}]", step.operands)
             written = written and f"{step.target} = {written}"  # a ufunc returns its out
-        elif sliced and step.reusable and (OPS[step.op].in_place or step.target not in step.operands):
+        elif sliced and step.reusable:
             written = in_place(template, step.target, step.operands)
         lines.append(written or f"{step.target} = {template.format(*step.operands)}")
     return lines

@@ -93,13 +93,12 @@ def statements(graph: Graph, outputs: Sequence[int], params: Sequence[str]) -> t
 
 
 def _reusable(graph: Graph, keep: Sequence[bool], outputs: Sequence[int]) -> dict[int, tuple[int, bool]]:
-    """For an elementwise node whose op may be written in place (its entry's ``in_place``), an
-    operand whose array it may overwrite, and whether only without batch axes: a temporary that
-    owns a fresh array (no view of an input: not a ``view`` block op's result), of the node's
-    declared shape and rank >= 1, used for the last time there (it and every view of it). If its
-    partner operands are literals, the result has exactly its shape, batch axes included; if not,
-    a partner may bring batch axes it lacks, so the statement writes into it only when the call
-    has no batch axes (every array then has exactly its declared shape)."""
+    """For an elementwise node, an operand whose array it may overwrite, and whether only without
+    batch axes: a temporary that owns a fresh array (no view of an input: not a ``view`` block op's
+    result), of the node's declared shape and rank >= 1, used for the last time there (it and every
+    view of it). If its partner operands are literals, the result has exactly its shape, batch axes
+    included; if not, a partner may bring batch axes it lacks, so the statement writes into it only
+    when the call has no batch axes (every array then has exactly its declared shape)."""
     root: dict[int, int] = {}  # the node whose array a node's value lives in
     last: dict[int, int] = {}  # the last node reading each array
     for node in range(len(graph)):
@@ -117,9 +116,7 @@ def _reusable(graph: Graph, keep: Sequence[bool], outputs: Sequence[int]) -> dic
     found = {}
     for node in range(len(graph)):
         op = graph.op(node)
-        if not keep[node] or op in (VAR, CONST) or not graph.shape(node):
-            continue
-        if ALL_OPS[op].block or not ALL_OPS[op].in_place:
+        if not keep[node] or op in (VAR, CONST) or ALL_OPS[op].block or not graph.shape(node):
             continue
         args = graph.args(node)
         temporaries = [a for a in args if graph.op(a) != CONST]
