@@ -293,7 +293,26 @@ def _function(
 
 
 # The fixed part of every generated module.
-_PRELUDE = """\
+# The helpers both NumPy backends' functions end with: each output as an array of its full shape
+# (``value`` may be a scalar or broadcast), and the outputs copied into the caller's ``out``.
+OUTPUT_HELPERS = """\
+
+def _shaped(value, shape):
+    if shape == ():
+        return np.float64(value)
+    if isinstance(value, np.ndarray) and value.shape == shape:
+        return value
+    return np.array(np.broadcast_to(value, shape))  # a fresh, writable array
+
+
+def _copied(values, out):
+    for result, value in zip(out, values):
+        result[...] = value
+    return list(out)
+"""
+
+_PRELUDE = (
+    """\
 import math
 import sys
 
@@ -345,14 +364,6 @@ def _scratch(rows, columns):
     return np.empty((rows, columns))
 
 
-def _shaped(value, shape):
-    if shape == ():
-        return np.float64(value)
-    if isinstance(value, np.ndarray) and value.shape == shape:
-        return value
-    return np.array(np.broadcast_to(value, shape))  # a fresh, writable array
-
-
 def _chunked(body, sliced, inputs, shape, out, temporaries, outputs):
     size = math.prod(shape)
     flat = [a.reshape(()) if a.size == 1 else np.broadcast_to(a, shape).reshape(-1) for a in inputs]
@@ -394,13 +405,9 @@ def _chunked(body, sliced, inputs, shape, out, temporaries, outputs):
 def _point(values, shape):
     return list(np.array(values, dtype=np.float64).reshape(len(values), *shape))
 
-
-def _copied(values, out):
-    for result, value in zip(out, values):
-        result[...] = value
-    return list(out)
-
 """.splitlines()
+    + OUTPUT_HELPERS.splitlines()
+)
 
 
 def compile_graph(graph: Graph) -> Kernel:

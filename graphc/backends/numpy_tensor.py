@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from graphc.backends.numpy import in_place, literal, parameter_names
+from graphc.backends.numpy import OUTPUT_HELPERS, in_place, literal, parameter_names
 from graphc.graph import Graph
 from graphc.ops import ALL_OPS, BLOCK_HELPERS, CONST, VAR
 from graphc.shapes import BIND_SOURCE
@@ -29,19 +29,7 @@ PRELUDE = [
     "",
     *BLOCK_HELPERS.splitlines(),
     "",
-    "",
-    "def _full(value, shape):",
-    "    if isinstance(value, np.ndarray) and value.shape == shape:",
-    "        return value",
-    "    if shape == ():",
-    "        return np.float64(value)",
-    "    return np.array(np.broadcast_to(value, shape))  # a fresh, writable array",
-    "",
-    "",
-    "def _copied(values, out):",
-    "    for result, value in zip(out, values):",
-    "        result[...] = value",
-    "    return list(out)",
+    *OUTPUT_HELPERS.splitlines(),
     "",
 ]
 
@@ -149,7 +137,7 @@ def function(graph: Graph, name: str, indices: Sequence[int], as_tuple: bool) ->
     lines += [f"        {line}" for line in body] or ["        pass"]
     copied = [f"{r}.copy()" if graph.op(o) == VAR else r for r, o in zip(results, outputs, strict=True)]
     shaped = [
-        f"_full({r}, batch + {shape_source(graph.shape(o))})" for r, o in zip(copied, outputs, strict=True)
+        f"_shaped({r}, batch + {shape_source(graph.shape(o))})" for r, o in zip(copied, outputs, strict=True)
     ]
     single = len(shaped) == 1 and not as_tuple
     values = shaped[0] if single else "(" + ", ".join(shaped) + ("," if len(shaped) == 1 else "") + ")"
