@@ -249,7 +249,10 @@ def test_a_traced_value_in_if_names_the_problem_and_the_users_line() -> None:
         return -x, where
 
     with pytest.raises(graphc.TraceError, match=r"cannot be used as a Python bool") as err:
-        graphc.grad(f)  # x > 0 builds a node; `if` then asks for its truth at trace time
+        graphc.grad(f, shapes={"x": ()})  # x > 0 builds a node; `if` then asks for its truth at trace time
+    assert f"(at {__file__}:" in str(err.value)
+    with pytest.raises(graphc.TraceError, match=r"cannot be used as a Python bool") as err:
+        graphc.grad(f)(1.0)  # without shapes=, traced at the first call
     assert f"(at {__file__}:" in str(err.value)
     with pytest.raises(graphc.TraceError, match=r"Python bool \(in if, while") as err:
         where = this_line()
