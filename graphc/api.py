@@ -180,7 +180,9 @@ def _in_order(kernel: Kernel, order: list[str]) -> Kernel:
 
 def _wrt(wrt: Any, order: list[str]) -> Any:
     """``wrt`` as names; ``None`` is every variable, in the kernel's ``order``."""
-    return list(order) if wrt is None else as_names(wrt)
+    if wrt is None:
+        return list(order) or None  # no variables: None, which differentiates by none
+    return as_names(wrt)
 
 
 def compile(  # the public name is the contract, though it shadows a builtin
