@@ -4,9 +4,12 @@
 a Python function (traced once, one symbol per parameter: see :func:`graphc.trace`) or traced values.
 Every derivative function takes ``method`` (a name in :data:`graphc.diff.METHODS`) and
 ``backend`` (a name in :data:`graphc.BACKENDS`), and returns a :class:`Kernel` called like the
-function itself: one value per variable, by keyword or in ``kernel.variables`` order. ``wrt``
-names the variables to differentiate by: a name, names separated by commas, a SymPy symbol, or a
-list of names and symbols (``None``: every variable).
+function itself: one value per variable, by keyword or in ``kernel.variables`` order (sorted
+names; a Python function's own parameter order). ``wrt`` names the variables to differentiate by:
+a name, names separated by commas, a SymPy symbol, a traced symbol (``graphc.sym``), or a list of
+them (``None``: every variable, in ``kernel.variables`` order). A Python function takes
+``shapes=``; without it, it is traced when called, from its arguments' shapes (a
+:class:`~graphc.tracing.LazyKernel`).
 """
 
 from __future__ import annotations
