@@ -20,7 +20,7 @@ from typing import Any
 from graphc import chain, diff
 from graphc.backends import compile_graph
 from graphc.diff.common import resolve_wrt
-from graphc.errors import GraphcError
+from graphc.errors import DataError, GraphcError
 from graphc.graph import MAX_NODES, Graph, checked_max_nodes
 from graphc.kernel import Kernel
 from graphc.ops import VAR
@@ -167,7 +167,7 @@ def _in_order(kernel: Kernel, order: list[str]) -> Kernel:
     def function(*args: Any, **out: Any) -> Any:
         return compiled(*(args[i] for i in position), **out)
 
-    reordered = Kernel(
+    reordered = InOrder(
         kernel.graph,
         function,
         backend=kernel.backend,
@@ -179,6 +179,25 @@ def _in_order(kernel: Kernel, order: list[str]) -> Kernel:
     )
     reordered.threads, reordered.info = kernel.threads, kernel.info
     return reordered
+
+
+class InOrder(Kernel):
+    """A kernel called with its variables in an order of its own (a Python function's parameter
+    order), which it keeps when pickled."""
+
+    def __reduce__(self) -> Any:
+        _, (state,) = super().__reduce__()
+        return rebuild_in_order, (state, list(self.variables))
+
+
+def rebuild_in_order(state: Any, order: Any) -> Kernel:
+    """The :class:`InOrder` kernel a pickle holds: the kernel, then its variables' order (checked)."""
+    from graphc.kernel import rebuild
+
+    kernel = rebuild(state)
+    if not isinstance(order, list) or sorted(order) != sorted(kernel.variables):
+        raise DataError("pickled kernel: its variables' order is not a permutation of its variables")
+    return _in_order(kernel, order)
 
 
 def _wrt(wrt: Any, order: list[str]) -> Any:

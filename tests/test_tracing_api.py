@@ -208,3 +208,14 @@ def test_wrt_takes_traced_symbols_and_names_and_refuses_anything_else() -> None:
             graphc.grad(f, wrt=wrt)
     with pytest.raises(graphc.GraphcError, match="unknown variable|not a variable|'z'"):
         graphc.grad(f, wrt=graphc.sym("z"))
+
+
+def test_a_functions_kernel_keeps_its_parameter_order_when_pickled() -> None:
+    import pickle
+
+    g = graphc.grad(lambda y, x: x**2 * y, shapes={"y": (), "x": ()})
+    loaded = pickle.loads(pickle.dumps(g))
+    assert loaded.variables == ("y", "x") and loaded(2.0, 3.0) == g(2.0, 3.0) == (9.0, 12.0)
+    state = g.__reduce__()[1]
+    with pytest.raises(graphc.GraphcError, match="not a permutation"):
+        g.__reduce__()[0](state[0], ["y", "z"])
