@@ -437,10 +437,15 @@ def trace(
 
 def example_shape(name: str, value: Any) -> Shape:
     """The shape of an argument given for parameter ``name``: the shape its symbol is traced with."""
-    try:
-        shape = np.shape(value)
-    except (TypeError, ValueError) as error:  # a ragged list
-        raise TraceError(f"the argument for '{name}' has no shape: {error}") from None
+    if isinstance(value, np.ndarray):
+        shape: tuple[int, ...] = value.shape
+    elif isinstance(value, (float, int)):
+        return ()
+    else:
+        try:
+            shape = np.shape(value)
+        except (TypeError, ValueError) as error:  # a ragged list
+            raise TraceError(f"the argument for '{name}' has no shape: {error}") from None
     if 0 in shape:
         raise TraceError(f"the argument for '{name}' has shape {shape}: graphc's dimensions are >= 1")
     return tuple(int(d) for d in shape)
@@ -486,6 +491,8 @@ class LazyKernel:
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         kernel, values = self._kernel_and_values(args, kwargs)
+        if not kwargs and len(args) == len(values):
+            return kernel(*values)
         rest = {name: value for name, value in kwargs.items() if name not in self.variables}
         return kernel(*values, *args[len(values) :], **rest)
 
