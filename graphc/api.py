@@ -151,8 +151,8 @@ def _kernel(
         seeds = [name for name in kernel.variables if name not in set(order)]  # vjp's cotangent...
         return _in_order(kernel, [*order, *seeds])
 
-    if shapes is not None and set(order) <= set(shapes):
-        return build(shapes)
+    if not order or (shapes is not None and set(order) <= set(shapes)):
+        return build(shapes or {})
     return LazyKernel(expr, shapes, build)
 
 

@@ -177,6 +177,12 @@ def test_a_functions_kernel_takes_and_returns_its_parameters_in_their_order() ->
     assert graphc.differentiate(f).output_names == ["f", "∂f/∂y", "∂f/∂x", "∂f/∂a"]
 
 
+def test_a_function_of_no_parameters_is_traced_at_once() -> None:
+    kernel = graphc.compile(lambda: gnp.exp(0.0) + 2)
+    assert isinstance(kernel, graphc.Kernel) and kernel() == 3.0
+    assert graphc.grad(lambda: 1.0)() == ()
+
+
 def test_batches_of_a_scalar_function_by_declaring_its_parameters_scalars() -> None:
     g = graphc.grad(lambda y, x: x * y, shapes={"y": (), "x": ()})
     dy, dx = g(np.arange(3.0), 2.0)  # declared scalars: extra axes are batch axes
