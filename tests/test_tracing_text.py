@@ -14,7 +14,7 @@ import graphc
 import graphc.numpy as gnp
 from graphc.graph import Graph
 from graphc.ops import BLOCK_OPS, INTERNAL_CALLS, RESERVED, VAR
-from tests.test_tracing import assert_same_graph
+from tests.test_tracing import assert_same_graph, programs
 
 INPUTS = "X: [2, 3]; v: [3]; N: [n, 3]; I: [1, 1, 4, 4]; K: [1, 1, 3, 3]\n"
 # scalar terms over the inputs and x, y, each using block ops (softmax's shift, mean's count over
@@ -91,6 +91,26 @@ def test_random_combinations_of_terms_round_trip_with_their_derivatives(
     for operator, term in zip(operators, terms[1:], strict=False):
         text = f"({text}) {operator} ({term})"
     for graph in derivative_graphs(f"{outer}({text})" if outer else text):
+        assert_round_trip(graph)
+
+
+@settings(max_examples=25, deadline=None)
+@given(programs())
+def test_random_scalar_programs_traced_and_their_gradients_round_trip(
+    steps: list[tuple[str, list[int | float]]],
+) -> None:
+    def run(x: Any, y: Any, z: Any) -> Any:  # each step through graphc.numpy, by the op's table name
+        values: list[Any] = [x, y, z]
+        for name, operands in steps:
+            values.append(getattr(gnp, name)(*[values[a] if isinstance(a, int) else a for a in operands]))
+        return values[-1]
+
+    traced = graphc.trace(run)
+    for graph in (
+        traced,
+        graphc.differentiate(traced, method="dp"),
+        graphc.differentiate(traced, method="forward"),
+    ):
         assert_round_trip(graph)
 
 
