@@ -301,3 +301,27 @@ def test_a_matrix_out_needs_the_arguments_batch_and_float64(backend: str) -> Non
         k.into(np.empty((5, 2, 2)), X, 1.0)
     with pytest.raises(graphc.OutputError, match="out must have dtype float64, got float32"):
         k.into(np.empty((7, 2, 2), dtype=np.float32), X, 1.0)
+
+
+def _no_outputs() -> graphc.Graph:
+    graph = graphc.Graph()
+    graph.var("x")
+    graph.var("y")
+    graph.set_outputs([])
+    return graph
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+@pytest.mark.parametrize(
+    "args",
+    [(0.5, 2.0), (X, 2.0), (np.linspace(0.0, 1.0, 40_000), X[:1]), (X[:, None], X), (X[:0], 1.0)],
+    ids=["point", "batch", "large", "grid", "empty"],
+)
+def test_a_kernel_of_no_outputs_returns_an_empty_tuple(backend: str, args: tuple) -> None:
+    k = graphc.compile(_no_outputs(), backend=backend)
+    assert k.outputs == ()
+    assert k(*args) == ()
+    out: tuple = ()
+    assert k.into(out, *args) is out
+    with pytest.raises(graphc.EvaluationError, match="do not broadcast"):
+        k(X, np.ones(3))

@@ -246,6 +246,8 @@ class CompiledKernel:
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
         shape = _broadcast_shape({a.shape: a for a in arrays})
         size = math.prod(shape)
+        if not self._outputs:  # nothing to compute: the empty result, as the NumPy backend's
+            return ()
         if out is None and size == 1:  # one point, values of several shapes
             return self._at_point(np.concatenate([a.ravel() for a in arrays]).reshape(-1, *shape))
         memory = self._take()
