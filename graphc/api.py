@@ -390,22 +390,8 @@ def _fresh(graph: Graph, name: str) -> str:
 def _reordered(graph: Graph, order: list[str], names: list[str], backend: str, as_tuple: bool) -> Kernel:
     """The kernel of ``graph`` called with its variables in ``order`` (the function's, then the
     seeds): a tuple of its outputs if ``as_tuple``, else its one output."""
-    kernel = compile_graph(graph, backend)
-    position = [order.index(name) for name in graph.variables]
-    compiled = kernel.function
-
-    def function(*args: Any, **out: Any) -> Any:
-        return compiled(*(args[i] for i in position), **out)
-
-    return Kernel(
-        graph,
-        function,
-        backend=kernel.backend,
-        source=kernel.source,
-        variables=order,
-        wrt=names,
-        result=("partials",) if as_tuple else ("outputs",),
-    )
+    result = ("partials",) if as_tuple else ("outputs",)
+    return compile_graph(graph, backend).derived(wrt=names, result=result, variables=order)
 
 
 def derivatives(graph: Graph, wrt: Wrt = None, order: int = 1, method: str = "dp", **options: Any) -> Graph:

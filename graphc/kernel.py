@@ -449,15 +449,27 @@ class Kernel:
                     raise OutputError(f"{what} overlaps the input '{name}'")
         return Outputs(arrays, checked.addresses)
 
-    def derived(self, *, wrt: Sequence[str] = (), mode: str | None = None, result: Sequence[Any]) -> Kernel:
+    def derived(
+        self,
+        *,
+        wrt: Sequence[str] = (),
+        mode: str | None = None,
+        result: Sequence[Any],
+        variables: Sequence[str] | None = None,
+    ) -> Kernel:
         """This kernel with its results shaped as ``result`` says (a name in :data:`RESULTS` and its
-        parameters: ``("partials",)``, ``("matrix", rows, columns)``...; used by grad, jacobian, ...)."""
+        parameters: ``("partials",)``, ``("matrix", rows, columns)``...; used by grad, jacobian, ...),
+        and called with its variables in the order ``variables`` (default: this kernel's; vjp puts
+        the cotangent last)."""
+        function = self._function
+        if variables is not None and tuple(variables) != self.variables:
+            function = _permuted(function, [list(variables).index(name) for name in self.variables])
         kernel = Kernel(
             self.graph,
-            self._function,
+            function,
             backend=self.backend,
             source=self.source,
-            variables=self.variables,
+            variables=self.variables if variables is None else variables,
             wrt=wrt,
             mode=mode,
             result=result,
@@ -476,11 +488,22 @@ class Kernel:
             "wrt": list(self.wrt),
             "mode": self.mode,
             "result": list(self.result),
+            "variables": list(self.variables),
         }
         return rebuild, (state,)
 
 
 KERNEL_FORMAT = "graphc-kernel 1"  # the version of a pickled kernel's state
+
+
+def _permuted(function: Callable[..., Any], position: list[int]) -> Callable[..., Any]:
+    """``function`` (of the graph's variables, sorted) called with its arguments in another order:
+    argument ``position[i]`` of a call is the function's argument ``i``."""
+
+    def reordered(*args: Any, **out: Any) -> Any:
+        return function(*(args[i] for i in position), **out)
+
+    return reordered
 
 
 def rebuild(state: Any) -> Kernel:
@@ -493,8 +516,8 @@ def rebuild(state: Any) -> Kernel:
 
     if not isinstance(state, dict) or state.get("format") != KERNEL_FORMAT:
         raise DataError(f"not a pickled graphc kernel (expected format {KERNEL_FORMAT!r})")
-    backend, threads, wrt, mode, result = (
-        state.get(k) for k in ("backend", "threads", "wrt", "mode", "result")
+    backend, threads, wrt, mode, result, variables = (
+        state.get(k) for k in ("backend", "threads", "wrt", "mode", "result", "variables")
     )
     if not isinstance(backend, str):
         raise DataError("pickled kernel: the backend is not a name")
@@ -505,5 +528,17 @@ def rebuild(state: Any) -> Kernel:
     if not all(type(p) is int for p in result[1:]) or not (mode is None or isinstance(mode, str)):
         raise DataError("pickled kernel: malformed result parameters or mode")
     graph = Graph.from_data(state.get("graph"))
-    kernel = compile_graph(graph, backend, threads=threads)
-    return kernel.derived(wrt=wrt, mode=mode, result=result)
+    if variables is not None and (
+        not isinstance(variables, list)
+        or not all(isinstance(v, str) for v in variables)
+        or sorted(variables) != graph.variables
+    ):
+        raise DataError("pickled kernel: variables are not the graph's variables in some order")
+    try:
+        kernel = compile_graph(graph, backend, threads=threads)
+    except GraphcError:
+        raise
+    # params in graphc's format, accepted by the op's shape rule, that no op of graphc's would build
+    except (SyntaxError, TypeError, ValueError, LookupError, AttributeError, ArithmeticError) as err:
+        raise DataError(f"pickled kernel: its graph does not compile ({type(err).__name__}: {err})") from None
+    return kernel.derived(wrt=wrt, mode=mode, result=result, variables=variables)
