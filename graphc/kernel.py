@@ -345,8 +345,10 @@ class Kernel:
         large batch costs no fresh pages. The arrays are checked in full once per shape: calls
         with the same array objects again only check the new inputs against them (an array's
         flags changed in place in between, such as ``writeable``, are not looked at again).
-        With Dask arrays as arguments, ``into`` raises :class:`OutputError`: call the kernel
-        and store its lazy result (``dask.array.store``), which writes block by block.
+        With Dask arrays as arguments, ``into`` computes the result now, block by block, each
+        block written into its slice of ``out`` (``dask.array.store``: ``out`` may also hold
+        zarr or h5py arrays); on a distributed cluster NumPy arrays of this process cannot be
+        written by the workers, so that is an :class:`OutputError` (see docs/distributed.md).
 
         >>> import numpy as np, graphc
         >>> g = graphc.grad("x*y")
@@ -360,6 +362,10 @@ class Kernel:
             )
         if kwargs or len(args) != len(self.variables):
             args = self.ordered(args, kwargs)
+        if "dask" in sys.modules and any(type(a).__module__.startswith("dask") for a in args):
+            from graphc.dask_arrays import into  # only once a Dask array is seen
+
+            return into(self, out, args)
         arrays = self.check_out(self._layout(out), args)
         try:
             self._function(*args, out=arrays)
