@@ -474,7 +474,7 @@ class Graph:
         if not all(isinstance(name, str) for name in names):
             raise DataError("graph data: output names must be strings")
         graph.set_outputs(outputs, names)
-        graph.info = _plain_info(data.get("info", {}))
+        graph.info = plain_info(data.get("info", {}))
         return graph
 
     def _load_node(self, node: int, entry: Any) -> None:
@@ -667,7 +667,7 @@ def _shape_from_data(node: int, data: Any) -> Shape:
     return tuple(data)
 
 
-def _plain_info(info: Any) -> dict[str, Any]:
+def plain_info(info: Any) -> dict[str, Any]:
     """``info`` of graph data, checked to hold only plain values (strings, numbers, lists, dicts)."""
     if not isinstance(info, dict):
         raise DataError("graph data: info is not a dict")
