@@ -93,8 +93,8 @@ class _Checked:
     set once per shape and keeps this record: a later call with the same array objects only checks
     its inputs against their extents (a binary search). A weak reference per array forgets the
     record once one of them is collected, so a new array that got a dead one's id is never taken
-    for it. What is remembered is each array's dtype, shape, layout and memory; flags changed in
-    place afterwards (``writeable = False``) are not looked at again.
+    for it. An array changed in place afterwards (``writeable``, ``shape`` or ``dtype`` set anew)
+    is not looked at again; its memory stays the same, so nothing is written outside it.
     """
 
     def __init__(self, arrays: list[np.ndarray], shape: tuple[int, ...], names: list[str]) -> None:
@@ -343,8 +343,9 @@ class Kernel:
         as for a call; ``out`` comes first and only by position, so a variable may be named
         ``out`` (``k.into(buffer, out=2.0)``). Repeated calls then reuse the same memory: a
         large batch costs no fresh pages. The arrays are checked in full once per shape: calls
-        with the same array objects again only check the new inputs against them (an array's
-        flags changed in place in between, such as ``writeable``, are not looked at again).
+        with the same array objects again only check the new inputs against them (an array
+        changed in place in between, its ``writeable`` flag, shape or dtype set anew, is not
+        looked at again).
         With Dask arrays as arguments, ``into`` computes the result now, block by block, each
         block written into its slice of ``out`` (``dask.array.store``: ``out`` may also hold
         zarr or h5py arrays); on a distributed cluster NumPy arrays of this process cannot be
