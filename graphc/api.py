@@ -20,7 +20,7 @@ from typing import Any
 from graphc import chain, diff
 from graphc.backends import compile_graph
 from graphc.diff.common import resolve_wrt
-from graphc.errors import DataError, GraphcError
+from graphc.errors import GraphcError
 from graphc.graph import MAX_NODES, Graph, checked_max_nodes
 from graphc.kernel import Kernel
 from graphc.ops import VAR
@@ -157,47 +157,13 @@ def _kernel(
 
 
 def _in_order(kernel: Kernel, order: list[str]) -> Kernel:
-    """``kernel`` called with its variables in ``order`` (a permutation of ``kernel.variables``)."""
+    """``kernel`` called with its variables in ``order`` (a permutation of ``kernel.variables``);
+    the order is the kernel's own, so a pickle keeps it (:meth:`Kernel.derived`)."""
     if list(kernel.variables) == order:
         return kernel
-    index = {name: i for i, name in enumerate(order)}
-    position = [index[name] for name in kernel.variables]
-    compiled = kernel.function
-
-    def function(*args: Any, **out: Any) -> Any:
-        return compiled(*(args[i] for i in position), **out)
-
-    reordered = InOrder(
-        kernel.graph,
-        function,
-        backend=kernel.backend,
-        source=kernel.source,
-        variables=order,
-        wrt=kernel.wrt,
-        mode=kernel.mode,
-        result=kernel.result,
-    )
-    reordered.threads, reordered.info = kernel.threads, kernel.info
+    reordered = kernel.derived(wrt=kernel.wrt, mode=kernel.mode, result=kernel.result, variables=order)
+    reordered.info = kernel.info
     return reordered
-
-
-class InOrder(Kernel):
-    """A kernel called with its variables in an order of its own (a Python function's parameter
-    order), which it keeps when pickled."""
-
-    def __reduce__(self) -> Any:
-        _, (state,) = super().__reduce__()
-        return rebuild_in_order, (state, list(self.variables))
-
-
-def rebuild_in_order(state: Any, order: Any) -> Kernel:
-    """The :class:`InOrder` kernel a pickle holds: the kernel, then its variables' order (checked)."""
-    from graphc.kernel import rebuild
-
-    kernel = rebuild(state)
-    if not isinstance(order, list) or sorted(order) != sorted(kernel.variables):
-        raise DataError("pickled kernel: its variables' order is not a permutation of its variables")
-    return _in_order(kernel, order)
 
 
 def _wrt(wrt: Any, order: list[str]) -> Any:
@@ -560,10 +526,8 @@ def _fresh(graph: Graph, name: str) -> str:
 def _reordered(graph: Graph, order: list[str], names: list[str], backend: str, as_tuple: bool) -> Kernel:
     """The kernel of ``graph`` called with its variables in ``order`` (the function's, then the
     seeds): a tuple of its outputs if ``as_tuple``, else its one output."""
-    kernel = compile_graph(graph, backend).derived(
-        wrt=names, result=("partials",) if as_tuple else ("outputs",)
-    )
-    return _in_order(kernel, order)
+    result = ("partials",) if as_tuple else ("outputs",)
+    return compile_graph(graph, backend).derived(wrt=names, result=result, variables=order)
 
 
 def derivatives(graph: Graph, wrt: Wrt = None, order: int = 1, method: str = "dp", **options: Any) -> Graph:
