@@ -1,28 +1,51 @@
-"""The LLVM backend on tensor graphs: the scalarised graph in the existing scalar kernels.
+"""The LLVM backend on tensor graphs: loop nests over blocks, or the scalarised graph.
 
-A tensor graph is scalarised (graphc.scalarise) for the concrete shapes of a call and compiled by
-the scalar LLVM backend; its variables are the inputs' elements (``W[1,2]``), its outputs the
-outputs' elements. A call binds the named dimensions and the batch shape as the NumPy backend
-does (``graphc.shapes.bind``: extra leading axes of an input are batch axes, broadcast between
-inputs), passes each element as an array over the input's batch axes, and stacks the results
-into ``batch + shape`` per output: the batch rule of every kernel. A graph with concrete shapes is
-compiled once, when the kernel is built; one with named dimensions at its first call for each
-binding of them, kept by the dimensions' values.
+A tensor graph whose block ops all have a loop form (:mod:`graphc.backends.llvm.tensor_plan`:
+matmul, the reductions, softmax's shift, logsumexp, count, the views reshape/transpose/broadcast/
+index, unindex, and every elementwise op) compiles to one :class:`LoopKernel`: a loop nest per
+block node and per run of fused elementwise nodes (:mod:`graphc.backends.llvm.tensor_ir`), large
+matrix products through BLAS (:mod:`graphc.backends.llvm.tensor_blas`). Its loop bounds are read
+at run time, so one kernel serves every value of the named dimensions and every batch shape; it
+is compiled once, when the kernel is built, and kept in the disk cache keyed by the graph with its
+shapes and params.
+
+Graphs with the other block ops (conv2d and its adjoints, the pooling ops, user blocks) take the
+fallback, :class:`TensorFunction`: the graph scalarised (graphc.scalarise) for the concrete shapes
+of a call and compiled by the scalar LLVM backend; its variables are the inputs' elements
+(``W[1,2]``), its outputs the outputs' elements, compiled once per binding of the named dimensions.
+
+Both bind the named dimensions and the batch shape as the NumPy backend does (``graphc.shapes.bind``:
+extra leading axes of an input are batch axes, broadcast between inputs) and return ``batch + shape``
+per output: the batch rule of every kernel.
 """
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
+import json
 import math
 import threading
 from collections.abc import Sequence
 from typing import Any
 
+import llvmlite.binding as llvm
 import numpy as np
 
+from graphc.backends.llvm import vecmath
+from graphc.backends.llvm.cache import Build, Cache, graph_key
+from graphc.backends.llvm.jit import external_symbols
+from graphc.backends.llvm.passes import INLINE_CALLS
+from graphc.backends.llvm.target import LOCK, fma, lanes, target_machine
+from graphc.backends.llvm.tensor_blas import DGEMM
+from graphc.backends.llvm.tensor_blas import register as register_blas
+from graphc.backends.llvm.tensor_ir import ENTRY, tensor_text
+from graphc.backends.llvm.tensor_plan import Unsupported, plan
+from graphc.errors import BackendError
 from graphc.graph import Graph
 from graphc.kernel import Kernel
 from graphc.scalarise import Scalarised, element_name, indices, scalarise
-from graphc.shapes import BIND_SOURCE, Shape
+from graphc.shapes import BIND_SOURCE, Shape, concrete
 
 
 class _Compiled:
@@ -68,7 +91,9 @@ class _Compiled:
 
 
 class TensorFunction:
-    """The callable of a tensor graph's LLVM kernel: inputs in the graph's (sorted) variable order."""
+    """The fallback's callable: the scalarised graph's kernels, inputs in the graph's variable order."""
+
+    kind = "scalarised"
 
     def __init__(self, graph: Graph, threads: int | None) -> None:
         self.graph = graph
@@ -114,7 +139,135 @@ class TensorFunction:
         return results[0] if len(results) == 1 else tuple(results)
 
 
+_KERNEL_TYPE = ctypes.CFUNCTYPE(None, *(ctypes.c_void_p,) * 6, ctypes.c_int64)
+
+
+def _optimized(text: str, own: dict[str, int]) -> llvm.ModuleRef:
+    """The tensor kernel's module, verified, graphc's vector functions inlined when few, and
+    optimised by LLVM's -O2 pipeline (its loops are what -O2 is for: hoisting, unrolling)."""
+    width = lanes()
+    module = llvm.parse_assembly(text)
+    if own and sum(own.values()) <= INLINE_CALLS:
+        layout = str(target_machine().target_data)
+        library = vecmath.module(list(own), {}, llvm.get_process_triple(), layout, fma(), width, inline=True)
+        module.link_in(llvm.parse_assembly(library))
+    module.verify()
+    passes = llvm.create_pass_builder(target_machine(), llvm.create_pipeline_tuning_options(speed_level=2))
+    passes.getModulePassManager().run(module, passes)
+    return module
+
+
+def tensor_key(graph: Graph, options: str) -> str:
+    """The disk cache's key of a tensor kernel: the graph's key (ops, operands, names, constants)
+    with every node's shape and params, which decide the loops."""
+    layout = [[list(map(str, graph.shape(n))), repr(graph.params(n))] for n in range(len(graph))]
+    extra = hashlib.sha256(json.dumps(layout).encode()).hexdigest()
+    return graph_key(graph, f"tensor|{extra}|{options}")
+
+
+def tensor_ir(graph: Graph) -> str:
+    """The optimised LLVM IR of a tensor graph's loop kernel (``--emit llvm``); Unsupported for a
+    graph with a block op that has no loop form."""
+    steps = plan(graph)
+    with LOCK:
+        text, own, _ = tensor_text(steps, lanes())
+        return str(_optimized(text, own))
+
+
+class LoopKernel:
+    """The callable of a tensor graph's loop kernel: inputs in the graph's (sorted) variable order."""
+
+    kind = "loops"  # the scalarised fallback's TensorFunction has kind "scalarised"
+
+    def __init__(self, graph: Graph, threads: int | None, cache: Cache | None = None) -> None:
+        from graphc.backends.llvm.runtime import _options, load
+
+        self.graph = graph
+        self.threads = threads
+        self.plan = plan(graph)
+        lowered = self.plan.graph
+        self.declared = {name: graph.shape(graph.variable(name)) for name in graph.variables}
+        self.named = sorted({d for shape in lowered.shapes for d in shape if isinstance(d, str)})
+        self.outputs = [lowered.shape(o) for o in lowered.outputs]
+        self.buffers = [lowered.shape(n) for n in self.plan.buffers]
+        self._layouts: dict[tuple[int, ...], tuple[np.ndarray, int]] = {}
+        scope: dict[str, Any] = {"np": np}
+        exec(BIND_SOURCE, scope)  # noqa: S102 - graphc.shapes' own constant source
+        self._bind = scope["_bind"]
+        cache = Cache.from_environment() if cache is None else cache
+        with LOCK:
+            key = tensor_key(lowered, _options()) if cache.directory is not None else ""
+        built = cache.load(key)
+        with LOCK:
+            if built is None:
+                text, own, _ = tensor_text(self.plan, lanes())
+                module = _optimized(text, own)
+                built = Build(target_machine().emit_object(module), external_symbols(module), 0, str(module))
+                cache.store(key, built)
+            if DGEMM in built.symbols:
+                register_blas()
+            self._engine, (address,) = load(built.object_code, built.symbols, cache, (ENTRY,))
+        self.source = built.ir
+        self._kernel = _KERNEL_TYPE(address)
+
+    def layout(self, dims: dict[str, int]) -> tuple[np.ndarray, int]:
+        """Where each buffer starts in the workspace, and its size, for these named dimensions."""
+        key = tuple(dims[d] for d in self.named)
+        found = self._layouts.get(key)
+        if found is None:
+            sizes = [math.prod(concrete(shape, dims)) for shape in self.buffers]
+            offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+            np.cumsum(sizes, out=offsets[1:])
+            found = self._layouts[key] = (offsets, int(offsets[-1]))
+        return found
+
+    def __call__(self, *values: Any, out: Sequence[np.ndarray] | None = None) -> Any:
+        arrays = [np.asarray(v, dtype=np.float64) for v in values]
+        names = self.graph.variables
+        dims, batch = self._bind(
+            self.declared, {name: a.shape for name, a in zip(names, arrays, strict=True)}
+        )
+        offsets, size = self.layout(dims)
+        inputs, steps = [], []
+        for name, array in zip(names, arrays, strict=True):
+            rank = len(self.declared[name])
+            lead = array.ndim - rank
+            if lead and array.shape[:lead] != batch:
+                array = np.broadcast_to(array, batch + array.shape[lead:])
+            inputs.append(np.ascontiguousarray(array))
+            steps.append(math.prod(array.shape[lead:]) if lead else 0)
+        results = [np.empty(batch + concrete(shape, dims)) for shape in self.outputs]
+        work = np.empty(max(size, 1))
+        table = np.array([a.__array_interface__["data"][0] for a in inputs + results] or [0], dtype=np.uint64)
+        step_table = np.array(steps or [0], dtype=np.int64)
+        dim_table = np.array([dims[d] for d in self.named] or [0], dtype=np.int64)
+        count = math.prod(batch)
+        pointers = table.ctypes.data
+        self._kernel(
+            pointers,
+            step_table.ctypes.data,
+            pointers + 8 * len(inputs),
+            dim_table.ctypes.data,
+            offsets.ctypes.data,
+            work.ctypes.data,
+            count,
+        )
+        shaped = [r if r.ndim else r[()] for r in results]
+        if out is not None:
+            for target, value in zip(out, shaped, strict=True):
+                target[...] = value
+            return list(out)
+        return shaped[0] if len(shaped) == 1 else tuple(shaped)
+
+
 def compile_graph(graph: Graph, threads: int | None = None) -> Kernel:
-    """A Kernel computing the tensor ``graph`` by the scalar LLVM backend on its scalarisation."""
-    function = TensorFunction(graph, threads)
-    return Kernel(graph, function, backend="llvm", source=function.source)
+    """A Kernel computing the tensor ``graph``: its loop kernel, or (for block ops with no loop
+    form) the scalar LLVM backend on its scalarisation."""
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise BackendError(f"threads must be a whole number >= 1, got {threads!r}")
+    try:
+        loops = LoopKernel(graph, threads)
+    except Unsupported:
+        function = TensorFunction(graph, threads)
+        return Kernel(graph, function, backend="llvm", source=function.source)
+    return Kernel(graph, loops, backend="llvm", source=loops.source)
