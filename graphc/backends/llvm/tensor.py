@@ -235,7 +235,7 @@ class LoopKernel:
             if lead and array.shape[:lead] != batch:
                 array = np.broadcast_to(array, batch + array.shape[lead:])
             inputs.append(np.ascontiguousarray(array))
-            steps.append(math.prod(array.shape[lead:]) if lead else 0)
+            steps.append(math.prod(array.shape[array.ndim - rank :]) if lead else 0)
         results = [np.empty(batch + concrete(shape, dims)) for shape in self.outputs]
         work = np.empty(max(size, 1))
         table = np.array([a.__array_interface__["data"][0] for a in inputs + results] or [0], dtype=np.uint64)
