@@ -279,7 +279,9 @@ def test_the_scalarised_llvm_fallback_compiles_once_per_binding_of_the_named_dim
     assert "call time" in function.source
     for rows in (2, 2, 5):
         X = RNG.normal(size=(rows, 3))
-        np.testing.assert_allclose(function(X), graphc.compile("X: [n, 3]; softmax(X, axis=0)")(X), rtol=1e-12)
+        np.testing.assert_allclose(
+            function(X), graphc.compile("X: [n, 3]; softmax(X, axis=0)")(X), rtol=1e-12
+        )
     assert sorted(function._compiled) == [(2,), (5,)]
 
 
