@@ -32,11 +32,9 @@ from typing import Any
 import llvmlite.binding as llvm
 import numpy as np
 
-from graphc.backends.llvm import vecmath
 from graphc.backends.llvm.cache import Build, Cache, graph_key
 from graphc.backends.llvm.jit import external_symbols
-from graphc.backends.llvm.passes import INLINE_CALLS
-from graphc.backends.llvm.target import LOCK, fma, lanes, target_machine
+from graphc.backends.llvm.target import LOCK, lanes, target_machine
 from graphc.backends.llvm.tensor_blas import DGEMM
 from graphc.backends.llvm.tensor_blas import register as register_blas
 from graphc.backends.llvm.tensor_ir import ENTRY, tensor_text
@@ -142,18 +140,22 @@ class TensorFunction:
 _KERNEL_TYPE = ctypes.CFUNCTYPE(None, *(ctypes.c_void_p,) * 6, ctypes.c_int64)
 
 
-def _optimized(text: str, own: dict[str, int]) -> llvm.ModuleRef:
-    """The tensor kernel's module, verified, graphc's vector functions inlined when few, and
-    optimised by LLVM's -O2 pipeline (its loops are what -O2 is for: hoisting, unrolling)."""
-    width = lanes()
+def _optimized(text: str) -> llvm.ModuleRef:
+    """The tensor kernel's module, verified and optimised by the few passes its loops need: SROA
+    (the accumulators the IR keeps in stack slots into registers), instcombine, CFG simplification
+    and GVN (address arithmetic shared and hoisted). LLVM's -O2 pipeline costs several times the
+    compile time (unrolling, vectorising what is written vectorised) for little; graphc's vector
+    functions are called from the library, not inlined: a loop calls each once per vector."""
     module = llvm.parse_assembly(text)
-    if own and sum(own.values()) <= INLINE_CALLS:
-        layout = str(target_machine().target_data)
-        library = vecmath.module(list(own), {}, llvm.get_process_triple(), layout, fma(), width, inline=True)
-        module.link_in(llvm.parse_assembly(library))
     module.verify()
-    passes = llvm.create_pass_builder(target_machine(), llvm.create_pipeline_tuning_options(speed_level=2))
-    passes.getModulePassManager().run(module, passes)
+    pipeline = llvm.create_new_module_pass_manager()
+    pipeline.add_sroa_pass()
+    pipeline.add_instruction_combine_pass()
+    pipeline.add_simplify_cfg_pass()
+    pipeline.add_new_gvn_pass()
+    pipeline.add_dead_code_elimination_pass()
+    passes = llvm.create_pass_builder(target_machine(), llvm.create_pipeline_tuning_options(speed_level=0))
+    pipeline.run(module, passes)
     return module
 
 
@@ -170,8 +172,8 @@ def tensor_ir(graph: Graph) -> str:
     graph with a block op that has no loop form."""
     steps = plan(graph)
     with LOCK:
-        text, own, _ = tensor_text(steps, lanes())
-        return str(_optimized(text, own))
+        text, _, _ = tensor_text(steps, lanes())
+        return str(_optimized(text))
 
 
 class LoopKernel:
@@ -191,6 +193,7 @@ class LoopKernel:
         self.outputs = [lowered.shape(o) for o in lowered.outputs]
         self.buffers = [lowered.shape(n) for n in self.plan.buffers]
         self._layouts: dict[tuple[int, ...], tuple[np.ndarray, int]] = {}
+        self._spare: list[np.ndarray] = []  # workspaces no call is using (each call takes its own)
         scope: dict[str, Any] = {"np": np}
         exec(BIND_SOURCE, scope)  # noqa: S102 - graphc.shapes' own constant source
         self._bind = scope["_bind"]
@@ -200,8 +203,8 @@ class LoopKernel:
         built = cache.load(key)
         with LOCK:
             if built is None:
-                text, own, _ = tensor_text(self.plan, lanes())
-                module = _optimized(text, own)
+                text, _, _ = tensor_text(self.plan, lanes())
+                module = _optimized(text)
                 built = Build(target_machine().emit_object(module), external_symbols(module), 0, str(module))
                 cache.store(key, built)
             if DGEMM in built.symbols:
@@ -236,8 +239,13 @@ class LoopKernel:
                 array = np.broadcast_to(array, batch + array.shape[lead:])
             inputs.append(np.ascontiguousarray(array))
             steps.append(math.prod(array.shape[array.ndim - rank :]) if lead else 0)
-        results = [np.empty(batch + concrete(shape, dims)) for shape in self.outputs]
-        work = np.empty(max(size, 1))
+        shapes = [batch + concrete(shape, dims) for shape in self.outputs]
+        given = out is not None and all(_writable(t, s) for t, s in zip(out, shapes, strict=True))
+        results = list(out) if given else [np.empty(shape) for shape in shapes]  # type: ignore[arg-type]
+        spare = self._spare
+        work = spare.pop() if spare else np.empty(0)  # a workspace of an earlier call, if any is free
+        if work.size < size:
+            work = np.empty(max(size, 1))
         table = np.array([a.__array_interface__["data"][0] for a in inputs + results] or [0], dtype=np.uint64)
         step_table = np.array(steps or [0], dtype=np.int64)
         dim_table = np.array([dims[d] for d in self.named] or [0], dtype=np.int64)
@@ -252,12 +260,26 @@ class LoopKernel:
             work.ctypes.data,
             count,
         )
+        spare.append(work)
+        if given:
+            return list(out)  # type: ignore[arg-type]
         shaped = [r if r.ndim else r[()] for r in results]
         if out is not None:
             for target, value in zip(out, shaped, strict=True):
                 target[...] = value
             return list(out)
         return shaped[0] if len(shaped) == 1 else tuple(shaped)
+
+
+def _writable(target: Any, shape: tuple[int, ...]) -> bool:
+    """Whether the kernel can write an output of ``shape`` straight into ``target``."""
+    return (
+        isinstance(target, np.ndarray)
+        and target.shape == shape
+        and target.dtype == np.float64
+        and target.flags.c_contiguous
+        and target.flags.writeable
+    )
 
 
 def compile_graph(graph: Graph, threads: int | None = None) -> Kernel:

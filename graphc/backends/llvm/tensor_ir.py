@@ -560,6 +560,8 @@ class _Writer:
             moved = self.reg(f"mul i64 %b, {self.size(shape)}")
             pointer = self.reg(f"getelementptr inbounds double, ptr {data}, i64 {moved}")
             outputs.append(self.contiguous(pointer, shape))
+        for node, j in plan.homes.items():
+            self.arrays[node] = outputs[j]
         for k, node in enumerate(plan.buffers):
             at = self.reg(f"getelementptr inbounds i64, ptr %offsets, i64 {k}")
             offset = self.reg(f"load i64, ptr {at}, align 8")

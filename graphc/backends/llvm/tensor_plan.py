@@ -79,6 +79,7 @@ class TensorPlan:
     buffers: list[int]  # nodes with a buffer of their own in the workspace, in order
     views: dict[int, int]  # a view node -> the node whose data it reads
     contiguous: dict[int, bool]  # whether a node's data is C-contiguous in its own shape
+    homes: dict[int, int]  # a node computed straight into output slot j (no buffer, no copy)
 
 
 def _shift(b: Graph, x: int, axes: tuple[int, ...]) -> int:
@@ -119,8 +120,9 @@ def lowered(graph: Graph) -> Graph:
             mapping[node] = _shift(new, args[0], params)
         elif op == "logsumexp":
             mapping[node] = _logsumexp(new, args[0], params, graph.shape(node))
-        elif op == "count" and all(isinstance(graph.shape(args[0])[k], int) for k in params):
-            mapping[node] = new.const(float(math.prod(graph.shape(args[0])[k] for k in params)))  # type: ignore[misc]
+        elif op == "count" and all(isinstance(graph.shape(graph.args(node)[0])[k], int) for k in params):
+            operand = graph.shape(graph.args(node)[0])
+            mapping[node] = new.const(float(math.prod(operand[k] for k in params)))  # type: ignore[misc]
         elif ALL_OPS[op].block and op not in REDUCTIONS and op not in VIEWS and op not in STEPS:
             raise Unsupported(op)
         else:
@@ -201,8 +203,16 @@ def plan(graph: Graph) -> TensorPlan:
         buffers.append(node)
         contiguous[node] = True
     close()
+    homes: dict[int, int] = {}
+    for j, out in enumerate(g.outputs):  # an output that needs memory anyway lives in the output
+        if out in buffers and out not in homes:
+            homes[out] = j
+    buffers = [node for node in buffers if node not in homes]
+    for step in steps:
+        if isinstance(step, Loop):
+            step.outputs = [(m, j) for m, j in step.outputs if homes.get(m) != j]
     for j, out in enumerate(g.outputs):
-        written = any(isinstance(s, Loop) and (out, j) in s.outputs for s in steps)
+        written = homes.get(out) == j or any(isinstance(s, Loop) and (out, j) in s.outputs for s in steps)
         if not written:
             steps.append(Copy(out, None, j))
-    return TensorPlan(g, steps, buffers, views, contiguous)
+    return TensorPlan(g, steps, buffers, views, contiguous, homes)
