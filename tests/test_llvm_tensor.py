@@ -190,3 +190,20 @@ def test_random_tensor_programs_by_loops_equal_the_numpy_backend(program: tuple[
     rng = np.random.default_rng(seed)
     values = {name: rng.uniform(-1.0, 1.0, shape) for name, shape in INPUTS.items()}
     _agree(text, graphc.value_and_grad, values, rtol=1e-11)
+
+
+def test_a_batch_split_across_threads_gives_the_same_bits_as_one_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = "W: [8, 16]; x: [16]; b: [8]; logsumexp(tanh(W @ x + b)) + sum(W * W)"
+    W, x, b = RNG.normal(size=(8, 16)), RNG.normal(size=(3000, 16)), RNG.normal(size=8)
+    one = graphc.value_and_grad(text, backend="llvm", threads=1)(W=W, x=x, b=b)
+    asked = []
+    pool = tensor.WORKERS.pool
+    monkeypatch.setattr(tensor.WORKERS, "pool", lambda workers: asked.append(workers) or pool(workers))
+    many = graphc.value_and_grad(text, backend="llvm", threads=3)(W=W, x=x, b=b)
+    assert asked == [2]  # the calling thread and two of the pool's
+    for a, e in zip([one[0], *one[1]], [many[0], *many[1]], strict=True):
+        assert a.shape[0] == 3000 and np.array_equal(a, e)
+    by_numpy = graphc.value_and_grad(text)(W=W, x=x, b=b)
+    np.testing.assert_allclose(many[1][0], by_numpy[1][0], rtol=1e-11)

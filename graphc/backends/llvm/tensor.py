@@ -34,6 +34,8 @@ import numpy as np
 
 from graphc.backends.llvm.cache import Build, Cache, graph_key
 from graphc.backends.llvm.jit import external_symbols
+from graphc.backends.llvm.run import _WORKERS as WORKERS
+from graphc.backends.llvm.run import usable_cores
 from graphc.backends.llvm.target import LOCK, lanes, target_machine
 from graphc.backends.llvm.tensor_blas import DGEMM
 from graphc.backends.llvm.tensor_blas import register as register_blas
@@ -137,7 +139,10 @@ class TensorFunction:
         return results[0] if len(results) == 1 else tuple(results)
 
 
-_KERNEL_TYPE = ctypes.CFUNCTYPE(None, *(ctypes.c_void_p,) * 6, ctypes.c_int64)
+_KERNEL_TYPE = ctypes.CFUNCTYPE(None, *(ctypes.c_void_p,) * 6, ctypes.c_int64, ctypes.c_int64)
+# a batch is split across threads when each would get at least this many doubles of work (inputs,
+# outputs and workspace per point, times its points): below it, a thread costs more than it saves
+THREAD_DOUBLES = 1 << 16
 
 
 def _optimized(text: str) -> llvm.ModuleRef:
@@ -224,6 +229,38 @@ class LoopKernel:
             found = self._layouts[key] = (offsets, int(offsets[-1]))
         return found
 
+    def _run(
+        self, tables: tuple[int, ...], offsets: np.ndarray, size: int, count: int, per_point: int
+    ) -> None:
+        """The kernel on the batch points ``0..count``, split across threads when each gets enough
+        work; every point is computed alike on any thread, so the results never depend on it."""
+        pieces = 1
+        if count > 1 and self.threads != 1:
+            threads = usable_cores() if self.threads is None else self.threads
+            pieces = max(1, min(threads, count, count * per_point // THREAD_DOUBLES))
+        bounds = [count * i // pieces for i in range(pieces + 1)]
+
+        def run(i: int) -> None:
+            spare = self._spare
+            work = spare.pop() if spare else np.empty(0)  # a workspace no call is using, if any
+            if work.size < size:
+                work = np.empty(max(size, 1))
+            try:
+                self._kernel(*tables, offsets.ctypes.data, work.ctypes.data, bounds[i], bounds[i + 1])
+            finally:
+                spare.append(work)
+
+        if pieces == 1:
+            run(0)
+            return
+        pool = WORKERS.pool(pieces - 1)
+        waiting = [pool.submit(run, i) for i in range(1, pieces)]
+        try:
+            run(0)
+        finally:  # the tables and the outputs must outlive every piece
+            for piece in waiting:
+                piece.result()
+
     def __call__(self, *values: Any, out: Sequence[np.ndarray] | None = None) -> Any:
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
         names = self.graph.variables
@@ -242,25 +279,14 @@ class LoopKernel:
         shapes = [batch + concrete(shape, dims) for shape in self.outputs]
         given = out is not None and all(_writable(t, s) for t, s in zip(out, shapes, strict=True))
         results = list(out) if given else [np.empty(shape) for shape in shapes]  # type: ignore[arg-type]
-        spare = self._spare
-        work = spare.pop() if spare else np.empty(0)  # a workspace of an earlier call, if any is free
-        if work.size < size:
-            work = np.empty(max(size, 1))
         table = np.array([a.__array_interface__["data"][0] for a in inputs + results] or [0], dtype=np.uint64)
         step_table = np.array(steps or [0], dtype=np.int64)
         dim_table = np.array([dims[d] for d in self.named] or [0], dtype=np.int64)
         count = math.prod(batch)
         pointers = table.ctypes.data
-        self._kernel(
-            pointers,
-            step_table.ctypes.data,
-            pointers + 8 * len(inputs),
-            dim_table.ctypes.data,
-            offsets.ctypes.data,
-            work.ctypes.data,
-            count,
-        )
-        spare.append(work)
+        tables = (pointers, step_table.ctypes.data, pointers + 8 * len(inputs), dim_table.ctypes.data)
+        per_point = size + sum(r.size for r in results) // max(count, 1)
+        self._run(tables, offsets, size, count, per_point)
         if given:
             return list(out)  # type: ignore[arg-type]
         shaped = [r if r.ndim else r[()] for r in results]

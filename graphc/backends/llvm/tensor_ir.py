@@ -1,10 +1,11 @@
 """A tensor plan's LLVM IR: one loop nest per step, over buffers read and written by strides.
 
-The kernel is ``void graphc_tensor(inputs, steps, outputs, dims, offsets, work, count)``:
+The kernel is ``void graphc_tensor(inputs, steps, outputs, dims, offsets, work, start, stop)``:
 ``inputs``/``outputs`` are tables of pointers to C-contiguous doubles, ``steps[k]`` how far input
 ``k`` moves from one batch point to the next (0: the same for every point), ``dims`` the values of
 the named dimensions (sorted by name), ``offsets`` where each buffer of the plan starts in the
-workspace ``work``, and ``count`` the number of batch points. The loop bounds are read from
+workspace ``work``, and ``start..stop`` the batch points to compute (a thread's share). The loop
+bounds are read from
 ``dims``, so one kernel serves every size of the named dimensions and of the batch.
 
 Every value of a node is an :class:`Array`: a pointer, a shape and strides (in elements), each an
@@ -600,8 +601,8 @@ class _Writer:
                 *self.entry,
                 "  br label %batch.head",
                 "batch.head:",
-                "  %b = phi i64 [0, %entry], [%b.next, %batch.latch]",
-                "  %b.go = icmp slt i64 %b, %count",
+                "  %b = phi i64 [%start, %entry], [%b.next, %batch.latch]",
+                "  %b.go = icmp slt i64 %b, %stop",
                 "  br i1 %b.go, label %batch.body, label %batch.exit",
                 "batch.body:",
                 *self.lines,
@@ -618,7 +619,7 @@ class _Writer:
 
 SIGNATURE = (
     "ptr noalias %inputs, ptr noalias %steps, ptr noalias %outputs, ptr noalias %dims, "
-    "ptr noalias %offsets, ptr noalias %work, i64 %count"
+    "ptr noalias %offsets, ptr noalias %work, i64 %start, i64 %stop"
 )
 
 
