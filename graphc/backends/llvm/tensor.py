@@ -187,7 +187,7 @@ class LoopKernel:
     kind = "loops"  # the scalarised fallback's TensorFunction has kind "scalarised"
 
     def __init__(self, graph: Graph, threads: int | None, cache: Cache | None = None) -> None:
-        from graphc.backends.llvm.runtime import _options, load
+        from graphc.backends.llvm.runtime import _options, load, runtime
 
         self.graph = graph
         self.threads = threads
@@ -214,7 +214,10 @@ class LoopKernel:
                 cache.store(key, built)
             if DGEMM in built.symbols:
                 register_blas()
-            self._engine, (address,) = load(built.object_code, built.symbols, cache, (ENTRY,))
+            # graphc's vector functions: the runtime's library if the disk cache holds it, else
+            # only those the kernel calls, compiled here (the whole library takes several times longer)
+            runtime("library", cache, build=False)
+            self._engine, (address,) = load(built.object_code, built.symbols, None, (ENTRY,))
         self.source = built.ir
         self._kernel = _KERNEL_TYPE(address)
 
