@@ -46,6 +46,12 @@ class Array(NamedTuple):
     strides: tuple[str, ...]
 
 
+def _same(a: str, b: str) -> bool:
+    """Whether two IR operands are the same integer (literals by value, registers by name)."""
+    x, y = _literal(a), _literal(b)
+    return a == b if x is None or y is None else x == y
+
+
 def _literal(value: str) -> int | None:
     try:
         return int(value)
@@ -69,6 +75,8 @@ class _Writer:
         self.arrays: dict[int, Array] = {}
         self.dims = sorted({d for s in self.graph.shapes for d in s if isinstance(d, str)})
         self.blas = False
+        self.depth = 0  # loops open around the instructions being written
+        self.products: dict[tuple[str, str], str] = {}
         self.lines: list[str] = self.emitter.builder.lines  # the batch loop's body, written in order
 
     # --- instructions ------------------------------------------------------------------------
@@ -86,6 +94,17 @@ class _Writer:
         return name
 
     def imul(self, a: str, b: str) -> str:
+        """``a * b``: a literal when both are, else one instruction; outside loops the same
+        product is the same register (so strides compare equal as text: :meth:`merged`)."""
+        key = (a, b) if a <= b else (b, a)
+        found = self.products.get(key) if self.depth == 0 else None
+        if found is None:
+            found = self._product(a, b)
+            if self.depth == 0:
+                self.products[key] = found
+        return found
+
+    def _product(self, a: str, b: str) -> str:
         x, y = _literal(a), _literal(b)
         if x is not None and y is not None:
             return str(x * y)
@@ -146,7 +165,9 @@ class _Writer:
         self.lines.append(f"  %{name}.i = phi i64 [0, %{name}.pre], [%{name}.next, %{name}.latch]")
         self.lines.append(f"  %{name}.go = icmp slt i64 %{name}.i, {count}")
         self.lines += [f"  br i1 %{name}.go, label %{name}.body, label %{name}.exit", f"{name}.body:"]
+        self.depth += 1
         body(f"%{name}.i")
+        self.depth -= 1
         self.lines += [f"  br label %{name}.latch", f"{name}.latch:"]
         self.lines += [f"  %{name}.next = add i64 %{name}.i, 1", f"  br label %{name}.head", f"{name}.exit:"]
 
@@ -160,6 +181,7 @@ class _Writer:
         self.lines.append(f"  %{name}.j = phi i64 [0, %{name}.pre], [%{name}.next, %{name}.latch]")
         self.lines.append(f"  %{name}.go = icmp sle i64 %{name}.j, %{name}.last")
         self.lines += [f"  br i1 %{name}.go, label %{name}.body, label %{name}.check", f"{name}.body:"]
+        self.depth += 1
         body(f"%{name}.j", None)
         self.lines += [f"  br label %{name}.latch", f"{name}.latch:"]
         self.lines += [
@@ -172,6 +194,7 @@ class _Writer:
         lanes = self.reg(f"add {self.ivec} {self.splat(f'%{name}.j', 'i64')}, {self.iota()}")
         mask = self.reg(f"icmp slt {self.ivec} {lanes}, {self.splat(count, 'i64')}")
         body(f"%{name}.j", mask)
+        self.depth -= 1
         self.lines += [f"  br label %{name}.exit", f"{name}.exit:"]
 
     def nest(
@@ -335,45 +358,61 @@ class _Writer:
     # --- steps ----------------------------------------------------------------------------------
 
     def loop(self, step: Loop, outputs: list[Array]) -> None:
-        g, shape = self.graph, self.shape_of(step.shape)
-        accumulators: dict[int, tuple[str, Array, list[str]]] = {}
+        g = self.graph
+        shape = self.shape_of(step.shape) or ("1",)
+        inside = set(step.members)
+        arrays: dict[tuple[str, int], Array] = {}  # what the loop reads and writes, by role
+        for node in [*step.members, *step.accumulations]:
+            for arg in g.args(node):
+                if arg not in inside and g.const_value(arg) is None:
+                    arrays["read", arg] = self.arrays[arg]
+        for node in step.stored:
+            arrays["store", node] = self.arrays[node]
+        for node, slot in step.outputs:
+            arrays["out", slot] = outputs[slot]
+        strides = {key: self.aligned(array, shape) for key, array in arrays.items()}
+        targets: dict[int, Array] = {}
         for node in step.accumulations:
             axes = g.params(node)[0]
-            kept = tuple(d for a, d in enumerate(shape) if a not in axes)
-            target = self.contiguous(self.arrays[node].pointer, kept)
-            strides, k = [], 0
-            for a in range(len(shape) or 1):
-                if a in axes or not shape:
-                    strides.append("0")
-                else:
-                    strides.append(target.strides[k])
-                    k += 1
-            op = REDUCTIONS[g.op(node)]
-            self.fill(self.arrays[node].pointer, self.size(kept), _IDENTITY[op])
-            register = self.alloca(self.d) if strides[-1] == "0" else ""
-            accumulators[node] = (register, target, strides)
+            kept = tuple(d for a, d in enumerate(shape) if a not in axes and step.shape)
+            target = targets[node] = self.contiguous(self.arrays[node].pointer, kept)
+            rest = iter(target.strides)
+            strides["acc", node] = [
+                "0" if a in axes or not step.shape else next(rest) for a in range(len(shape))
+            ]
+            self.fill(target.pointer, self.size(kept), _IDENTITY[REDUCTIONS[g.op(node)]])
+        shape, strides = self.merged(shape, strides)
+        registers = {n: self.alloca(self.d) for n in step.accumulations if strides["acc", n][-1] == "0"}
 
         def before(indices: list[str]) -> None:
-            for node, (register, _, _) in accumulators.items():
-                if register:
-                    identity = self.emitter.const(_IDENTITY[REDUCTIONS[g.op(node)]])
-                    self.lines.append(f"  store {self.d} {identity}, ptr {register}, align 64")
+            for node, register in registers.items():
+                identity = self.emitter.const(_IDENTITY[REDUCTIONS[g.op(node)]])
+                self.lines.append(f"  store {self.d} {identity}, ptr {register}, align 64")
 
         def body(indices: list[str], j: str, mask: str | None) -> None:
             known: dict[int, str] = {}
+
+            def value(node: int) -> str:
+                found = known.get(node)
+                if found is None:
+                    constant = g.const_value(node)
+                    if constant is not None:
+                        return self.emitter.const(constant)  # type: ignore[no-any-return]
+                    key = ("read", node)
+                    found = known[node] = self.load(arrays[key], strides[key], indices, j, mask)
+                return found
+
             for node in step.members:
-                operands = tuple(self.value(a, shape, indices, j, mask, known) for a in g.args(node))
-                known[node] = OPS[g.op(node)].llvm(self.emitter, operands)
+                known[node] = OPS[g.op(node)].llvm(self.emitter, tuple(value(a) for a in g.args(node)))
             for node in step.stored:
-                array = self.arrays[node]
-                self.store(known[node], array, self.aligned(array, shape), indices, j, mask)
+                self.store(known[node], arrays["store", node], strides["store", node], indices, j, mask)
             for node, slot in step.outputs:
-                array = outputs[slot]
-                self.store(known[node], array, self.aligned(array, shape), indices, j, mask)
-            for node, (register, target, strides) in accumulators.items():
+                self.store(known[node], arrays["out", slot], strides["out", slot], indices, j, mask)
+            for node in step.accumulations:
                 op = REDUCTIONS[g.op(node)]
-                x = self.value(g.args(node)[0], shape, indices, j, mask, known)
-                if register:
+                x = value(g.args(node)[0])
+                register = registers.get(node)
+                if register is not None:
                     if mask is not None:
                         x = self.emitter.builder.select(mask, x, self.emitter.const(_IDENTITY[op]))
                     total = self.reg(f"load {self.d}, ptr {register}, align 64")
@@ -381,18 +420,37 @@ class _Writer:
                         f"  store {self.d} {self.combine(op, total, x)}, ptr {register}, align 64"
                     )
                 else:
-                    total = self.load(target, strides, indices, j, mask)
-                    self.store(self.combine(op, total, x), target, strides, indices, j, mask)
+                    target, at = targets[node], strides["acc", node]
+                    total = self.load(target, at, indices, j, mask)
+                    self.store(self.combine(op, total, x), target, at, indices, j, mask)
 
         def after(indices: list[str]) -> None:
-            for node, (register, target, strides) in accumulators.items():
-                if register:
-                    op = REDUCTIONS[g.op(node)]
-                    total = self.horizontal(op, self.reg(f"load {self.d}, ptr {register}, align 64"))
-                    here = self.load(target, strides, indices, "0", None)
-                    self.store(self.combine(op, here, total), target, strides, indices, "0", None)
+            for node, register in registers.items():
+                op, target, at = REDUCTIONS[g.op(node)], targets[node], strides["acc", node]
+                total = self.horizontal(op, self.reg(f"load {self.d}, ptr {register}, align 64"))
+                here = self.load(target, at, indices, "0", None)
+                self.store(self.combine(op, here, total), target, at, indices, "0", None)
 
         self.nest(shape, body, before, after)
+
+    def merged(
+        self, shape: tuple[str, ...], strides: dict[tuple[str, int], list[str]]
+    ) -> tuple[tuple[str, ...], dict[tuple[str, int], list[str]]]:
+        """The loop over ``shape`` with each run of axes that every array steps through as one
+        (its stride along an axis is the next axis's times that axis's size) made one axis: a
+        longer innermost loop, fewer masked vectors (a ``[n, 1]`` loop is a loop over n)."""
+        dims = [shape[0]]
+        merged: dict[tuple[str, int], list[str]] = {key: [s[0]] for key, s in strides.items()}
+        for a in range(1, len(shape)):
+            if all(_same(merged[key][-1], self.imul(s[a], shape[a])) for key, s in strides.items()):
+                dims[-1] = self.imul(dims[-1], shape[a])
+                for key, s in strides.items():
+                    merged[key][-1] = s[a]
+            else:
+                dims.append(shape[a])
+                for key, s in strides.items():
+                    merged[key].append(s[a])
+        return tuple(dims), merged
 
     def shape_of(self, shape: tuple[object, ...]) -> tuple[str, ...]:
         return tuple(self.dim(d) for d in shape)
@@ -427,9 +485,11 @@ class _Writer:
         work = self.imul(self.imul(m, n), k)
         big = self.reg(f"icmp sge i64 {work}, {BLAS_WORK}")
         self.lines += [f"  br i1 {big}, label %{name}.blas, label %{name}.loops", f"{name}.blas:"]
+        self.depth += 1  # two branches: neither's instructions are seen after them
         self._dgemm(a, b, c, f"{name}.loops", f"{name}.done")
         self.lines.append(f"{name}.loops:")
         self._matmul_loops(a, b, c)
+        self.depth -= 1
         self.lines += [f"  br label %{name}.done", f"{name}.done:"]
 
     def _matmul_loops(self, a: Array, b: Array, c: Array) -> None:
