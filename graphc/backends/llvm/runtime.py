@@ -77,13 +77,11 @@ def _runtime_build(part: str) -> Build:
     return Build(target_machine().emit_object(module), jit.external_symbols(module), 0, str(module), exports)
 
 
-def runtime(
-    part: str, cache: Cache, build: bool = True
-) -> tuple[llvm.ExecutionEngine, Build, list[int]] | None:
+def runtime(part: str, cache: Cache) -> tuple[llvm.ExecutionEngine, Build, list[int]] | None:
     """One part of graphc's runtime (see :data:`RUNTIME_PARTS`), loaded once per process from the
     disk cache's ``runtime/`` folder, where it is compiled and stored the first time on a machine:
     its engine, its Build, and the addresses of its exports; None when the cache is off or
-    unusable, or (``build`` False) does not hold it yet. The library's and the helpers' functions are given to the JIT's symbol resolution.
+    unusable. The library's and the helpers' functions are given to the JIT's symbol resolution.
     Call under LOCK.
     """
     if cache.directory is None:
@@ -95,8 +93,6 @@ def runtime(
         return None
     key = hashlib.sha256(f"graphc runtime {part}|{_options()}".encode()).hexdigest()
     built = cache.load(key, "runtime")
-    if built is None and not build:
-        return None
     if built is None:
         built = _runtime_build(part)
         cache.store(key, built, "runtime")

@@ -32,11 +32,12 @@ from typing import Any
 import llvmlite.binding as llvm
 import numpy as np
 
+from graphc.backends.llvm import vecmath
 from graphc.backends.llvm.cache import Build, Cache, graph_key
 from graphc.backends.llvm.jit import external_symbols
 from graphc.backends.llvm.run import _WORKERS as WORKERS
 from graphc.backends.llvm.run import usable_cores
-from graphc.backends.llvm.target import LOCK, lanes, target_machine
+from graphc.backends.llvm.target import LOCK, fma, lanes, target_machine
 from graphc.backends.llvm.tensor_blas import DGEMM
 from graphc.backends.llvm.tensor_blas import register as register_blas
 from graphc.backends.llvm.tensor_ir import ENTRY, tensor_text
@@ -145,15 +146,22 @@ _KERNEL_TYPE = ctypes.CFUNCTYPE(None, *(ctypes.c_void_p,) * 6, ctypes.c_int64, c
 THREAD_DOUBLES = 1 << 16
 
 
-def _optimized(text: str) -> llvm.ModuleRef:
-    """The tensor kernel's module, verified and optimised by the few passes its loops need: SROA
-    (the accumulators the IR keeps in stack slots into registers), instcombine, CFG simplification
-    and GVN (address arithmetic shared and hoisted). LLVM's -O2 pipeline costs several times the
-    compile time (unrolling, vectorising what is written vectorised) for little; graphc's vector
-    functions are called from the library, not inlined: a loop calls each once per vector."""
+def _optimized(text: str, own: dict[str, int]) -> llvm.ModuleRef:
+    """The tensor kernel's module with graphc's vector functions ``own`` linked in and inlined (a
+    kernel needs no library then: loaded from the disk cache, it is ready), verified and optimised
+    by the few passes its loops need: SROA (the accumulators the IR keeps in stack slots into
+    registers), instcombine, CFG simplification and GVN (address arithmetic shared). LLVM's -O2
+    pipeline costs several times the compile time (unrolling, vectorising what is written
+    vectorised) for little."""
     module = llvm.parse_assembly(text)
+    if own:
+        layout = str(target_machine().target_data)
+        width = lanes()
+        library = vecmath.module(list(own), {}, llvm.get_process_triple(), layout, fma(), width, inline=True)
+        module.link_in(llvm.parse_assembly(library))
     module.verify()
     pipeline = llvm.create_new_module_pass_manager()
+    pipeline.add_always_inliner_pass()
     pipeline.add_sroa_pass()
     pipeline.add_instruction_combine_pass()
     pipeline.add_simplify_cfg_pass()
@@ -177,8 +185,8 @@ def tensor_ir(graph: Graph) -> str:
     graph with a block op that has no loop form."""
     steps = plan(graph)
     with LOCK:
-        text, _, _ = tensor_text(steps, lanes())
-        return str(_optimized(text))
+        text, own, _ = tensor_text(steps, lanes())
+        return str(_optimized(text, own))
 
 
 class LoopKernel:
@@ -187,7 +195,7 @@ class LoopKernel:
     kind = "loops"  # the scalarised fallback's TensorFunction has kind "scalarised"
 
     def __init__(self, graph: Graph, threads: int | None, cache: Cache | None = None) -> None:
-        from graphc.backends.llvm.runtime import _options, load, runtime
+        from graphc.backends.llvm.runtime import _options, load
 
         self.graph = graph
         self.threads = threads
@@ -208,15 +216,12 @@ class LoopKernel:
         built = cache.load(key)
         with LOCK:
             if built is None:
-                text, _, _ = tensor_text(self.plan, lanes())
-                module = _optimized(text)
+                text, own, _ = tensor_text(self.plan, lanes())
+                module = _optimized(text, own)
                 built = Build(target_machine().emit_object(module), external_symbols(module), 0, str(module))
                 cache.store(key, built)
             if DGEMM in built.symbols:
                 register_blas()
-            # graphc's vector functions: the runtime's library if the disk cache holds it, else
-            # only those the kernel calls, compiled here (the whole library takes several times longer)
-            runtime("library", cache, build=False)
             self._engine, (address,) = load(built.object_code, built.symbols, None, (ENTRY,))
         self.source = built.ir
         self._kernel = _KERNEL_TYPE(address)
