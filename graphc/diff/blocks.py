@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from graphc.diff.common import Flag, Gates, assemble, depends_on, prepared
+from graphc.diff.common import Flag, Gates, assemble, depends_on, join_flag, prepared
 from graphc.errors import GraphcError
 from graphc.graph import Graph
 from graphc.ops import ALL_OPS, CONST, VAR, broadcast_to, paths_elementwise, reduce_to
@@ -107,15 +107,7 @@ def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> di
                 have = adjoint.get(arg)
                 if reach is not None and graph.shape(reach) not in ((), graph.shape(arg)):
                     reach = None
-                if have is None:
-                    if reach is not None:
-                        flags[arg] = reach
-                elif arg in flags:
-                    joined = gates.either(flags[arg], reach)
-                    if joined is None:
-                        del flags[arg]
-                    else:
-                        flags[arg] = joined
+                join_flag(flags, gates, arg, have is None, reach)
                 adjoint[arg] = contribution if have is None else graph.add(have, contribution)
     return adjoint
 
