@@ -45,6 +45,16 @@ CASES = [
         {"X": X2, "c": np.array([[1.0], [-1.0]]), "w": np.array([[1.0, 2.0], [3.0, 4.0]])},
         {"X": [[-0.1875, 0.0625], [0.0, 0.0]], "c": [[0.0], [0.0]], "w": [[0.25, 0.75], [0.0, 0.0]]},
     ),
+    (  # the where below the block op, the unsafe op above it: sqrt of an unselected row's 0
+        "X: [2, 2]; c: [2, 1]; sum(sqrt(sum(where(c > 0, X, 0), axis=1)))",
+        {"X": np.array([[4.0, 0.0], [1.0, 2.0]]), "c": np.array([[1.0], [-1.0]])},
+        {"X": [[0.25, 0.25], [0.0, 0.0]], "c": [[0.0], [0.0]]},
+    ),
+    (
+        "x: [3]; sum(sqrt(transpose(reshape(where(x > 0, x, 0), [3, 1]))))",
+        {"x": np.array([4.0, -1.0, 1.0])},
+        {"x": [0.25, 0.0, 0.5]},
+    ),
     (
         "X: [2, 2]; c: [2]; sum(where(c > 0, max(log(X), axis=1), 0))",
         {"X": X2, "c": np.array([1.0, -1.0])},

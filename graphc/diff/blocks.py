@@ -169,6 +169,25 @@ def _flagged_vjp(graph: Graph, node: int, g: int, flag: int) -> tuple[tuple[int 
     return contributions, reaches
 
 
+def _flagged_jvp(graph: Graph, node: int, seeds: tuple[int | None, ...], flags: dict[int, int]) -> Flag:
+    """Where the tangent of block ``node`` is live, given its operands' tangents and flags: the
+    twin's JVP of the flags (an operand with a tangent but no flag is live everywhere); ``None``
+    when no operand's tangent has a flag, or the op is a user's block (no known structure)."""
+    args = graph.args(node)
+    if ALL_OPS[graph.op(node)].variadic or not any(
+        t is not None and a in flags for a, t in zip(args, seeds, strict=True)
+    ):
+        return None
+    ones, twin = _twin(graph, node)
+    live = tuple(
+        None if t is None else broadcast_to(graph, flags[a], graph.shape(a)) if a in flags else one
+        for a, t, one in zip(args, seeds, ones, strict=True)
+    )
+    jvp = ALL_OPS[graph.op(node)].jvp
+    assert jvp is not None
+    return jvp(graph, ones, twin, graph.params(node), live)
+
+
 def _elementwise_vjp(
     graph: Graph, gates: Gates, node: int, slot: int, g: int, flag: Flag
 ) -> tuple[int | None, Flag]:
@@ -209,7 +228,7 @@ def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict
     """The tangent of every kept node that depends on ``source``, whose tangent is ``seed``: one
     JVP per node, in creation order."""
     tangent = {source: seed}
-    flags: dict[int, int] = {}  # as in adjoints: elementwise runs only, of the node's shape
+    flags: dict[int, int] = {}  # as in adjoints, passing block ops by their structure
     gates = Gates(graph)
     for node in range(source + 1, len(keep)):
         if not keep[node]:
@@ -223,6 +242,7 @@ def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict
         if spec.block:
             assert spec.jvp is not None
             total = spec.jvp(graph, args, node, graph.params(node), seeds)
+            reach = _flagged_jvp(graph, node, seeds, flags)
         else:
             total = None
             for slot, t in enumerate(seeds):
