@@ -40,6 +40,7 @@ SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, math.inf, -math.inf, math.nan, 5e-324
 MP = {
     "exp": mp.exp, "expm1": mp.expm1, "log": mp.log, "log1p": mp.log1p, "tanh": mp.tanh, "sin": mp.sin,
     "cos": mp.cos, "exp2": lambda x: mp.power(2, x), "log2": lambda x: mp.log(x, 2), "log10": mp.log10,
+    "asinh": mp.asinh, "acosh": mp.acosh, "atanh": mp.atanh, "cbrt": lambda x: mp.sign(x) * mp.cbrt(abs(x)),
 }  # fmt: skip
 
 
@@ -51,8 +52,10 @@ def _libm(name: str) -> Callable[[float], float]:
             return function(x)
         except OverflowError:
             return math.inf
-        except ValueError:  # a domain error: the C library returns -inf at a pole, else nan
+        except ValueError:  # a domain error: the C library returns ±inf at a pole, else nan
             pole = (name in ("log", "log2", "log10") and x == 0) or (name == "log1p" and x == -1)
+            if name == "atanh" and abs(x) == 1:
+                return math.copysign(math.inf, x)
             return -math.inf if pole else math.nan
 
     return safe
@@ -75,6 +78,10 @@ def random_points(name: str, count: int, rng: np.random.Generator) -> np.ndarray
     elif name == "log1p":
         wide = np.where(sign > 0, magnitude, -(10.0 ** rng.uniform(-320, 0, count)))
         ordinary = rng.uniform(-1, 4, count)
+    elif name == "acosh":
+        ordinary = rng.uniform(1, 5, count)
+    elif name == "atanh":
+        ordinary = rng.uniform(-1, 1, count)
     elif name in ("sin", "cos"):  # the vectorised range, and beyond it (the C library's)
         ordinary = np.where(
             rng.random(count) < 0.8, rng.uniform(-10, 10, count), rng.uniform(-2e5, 2e5, count)
