@@ -1,13 +1,13 @@
-"""graphc's vectorisable exp/exp2/log/log2/log10/tanh/sin/cos in LLVM kernels: accuracy, and speed before/after.
+"""graphc's vectorisable exp/exp2/log/log2/log10/tanh/sin/cos/asinh/acosh/atanh/cbrt in LLVM kernels: accuracy, and speed before/after.
 
-    python bench/llvm_vecmath.py [--points N] [--exact M] [--batch B] [--skip-speed]
+    python bench/llvm_vecmath.py [--points N] [--exact M] [--batch B] [--skip-speed] [--skip-networks] [--only F...]
 
 Accuracy: each of graphc's own functions (graphc/backends/llvm/vecmath.py) on N random points spread
 over its whole range (random exponents, so tiny, huge and subnormal values are drawn as often as
 ordinary ones) plus the special points, compared with the C library (Python's ``math``, glibc)
 in ulps (units in the last place of the C library's result), and on M of the points with mpmath
 (60 digits): the true error in ulps of the exact value. Speed (one thread, best of 5, a batch of B
-points): a 2-16-1 tanh network's squared error (function and gradient wrt the 2 inputs) and the
+points): each function alone against the C library's lane by lane; a 2-16-1 tanh network's squared error (function and gradient wrt the 2 inputs) and the
 1,000-op random DAG of ``graphc.families`` (sin, cos, tanh, sigmoid, + - *), each compiled
 with graphc's functions ("own") and with C library calls ("libm", the lowering before this change).
 """
@@ -221,17 +221,43 @@ def speed(batch: int) -> None:
         )
 
 
+def function_speed(names: list[str], batch: int) -> None:
+    """Each function alone, ``f(x)`` on ``batch`` points of its ordinary range, compiled with
+    graphc's vector code ("own") and with the C library's function lane by lane ("libm")."""
+    os.environ["GRAPHC_NO_CACHE"] = "1"
+    rng = np.random.default_rng(2)
+    print(f"\none function: f(x), one thread, {batch:,} points, best of 5 (milliseconds)")
+    print("  function      libm      own   libm/own")
+    for name in names:
+        x = random_points(name, batch, rng)
+        out = np.empty(batch)
+        times = {}
+        for lowering in ("libm", "own"):
+            if lowering == "libm":
+                with LibmCalls():
+                    kernel = graphc.compile(f"{name}(x)", backend="llvm", threads=1)
+            else:
+                kernel = graphc.compile(f"{name}(x)", backend="llvm", threads=1)
+            times[lowering] = best(lambda k=kernel, o=out, v=x: k.into(o, v))
+        print(
+            f"  {name:<8} {times['libm'] * 1e3:9.2f} {times['own'] * 1e3:8.2f} {times['libm'] / times['own']:9.1f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=float, default=2e6, help="random points per function")
     parser.add_argument("--exact", type=int, default=20000, help="of which checked with mpmath")
     parser.add_argument("--batch", type=float, default=1e6, help="points per kernel call")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-networks", action="store_true", help="time the functions alone only")
     parser.add_argument("--only", nargs="*", choices=sorted(MP), help="measure these functions only")
     args = parser.parse_args()
     accuracy(int(args.points), args.exact, args.only)
     if not args.skip_speed:
-        speed(int(args.batch))
+        function_speed(args.only or sorted(MP), int(args.batch))
+        if not args.skip_networks:
+            speed(int(args.batch))
 
 
 if __name__ == "__main__":

@@ -359,12 +359,17 @@ HYPERBOLIC_FAR = 2.0**28  # beyond, sqrt(x^2 + 1) rounds to |x|: asinh(x) = log(
 HYPERBOLIC_NEAR = 2.0**-28  # below, asinh(x) rounds to x
 
 
-def _far_or(b: Body, a: str, middle: str, near: str, split: float) -> str:
-    """log(middle) where ``split`` < a <= 2^28, log(a) + ln 2 beyond, ``near`` at or below ``split``."""
-    far = b.fcmp("ogt", a, double(HYPERBOLIC_FAR))
-    logged = log(b, b.select(far, a, middle))
-    value = b.select(far, b.fadd(logged, double(LN2)), logged)
-    return b.select(b.fcmp("ogt", a, double(split)), value, near)
+def _log_of_ranges(b: Body, a: str, near: str, middle: str, split: float) -> str:
+    """log1p(near) where a <= ``split``, log(middle) up to 2^28, log(a) + ln 2 beyond, with one
+    log: log1p(u) is log(1 + u) plus the rounding of 1 + u to first order, as :func:`log1p`."""
+    is_far = b.fcmp("ogt", a, double(HYPERBOLIC_FAR))
+    is_near = b.fcmp("ole", a, double(split))
+    u = b.fadd(double(1.0), near)
+    logged = log(b, b.select(is_near, u, b.select(is_far, a, middle)))
+    finite = b.both(b.fcmp("ogt", u, double(0.0)), b.fcmp("olt", u, double(math.inf)))
+    correction = b.fdiv(b.fsub(near, b.fsub(u, double(1.0))), u)
+    value = b.fadd(logged, b.select(b.both(is_near, finite), correction, double(0.0)))
+    return b.select(is_far, b.fadd(logged, double(LN2)), value)
 
 
 def asinh(b: Body, x: str) -> str:
@@ -373,10 +378,10 @@ def asinh(b: Body, x: str) -> str:
     a = b.intrinsic("fabs", x)
     square = b.fmul(a, a)
     root = b.intrinsic("sqrt", b.fadd(square, double(1.0)))
-    near = log1p(b, b.fadd(a, b.fdiv(square, b.fadd(double(1.0), root))))
+    near = b.fadd(a, b.fdiv(square, b.fadd(double(1.0), root)))
     middle = b.fadd(b.fadd(a, a), b.fdiv(double(1.0), b.fadd(a, root)))
-    value = _far_or(b, a, middle, near, 2.0)
-    value = b.select(b.fcmp("olt", a, double(HYPERBOLIC_NEAR)), a, value)
+    value = _log_of_ranges(b, a, near, middle, 2.0)
+    value = b.select(b.fcmp("olt", a, double(HYPERBOLIC_NEAR)), a, value)  # and 0, keeping its sign
     return b.intrinsic("copysign", value, x)
 
 
@@ -384,10 +389,10 @@ def acosh(b: Body, x: str) -> str:
     """log(x + sqrt(x^2 - 1)) for x >= 1: log1p(t + sqrt(2t + t^2)), t = x - 1 (exact), up to
     x = 2, log(2x - 1 / (x + sqrt(x^2 - 1))) beyond; NaN below 1."""
     t = b.fsub(x, double(1.0))
-    near = log1p(b, b.fadd(t, b.intrinsic("sqrt", b.mad(t, t, b.fadd(t, t)))))
+    near = b.fadd(t, b.intrinsic("sqrt", b.mad(t, t, b.fadd(t, t))))
     root = b.intrinsic("sqrt", b.fsub(b.fmul(x, x), double(1.0)))
     middle = b.fsub(b.fadd(x, x), b.fdiv(double(1.0), b.fadd(x, root)))
-    value = _far_or(b, x, middle, near, 2.0)
+    value = _log_of_ranges(b, x, near, middle, 2.0)
     return b.select(b.fcmp("olt", x, double(1.0)), double(math.nan), value)
 
 
