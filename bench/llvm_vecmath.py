@@ -41,6 +41,8 @@ MP = {
     "exp": mp.exp, "expm1": mp.expm1, "log": mp.log, "log1p": mp.log1p, "tanh": mp.tanh, "sin": mp.sin,
     "cos": mp.cos, "exp2": lambda x: mp.power(2, x), "log2": lambda x: mp.log(x, 2), "log10": mp.log10,
     "asinh": mp.asinh, "acosh": mp.acosh, "atanh": mp.atanh, "cbrt": lambda x: mp.sign(x) * mp.cbrt(abs(x)),
+    "erf": lambda x: mp.erf(x) if abs(x) < 30 else mp.sign(x),  # (mpmath overflows far out)
+    "erfc": lambda x: mp.erfc(x) if abs(x) < 30 else mp.mpf(1) - mp.sign(x),
 }  # fmt: skip
 
 
@@ -82,6 +84,8 @@ def random_points(name: str, count: int, rng: np.random.Generator) -> np.ndarray
         ordinary = rng.uniform(1, 5, count)
     elif name == "atanh":
         ordinary = rng.uniform(-1, 1, count)
+    elif name in ("erf", "erfc"):
+        ordinary = rng.uniform(-6, 6 if name == "erf" else 28, count)
     elif name in ("sin", "cos"):  # the vectorised range, and beyond it (the C library's)
         ordinary = np.where(
             rng.random(count) < 0.8, rng.uniform(-10, 10, count), rng.uniform(-2e5, 2e5, count)

@@ -29,6 +29,8 @@ MPMATH = {
     "exp": mp.exp, "expm1": mp.expm1, "log": mp.log, "log1p": mp.log1p, "tanh": mp.tanh, "sin": mp.sin,
     "cos": mp.cos, "exp2": lambda x: mp.power(2, x), "log2": lambda x: mp.log(x, 2), "log10": mp.log10,
     "asinh": mp.asinh, "acosh": mp.acosh, "atanh": mp.atanh, "cbrt": lambda x: mp.sign(x) * mp.cbrt(abs(x)),
+    "erf": lambda x: mp.erf(x) if abs(x) < 30 else mp.sign(x),  # (mpmath overflows far out)
+    "erfc": lambda x: mp.erfc(x) if abs(x) < 30 else mp.mpf(1) - mp.sign(x),
 }  # fmt: skip
 # the C library's own largest error here where it is above the usual ulp (this glibc's cbrt: 2.8
 # ulps of the exact value, 20,000 random points), added to the bound against it
@@ -80,7 +82,8 @@ def random_points(name: str, count: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     magnitude = 10.0 ** rng.uniform(-320, 308, count)  # every exponent, subnormals included
     ordinary = {"exp": (-746, 710), "expm1": (-45, 45), "log": (0, 4), "log1p": (-1, 4), "sin": (-2e5, 2e5),
-                "exp2": (-1080, 1025), "log2": (0, 4), "log10": (0, 4), "acosh": (1, 5), "atanh": (-1, 1)}  # fmt: skip
+                "exp2": (-1080, 1025), "log2": (0, 4), "log10": (0, 4), "acosh": (1, 5), "atanh": (-1, 1),
+                "erf": (-6, 6), "erfc": (-6, 28)}  # fmt: skip
     ordinary = ordinary.get(name, ordinary["sin"] if name == "cos" else (-25, 25))
     x = np.where(rng.random(count) < 0.5, magnitude, rng.uniform(*ordinary, count))
     if name not in ("log", "log1p", "log2", "log10"):
