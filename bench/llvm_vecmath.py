@@ -233,16 +233,18 @@ def function_speed(names: list[str], batch: int) -> None:
     print(f"\none function: f(x), one thread, {batch:,} points, best of 5 (milliseconds)")
     print("  function      libm      own   libm/own")
     for name in names:
-        x = random_points(name, batch, rng)
+        arity = llvm_math.ARITY.get(f"graphc_{name}", 1)
+        points = [random_points(name, batch, rng) for _ in range(arity)]
+        program = f"{name}({', '.join('xyz'[:arity])})"
         out = np.empty(batch)
         times = {}
         for lowering in ("libm", "own"):
             if lowering == "libm":
                 with LibmCalls():
-                    kernel = graphc.compile(f"{name}(x)", backend="llvm", threads=1)
+                    kernel = graphc.compile(program, backend="llvm", threads=1)
             else:
-                kernel = graphc.compile(f"{name}(x)", backend="llvm", threads=1)
-            times[lowering] = best(lambda k=kernel, o=out, v=x: k.into(o, v))
+                kernel = graphc.compile(program, backend="llvm", threads=1)
+            times[lowering] = best(lambda k=kernel, o=out, v=points: k.into(o, *v))
         print(
             f"  {name:<8} {times['libm'] * 1e3:9.2f} {times['own'] * 1e3:8.2f} {times['libm'] / times['own']:9.1f}"
         )
@@ -259,7 +261,10 @@ def main() -> None:
     args = parser.parse_args()
     accuracy(int(args.points), args.exact, args.only)
     if not args.skip_speed:
-        function_speed(args.only or sorted(MP), int(args.batch))
+        function_speed(
+            [*(args.only or sorted(MP)), *(n.removeprefix("graphc_") for n in llvm_math.ARITY)],
+            int(args.batch),
+        )
         if not args.skip_networks:
             speed(int(args.batch))
 

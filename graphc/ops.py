@@ -582,7 +582,7 @@ OPS: dict[str, Op] = {
             lambda b, a, o: b.div(a[1], b.add(_sq(b, a[0]), _sq(b, a[1]))),
             lambda b, a, o: b.neg(b.div(a[0], b.add(_sq(b, a[0]), _sq(b, a[1])))),
             function="atan2", sympy_class="atan2", domain=(_POS, _POS), names=("arctan2",), c="atan2({0}, {1})"),
-        _op("hypot", "np.hypot({0}, {1})", lambda x, y: _sp().sqrt(x**2 + y**2), _call("hypot"),
+        _op("hypot", "np.hypot({0}, {1})", lambda x, y: _sp().sqrt(x**2 + y**2), _call("graphc_hypot"),
             lambda b, a, o: b.div(a[0], o), lambda b, a, o: b.div(a[1], o),
             function="hypot", commutative=True, domain=(_ANY, _POS), c="hypot({0}, {1})"),
         _op("erf", "_erf({0})", _sympy("erf"), _call("graphc_erf"), lambda b, a, o: _erf_partial(b, a, 1.0),

@@ -24,7 +24,9 @@ SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, math.inf, -math.inf, math.nan, 
            1 - 2**-53, 1 + 2**-52, -1 + 2**-53, -1.0 - 2**-52, math.pi / 2, math.pi, 131071.9, 131072.1,
            -1e6, 1e22, 1e300, 3 * math.pi / 4]  # fmt: skip
 # the largest error in ulps of the exact value (mpmath), as measured by bench/llvm_vecmath.py
-BOUND = {name.removeprefix("graphc_"): ulps for name, ulps in llvm_math.ULPS.items()}
+BOUND = {
+    name.removeprefix("graphc_"): ulps for name, ulps in llvm_math.ULPS.items() if name not in llvm_math.ARITY
+}
 MPMATH = {
     "exp": mp.exp, "expm1": mp.expm1, "log": mp.log, "log1p": mp.log1p, "tanh": mp.tanh, "sin": mp.sin,
     "cos": mp.cos, "exp2": lambda x: mp.power(2, x), "log2": lambda x: mp.log(x, 2), "log10": mp.log10,
@@ -59,7 +61,34 @@ def function(request):
 
 
 def test_the_functions_are_the_ones_kernels_call():
-    assert set(BOUND) == set(llvm_math.LIBM.values())
+    assert set(llvm_math.ULPS) == set(llvm_math.FUNCTIONS)
+    assert set(BOUND) | {llvm_math.LIBM[name] for name in llvm_math.ARITY} == set(llvm_math.LIBM.values())
+
+
+def test_hypot_is_within_its_bound_and_keeps_the_c_library_s_special_values():
+    """hypot, the one vector function of two operands, through a kernel: random magnitudes over
+    the whole range (no overflow or underflow in between), against mpmath; inf beats NaN."""
+    kernel = graphc.compile("hypot(x, y)", backend="llvm")
+    rng = np.random.default_rng(3)
+    x = np.concatenate([10.0 ** rng.uniform(-310, 308, 300), rng.uniform(-4, 4, 100)])
+    y = np.concatenate(
+        [10.0 ** rng.uniform(-310, 308, 300) * rng.choice([1e-8, 1, 1e8], 300), rng.uniform(-4, 4, 100)]
+    )
+    got = kernel(x, y)
+    worst = 0.0
+    for xi, yi, gi in zip(x.tolist(), y.tolist(), got.tolist(), strict=True):
+        with mp.workdps(50):
+            exact = mp.sqrt(mp.mpf(xi) ** 2 + mp.mpf(yi) ** 2)
+            if SMALLEST_NORMAL <= exact <= 1.7976931348623157e308:
+                worst = max(worst, float(abs(mp.mpf(gi) - exact)) / math.ulp(float(exact)))
+    assert worst <= BOUND_HYPOT, worst
+    special = [(math.inf, math.nan), (math.nan, -math.inf), (math.nan, 1.0), (0.0, -0.0), (3.0, 4.0),
+               (1e300, 1e300), (5e-324, 5e-324), (-5.0, 12.0), (1.7976931348623157e308, 1e308)]  # fmt: skip
+    a, b = np.array(special).T
+    np.testing.assert_array_equal(kernel(a, b), [math.hypot(p, q) for p, q in special])
+
+
+BOUND_HYPOT = llvm_math.ULPS["graphc_hypot"]
 
 
 def test_special_values_are_the_c_librarys_to_the_bit(function):

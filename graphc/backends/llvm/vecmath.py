@@ -7,7 +7,7 @@ reduction, a polynomial, integer operations on the bits and ``select`` for the s
 written for any number of lanes by :class:`Body`. A kernel calls them from a library (without
 passes: already straight-line vector code; part of graphc's runtime, kept on disk) or, when it
 calls them only a few times, has them defined ``linkonce_odr`` and ``alwaysinline`` in its module.
-The C library functions graphc has no vector code for (atan, pow, hypot...) are applied lane by lane.
+The C library functions graphc has no vector code for (atan, pow...) are applied lane by lane.
 
 sin and cos reduce their argument by pi/2 in four parts (Cody and Waite), exact to about 2^-70
 of it up to :data:`TRIG_BOUND`, as a double and the rounding error it leaves (the polynomials
@@ -495,6 +495,25 @@ def erfc(b: Body, x: str) -> str:
     return b.select(b.fcmp("uno", x, x), x, value)
 
 
+HYPOT_LARGE, HYPOT_SMALL = 2.0**500, 2.0**-500  # beyond these, x^2 + y^2 is taken scaled by 2^∓600
+
+
+def hypot(b: Body, x: str, y: str) -> str:
+    """sqrt(x^2 + y^2) without overflow or underflow: both scaled by 2^-600 where the larger is
+    above 2^500, by 2^600 where it is below 2^-500 (exact: powers of two), the sum of squares
+    with one multiply-add; inf if either is infinite (even with a NaN), else NaN if either is."""
+    a, c = b.intrinsic("fabs", x), b.intrinsic("fabs", y)
+    big = b.select(b.fcmp("ogt", a, c), a, c)
+    scale = b.select(b.fcmp("ogt", big, double(HYPOT_LARGE)), double(2.0**600), double(1.0))
+    scale = b.select(b.fcmp("olt", big, double(HYPOT_SMALL)), double(2.0**-600), scale)
+    inverse = b.fdiv(double(1.0), scale)  # exact
+    a, c = b.fmul(a, inverse), b.fmul(c, inverse)
+    value = b.fmul(b.intrinsic("sqrt", b.mad(a, a, b.fmul(c, c))), scale)
+    value = b.select(b.fcmp("uno", x, y), double(math.nan), value)
+    infinite = b.binary("or", b.fcmp("oeq", a, double(math.inf)), b.fcmp("oeq", c, double(math.inf)), "i1")
+    return b.select(infinite, double(math.inf), value)
+
+
 def _reduce_pio2(b: Body, x: str, kd: str) -> tuple[str, str]:
     """x - kd pi/2 as a double r and a tail, r + tail exact to about 2^-70 of x (Cody and Waite).
 
@@ -552,7 +571,7 @@ def beyond(b: Body, x: str) -> str:
     return b.both(b.fcmp("ogt", a, double(TRIG_BOUND)), b.fcmp("olt", a, double(math.inf)))
 
 
-FUNCTIONS: dict[str, Callable[[Body, str], str]] = {
+FUNCTIONS: dict[str, Callable[..., str]] = {
     "graphc_exp": exp,
     "graphc_expm1": expm1,
     "graphc_log": log,
@@ -569,14 +588,16 @@ FUNCTIONS: dict[str, Callable[[Body, str], str]] = {
     "graphc_cbrt": cbrt,
     "graphc_erf": erf,
     "graphc_erfc": erfc,
+    "graphc_hypot": hypot,
 }
+ARITY = {"graphc_hypot": 2}  # of the functions of more than one operand
 # the largest error in ulps of the exact value, as bench/llvm_vecmath.py measures it against mpmath
 # (2,000,000 random points each, over the whole range; rounded up): tests hold each function to it
 ULPS = {
     "graphc_exp": 1.0, "graphc_expm1": 1.5, "graphc_log": 1.0, "graphc_log1p": 1.5, "graphc_log2": 1.0,
     "graphc_log10": 1.0, "graphc_exp2": 1.1, "graphc_tanh": 2.0, "graphc_sin": 1.0, "graphc_cos": 1.0,
     "graphc_asinh": 1.5, "graphc_acosh": 2.0, "graphc_atanh": 2.0, "graphc_cbrt": 1.0,
-    "graphc_erf": 1.5, "graphc_erfc": 3.0,
+    "graphc_erf": 1.5, "graphc_erfc": 3.0, "graphc_hypot": 1.0,
 }  # fmt: skip
 GUARDED = frozenset({"graphc_sin", "graphc_cos"})  # exact only where ``beyond`` is false
 LIBM = {name: name.removeprefix("graphc_") for name in FUNCTIONS}  # the C function each one replaces
@@ -590,7 +611,7 @@ def libm_arity() -> dict[str, int]:
     for op in OPS.values():
         op.llvm(emitter, tuple(f"%a{k}" for k in range(op.arity)))
     called = {symbol: arity for symbol, (target, arity) in emitter.called.items() if libm_applied(target, 1)}
-    return {symbol: 1 for symbol in LIBM.values()} | called
+    return {symbol: ARITY.get(name, 1) for name, symbol in LIBM.items()} | called
 
 
 def _lanes_calling(symbol: str, arguments: list[str], lanes: int) -> tuple[list[str], str]:
@@ -617,7 +638,8 @@ def define(name: str, fma: bool, lanes: int, inline: bool = False) -> str:
     everywhere, one branch per call, never taken on ordinary arguments.
     """
     body = Body(fma, lanes)
-    result = FUNCTIONS[name](body, "%x")
+    parameters = ["%x", "%y"][: ARITY.get(name, 1)]
+    result = FUNCTIONS[name](body, *parameters)
     d = vector("double", lanes)
     if name in GUARDED:
         far = beyond(body, "%x")
@@ -636,7 +658,8 @@ def define(name: str, fma: bool, lanes: int, inline: bool = False) -> str:
     else:
         ending = [f"  ret {d} {result}"]
     linkage = "linkonce_odr " if inline else ""
-    header = f"define {linkage}{d} @{own_name(name, lanes)}({d} %x) #{1 if inline else 0} {{"
+    signature = ", ".join(f"{d} {p}" for p in parameters)
+    header = f"define {linkage}{d} @{own_name(name, lanes)}({signature}) #{1 if inline else 0} {{"
     return "\n".join([header, "entry:", *body.lines, *ending, "}"])
 
 
