@@ -1,5 +1,5 @@
 """graphc's own exp, exp2, expm1, log, log2, log10, log1p, tanh, sin, cos, asinh, acosh, atanh, cbrt,
-erf and erfc as LLVM IR over vectors of doubles.
+erf, erfc and hypot as LLVM IR over vectors of doubles.
 
 A call of the C library's ``exp`` computes one point; a kernel computing a vector of points per
 instruction (AVX-512: 8, AVX: 4) needs functions of vectors. These are straight-line IR (range
@@ -17,7 +17,7 @@ not taken on ordinary arguments), that lane gets the C library's value.
 The special values are the C library's: ``exp(-inf) = 0``, ``exp(inf) = inf``, ``exp(710) = inf``,
 ``log(0) = -inf``, ``log(-1) = nan``, ``log(-0.0) = -inf``, ``expm1(-0.0) = -0.0``, ``tanh(±inf) = ±1``,
 NaN in, NaN out, subnormal inputs and results. Accuracy (``bench/llvm_vecmath.py`` measures it
-against mpmath): :data:`ULPS`, within 1 ulp for exp, log, log2, log10, sin, cos and cbrt, 1.1 for
+against mpmath): :data:`ULPS`, within 1 ulp for exp, log, log2, log10, sin, cos, cbrt and hypot, 1.1 for
 exp2, 1.5 for expm1, log1p, asinh and erf, 2 for tanh, acosh and atanh, 3 for erfc, away from
 subnormal results (there, one rounding more than the C library's: at most one subnormal step;
 erfc's, two).
