@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 import graphc
+from graphc.backends import BACKENDS, UNAVAILABLE
 from graphc.diff.blocks import _flagged_vjp
 
 METHODS = ["dp", "forward", "numeric"]
+AVAILABLE = [name for name in BACKENDS if name not in UNAVAILABLE]
 RNG = np.random.default_rng(25)
 
 X2 = np.array([[1.0, 3.0], [-1.0, 0.0]])  # row 1: log is NaN and -inf, sqrt is NaN and 0
@@ -91,9 +93,11 @@ EDGES = [
 
 
 @pytest.mark.parametrize(("text", "x", "expected"), EDGES, ids=[e[0] for e in EDGES])
-@pytest.mark.parametrize("method", ["dp", "forward"])
-def test_at_the_boundary_the_gradient_is_the_selected_lanes_only(text, x, expected, method):
-    (got,) = graphc.grad(text, method=method)(np.array(x))
+@pytest.mark.parametrize("method", ["dp", "forward", "paths"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_at_the_boundary_the_gradient_is_the_selected_lanes_only(text, x, expected, method, backend):
+    """On both backends (LLVM runs the scalarised gradient graph; paths works on it too)."""
+    (got,) = graphc.grad(text, method=method, backend=backend)(np.array(x))
     np.testing.assert_allclose(got, expected, rtol=1e-15, atol=0)
 
 
