@@ -111,6 +111,16 @@ CASES = [
         for s in (0,)
     ),
     ("tensor where", "x: [100]", "x: [100]; sum(where(x > 0, sqrt(x), 0))"),
+    (  # a flag per element through a block op: its twin on ones, and the op again on kept operands
+        "tensor where over a block op",
+        "X: [10, 10]",
+        "X: [10, 10]; c: [10]; sum(where(c > 0, sum(sqrt(X), axis=1), 0))",
+    ),
+    (
+        "tensor where over a softmax",
+        "X: [10, 10]",
+        "X: [10, 10]; c: [10, 1]; sum(where(c > 0, softmax(log(X), axis=1), 0))",
+    ),
 ]
 
 
