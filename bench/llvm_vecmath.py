@@ -1,13 +1,13 @@
-"""graphc's vectorisable exp/exp2/log/log2/log10/tanh/sin/cos in LLVM kernels: accuracy, and speed before/after.
+"""graphc's vectorisable exp/exp2/log/log2/log10/tanh/sin/cos/asinh/acosh/atanh/cbrt in LLVM kernels: accuracy, and speed before/after.
 
-    python bench/llvm_vecmath.py [--points N] [--exact M] [--batch B] [--skip-speed]
+    python bench/llvm_vecmath.py [--points N] [--exact M] [--batch B] [--skip-speed] [--skip-networks] [--only F...]
 
 Accuracy: each of graphc's own functions (graphc/backends/llvm/vecmath.py) on N random points spread
 over its whole range (random exponents, so tiny, huge and subnormal values are drawn as often as
 ordinary ones) plus the special points, compared with the C library (Python's ``math``, glibc)
 in ulps (units in the last place of the C library's result), and on M of the points with mpmath
 (60 digits): the true error in ulps of the exact value. Speed (one thread, best of 5, a batch of B
-points): a 2-16-1 tanh network's squared error (function and gradient wrt the 2 inputs) and the
+points): each function alone against the C library's lane by lane; a 2-16-1 tanh network's squared error (function and gradient wrt the 2 inputs) and the
 1,000-op random DAG of ``graphc.families`` (sin, cos, tanh, sigmoid, + - *), each compiled
 with graphc's functions ("own") and with C library calls ("libm", the lowering before this change).
 """
@@ -40,6 +40,9 @@ SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, math.inf, -math.inf, math.nan, 5e-324
 MP = {
     "exp": mp.exp, "expm1": mp.expm1, "log": mp.log, "log1p": mp.log1p, "tanh": mp.tanh, "sin": mp.sin,
     "cos": mp.cos, "exp2": lambda x: mp.power(2, x), "log2": lambda x: mp.log(x, 2), "log10": mp.log10,
+    "asinh": mp.asinh, "acosh": mp.acosh, "atanh": mp.atanh, "cbrt": lambda x: mp.sign(x) * mp.cbrt(abs(x)),
+    "erf": lambda x: mp.erf(x) if abs(x) < 30 else mp.sign(x),  # (mpmath overflows far out)
+    "erfc": lambda x: mp.erfc(x) if abs(x) < 30 else mp.mpf(1) - mp.sign(x),
 }  # fmt: skip
 
 
@@ -51,8 +54,10 @@ def _libm(name: str) -> Callable[[float], float]:
             return function(x)
         except OverflowError:
             return math.inf
-        except ValueError:  # a domain error: the C library returns -inf at a pole, else nan
+        except ValueError:  # a domain error: the C library returns ±inf at a pole, else nan
             pole = (name in ("log", "log2", "log10") and x == 0) or (name == "log1p" and x == -1)
+            if name == "atanh" and abs(x) == 1:
+                return math.copysign(math.inf, x)
             return -math.inf if pole else math.nan
 
     return safe
@@ -75,6 +80,12 @@ def random_points(name: str, count: int, rng: np.random.Generator) -> np.ndarray
     elif name == "log1p":
         wide = np.where(sign > 0, magnitude, -(10.0 ** rng.uniform(-320, 0, count)))
         ordinary = rng.uniform(-1, 4, count)
+    elif name == "acosh":
+        ordinary = rng.uniform(1, 5, count)
+    elif name == "atanh":
+        ordinary = rng.uniform(-1, 1, count)
+    elif name in ("erf", "erfc"):
+        ordinary = rng.uniform(-6, 6 if name == "erf" else 28, count)
     elif name in ("sin", "cos"):  # the vectorised range, and beyond it (the C library's)
         ordinary = np.where(
             rng.random(count) < 0.8, rng.uniform(-10, 10, count), rng.uniform(-2e5, 2e5, count)
@@ -214,17 +225,48 @@ def speed(batch: int) -> None:
         )
 
 
+def function_speed(names: list[str], batch: int) -> None:
+    """Each function alone, ``f(x)`` on ``batch`` points of its ordinary range, compiled with
+    graphc's vector code ("own") and with the C library's function lane by lane ("libm")."""
+    os.environ["GRAPHC_NO_CACHE"] = "1"
+    rng = np.random.default_rng(2)
+    print(f"\none function: f(x), one thread, {batch:,} points, best of 5 (milliseconds)")
+    print("  function      libm      own   libm/own")
+    for name in names:
+        arity = llvm_math.ARITY.get(f"graphc_{name}", 1)
+        points = [random_points(name, batch, rng) for _ in range(arity)]
+        program = f"{name}({', '.join('xyz'[:arity])})"
+        out = np.empty(batch)
+        times = {}
+        for lowering in ("libm", "own"):
+            if lowering == "libm":
+                with LibmCalls():
+                    kernel = graphc.compile(program, backend="llvm", threads=1)
+            else:
+                kernel = graphc.compile(program, backend="llvm", threads=1)
+            times[lowering] = best(lambda k=kernel, o=out, v=points: k.into(o, *v))
+        print(
+            f"  {name:<8} {times['libm'] * 1e3:9.2f} {times['own'] * 1e3:8.2f} {times['libm'] / times['own']:9.1f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=float, default=2e6, help="random points per function")
     parser.add_argument("--exact", type=int, default=20000, help="of which checked with mpmath")
     parser.add_argument("--batch", type=float, default=1e6, help="points per kernel call")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-networks", action="store_true", help="time the functions alone only")
     parser.add_argument("--only", nargs="*", choices=sorted(MP), help="measure these functions only")
     args = parser.parse_args()
     accuracy(int(args.points), args.exact, args.only)
     if not args.skip_speed:
-        speed(int(args.batch))
+        function_speed(
+            [*(args.only or sorted(MP)), *(n.removeprefix("graphc_") for n in llvm_math.ARITY)],
+            int(args.batch),
+        )
+        if not args.skip_networks:
+            speed(int(args.batch))
 
 
 if __name__ == "__main__":

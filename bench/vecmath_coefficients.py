@@ -89,6 +89,30 @@ def main() -> None:
         rest -= mp.mpf(part)
     parts.append(float(rest))
     print("PIO2 =", parts)
+    erf()
+
+
+# erfc(a) = exp(-a^2) g(1/a) / a for a >= 1/2, g(u) = erfcx(1/u) / u = a erfc(a) exp(a^2) (smooth,
+# near 1/sqrt(pi), so a relative error stays relative as u goes to 0), fitted
+# on each interval of a in the variable s = 1/a - mid (centred: rounding the coefficients of an
+# uncentred fit cost up to hundreds of units); the degrees are the lowest near 0.5 units.
+ERFC_INTERVALS = [(0.5, 1.0, 20), (1.0, 2.0, 17), (2.0, 4.0, 16), (4.0, 27.5, 16)]
+
+
+def erf() -> None:
+    # erf(t) = t P(t^2) on |t| < 1
+    p = lambda z: mp.erf(mp.sqrt(z)) / mp.sqrt(z) if z != 0 else 2 / mp.sqrt(mp.pi)
+    erf_p = chebyshev_fit(p, 0.0, 1.0, 12)
+    print("ERF_P =", erf_p)
+    print("  error (2^-53 units):", worst(erf_p, p, lambda z: 1 / p(z), 0.0, 1.0, 500))
+    print("ERFC_G = [")
+    for low, high, degree in ERFC_INTERVALS:
+        mid, half = (1 / low + 1 / high) / 2, (1 / low - 1 / high) / 2
+        g = lambda s, mid=mid: mp.erfc(1 / (s + mid)) * mp.exp(1 / (s + mid) ** 2) / (s + mid)
+        coefficients = chebyshev_fit(g, -half, half, degree)
+        error = worst(coefficients, g, lambda s, g=g: 1 / g(s), -half, half, 500)
+        print(f"    ({low}, {mid!r}, {coefficients}),  # error {error:.2f} units of 2^-53")
+    print("]")
 
 
 if __name__ == "__main__":

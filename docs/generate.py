@@ -7,12 +7,15 @@ Each page restates something the code or a benchmark run owns, read from it at b
 * ``functions.md`` and ``operators.md``: the op table, :data:`graphc.ops.OPS`, with each function's
   derivative as graphc itself prints it;
 * ``cli.md``: the ``--help`` text of ``graphc`` and of each of its commands;
+* ``guards.md``: ``bench/guard_growth.py``'s node counts of ``dp`` gradients with and without the
+  guards of the NaN-free rule of ``where``;
 * ``results.md`` and ``results-1m.md``: ``bench/RESULTS.md`` and ``bench/results-1m/RESULTS.md``,
   their headings moved two levels down and their links to neighbouring files turned into paths.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -144,6 +147,15 @@ def results_page(path: Path, out: Path) -> str:
     return re.sub(r"^(#+) ", r"##\1 ", text, flags=re.MULTILINE)
 
 
+def guards_page() -> str:
+    """``bench/guard_growth.py``'s table: node counts are exact, so they are measured at build time."""
+    spec = importlib.util.spec_from_file_location("guard_growth", BENCH / "guard_growth.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.table())
+
+
 def write_all(out: Path) -> None:
     out.mkdir(exist_ok=True)
     pages = {
@@ -151,6 +163,7 @@ def write_all(out: Path) -> None:
         "functions.md": functions_page(),
         "operators.md": operators_page(),
         "cli.md": cli_page(),
+        "guards.md": guards_page(),
         "results.md": results_page(BENCH / "RESULTS.md", out),
         "results-1m.md": results_page(BENCH / "results-1m" / "RESULTS.md", out),
     }

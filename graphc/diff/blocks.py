@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from graphc.diff.common import Flag, Gates, assemble, depends_on, prepared
+from graphc.diff.common import Flag, Gates, assemble, depends_on, join_flag, prepared
 from graphc.errors import GraphcError
 from graphc.graph import Graph
 from graphc.ops import ALL_OPS, CONST, VAR, broadcast_to, paths_elementwise, reduce_to
@@ -72,9 +72,9 @@ def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> di
 
     Through elementwise ops, an unselected branch of a ``where`` contributes exactly 0 as in the
     scalar ``dp`` (a select, and flags guarding the products below it, elementwise; see
-    graphc.diff.common). A flag of one value for the whole tensor passes block ops too; a block
-    op's VJP ends a flag per element, as does a flag of another shape than its node's: below it,
-    products are plain again.
+    graphc.diff.common). A flag of one value for the whole tensor passes block ops as it is; a
+    flag per element passes them through the op's structure (:func:`_flagged_vjp`). A flag of
+    another shape than its node's ends: below it, products are plain again.
     """
     adjoint = {output: seed}
     flags: dict[int, int] = {}
@@ -88,12 +88,14 @@ def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> di
         args = graph.args(node)
         if spec.block:
             assert spec.vjp is not None
-            contributions = spec.vjp(graph, args, node, graph.params(node), g)
-            # a scalar flag (a where with one condition for the whole tensor) holds for every
-            # element below a block op too; a flag per element ends at one (its elements move)
             flag = flags.get(node)
-            whole = flag if flag is not None and graph.shape(flag) == () else None
-            reaches: list[Flag] = [whole] * len(args)
+            reaches: list[Flag]
+            if flag is None or graph.shape(flag) == ():
+                # a scalar flag (one condition for the whole tensor) holds for every element
+                contributions = spec.vjp(graph, args, node, graph.params(node), g)
+                reaches = [flag] * len(args)
+            else:
+                contributions, reaches = _flagged_vjp(graph, node, g, flag)
         else:
             flag = flags.get(node)
             pairs = [
@@ -105,19 +107,85 @@ def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> di
         for arg, contribution, reach in zip(args, contributions, reaches, strict=True):
             if contribution is not None and active[arg]:
                 have = adjoint.get(arg)
-                if reach is not None and graph.shape(reach) not in ((), graph.shape(arg)):
-                    reach = None
-                if have is None:
-                    if reach is not None:
-                        flags[arg] = reach
-                elif arg in flags:
-                    joined = gates.either(flags[arg], reach)
-                    if joined is None:
-                        del flags[arg]
-                    else:
-                        flags[arg] = joined
+                reach = _fitted(graph, reach, graph.shape(arg))
+                join_flag(flags, gates, arg, have is None, reach)
                 adjoint[arg] = contribution if have is None else graph.add(have, contribution)
     return adjoint
+
+
+# --- a flag per element through a block op -----------------------------------------------------------
+#
+# Below a where whose condition differs from element to element, the adjoint of a block node is
+# exactly 0 where its flag is 0. Which elements of each operand still reach a live element is the
+# op's own VJP taken on its structure: the op applied to tensors of ones (its *twin*) and pulled
+# back from the flag, a 0/1 mask. Every weight of a twin's VJP is positive (a product of ones, a
+# 1/k tie share, a softmax weight of equal elements), so the pullback is nonzero exactly where an
+# element reaches a live one: that is the operand's flag. The real VJP is then taken on operands
+# zeroed where they reach nothing live, so an unselected lane's inf or NaN is never multiplied by
+# the 0 adjoint of its lane (``g @ b.T`` with an infinite column of ``b`` that only unselected
+# outputs use), and its result is kept 0 where the operand's flag is. A value that reaches a live
+# element and an unselected one still meets the 0 of the unselected one inside the op's sums.
+
+
+def _fitted(graph: Graph, flag: Flag, shape: Shape) -> Flag:
+    """``flag`` as the flag of a node of ``shape``: broadcast to it, and summed over the axes the
+    node was broadcast along (an element is live where any of its copies is); ``None`` (live
+    everywhere) if the shapes do not broadcast."""
+    if flag is None or graph.shape(flag) in ((), shape):
+        return flag
+    try:
+        joint = broadcast([graph.shape(flag), shape])
+    except ShapeError:
+        return None
+    return reduce_to(graph, broadcast_to(graph, flag, joint), shape)
+
+
+def _twin(graph: Graph, node: int) -> tuple[tuple[int, ...], int]:
+    """Tensors of ones shaped as ``node``'s operands, and ``node``'s op applied to them."""
+    ones = tuple(broadcast_to(graph, graph.const(1.0), graph.shape(a)) for a in graph.args(node))
+    return ones, graph.apply(graph.op(node), *ones, params=graph.params(node))
+
+
+def _flagged_vjp(graph: Graph, node: int, g: int, flag: int) -> tuple[tuple[int | None, ...], list[Flag]]:
+    """The VJP of block ``node`` for an adjoint ``g`` live where ``flag`` (of the node's shape)
+    is, and each operand's flag (see above)."""
+    spec = ALL_OPS[graph.op(node)]
+    assert spec.vjp is not None
+    args, params = graph.args(node), graph.params(node)
+    if spec.variadic:  # a user's VJP: its weights have no known sign, so the flag holds whole
+        whole = graph.apply("amax", flag, params=(tuple(range(len(graph.shape(flag)))), False))
+        return spec.vjp(graph, args, node, params, g), [whole] * len(args)
+    ones, twin = _twin(graph, node)
+    reaches = list(spec.vjp(graph, ones, twin, params, flag))
+    zero_ = graph.const(0.0)
+    kept = tuple(
+        a if r is None else graph.apply("where", r, a, zero_) for a, r in zip(args, reaches, strict=True)
+    )
+    out = node if kept == args else graph.apply(graph.op(node), *kept, params=params)
+    contributions = tuple(
+        c if c is None or r is None else graph.apply("where", r, c, zero_)
+        for c, r in zip(spec.vjp(graph, kept, out, params, g), reaches, strict=True)
+    )
+    return contributions, reaches
+
+
+def _flagged_jvp(graph: Graph, node: int, seeds: tuple[int | None, ...], flags: dict[int, int]) -> Flag:
+    """Where the tangent of block ``node`` is live, given its operands' tangents and flags: the
+    twin's JVP of the flags (an operand with a tangent but no flag is live everywhere); ``None``
+    when no operand's tangent has a flag, or the op is a user's block (no known structure)."""
+    args = graph.args(node)
+    if ALL_OPS[graph.op(node)].variadic or not any(
+        t is not None and a in flags for a, t in zip(args, seeds, strict=True)
+    ):
+        return None
+    ones, twin = _twin(graph, node)
+    live = tuple(
+        None if t is None else broadcast_to(graph, flags[a], graph.shape(a)) if a in flags else one
+        for a, t, one in zip(args, seeds, ones, strict=True)
+    )
+    jvp = ALL_OPS[graph.op(node)].jvp
+    assert jvp is not None
+    return jvp(graph, ones, twin, graph.params(node), live)
 
 
 def _elementwise_vjp(
@@ -160,7 +228,7 @@ def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict
     """The tangent of every kept node that depends on ``source``, whose tangent is ``seed``: one
     JVP per node, in creation order."""
     tangent = {source: seed}
-    flags: dict[int, int] = {}  # as in adjoints: elementwise runs only, of the node's shape
+    flags: dict[int, int] = {}  # as in adjoints, passing block ops by their structure
     gates = Gates(graph)
     for node in range(source + 1, len(keep)):
         if not keep[node]:
@@ -174,6 +242,7 @@ def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict
         if spec.block:
             assert spec.jvp is not None
             total = spec.jvp(graph, args, node, graph.params(node), seeds)
+            reach = _flagged_jvp(graph, node, seeds, flags)
         else:
             total = None
             for slot, t in enumerate(seeds):
@@ -196,7 +265,8 @@ def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict
                 total = term if total is None else graph.add(total, term)
         if total is not None:
             tangent[node] = broadcast_to(graph, total, graph.shape(node))
-            if reach is not None and graph.shape(reach) == graph.shape(node):
+            reach = _fitted(graph, reach, graph.shape(node))
+            if reach is not None:
                 flags[node] = reach
     return tangent
 

@@ -361,3 +361,17 @@ class Gates:
         node, k = term
         graph = self.graph
         return graph.apply("where", flag, node, graph.const(0.0)), k
+
+
+def join_flag(flags: dict[int, int], gates: Gates, node: int, first: bool, reach: Flag) -> None:
+    """Record that a term live where ``reach`` is was added to ``node``'s adjoint (``first``: the
+    first term it gets): its flag becomes the join of both, and a node live everywhere has none."""
+    if first:
+        if reach is not None:
+            flags[node] = reach
+    elif node in flags:
+        joined = gates.either(flags[node], reach)
+        if joined is None:
+            del flags[node]
+        else:
+            flags[node] = joined

@@ -15,7 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphc.diff.common import Flag, Gates, LocalPartials, Term, Terms, assemble, depends_on, prepared
+from graphc.diff.common import (
+    Flag,
+    Gates,
+    LocalPartials,
+    Term,
+    Terms,
+    assemble,
+    depends_on,
+    join_flag,
+    prepared,
+)
 from graphc.graph import Graph
 from graphc.ops import OPS
 
@@ -69,31 +79,10 @@ def adjoints(
                     adjoint[arg] = terms.accumulated(adjoint.get(arg), terms.scaled(seed, z))
                     continue
                 term, reach = gates.guarded(flag, terms.scaled(seed, z), z), flag
-            _add(adjoint, flags, gates, arg, term, reach, terms)
+            have = adjoint.get(arg)
+            join_flag(flags, gates, arg, have is None, reach)
+            adjoint[arg] = terms.accumulated(have, term)
     return adjoint
-
-
-def _add(
-    adjoint: dict[int, Term],
-    flags: dict[int, int],
-    gates: Gates,
-    arg: int,
-    term: Term,
-    reach: Flag,
-    terms: Terms,
-) -> None:
-    """Add ``term``, live where ``reach`` is, to the adjoint of ``arg``."""
-    have = adjoint.get(arg)
-    if have is None:
-        if reach is not None:
-            flags[arg] = reach
-    elif arg in flags:
-        joined = gates.either(flags[arg], reach)
-        if joined is None:
-            del flags[arg]
-        else:
-            flags[arg] = joined
-    adjoint[arg] = terms.accumulated(have, term)
 
 
 def differentiate(graph: Graph, wrt: str | Sequence[str] | None = None) -> Graph:

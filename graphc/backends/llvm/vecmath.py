@@ -1,4 +1,5 @@
-"""graphc's own exp, exp2, expm1, log, log2, log10, log1p, tanh, sin and cos as LLVM IR over vectors of doubles.
+"""graphc's own exp, exp2, expm1, log, log2, log10, log1p, tanh, sin, cos, asinh, acosh, atanh, cbrt,
+erf, erfc and hypot as LLVM IR over vectors of doubles.
 
 A call of the C library's ``exp`` computes one point; a kernel computing a vector of points per
 instruction (AVX-512: 8, AVX: 4) needs functions of vectors. These are straight-line IR (range
@@ -16,12 +17,16 @@ not taken on ordinary arguments), that lane gets the C library's value.
 The special values are the C library's: ``exp(-inf) = 0``, ``exp(inf) = inf``, ``exp(710) = inf``,
 ``log(0) = -inf``, ``log(-1) = nan``, ``log(-0.0) = -inf``, ``expm1(-0.0) = -0.0``, ``tanh(±inf) = ±1``,
 NaN in, NaN out, subnormal inputs and results. Accuracy (``bench/llvm_vecmath.py`` measures it
-against mpmath): within 1 ulp for exp, log, log2, log10, sin and cos, 1.1 for exp2, 1.5 for expm1 and log1p, 2 for tanh, away from subnormal results (there, one rounding more than
-the C library's: at most one subnormal step).
+against mpmath): :data:`ULPS`, within 1 ulp for exp, log, log2, log10, sin, cos, cbrt and hypot, 1.1 for
+exp2, 1.5 for expm1, log1p, asinh and erf, 2 for tanh, acosh and atanh, 3 for erfc, away from
+subnormal results (there, one rounding more than the C library's: at most one subnormal step;
+erfc's, two).
 
 The polynomial coefficients come from ``bench/vecmath_coefficients.py`` (Chebyshev interpolation
 in 60-digit arithmetic, near-minimax); the reductions are the textbook ones (Cody and Waite for
-exp; ``log(1+f) = 2 atanh(f / (2 + f))`` after splitting off the exponent, as in fdlibm).
+exp; ``log(1+f) = 2 atanh(f / (2 + f))`` after splitting off the exponent, as in fdlibm); erf and
+erfc fit ``erf(t)/t`` in ``t^2`` below 1 and ``a erfc(a) exp(a^2)`` in ``1/a`` on four intervals
+above 1/2, with ``exp(-a^2)`` of ``a^2`` split exactly in two (Dekker).
 """
 
 from __future__ import annotations
@@ -65,6 +70,19 @@ COS_C = (
     0.041666666666666664, -0.0013888888888887398, 2.480158729876569e-05, -2.7557317271729793e-07,
     2.08761462684032e-09, -1.1382632425521717e-11,
 )  # fmt: skip
+# erf(t) = t P(t^2) on |t| < 1 (bench/vecmath_coefficients.py: 0.14 units of 2^-53)
+ERF_P = (
+    1.1283791670955126, -0.3761263890318375, 0.11283791670954879, -0.026866170645076792, 0.0052239776248180145, -0.000854832698083379, 0.0001205533111164271, -1.4925595266831182e-05, 1.6461000484121368e-06, -1.6350312701054695e-07, 1.4659775274047436e-08, -1.1372848856791674e-09, 5.957176147748911e-11,
+)  # fmt: skip
+# erfc(a) = exp(-a^2) G(1/a - centre) / a from each interval's lower end of a up: a erfc(a) exp(a^2),
+# fitted in 1/a, centred on the interval (bench/vecmath_coefficients.py: at most 0.54 units of 2^-53)
+ERFC_G = (
+    (0.5, 1.5, (0.35952293862040013, -0.11839802134553719, 0.03315695095403091, -0.005933200786461322, -0.001164736999185005, 0.002063703190470996, -0.0014927625238869433, 0.0008465767862363844, -0.00041474251636387284, 0.00017781696584802568, -6.387431886687924e-05, 1.5639695787254598e-05, 1.4832333194322635e-06, -5.581370569976715e-06, 5.108297739255293e-06, -3.5678994203648626e-06, 2.1629922167910403e-06, -1.1761301781089776e-06, 6.087585765747952e-07, -3.1228569027479764e-07, 1.0573851701109638e-07,)),
+    (1.0, 0.75, (0.46817959203854037, -0.16908097778547482, 0.019347872628691625, 0.04029319974253184, -0.05046573525276596, 0.037688720011335074, -0.018116937753375948, 0.000560811038250715, 0.011128906792626122, -0.016227455416039403, 0.01577213082610866, -0.011588228907642398, 0.00562928762149836, 0.0003739482730826179, -0.005040716162282651, 0.008134458544602933, -0.010556802375723954, 0.008500423284605204,)),
+    (2.0, 0.375, (0.530860349316975, -0.1515855295741559, -0.0920399877115904, 0.17726803412603342, -0.11628192691540726, -0.03780807552001429, 0.19624233327733054, -0.25568449553357386, 0.1361157959410219, 0.17028459045753772, -0.5550789473705771, 0.7810755768996006, -0.5351176118495296, -0.42746790158144526, 2.0551140850741656, -3.657202172027533, 3.3371831812874344,)),
+    (4.0, 0.1431818181818182, (0.5585756770964229, -0.07616250206293912, -0.23593543803754594, 0.19067046942365917, 0.18293821970876067, -0.48590769892182895, 0.10284320978519657, 1.0856021465017924, -1.6988913730824984, -1.0023506896774992, 7.488867480764278, -8.816062981861489, -14.808709704668765, 67.37092688651474, -64.1909245623529, -211.08503318462522, 633.3272993942934,)),
+)  # fmt: skip
+ERFC_ZERO = 27.5  # erfc(x) rounds to 0 beyond
 PIO2 = (1.5707963267341256, 6.077100506303966e-11, 2.0222662487111665e-21, 8.4784276603689e-32)  # sum: pi/2
 TWO_OVER_PI = 0.6366197723675814
 TRIG_BOUND = 2.0**17  # |x| up to here: reduced by PIO2 to about 2^-70 of x; beyond, the C library's
@@ -348,6 +366,154 @@ def tanh(b: Body, x: str) -> str:
     return b.intrinsic("copysign", b.fdiv(e, b.fadd(e, double(2.0))), x)
 
 
+# --- the inverse hyperbolics and cbrt: identities over log, log1p and sqrt -----------------------------
+#
+# Each is written in the form that keeps its digits in each range (fdlibm's s_asinh.c, e_acosh.c,
+# e_atanh.c): near 0 through log1p of a small argument, in the middle through log of an argument
+# built without cancellation, and far out as log(|x|) + ln 2, where x^2 would overflow.
+
+LN2 = 0.6931471805599453
+HYPERBOLIC_FAR = 2.0**28  # beyond, sqrt(x^2 + 1) rounds to |x|: asinh(x) = log(2|x|) = log|x| + ln 2
+HYPERBOLIC_NEAR = 2.0**-28  # below, asinh(x) rounds to x
+
+
+def _log_of_ranges(b: Body, a: str, near: str, middle: str, split: float) -> str:
+    """log1p(near) where a <= ``split``, log(middle) up to 2^28, log(a) + ln 2 beyond, with one
+    log: log1p(u) is log(1 + u) plus the rounding of 1 + u to first order, as :func:`log1p`."""
+    is_far = b.fcmp("ogt", a, double(HYPERBOLIC_FAR))
+    is_near = b.fcmp("ole", a, double(split))
+    u = b.fadd(double(1.0), near)
+    logged = log(b, b.select(is_near, u, b.select(is_far, a, middle)))
+    finite = b.both(b.fcmp("ogt", u, double(0.0)), b.fcmp("olt", u, double(math.inf)))
+    correction = b.fdiv(b.fsub(near, b.fsub(u, double(1.0))), u)
+    value = b.fadd(logged, b.select(b.both(is_near, finite), correction, double(0.0)))
+    return b.select(is_far, b.fadd(logged, double(LN2)), value)
+
+
+def asinh(b: Body, x: str) -> str:
+    """sign(x) log(|x| + sqrt(x^2 + 1)): log1p(|x| + x^2 / (1 + sqrt(1 + x^2))) up to |x| = 2,
+    log(2|x| + 1 / (|x| + sqrt(x^2 + 1))) beyond, x itself below 2^-28."""
+    a = b.intrinsic("fabs", x)
+    square = b.fmul(a, a)
+    root = b.intrinsic("sqrt", b.fadd(square, double(1.0)))
+    near = b.fadd(a, b.fdiv(square, b.fadd(double(1.0), root)))
+    middle = b.fadd(b.fadd(a, a), b.fdiv(double(1.0), b.fadd(a, root)))
+    value = _log_of_ranges(b, a, near, middle, 2.0)
+    value = b.select(b.fcmp("olt", a, double(HYPERBOLIC_NEAR)), a, value)  # and 0, keeping its sign
+    return b.intrinsic("copysign", value, x)
+
+
+def acosh(b: Body, x: str) -> str:
+    """log(x + sqrt(x^2 - 1)) for x >= 1: log1p(t + sqrt(2t + t^2)), t = x - 1 (exact), up to
+    x = 2, log(2x - 1 / (x + sqrt(x^2 - 1))) beyond; NaN below 1."""
+    t = b.fsub(x, double(1.0))
+    near = b.fadd(t, b.intrinsic("sqrt", b.mad(t, t, b.fadd(t, t))))
+    root = b.intrinsic("sqrt", b.fsub(b.fmul(x, x), double(1.0)))
+    middle = b.fsub(b.fadd(x, x), b.fdiv(double(1.0), b.fadd(x, root)))
+    value = _log_of_ranges(b, x, near, middle, 2.0)
+    return b.select(b.fcmp("olt", x, double(1.0)), double(math.nan), value)
+
+
+def atanh(b: Body, x: str) -> str:
+    """sign(x) log((1 + |x|) / (1 - |x|)) / 2, as log1p(2a + 2a^2 / (1 - a)) / 2 below a = 1/2
+    and log1p(2a / (1 - a)) / 2 above (a = |x|; inf at 1, NaN beyond: log1p's)."""
+    a = b.intrinsic("fabs", x)
+    twice = b.fadd(a, a)
+    rest = b.fsub(double(1.0), a)
+    small = b.fadd(twice, b.fdiv(b.fmul(twice, a), rest))
+    argument = b.select(b.fcmp("olt", a, double(0.5)), small, b.fdiv(twice, rest))
+    value = b.fmul(double(0.5), log1p(b, argument))
+    return b.intrinsic("copysign", value, x)
+
+
+CBRT_GUESS = 682 << 52  # bits(x) / 3 + this: the bits of about cbrt(x) (the exponent divided by 3)
+CBRT_STEPS = 4  # Newton steps from a guess within about 5%: 5% -> 3e-3 -> 8e-6 -> 6e-11 -> rounding
+
+
+def cbrt(b: Body, x: str) -> str:
+    """The real cube root: a guess from the exponent's bits divided by 3 (subnormals scaled by
+    2^54 first, the root back by 2^-18), then Newton's y - (y^3 - a) / (3 y^2); the sign of x;
+    0, inf and NaN are themselves."""
+    a = b.intrinsic("fabs", x)
+    subnormal = b.fcmp("olt", a, double(SMALLEST_NORMAL))
+    scaled = b.select(subnormal, b.fmul(a, double(2.0**54)), a)
+    y = b.real(b.int("add", b.int("sdiv", b.bits(scaled), 3), CBRT_GUESS))
+    for _ in range(CBRT_STEPS):
+        square = b.fmul(y, y)
+        y = b.fsub(y, b.fdiv(b.mad(square, y, b.fsub(double(0.0), scaled)), b.fmul(double(3.0), square)))
+    y = b.select(subnormal, b.fmul(y, double(2.0**-18)), y)
+    special = b.binary("or", b.fcmp("ueq", a, double(0.0)), b.fcmp("oeq", a, double(math.inf)), "i1")
+    return b.select(special, x, b.intrinsic("copysign", y, x))
+
+
+def _erfc_tail(b: Body, a: str) -> str:
+    """erfc(a) for a >= 1/2: exp(-a^2) G(1/a) / a, the interval's coefficients chosen per lane,
+    and a^2 as hi + lo exactly (Dekker's split of a: no fused multiply-add needed), so that
+    exp(-a^2) keeps its digits where a^2 is large (lo joins the reduced argument); 0 beyond
+    ERFC_ZERO."""
+    u = b.fdiv(double(1.0), a)
+    width = max(len(c) for _, _, c in ERFC_G)
+    centre = double(ERFC_G[0][1])
+    coefficients = [double(c) for c in ERFC_G[0][2]] + [double(0.0)] * (width - len(ERFC_G[0][2]))
+    for low, middle, values in ERFC_G[1:]:
+        above = b.fcmp("oge", a, double(low))
+        centre = b.select(above, double(middle), centre)
+        padded = list(values) + [0.0] * (width - len(values))
+        coefficients = [b.select(above, double(v), c) for v, c in zip(padded, coefficients, strict=True)]
+    s = b.fsub(u, centre)
+    g = coefficients[-1]
+    for c in reversed(coefficients[:-1]):
+        g = b.mad(g, s, c)
+    hi = b.fmul(a, a)
+    a_hi = b.real(b.int("and", b.bits(a), -(2**27)))  # the top 26 bits: a_hi^2 is exact
+    a_lo = b.fsub(a, a_hi)
+    lo = b.fadd(b.fadd(b.fsub(b.fmul(a_hi, a_hi), hi), b.fmul(b.fadd(a_hi, a_hi), a_lo)), b.fmul(a_lo, a_lo))
+    k, r, _ = _reduce_exp(b, b.fsub(double(0.0), hi), EXP_LOW, EXP_HIGH)
+    q = b.fdiv(g, a)
+    em = _expm1_reduced(b, b.fsub(r, lo))  # exp(-hi - lo) = 2^k exp(r - lo): lo taken in exactly
+    value = _exp_times(b, k, b.mad(q, em, q))  # q exp(r - lo), one rounding
+    return b.select(b.fcmp("olt", a, double(ERFC_ZERO)), value, double(0.0))
+
+
+def erf(b: Body, x: str) -> str:
+    """x P(x^2) for |x| < 1; beyond, 1 - erfc(|x|) with the sign of x."""
+    a = b.intrinsic("fabs", x)
+    near = b.fmul(x, b.horner(ERF_P, b.fmul(x, x)))
+    far = b.intrinsic("copysign", b.fsub(double(1.0), _erfc_tail(b, a)), x)
+    value = b.select(b.fcmp("olt", a, double(1.0)), near, far)
+    return b.select(b.fcmp("uno", x, x), x, value)
+
+
+def erfc(b: Body, x: str) -> str:
+    """The tail for x >= 1/2, 2 minus it for x <= -1, 1 - erf(x) between (no cancellation there:
+    erf(x) < 0.53, and 1 - erf(x) for x > -1 is below 2 - 0.15)."""
+    a = b.intrinsic("fabs", x)
+    tail = _erfc_tail(b, a)
+    value = b.fsub(double(1.0), b.fmul(x, b.horner(ERF_P, b.fmul(x, x))))
+    value = b.select(b.fcmp("oge", x, double(0.5)), tail, value)
+    value = b.select(b.fcmp("ole", x, double(-1.0)), b.fsub(double(2.0), tail), value)
+    return b.select(b.fcmp("uno", x, x), x, value)
+
+
+HYPOT_LARGE, HYPOT_SMALL = 2.0**500, 2.0**-500  # beyond these, x^2 + y^2 is taken scaled by 2^∓600
+
+
+def hypot(b: Body, x: str, y: str) -> str:
+    """sqrt(x^2 + y^2) without overflow or underflow: both scaled by 2^-600 where the larger is
+    above 2^500, by 2^600 where it is below 2^-500 (exact: powers of two), the sum of squares
+    with one multiply-add; inf if either is infinite (even with a NaN), else NaN if either is."""
+    a, c = b.intrinsic("fabs", x), b.intrinsic("fabs", y)
+    big = b.select(b.fcmp("ogt", a, c), a, c)
+    scale = b.select(b.fcmp("ogt", big, double(HYPOT_LARGE)), double(2.0**600), double(1.0))
+    scale = b.select(b.fcmp("olt", big, double(HYPOT_SMALL)), double(2.0**-600), scale)
+    inverse = b.fdiv(double(1.0), scale)  # exact
+    a, c = b.fmul(a, inverse), b.fmul(c, inverse)
+    value = b.fmul(b.intrinsic("sqrt", b.mad(a, a, b.fmul(c, c))), scale)
+    value = b.select(b.fcmp("uno", x, y), double(math.nan), value)
+    infinite = b.binary("or", b.fcmp("oeq", a, double(math.inf)), b.fcmp("oeq", c, double(math.inf)), "i1")
+    return b.select(infinite, double(math.inf), value)
+
+
 def _reduce_pio2(b: Body, x: str, kd: str) -> tuple[str, str]:
     """x - kd pi/2 as a double r and a tail, r + tail exact to about 2^-70 of x (Cody and Waite).
 
@@ -405,7 +571,7 @@ def beyond(b: Body, x: str) -> str:
     return b.both(b.fcmp("ogt", a, double(TRIG_BOUND)), b.fcmp("olt", a, double(math.inf)))
 
 
-FUNCTIONS: dict[str, Callable[[Body, str], str]] = {
+FUNCTIONS: dict[str, Callable[..., str]] = {
     "graphc_exp": exp,
     "graphc_expm1": expm1,
     "graphc_log": log,
@@ -416,7 +582,23 @@ FUNCTIONS: dict[str, Callable[[Body, str], str]] = {
     "graphc_tanh": tanh,
     "graphc_sin": sin,
     "graphc_cos": cos,
+    "graphc_asinh": asinh,
+    "graphc_acosh": acosh,
+    "graphc_atanh": atanh,
+    "graphc_cbrt": cbrt,
+    "graphc_erf": erf,
+    "graphc_erfc": erfc,
+    "graphc_hypot": hypot,
 }
+ARITY = {"graphc_hypot": 2}  # of the functions of more than one operand
+# the largest error in ulps of the exact value, as bench/llvm_vecmath.py measures it against mpmath
+# (2,000,000 random points each, over the whole range; rounded up): tests hold each function to it
+ULPS = {
+    "graphc_exp": 1.0, "graphc_expm1": 1.5, "graphc_log": 1.0, "graphc_log1p": 1.5, "graphc_log2": 1.0,
+    "graphc_log10": 1.0, "graphc_exp2": 1.1, "graphc_tanh": 2.0, "graphc_sin": 1.0, "graphc_cos": 1.0,
+    "graphc_asinh": 1.5, "graphc_acosh": 2.0, "graphc_atanh": 2.0, "graphc_cbrt": 1.0,
+    "graphc_erf": 1.5, "graphc_erfc": 3.0, "graphc_hypot": 1.0,
+}  # fmt: skip
 GUARDED = frozenset({"graphc_sin", "graphc_cos"})  # exact only where ``beyond`` is false
 LIBM = {name: name.removeprefix("graphc_") for name in FUNCTIONS}  # the C function each one replaces
 
@@ -429,7 +611,7 @@ def libm_arity() -> dict[str, int]:
     for op in OPS.values():
         op.llvm(emitter, tuple(f"%a{k}" for k in range(op.arity)))
     called = {symbol: arity for symbol, (target, arity) in emitter.called.items() if libm_applied(target, 1)}
-    return {symbol: 1 for symbol in LIBM.values()} | called
+    return {symbol: ARITY.get(name, 1) for name, symbol in LIBM.items()} | called
 
 
 def _lanes_calling(symbol: str, arguments: list[str], lanes: int) -> tuple[list[str], str]:
@@ -456,7 +638,8 @@ def define(name: str, fma: bool, lanes: int, inline: bool = False) -> str:
     everywhere, one branch per call, never taken on ordinary arguments.
     """
     body = Body(fma, lanes)
-    result = FUNCTIONS[name](body, "%x")
+    parameters = ["%x", "%y"][: ARITY.get(name, 1)]
+    result = FUNCTIONS[name](body, *parameters)
     d = vector("double", lanes)
     if name in GUARDED:
         far = beyond(body, "%x")
@@ -475,7 +658,8 @@ def define(name: str, fma: bool, lanes: int, inline: bool = False) -> str:
     else:
         ending = [f"  ret {d} {result}"]
     linkage = "linkonce_odr " if inline else ""
-    header = f"define {linkage}{d} @{own_name(name, lanes)}({d} %x) #{1 if inline else 0} {{"
+    signature = ", ".join(f"{d} {p}" for p in parameters)
+    header = f"define {linkage}{d} @{own_name(name, lanes)}({signature}) #{1 if inline else 0} {{"
     return "\n".join([header, "entry:", *body.lines, *ending, "}"])
 
 
@@ -546,7 +730,7 @@ def module(
     d = vector("double", lanes)
     intrinsics = [
         f"declare {d} @{intrinsic_name(name, lanes)}({', '.join([d] * arity)})"
-        for name, arity in (("fabs", 1), ("copysign", 2), ("fma", 3))
+        for name, arity in (("fabs", 1), ("copysign", 2), ("fma", 3), ("sqrt", 1))
     ]
     symbols = {LIBM[name]: 1 for name in own if name in GUARDED} | libm
     return "\n".join(
