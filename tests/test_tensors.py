@@ -312,16 +312,14 @@ NOT_YET_SCALARISED = {"custom"}
 def test_a_block_op_with_no_scalar_form_is_refused_by_name() -> None:
     """A user block with its own VJP (the custom op) has no scalar form: its scalar derivative would
     be the body's, not the user's formula (conv2d and pooling have theirs: test_convolution)."""
-    graphc.block("soft3(a) = exp(a) / sum(exp(a))", vjp="y * (g - sum(y * g))")
-    try:
+    with graphc.blocks():
+        graphc.block("soft3(a) = exp(a) / sum(exp(a))", vjp="y * (g - sum(y * g))")
         text = "x: [3]; sum(soft3(x) * x)"
         for method in ("paths", "symbolic"):
             with pytest.raises(graphc.GraphcError, match="custom has no scalar form yet"):
                 graphc.differentiate(text, method=method)
         with pytest.raises(graphc.GraphcError, match="custom has no scalar form yet"):
             graphc.grad(text, backend="llvm")(np.ones(3))
-    finally:
-        graphc.forget("soft3")
 
 
 def test_every_op_entry_has_every_field_its_kind_needs() -> None:
