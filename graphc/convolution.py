@@ -14,7 +14,8 @@ needs no new op:
   other two: the roles of τ's three operands permute.
 - ``avgpool2d(X)`` (params ``(k, stride)``) and its transpose ``avgpool2d_adjoint(G)``, linear maps
   that are each other's VJP.
-- ``maxpool2d(X)``: each window's maximum. Its VJP ``maxpool2d_route(X, G)`` sends each window's
+- ``maxpool2d(X)``: each window's maximum (the NumPy takes it over the window's k² offsets, each a
+  strided view of the image: k² whole-image ``maximum`` calls, not a reduction over tiny axes). Its VJP ``maxpool2d_route(X, G)`` sends each window's
   adjoint to the window's maxima, and **a tie splits evenly** (1/k to each of k maxima, the policy
   of the two-operand ``max``); its JVP ``maxpool2d_select(X, T)`` takes the same weighted average of
   the tangent over each window. Both are linear in their second operand and piecewise constant in
@@ -67,28 +68,46 @@ def _conv2d_input(g, k, stride, padding, size):
 
 def _conv2d_filter(x, g, stride, padding, k, lead):
     cols = _windows(x, k, stride, padding)
+    if x.ndim == lead + 3 and x.dtype != object:
+        summed = [*range(lead), lead + 1, lead + 2]
+        return np.tensordot(g, cols, axes=(summed, summed))
     axes = 'abdefg'[:lead]
     return np.einsum(f'...{axes}chwij,...{axes}ohw->...ocij', cols, g)
 
 
-def _pool_weights(x, k, stride):
-    cols = _windows(x, (k, k), stride)
-    top = np.max(cols, axis=(-2, -1), keepdims=True)
-    hits = cols == top
-    return hits / np.sum(hits, axis=(-2, -1), keepdims=True)
+def _corners(x, k, stride):
+    oh, ow = (x.shape[-2] - k) // stride + 1, (x.shape[-1] - k) // stride + 1
+    rows, cols = stride * (oh - 1) + 1, stride * (ow - 1) + 1
+    return [(i, j, x[..., i : i + rows : stride, j : j + cols : stride]) for i in range(k) for j in range(k)]
 
 
 def _maxpool2d(x, k, stride):
-    return np.max(_windows(x, (k, k), stride), axis=(-2, -1))
+    corners = _corners(x, k, stride)
+    top = np.array(corners[0][2])
+    for _, _, corner in corners[1:]:
+        np.maximum(top, corner, out=top)
+    return top
+
+
+def _pool_hits(x, k, stride):
+    top = _maxpool2d(x, k, stride)
+    hits = [(i, j, corner == top) for i, j, corner in _corners(x, k, stride)]
+    return hits, sum(hit for _, _, hit in hits)
 
 
 def _maxpool2d_select(x, t, k, stride):
-    return np.sum(_pool_weights(x, k, stride) * _windows(t, (k, k), stride), axis=(-2, -1))
+    hits, count = _pool_hits(x, k, stride)
+    tangents = _corners(t, k, stride)
+    return sum(hit * tangent for (_, _, hit), (_, _, tangent) in zip(hits, tangents)) / count
 
 
 def _maxpool2d_route(x, g, k, stride):
-    cols = _pool_weights(x, k, stride) * g[..., None, None]
-    return _unwindows(cols, x.shape[-2:], stride)
+    hits, count = _pool_hits(x, k, stride)
+    share = g / count
+    out = np.zeros(np.broadcast_shapes(x.shape[:-2], share.shape[:-2]) + x.shape[-2:], dtype=share.dtype)
+    for (i, j, hit), (_, _, view) in zip(hits, _corners(out, k, stride)):
+        view += hit * share
+    return out
 
 
 def _window_sum(x, k, stride):

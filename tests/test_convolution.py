@@ -272,11 +272,33 @@ def test_layer_shape_errors_name_the_problem(text: str, message: str) -> None:
 
 def test_gradients_agree_with_pytorch() -> None:
     torch = pytest.importorskip("torch")
-    X, K, W = RNG.normal(size=(2, 7, 7)), RNG.normal(size=(3, 2, 3, 3)), RNG.normal(size=(3, 2, 2))
-    text = "X: [2, 7, 7]; K: [3, 2, 3, 3]; W: [3, 2, 2]; sum(avgpool2d(tanh(conv2d(X, K, padding=1)), 3, stride=2) * W)"
+    X, K, W = RNG.normal(size=(2, 7, 7)), RNG.normal(size=(3, 2, 3, 3)), RNG.normal(size=(3, 3, 3))
+    text = "X: [2, 7, 7]; K: [3, 2, 3, 3]; W: [3, 3, 3]; sum(avgpool2d(tanh(conv2d(X, K, padding=1)), 3, stride=2) * W)"
     dK, _, dX = graphc.grad(text)(X=X, K=K, W=W)
     tX, tK = (torch.tensor(a, requires_grad=True) for a in (X, K))
     out = torch.nn.functional.conv2d(tX[None], tK, padding=1).tanh()
     (torch.nn.functional.avg_pool2d(out, 3, stride=2)[0] * torch.tensor(W)).sum().backward()
     np.testing.assert_allclose(dX, tX.grad.numpy(), rtol=1e-10)
     np.testing.assert_allclose(dK, tK.grad.numpy(), rtol=1e-10)
+
+
+def test_the_digits_cnn_layers_agree_with_pytorch_on_both_backends() -> None:
+    """T3's layers (conv, relu, max pool 2, dense) on a small batch: at points with no tie, every
+    convention agrees, so graphc's gradients on NumPy and on LLVM (scalarised) are PyTorch's."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    text = (
+        "X: [2, 1, 6, 6]; K: [3, 1, 3, 3]; c: [3, 1, 1]; W: [12, 2]\n"
+        "h = maxpool2d(relu(conv2d(X, K) + c), 2); sum(tanh(reshape(h, [2, 12]) @ W))"
+    )
+    args = {"X": RNG.normal(size=(2, 1, 6, 6)), "K": RNG.normal(size=(3, 1, 3, 3))}
+    args |= {"c": RNG.normal(size=(3, 1, 1)), "W": RNG.normal(size=(12, 2))}
+    tensors = {name: torch.tensor(value, requires_grad=True) for name, value in args.items()}
+    h = F.max_pool2d(torch.relu(F.conv2d(tensors["X"], tensors["K"]) + tensors["c"]), 2)
+    torch.tanh(h.reshape(2, 12) @ tensors["W"]).sum().backward()
+    for backend in ("numpy", "llvm"):
+        got = graphc.grad(text, backend=backend)(**args)
+        for name, partial in zip(sorted(args), got, strict=True):
+            np.testing.assert_allclose(
+                partial, tensors[name].grad.numpy(), rtol=1e-10, atol=1e-13, err_msg=name
+            )
