@@ -1345,7 +1345,7 @@ _LAYERS = [
               scalarise=cv.avgpool2d_adjoint_scalar),
     # a user block with its own VJP (graphc/user_blocks.py): its arguments, then its body's result
     _block_op("custom", 2, ub.custom_shape, ub.custom_emit, ub.custom_vjp, ub.custom_jvp, domain=(_ANY, _ANY),
-              variadic=True, view=True, paths=ub.custom_paths, spell=ub.custom_spell,
+              variadic=True, view=True, paths=ub.custom_paths, spell=ub.custom_spell, scalarise=ub.custom_scalarise,
               policy="the user's VJP; forward mode differentiates the body"),
 ]
 # fmt: on

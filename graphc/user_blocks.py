@@ -54,6 +54,7 @@ class Block:
     params: tuple[str, ...]
     body: Run
     vjp: tuple[Run, ...] | None = None  # one formula per parameter, over params, ``y`` and ``g``
+    scalar: bool = False  # the body is its scalar form too (paths, symbolic, llvm: see custom_scalarise)
 
     def __repr__(self) -> str:
         return f"Block({self.name}({', '.join(self.params)}))"
@@ -89,9 +90,11 @@ class BlockRegistry:
     def __exit__(self, *exc: object) -> None:
         _CURRENT.reset(self._tokens.pop())
 
-    def block(self, definition: str, vjp: str | tuple[str, ...] | None = None) -> Block:
+    def block(
+        self, definition: str, vjp: str | tuple[str, ...] | None = None, *, scalar: bool = False
+    ) -> Block:
         """Define a block in this registry (see :func:`block`)."""
-        new = _defined(definition, vjp, self)
+        new = _defined(definition, vjp, self, scalar)
         self.blocks[new.name] = new
         return new
 
@@ -305,11 +308,14 @@ def _run(text: str, what: str) -> Run:
     return tuple(tokens.kinds[:-1]), tuple(tokens.words[:-1])
 
 
-def block(definition: str, vjp: str | tuple[str, ...] | None = None) -> Block:
+def block(definition: str, vjp: str | tuple[str, ...] | None = None, *, scalar: bool = False) -> Block:
     """Define a block for every later expression parsed under the current registry (the default
     one, or the innermost ``with graphc.blocks()``): ``"name(a, b) = expression"``, optionally with
     its VJP, one formula per parameter over the parameters, ``y`` (the block's output) and ``g``
-    (the adjoint of its output), each shaped like its parameter.
+    (the adjoint of its output), each shaped like its parameter. A block with a VJP has no scalar
+    form unless ``scalar=True`` says its body is one: then ``paths``, ``symbolic`` and the ``llvm``
+    backend, which work on scalars, compute the body and differentiate it (the automatic derivative,
+    which :func:`check_block` compares with the VJP), while ``dp`` keeps using the VJP.
 
     >>> import graphc
     >>> with graphc.blocks():
@@ -317,10 +323,12 @@ def block(definition: str, vjp: str | tuple[str, ...] | None = None) -> Block:
     ...     graphc.grad("x: [2]; mysoftmax(x)[0]")([0.0, 0.0])[0].tolist()
     [0.25, -0.25]
     """
-    return current().block(definition, vjp)
+    return current().block(definition, vjp, scalar=scalar)
 
 
-def _defined(definition: str, vjp: str | tuple[str, ...] | None, registry: BlockRegistry) -> Block:
+def _defined(
+    definition: str, vjp: str | tuple[str, ...] | None, registry: BlockRegistry, scalar: bool = False
+) -> Block:
     """The block ``definition`` defines, read with ``registry``'s blocks (a body may call them)."""
     if not isinstance(definition, str):
         raise GraphcError(
@@ -356,7 +364,11 @@ def _defined(definition: str, vjp: str | tuple[str, ...] | None, registry: Block
                         f"the VJP of block '{new.name}' reads '{word}': it may read "
                         f"{', '.join(sorted(allowed))} ({formula!r})"
                     )
-        new = Block(new.name, new.params, new.body, runs)
+        new = Block(new.name, new.params, new.body, runs, scalar)
+    elif scalar:
+        raise GraphcError(
+            f"block '{new.name}': scalar=True is for a block with its own vjp (one without is its body)"
+        )
     return new
 
 
@@ -409,6 +421,19 @@ def custom_jvp(
 
 def custom_paths(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
     return c[-1]  # the paths through the body (the exact count of the automatic derivative)
+
+
+def custom_scalarise(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    """The body's elements, if the user said the body is the block's scalar form; else refuse by
+    name: a scalar derivative of the body would not be the user's VJP."""
+    block: Block = params
+    if not block.scalar:
+        raise GraphcError(
+            f"block '{block.name}' has its own VJP and no scalar form, which paths, symbolic and the "
+            "llvm backend need: use method='dp' or 'forward' with backend='numpy', or define it with "
+            "graphc.block(..., scalar=True) to let them compute and differentiate its body"
+        )
+    return a[-1]
 
 
 def custom_spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:

@@ -19,6 +19,7 @@ import graphc
 from graphc.graph import Graph
 from graphc.ops import BLOCK_OPS, index_params
 from graphc.scalarise import element_name, scalarise
+from graphc.user_blocks import Block
 
 RNG = np.random.default_rng(2024)
 METHODS = ("dp", "forward", "paths", "symbolic", "numeric")
@@ -96,6 +97,9 @@ def block_programs(draw: st.DrawFn) -> tuple[str, Graph, dict[str, np.ndarray]]:
         node = g.apply("matmul", g.var("a", left), g.var("b", right))
     elif op in LAYER_OPS:
         node = draw(layer_programs(g, op))
+    elif op == "custom":  # a user block whose body is its scalar form: the body's elements
+        x = g.var("a", shape)
+        node = g.apply("custom", x, g.apply("sin", x), params=Block("b", ("a",), ((), ()), (), scalar=True))
     else:
         x = g.var("a", shape)
         rank = len(shape)

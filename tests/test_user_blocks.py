@@ -204,3 +204,43 @@ def test_two_threads_define_the_same_name_without_clashing() -> None:
     assert results == {2: [2.0] * 5, 3: [3.0] * 5}
     with pytest.raises(graphc.ParseError, match="'f'"):
         graphc.parse("f(x)")  # and neither leaked into this thread
+
+
+# --- a block's scalar form -------------------------------------------------------------------------
+
+
+def test_a_block_whose_body_is_its_scalar_form_works_in_every_method_and_backend() -> None:
+    """scalar=True: paths, symbolic and llvm compute and differentiate the body; its derivative is
+    the automatic one, which agrees with a correct VJP (dp keeps using the VJP)."""
+    graphc.block("mysoftmax(a) = exp(a) / sum(exp(a))", vjp="y * (g - sum(y * g))", scalar=True)
+    text = "x: [3]; w: [3]; sum(mysoftmax(x) * w)"
+    x, w = RNG.normal(size=3), RNG.normal(size=3)
+    expected = graphc.grad(text)(w=w, x=x)
+    for method, backend in (("paths", "numpy"), ("symbolic", "numpy"), ("dp", "llvm"), ("paths", "llvm")):
+        got = graphc.grad(text, method=method, backend=backend)(w=w, x=x)
+        for partial, reference in zip(got, expected, strict=True):
+            np.testing.assert_allclose(partial, reference, rtol=1e-12, err_msg=f"{method} {backend}")
+
+
+def test_without_a_scalar_form_the_scalar_methods_refuse_by_the_block_s_name() -> None:
+    graphc.block("wrong(a) = exp(a) / sum(exp(a))", vjp="y * g")
+    with pytest.raises(
+        graphc.GraphcError, match=r"block 'wrong' has its own VJP and no scalar form.*scalar=True"
+    ):
+        graphc.differentiate("x: [3]; sum(wrong(x) * x)", method="paths")
+
+
+def test_a_scalar_form_is_the_body_even_where_the_vjp_is_wrong() -> None:
+    """What scalar=True promises: the scalar methods differentiate the body, so a wrong VJP (which
+    check_block catches) shows as dp disagreeing with them."""
+    graphc.block("wrong(a) = exp(a) / sum(exp(a))", vjp="y * g", scalar=True)
+    text = "x: [3]; w: [3]; sum(wrong(x) * w)"
+    x, w = RNG.normal(size=3), RNG.normal(size=3)
+    by_body = graphc.grad(text, method="paths")(w=w, x=x)
+    np.testing.assert_allclose(by_body[1], graphc.grad(text, method="forward")(w=w, x=x)[1], rtol=1e-12)
+    assert not np.allclose(graphc.grad(text)(w=w, x=x)[1], by_body[1])
+
+
+def test_scalar_is_for_a_block_with_its_own_vjp() -> None:
+    with pytest.raises(graphc.GraphcError, match="scalar=True is for a block with its own vjp"):
+        graphc.block("twice(a) = 2 * a", scalar=True)
