@@ -429,9 +429,9 @@ def custom_scalarise(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
     block: Block = params
     if not block.scalar:
         raise GraphcError(
-            f"block '{block.name}' has its own VJP and no scalar form, which paths, symbolic and the "
-            "llvm backend need: use method='dp' or 'forward' with backend='numpy', or define it with "
-            "graphc.block(..., scalar=True) to let them compute and differentiate its body"
+            f"block '{block.name}' has its own VJP and no scalar form, which paths, symbolic, the llvm "
+            "backend and C export need: use method='dp' or 'forward' with backend='numpy', or define it "
+            "with graphc.block(..., scalar=True) to let them compute and differentiate its body"
         )
     return a[-1]
 
