@@ -183,6 +183,21 @@ def _load_note(settings: dict[str, Any]) -> str:
     )
 
 
+def _remeasured(results: dict[str, Any]) -> list[str]:
+    """A line per later run whose problems replaced the first run's (``tensors.py --merge``)."""
+    lines = []
+    for run in results.get("remeasured", []):
+        settings = run["settings"]
+        lines.append(
+            f"- Re-measured since, replacing their rows: {', '.join(run['problems'])}, by `{run['command']}` "
+            f"on {run['date']}, graphc at commit {run['graphc_commit']}, systems {', '.join(settings['systems'])}, "
+            f"{settings['rounds']} rounds, {settings['cold']} fresh starts."
+            + _load_note(settings)
+            + " Those problems' rows (and goals) are from that run; a system it did not run is absent from them."
+        )
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     settings, info = results["settings"], results["machine"]
     by_problem: dict[str, dict[str, dict[str, Any]]] = {}
@@ -210,6 +225,7 @@ def markdown(results: dict[str, Any]) -> str:
             + _load_note(settings)
         ),
         f"- Versions: {versions}.",
+        *_remeasured(results),
         f"- Systems: {systems}.",
         (
             f"- Every system runs in fresh processes pinned to core {core} (`taskset -c {core}`) on one "

@@ -38,7 +38,9 @@ class TensorSystem:
 
     def unavailable(self, problem: TensorProblem) -> str | None:
         if self.graphc and not problem.graphc:
-            return "n/a (graphc's language has no conv2d/maxpool2d yet)"
+            return "n/a (graphc's language cannot state it)"
+        if self.name == "graphc-llvm" and problem.llvm:
+            return problem.llvm
         for module in self.requires:
             if importlib.util.find_spec(module) is None:
                 return f"skipped: {module} is not installed"
@@ -98,6 +100,45 @@ def _mlp_hand(activation: str) -> Callable[[TensorProblem, Arrays], Step]:
     return build
 
 
+def _conv_hand(problem: TensorProblem, arrays: Arrays) -> Step:
+    """T4: conv 8x3x3 as one product of the filters with the images' 3x3 patches (as T3's), relu,
+    dense 10 on the [image, filter, row, column] rows."""
+    x, t, k, c, w, b = (arrays[name] for name in ("X", "T", "K", "c", "W", "b"))
+    n, filters = x.shape[0], k.shape[0]
+    kernel, bias = k.reshape(filters, 9), c.reshape(filters, 1)
+
+    def forward() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        patches = np.empty((9, n, 6, 6))
+        for row, (u, v) in zip(patches, [(u, v) for u in range(3) for v in range(3)], strict=True):
+            row[...] = x[:, 0, u : u + 6, v : v + 6]
+        patches = patches.reshape(9, n * 36)
+        y = kernel @ patches
+        y += bias
+        np.maximum(y, 0.0, out=y)
+        flat = y.reshape(filters, n, 36).transpose(1, 0, 2).reshape(n, filters * 36)
+        return patches, y, flat
+
+    def step() -> tuple[float, list[np.ndarray]]:
+        patches, y, flat = forward()
+        z = flat @ w
+        z += b
+        loss, dz = _cross_entropy(z, t, gradient=True)
+        assert dz is not None
+        dy = np.ascontiguousarray((dz @ w.T).reshape(n, filters, 36).transpose(1, 0, 2)).reshape(
+            filters, n * 36
+        )
+        dy *= y > 0.0
+        dk = (dy @ patches.T).reshape(k.shape)
+        return loss, [dk, dy.sum(axis=1).reshape(c.shape), flat.T @ dz, dz.sum(axis=0)]
+
+    def loss() -> float:
+        z = forward()[2] @ w
+        z += b
+        return _cross_entropy(z, t, gradient=False)[0]
+
+    return Step(step, loss, lambda out: out)
+
+
 def _cnn_hand(problem: TensorProblem, arrays: Arrays) -> Step:
     """conv 8x3x3 as one product of the filters with the images' 3x3 patches, channels first
     ([filter, image, row, column], so every big axis is contiguous), relu, 2x2 max pooling as the
@@ -153,7 +194,7 @@ def _cnn_hand(problem: TensorProblem, arrays: Arrays) -> Step:
 
 
 def _numpy_hand(problem: TensorProblem, arrays: Arrays) -> Step:
-    builders = {"T1": _mlp_hand("tanh"), "T2": _mlp_hand("relu"), "T3": _cnn_hand}
+    builders = {"T1": _mlp_hand("tanh"), "T2": _mlp_hand("relu"), "T3": _cnn_hand, "T4": _conv_hand}
     return builders[problem.name](problem, arrays)
 
 
@@ -178,7 +219,11 @@ def _jax_loss(problem: TensorProblem) -> Callable[..., Any]:
         h = jax.lax.reduce_window(y, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
         return cross_entropy(h.reshape(h.shape[0], -1) @ w + b, t)
 
-    return {"T1": mlp(jnp.tanh), "T2": mlp(jax.nn.relu), "T3": cnn}[problem.name]
+    def conv(k: Any, c: Any, w: Any, b: Any, x: Any, t: Any) -> Any:
+        h = jax.nn.relu(jax.lax.conv_general_dilated(x, k, (1, 1), "VALID") + c)
+        return cross_entropy(h.reshape(h.shape[0], -1) @ w + b, t)
+
+    return {"T1": mlp(jnp.tanh), "T2": mlp(jax.nn.relu), "T3": cnn, "T4": conv}[problem.name]
 
 
 def _jax(problem: TensorProblem, arrays: Arrays) -> Step:
@@ -217,7 +262,11 @@ def _torch_loss(problem: TensorProblem) -> Callable[..., Any]:
         h = F.max_pool2d(torch.relu(F.conv2d(x, k) + c), 2)
         return cross_entropy(h.reshape(h.shape[0], -1) @ w + b, t)
 
-    return {"T1": mlp(torch.tanh), "T2": mlp(torch.relu), "T3": cnn}[problem.name]
+    def conv(k: Any, c: Any, w: Any, b: Any, x: Any, t: Any) -> Any:
+        h = torch.relu(F.conv2d(x, k) + c)
+        return cross_entropy(h.reshape(h.shape[0], -1) @ w + b, t)
+
+    return {"T1": mlp(torch.tanh), "T2": mlp(torch.relu), "T3": cnn, "T4": conv}[problem.name]
 
 
 def _torch(compiled: bool) -> Callable[[TensorProblem, Arrays], Step]:

@@ -120,6 +120,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--render", metavar="JSON", help="measure nothing: write RESULTS.md's section from it"
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other problems' cells of --out's tensor_results.json: the problems measured "
+        "replace theirs, and the page says which run each problem's rows come from",
+    )
     args = parser.parse_args(argv)
     for key, known in (("problems", PROBLEMS), ("systems", SYSTEMS)):
         names = [name.strip() for name in getattr(args, key).split(",") if name.strip()]
@@ -141,7 +147,30 @@ def invocation(args: argparse.Namespace) -> str:
         value = getattr(args, key)
         if value != getattr(defaults, key):
             words.append(f"--{key} {','.join(value) if isinstance(value, list) else value}")
+    if args.merge:
+        words.append("--merge")
     return " ".join(words)
+
+
+def merged(previous: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """``previous`` with the problems of ``results`` re-measured: their cells replaced, the run
+    that measured them listed under ``remeasured`` (the page's header stays the first run's)."""
+    problems = results["settings"]["problems"]
+    cells = [cell for cell in previous["cells"] if cell["problem"] not in problems] + results["cells"]
+    order = {name: index for index, name in enumerate(PROBLEMS)}
+    cells.sort(key=lambda cell: order.get(cell["problem"], len(order)))  # stable: systems keep their order
+    runs = [run for run in previous.get("remeasured", []) if set(run["problems"]) - set(problems)]
+    runs.append(
+        {
+            "problems": problems,
+            "command": results["settings"]["command"],
+            "date": results["machine"]["date"],
+            "graphc_commit": results["machine"]["graphc_commit"],
+            "versions": results["machine"]["versions"],
+            "settings": results["settings"],
+        }
+    )
+    return {**previous, "cells": cells, "remeasured": runs}
 
 
 def environment(scratch: str, fresh: str) -> dict[str, str]:
@@ -343,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
             results = json.load(file)
     else:
         results = run(args)
+        previous = os.path.join(args.out, "tensor_results.json")
+        if args.merge and os.path.exists(previous):
+            with open(previous, encoding="utf-8") as file:
+                results = merged(json.load(file), results)
         with open(os.path.join(args.out, "tensor_results.json"), "w", encoding="utf-8") as file:
             json.dump(results, file, indent=1)
     path = os.path.join(args.out, "RESULTS.md")

@@ -64,7 +64,7 @@ from graphc.sparse import SparseKernel, hessian_sparsity, jacobian_sparsity
 from graphc.tracing import Traced, sym, trace
 
 # user-defined blocks and the seeds at block level (issue 27)
-from graphc.user_blocks import block, check_block, forget
+from graphc.user_blocks import BlockRegistry, block, blocks, check_block, forget
 
 __version__ = "0.1.0"
 
@@ -89,6 +89,7 @@ __all__ = [
     "METHODS",
     "ArityError",
     "BackendError",
+    "BlockRegistry",
     "CheckResult",
     "DataError",
     "EvaluationError",
@@ -108,6 +109,7 @@ __all__ = [
     "UnknownVariableError",
     "as_graph",
     "block",
+    "blocks",
     "check",
     "check_block",
     "compile",

@@ -202,10 +202,16 @@ def build(b: Graph, links: list[Link], chosen: Plan) -> int:
 
 def multiplications(graph: Graph, start: int = 0) -> int:
     """The scalar multiplications per point of the nodes from ``start`` on (those a derivative
-    added to its function's), as each op's entry counts them (``multiplies``)."""
+    added to its function's) that the outputs depend on, as each op's entry counts them
+    (``multiplies``). A node no output needs is not counted: the backends never compute it (``dp``
+    builds the adjoints of every operand of a block, the weights' too, and the kernel drops those
+    of the inputs not asked for; counting them doubled reverse mode's count on a matrix chain)."""
     total = 0
     shapes, operands = graph.shapes, graph.operands
+    live = graph.reachable()
     for node in range(start, len(graph)):
+        if not live[node]:
+            continue
         count = ALL_OPS[graph.op(node)].multiplies if graph.op(node) in ALL_OPS else None
         if count is not None:
             try:

@@ -14,7 +14,8 @@ needs no new op:
   other two: the roles of τ's three operands permute.
 - ``avgpool2d(X)`` (params ``(k, stride)``) and its transpose ``avgpool2d_adjoint(G)``, linear maps
   that are each other's VJP.
-- ``maxpool2d(X)``: each window's maximum. Its VJP ``maxpool2d_route(X, G)`` sends each window's
+- ``maxpool2d(X)``: each window's maximum (the NumPy takes it over the window's k² offsets, each a
+  strided view of the image: k² whole-image ``maximum`` calls, not a reduction over tiny axes). Its VJP ``maxpool2d_route(X, G)`` sends each window's
   adjoint to the window's maxima, and **a tie splits evenly** (1/k to each of k maxima, the policy
   of the two-operand ``max``); its JVP ``maxpool2d_select(X, T)`` takes the same weighted average of
   the tangent over each window. Both are linear in their second operand and piecewise constant in
@@ -67,28 +68,46 @@ def _conv2d_input(g, k, stride, padding, size):
 
 def _conv2d_filter(x, g, stride, padding, k, lead):
     cols = _windows(x, k, stride, padding)
+    if x.ndim == lead + 3 and x.dtype != object:
+        summed = [*range(lead), lead + 1, lead + 2]
+        return np.tensordot(g, cols, axes=(summed, summed))
     axes = 'abdefg'[:lead]
     return np.einsum(f'...{axes}chwij,...{axes}ohw->...ocij', cols, g)
 
 
-def _pool_weights(x, k, stride):
-    cols = _windows(x, (k, k), stride)
-    top = np.max(cols, axis=(-2, -1), keepdims=True)
-    hits = cols == top
-    return hits / np.sum(hits, axis=(-2, -1), keepdims=True)
+def _corners(x, k, stride):
+    oh, ow = (x.shape[-2] - k) // stride + 1, (x.shape[-1] - k) // stride + 1
+    rows, cols = stride * (oh - 1) + 1, stride * (ow - 1) + 1
+    return [(i, j, x[..., i : i + rows : stride, j : j + cols : stride]) for i in range(k) for j in range(k)]
 
 
 def _maxpool2d(x, k, stride):
-    return np.max(_windows(x, (k, k), stride), axis=(-2, -1))
+    corners = _corners(x, k, stride)
+    top = np.array(corners[0][2])
+    for _, _, corner in corners[1:]:
+        np.maximum(top, corner, out=top)
+    return top
+
+
+def _pool_hits(x, k, stride):
+    top = _maxpool2d(x, k, stride)
+    hits = [(i, j, corner == top) for i, j, corner in _corners(x, k, stride)]
+    return hits, sum(hit for _, _, hit in hits)
 
 
 def _maxpool2d_select(x, t, k, stride):
-    return np.sum(_pool_weights(x, k, stride) * _windows(t, (k, k), stride), axis=(-2, -1))
+    hits, count = _pool_hits(x, k, stride)
+    tangents = _corners(t, k, stride)
+    return sum(hit * tangent for (_, _, hit), (_, _, tangent) in zip(hits, tangents)) / count
 
 
 def _maxpool2d_route(x, g, k, stride):
-    cols = _pool_weights(x, k, stride) * g[..., None, None]
-    return _unwindows(cols, x.shape[-2:], stride)
+    hits, count = _pool_hits(x, k, stride)
+    share = g / count
+    out = np.zeros(np.broadcast_shapes(x.shape[:-2], share.shape[:-2]) + x.shape[-2:], dtype=share.dtype)
+    for (i, j, hit), (_, _, view) in zip(hits, _corners(out, k, stride)):
+        view += hit * share
+    return out
 
 
 def _window_sum(x, k, stride):
@@ -421,3 +440,179 @@ def pool_call(literals: tuple[int, ...], keywords: dict[str, int]) -> Any:
     """A pooling op's params from a call: ``maxpool2d(X, 2)`` is window 2, stride 2."""
     (k,) = literals
     return k, keywords.get("stride", k)
+
+
+# scalar forms (graphc.scalarise) -----------------------------------------------------------------
+#
+# Each rule takes object arrays of scalar node ids and builds, per element of the result, the same
+# sum of products or window maximum the NumPy helpers compute, through the builder (so equal
+# elements hash-cons, a padding zero's product vanishes, and no node is built for a pixel the result
+# drops). A max pool is a left-to-right chain of the two-operand ``max``, whose tie policy splits a
+# tie of two evenly, as the block VJP does; at a tie of k > 2 the chain halves at each step (as a
+# reduced ``amax``'s scalar form does) where the block VJP gives 1/k each. The pooling adjoints
+# (select, route) weigh each window element by ``(x == m) / Σ (x == m)``, ``m`` the window's max: the
+# block VJP's 1/k policy exactly (a comparison's derivative is 0, as the block op's first operand's).
+
+
+def _total(b: Graph, terms: list[int]) -> int:
+    """``terms`` added left to right; 0 when there are none."""
+    if not terms:
+        return b.const(0.0)
+    total = terms[0]
+    for term in terms[1:]:
+        total = b.add(total, term)
+    return total
+
+
+def _largest(b: Graph, nodes: list[int]) -> int:
+    """The max of ``nodes`` as a left-to-right chain of the two-operand ``max``."""
+    top = nodes[0]
+    for node in nodes[1:]:
+        top = b.apply("max", top, node)
+    return top
+
+
+def _scalar_windows(b: Graph, x: Any, window: tuple[int, int], stride: int, padding: int = 0) -> Any:
+    """``x``'s windows ``[..., H', W', kh, kw]`` (padded with the constant 0), as ``_windows``."""
+    import numpy as np
+
+    if padding:
+        padded = np.full(
+            (*x.shape[:-2], x.shape[-2] + 2 * padding, x.shape[-1] + 2 * padding), b.const(0.0), dtype=object
+        )
+        padded[..., padding:-padding, padding:-padding] = x
+        x = padded
+    view = np.lib.stride_tricks.sliding_window_view(x, window, axis=(-2, -1))
+    return view[..., ::stride, ::stride, :, :]
+
+
+def _scattered(b: Graph, shape: tuple[int, ...], pieces: Any) -> Any:
+    """The array of ``shape`` whose each element sums the ``(index, node)`` pieces sent to it."""
+    import numpy as np
+
+    terms: dict[tuple[int, ...], list[int]] = {}
+    for index, node in pieces:
+        terms.setdefault(index, []).append(node)
+    out = np.empty(shape, dtype=object)
+    for index in np.ndindex(shape):
+        out[index] = _total(b, terms.get(index, []))
+    return out
+
+
+def conv2d_scalar(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    """``out[..., o, h, w] = Σ_{c,i,j} K[o, c, i, j] · X[..., c, s·h + i − p, s·w + j − p]``."""
+    import numpy as np
+
+    x, k = a
+    stride, padding = params
+    cols = _scalar_windows(b, x, k.shape[-2:], stride, padding)  # [..., C, H', W', kh, kw]
+    out = np.empty((*cols.shape[:-5], k.shape[0], *cols.shape[-4:-2]), dtype=object)
+    for *lead, o, h, w in np.ndindex(out.shape):
+        window = cols[(*lead, slice(None), h, w)]  # [C, kh, kw], as k[o]
+        out[(*lead, o, h, w)] = _total(
+            b, [b.mul(p, q) for p, q in zip(k[o].ravel(), window.ravel(), strict=True)]
+        )
+    return out
+
+
+def conv2d_filter_scalar(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    """``out[o, c, i, j] = Σ_{..., h, w} G[..., o, h, w] · X[..., c, s·h + i − p, s·w + j − p]``."""
+    import numpy as np
+
+    x, g = a
+    stride, padding, window = params
+    cols = _scalar_windows(b, x, window, stride, padding)  # [..., C, H', W', kh, kw]
+    out = np.empty((g.shape[-3], x.shape[-3], *window), dtype=object)
+    for o, c, i, j in np.ndindex(out.shape):
+        pairs = zip(g[..., o, :, :].ravel(), cols[..., c, :, :, i, j].ravel(), strict=True)
+        out[o, c, i, j] = _total(b, [b.mul(p, q) for p, q in pairs])
+    return out
+
+
+def conv2d_input_scalar(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    """``out[..., c, y, x] = Σ G[..., o, h, w] · K[o, c, i, j]`` over ``s·h + i − p = y``,
+    ``s·w + j − p = x``: each upstream element scattered through the filter into its window."""
+    import numpy as np
+
+    g, k = a
+    stride, padding, (height, width) = params
+    c_in, kh, kw = k.shape[1:]
+    pieces = []
+    for *lead, o, h, w in np.ndindex(g.shape):
+        for c, i, j in np.ndindex(c_in, kh, kw):
+            y, z = stride * h + i - padding, stride * w + j - padding
+            if 0 <= y < height and 0 <= z < width:
+                pieces.append(((*lead, c, y, z), b.mul(g[(*lead, o, h, w)], k[o, c, i, j])))
+    return _scattered(b, (*g.shape[:-3], c_in, height, width), pieces)
+
+
+def maxpool2d_scalar(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    import numpy as np
+
+    k, stride = params
+    cols = _scalar_windows(b, a[0], (k, k), stride)
+    out = np.empty(cols.shape[:-2], dtype=object)
+    for index in np.ndindex(out.shape):
+        out[index] = _largest(b, list(cols[index].ravel()))
+    return out
+
+
+def avgpool2d_scalar(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    import numpy as np
+
+    k, stride = params
+    cols = _scalar_windows(b, a[0], (k, k), stride)
+    out = np.empty(cols.shape[:-2], dtype=object)
+    for index in np.ndindex(out.shape):
+        out[index] = b.div(_total(b, list(cols[index].ravel())), b.const(float(k * k)))
+    return out
+
+
+def avgpool2d_adjoint_scalar(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    import numpy as np
+
+    (g,) = a
+    k, stride, (height, width) = params
+    share = b.const(float(k * k))
+    pieces = []
+    for *lead, h, w in np.ndindex(g.shape):
+        part = b.div(g[(*lead, h, w)], share)
+        pieces += [((*lead, stride * h + i, stride * w + j), part) for i, j in np.ndindex(k, k)]
+    return _scattered(b, (*g.shape[:-2], height, width), pieces)
+
+
+def _shares(b: Graph, window: list[int]) -> tuple[list[int], int]:
+    """A max-pool window's hits ``x == m`` (``m`` its max) and their count: a hit's share is 1/count."""
+    top = _largest(b, window)
+    hits = [b.apply("eq", node, top) for node in window]
+    return hits, _total(b, hits)
+
+
+def maxpool2d_select_scalar(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    """``out = Σ_window hit · t / Σ_window hit``: the tangent averaged over the window's maxima."""
+    import numpy as np
+
+    k, stride = params
+    x_cols, t_cols = (_scalar_windows(b, v, (k, k), stride) for v in a)
+    out = np.empty(x_cols.shape[:-2], dtype=object)
+    for index in np.ndindex(out.shape):
+        hits, count = _shares(b, list(x_cols[index].ravel()))
+        tangents = t_cols[index].ravel()
+        out[index] = b.div(_total(b, [b.mul(hit, t) for hit, t in zip(hits, tangents, strict=True)]), count)
+    return out
+
+
+def maxpool2d_route_scalar(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    """Each window's adjoint sent to its maxima, ``hit · g / Σ_window hit`` each, overlaps adding."""
+    import numpy as np
+
+    x, g = a
+    k, stride = params
+    cols = _scalar_windows(b, x, (k, k), stride)
+    pieces = []
+    for *lead, h, w in np.ndindex(g.shape):
+        hits, count = _shares(b, list(cols[(*lead, h, w)].ravel()))
+        share = b.div(g[(*lead, h, w)], count)
+        for (i, j), hit in zip(np.ndindex(k, k), hits, strict=True):
+            pieces.append(((*lead, stride * h + i, stride * w + j), b.mul(hit, share)))
+    return _scattered(b, x.shape, pieces)

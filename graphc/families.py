@@ -39,6 +39,7 @@ class Family:
     build: Callable[[int, int, int], str]  # (size, width, seed) -> program text
     uses_width: bool = False
     axis: str = ""  # the size axis of plots (default: the unit, plural)
+    modes: tuple[str, ...] = ()  # a Jacobian family: the modes its report compares (its "methods")
 
     @property
     def axis_label(self) -> str:
@@ -109,6 +110,25 @@ def _chain(size: int, width: int, seed: int) -> str:
     return "\n".join(lines)
 
 
+ORDER_WIDTHS = (2, 3, 4, 6, 8, 12, 16)
+
+
+def _orders(size: int, width: int, seed: int) -> str:
+    """A chain of ``size`` blocks ``h_i = tanh(W_i @ h_{i-1})`` (the last without tanh) from
+    ``x: [n_0]`` to ``[n_L]``, each width drawn from ORDER_WIDTHS: the Jacobian is ``J_L ··· J_1``
+    with matrices of mixed shapes between diagonal tanh factors. Size n+1 extends size n."""
+    rng = random.Random(f"orders:{seed}")
+    widths = [rng.choice(ORDER_WIDTHS) for _ in range(size + 1)]
+    declared = [f"x: [{widths[0]}]"] + [f"W{i}: [{widths[i]}, {widths[i - 1]}]" for i in range(1, size + 1)]
+    lines = ["; ".join(declared)]
+    previous = "x"
+    for i in range(1, size):
+        lines.append(f"h{i} = tanh(W{i} @ {previous})")
+        previous = f"h{i}"
+    lines.append(f"W{size} @ {previous}")
+    return "\n".join(lines)
+
+
 _RANDOM_UNARY = ("sin({})", "cos({})", "tanh({})", "sigmoid({})")
 _RANDOM_BINARY = ("{} + {}", "{} - {}", "{} * {}")
 
@@ -173,6 +193,17 @@ FAMILIES: dict[str, Family] = {
             f"n^{CHAIN_LAYERS} paths from each input",
             _chain,
             axis="size n (units per layer)",
+        ),
+        Family(
+            "orders",
+            "block",
+            "a chain of size blocks tanh(W_i @ h) of mixed widths (2 to 16, seeded) from x to a vector: "
+            "its Jacobian accumulated forward (a tangent per input), reverse (an adjoint per output) "
+            "and in the optimal bracketing of the matrix-chain DP (graphc.jacobian's modes)",
+            "a product of the widths from x to the output",
+            _orders,
+            axis="chain length L (blocks)",
+            modes=("forward", "reverse", "optimal"),
         ),
         Family(
             "random",

@@ -8,7 +8,10 @@ builder (so equal elements hash-cons to one node):
 - a block op applies its entry's ``scalarise`` rule (graphc.ops): matmul as sums of products, a
   reduction as a left-to-right chain of ``add``/``max``/``min``, logsumexp (and so softmax and
   log_softmax, composites over it) max-shifted, ``count`` a constant; reshape, transpose,
-  broadcast and index only re-wire the arrays (no node); unindex places its operand among zeros.
+  broadcast and index only re-wire the arrays (no node); unindex places its operand among zeros;
+  conv2d, the pooling ops and their adjoints are sums of products and window maxima
+  (graphc.convolution's scalar forms, beside the ops' other rules). A user block with its own VJP
+  (``custom``) has none: its scalar derivative would be its body's, not the user's formula.
 
 Where the scalar graph differs from the block ops' rules (both are exact elsewhere): a max/min
 reduction is a chain of two-operand ``max``/``min``, so at a tie among k > 2 elements its

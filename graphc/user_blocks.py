@@ -16,15 +16,21 @@ into the derivative graph from the same tokens; the body gets no adjoint. Its JV
 body's own tangent through, so ``forward`` differentiates the body: :func:`check_block` compares
 the two, as the 003 lecture checks ``MySoftmax`` against ``softmax``.
 
-Registered blocks live in one registry of this module, which every later parse reads
-(:func:`block` replaces a block of the same name; :func:`forget` removes one).
+Registered blocks live in a :class:`BlockRegistry`. Every parse reads the *current* one: the
+module's default registry, unless a ``with`` block has entered another (``with graphc.blocks() as
+scope: ...``), in this thread or task only (a :mod:`contextvars` variable), until the ``with`` ends.
+So two users in one process, or two tests, each keep their blocks in their own registry and cannot
+clash or leak; :func:`block`, :func:`forget` and :func:`check_block` act on the current registry
+(:func:`block` replaces a block of the same name; :func:`forget` removes one). A parsed graph
+holds the blocks it used in its custom nodes, so it no longer needs the registry.
 """
 
 from __future__ import annotations
 
 import itertools
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -48,12 +54,68 @@ class Block:
     params: tuple[str, ...]
     body: Run
     vjp: tuple[Run, ...] | None = None  # one formula per parameter, over params, ``y`` and ``g``
+    scalar: bool = False  # the body is its scalar form too (paths, symbolic, llvm: see custom_scalarise)
 
     def __repr__(self) -> str:
         return f"Block({self.name}({', '.join(self.params)}))"
 
 
-_REGISTRY: dict[str, Block] = {}
+class BlockRegistry:
+    """A set of named user blocks, which the parses made while it is current read.
+
+    >>> import graphc
+    >>> with graphc.blocks() as scope:
+    ...     _ = graphc.block("twice(a) = 2 * a")
+    ...     graphc.compile("twice(x)")(3.0), "twice" in scope
+    (np.float64(6.0), True)
+    >>> from graphc.user_blocks import current
+    >>> "twice" in current()
+    False
+    """
+
+    def __init__(self, blocks: dict[str, Block] | None = None) -> None:
+        self.blocks: dict[str, Block] = dict(blocks or {})
+        self._tokens: list[Token[BlockRegistry]] = []
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.blocks
+
+    def __repr__(self) -> str:
+        return f"BlockRegistry({', '.join(map(repr, self.blocks.values()))})"
+
+    def __enter__(self) -> Self:
+        self._tokens.append(_CURRENT.set(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _CURRENT.reset(self._tokens.pop())
+
+    def block(
+        self, definition: str, vjp: str | tuple[str, ...] | None = None, *, scalar: bool = False
+    ) -> Block:
+        """Define a block in this registry (see :func:`block`)."""
+        new = _defined(definition, vjp, self, scalar)
+        self.blocks[new.name] = new
+        return new
+
+    def forget(self, name: str) -> None:
+        """Remove block ``name`` from this registry (a no-op if there is none)."""
+        self.blocks.pop(name, None)
+
+
+DEFAULT = BlockRegistry()  # the registry current where no ``with`` has entered another
+_CURRENT: ContextVar[BlockRegistry] = ContextVar("graphc_blocks", default=DEFAULT)
+
+
+def current() -> BlockRegistry:
+    """The registry parses read now: the innermost entered one, else :data:`DEFAULT`."""
+    return _CURRENT.get()
+
+
+def blocks(inherit: bool = False) -> BlockRegistry:
+    """A new registry, to enter with ``with``: empty, or (``inherit=True``) starting with a copy of
+    the current registry's blocks. Blocks defined while it is current vanish when it is left."""
+    return BlockRegistry(current().blocks if inherit else None)
 
 
 class _Call:
@@ -71,9 +133,16 @@ class Expansion:
     The result is parallel lists: kinds, words, starts (a spliced token has the start of the call
     it came from) and origins (the block a token came from, or None)."""
 
-    def __init__(self, text: str, kinds: list[str], words: list[str], starts: list[int]) -> None:
+    def __init__(
+        self,
+        text: str,
+        kinds: list[str],
+        words: list[str],
+        starts: list[int],
+        registry: BlockRegistry | None = None,
+    ) -> None:
         self.text, self.kinds, self.words, self.starts = text, kinds, words, starts
-        self.blocks: dict[str, Block] = dict(_REGISTRY)
+        self.blocks: dict[str, Block] = dict((registry or current()).blocks)
         self.customs: dict[str, Block] = {}  # the blocks with a VJP used (called by name)
         self.out: tuple[list[str], list[str], list[int], list[str | None]] = ([], [], [], [])
 
@@ -223,7 +292,8 @@ class Expansion:
 
 def uses_blocks(words: list[str]) -> bool:
     """Whether a program's words define or may call a block (the parser expands only then)."""
-    return "def" in words or (bool(_REGISTRY) and not _REGISTRY.keys().isdisjoint(words))
+    registered = current().blocks
+    return "def" in words or (bool(registered) and not registered.keys().isdisjoint(words))
 
 
 # --- blocks from Python ------------------------------------------------------------------------
@@ -238,16 +308,28 @@ def _run(text: str, what: str) -> Run:
     return tuple(tokens.kinds[:-1]), tuple(tokens.words[:-1])
 
 
-def block(definition: str, vjp: str | tuple[str, ...] | None = None) -> Block:
-    """Define a block for every later expression: ``"name(a, b) = expression"``, optionally with
+def block(definition: str, vjp: str | tuple[str, ...] | None = None, *, scalar: bool = False) -> Block:
+    """Define a block for every later expression parsed under the current registry (the default
+    one, or the innermost ``with graphc.blocks()``): ``"name(a, b) = expression"``, optionally with
     its VJP, one formula per parameter over the parameters, ``y`` (the block's output) and ``g``
-    (the adjoint of its output), each shaped like its parameter.
+    (the adjoint of its output), each shaped like its parameter. A block with a VJP has no scalar
+    form unless ``scalar=True`` says its body is one: then ``paths``, ``symbolic`` and the ``llvm``
+    backend, which work on scalars, compute the body and differentiate it (the automatic derivative,
+    which :func:`check_block` compares with the VJP), while ``dp`` keeps using the VJP.
 
     >>> import graphc
-    >>> _ = graphc.block("mysoftmax(a) = exp(a) / sum(exp(a))", vjp="y * (g - sum(y * g))")
-    >>> graphc.grad("x: [2]; mysoftmax(x)[0]")([0.0, 0.0])[0].tolist()
+    >>> with graphc.blocks():
+    ...     _ = graphc.block("mysoftmax(a) = exp(a) / sum(exp(a))", vjp="y * (g - sum(y * g))")
+    ...     graphc.grad("x: [2]; mysoftmax(x)[0]")([0.0, 0.0])[0].tolist()
     [0.25, -0.25]
     """
+    return current().block(definition, vjp, scalar=scalar)
+
+
+def _defined(
+    definition: str, vjp: str | tuple[str, ...] | None, registry: BlockRegistry, scalar: bool = False
+) -> Block:
+    """The block ``definition`` defines, read with ``registry``'s blocks (a body may call them)."""
     if not isinstance(definition, str):
         raise GraphcError(
             f"a block is defined by text 'name(a) = expression', got {type(definition).__name__}"
@@ -257,9 +339,9 @@ def block(definition: str, vjp: str | tuple[str, ...] | None = None) -> Block:
     tokens = scan("def " + definition)
     if tokens.error is not None:
         raise tokens.error
-    expansion = Expansion(tokens.text, tokens.kinds, tokens.words, tokens.starts)
+    expansion = Expansion(tokens.text, tokens.kinds, tokens.words, tokens.starts, registry)
     kinds, _, _, _ = expansion.run()
-    defined = [b for name, b in expansion.blocks.items() if _REGISTRY.get(name) is not b]
+    defined = [b for name, b in expansion.blocks.items() if registry.blocks.get(name) is not b]
     if len(defined) != 1 or kinds != ["end"]:
         raise ParseError("a block is one definition: name(a, b) = expression", tokens.text, 4)
     new = defined[0]
@@ -282,14 +364,18 @@ def block(definition: str, vjp: str | tuple[str, ...] | None = None) -> Block:
                         f"the VJP of block '{new.name}' reads '{word}': it may read "
                         f"{', '.join(sorted(allowed))} ({formula!r})"
                     )
-        new = Block(new.name, new.params, new.body, runs)
-    _REGISTRY[new.name] = new
+        new = Block(new.name, new.params, new.body, runs, scalar)
+    elif scalar:
+        raise GraphcError(
+            f"block '{new.name}': scalar=True is for a block with its own vjp (one without is its body)"
+        )
     return new
 
 
 def forget(name: str) -> None:
-    """Remove a block registered by :func:`block` (a KeyError-free no-op if there is none)."""
-    _REGISTRY.pop(name, None)
+    """Remove a block registered by :func:`block` from the current registry (a KeyError-free
+    no-op if there is none)."""
+    current().forget(name)
 
 
 # --- the custom op's rules (its entry is in graphc/ops.py) --------------------------------------
@@ -337,6 +423,19 @@ def custom_paths(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
     return c[-1]  # the paths through the body (the exact count of the automatic derivative)
 
 
+def custom_scalarise(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
+    """The body's elements, if the user said the body is the block's scalar form; else refuse by
+    name: a scalar derivative of the body would not be the user's VJP."""
+    block: Block = params
+    if not block.scalar:
+        raise GraphcError(
+            f"block '{block.name}' has its own VJP and no scalar form, which paths, symbolic, the llvm "
+            "backend and C export need: use method='dp' or 'forward' with backend='numpy', or define it "
+            "with graphc.block(..., scalar=True) to let them compute and differentiate its body"
+        )
+    return a[-1]
+
+
 def custom_spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
     return f"{params.name}({', '.join(a[:-1])})"
 
@@ -356,7 +455,7 @@ def check_block(name: str, *args: Any, rtol: float = 1e-7, atol: float = 1e-9, s
     """
     from graphc.api import grad
 
-    found = _REGISTRY.get(name)
+    found = current().blocks.get(name)
     if found is None or found.vjp is None:
         raise GraphcError(f"no block '{name}' with a VJP is registered (graphc.block(..., vjp=...))")
     arrays = [np.asarray(a, dtype=np.float64) for a in args]

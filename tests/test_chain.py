@@ -13,6 +13,7 @@ from graphc.chain import Link, plan
 
 RNG = np.random.default_rng(11)
 ISSUE = "A: [8, 2]; B: [2, 8]; C: [8, 8]; x: [8]; A @ (B @ (C @ x))"
+MODES = ("forward", "reverse", "optimal")
 
 
 def test_the_issues_chain_costs_less_than_forward_and_reverse() -> None:
@@ -26,6 +27,41 @@ def test_the_issues_chain_costs_less_than_forward_and_reverse() -> None:
         assert best.info["multiplications"] < kernels[mode].info["multiplications"], mode
         np.testing.assert_allclose(best(**args), kernels[mode](**args), rtol=1e-12, atol=1e-14)
     assert best.info["forward"] == best.info["reverse"] == 8 * (64 + 16 + 16)  # n tangents/adjoints
+
+
+def test_the_issues_chain_counts_are_pinned_per_mode() -> None:
+    """Forward: 8 tangents through C, B, A (64 + 16 + 16 each); reverse: 8 adjoints back through
+    Aᵀ, Bᵀ, Cᵀ, the same 96 each, so 768 both; optimal B @ C then A @ (BC), 256. Reverse once
+    counted 1536: dp also builds the adjoints of A, B and C (an outer product per row, 96 more),
+    which the kernel never computes, as the wrt is x alone."""
+    counts = {m: graphc.jacobian(ISSUE, wrt="x", mode=m).info["multiplications"] for m in MODES}
+    assert counts == {"forward": 768, "reverse": 768, "optimal": 256}
+
+
+def test_the_weights_adjoints_are_counted_when_asked_for() -> None:
+    """The count follows what the kernel computes: asking for A's Jacobian too adds its 8 outer
+    products of [8] by [2] (and the 8 rows of adjoints through Aᵀ are shared)."""
+    alone = graphc.jacobian(ISSUE, wrt="x", mode="reverse").info["multiplications"]
+    both = graphc.jacobian(ISSUE, wrt=["x", "A"], mode="reverse").info["multiplications"]
+    assert both == alone + 8 * (8 * 2)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_forward_and_reverse_counts_are_the_models_on_matrix_chains(seed: int) -> None:
+    """On a chain of matrix blocks the counted multiplications of forward and reverse mode are
+    exactly n_0·Σ c_i and n_L·Σ c_i, the counts the optimal plan compares itself with."""
+    rng = np.random.default_rng(100 + seed)
+    widths = [int(w) for w in rng.integers(1, 7, size=int(rng.integers(3, 6)))]
+    declared = "; ".join(f"W{i}: [{widths[i + 1]}, {widths[i]}]" for i in range(len(widths) - 1))
+    body = "x"
+    for i in range(len(widths) - 1):
+        body = f"W{i} @ ({body})"
+    text = f"{declared}; x: [{widths[0]}]; {body}"
+    best = graphc.jacobian(text, wrt="x", mode="optimal")
+    assert best.mode == "optimal"
+    for mode in ("forward", "reverse"):
+        assert graphc.jacobian(text, wrt="x", mode=mode).info["multiplications"] == best.info[mode], text
+    assert best.info["multiplications"] <= min(best.info["forward"], best.info["reverse"])
 
 
 def brute_force(dims: list[int]) -> int:

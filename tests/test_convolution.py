@@ -166,6 +166,72 @@ def test_path_counts_of_a_conv_layer_match_its_scalar_unrolling() -> None:
     assert counts == {"K": 16, "X": 16}
 
 
+# --- every method and backend, through the scalar forms ---------------------------------------------
+
+SMALL = [
+    "X: [2, 4, 4]; K: [2, 2, 2, 2]; W: [2, 3, 3]; sum(tanh(conv2d(X, K, stride=2, padding=1)) * W)",
+    "X: [2, 1, 4, 4]; K: [2, 1, 2, 2]; sum(sin(conv2d(X, K)))",
+    "X: [2, 4, 4]; W: [2, 2, 2]; sum(maxpool2d(X, 2) ** 2 * W)",
+    "X: [1, 5, 5]; W: [1, 2, 2]; sum(maxpool2d(X, 3, stride=2) * W)",
+    "X: [1, 4, 4]; W: [1, 3, 3]; sum(exp(avgpool2d(X, 2, stride=1)) * W)",
+    "X: [1, 5, 5]; K: [1, 1, 2, 2]; sum(avgpool2d(relu(conv2d(X, K)), 2))",
+]
+EVERY = [("paths", "numpy"), ("symbolic", "numpy"), ("dp", "llvm"), ("forward", "llvm"), ("paths", "llvm")]
+
+
+def _arguments(text: str) -> dict[str, np.ndarray]:
+    graph = graphc.parse(text)
+    return {name: RNG.normal(size=graph.shape(graph.variable(name))) for name in graph.variables}
+
+
+@pytest.mark.parametrize("text", SMALL)
+def test_every_method_and_backend_agrees_with_dp_on_numpy(text: str) -> None:
+    """The scalar forms (graphc.convolution) carry the layers into paths, symbolic and LLVM."""
+    args = _arguments(text)
+    expected = graphc.grad(text)(**args)
+    value = graphc.compile(text)(**args)
+    np.testing.assert_allclose(graphc.compile(text, backend="llvm")(**args), value, rtol=1e-13)
+    for method, backend in EVERY:
+        got = graphc.grad(text, method=method, backend=backend)(**args)
+        for partial, reference in zip(got, expected, strict=True):
+            np.testing.assert_allclose(
+                partial, reference, rtol=1e-12, atol=1e-13, err_msg=f"{method} {backend}"
+            )
+
+
+def test_the_adjoint_ops_have_scalar_forms_too() -> None:
+    """LLVM compiles dp's derivative graph, which holds conv2d_input, conv2d_filter and the pooling
+    adjoints; a Hessian by dp holds their own adjoints; a JVP holds maxpool2d_select."""
+    text = "X: [1, 4, 4]; K: [1, 1, 2, 2]; sum(tanh(conv2d(X, K)))"
+    X, K = RNG.normal(size=(1, 4, 4)), RNG.normal(size=(1, 1, 2, 2))
+    np.testing.assert_allclose(
+        graphc.hessian(text, wrt="K", backend="llvm")(X=X, K=K),
+        graphc.hessian(text, wrt="K")(X=X, K=K),
+        rtol=1e-12,
+    )
+    pooled = "X: [1, 4, 4]; maxpool2d(sin(X), 2)"
+    T = RNG.normal(size=(1, 4, 4))
+    np.testing.assert_allclose(graphc.jvp(pooled, backend="llvm")(X, T), graphc.jvp(pooled)(X, T), rtol=1e-13)
+
+
+def test_a_tie_splits_evenly_on_llvm_and_as_the_max_chain_does_in_paths() -> None:
+    """dp's route/select on LLVM weigh the maxima by (x == m) / Σ(x == m): 1/k each, as NumPy. The
+    paths method differentiates maxpool2d's scalar form, a chain of two-operand maxes: a tie of two
+    splits evenly, a tie of three (here max(max(max(a, b), c), d) with a = b = d) halves at each
+    step, as a reduced amax's scalar form does."""
+    text = "X: [1, 2, 2]; sum(maxpool2d(X, 2))"
+    X = np.array([[[1.0, 1.0], [0.0, 1.0]]])
+    (on_numpy,) = graphc.grad(text)(X)
+    (on_llvm,) = graphc.grad(text, backend="llvm")(X)
+    np.testing.assert_allclose(on_llvm, on_numpy, rtol=1e-15)
+    np.testing.assert_allclose(on_numpy, [[[1 / 3, 1 / 3], [0.0, 1 / 3]]], rtol=1e-15)
+    (by_paths,) = graphc.grad(text, method="paths")(X)
+    np.testing.assert_array_equal(by_paths, [[[0.25, 0.25], [0.0, 0.5]]])
+    two = np.array([[[2.0, 1.0], [0.0, 2.0]]])
+    for method in ("paths", "symbolic"):
+        np.testing.assert_array_equal(graphc.grad(text, method=method)(two)[0], [[[0.5, 0.0], [0.0, 0.5]]])
+
+
 # --- the language ----------------------------------------------------------------------------------
 
 
@@ -206,11 +272,33 @@ def test_layer_shape_errors_name_the_problem(text: str, message: str) -> None:
 
 def test_gradients_agree_with_pytorch() -> None:
     torch = pytest.importorskip("torch")
-    X, K, W = RNG.normal(size=(2, 7, 7)), RNG.normal(size=(3, 2, 3, 3)), RNG.normal(size=(3, 2, 2))
-    text = "X: [2, 7, 7]; K: [3, 2, 3, 3]; W: [3, 2, 2]; sum(avgpool2d(tanh(conv2d(X, K, padding=1)), 3, stride=2) * W)"
+    X, K, W = RNG.normal(size=(2, 7, 7)), RNG.normal(size=(3, 2, 3, 3)), RNG.normal(size=(3, 3, 3))
+    text = "X: [2, 7, 7]; K: [3, 2, 3, 3]; W: [3, 3, 3]; sum(avgpool2d(tanh(conv2d(X, K, padding=1)), 3, stride=2) * W)"
     dK, _, dX = graphc.grad(text)(X=X, K=K, W=W)
     tX, tK = (torch.tensor(a, requires_grad=True) for a in (X, K))
     out = torch.nn.functional.conv2d(tX[None], tK, padding=1).tanh()
     (torch.nn.functional.avg_pool2d(out, 3, stride=2)[0] * torch.tensor(W)).sum().backward()
     np.testing.assert_allclose(dX, tX.grad.numpy(), rtol=1e-10)
     np.testing.assert_allclose(dK, tK.grad.numpy(), rtol=1e-10)
+
+
+def test_the_digits_cnn_layers_agree_with_pytorch_on_both_backends() -> None:
+    """T3's layers (conv, relu, max pool 2, dense) on a small batch: at points with no tie, every
+    convention agrees, so graphc's gradients on NumPy and on LLVM (scalarised) are PyTorch's."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    text = (
+        "X: [2, 1, 6, 6]; K: [3, 1, 3, 3]; c: [3, 1, 1]; W: [12, 2]\n"
+        "h = maxpool2d(relu(conv2d(X, K) + c), 2); sum(tanh(reshape(h, [2, 12]) @ W))"
+    )
+    args = {"X": RNG.normal(size=(2, 1, 6, 6)), "K": RNG.normal(size=(3, 1, 3, 3))}
+    args |= {"c": RNG.normal(size=(3, 1, 1)), "W": RNG.normal(size=(12, 2))}
+    tensors = {name: torch.tensor(value, requires_grad=True) for name, value in args.items()}
+    h = F.max_pool2d(torch.relu(F.conv2d(tensors["X"], tensors["K"]) + tensors["c"]), 2)
+    torch.tanh(h.reshape(2, 12) @ tensors["W"]).sum().backward()
+    for backend in ("numpy", "llvm"):
+        got = graphc.grad(text, backend=backend)(**args)
+        for name, partial in zip(sorted(args), got, strict=True):
+            np.testing.assert_allclose(
+                partial, tensors[name].grad.numpy(), rtol=1e-10, atol=1e-13, err_msg=name
+            )

@@ -317,9 +317,15 @@ def test_a_tensor_jacobian_and_its_point_function(tmp_path: Path) -> None:
 
 
 def test_a_tensor_graph_without_a_scalar_form_or_with_unbound_dims_names_why(tmp_path: Path) -> None:
-    with pytest.raises(graphc.GraphcError, match="the block op conv2d has no scalar form yet") as err:
-        graphc.compile("X: [1, 6, 6]; K: [2, 1, 3, 3]; sum(conv2d(X, K))").export_c(tmp_path, "conv")
+    with graphc.blocks():  # a user block with its own VJP has no scalar form unless it gives one
+        graphc.block("soft(a) = exp(a) / sum(exp(a))", vjp="y * (g - sum(y * g))")
+        with pytest.raises(
+            graphc.GraphcError, match="block 'soft' has its own VJP and no scalar form"
+        ) as err:
+            graphc.compile("x: [3]; sum(soft(x) * x)").export_c(tmp_path, "conv")
     assert "\n" not in str(err.value)
+    layer = graphc.compile("X: [1, 6, 6]; K: [2, 1, 3, 3]; sum(conv2d(X, K))").export_c(tmp_path, "layer")
+    assert all(path.exists() for path in layer)  # conv2d's scalar form: sums of products
     with pytest.raises(graphc.GraphcError, match=r"C export needs concrete shapes.*dims=\{'n': \.\.\.\}"):
         graphc.compile("x: [n]; sum(x)").export_c(tmp_path, "named")
     paths = graphc.compile("x: [n]; sum(x)", dims={"n": 3}).export_c(tmp_path, "bound")

@@ -4,13 +4,33 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 import graphc
 from graphc.families import CHAIN_LAYERS, FAMILIES, FamilyError, describe, family
 
+GRADIENT_FAMILIES = [name for name, f in FAMILIES.items() if not f.modes]
+JACOBIAN_FAMILIES = [name for name, f in FAMILIES.items() if f.modes]
 
-@pytest.mark.parametrize("name", list(FAMILIES))
+
+@pytest.mark.parametrize("name", JACOBIAN_FAMILIES)
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_every_jacobian_family_is_a_chain_whose_modes_agree(name, size):
+    from graphc.chain import chain_of
+    from graphc.report.measure import jacobian_inputs
+
+    graph = graphc.parse(FAMILIES[name].generate(size))
+    assert len(graph.outputs) == 1 and chain_of(graph, "x") is not None
+    args = jacobian_inputs(graph, seed=0, points=3)
+    expected = graphc.jacobian(graph, wrt="x", mode="forward")(**args)
+    for mode in FAMILIES[name].modes:
+        np.testing.assert_allclose(
+            graphc.jacobian(graph, wrt="x", mode=mode)(**args), expected, rtol=1e-12, atol=1e-14
+        )
+
+
+@pytest.mark.parametrize("name", GRADIENT_FAMILIES)
 @pytest.mark.parametrize("size", [1, 2, 5])
 def test_every_family_parses_and_differentiates(name, size):
     graph = graphc.parse(FAMILIES[name].generate(size))

@@ -12,7 +12,7 @@ PUBLIC = {
     "as_graph", "check", "compile", "count_paths", "derivative", "differentiate", "from_sympy", "grad",
     "hessian", "implicit", "jacobian", "jvp", "parse", "value_and_grad", "vjp",
     "SparseKernel", "jacobian_sparsity", "hessian_sparsity", "objective", "residuals",
-    "block", "check_block", "forget",
+    "block", "blocks", "BlockRegistry", "check_block", "forget",
     # tracing Python functions (issue 31)
     "TraceError", "Traced", "sym", "trace",
 }  # fmt: skip

@@ -19,6 +19,7 @@ import graphc
 from graphc.graph import Graph
 from graphc.ops import BLOCK_OPS, index_params
 from graphc.scalarise import element_name, scalarise
+from graphc.user_blocks import Block
 
 RNG = np.random.default_rng(2024)
 METHODS = ("dp", "forward", "paths", "symbolic", "numeric")
@@ -47,6 +48,42 @@ def evaluated_scalarised(graph: Graph, values: dict[str, np.ndarray]) -> list[np
 shapes = st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple)
 
 
+LAYER_OPS = {
+    "conv2d", "conv2d_input", "conv2d_filter", "maxpool2d", "maxpool2d_select", "maxpool2d_route",
+    "avgpool2d", "avgpool2d_adjoint",
+}  # fmt: skip
+
+
+@st.composite
+def layer_programs(draw: st.DrawFn, g: Graph, op: str) -> int:
+    """A convolution or pooling op (or one of their adjoints) on small drawn images: a batch axis
+    or none, strides, padding and windows that fit (graphc.convolution's scalar forms)."""
+    lead = draw(st.sampled_from([(), (2,)]))
+    height, width = draw(st.integers(2, 5)), draw(st.integers(2, 5))
+    stride = draw(st.integers(1, 2))
+    if op.startswith("conv2d"):
+        c_in, c_out, padding = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(0, 1))
+        kh, kw = draw(st.integers(1, height + 2 * padding)), draw(st.integers(1, width + 2 * padding))
+        out = ((height + 2 * padding - kh) // stride + 1, (width + 2 * padding - kw) // stride + 1)
+        image, upstream = (*lead, c_in, height, width), (*lead, c_out, *out)
+        if op == "conv2d":
+            return g.apply(op, g.var("a", image), g.var("b", (c_out, c_in, kh, kw)), params=(stride, padding))
+        if op == "conv2d_input":
+            a, b = g.var("a", upstream), g.var("b", (c_out, c_in, kh, kw))
+            return g.apply(op, a, b, params=(stride, padding, (height, width)))
+        return g.apply(op, g.var("a", image), g.var("b", upstream), params=(stride, padding, (kh, kw)))
+    k = draw(st.integers(1, min(height, width, 3)))
+    pooled = (*lead, (height - k) // stride + 1, (width - k) // stride + 1)
+    image = (*lead, height, width)
+    if op in ("maxpool2d", "avgpool2d"):
+        return g.apply(op, g.var("a", image), params=(k, stride))
+    if op == "maxpool2d_select":
+        return g.apply(op, g.var("a", image), g.var("b", image), params=(k, stride))
+    if op == "maxpool2d_route":
+        return g.apply(op, g.var("a", image), g.var("b", pooled), params=(k, stride))
+    return g.apply(op, g.var("a", pooled), params=(k, stride, (height, width)))
+
+
 @st.composite
 def block_programs(draw: st.DrawFn) -> tuple[str, Graph, dict[str, np.ndarray]]:
     """One block op on variables of drawn shapes, with drawn params (built through the builder)."""
@@ -58,6 +95,11 @@ def block_programs(draw: st.DrawFn) -> tuple[str, Graph, dict[str, np.ndarray]]:
         left = draw(st.sampled_from([(k,), (n, k)]))
         right = draw(st.sampled_from([(k,), (k, m)]))
         node = g.apply("matmul", g.var("a", left), g.var("b", right))
+    elif op in LAYER_OPS:
+        node = draw(layer_programs(g, op))
+    elif op == "custom":  # a user block whose body is its scalar form: the body's elements
+        x = g.var("a", shape)
+        node = g.apply("custom", x, g.apply("sin", x), params=Block("b", ("a",), ((), ()), (), scalar=True))
     else:
         x = g.var("a", shape)
         rank = len(shape)

@@ -3,6 +3,7 @@ of the user's (which dp uses), ``graphc.check_block`` (the 003 lecture's MySoftm
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -16,9 +17,9 @@ RNG = np.random.default_rng(3)
 
 @pytest.fixture(autouse=True)
 def _registry() -> Iterator[None]:
-    yield
-    for name in ("mysoftmax", "wrong", "scaled", "twice", "affine", "bad"):
-        graphc.forget(name)
+    """Each test registers its blocks in a registry of its own, left when it ends: nothing leaks."""
+    with graphc.blocks():
+        yield
 
 
 def test_a_def_expands_to_the_graph_its_body_builds() -> None:
@@ -130,3 +131,116 @@ def test_block_definition_errors() -> None:
         graphc.grad("x: [3]; bad(x)")
     with pytest.raises(graphc.GraphcError, match="no block 'nothing' with a VJP"):
         graphc.check_block("nothing", 1.0)
+
+
+# --- scoped registries ---------------------------------------------------------------------------
+
+
+def test_a_scope_s_blocks_vanish_when_it_is_left() -> None:
+    with graphc.blocks() as scope:
+        graphc.block("twice(a) = 2 * a")
+        assert graphc.compile("twice(x)")(3.0) == 6.0 and "twice" in scope
+    with pytest.raises(graphc.ParseError, match="twice"):
+        graphc.parse("twice(x)")  # the test's own registry never saw it
+    with scope:  # a registry can be entered again
+        assert graphc.compile("twice(x)")(4.0) == 8.0
+
+
+def test_a_new_scope_starts_empty_or_with_a_copy_of_the_current_blocks() -> None:
+    graphc.block("twice(a) = 2 * a")
+    with graphc.blocks():
+        with pytest.raises(graphc.ParseError, match="twice"):
+            graphc.parse("twice(x)")
+        graphc.block("twice(a) = 3 * a")  # its own twice: the outer one is untouched
+        assert graphc.compile("twice(x)")(1.0) == 3.0
+    with graphc.blocks(inherit=True):
+        assert graphc.compile("twice(x)")(1.0) == 2.0
+        graphc.forget("twice")
+        graphc.block("half(a) = a / 2")
+    assert graphc.compile("twice(x)")(1.0) == 2.0  # forgetting in the copy left the outer one
+    with pytest.raises(graphc.ParseError, match="half"):
+        graphc.parse("half(x)")
+
+
+def test_registry_objects_define_and_forget_without_being_entered() -> None:
+    mine = graphc.BlockRegistry()
+    mine.block("cube(a) = a * a * a", vjp="3 * a * a * g")
+    with pytest.raises(graphc.ParseError, match="cube"):
+        graphc.parse("cube(x)")
+    with mine:
+        assert graphc.grad("cube(x)")(2.0) == (12.0,)
+        assert graphc.check_block("cube", 0.5) < 1e-12
+    mine.forget("cube")
+    assert "cube" not in mine
+
+
+def test_a_graph_keeps_its_blocks_after_the_scope_is_left() -> None:
+    """A custom node holds its block (and the user's VJP), so the graph needs no registry."""
+    with graphc.blocks():
+        graphc.block("mysoftmax(a) = exp(a) / sum(exp(a))", vjp="y * (g - sum(y * g))")
+        graph = graphc.parse("x: [3]; w: [3]; sum(mysoftmax(x) * w)")
+    x, w = RNG.normal(size=3), RNG.normal(size=3)
+    y = np.exp(x) / np.exp(x).sum()
+    expected = y * (w - np.sum(y * w))
+    np.testing.assert_allclose(graphc.grad(graph, wrt="x")(w=w, x=x)[0], expected, rtol=1e-13)
+
+
+def test_two_threads_define_the_same_name_without_clashing() -> None:
+    """Each thread's scope is its own (a context variable): both define 'f', each reads its own."""
+    start = threading.Barrier(2)
+    results: dict[int, list[float]] = {}
+
+    def work(factor: int) -> None:
+        with graphc.blocks():
+            graphc.block(f"f(a) = {factor} * a")
+            start.wait()  # both defined before either reads
+            results[factor] = [float(graphc.compile("f(x)")(1.0)) for _ in range(5)]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in (2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {2: [2.0] * 5, 3: [3.0] * 5}
+    with pytest.raises(graphc.ParseError, match="'f'"):
+        graphc.parse("f(x)")  # and neither leaked into this thread
+
+
+# --- a block's scalar form -------------------------------------------------------------------------
+
+
+def test_a_block_whose_body_is_its_scalar_form_works_in_every_method_and_backend() -> None:
+    """scalar=True: paths, symbolic and llvm compute and differentiate the body; its derivative is
+    the automatic one, which agrees with a correct VJP (dp keeps using the VJP)."""
+    graphc.block("mysoftmax(a) = exp(a) / sum(exp(a))", vjp="y * (g - sum(y * g))", scalar=True)
+    text = "x: [3]; w: [3]; sum(mysoftmax(x) * w)"
+    x, w = RNG.normal(size=3), RNG.normal(size=3)
+    expected = graphc.grad(text)(w=w, x=x)
+    for method, backend in (("paths", "numpy"), ("symbolic", "numpy"), ("dp", "llvm"), ("paths", "llvm")):
+        got = graphc.grad(text, method=method, backend=backend)(w=w, x=x)
+        for partial, reference in zip(got, expected, strict=True):
+            np.testing.assert_allclose(partial, reference, rtol=1e-12, err_msg=f"{method} {backend}")
+
+
+def test_without_a_scalar_form_the_scalar_methods_refuse_by_the_block_s_name() -> None:
+    graphc.block("wrong(a) = exp(a) / sum(exp(a))", vjp="y * g")
+    with pytest.raises(
+        graphc.GraphcError, match=r"block 'wrong' has its own VJP and no scalar form.*scalar=True"
+    ):
+        graphc.differentiate("x: [3]; sum(wrong(x) * x)", method="paths")
+
+
+def test_a_scalar_form_is_the_body_even_where_the_vjp_is_wrong() -> None:
+    """What scalar=True promises: the scalar methods differentiate the body, so a wrong VJP (which
+    check_block catches) shows as dp disagreeing with them."""
+    graphc.block("wrong(a) = exp(a) / sum(exp(a))", vjp="y * g", scalar=True)
+    text = "x: [3]; w: [3]; sum(wrong(x) * w)"
+    x, w = RNG.normal(size=3), RNG.normal(size=3)
+    by_body = graphc.grad(text, method="paths")(w=w, x=x)
+    np.testing.assert_allclose(by_body[1], graphc.grad(text, method="forward")(w=w, x=x)[1], rtol=1e-12)
+    assert not np.allclose(graphc.grad(text)(w=w, x=x)[1], by_body[1])
+
+
+def test_scalar_is_for_a_block_with_its_own_vjp() -> None:
+    with pytest.raises(graphc.GraphcError, match="scalar=True is for a block with its own vjp"):
+        graphc.block("twice(a) = 2 * a", scalar=True)

@@ -40,8 +40,9 @@ def _parse_sizes(text: str) -> list[int]:
     return sorted(set(sizes))
 
 
-def _parse_methods(text: str | None) -> list[str]:
-    known = report_methods()
+def _parse_methods(text: str | None, modes: tuple[str, ...] = ()) -> list[str]:
+    """The report methods named (default: all); a Jacobian family's methods are its modes."""
+    known = dict.fromkeys(modes) if modes else report_methods()
     if text is None:
         return list(known)
     methods = [name.strip() for name in text.split(",") if name.strip()]
@@ -92,6 +93,7 @@ def add_parser(commands: Any) -> None:
         "  graphc report --family product --sizes 1:12 --out product-report\n"
         "  graphc report --family mlp --width 100 --sizes 1:3 --methods paths,dp\n"
         "  graphc report --family chain --sizes 2:12 --methods forward,dp\n"
+        "  graphc report --family orders --sizes 1:10 --backend numpy\n"
         '  graphc report "sin(w^2) + cos(w^2)"\n'
         "  graphc report --list-families",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -138,8 +140,9 @@ def _build_report(args: argparse.Namespace) -> Report:
     """The report the command line asks for (checked, not yet measured)."""
     if (args.expr is None) == (args.family is None):
         raise ReportError("give either an expression or --family NAME (see --list-families)")
+    modes = family(args.family).modes if args.family is not None else ()
     report = Report(
-        methods=_parse_methods(args.methods),
+        methods=_parse_methods(args.methods, modes),
         backends=_parse_backends(args.backend),
         budget=args.budget,
         max_paths=args.max_paths,

@@ -71,6 +71,8 @@ class Row:
     status: str = "ok"
     backends: dict[str, dict[str, float | None]] = field(default_factory=dict)
     peak_rss_mb: float | None = None  # the process's peak resident memory after the cell (monotonic)
+    multiplications: int | None = None  # a Jacobian family's: per point, as kernel.info counts them
+    order: str | None = None  # a Jacobian family's: the bracketing (or the mode's pass) used
     seconds: float = 0.0  # the cell's cost (repeated evaluations counted once), to predict the next
 
     @property
@@ -92,6 +94,8 @@ class Row:
             "status": self.status,
             "backends": self.backends,
             "peak_rss_mb": self.peak_rss_mb,
+            **({} if self.multiplications is None else {"multiplications": self.multiplications}),
+            **({} if self.order is None else {"order": self.order}),
         }
 
 
@@ -242,6 +246,71 @@ def measure(
     row.seconds = time.perf_counter() - start - repeats
     row.peak_rss_mb = peak_rss_mb()
     return row
+
+
+def measure_jacobian(
+    graph: Graph,
+    size: int | None,
+    mode: str,
+    paths: int,
+    *,
+    backends: Sequence[str],
+    budget: float | None,
+    seed: int = 0,
+) -> Row:
+    """A Jacobian family's cell: ``graphc.jacobian(graph, wrt="x", mode=mode)`` built and compiled
+    with each backend (its time is the compile column: building the Jacobian graph is part of it,
+    so ``differentiate_s`` stays None), the compiled graph counted, its multiplications per point
+    (``kernel.info``) kept, and one call timed on a batch of EVAL_BATCH points ``x``."""
+    row = Row(size, mode, paths)
+    start = time.perf_counter()
+    repeats = 0.0
+    try:
+        with deadline(budget):
+            repeats = _run_jacobian(graph, row, mode, backends, seed)
+    except _OverBudget:
+        row.status = f"over budget (stopped after {budget:g} s)"
+    except MemoryError:
+        row.status = "error: out of memory"
+    except GraphcError as err:
+        row.status = f"error: {err}"
+    row.seconds = time.perf_counter() - start - repeats
+    row.peak_rss_mb = peak_rss_mb()
+    return row
+
+
+def jacobian_inputs(graph: Graph, seed: int, points: int = EVAL_BATCH) -> dict[str, np.ndarray]:
+    """A batch of ``points`` inputs ``x`` (in [0.5, 1]) and one draw of every other input (the
+    weights, in [-1, 1]), each of its declared shape: reproducible from ``seed``."""
+    rng = np.random.default_rng(random.Random(f"jacobian:{seed}").getrandbits(64))
+    values = {}
+    for name in graph.variables:
+        shape = tuple(int(d) for d in graph.shape(graph.variable(name)))  # a family's shapes are concrete
+        values[name] = (
+            rng.uniform(0.5, 1.0, (points, *shape)) if name == "x" else rng.uniform(-1.0, 1.0, shape)
+        )
+    return values
+
+
+def _run_jacobian(graph: Graph, row: Row, mode: str, backends: Sequence[str], seed: int) -> float:
+    from graphc.api import jacobian
+
+    point = jacobian_inputs(graph, seed)
+    repeats = 0.0
+    for backend in backends:
+        with disk_cache_off():
+            kernel, compiled = _timed(jacobian, graph, "x", mode, backend)
+        if row.nodes is None:
+            row.nodes, row.edges = dag_size(kernel.graph)
+            row.tree_size = tree_size(kernel.graph)
+            row.multiplications, row.order = kernel.info["multiplications"], kernel.info["order"]
+        start = time.perf_counter()
+        per_call = time_call(kernel, point)
+        row.backends[backend] = {"compile_s": compiled, "eval_s": per_call}
+        repeats += max(0.0, time.perf_counter() - start - per_call)
+    first = row.backends[backends[0]] if backends else {}
+    row.compile_s, row.eval_s = first.get("compile_s"), first.get("eval_s")
+    return repeats
 
 
 def peak_rss_mb() -> float | None:

@@ -20,6 +20,11 @@ PLOTS = (
     ("compile_s", "Time to compile the gradient", "seconds (log scale)"),
     ("nodes", "Gradient graph size (DAG, shared nodes once)", "nodes (log scale)"),
     ("tree_size", "Gradient size as a tree (no sharing)", "tree nodes (log scale)"),
+    (
+        "multiplications",
+        "Multiplications per point of the Jacobian's accumulation",
+        "multiplications (log scale)",
+    ),
 )
 _MARKERS = "osD^vP*X"
 _LINES = ("-", "--", "-.", ":")  # methods that coincide (dp and forward often do) stay visible
@@ -50,6 +55,10 @@ def count(value: float | None) -> str:
 def _columns(report: Report) -> list[str]:
     columns = ["size"] if report.family is not None else []
     columns += ["method", "paths", "DAG nodes", "edges", "tree size", "differentiate"]
+    if report.jacobian:
+        columns[columns.index("differentiate")] = (
+            "multiplications"  # graphc.jacobian builds and compiles at once
+        )
     for backend in report.backends:
         columns += [f"compile ({backend})", f"eval ×{EVAL_BATCH:,} ({backend})"]
     return [*columns, "status"]
@@ -58,7 +67,7 @@ def _columns(report: Report) -> list[str]:
 def _cells(report: Report, row: Row) -> list[str]:
     cells = [str(row.size)] if report.family is not None else []
     cells += [row.method, count(row.paths), count(row.nodes), count(row.edges), count(row.tree_size)]
-    cells.append(seconds(row.differentiate_s))
+    cells.append(count(row.multiplications) if report.jacobian else seconds(row.differentiate_s))
     for backend in report.backends:
         timing = row.backends.get(backend, {})
         cells += [seconds(timing.get("compile_s")), seconds(timing.get("eval_s"))]

@@ -26,12 +26,14 @@ from graphc.report.measure import (
     deadline,
     describe_count,
     measure,
+    measure_jacobian,
     report_methods,
     warm_up,
 )
 
 DEFAULT_BUDGET = 10.0
 FIT_METRICS = {  # metric: how the fit lines name it
+    "multiplications": "multiplications",  # a Jacobian family's only
     "nodes": "DAG",
     "tree_size": "tree",
     "differentiate_s": "differentiate time",
@@ -69,6 +71,11 @@ class Report:
         lines = (line.split("#", 1)[0].strip() for line in (self.expr or "").splitlines())
         text = "; ".join(line for line in lines if line)
         return text if len(text) <= 80 else text[:79] + "…"
+
+    @property
+    def jacobian(self) -> bool:
+        """Whether the report compares a Jacobian family's modes (its methods are the modes)."""
+        return self.family is not None and bool(self.family.modes)
 
     @property
     def unit(self) -> str:
@@ -178,7 +185,8 @@ def run(report: Report, step: Step | None = None) -> Report:
     """
     try:
         for method in report.methods:
-            warm_up(method, report.backends)
+            if not report.jacobian:
+                warm_up(method, report.backends)
         if report.family is None:
             _run_expression(report, step)
         else:
@@ -190,6 +198,10 @@ def run(report: Report, step: Step | None = None) -> Report:
 
 
 def _cell(report: Report, graph: Graph, size: int | None, method: str, paths: int) -> Row:
+    if report.jacobian:
+        return measure_jacobian(
+            graph, size, method, paths, backends=report.backends, budget=report.budget, seed=report.seed
+        )
     return measure(
         graph,
         size,
@@ -217,7 +229,10 @@ def _run_family(report: Report, step: Step | None) -> None:
     assert family is not None
     history: dict[str, list[Measured]] = {method: [] for method in report.methods}
     stopped: dict[str, str] = {}
-    limited = {method: "max_paths" in OPTIONS[report_methods()[method][0]] for method in report.methods}
+    limited = {
+        method: not report.jacobian and "max_paths" in OPTIONS[report_methods()[method][0]]
+        for method in report.methods
+    }
     build_status = ""
     for size in report.sizes:
         built = None if build_status else _build(report, family, size)
