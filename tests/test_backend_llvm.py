@@ -370,6 +370,8 @@ def test_results_do_not_depend_on_the_thread_count():
 def test_a_split_batch_runs_on_threads_kept_between_calls():
     import threading
 
+    from graphc.backends.llvm.run import _WORKERS
+
     kernel = graphc.compile("x * y + exp(x)", backend="llvm", threads=3)
     x = np.linspace(-1.0, 1.0, 200_000)
     expected = x * 2.0 + np.exp(x)
@@ -378,7 +380,12 @@ def test_a_split_batch_runs_on_threads_kept_between_calls():
     assert started, "a batch of 200,000 points on 3 threads was not split"
     for _ in range(5):
         assert same(kernel(x, 2.0), expected, floor=1e-15)
-    assert {t.ident for t in threading.enumerate() if t.name.startswith("graphc-llvm")} == started
+    later = {t.ident for t in threading.enumerate() if t.name.startswith("graphc-llvm")}
+    # kept, not started per call: the first call's threads are all still there, and the pool never
+    # holds more than its size (a ThreadPoolExecutor starts a thread only when none is idle, so on a
+    # loaded machine the first call may have started fewer than the pool may hold)
+    assert started <= later, "a worker thread of the first call was not kept"
+    assert len(later) <= _WORKERS._size
 
 
 def test_result_blocks_are_kept_within_limits(monkeypatch):
