@@ -24,11 +24,23 @@ from graphc.diff.common import resolve_wrt
 from graphc.errors import EvaluationError, GraphcError
 from graphc.graph import Graph
 from graphc.kernel import Kernel
-from graphc.sparse.coloring import column_coloring, star_coloring, transpose
+from graphc.sparse.coloring import ORDERS, column_coloring, fewest_colors, star_coloring, transpose
 from graphc.sparse.compressed import Entries, forward_entries, hessian_entries, reverse_entries
 from graphc.sparse.pattern import hessian_rows, jacobian_rows
 
 MODES = ("auto", "forward", "reverse")
+FEWEST = "fewest"  # every colouring order tried, the fewest colours kept
+
+
+def _orders(order: str) -> tuple[str, ...]:
+    """The colouring orders to try for ``order``: one of ORDERS, or all of them for "fewest"."""
+    if order == FEWEST:
+        return ORDERS
+    if order not in ORDERS:
+        raise GraphcError(
+            f"unknown colouring order {order!r} (the orders are: {FEWEST}, {', '.join(ORDERS)})"
+        )
+    return (order,)
 
 
 def scipy_sparse() -> Any:
@@ -184,34 +196,51 @@ class SparseKernel:
 
 
 def sparse_jacobian(
-    graph: Graph, wrt: Sequence[str], mode: str = "auto", backend: str = "numpy", threads: int | None = None
+    graph: Graph,
+    wrt: Sequence[str],
+    mode: str = "auto",
+    backend: str = "numpy",
+    threads: int | None = None,
+    order: str = FEWEST,
 ) -> SparseKernel:
     """The Jacobian as a SparseKernel: colour the columns (forward) or the rows (reverse) and, for
-    ``mode="auto"``, keep the one with fewer colours (reverse on a tie, as the dense Jacobian)."""
+    ``mode="auto"``, keep the one with fewer colours (reverse on a tie, as the dense Jacobian).
+    ``order`` is the colouring's vertex order (graphc.sparse.coloring.ORDERS), or "fewest": each
+    of them, keeping the fewest colours. ``info`` reports the ``colors`` and the order used (``coloring``)."""
     if mode not in MODES:
         raise GraphcError(f"unknown Jacobian mode {mode!r} (the modes are: {', '.join(MODES)})")
+    orders = _orders(order)
     rows = jacobian_rows(graph, wrt)
     columns = len(wrt)
-    by_columns = column_coloring(rows, columns) if mode != "reverse" else []
-    by_rows = column_coloring(transpose(rows, columns), len(rows)) if mode != "forward" else []
+    no: tuple[list[int], str] = ([], orders[0])
+    by_columns = (
+        fewest_colors(lambda o: column_coloring(rows, columns, o), orders) if mode != "reverse" else no
+    )
+    by_rows = no
+    if mode != "forward":
+        by_row = transpose(rows, columns)
+        by_rows = fewest_colors(lambda o: column_coloring(by_row, len(rows), o), orders)
     if mode == "auto":
-        mode = "forward" if max(by_columns, default=-1) < max(by_rows, default=-1) else "reverse"
+        mode = "forward" if max(by_columns[0], default=-1) < max(by_rows[0], default=-1) else "reverse"
     if mode == "forward":
-        colour, entries = by_columns, forward_entries(graph, wrt, rows, by_columns)
+        (colour, order), entries = by_columns, forward_entries(graph, wrt, rows, by_columns[0])
     else:
-        colour, entries = by_rows, reverse_entries(graph, wrt, rows, by_rows)
-    info = {"colors": max(colour, default=-1) + 1, "mode": mode}
+        (colour, order), entries = by_rows, reverse_entries(graph, wrt, rows, by_rows[0])
+    info = {"colors": max(colour, default=-1) + 1, "mode": mode, "coloring": order}
     return SparseKernel(entries, rows, (len(rows), columns), backend, threads, wrt, info)
 
 
 def sparse_hessian(
-    graph: Graph, wrt: Sequence[str], backend: str = "numpy", threads: int | None = None
+    graph: Graph, wrt: Sequence[str], backend: str = "numpy", threads: int | None = None, order: str = FEWEST
 ) -> SparseKernel:
-    """The Hessian of a one-output function as a SparseKernel, by a star colouring of its pattern."""
+    """The Hessian of a one-output function as a SparseKernel, by a star colouring of its pattern
+    (``order`` as for :func:`sparse_jacobian`)."""
     _one_output(graph)
+    orders = _orders(order)
     rows = hessian_rows(graph, wrt)
-    colour = star_coloring([[j for j in row if j != i] for i, row in enumerate(rows)])
-    info = {"colors": max(colour, default=-1) + 1, "mode": "reverse-over-reverse"}
+    neighbours = [[j for j in row if j != i] for i, row in enumerate(rows)]
+    colour, order = fewest_colors(lambda o: star_coloring(neighbours, o), orders)
+    info = {"colors": max(colour, default=-1) + 1, "mode": "reverse-over-reverse", "coloring": order}
     return SparseKernel(
         hessian_entries(graph, wrt, rows, colour), rows, (len(wrt), len(wrt)), backend, threads, wrt, info
     )
