@@ -215,7 +215,8 @@ class Graph:
         self, key: tuple[Any, ...], op: str, args: tuple[int, ...], data: Any = None, shape: Shape = ()
     ) -> int:
         node = len(self._op)
-        if self.max_nodes is not None and node >= self.max_nodes:
+        cap = self.max_nodes
+        if cap is not None and node >= cap:
             raise ResourceError(
                 f"the graph would exceed {self.max_nodes:,} nodes (the max_nodes limit; each node takes "
                 "about 220 bytes): raise it with --max-nodes or max_nodes= if the memory is there"

@@ -212,14 +212,17 @@ def sparse_jacobian(
     orders = _orders(order)
     rows = jacobian_rows(graph, wrt)
     columns = len(wrt)
+    # the columns of one row need distinct colours (and the rows of one column): a colouring
+    # with as many colours as the longest row (column) is optimal, no other order is tried
     no: tuple[list[int], str] = ([], orders[0])
-    by_columns = (
-        fewest_colors(lambda o: column_coloring(rows, columns, o), orders) if mode != "reverse" else no
-    )
-    by_rows = no
+    by_columns = by_rows = no
+    if mode != "reverse":
+        longest = max(map(len, rows), default=0)
+        by_columns = fewest_colors(lambda o: column_coloring(rows, columns, o), orders, longest)
     if mode != "forward":
-        by_row = transpose(rows, columns)
-        by_rows = fewest_colors(lambda o: column_coloring(by_row, len(rows), o), orders)
+        by_column = transpose(rows, columns)
+        longest = max(map(len, by_column), default=0)
+        by_rows = fewest_colors(lambda o: column_coloring(by_column, len(rows), o), orders, longest)
     if mode == "auto":
         mode = "forward" if max(by_columns[0], default=-1) < max(by_rows[0], default=-1) else "reverse"
     if mode == "forward":
@@ -239,7 +242,8 @@ def sparse_hessian(
     orders = _orders(order)
     rows = hessian_rows(graph, wrt)
     neighbours = [[j for j in row if j != i] for i, row in enumerate(rows)]
-    colour, order = fewest_colors(lambda o: star_coloring(neighbours, o), orders)
+    least = 2 if any(neighbours) else 1  # adjacent variables differ
+    colour, order = fewest_colors(lambda o: star_coloring(neighbours, o), orders, least)
     info = {"colors": max(colour, default=-1) + 1, "mode": "reverse-over-reverse", "coloring": order}
     return SparseKernel(
         hessian_entries(graph, wrt, rows, colour), rows, (len(wrt), len(wrt)), backend, threads, wrt, info

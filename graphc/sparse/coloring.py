@@ -118,9 +118,12 @@ def _smallest_last(
     return aside
 
 
-def fewest_colors(color: Callable[[str], list[int]], orders: Sequence[str] = ORDERS) -> tuple[list[int], str]:
+def fewest_colors(
+    color: Callable[[str], list[int]], orders: Sequence[str] = ORDERS, least: int = 1
+) -> tuple[list[int], str]:
     """The colouring with the fewest colours among ``color(order)`` for each of ``orders``, and
-    its order (the first of them on a tie).
+    its order (the first of them on a tie). A colouring with ``least`` colours, a lower bound the
+    caller knows, ends the search: no order can do better.
 
     >>> rows = [[0, 2], [1, 3], [2, 3]]
     >>> [max(column_coloring(rows, 4, order)) + 1 for order in ORDERS]
@@ -133,6 +136,8 @@ def fewest_colors(color: Callable[[str], list[int]], orders: Sequence[str] = ORD
         colour = color(order)
         if best is None or max(colour, default=-1) < max(best[0], default=-1):
             best = colour, order
+        if max(colour, default=-1) + 1 <= least:
+            break
     assert best is not None, "no order given"
     return best
 
