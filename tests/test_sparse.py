@@ -468,3 +468,12 @@ def test_wrt_a_subset_treats_the_other_variables_as_constants() -> None:
 def test_importing_graphc_does_not_import_scipy() -> None:
     code = "import sys, graphc; graphc.objective; sys.exit('scipy' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_the_build_reports_the_seconds_of_each_stage() -> None:
+    jacobian = graphc.jacobian(residual_text(banded(6, 1, 1), 6), names(6), sparse=True)
+    hessian = graphc.hessian(objective_text(banded(6, 1, 1), 6), names(6), sparse=True)
+    for kernel in (jacobian, hessian):
+        seconds = kernel.info["seconds"]
+        assert list(seconds) == ["pattern", "coloring", "passes", "compile"]
+        assert all(isinstance(s, float) and s >= 0.0 for s in seconds.values())

@@ -13,6 +13,7 @@ of matrices, one per point; arrays of more dimensions are refused (flatten them 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,8 +103,9 @@ class SparseKernel:
     by keyword or in ``variables`` order) and returning a ``scipy.sparse.csr_matrix`` of ``shape``
     (a list of them, one per point, for one-dimensional arrays).
 
-    ``info`` holds ``colors`` (the passes), ``nnz``, ``computed`` (the nonzeros that are not
-    constants, computed at each call) and the Jacobian's ``mode``; ``pattern`` is the boolean
+    ``info`` holds ``colors`` (the passes), ``coloring`` (their vertex order), ``nnz``, ``computed``
+    (the nonzeros that are not constants, computed at each call), the Jacobian's ``mode`` and the
+    ``seconds`` each stage of the build took; ``pattern`` is the boolean
     structure and ``kernel`` the compiled Kernel of the computed nonzeros.
     """
 
@@ -134,6 +136,7 @@ class SparseKernel:
         self._template = template
         self._slots = np.array(slots, dtype=np.intp)
         self._take = np.array(outputs, dtype=np.intp)
+        start = time.perf_counter()
         compiled = entries.graph.copy()
         compiled.set_outputs(list(computed), [f"nonzero {i}" for i in range(len(computed))])
         # nothing to compute (every nonzero a constant): the numpy backend compiles it to nothing
@@ -141,6 +144,8 @@ class SparseKernel:
         self.variables = self.kernel.variables
         self.backend = backend
         self.info = {**info, "nnz": len(entries.nodes), "computed": len(computed), "shape": shape}
+        if "seconds" in info:
+            self.info["seconds"] = {**info["seconds"], "compile": time.perf_counter() - start}
 
     def __repr__(self) -> str:
         colors = self.info["colors"]
@@ -206,11 +211,14 @@ def sparse_jacobian(
     """The Jacobian as a SparseKernel: colour the columns (forward) or the rows (reverse) and, for
     ``mode="auto"``, keep the one with fewer colours (reverse on a tie, as the dense Jacobian).
     ``order`` is the colouring's vertex order (graphc.sparse.coloring.ORDERS), or "fewest": each
-    of them, keeping the fewest colours. ``info`` reports the ``colors`` and the order used (``coloring``)."""
+    of them, keeping the fewest colours. ``info`` reports the ``colors``, the order used
+    (``coloring``) and the ``seconds`` each stage took (pattern, coloring, passes, compile)."""
     if mode not in MODES:
         raise GraphcError(f"unknown Jacobian mode {mode!r} (the modes are: {', '.join(MODES)})")
     orders = _orders(order)
+    start = time.perf_counter()
     rows = jacobian_rows(graph, wrt)
+    patterned = time.perf_counter()
     columns = len(wrt)
     # the columns of one row need distinct colours (and the rows of one column): a colouring
     # with as many colours as the longest row (column) is optimal, no other order is tried
@@ -225,11 +233,14 @@ def sparse_jacobian(
         by_rows = fewest_colors(lambda o: column_coloring(by_column, len(rows), o), orders, longest)
     if mode == "auto":
         mode = "forward" if max(by_columns[0], default=-1) < max(by_rows[0], default=-1) else "reverse"
+    coloured = time.perf_counter()
     if mode == "forward":
         (colour, order), entries = by_columns, forward_entries(graph, wrt, rows, by_columns[0])
     else:
         (colour, order), entries = by_rows, reverse_entries(graph, wrt, rows, by_rows[0])
-    info = {"colors": max(colour, default=-1) + 1, "mode": mode, "coloring": order}
+    seconds = {"pattern": patterned - start, "coloring": coloured - patterned}
+    seconds["passes"] = time.perf_counter() - coloured
+    info = {"colors": max(colour, default=-1) + 1, "mode": mode, "coloring": order, "seconds": seconds}
     return SparseKernel(entries, rows, (len(rows), columns), backend, threads, wrt, info)
 
 
@@ -240,14 +251,23 @@ def sparse_hessian(
     (``order`` as for :func:`sparse_jacobian`)."""
     _one_output(graph)
     orders = _orders(order)
+    start = time.perf_counter()
     rows = hessian_rows(graph, wrt)
+    patterned = time.perf_counter()
     neighbours = [[j for j in row if j != i] for i, row in enumerate(rows)]
     least = 2 if any(neighbours) else 1  # adjacent variables differ
     colour, order = fewest_colors(lambda o: star_coloring(neighbours, o), orders, least)
-    info = {"colors": max(colour, default=-1) + 1, "mode": "reverse-over-reverse", "coloring": order}
-    return SparseKernel(
-        hessian_entries(graph, wrt, rows, colour), rows, (len(wrt), len(wrt)), backend, threads, wrt, info
-    )
+    coloured = time.perf_counter()
+    entries = hessian_entries(graph, wrt, rows, colour)
+    seconds = {"pattern": patterned - start, "coloring": coloured - patterned}
+    seconds["passes"] = time.perf_counter() - coloured
+    info = {
+        "colors": max(colour, default=-1) + 1,
+        "mode": "reverse-over-reverse",
+        "coloring": order,
+        "seconds": seconds,
+    }
+    return SparseKernel(entries, rows, (len(wrt), len(wrt)), backend, threads, wrt, info)
 
 
 __all__ = [
