@@ -377,12 +377,17 @@ class Graph:
         new.names = self.names.copy()
         return new
 
-    def pruned(self) -> Graph:
-        """A copy holding only what the outputs depend on, plus every variable, renumbered."""
+    def pruned(self, copy: bool = True) -> Graph:
+        """A copy holding only what the outputs depend on, plus every variable, renumbered.
+
+        With ``copy=False``, this graph itself when nothing is pruned (for a builder handing over
+        the graph it made, which nothing else holds)."""
         keep = self.reachable()
         for node in self._variables.values():
             keep[node] = True
-        return self.copy() if all(keep) else self.rebuilt(keep)
+        if all(keep):
+            return self.copy() if copy else self
+        return self.rebuilt(keep)
 
     def rebuilt(self, keep: Sequence[bool] | None) -> Graph:
         """A new graph replaying the kept nodes (all when ``keep`` is None) in creation order."""

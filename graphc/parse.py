@@ -443,7 +443,7 @@ class _Parser(TensorSyntax):
         self.graph.set_outputs(outputs, [name or d for name, d in zip(names, default, strict=True)])
         for name, node in self.bindings.items():
             self.graph.names.setdefault(node, name)
-        return self.graph.pruned()
+        return self.graph.pruned(copy=False)  # the graph is the parser's own
 
     def parse_expression(self) -> None:
         """Parse the text as one expression into ``self.values`` (no statements, one value)."""
