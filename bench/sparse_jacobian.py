@@ -258,7 +258,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     n, repeat = args.n, args.repeat
+    # graphc first: JAX's thread pools, once started, add to this process's CPU time
     rows = [graphc_sparse(n, "llvm", repeat), graphc_sparse(n, "numpy", max(3, repeat // 4))]
+    for size in (int(size) for size in args.sizes.split(",") if size):
+        rows.extend(graphc_sparse(size, backend, repeat) for backend in ("llvm", "numpy"))
+    rows.append(graphc_dense(args.dense_n, max(3, repeat // 4)))
     for name, run in (("CasADi", lambda: casadi(n, repeat)), ("JAX", lambda: jax(args.dense_n, repeat))):
         try:
             found = run()
@@ -266,9 +270,6 @@ def main() -> None:
             rows.append({"system": name, "n": n, "skipped": f"skipped: {error}"})
             continue
         rows.extend(found if isinstance(found, list) else [found])
-    rows.append(graphc_dense(args.dense_n, max(3, repeat // 4)))
-    for size in (int(size) for size in args.sizes.split(",") if size):
-        rows.extend(graphc_sparse(size, backend, repeat) for backend in ("llvm", "numpy"))
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     )
