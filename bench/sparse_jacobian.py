@@ -273,11 +273,17 @@ def main() -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     )
+    cache = (
+        "off (GRAPHC_NO_CACHE=1): every LLVM build compiles"
+        if os.environ.get("GRAPHC_NO_CACHE", "") not in ("", "0")
+        else "on: an LLVM build may be a cache hit"
+    )
     header = (
         f"## Sparse Jacobian: Bratu residuals, n = {n:,} (issue 29)\n\n"
         f"`python bench/sparse_jacobian.py --n {n} --dense-n {args.dense_n} --sizes {args.sizes} --repeat {repeat}` at "
         f"{commit.stdout.strip() or '?'}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"load average {os.getloadavg()[0]:.1f}. 'from problem': the problem as text (graphc) or Python API "
+        f"load average {os.getloadavg()[0]:.1f}, graphc's LLVM disk cache {cache}. "
+        "'from problem': the problem as text (graphc) or Python API "
         "calls (peers) to the first evaluated Jacobian, wall clock, and the CPU time the process spent on it (on a "
         "loaded machine the wall clock includes waiting for a core); 'eval': one evaluation at a point, the median and the fastest of the repeats (the fastest is the least disturbed by the other processes of a shared machine).\n"
     )
