@@ -259,7 +259,11 @@ def sparse_hessian(
     rows = hessian_rows(graph, wrt)
     patterned = time.perf_counter()
     neighbours = [[j for j in row if j != i] for i, row in enumerate(rows)]
-    least = 2 if any(neighbours) else 1  # adjacent variables differ
+    # adjacent variables differ; an edge between two vertices of degree two or more lies on a
+    # triangle or on a path of four vertices, which a star colouring gives three colours
+    degree = list(map(len, neighbours))
+    joined = any(degree[i] > 1 and degree[j] > 1 for i, row in enumerate(neighbours) for j in row)
+    least = 3 if joined else 2 if any(degree) else 1
     colour, order = fewest_colors(lambda o: star_coloring(neighbours, o), orders, least)
     coloured = time.perf_counter()
     entries = hessian_entries(graph, wrt, rows, colour)
