@@ -1,14 +1,18 @@
 """A gradient over N points on a Dask cluster (docs/distributed.md), and what Dask support costs.
 
     python bench/dask_gradient.py [--points 1e8] [--chunk 5e6] [--workers 2] [--backend llvm]
-                                  [--append bench/RESULTS.md]
+                                  [--inputs random|ramp] [--timeout 900] [--append bench/RESULTS.md]
 
-Starts a ``LocalCluster`` of ``--workers`` processes (one thread each) on 127.0.0.1, draws x and
-y uniformly in the workers (nothing of size N passes through the client), computes
+Starts a ``LocalCluster`` of ``--workers`` processes (one thread each) on 127.0.0.1, makes x and
+y in the workers (nothing of size N passes through the client): drawn uniformly (``random``), or
+(``ramp``, far cheaper, so that a run of 10⁹ points measures the gradient rather than the random
+number generator) x evenly spaced in [-2, 2] and y = 0.5 + 0.75·|x|, computed in the kernel's own
+block task; computes
 ``value_and_grad`` of the issue's function on every block, and reduces each output to its sum
 (so the run measures the gradient, not moving 3N floats back). It reports the wall time of that
 compute, the same kernel on one block in this process (so the cluster's overhead is the rest), and
 kernel construction with Dask installed and with it blocked (``sys.modules['dask'] = None``).
+The compute is bounded by ``--timeout`` seconds: past it the run stops and reports so.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=float, default=5e6)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backend", default="llvm")
+    parser.add_argument("--inputs", choices=("random", "ramp"), default="random")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds the cluster's compute may take")
     parser.add_argument("--append", type=Path, help="append the results as a markdown section to this file")
     args = parser.parse_args()
     points, chunk = int(args.points), int(args.chunk)
@@ -84,15 +90,22 @@ def main() -> None:
         ) as cluster,
         Client(cluster) as client,
     ):
-        generator = da.random.default_rng(1)
-        x = generator.uniform(-2.0, 2.0, points, chunks=chunk)
-        y = generator.uniform(-2.0, 2.0, points, chunks=chunk)
+        if args.inputs == "random":
+            generator = da.random.default_rng(1)
+            x = generator.uniform(-2.0, 2.0, points, chunks=chunk)
+            y = generator.uniform(-2.0, 2.0, points, chunks=chunk)
+        else:
+            x = da.linspace(-2.0, 2.0, points, chunks=chunk)
+            y = 0.5 + 0.75 * abs(x)
         value, (dx, dy) = kernel(x, y)
         sums = [value.sum(), dx.sum(), dy.sum()]
         start = time.perf_counter()
-        (totals,) = [client.compute(sums, sync=True)]
+        try:
+            totals = [future.result(timeout=args.timeout) for future in client.compute(sums)]
+        except TimeoutError:
+            raise SystemExit(f"the compute did not finish within --timeout {args.timeout:g} s") from None
         cluster_s = time.perf_counter() - start
-        # the inputs alone: what drawing 2N random numbers costs the same workers
+        # the inputs alone: what making the 2N inputs costs the same workers
         start = time.perf_counter()
         client.compute([x.sum(), y.sum()], sync=True)
         inputs_s = time.perf_counter() - start
@@ -106,7 +119,7 @@ def main() -> None:
     machine = platform.processor() or platform.machine()
     command = (
         f"python bench/dask_gradient.py --points {args.points:g} --chunk {args.chunk:g} "
-        f"--workers {args.workers} --backend {args.backend}"
+        f"--workers {args.workers} --backend {args.backend} --inputs {args.inputs}"
     )
     lines = [
         "",
@@ -122,7 +135,7 @@ def main() -> None:
         f"| points, chunk, blocks | {points:,}, {chunk:,}, {blocks} |",
         f"| workers (processes x 1 thread) | {args.workers} |",
         f"| value_and_grad + 3 sums on the cluster, s | {cluster_s:.2f} |",
-        f"| drawing x and y alone on the cluster, s | {inputs_s:.2f} |",
+        f"| inputs ({args.inputs}) x and y alone on the cluster, s | {inputs_s:.2f} |",
         f"| one block in this process (kernel only, 1 thread), s | {block_s:.3f} |",
         f"| kernel-only time for all blocks / workers, s | {block_s * blocks / args.workers:.2f} |",
         f"| sums (f, df/dx, df/dy) | {totals[0]:.6g}, {totals[1]:.6g}, {totals[2]:.6g} |",

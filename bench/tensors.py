@@ -156,6 +156,7 @@ def environment(scratch: str, fresh: str) -> dict[str, str]:
         TORCHINDUCTOR_CACHE_DIR=os.path.join(fresh, "inductor"),
     )
     env.pop("GRAPHC_NO_CACHE", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the warm-up start writes the bytecode every start reads
     return env
 
 

@@ -4,14 +4,17 @@
 a Python function (traced once, one symbol per parameter: see :func:`graphc.trace`) or traced values.
 Every derivative function takes ``method`` (a name in :data:`graphc.diff.METHODS`) and
 ``backend`` (a name in :data:`graphc.BACKENDS`), and returns a :class:`Kernel` called like the
-function itself: one value per variable, by keyword or in ``kernel.variables`` order. ``wrt``
-names the variables to differentiate by: a name, names separated by commas, a SymPy symbol, or a
-list of names and symbols (``None``: every variable).
+function itself: one value per variable, by keyword or in ``kernel.variables`` order (sorted
+names; a Python function's own parameter order). ``wrt`` names the variables to differentiate by:
+a name, names separated by commas, a SymPy symbol, a traced symbol (``graphc.sym``), or a list of
+them (``None``: every variable, in ``kernel.variables`` order). A Python function takes
+``shapes=``; without it, it is traced when called, from its arguments' shapes (a
+:class:`~graphc.tracing.LazyKernel`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from graphc import chain, diff
@@ -20,28 +23,47 @@ from graphc.diff.common import resolve_wrt
 from graphc.errors import GraphcError
 from graphc.graph import MAX_NODES, Graph, checked_max_nodes
 from graphc.kernel import Kernel
+from graphc.ops import VAR
 from graphc.parse import checked_dims, parse
 from graphc.shapes import size
-from graphc.tracing import graph_of, is_traced, trace
+from graphc.tracing import LazyKernel, Traced, graph_of, is_traced, parameters, trace
 
-Wrt = str | Sequence[str] | None  # SymPy symbols too, in place of any name: see as_names
+Wrt = str | Sequence[str] | None  # SymPy and traced symbols too, in place of any name: see as_names
 Dims = dict[str, int] | None
+Shapes = dict[str, Sequence[int | str]] | None  # a Python function's parameter shapes: see graphc.trace
 
 
 def as_names(wrt: Any) -> Any:
-    """``wrt`` with each SymPy symbol replaced by its name (anything else is left for
-    :func:`graphc.diff.common.resolve_wrt` to accept or refuse).
+    """``wrt`` with each SymPy symbol and traced symbol (``graphc.sym("x")``, a traced function's
+    parameter) replaced by its name; names are left for :func:`graphc.diff.common.resolve_wrt` to
+    check, and anything else is refused here.
 
-    >>> import sympy
+    >>> import sympy, graphc
     >>> x, y = sympy.symbols("x y")
-    >>> as_names(x), as_names([x, "z", y])
-    ('x', ['x', 'z', 'y'])
+    >>> as_names(x), as_names([x, "z", y]), as_names(graphc.sym("w"))
+    ('x', ['x', 'z', 'y'], 'w')
     """
-    if getattr(wrt, "is_Symbol", False) is True:
-        return str(wrt.name)
     if isinstance(wrt, (list, tuple)):
-        return [str(item.name) if getattr(item, "is_Symbol", False) is True else item for item in wrt]
-    return wrt
+        return [_name(item, f" (item {i} of wrt)") for i, item in enumerate(wrt)]
+    return wrt if wrt is None else _name(wrt, "")
+
+
+def _name(item: Any, where: str) -> str:
+    """The variable name ``item`` of ``wrt`` stands for (``where`` says which item, for errors)."""
+    if isinstance(item, str):
+        return item
+    if getattr(item, "is_Symbol", False) is True:
+        return str(item.name)
+    if isinstance(item, Traced):
+        if item.graph.op(item.node) != VAR:
+            raise GraphcError(
+                f"wrt must name variables: {item!r}{where} is a traced expression, not a symbol"
+            )
+        return item.graph.name(item.node)
+    raise GraphcError(
+        "wrt must name one or more variables (names, SymPy symbols or traced symbols), "
+        f"got {type(item).__name__} {item!r}{where}"
+    )
 
 
 class Default:
@@ -55,9 +77,12 @@ DEFAULT = Default()
 MODES = ("auto", "forward", "reverse", "optimal")
 
 
-def as_graph(expr: Any, max_nodes: int | None | Default = DEFAULT, dims: Dims = None) -> Graph:
+def as_graph(
+    expr: Any, max_nodes: int | None | Default = DEFAULT, dims: Dims = None, *, shapes: Shapes = None
+) -> Graph:
     """A Graph from program text, a Graph (returned as is), a SymPy expression (or a list of them),
-    traced values (or a tuple of them) or a Python function, traced with graphc.trace.
+    traced values (or a tuple of them) or a Python function, traced with graphc.trace (its
+    parameters scalars unless ``shapes`` gives theirs).
 
     ``max_nodes`` caps the graph and every graph derived from it (default: a Graph keeps its own
     cap, text and SymPy get ``MAX_NODES``); a Graph given another cap is copied, not changed.
@@ -65,6 +90,11 @@ def as_graph(expr: Any, max_nodes: int | None | Default = DEFAULT, dims: Dims = 
     as the methods that work element by element need.
     """
     limit = MAX_NODES if isinstance(max_nodes, Default) else checked_max_nodes(max_nodes)
+    if shapes is not None and not is_function(expr):
+        raise GraphcError(
+            "shapes= gives a Python function's parameters their shapes; program text declares "
+            "its own (x: [3]), and a Graph or traced values have theirs"
+        )
     if isinstance(expr, Graph):
         if dims:
             expr = expr.with_dims(checked_dims(dims))
@@ -80,7 +110,8 @@ def as_graph(expr: Any, max_nodes: int | None | Default = DEFAULT, dims: Dims = 
 
         graph = from_sympy(expr)
     elif callable(expr):  # a Python function (after SymPy: a SymPy symbol is callable too)
-        graph = trace(expr).with_dims(checked_dims(dims)) if dims else trace(expr)
+        graph = trace(expr, shapes=shapes)
+        graph = graph.with_dims(checked_dims(dims)) if dims else graph
     else:
         raise GraphcError(
             f"expected program text, a Graph, a SymPy expression or a function, got {type(expr).__name__}"
@@ -89,18 +120,84 @@ def as_graph(expr: Any, max_nodes: int | None | Default = DEFAULT, dims: Dims = 
     return graph
 
 
+def is_function(expr: Any) -> bool:
+    """Whether ``expr`` is a Python function to trace (not text, a Graph, SymPy or traced values)."""
+    return (
+        callable(expr)
+        and not isinstance(expr, (str, Graph, list, tuple))
+        and not hasattr(expr, "free_symbols")
+        and not is_traced(expr)
+    )
+
+
+Make = Callable[[Graph, list[str]], Kernel]
+
+
+def _kernel(
+    expr: Any, make: Make, shapes: Shapes, dims: Dims, max_nodes: int | None | Default = DEFAULT
+) -> Any:
+    """The kernel ``make(graph, order)`` builds from ``expr``'s graph, called with the variables in
+    ``order``: a Python function's parameter order, else the sorted names. A function whose every
+    parameter ``shapes`` declares is traced now; any other is traced when called, with its
+    arguments' shapes, once per new combination of them (a :class:`~graphc.tracing.LazyKernel`).
+    """
+    if not is_function(expr):
+        graph = as_graph(expr, max_nodes, dims, shapes=shapes)
+        return make(graph, graph.variables)
+    order = [p.name for p in parameters(expr)]
+
+    def build(declared: dict[str, Any]) -> Kernel:
+        kernel = make(as_graph(expr, max_nodes, dims, shapes=declared), order)
+        seeds = [name for name in kernel.variables if name not in set(order)]  # vjp's cotangent...
+        return _in_order(kernel, [*order, *seeds])
+
+    if not order or (shapes is not None and set(order) <= set(shapes)):
+        return build(shapes or {})
+    return LazyKernel(expr, shapes, build)
+
+
+def _in_order(kernel: Kernel, order: list[str]) -> Kernel:
+    """``kernel`` called with its variables in ``order`` (a permutation of ``kernel.variables``);
+    the order is the kernel's own, so a pickle keeps it (:meth:`Kernel.derived`)."""
+    if list(kernel.variables) == order:
+        return kernel
+    reordered = kernel.derived(wrt=kernel.wrt, mode=kernel.mode, result=kernel.result, variables=order)
+    reordered.info = kernel.info
+    return reordered
+
+
+def _wrt(wrt: Any, order: list[str]) -> Any:
+    """``wrt`` as names; ``None`` is every variable, in the kernel's ``order``."""
+    if wrt is None:
+        return list(order) or None  # no variables: None, which differentiates by none
+    return as_names(wrt)
+
+
 def compile(  # the public name is the contract, though it shadows a builtin
-    expr: Any, backend: str = "numpy", *, threads: int | None = None, dims: Dims = None
+    expr: Any,
+    backend: str = "numpy",
+    *,
+    threads: int | None = None,
+    dims: Dims = None,
+    shapes: Shapes = None,
 ) -> Kernel:
-    """Compile a function: program text, a Graph or a SymPy expression, with the named backend.
+    """Compile a function: program text, a Graph, a SymPy expression or a Python function, with
+    the named backend.
 
     ``threads`` caps the threads the llvm backend splits a large batch across (default: all cores).
+    A Python function is called by keyword or in its parameter order; ``shapes`` gives its
+    parameters' shapes, else it is traced on each call with new argument shapes (see
+    :func:`graphc.trace` and the tracing page).
 
     >>> k = compile("x*y, x + y")
     >>> k(2.0, 3.0)
     (np.float64(6.0), np.float64(5.0))
     """
-    return compile_graph(as_graph(expr, dims=dims), backend, threads=threads)
+
+    def make(graph: Graph, order: list[str]) -> Kernel:
+        return compile_graph(graph, backend, threads=threads)
+
+    return _kernel(expr, make, shapes, dims)  # type: ignore[no-any-return]
 
 
 def differentiate(
@@ -111,10 +208,13 @@ def differentiate(
     max_paths: int | None = None,
     cse: bool | None = None,
     dims: Dims = None,
+    shapes: Shapes = None,
 ) -> Graph:
     """The derivative graph: the function's outputs, then every partial (``∂f/∂x``, ...).
 
-    ``max_paths`` applies to the ``paths`` method, ``cse`` to ``symbolic``.
+    ``max_paths`` applies to the ``paths`` method, ``cse`` to ``symbolic``. A Python function is
+    traced with ``shapes`` (its parameters scalars where it gives none); ``wrt=None`` is then its
+    parameters in order.
 
     >>> d = differentiate("sin(x*y) + exp(x)")
     >>> d.output_names
@@ -123,10 +223,12 @@ def differentiate(
     >>> formula(d, d.outputs[1])
     'exp(x) + y*cos(x*y)'
     """
-    return diff.differentiate(as_graph(expr, dims=dims), as_names(wrt), method, max_paths=max_paths, cse=cse)
+    graph = as_graph(expr, dims=dims, shapes=shapes)
+    names = _wrt(wrt, [p.name for p in parameters(expr)]) if is_function(expr) else as_names(wrt)
+    return diff.differentiate(graph, names, method, max_paths=max_paths, cse=cse)
 
 
-def count_paths(expr: Any, wrt: Wrt = None, *, dims: Dims = None) -> dict[str, int]:
+def count_paths(expr: Any, wrt: Wrt = None, *, dims: Dims = None, shapes: Shapes = None) -> dict[str, int]:
     """The exact number of paths from each variable to the output (summed over several outputs);
     on a tensor graph, scalar paths summed over each input's elements, counted at block level.
 
@@ -135,7 +237,7 @@ def count_paths(expr: Any, wrt: Wrt = None, *, dims: Dims = None) -> dict[str, i
     >>> count_paths("x: [3]; sum(x*x)")
     {'x': 6}
     """
-    return diff.count_paths(as_graph(expr, dims=dims), as_names(wrt))
+    return diff.count_paths(as_graph(expr, dims=dims, shapes=shapes), as_names(wrt))
 
 
 def _elements(graph: Graph, nodes: Sequence[int]) -> int:
@@ -168,11 +270,15 @@ def grad(
     threads: int | None = None,
     max_nodes: int | None | Default = DEFAULT,
     dims: Dims = None,
+    shapes: Shapes = None,
     **options: Any,
-) -> Kernel:
+) -> Kernel | LazyKernel:
     """A kernel returning the tuple of partials of a one-output function, in ``kernel.wrt`` order.
 
     On a tensor graph each partial has its variable's shape, after the batch axes of the call.
+    A Python function ``expr`` is traced with ``shapes`` (``{"W": [3, 5], "x": ["n", 5]}``), or,
+    for the parameters it does not name, with the shapes of each call's arguments; it is called
+    and differentiated in its parameter order (``wrt=None``: every parameter).
 
     ``max_nodes`` caps the function's and the gradient's graph (ResourceError beyond it; None: no
     cap; default: ``graphc.graph.MAX_NODES``, or a given Graph's own cap).
@@ -181,11 +287,14 @@ def grad(
     >>> g.wrt, g(3.0, 2.0)
     (('x', 'y'), (np.float64(12.0), np.float64(9.0)))
     """
-    graph = as_graph(expr, max_nodes, dims)
-    _single_output(graph, "grad")
-    derivative = diff.differentiate(graph, as_names(wrt), method, **options)
-    kernel = compile_graph(_with_outputs(derivative, 1), backend, threads=threads)
-    return kernel.derived(wrt=derivative.info["wrt"], result=("partials",))
+
+    def make(graph: Graph, order: list[str]) -> Kernel:
+        _single_output(graph, "grad")
+        derivative = diff.differentiate(graph, _wrt(wrt, order), method, **options)
+        kernel = compile_graph(_with_outputs(derivative, 1), backend, threads=threads)
+        return kernel.derived(wrt=derivative.info["wrt"], result=("partials",))
+
+    return _kernel(expr, make, shapes, dims, max_nodes)  # type: ignore[no-any-return]
 
 
 def value_and_grad(
@@ -196,18 +305,23 @@ def value_and_grad(
     *,
     threads: int | None = None,
     dims: Dims = None,
+    shapes: Shapes = None,
     **options: Any,
-) -> Kernel:
-    """A kernel returning ``(value, (partials...))`` of a one-output function.
+) -> Kernel | LazyKernel:
+    """A kernel returning ``(value, (partials...))`` of a one-output function (a Python function
+    as in :func:`grad`).
 
     >>> value_and_grad("x**2 * y")(3.0, 2.0)
     (np.float64(18.0), (np.float64(12.0), np.float64(9.0)))
     """
-    graph = as_graph(expr, dims=dims)
-    _single_output(graph, "value_and_grad")
-    derivative = diff.differentiate(graph, as_names(wrt), method, **options)
-    kernel = compile_graph(derivative, backend, threads=threads)
-    return kernel.derived(wrt=derivative.info["wrt"], result=("value_and_partials",))
+
+    def make(graph: Graph, order: list[str]) -> Kernel:
+        _single_output(graph, "value_and_grad")
+        derivative = diff.differentiate(graph, _wrt(wrt, order), method, **options)
+        kernel = compile_graph(derivative, backend, threads=threads)
+        return kernel.derived(wrt=derivative.info["wrt"], result=("value_and_partials",))
+
+    return _kernel(expr, make, shapes, dims)  # type: ignore[no-any-return]
 
 
 def jacobian(
@@ -219,6 +333,7 @@ def jacobian(
     threads: int | None = None,
     dims: Dims = None,
     sparse: bool = False,
+    shapes: Shapes = None,
 ) -> Any:
     """A kernel returning the Jacobian: for a scalar graph an array of shape
     ``(*batch_shape, outputs, len(wrt))``; for a tensor graph ``batch + out_shape + in_shape`` (JAX's
@@ -242,8 +357,15 @@ def jacobian(
     >>> jacobian("x: [3]; softmax(x)")([0.0, 0.0, 0.0]).shape
     (3, 3)
     """
-    graph = as_graph(expr, dims=dims)
-    names = resolve_wrt(graph, as_names(wrt))
+    return _kernel(
+        expr, lambda graph, order: _jacobian(graph, order, wrt, mode, backend, threads, sparse), shapes, dims
+    )
+
+
+def _jacobian(
+    graph: Graph, order: list[str], wrt: Wrt, mode: str, backend: str, threads: int | None, sparse: bool
+) -> Any:
+    names = resolve_wrt(graph, _wrt(wrt, order))
     if sparse:
         from graphc.sparse import sparse_jacobian  # SciPy is imported only when it is used
 
@@ -262,10 +384,10 @@ def jacobian(
     result = kernel.derived(
         wrt=names, mode=mode, result=("blocks" if graph.tensor else "matrix", rows, columns)
     )
-    order = "a column per input element" if mode == "forward" else "a row per output element"
+    passes = "a column per input element" if mode == "forward" else "a row per output element"
     result.info = {
         "multiplications": chain.multiplications(derivative, len(graph)),
-        "order": f"{mode}: {order}",
+        "order": f"{mode}: {passes}",
     }
     return result
 
@@ -296,6 +418,7 @@ def hessian(
     threads: int | None = None,
     dims: Dims = None,
     sparse: bool = False,
+    shapes: Shapes = None,
     **options: Any,
 ) -> Any:
     """A kernel returning the Hessian: shape ``(*batch_shape, len(wrt), len(wrt))`` for a scalar
@@ -309,23 +432,28 @@ def hessian(
     >>> hessian("x**2 * y")(3.0, 2.0).tolist()
     [[4.0, 6.0], [6.0, 0.0]]
     """
-    graph = as_graph(expr, dims=dims)
-    _single_output(graph, "hessian")
-    if sparse:
-        from graphc.sparse import sparse_hessian  # SciPy is imported only when it is used
 
-        if method != "dp" or options:
-            raise GraphcError("a sparse Hessian is computed by dp over dp: it takes no method or options")
-        return sparse_hessian(graph, resolve_wrt(graph, as_names(wrt)), backend, threads)
-    first = diff.differentiate(graph, as_names(wrt), method, **options)
-    names = first.info["wrt"]
-    second = diff.differentiate(_with_outputs(first, 1), names, method, **options)
-    kernel = compile_graph(_with_outputs(second, len(names)), backend, threads=threads)
-    n = len(names)
-    return kernel.derived(wrt=names, result=("blocks" if graph.tensor else "matrix", n, n))
+    def make(graph: Graph, order: list[str]) -> Any:
+        _single_output(graph, "hessian")
+        if sparse:
+            from graphc.sparse import sparse_hessian  # SciPy is imported only when it is used
+
+            if method != "dp" or options:
+                raise GraphcError("a sparse Hessian is computed by dp over dp: it takes no method or options")
+            return sparse_hessian(graph, resolve_wrt(graph, _wrt(wrt, order)), backend, threads)
+        first = diff.differentiate(graph, _wrt(wrt, order), method, **options)
+        names = first.info["wrt"]
+        second = diff.differentiate(_with_outputs(first, 1), names, method, **options)
+        kernel = compile_graph(_with_outputs(second, len(names)), backend, threads=threads)
+        n = len(names)
+        return kernel.derived(wrt=names, result=("blocks" if graph.tensor else "matrix", n, n))
+
+    return _kernel(expr, make, shapes, dims)
 
 
-def vjp(expr: Any, wrt: Wrt = None, backend: str = "numpy", *, dims: Dims = None) -> Kernel:
+def vjp(
+    expr: Any, wrt: Wrt = None, backend: str = "numpy", *, dims: Dims = None, shapes: Shapes = None
+) -> Kernel | LazyKernel:
     """A kernel of the vector-Jacobian product: called with the function's variables and then a
     ``cotangent`` shaped like its output, it returns one product per ``wrt`` variable, shaped like
     it (the reverse pass ``dp`` makes, exposed as JAX's ``vjp`` is).
@@ -334,11 +462,14 @@ def vjp(expr: Any, wrt: Wrt = None, backend: str = "numpy", *, dims: Dims = None
     >>> k.variables, k([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], [1.0, 1.0, 1.0], [1.0, 0.0])[0].tolist()
     (('W', 'x', 'cotangent'), [1.0, 2.0, 3.0])
     """
+    return _kernel(expr, lambda graph, order: _vjp(graph, order, wrt, backend), shapes, dims)  # type: ignore[no-any-return]
+
+
+def _vjp(graph: Graph, order: list[str], wrt: Wrt, backend: str) -> Kernel:
     from graphc.diff import blocks
 
-    graph = as_graph(expr, dims=dims)
     _single_output(graph, "vjp")
-    names = resolve_wrt(graph, as_names(wrt))
+    names = resolve_wrt(graph, _wrt(wrt, order))
     result = graph.copy()
     (output,) = graph.outputs
     seed_name = _fresh(graph, "cotangent")
@@ -348,10 +479,12 @@ def vjp(expr: Any, wrt: Wrt = None, backend: str = "numpy", *, dims: Dims = None
     adjoint = blocks.adjoints(result, output, seed, active) if active[output] else {}
     products = [adjoint.get(s, blocks.zero(result, result.shape(s))) for s in sources]
     result.set_outputs(products, [f"{seed_name}·∂f/∂{name}" for name in names])
-    return _reordered(result, [*graph.variables, seed_name], names, backend, as_tuple=True)
+    return _reordered(result, [*order, seed_name], names, backend, as_tuple=True)
 
 
-def jvp(expr: Any, wrt: Wrt = None, backend: str = "numpy", *, dims: Dims = None) -> Kernel:
+def jvp(
+    expr: Any, wrt: Wrt = None, backend: str = "numpy", *, dims: Dims = None, shapes: Shapes = None
+) -> Kernel | LazyKernel:
     """A kernel of the Jacobian-vector product: called with the function's variables and then one
     tangent per ``wrt`` variable (``tangent_x``, shaped like ``x``), it returns the output's tangent,
     shaped like the output (the pass ``forward`` makes, exposed as JAX's ``jvp`` is).
@@ -360,11 +493,14 @@ def jvp(expr: Any, wrt: Wrt = None, backend: str = "numpy", *, dims: Dims = None
     >>> k.variables, float(k([1.0, 2.0, 3.0], [1.0, 0.0, 0.0]))
     (('x', 'tangent_x'), 2.0)
     """
+    return _kernel(expr, lambda graph, order: _jvp(graph, order, wrt, backend), shapes, dims)  # type: ignore[no-any-return]
+
+
+def _jvp(graph: Graph, order: list[str], wrt: Wrt, backend: str) -> Kernel:
     from graphc.diff import blocks
 
-    graph = as_graph(expr, dims=dims)
     _single_output(graph, "jvp")
-    names = resolve_wrt(graph, as_names(wrt))
+    names = resolve_wrt(graph, _wrt(wrt, order))
     result = graph.copy()
     (output,) = graph.outputs
     keep = graph.reachable()
@@ -377,7 +513,7 @@ def jvp(expr: Any, wrt: Wrt = None, backend: str = "numpy", *, dims: Dims = None
             total = tangent[output] if total is None else result.add(total, tangent[output])
     product = blocks.zero(result, graph.shape(output)) if total is None else total
     result.set_outputs([product], ["∂f·tangent"])
-    return _reordered(result, [*graph.variables, *seeds], names, backend, as_tuple=False)
+    return _reordered(result, [*order, *seeds], names, backend, as_tuple=False)
 
 
 def _fresh(graph: Graph, name: str) -> str:
@@ -390,22 +526,8 @@ def _fresh(graph: Graph, name: str) -> str:
 def _reordered(graph: Graph, order: list[str], names: list[str], backend: str, as_tuple: bool) -> Kernel:
     """The kernel of ``graph`` called with its variables in ``order`` (the function's, then the
     seeds): a tuple of its outputs if ``as_tuple``, else its one output."""
-    kernel = compile_graph(graph, backend)
-    position = [order.index(name) for name in graph.variables]
-    compiled = kernel.function
-
-    def function(*args: Any, **out: Any) -> Any:
-        return compiled(*(args[i] for i in position), **out)
-
-    return Kernel(
-        graph,
-        function,
-        backend=kernel.backend,
-        source=kernel.source,
-        variables=order,
-        wrt=names,
-        result=("partials",) if as_tuple else ("outputs",),
-    )
+    result = ("partials",) if as_tuple else ("outputs",)
+    return compile_graph(graph, backend).derived(wrt=names, result=result, variables=order)
 
 
 def derivatives(graph: Graph, wrt: Wrt = None, order: int = 1, method: str = "dp", **options: Any) -> Graph:
@@ -452,8 +574,9 @@ def derivative(
     *,
     threads: int | None = None,
     dims: Dims = None,
+    shapes: Shapes = None,
     **options: Any,
-) -> Kernel:
+) -> Kernel | LazyKernel:
     """A kernel returning the ``order``-th derivative in one variable (one value per output).
 
     The default method is ``forward``: with one variable it is one tangent pass per order, and its
@@ -467,7 +590,10 @@ def derivative(
     name = as_names(wrt)
     if not isinstance(name, str) or "," in name:
         raise GraphcError(f"derivative takes one variable, got {wrt!r}")
-    graph = as_graph(expr, dims=dims)
-    result = derivatives(graph, [name], order, method, **options)
-    kernel = compile_graph(_with_outputs(result, len(graph.outputs)), backend, threads=threads)
-    return kernel.derived(wrt=[name], result=("outputs",))
+
+    def make(graph: Graph, variables: list[str]) -> Kernel:
+        result = derivatives(graph, [name], order, method, **options)
+        kernel = compile_graph(_with_outputs(result, len(graph.outputs)), backend, threads=threads)
+        return kernel.derived(wrt=[name], result=("outputs",))
+
+    return _kernel(expr, make, shapes, dims)  # type: ignore[no-any-return]

@@ -27,7 +27,9 @@ Nothing here recurses over the graph.
 
 from __future__ import annotations
 
+import keyword
 import math
+import numbers
 import struct
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -425,7 +427,10 @@ class Graph:
         """The graph as plain data: strings, numbers, lists and dicts only, node ids kept.
 
         ``nodes`` lists ``[op, args, value, name]`` per node in creation order (``value`` for a
-        constant, ``name`` for a variable, else None). :meth:`from_data` reads it back.
+        constant, ``name`` for a variable, else None), and a fifth item where a tensor graph needs
+        it: a variable's declared shape (a list of ints and dimension names), a block op's params
+        (tuples written as lists; a user block as a dict of its name, parameters and formulas'
+        text). :meth:`from_data` reads it back.
 
         >>> g = Graph()
         >>> g.set_outputs([g.apply("sin", g.var("x"))])
@@ -433,14 +438,21 @@ class Graph:
         [['var', [], None, 'x'], ['sin', [0], None, None]]
         >>> Graph.from_data(g.to_data()).to_text()
         'sin(x)'
+        >>> t = Graph()
+        >>> t.set_outputs([t.apply("sum", t.var("x", (3, "n")), params=((1,), False))])
+        >>> t.to_data()["nodes"]
+        [['var', [], None, 'x', [3, 'n']], ['sum', [0], None, None, [[1], False]]]
         """
-        if self.tensor:
-            raise GraphcError("to_data writes scalar graphs: this one has tensor (block) nodes")
         nodes = []
-        for op, args, data in zip(self._op, self._args, self._data, strict=True):
+        for op, args, data, shape in zip(self._op, self._args, self._data, self._shape, strict=True):
             value = data if op == CONST else None
             name = data if op == VAR else None
-            nodes.append([op, list(args), value, name])
+            entry = [op, list(args), value, name]
+            if op == VAR and shape:
+                entry.append(list(shape))
+            elif op not in (CONST, VAR) and data is not None:
+                entry.append(_params_data(data))
+            nodes.append(entry)
         return {
             "format": DATA_FORMAT,
             "nodes": nodes,
@@ -455,8 +467,10 @@ class Graph:
         """The graph :meth:`to_data` wrote, node for node (same ids), or DataError naming the fault.
 
         Only graphc's own format is read: op names from the op table with their arities, operands
-        that are earlier nodes, float constants, string names, no node twice. Nothing in ``data``
-        is run or imported.
+        that are earlier nodes, float constants, string names, no node twice; shapes of ints and
+        names, params of plain values that the op's own shape rule accepts, a user block's
+        formulas as text of the language (scanned again, never run). Nothing in ``data`` is run or
+        imported.
         """
         if not isinstance(data, dict) or data.get("format") != DATA_FORMAT:
             raise DataError(f"not graphc graph data (expected format {DATA_FORMAT!r})")
@@ -473,38 +487,68 @@ class Graph:
         if not all(isinstance(name, str) for name in names):
             raise DataError("graph data: output names must be strings")
         graph.set_outputs(outputs, names)
-        graph.info = _plain_info(data.get("info", {}))
+        graph.info = plain_info(data.get("info", {}))
         return graph
 
     def _load_node(self, node: int, entry: Any) -> None:
         """Append node ``node`` of :meth:`from_data` after checking it against the op table."""
-        if not isinstance(entry, list) or len(entry) != 4:
-            raise DataError(f"graph data: node {node} is not [op, args, value, name]")
-        op, args, value, name = entry
+        if not isinstance(entry, list) or len(entry) not in (4, 5):
+            raise DataError(f"graph data: node {node} is not [op, args, value, name] (and shape or params)")
+        op, args, value, name = entry[:4]
+        extra = entry[4] if len(entry) == 5 else None
+        shape: Shape = ()
         if op == VAR:
             if not isinstance(name, str) or args != [] or name in self._variables:
                 raise DataError(f"graph data: node {node} is not a new variable with a name")
+            if extra is not None:
+                shape = _shape_from_data(node, extra)
             key: tuple[Any, ...] = (VAR, name)
             self._variables[name] = node
             data: Any = name
         elif op == CONST:
-            if type(value) is not float or args != []:
+            if type(value) is not float or args != [] or extra is not None:
                 raise DataError(f"graph data: node {node} is a constant without a float value")
             key, data = (CONST, _bits(value)), value
             if value != 0.0 and not math.isnan(value):
                 self._constants[value] = node
         else:
-            spec = OPS.get(op) if isinstance(op, str) else None
+            spec = ALL_OPS.get(op) if isinstance(op, str) else None
             if spec is None:
                 raise DataError(f"graph data: node {node} has an unknown op {op!r}")
-            if not isinstance(args, list) or len(args) != spec.arity:
+            arity_ok = isinstance(args, list) and (
+                len(args) == spec.arity or (spec.variadic and len(args) > spec.arity)
+            )
+            if not arity_ok:
                 raise DataError(f"graph data: node {node} ({op}) needs {spec.arity} operand(s)")
             if not all(type(a) is int and 0 <= a < node for a in args):
                 raise DataError(f"graph data: node {node} ({op}) has an operand that is not an earlier node")
-            key, data = (op, *args), None
+            if spec.block:
+                data = _params_from_data(node, op, extra)
+                key = (op, *args, data)
+                shape = self._loaded_shape(node, spec, args, data)
+            else:
+                if extra is not None:
+                    raise DataError(f"graph data: node {node} ({op}) is elementwise: it takes no params")
+                key, data = (op, *args), None
+                shape = self._loaded_shape(node, spec, args, None)
         if key in self._table:
             raise DataError(f"graph data: node {node} repeats node {self._table[key]}")
-        self._new(key, op, tuple(args), data)
+        self._new(key, op, tuple(args), data, shape)
+        if op not in (VAR, CONST) and ALL_OPS[op].block:
+            self.tensor = True
+
+    def _loaded_shape(self, node: int, spec: Op, args: list[int], params: Any) -> Shape:
+        """The shape of loaded node ``node``: its op's rule on its operands' shapes, or DataError."""
+        shapes = [self._shape[a] for a in args]
+        try:
+            if spec.block:
+                assert spec.shape is not None, spec.name
+                return spec.shape(tuple(shapes), params)
+            first = shapes[0]
+            return first if all(s == first for s in shapes) else broadcast(shapes, spec.name)
+        except (GraphcError, TypeError, ValueError, IndexError, KeyError) as err:
+            message = getattr(err, "message", None) or str(err)
+            raise DataError(f"graph data: node {node} ({spec.name}): {message}") from None
 
     def to_sympy(self) -> Any:
         """The outputs as SymPy expressions: one expression, or a tuple for several outputs."""
@@ -522,7 +566,121 @@ class Graph:
 _PLAIN = (str, int, float, bool, type(None))
 
 
-def _plain_info(info: Any) -> dict[str, Any]:
+def _params_data(params: Any) -> Any:
+    """A block op's params as plain data: tuples as lists (params hold no lists: they are hashed),
+    a user block (graphc.user_blocks.Block) as ``{"block": name, "params": [...], "body": text,
+    "vjp": [text, ...] or None}``, the words of its formulas joined by spaces."""
+    from graphc.user_blocks import Block
+
+    if isinstance(params, Block):
+        return {
+            "block": params.name,
+            "params": list(params.params),
+            "body": " ".join(params.body[1]),
+            "vjp": None if params.vjp is None else [" ".join(run[1]) for run in params.vjp],
+        }
+    root: list[Any] = []
+    stack: list[tuple[Any, list[Any]]] = [(params, root)]
+    while stack:
+        item, into = stack.pop()
+        if isinstance(item, tuple):
+            items: list[Any] = []
+            into.append(items)
+            stack.extend((child, items) for child in reversed(item))
+        elif isinstance(item, _PLAIN):
+            into.append(item)
+        elif isinstance(item, numbers.Integral):
+            into.append(int(item))
+        else:
+            raise GraphcError(f"to_data: block params hold a {type(item).__name__}, not plain data")
+    return root[0]
+
+
+def _params_from_data(node: int, op: str, data: Any) -> Any:
+    """Params written by :func:`_params_data`, checked to be plain data: lists become tuples."""
+    if isinstance(data, dict) or op == _CUSTOM:  # a user block's node holds the block, as a dict
+        if not isinstance(data, dict) or op != _CUSTOM:
+            raise DataError(f"graph data: node {node} ({op}) has malformed params")
+        return _block_from_data(node, data)
+    root: list[Any] = []
+    stack: list[tuple[Any, list[Any], int]] = [(data, root, 0)]
+    while stack:
+        item, into, depth = stack.pop()
+        if isinstance(item, list):
+            if depth >= _PARAMS_DEPTH:
+                raise DataError(f"graph data: node {node} ({op}) has params nested too deep")
+            items: list[Any] = []
+            into.append(items)
+            stack.extend((child, items, depth + 1) for child in reversed(item))
+        elif type(item) in (int, bool) or item is None or _is_dim_name(item):
+            into.append(item)
+        else:
+            what = f"the string {item!r}" if isinstance(item, str) else f"a {type(item).__name__}"
+            raise DataError(
+                f"graph data: node {node} ({op}) has params holding {what} (params hold ints, "
+                "booleans, None and dimension names)"
+            )
+    # the lists, innermost first, become tuples (hashable, as the builder made them)
+    return _tuples(root)[0]
+
+
+_CUSTOM = "custom"  # the op of a user block with its own VJP (graphc.user_blocks): its params are the block
+_PARAMS_DEPTH = 8  # the ops' params nest three deep (unindex: (index items, shape)); room to spare
+
+
+def _tuples(root: list[Any]) -> tuple[Any, ...]:
+    """``root`` with every list in it (nested) made a tuple, without recursion."""
+    order: list[list[Any]] = []
+    stack = [root]
+    while stack:
+        items = stack.pop()
+        order.append(items)
+        stack.extend(item for item in items if isinstance(item, list))
+    made: dict[int, tuple[Any, ...]] = {}
+    for items in reversed(order):  # a list's inner lists come after it in ``order``
+        made[id(items)] = tuple(made[id(item)] if isinstance(item, list) else item for item in items)
+    return made[id(root)]
+
+
+def _block_from_data(node: int, data: dict[str, Any]) -> Any:
+    """The user block a custom node's params hold, its formulas scanned again from their text."""
+    from graphc.parse import scan
+    from graphc.user_blocks import Block
+
+    name, params, body, vjp = (data.get(k) for k in ("block", "params", "body", "vjp"))
+    texts: list[Any] | None = [body] if vjp is None else [body, *vjp] if isinstance(vjp, list) else None
+    if (
+        set(data) != {"block", "params", "body", "vjp"}
+        or not isinstance(name, str)
+        or not isinstance(params, list)
+        or not all(isinstance(p, str) for p in params)
+        or texts is None
+        or not all(isinstance(text, str) for text in texts)
+    ):
+        raise DataError(f"graph data: node {node} (custom) has malformed block params")
+    runs = []
+    for text in texts:
+        tokens = scan(text)
+        if tokens.error is not None:
+            raise DataError(f"graph data: node {node} (custom): block '{name}': {tokens.error.message}")
+        runs.append((tuple(tokens.kinds[:-1]), tuple(tokens.words[:-1])))
+    return Block(name, tuple(params), runs[0], None if vjp is None else tuple(runs[1:]))
+
+
+def _is_dim_name(item: Any) -> bool:
+    """Whether ``item`` can name a dimension: an identifier that is no Python keyword (params are
+    written into generated source, where a name can only be read, never called)."""
+    return isinstance(item, str) and item.isidentifier() and not keyword.iskeyword(item)
+
+
+def _shape_from_data(node: int, data: Any) -> Shape:
+    """A variable's declared shape from graph data: a list of sizes (ints) and dimension names."""
+    if not isinstance(data, list) or not all((type(d) is int and d >= 0) or _is_dim_name(d) for d in data):
+        raise DataError(f"graph data: node {node} has a shape that is not a list of sizes and names")
+    return tuple(data)
+
+
+def plain_info(info: Any) -> dict[str, Any]:
     """``info`` of graph data, checked to hold only plain values (strings, numbers, lists, dicts)."""
     if not isinstance(info, dict):
         raise DataError("graph data: info is not a dict")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import sys
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -66,11 +68,60 @@ def _matrix(rows: int, columns: int) -> Any:
 
 
 class _Staged(list):  # type: ignore[type-arg]
-    """The arrays a kernel writes into, and the step that moves them into the caller's ``out``."""
+    """The arrays a kernel writes into, fresh and its own, of batch shape ``shape``, and the step
+    that moves them into the caller's ``out``."""
 
-    def __init__(self, arrays: list[Any], commit: Any) -> None:
+    def __init__(self, arrays: list[Any], shape: tuple[int, ...], commit: Any) -> None:
         super().__init__(arrays)
+        self.shape = shape
         self.commit = commit
+
+
+class Outputs(list):  # type: ignore[type-arg]
+    """The caller's arrays a kernel writes into, one per output, checked by :meth:`Kernel.into`,
+    with the address of each one's first byte (for a backend that passes addresses)."""
+
+    def __init__(self, arrays: list[np.ndarray], addresses: tuple[int, ...]) -> None:
+        super().__init__(arrays)
+        self.addresses = addresses
+
+
+class _Checked:
+    """``out`` arrays that :meth:`Kernel.into` checked for one broadcast shape, known by identity.
+
+    Checking thousands of arrays one by one costs more than computing them, so ``into`` checks a
+    set once per shape and keeps this record: a later call with the same array objects only checks
+    its inputs against their extents (a binary search). A weak reference per array forgets the
+    record once one of them is collected, so a new array that got a dead one's id is never taken
+    for it. An array changed in place afterwards (``writeable``, ``shape`` or ``dtype`` set anew)
+    is not looked at again; its memory stays the same, so nothing is written outside it.
+    """
+
+    def __init__(self, arrays: list[np.ndarray], shape: tuple[int, ...], names: list[str]) -> None:
+        self.shape = shape
+        self.ids = tuple(map(id, arrays))
+        self.alive = True
+        self._references = [weakref.ref(array, self._forget) for array in arrays]
+        bounds = [_extent(array) for array in arrays]
+        self.addresses = tuple(low for low, _ in bounds)
+        extents = sorted(
+            (low, high, name) for (low, high), name in zip(bounds, names, strict=True) if high > low
+        )
+        self._lows = [low for low, _, _ in extents]
+        self._highs = [high for _, high, _ in extents]  # sorted too: the extents do not overlap
+        self._names = [name for _, _, name in extents]
+
+    def _forget(self, _: Any) -> None:
+        self.alive = False
+
+    def holds(self, arrays: list[Any], shape: tuple[int, ...]) -> bool:
+        """Whether ``arrays`` are the arrays checked, for ``shape``."""
+        return self.alive and self.shape == shape and self.ids == tuple(map(id, arrays))
+
+    def overlapping(self, low: int, high: int) -> str | None:
+        """What names the first output array overlapping the bytes ``[low, high)``, if any."""
+        i = bisect.bisect_right(self._highs, low)  # the first extent ending after ``low``
+        return self._names[i] if i < len(self._lows) and self._lows[i] < high else None
 
 
 def _matrix_layout(rows: int, columns: int) -> Layout:
@@ -82,6 +133,8 @@ def _matrix_layout(rows: int, columns: int) -> Layout:
         if not isinstance(out, np.ndarray) or out.shape[-2:] != (rows, columns) or out.ndim < 2:
             got = f"shape {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
             raise OutputError(f"out must be an array of shape (*batch, {rows}, {columns}), got {got}")
+        if out.dtype != np.float64:
+            raise OutputError(f"out must have dtype float64, got {out.dtype}")
         if not out.flags.c_contiguous:
             raise OutputError("out must be C-contiguous")
         if not out.flags.writeable:
@@ -91,7 +144,8 @@ def _matrix_layout(rows: int, columns: int) -> Layout:
         def commit() -> None:
             np.copyto(out, np.moveaxis(stage, (0, 1), (-2, -1)))
 
-        return _Staged([stage[i, j, ...] for i in range(rows) for j in range(columns)], commit)
+        views = [stage[i, j, ...] for i in range(rows) for j in range(columns)]
+        return _Staged(views, out.shape[:-2], commit)
 
     return layout
 
@@ -137,6 +191,29 @@ def _extent(array: np.ndarray) -> tuple[int, int]:
     return low, high
 
 
+def _check_arrays(arrays: list[Any], shape: tuple[int, ...], names: list[str]) -> None:
+    """Raise OutputError unless ``arrays`` (one per output, ``names`` saying which) are float64,
+    C-contiguous, writeable, of ``shape``, and overlap no other."""
+    extents: list[tuple[int, int, str]] = []
+    for array, what in zip(arrays, names, strict=True):
+        if not isinstance(array, np.ndarray):
+            raise OutputError(f"{what} must be a NumPy array, got {type(array).__name__}")
+        if array.dtype != np.float64:
+            raise OutputError(f"{what} must have dtype float64, got {array.dtype}")
+        if array.shape != shape:
+            raise OutputError(f"{what} has shape {array.shape}, but the arguments broadcast to {shape}")
+        if not array.flags.c_contiguous:
+            raise OutputError(f"{what} must be C-contiguous")
+        if not array.flags.writeable:
+            raise OutputError(f"{what} is read-only")
+        if array.nbytes:
+            extents.append((*_extent(array), what))
+    extents.sort()
+    for (_, high, first), (low, _, second) in itertools.pairwise(extents):
+        if low < high:
+            raise OutputError(f"{first} and {second} overlap")
+
+
 class Kernel:
     """A compiled graph: call it with one value per variable, get one value per output.
 
@@ -175,6 +252,7 @@ class Kernel:
         # is its inverse for ``into``: the caller's ``out``, shaped like a result, as one array per output
         self._finish, self._layout = RESULTS[self.result[0]](self, *self.result[1:])
         self._index = {name: i for i, name in enumerate(self.variables)}
+        self._checked: _Checked | None = None  # the last ``out`` arrays into checked (see check_out)
 
     def __repr__(self) -> str:
         return f"<graphc.Kernel {self.backend}: ({', '.join(self.variables)}) -> ({', '.join(self.outputs)})>"
@@ -264,7 +342,14 @@ class Kernel:
         neither an input nor another output (else :class:`OutputError`). The arguments follow,
         as for a call; ``out`` comes first and only by position, so a variable may be named
         ``out`` (``k.into(buffer, out=2.0)``). Repeated calls then reuse the same memory: a
-        large batch costs no fresh pages.
+        large batch costs no fresh pages. The arrays are checked in full once per shape: calls
+        with the same array objects again only check the new inputs against them (an array
+        changed in place in between, its ``writeable`` flag, shape or dtype set anew, is not
+        looked at again).
+        With Dask arrays as arguments, ``into`` computes the result now, block by block, each
+        block written into its slice of ``out`` (``dask.array.store``: ``out`` may also hold
+        zarr or h5py arrays); on a distributed cluster NumPy arrays of this process cannot be
+        written by the workers, so that is an :class:`OutputError` (see docs/distributed.md).
 
         >>> import numpy as np, graphc
         >>> g = graphc.grad("x*y")
@@ -278,8 +363,11 @@ class Kernel:
             )
         if kwargs or len(args) != len(self.variables):
             args = self.ordered(args, kwargs)
-        arrays = self._layout(out)
-        self.check_out(arrays, args)
+        if "dask" in sys.modules and any(type(a).__module__.startswith("dask") for a in args):
+            from graphc.dask_arrays import into  # only once a Dask array is seen
+
+            return into(self, out, args)
+        arrays = self.check_out(self._layout(out), args)
         try:
             self._function(*args, out=arrays)
         except (TypeError, ValueError):
@@ -340,48 +428,55 @@ class Kernel:
             out[:] = result if isinstance(result, tuple) else (result,)
         return out
 
-    def check_out(self, arrays: list[Any], values: tuple[Any, ...]) -> None:
-        """Raise OutputError unless ``arrays`` (one per output) can take the results for ``values``."""
+    def check_out(self, arrays: list[Any], values: tuple[Any, ...]) -> list[Any]:
+        """``arrays`` (one per output) as the kernel writes into them, or OutputError unless they
+        can take the results for ``values``: float64, C-contiguous, writeable, of the values'
+        broadcast shape, overlapping neither each other nor an input. The arrays' own checks are
+        made once per shape and remembered (:class:`_Checked`); the inputs' on every call."""
         try:
             shape = np.broadcast_shapes(*(np.shape(v) for v in values))
         except ValueError:
             self.diagnose(values)
             raise
-        extents: list[tuple[int, int, str]] = []
-        for j, array in enumerate(arrays):
-            what = f"out for output {j} ({self.outputs[j]})"
-            if not isinstance(array, np.ndarray):
-                raise OutputError(f"{what} must be a NumPy array, got {type(array).__name__}")
-            if array.dtype != np.float64:
-                raise OutputError(f"{what} must have dtype float64, got {array.dtype}")
-            if array.shape != shape:
-                raise OutputError(f"{what} has shape {array.shape}, but the arguments broadcast to {shape}")
-            if not array.flags.c_contiguous:
-                raise OutputError(f"{what} must be C-contiguous")
-            if not array.flags.writeable:
-                raise OutputError(f"{what} is read-only")
-            if array.nbytes:
-                extents.append((*_extent(array), what))
-        extents.sort()
-        for (_, high, first), (low, _, second) in itertools.pairwise(extents):
-            if low < high:
-                raise OutputError(f"{first} and {second} overlap")
+        if isinstance(arrays, _Staged):  # the kernel's own fresh arrays, copied into out after
+            if arrays.shape != shape:
+                raise OutputError(
+                    f"out has batch shape {arrays.shape}, but the arguments broadcast to {shape}"
+                )
+            return arrays
+        checked = self._checked
+        if checked is None or not checked.holds(arrays, shape):
+            names = [f"out for output {j} ({name})" for j, name in enumerate(self.outputs)]
+            _check_arrays(arrays, shape, names)
+            checked = self._checked = _Checked(arrays, shape, names)
         for name, value in zip(self.variables, values, strict=True):
             if isinstance(value, np.ndarray) and value.nbytes:
-                low, high = _extent(value)
-                for start, stop, what in extents:
-                    if start < high and low < stop:
-                        raise OutputError(f"{what} overlaps the input '{name}'")
+                what = checked.overlapping(*_extent(value))
+                if what is not None:
+                    raise OutputError(f"{what} overlaps the input '{name}'")
+        return Outputs(arrays, checked.addresses)
 
-    def derived(self, *, wrt: Sequence[str] = (), mode: str | None = None, result: Sequence[Any]) -> Kernel:
+    def derived(
+        self,
+        *,
+        wrt: Sequence[str] = (),
+        mode: str | None = None,
+        result: Sequence[Any],
+        variables: Sequence[str] | None = None,
+    ) -> Kernel:
         """This kernel with its results shaped as ``result`` says (a name in :data:`RESULTS` and its
-        parameters: ``("partials",)``, ``("matrix", rows, columns)``...; used by grad, jacobian, ...)."""
+        parameters: ``("partials",)``, ``("matrix", rows, columns)``...; used by grad, jacobian, ...),
+        and called with its variables in the order ``variables`` (default: this kernel's; vjp puts
+        the cotangent last)."""
+        function = self._function
+        if variables is not None and tuple(variables) != self.variables:
+            function = _permuted(function, [list(variables).index(name) for name in self.variables])
         kernel = Kernel(
             self.graph,
-            self._function,
+            function,
             backend=self.backend,
             source=self.source,
-            variables=self.variables,
+            variables=self.variables if variables is None else variables,
             wrt=wrt,
             mode=mode,
             result=result,
@@ -400,11 +495,22 @@ class Kernel:
             "wrt": list(self.wrt),
             "mode": self.mode,
             "result": list(self.result),
+            "variables": list(self.variables),
         }
         return rebuild, (state,)
 
 
 KERNEL_FORMAT = "graphc-kernel 1"  # the version of a pickled kernel's state
+
+
+def _permuted(function: Callable[..., Any], position: list[int]) -> Callable[..., Any]:
+    """``function`` (of the graph's variables, sorted) called with its arguments in another order:
+    argument ``position[i]`` of a call is the function's argument ``i``."""
+
+    def reordered(*args: Any, **out: Any) -> Any:
+        return function(*(args[i] for i in position), **out)
+
+    return reordered
 
 
 def rebuild(state: Any) -> Kernel:
@@ -417,8 +523,8 @@ def rebuild(state: Any) -> Kernel:
 
     if not isinstance(state, dict) or state.get("format") != KERNEL_FORMAT:
         raise DataError(f"not a pickled graphc kernel (expected format {KERNEL_FORMAT!r})")
-    backend, threads, wrt, mode, result = (
-        state.get(k) for k in ("backend", "threads", "wrt", "mode", "result")
+    backend, threads, wrt, mode, result, variables = (
+        state.get(k) for k in ("backend", "threads", "wrt", "mode", "result", "variables")
     )
     if not isinstance(backend, str):
         raise DataError("pickled kernel: the backend is not a name")
@@ -429,5 +535,17 @@ def rebuild(state: Any) -> Kernel:
     if not all(type(p) is int for p in result[1:]) or not (mode is None or isinstance(mode, str)):
         raise DataError("pickled kernel: malformed result parameters or mode")
     graph = Graph.from_data(state.get("graph"))
-    kernel = compile_graph(graph, backend, threads=threads)
-    return kernel.derived(wrt=wrt, mode=mode, result=result)
+    if variables is not None and (
+        not isinstance(variables, list)
+        or not all(isinstance(v, str) for v in variables)
+        or sorted(variables) != graph.variables
+    ):
+        raise DataError("pickled kernel: variables are not the graph's variables in some order")
+    try:
+        kernel = compile_graph(graph, backend, threads=threads)
+    except GraphcError:
+        raise
+    # params in graphc's format, accepted by the op's shape rule, that no op of graphc's would build
+    except (SyntaxError, TypeError, ValueError, LookupError, AttributeError, ArithmeticError) as err:
+        raise DataError(f"pickled kernel: its graph does not compile ({type(err).__name__}: {err})") from None
+    return kernel.derived(wrt=wrt, mode=mode, result=result, variables=variables)

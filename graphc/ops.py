@@ -34,9 +34,11 @@ op's entry, which every stage relies on:
   result from those reaching each operand's elements (exact path counts at block level: a
   reduction sums them, matmul multiplies them by the other operand's extent): the paths of the
   op's scalarisation, so the count is that of the graph the ``paths`` method enumerates;
-- ``spell(operands, shapes, params)``: the node as text of the language where it has a spelling
-  (``sum(x, axis=0)``, ``x[1, ::2]``); ``broadcast``, ``unindex`` and ``count``, which only
-  derivatives build, print as calls of their own names;
+- ``spell(operands, shapes, params)``: the node as text of the language, which parses back to
+  the same node (``sum(x, axis=0)``, ``x[1, ::2]``, ``sum(e, axis=1, keepdims=1)``); an op the
+  language has no function for (``shift``, ``count``, ``broadcast``, the layers' adjoints) is
+  spelled as a call of its own name with its params as keywords (``shift(x, axis=1)``,
+  ``broadcast(x, shape=[3, n])``), which the parser reads back through the op's ``call``;
 - ``scalarise(b, operands, params)``: the op on scalar nodes (graphc.scalarise): each operand an
   object array of node ids of its concrete shape, the result one of the node's shape, built with
   scalar ops only (matmul as sums of products, a reduction as a chain of ``add``/``max``/``min``,
@@ -174,10 +176,12 @@ class Op:
     postfix: bool = False  # spelled after its operand (``x[0]``), which must then be an atom
     view: bool = False  # its NumPy result may be a view of its operand's array (never written into)
     # A block op called with integer literals after its tensor operands (``maxpool2d(X, 2)``) and
-    # integer keywords (``stride=2``): how many literals, which keywords, and the params they make.
+    # keywords (``stride=2``, ``size=[5, 5]``: an integer or a list of integers and dimension names):
+    # how many literals, which keywords, and the params they make. An op without a ``function``
+    # that has a ``call`` is read back under its own name (INTERNAL_CALLS): what ``spell`` prints.
     literals: int = 0
     keywords: tuple[str, ...] = ()
-    call: Callable[[tuple[int, ...], dict[str, int]], Any] | None = None
+    call: Callable[[tuple[int, ...], dict[str, Any]], Any] | None = None
     variadic: bool = False  # takes ``arity`` or more operands (a user block's ``custom`` node)
     # the scalar multiplications the op performs per point, from its operand and result shapes
     # (counted in Jacobian kernels' ``info``; None: none counted)
@@ -1202,24 +1206,105 @@ def _scalar_unindex(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
 # spellings --------------------------------------------------------------------------------------
 
 
+def _literal(value: Any) -> str:
+    """A keyword's value as the language writes it: ``2``, or a list ``[0, 2]``, ``[3, n]``."""
+    return f"[{', '.join(map(str, value))}]" if isinstance(value, tuple) else str(value)
+
+
+def _axes_text(axes: tuple[int, ...]) -> str:
+    return str(axes[0]) if len(axes) == 1 else _literal(tuple(axes))
+
+
 def _spell_reduced(function: str) -> Spell:
     def spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
         axes, keepdims = params
-        rank = len(shapes[0])
-        axis = (
-            ""
-            if tuple(axes) == tuple(range(rank))
-            else f", axis={axes[0]}"
-            if len(axes) == 1
-            else f", axis={axes}"
-        )
-        text = f"{function}({a[0]}{axis})"
-        if keepdims:
-            kept = tuple(1 if i in axes else d for i, d in enumerate(shapes[0]))
-            text = f"reshape({text}, {shape_text(kept)})"
-        return text
+        every = tuple(axes) == tuple(range(len(shapes[0])))
+        axis = "" if every else f", axis={_axes_text(axes)}"
+        return f"{function}({a[0]}{axis}{', keepdims=1' * bool(keepdims)})"
 
     return spell
+
+
+def _keywords_spell(name: str, keys: tuple[str, ...], whole: bool) -> Spell:
+    """The spelling of an op the language has no function for: ``name(operands, key=value...)``,
+    the params' fields by ``keys`` in order (``whole``: the params are the one key's value)."""
+
+    def spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+        values = (params,) if whole else params
+        fields = ", ".join(
+            f"{key}={_axes_text(v) if key == 'axis' else _literal(v)}"
+            for key, v in zip(keys, values, strict=True)
+        )
+        return f"{name}({', '.join(a)}, {fields})"
+
+    return spell
+
+
+# what each keyword of a spelled op holds: axes (an integer or a list of them), an integer, or a
+# list of dimensions (integers >= 1 and names)
+_KEYWORD_VALUES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "axis": ("an integer or a list of integers", lambda v: all(type(d) is int for d in v)),
+    "stride": ("a whole number >= 1", lambda v: type(v) is int and v >= 1),
+    "window": ("a whole number >= 1", lambda v: type(v) is int and v >= 1),
+    "padding": ("a whole number >= 0", lambda v: type(v) is int and v >= 0),
+    "shape": ("a list of dimensions", lambda v: isinstance(v, tuple) and all(_dimension(d) for d in v)),
+    "at": ("a list of indices and slices", lambda v: isinstance(v, tuple) and all(_index_item(i) for i in v)),
+    "size": (
+        "a list of two whole numbers",
+        lambda v: isinstance(v, tuple) and len(v) == 2 and all(type(d) is int and d >= 1 for d in v),
+    ),
+}
+
+
+def _index_item(item: Any) -> bool:
+    """Whether ``item`` is an index item as the parser reads it: an int, a slice's bounds, or None."""
+    if isinstance(item, tuple):
+        return len(item) == 3 and all(b is None or type(b) is int for b in item)
+    return item is None or type(item) is int
+
+
+def _unindex_call(literals: tuple[int, ...], keywords: dict[str, Any]) -> Any:
+    """``unindex(g, at=[1:3:1, :], shape=[4, 3])``: the index into a tensor of ``shape``, normalised."""
+    at, shape = _keywords_call("unindex", ("at", "shape"), False)(literals, keywords)
+    return index_params(shape, list(at)), shape
+
+
+def _spell_unindex(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    at = ", ".join(_index_source(params[0], len(params[0])).split(", ")[1:])
+    return f"unindex({a[0]}, at=[{at}], shape={_literal(tuple(params[1]))})"
+
+
+def _dimension(d: Any) -> bool:
+    return isinstance(d, str) or (type(d) is int and d >= 1)
+
+
+def _keywords_call(name: str, keys: tuple[str, ...], whole: bool) -> Any:
+    """The inverse of :func:`_keywords_spell`: the params from a call's keywords, each checked."""
+
+    def call(literals: tuple[int, ...], keywords: dict[str, Any]) -> Any:
+        values = []
+        for key in keys:
+            if key not in keywords:
+                raise ShapeError(f"{name}() needs {key}=")
+            value = keywords[key]
+            if key == "axis" and not isinstance(value, tuple):
+                value = (value,)
+            what, valid = _KEYWORD_VALUES[key]
+            if not valid(value):
+                raise ShapeError(f"{name}()'s {key}= takes {what}")
+            values.append(value)
+        return values[0] if whole else tuple(values)
+
+    return call
+
+
+def _spelled(name: str, *keys: str, whole: bool = False) -> dict[str, Any]:
+    """The fields of an op the language calls only by its own name: its spelling and its reading."""
+    return {
+        "spell": _keywords_spell(name, keys, whole),
+        "call": _keywords_call(name, keys, whole),
+        "keywords": keys,
+    }
 
 
 def _spell_index(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
@@ -1272,22 +1357,22 @@ _BLOCKS = [
               infix="@", precedence=MUL, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul,
               multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
               scalarise=_scalar_matmul),
-    _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum"),
+    _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum"), keywords=("axis", "keepdims"),
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "add", nodes))),
     _block_op("logsumexp", 1, _reduced_shape, _logsumexp_emit, _logsumexp_vjp, _logsumexp_jvp,
-              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp", paths=_paths_logsumexp, spell=_spell_reduced("logsumexp"),
+              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp", paths=_paths_logsumexp, spell=_spell_reduced("logsumexp"), keywords=("axis", "keepdims"),
               scalarise=_scalar_reduction(_logsumexp_chain)),
     _block_op("amax", 1, _reduced_shape, _extreme_emit("max"), _extreme_vjp(1.0), _extreme_jvp(1.0),
-              function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("max"),
+              function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("max"), keywords=("axis", "keepdims"),
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "max", nodes))),
     _block_op("amin", 1, _reduced_shape, _extreme_emit("min"), _extreme_vjp(-1.0), _extreme_jvp(-1.0),
-              function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("min"),
+              function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("min"), keywords=("axis", "keepdims"),
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "min", nodes))),
     _block_op("shift", 1, _shift_shape, _shift_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,),
-              paths=_paths_shift, spell=_spell_call("shift", lambda p: list(p)), scalarise=_scalar_shift,
+              paths=_paths_shift, **_spelled("shift", "axis", whole=True), scalarise=_scalar_shift,
               policy="the max (0 where not finite) a softmax subtracts: a constant to differentiation, "
               "as the functions using it do not depend on it"),
-    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none, spell=_spell_call("count", lambda p: list(p)),
+    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none, **_spelled("count", "axis", whole=True),
               scalarise=_scalar_count),
     _block_op("reshape", 1, _reshape_shape, _reshape_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("reshape", g, params=b.shape(x))), _linear_jvp("reshape"),
@@ -1299,7 +1384,7 @@ _BLOCKS = [
               scalarise=lambda b, a, p: np.transpose(a[0], p)),
     _block_op("broadcast", 1, _broadcast_shape, _broadcast_emit,
               _linear_vjp(lambda b, g, x, p: _unbroadcast(b, g, b.shape(x))), _linear_jvp("broadcast"),
-              domain=(_ANY,), paths=_paths_broadcast, spell=_spell_call("broadcast", shape_text), view=True,
+              domain=(_ANY,), paths=_paths_broadcast, **_spelled("broadcast", "shape", whole=True), view=True,
               scalarise=lambda b, a, p: np.broadcast_to(a[0], p)),
     _block_op("index", 1, _index_shape, _index_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("unindex", g, params=(p, b.shape(x)))),
@@ -1307,7 +1392,7 @@ _BLOCKS = [
               scalarise=lambda b, a, p: np.asarray(a[0][_index_tuple(p)], dtype=object)),
     _block_op("unindex", 1, _unindex_shape, _unindex_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("index", g, params=p[0])), _linear_jvp("unindex"),
-              domain=(_ANY,), paths=_paths_unindex, spell=_spell_call("unindex", lambda p: f"{_index_source(p[0], len(p[0]))}, {shape_text(p[1])}"),
+              domain=(_ANY,), paths=_paths_unindex, spell=_spell_unindex, call=_unindex_call, keywords=("at", "shape"),
               scalarise=_scalar_unindex),
 ]
 # fmt: on
@@ -1320,26 +1405,26 @@ _LAYERS = [
               domain=(_ANY, _ANY), keywords=("stride", "padding"), call=cv.conv_call, spell=cv.spell_conv,
               paths=cv.bilinear_paths("_conv2d", cv.conv_params)),
     _block_op("conv2d_input", 2, cv.conv2d_input_shape, cv.conv2d_input_emit, cv.conv2d_input_vjp,
-              cv.conv2d_input_jvp, domain=(_ANY, _ANY), spell=cv.spell_adjoint("conv2d_input"),
+              cv.conv2d_input_jvp, domain=(_ANY, _ANY), **_spelled("conv2d_input", "stride", "padding", "size"),
               paths=cv.bilinear_paths("_conv2d_input", cv.adjoint_params)),
     _block_op("conv2d_filter", 2, cv.conv2d_filter_shape, cv.conv2d_filter_emit, cv.conv2d_filter_vjp,
-              cv.conv2d_filter_jvp, domain=(_ANY, _ANY), spell=cv.spell_adjoint("conv2d_filter"),
+              cv.conv2d_filter_jvp, domain=(_ANY, _ANY), **_spelled("conv2d_filter", "stride", "padding", "size"),
               paths=cv.bilinear_paths("_conv2d_filter", cv.filter_params)),
     _block_op("maxpool2d", 1, cv.pool_shape("maxpool2d"), cv.pool_emit("_maxpool2d"), cv.maxpool2d_vjp,
               cv.maxpool2d_jvp, function="maxpool2d", domain=(_ANY,), spell=cv.spell_pool("maxpool2d"),
               paths=_sum_paths, policy="a tie in a window splits evenly among its k maxima (1/k each)", **_POOL),
     _block_op("maxpool2d_select", 2, cv.maxpool2d_select_shape, cv.pool_emit("_maxpool2d_select"),
               cv.maxpool2d_select_vjp, cv.maxpool2d_select_jvp, domain=(_ANY, _ANY),
-              spell=cv.spell_adjoint("maxpool2d_select"), paths=cv.window_paths("_window_sum", 1)),
+              **_spelled("maxpool2d_select", "window", "stride"), paths=cv.window_paths("_window_sum", 1)),
     _block_op("maxpool2d_route", 2, cv.unpooled_shape("maxpool2d_route", True), cv.pool_emit("_maxpool2d_route"),
               cv.maxpool2d_route_vjp, cv.maxpool2d_route_jvp, domain=(_ANY, _ANY),
-              spell=cv.spell_adjoint("maxpool2d_route"), paths=cv.route_paths),
+              **_spelled("maxpool2d_route", "window", "stride"), paths=cv.route_paths),
     _block_op("avgpool2d", 1, cv.pool_shape("avgpool2d"), cv.pool_emit("_avgpool2d"), cv.avgpool2d_vjp,
               cv.avgpool2d_jvp, function="avgpool2d", domain=(_ANY,), spell=cv.spell_pool("avgpool2d"),
               paths=_sum_paths, **_POOL),
     _block_op("avgpool2d_adjoint", 1, cv.unpooled_shape("avgpool2d_adjoint", False),
               cv.pool_emit("_avgpool2d_adjoint"), cv.avgpool2d_adjoint_vjp, cv.avgpool2d_adjoint_jvp,
-              domain=(_ANY,), spell=cv.spell_adjoint("avgpool2d_adjoint"), paths=_scatter_paths),
+              domain=(_ANY,), **_spelled("avgpool2d_adjoint", "window", "stride", "size"), paths=_scatter_paths),
     # a user block with its own VJP (graphc/user_blocks.py): its arguments, then its body's result
     _block_op("custom", 2, ub.custom_shape, ub.custom_emit, ub.custom_vjp, ub.custom_jvp, domain=(_ANY, _ANY),
               variadic=True, view=True, paths=ub.custom_paths, spell=ub.custom_spell,
@@ -1439,15 +1524,20 @@ COMPOSITES: dict[str, Composite] = {
 REDUCTIONS = frozenset({"sum", "logsumexp", "amax", "amin"})  # block ops taking ``axis=``
 
 
-def reduction_params(shape: Shape, axis: Any) -> Any:
+def reduction_params(shape: Shape, axis: Any, keepdims: bool = False) -> Any:
     """A reduction node's params for ``axis`` (None: every axis), checked against ``shape``."""
-    return _axes_params(shape, axis)
+    return _axes_params(shape, axis, keepdims)
 
 
 FUNCTIONS: dict[str, Op] = {
     spelling: op for op in OPS.values() if op.function for spelling in (op.function, *op.names)
 }
 BLOCK_FUNCTIONS: dict[str, Op] = {op.function: op for op in BLOCK_OPS.values() if op.function}
+# the block ops the language calls only by their own names, as the printer spells them
+# (``shift(x, axis=1)``): not reserved, so a variable may still be named ``count``
+INTERNAL_CALLS: dict[str, Op] = {
+    op.name: op for op in BLOCK_OPS.values() if op.function is None and op.call is not None
+}
 BINARY_INFIX: dict[str, Op] = {
     spelling: op
     for op in ALL_OPS.values()

@@ -45,6 +45,7 @@ from graphc.ops import (
     COMPOSITES,
     CONSTANTS,
     FUNCTIONS,
+    INTERNAL_CALLS,
     OPS,
     RESERVED,
     WORD_OPERATORS,
@@ -618,7 +619,7 @@ class _Parser(TensorSyntax):
         return node
 
     def _open_call(self, name: str, k: int) -> None:
-        if name in BLOCK_FUNCTIONS or name in COMPOSITES or name in self.customs:
+        if name in BLOCK_FUNCTIONS or name in COMPOSITES or name in self.customs or name in INTERNAL_CALLS:
             self.stack.append(("fcall", None, k, 0, len(self.values)))
             self.open_brackets += 1
             return

@@ -19,6 +19,7 @@ from graphc.ops import (
     BLOCK_FUNCTIONS,
     COMPOSITES,
     FUNCTIONS,
+    INTERNAL_CALLS,
     REDUCTIONS,
     RESERVED,
     Op,
@@ -81,6 +82,8 @@ class TensorSyntax:
         kinds, words = self.kinds, self.words
         dims: list[int | str] = []
         j = k + 1
+        if kinds[j] == "]" and not declaring:  # reshape(x, []): to a scalar, as a derivative may
+            return (), j + 1
         while True:
             negative = kinds[j] == "op" and words[j] == "-"
             at = j + negative
@@ -123,34 +126,40 @@ class TensorSyntax:
             raise self.error("indices and slice bounds must be integer literals", at)
         return None, j
 
+    def _index_item(self, j: int) -> tuple[Any, int]:
+        """One item of an index at token j: an integer, a slice's ``(start, stop, step)`` (None
+        where omitted) or None for ``:``; and the index after it."""
+        kinds = self.kinds
+        first, j = self._integer(j)
+        if kinds[j] != ":":
+            if first is None:
+                raise self.error("indices and slice bounds must be integer literals", j)
+            return first, j
+        bounds: list[int | None] = [first, None, None]
+        j += 1
+        for slot in (1, 2):
+            if kinds[j] in (",", "]", ":"):
+                if kinds[j] == ":" and slot == 1:
+                    j += 1
+                    continue
+                if kinds[j] == ":":
+                    raise self.error("a slice has at most two ':'", j)
+                break
+            bounds[slot], j = self._integer(j)
+            if bounds[slot] is None:
+                raise self.error("indices and slice bounds must be integer literals", j)
+            if slot == 1 and kinds[j] == ":":
+                j += 1
+        return tuple(bounds), j
+
     def _indexed(self, node: int, k: int) -> tuple[int, int]:
         """``node[...]`` with the brackets' items at token k (the ``[``), and the index after the ``]``."""
         kinds = self.kinds
         items: list[Any] = []
         j = k + 1
         while True:
-            first, j = self._integer(j)
-            if kinds[j] == ":":
-                bounds: list[int | None] = [first, None, None]
-                j += 1
-                for slot in (1, 2):
-                    if kinds[j] in (",", "]", ":"):
-                        if kinds[j] == ":" and slot == 1:
-                            j += 1
-                            continue
-                        if kinds[j] == ":":
-                            raise self.error("a slice has at most two ':'", j)
-                        break
-                    bounds[slot], j = self._integer(j)
-                    if bounds[slot] is None:
-                        raise self.error("indices and slice bounds must be integer literals", j)
-                    if slot == 1 and kinds[j] == ":":
-                        j += 1
-                items.append(tuple(bounds))
-            elif first is None:
-                raise self.error("indices and slice bounds must be integer literals", j)
-            else:
-                items.append(first)
+            item, j = self._index_item(j)
+            items.append(item)
             if kinds[j] == "]":
                 break
             if kinds[j] != ",":
@@ -174,19 +183,45 @@ class TensorSyntax:
         return entry[2]
 
     def _keyword(self, k: int) -> int:
-        """Read ``axis=INT`` at token k inside a call; return the index after it."""
+        """Read ``axis=INT`` (or ``axis=[0, 2]``, ``shape=[3, n]``) at token k inside a call;
+        return the index after it."""
         call = self._call_entry("=", k)
         word = self.words[k]
-        op = BLOCK_FUNCTIONS.get(self.words[call])
+        op = BLOCK_FUNCTIONS.get(self.words[call]) or INTERNAL_CALLS.get(self.words[call])
         allowed = op.keywords if op is not None and op.keywords else ("axis",)
         if word not in allowed:
             names = ", ".join(f"{name}=" for name in allowed)
             raise self.error(f"unknown keyword argument '{word}' (the only ones are {names})", k)
-        value, j = self._integer(k + 2)
+        value: Any
+        if self.kinds[k + 2] == "[":
+            value, j = self._literal_list(k + 2)
+        else:
+            value, j = self._integer(k + 2)
         if value is None:
-            raise self.error(f"{word}= takes an integer literal", k + 2)
+            raise self.error(f"{word}= takes an integer literal or a list of them", k + 2)
         self.keywords.setdefault(call, {})[word] = value
         return j
+
+    def _literal_list(self, k: int) -> tuple[tuple[Any, ...], int]:
+        """Read ``"[" item ("," item)* "]"`` at token k, each item an integer literal, a dimension
+        name or a slice (a keyword's list: ``axis=[0, 2]``, ``shape=[3, n]``, ``at=[1:3:1, :]``);
+        return the items and the index after the ``]``. The op's ``call`` checks what it holds."""
+        items: list[Any] = []
+        j = k + 1
+        while True:
+            if self.kinds[j] == "name" and self.words[j] in self.dim_names:
+                items.append(self.given_dims.get(self.words[j], self.words[j]))
+                at = j + 1
+            elif self.kinds[j] == "name":
+                raise self.error(f"unknown dimension '{self.words[j]}' (not in any declaration)", j)
+            else:
+                item, at = self._index_item(j)
+                items.append(item)
+            if self.kinds[at] == "]":
+                return tuple(items), at + 1
+            if self.kinds[at] != ",":
+                raise self.error("expected ',' or ']' in a list", at)
+            j = at + 1
 
     def _dims_argument(self, k: int) -> int:
         """Read reshape's ``[2, -1]`` at token k; return the index after it."""
@@ -215,10 +250,11 @@ class TensorSyntax:
             return FUNCTIONS[name]  # elementwise max/min, as before tensors
         self.open_brackets -= 1
         composite = COMPOSITES.get(name)
-        arity = composite.arity if composite is not None else BLOCK_FUNCTIONS[name].arity
-        if composite is None and BLOCK_FUNCTIONS[name].call is not None:
-            self._finish_layer_call(BLOCK_FUNCTIONS[name], k, mark, keywords)
+        op = None if composite is not None else INTERNAL_CALLS.get(name) or BLOCK_FUNCTIONS[name]
+        if op is not None and op.call is not None:
+            self._finish_layer_call(op, k, mark, keywords)
             return None
+        arity = composite.arity if composite is not None else BLOCK_FUNCTIONS[name].arity
         if len(args) != arity:
             plural = "s" if arity > 1 else ""
             raise self.error(
@@ -242,7 +278,8 @@ class TensorSyntax:
         args = tuple(self.values[mark:])
         if len(args) != op.arity + op.literals:
             raise self.error(
-                f"{op.function}() takes {op.arity} tensor argument(s) and {op.literals} whole number(s) "
+                f"{op.function or op.name}() takes {op.arity} tensor argument(s) and {op.literals} "
+                "whole number(s) "
                 f"({len(args)} given)",
                 k,
                 ArityError,
@@ -264,20 +301,28 @@ class TensorSyntax:
 
     def _block_node(self, name: str, args: tuple[int, ...], keywords: dict[str, Any]) -> int:
         dims = keywords["shape"][0] if "shape" in keywords else None
-        return block_call(self.graph, name, args, keywords.get("axis"), dims)
+        keepdims, axis = keywords.get("keepdims", 0), keywords.get("axis")
+        if keepdims not in (0, 1):
+            raise ShapeError("keepdims= takes 0 or 1")
+        if isinstance(axis, tuple) and not all(type(a) is int for a in axis):
+            raise ShapeError(f"{name}()'s axis= takes an integer or a list of integers")
+        return block_call(self.graph, name, args, keywords.get("axis"), dims, bool(keepdims))
 
 
-def block_call(graph: Graph, name: str, args: tuple[int, ...], axis: Any = None, dims: Any = None) -> int:
+def block_call(
+    graph: Graph, name: str, args: tuple[int, ...], axis: Any = None, dims: Any = None, keepdims: bool = False
+) -> int:
     """The node of a call of block op or composite ``name`` of the language on ``args``, with its
-    ``axis=`` (reductions and composites) or, for reshape, its target ``dims`` (one may be -1):
-    what the parser and graphc.numpy both build. A shape the operands cannot take is a ShapeError."""
+    ``axis=`` (reductions and composites; ``keepdims`` for reductions) or, for reshape, its target
+    ``dims`` (one may be -1): what the parser and graphc.numpy both build. A shape the operands
+    cannot take is a ShapeError."""
     composite = COMPOSITES.get(name)
     if composite is not None:
         return composite.build(graph, *args, axis)
     op = BLOCK_FUNCTIONS[name]
     shape = graph.shape(args[0])
     if op.name in REDUCTIONS:
-        return graph.apply(op.name, args[0], params=reduction_params(shape, axis))
+        return graph.apply(op.name, args[0], params=reduction_params(shape, axis, keepdims))
     if op.name == "reshape":
         return graph.apply("reshape", args[0], params=_reshape_target(shape, dims))
     if op.name == "transpose":

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.errors import TraceError
+from graphc.errors import EvaluationError, TraceError
 from graphc.graph import Graph
 from graphc.ops import BINARY_INFIX, CONST, OPS, RESERVED, VAR, Op, index_params
 from graphc.shapes import Shape, ShapeError
@@ -383,6 +383,19 @@ def parameters(function: Callable[..., Any]) -> list[inspect.Parameter]:
     return params
 
 
+def declared_shapes(params: Sequence[inspect.Parameter], shapes: Any) -> dict[str, Shape]:
+    """``shapes=`` checked against the function's ``params``: a dict of parameter name to shape."""
+    if shapes is None:
+        return {}
+    if not isinstance(shapes, dict):
+        raise TraceError(f"shapes= takes a dict of parameter name to shape, got {type(shapes).__name__}")
+    unknown = set(shapes) - {p.name for p in params}
+    if unknown:
+        names = ", ".join(sorted(map(str, unknown)))
+        raise TraceError(f"shapes= names {names}, not a parameter of the function")
+    return {name: checked_shape(shape, f"'{name}'") for name, shape in shapes.items()}
+
+
 def trace(
     function: Callable[..., Any], *examples: Any, shapes: dict[str, Sequence[int | str]] | None = None
 ) -> Graph:
@@ -406,21 +419,110 @@ def trace(
     if not callable(function):
         raise TraceError(f"expected a function to trace, got {type(function).__name__}")
     params = parameters(function)
-    declared: dict[str, Any] = dict(shapes or {})
+    declared: dict[str, Any] = declared_shapes(params, shapes)
     if len(examples) > len(params):
         raise TraceError(f"{len(examples)} example arguments for {len(params)} parameters")
     for p, example in zip(params, examples, strict=False):
-        declared.setdefault(p.name, np.shape(example))
-    unknown = set(declared) - {p.name for p in params}
-    if unknown:
-        raise TraceError(f"shapes= names {', '.join(sorted(unknown))}, not a parameter of the function")
+        declared.setdefault(p.name, example_shape(p.name, example))
     graph = Graph()
     args, kwargs = [], {}
     for p in params:
-        shape = checked_shape(declared.get(p.name, ()), f"'{p.name}'")
-        value = Traced(graph, graph.var(_checked_name(p.name), shape))
+        value = Traced(graph, graph.var(_checked_name(p.name), declared.get(p.name, ())))
         if p.kind == p.KEYWORD_ONLY:
             kwargs[p.name] = value
         else:
             args.append(value)
     return graph_of(function(*args, **kwargs), graph)
+
+
+def example_shape(name: str, value: Any) -> Shape:
+    """The shape of an argument given for parameter ``name``: the shape its symbol is traced with."""
+    if isinstance(value, np.ndarray):
+        shape: tuple[int, ...] = value.shape
+    elif isinstance(value, (float, int)):
+        return ()
+    else:
+        try:
+            shape = np.shape(value)
+        except (TypeError, ValueError) as error:  # a ragged list
+            raise TraceError(f"the argument for '{name}' has no shape: {error}") from None
+    if 0 in shape:
+        raise TraceError(f"the argument for '{name}' has shape {shape}: graphc's dimensions are >= 1")
+    return tuple(int(d) for d in shape)
+
+
+class LazyKernel:
+    """The kernel of a Python function whose shapes are known only when it is called, as
+    ``jax.jit``'s are: a call traces the function with the shapes of its arguments (the
+    parameters ``shapes=`` does not declare), builds the kernel with ``build(shapes)`` the first
+    time it sees those shapes, keeps it and calls it. A parameter ``shapes=`` declares keeps its
+    declared shape (named dimensions bind at the call; extra leading axes are batch axes).
+
+    Arguments go by keyword or by position in the function's parameter order (``variables``).
+    Any other attribute is the last-built kernel's (``wrt``, ``graph``, ``source``...).
+
+    >>> import numpy as np
+    >>> import graphc
+    >>> g = graphc.grad(lambda W, x: np.sum(np.tanh(W @ x)))
+    >>> [p.shape for p in g(np.ones((2, 3)), np.ones(3))]
+    [(2, 3), (3,)]
+    >>> g.wrt
+    ('W', 'x')
+    """
+
+    def __init__(
+        self, function: Callable[..., Any], shapes: Any, build: Callable[[dict[str, Shape]], Any]
+    ) -> None:
+        self.function = function
+        params = parameters(function)
+        self.variables: tuple[str, ...] = tuple(p.name for p in params)
+        self.shapes = declared_shapes(params, shapes)
+        self.kernels: dict[tuple[Shape, ...], Any] = {}  # by the shapes of the undeclared parameters
+        self._build = build
+        self._last: Any = None
+
+    def __repr__(self) -> str:
+        name = getattr(self.function, "__name__", "function")
+        return f"<graphc.LazyKernel of {name}({', '.join(self.variables)}): {len(self.kernels)} traced>"
+
+    def kernel(self, *args: Any, **kwargs: Any) -> Any:
+        """The kernel for these arguments' shapes (traced and built on their first appearance)."""
+        return self._kernel_and_values(args, kwargs)[0]
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        kernel, values = self._kernel_and_values(args, kwargs)
+        if not kwargs and len(args) == len(values):
+            return kernel(*values)
+        rest = {name: value for name, value in kwargs.items() if name not in self.variables}
+        return kernel(*values, *args[len(values) :], **rest)
+
+    def _kernel_and_values(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, list[Any]]:
+        """The kernel for the parameters' values in this call, and those values in order. (Other
+        arguments, vjp's cotangent or jvp's tangents, go to the kernel as they are.)"""
+        names = self.variables
+        values = dict(zip(names, args, strict=False))
+        for name, value in kwargs.items():
+            if name in values:
+                raise EvaluationError(f"parameter '{name}' is given twice")
+            if name in names:
+                values[name] = value
+        missing = [name for name in names if name not in values]
+        if missing:
+            raise EvaluationError(
+                f"missing value for parameter{'s' * (len(missing) > 1)} {', '.join(missing)}"
+            )
+        inferred = {name: example_shape(name, values[name]) for name in names if name not in self.shapes}
+        key = tuple(inferred.values())
+        kernel = self.kernels.get(key)
+        if kernel is None:
+            kernel = self.kernels[key] = self._build({**inferred, **self.shapes})
+        self._last = kernel
+        return kernel, [values[name] for name in names]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or self._last is None:
+            raise AttributeError(
+                f"{name}: this kernel is traced on its first call (from its arguments' shapes), "
+                "so call it first, or give every parameter's shape with shapes="
+            )
+        return getattr(self._last, name)

@@ -1,10 +1,21 @@
-"""Shared test setup: compiled-code caches go to a temporary directory, never to $HOME."""
+"""Shared test setup: compiled-code caches go to a temporary directory, never to $HOME; hypothesis
+draws the same examples on every run (a CI run checks what the author's run checked), unless
+``GRAPHC_HYPOTHESIS=explore`` asks it for new ones."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
+from hypothesis import settings
+
+# "suite": derandomized, so the suite's verdict depends on the code only, not on the run's luck;
+# "explore": fresh random examples each run, for hunting new failures (fix them, then keep them as
+# explicit regression tests or @example cases).
+settings.register_profile("suite", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("GRAPHC_HYPOTHESIS", "suite"))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -188,3 +188,143 @@ def test_each_worker_loads_a_kernel_once_not_once_per_block(client: Any) -> None
     assert np.isclose(total.result(timeout=120), sum(part.sum() for part in kernel(X.ravel(), 0.5)))
     counts = list(client.run(_rebuilds).values())
     assert len(counts) == 2 and all(count <= 1 for count in counts) and sum(counts) >= 1
+
+
+# Tensor kernels: blocks along the batch axes only, the declared (core) axes whole.
+TENSOR = "W: [3, n]; x: [n]; b: [3]; h = tanh(W @ x + b); sum(h * h)"
+TENSOR_KINDS = {
+    "compile": lambda backend: graphc.compile(TENSOR.replace("; sum(", "; h, sum("), backend),
+    "value_and_grad": lambda backend: graphc.value_and_grad(TENSOR, backend=backend),
+    "jacobian": lambda backend: graphc.jacobian(
+        "W: [3, n]; x: [n]; b: [3]; tanh(W @ x + b)", wrt="x", backend=backend, dims={"n": 4}
+    ),
+    "hessian": lambda backend: graphc.hessian(TENSOR, wrt="x", backend=backend, dims={"n": 4}),
+    "vjp": lambda backend: graphc.vjp("W: [3, n]; x: [n]; tanh(W @ x)", backend=backend),
+}
+TW = RNG.normal(size=(3, 4))
+TX = RNG.normal(size=(2, 9, 4))  # batch (2, 9)
+TB = RNG.normal(size=(9, 3))  # batch (9,): broadcasts against x's
+
+
+def _tensor_arguments(kernel: graphc.Kernel, chunked: bool) -> dict[str, Any]:
+    values = {"W": TW, "x": TX, "b": TB, "cotangent": TB[:1]}
+    arguments = {name: values[name] for name in kernel.variables}
+    if chunked:  # x chunked along its batch axes and, needlessly, its core axis
+        arguments["x"] = da.from_array(TX, chunks=(1, 4, 3))
+    return arguments
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+@pytest.mark.parametrize("kind", list(TENSOR_KINDS))
+def test_a_tensor_kernel_on_dask_arrays_gives_numpys_bits_block_by_batch_block(
+    kind: str, backend: str
+) -> None:
+    kernel = TENSOR_KINDS[kind](backend)
+    result = kernel(**_tensor_arguments(kernel, chunked=True))
+    expected = kernel(**_tensor_arguments(kernel, chunked=False))
+    leaves = _leaves(result)
+    assert all(isinstance(leaf, da.Array) for leaf in leaves)
+    assert isinstance(result, tuple) == isinstance(expected, tuple)
+    for leaf, want in zip(leaves, _leaves(expected), strict=True):
+        assert leaf.shape == want.shape
+        assert leaf.chunks[:2] == ((1, 1), (4, 4, 1))  # the batch's blocks, as x was cut
+        assert all(len(c) == 1 for c in leaf.chunks[2:])  # the core axes whole
+    (computed,) = dask.compute(result, scheduler="synchronous")
+    assert _same_bits(computed, expected)
+
+
+def test_a_tensor_kernel_is_called_once_per_batch_block() -> None:
+    calls: list[tuple[int, ...]] = []
+    kernel = graphc.value_and_grad(TENSOR)
+    original = kernel._function
+
+    def counting(*values: Any) -> Any:
+        calls.append(np.shape(values[2]))  # x's block
+        return original(*values)
+
+    kernel._function = counting
+    value, (_, _, dx) = kernel(W=TW, b=TB, x=da.from_array(TX, chunks=(1, 5, 4)))
+    assert calls == []  # nothing computed yet
+    dask.compute(value, dx, scheduler="synchronous")
+    assert sorted(calls) == sorted([(1, 5, 4), (1, 4, 4)] * 2)
+
+
+def test_tensor_shapes_that_do_not_fit_are_an_evaluation_error_before_anything_runs() -> None:
+    kernel = graphc.compile(TENSOR)
+    with pytest.raises(
+        graphc.EvaluationError, match=r"input 'x' is declared \[n\] but given shape \(2, 9, 5\)"
+    ):
+        kernel(W=TW, b=TB, x=da.ones((2, 9, 5)))
+    with pytest.raises(graphc.EvaluationError, match="batch axes do not broadcast"):
+        kernel(W=TW, b=np.ones((4, 3)), x=da.ones((2, 9, 4)))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_a_local_cluster_computes_a_tensor_gradient_as_numpy_does(backend: str, client: Any) -> None:
+    kernel = TENSOR_KINDS["value_and_grad"](backend)
+    futures = client.compute(_leaves(kernel(**_tensor_arguments(kernel, chunked=True))))
+    computed = [future.result(timeout=120) for future in futures]
+    assert _same_bits(tuple(computed), kernel(**_tensor_arguments(kernel, chunked=False)))
+
+
+# Kernel.into with Dask arguments: computed now, block by block, into the caller's arrays.
+class _Recording:
+    """An array-like target (as zarr or h5py arrays are): a shape and item assignment."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        self.data = np.full(shape, np.nan)
+        self.writes = 0
+
+    def __setitem__(self, key: Any, value: np.ndarray) -> None:
+        self.writes += 1
+        self.data[key] = value
+
+
+@pytest.mark.parametrize("kind", ["compile", "grad", "value_and_grad", "jacobian", "hessian"])
+def test_into_with_dask_arguments_writes_each_block_into_out(kind: str) -> None:
+    kernel = KINDS[kind]("numpy")
+    expected = kernel(X, Y)
+    out = _shaped_like(expected, lambda shape: np.full(shape, np.nan))
+    with dask.config.set(scheduler="synchronous"):
+        assert kernel.into(out, da.from_array(X, chunks=(350, 6)), Y) is out
+    assert _same_bits(out, expected)
+
+
+def _shaped_like(result: Any, make: Any) -> Any:
+    if isinstance(result, tuple):
+        return tuple(_shaped_like(item, make) for item in result)
+    return make(np.shape(result))
+
+
+def test_into_with_dask_arguments_takes_array_likes_written_block_by_block() -> None:
+    kernel = graphc.grad(EXPR)
+    out = (_Recording(X.shape), _Recording(X.shape))
+    with dask.config.set(scheduler="threads"):  # in this process (a cluster's workers write copies)
+        kernel.into(out, da.from_array(X, chunks=(350, 6)), Y)
+    assert [target.writes for target in out] == [4, 4]  # 2 x 2 blocks each
+    assert _same_bits((out[0].data, out[1].data), kernel(X, Y))
+
+
+def test_into_with_dask_arguments_refuses_outs_that_cannot_take_the_result() -> None:
+    kernel = graphc.grad(EXPR)
+    x = da.from_array(X, chunks=(350, 6))
+    cases = [
+        ((np.empty(X.shape),), "out must hold 2 arrays"),
+        (
+            (np.empty(X.shape), np.empty((700, 11))),
+            r"out array 1 has shape \(700, 11\), but the result's is \(700, 12\)",
+        ),
+        ((np.empty(X.shape, dtype=np.float32), np.empty(X.shape)), "out array 0 must have dtype float64"),
+        ((np.empty(X.shape), "dx"), "out array 1 must be an array that can be written into, got str"),
+    ]
+    for out, message in cases:
+        with pytest.raises(graphc.OutputError, match=message):
+            kernel.into(out, x, Y)
+
+
+def test_into_with_dask_arguments_on_a_cluster_refuses_numpy_outs(client: Any) -> None:
+    kernel = graphc.grad(EXPR)
+    out = (np.zeros(X.shape), np.zeros(X.shape))
+    with pytest.raises(graphc.OutputError, match="distributed cluster cannot write into NumPy arrays"):
+        kernel.into(out, da.from_array(X, chunks=(350, 6)), Y)

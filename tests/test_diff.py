@@ -122,6 +122,7 @@ CORPUS: dict[str, Case] = {
     ),
 }
 
+
 # Each op's SymPy twin, written here from its mathematical definition (not read from the op table),
 # and where it has a kink: points are sampled at least KINK_GAP away from it.
 def _is_zero(u: Any) -> Any:

@@ -256,3 +256,86 @@ def test_the_command_lines_errors_are_one_line(
     err = capsys.readouterr().err
     assert err.startswith("graphc: error: ") and message in err.splitlines()[0]
     assert not (tmp_path / "m.c").exists()
+
+
+# --- tensor graphs: scalarised, each tensor argument its points one after another ----------------
+
+
+def _call_tensors(
+    library: ctypes.CDLL, name: str, inputs: list[np.ndarray], output_shapes: list[tuple[int, ...]], n: int
+) -> list[np.ndarray]:
+    """``name(n, inputs..., outputs...)``, each input an array of shape ``(n, *its shape)``."""
+    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in inputs]
+    results = [np.full((n, *shape), np.nan) for shape in output_shapes]
+    function = getattr(library, name)
+    function.restype = None
+    function.argtypes = [ctypes.c_long] + [DOUBLES] * (len(arrays) + len(results))
+    function(n, *(a.ctypes.data_as(DOUBLES) for a in arrays + results))
+    return results
+
+
+TENSOR_PROGRAMS = [
+    "W: [3, 4]; x: [4]; b: [3]; h = tanh(W @ x + b); sum(h * h) + max(x) + h[1:3] @ b[0:2]",
+    "A: [2, 3]; y = softmax(A, axis=0) + log_softmax(A); sum(y * reshape(logsumexp(A, axis=1), [2, 1]))",
+    "A: [3, 4]; v: [4]; sum(reshape(A, [2, -1])[1, ::-2]) + dot(v, v) + sum(transpose(A) @ A[:, 0]) * c",
+]
+
+
+@pytest.mark.parametrize("text", TENSOR_PROGRAMS)
+def test_a_tensor_gradient_exports_and_matches_graphc(tmp_path: Path, text: str) -> None:
+    kernel = graphc.value_and_grad(text)  # NumPy: libm's functions where C calls them too
+    graph = kernel.graph
+    paths = kernel.export_c(tmp_path, "tensor", source=text)
+    header = paths[0].read_text()
+    shapes = [graph.shape(graph.variable(v)) for v in kernel.variables]
+    for v, shape in zip(kernel.variables, shapes, strict=True):
+        if shape:
+            size = int(np.prod(shape))
+            assert f"the variable {v}, shape {list(shape)}: {size} values per point in C order" in header
+    n = 50
+    inputs = [RNG.uniform(-1.5, 1.5, (n, *shape)) for shape in shapes]
+    out_shapes = [tuple(graph.shape(o)) for o in graph.outputs]
+    got = _call_tensors(_library(paths, "tensor"), "tensor", inputs, out_shapes, n)  # type: ignore[arg-type]
+    expected = _flat(kernel(*inputs))
+    assert len(got) == len(expected)
+    for c_values, graphc_values in zip(got, expected, strict=True):
+        # the scalarised sums add in the order NumPy's matmul and sum may not: a few ulp
+        np.testing.assert_allclose(c_values, graphc_values, rtol=1e-13, atol=1e-14)
+
+
+def test_a_tensor_jacobian_and_its_point_function(tmp_path: Path) -> None:
+    kernel = graphc.jacobian("W: [3, 4]; x: [4]; tanh(W @ x)", wrt="x")
+    paths = kernel.export_c(tmp_path, "jt")
+    header = paths[0].read_text()
+    assert "#define JT_POINT_INPUTS 16" in header and "#define JT_POINT_OUTPUTS 12" in header
+    library = _library(paths, "jt")
+    W, x = RNG.normal(size=(7, 3, 4)), RNG.normal(size=(7, 4))
+    (got,) = _call_tensors(library, "jt", [W, x], [(3, 4)], 7)
+    np.testing.assert_allclose(got, kernel(W, x), rtol=1e-14, atol=1e-15)
+    point = _point(library, "jt", [*W[0].ravel(), *x[0]], 12)
+    np.testing.assert_allclose(point, kernel(W[0], x[0]).ravel(), rtol=1e-14, atol=1e-15)
+
+
+def test_a_tensor_graph_without_a_scalar_form_or_with_unbound_dims_names_why(tmp_path: Path) -> None:
+    with pytest.raises(graphc.GraphcError, match="the block op conv2d has no scalar form yet") as err:
+        graphc.compile("X: [1, 6, 6]; K: [2, 1, 3, 3]; sum(conv2d(X, K))").export_c(tmp_path, "conv")
+    assert "\n" not in str(err.value)
+    with pytest.raises(graphc.GraphcError, match=r"C export needs concrete shapes.*dims=\{'n': \.\.\.\}"):
+        graphc.compile("x: [n]; sum(x)").export_c(tmp_path, "named")
+    paths = graphc.compile("x: [n]; sum(x)", dims={"n": 3}).export_c(tmp_path, "bound")
+    assert "shape [3]" in paths[0].read_text()
+    assert not (tmp_path / "conv.c").exists() and not (tmp_path / "named.c").exists()
+
+
+def test_the_command_line_exports_a_tensor_gradient(tmp_path: Path, capsys: Any) -> None:
+    from graphc.cli import main
+
+    text = "x: [3]; w: [3]; sum(w * x * x)"
+    assert main(["export", text, "--grad", "--name", "tg", "-o", str(tmp_path), "--shared"]) == 0
+    capsys.readouterr()
+    x, w = RNG.normal(size=(5, 3)), RNG.normal(size=(5, 3))
+    library = ctypes.CDLL(str(tmp_path / "libtg.so"))
+    f, dw, dx = _call_tensors(library, "tg", [w, x], [(), (3,), (3,)], 5)
+    value, (gw, gx) = graphc.value_and_grad(text)(w, x)
+    for got, expected in [(f, value), (dw, gw), (dx, gx)]:
+        np.testing.assert_allclose(got, expected, rtol=1e-15, atol=1e-15)

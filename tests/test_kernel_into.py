@@ -238,3 +238,90 @@ def test_calls_on_several_threads_never_write_into_each_others_results_or_scratc
     for worker_thread in workers:
         worker_thread.join()
     assert not errors, "calls on several threads wrote into each other's results or scratch"
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_out_arrays_are_checked_once_per_shape_not_on_every_call(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import graphc.kernel
+
+    checks = []
+    original = graphc.kernel._check_arrays
+    monkeypatch.setattr(graphc.kernel, "_check_arrays", lambda *a: checks.append(a[1]) or original(*a))
+    k = graphc.compile(", ".join(f"x*{i}.0 + sin(y)" for i in range(1, 60)), backend=backend)
+    out = tuple(np.empty(7) for _ in range(59))
+    for y in (0.5, 1.5, 2.5):
+        k.into(out, X, y)
+        same_results(out, k(X, y))
+    k.into(list(out), X, 0.5)  # the same arrays in another sequence: known by identity
+    assert checks == [(7,)]
+    wide = tuple(np.empty((2, 7)) for _ in range(59))
+    k.into(wide, np.stack([X, X]), 0.5)
+    assert checks == [(7,), (2, 7)]
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_remembered_outs_still_refuse_what_they_cannot_take(backend: str) -> None:
+    k = graphc.grad(EXPR, backend=backend)
+    out = [np.empty(7), np.empty(7)]
+    k.into(out, X, 1.0)
+    # other arguments' shape
+    with pytest.raises(graphc.OutputError, match=r"has shape \(7,\), but the arguments broadcast to \(3,\)"):
+        k.into(out, X[:3], 1.0)
+    # an input overlapping a remembered output, found on every call
+    with pytest.raises(graphc.OutputError, match=r"out for output 0 \(∂f/∂x\) overlaps the input 'y'"):
+        k.into(out, X, out[0][2:5].reshape(3, 1)[:1, 0])
+    # the list changed: the new array is checked
+    out[1] = np.empty(7, dtype=np.float32)
+    with pytest.raises(graphc.OutputError, match="out for output 1 .* must have dtype float64, got float32"):
+        k.into(out, X, 1.0)
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_dead_out_arrays_id_is_never_mistaken_for_a_new_array(backend: str) -> None:
+    k = graphc.compile("x + y", backend=backend)
+    for _ in range(20):  # NumPy reuses freed array objects: an id comes back often
+        good = np.empty(7)
+        k.into(good, X, 1.0)
+        np.testing.assert_array_equal(good, X + 1.0)
+        del good
+        bad = np.empty(5)
+        with pytest.raises(graphc.OutputError, match=r"has shape \(5,\)"):
+            k.into(bad, X, 1.0)
+        del bad
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_matrix_out_needs_the_arguments_batch_and_float64(backend: str) -> None:
+    k = graphc.jacobian("x*y, x + y", backend=backend)
+    with pytest.raises(
+        graphc.OutputError, match=r"out has batch shape \(5,\), but the arguments broadcast to \(7,\)"
+    ):
+        k.into(np.empty((5, 2, 2)), X, 1.0)
+    with pytest.raises(graphc.OutputError, match="out must have dtype float64, got float32"):
+        k.into(np.empty((7, 2, 2), dtype=np.float32), X, 1.0)
+
+
+def _no_outputs() -> graphc.Graph:
+    graph = graphc.Graph()
+    graph.var("x")
+    graph.var("y")
+    graph.set_outputs([])
+    return graph
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+@pytest.mark.parametrize(
+    "args",
+    [(0.5, 2.0), (X, 2.0), (np.linspace(0.0, 1.0, 40_000), X[:1]), (X[:, None], X), (X[:0], 1.0)],
+    ids=["point", "batch", "large", "grid", "empty"],
+)
+def test_a_kernel_of_no_outputs_returns_an_empty_tuple(backend: str, args: tuple) -> None:
+    k = graphc.compile(_no_outputs(), backend=backend)
+    assert k.outputs == ()
+    assert k(*args) == ()
+    out: tuple = ()
+    assert k.into(out, *args) is out
+    with pytest.raises(graphc.EvaluationError, match="do not broadcast"):
+        k(X, np.ones(3))

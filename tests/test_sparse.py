@@ -3,8 +3,11 @@ their bounds, and compressed results equal to the dense ones entry for entry."""
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
@@ -479,3 +482,61 @@ def test_the_build_reports_the_seconds_of_each_stage() -> None:
         seconds = kernel.info["seconds"]
         assert list(seconds) == ["pattern", "coloring", "passes", "compile"]
         assert all(isinstance(s, float) and s >= 0.0 for s in seconds.values())
+
+
+# --- pickling: a SparseKernel travels as plain data and its compiled kernel's graph ----------------
+
+
+def _call_pickled_sparse(blob: bytes, args: tuple) -> list[tuple[bytes, bytes, bytes]]:
+    matrices = pickle.loads(blob)(*args)
+    return [(m.data.tobytes(), m.indices.tobytes(), m.indptr.tobytes()) for m in matrices]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+@pytest.mark.parametrize("kind", ["jacobian", "hessian", "constant entries"])
+def test_a_pickled_sparse_kernel_gives_the_same_matrices(kind: str, backend: str) -> None:
+    text = residual_text(banded(6, 1, 2), 6)
+    kernel = {
+        "jacobian": lambda: graphc.jacobian(text, backend=backend, sparse=True),
+        "hessian": lambda: graphc.hessian("x1*x2*x3 + sin(x1) + x4**2 * x5", backend=backend, sparse=True),
+        "constant entries": lambda: graphc.jacobian("2*x + y, x - 3*y", backend=backend, sparse=True),
+    }[kind]()
+    blob = pickle.dumps(kernel)
+    loaded = pickle.loads(blob)
+    assert (loaded.shape, loaded.wrt, loaded.variables, loaded.info, loaded.mode) == (
+        kernel.shape,
+        kernel.wrt,
+        kernel.variables,
+        kernel.info,
+        kernel.mode,
+    )
+    rng = np.random.default_rng(29)
+    args = tuple(rng.uniform(0.5, 2.0, 5) for _ in kernel.variables)
+    here = [(m.data.tobytes(), m.indices.tobytes(), m.indptr.tobytes()) for m in kernel(*args)]
+    assert _call_pickled_sparse(blob, args) == here
+    point = np.array([a[0] for a in args])
+    assert (loaded.at(point) != kernel.at(point)).nnz == 0
+    if kind == "jacobian":  # and in a fresh process
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            assert pool.submit(_call_pickled_sparse, blob, args).result(timeout=180) == here
+
+
+def test_a_damaged_sparse_pickle_is_a_data_error() -> None:
+    from graphc.errors import DataError
+    from graphc.sparse import rebuild
+
+    kernel = graphc.jacobian("x*y, y*z, z + x", sparse=True)
+    _, (good,) = kernel.__reduce__()
+    assert (rebuild(dict(good))(1.0, 2.0, 3.0) != kernel(1.0, 2.0, 3.0)).nnz == 0
+    cases = [
+        ({"format": "x"}, "not a pickled graphc SparseKernel"),
+        ({"kernel": "kernel"}, "no compiled kernel"),
+        ({"indptr": [0, 2, 1, 6]}, "not the CSR structure of a 3x3 matrix"),
+        ({"indices": [0, 1, 1, 2, 0, 9]}, "not the CSR structure"),
+        ({"template": [0.0] * 5}, "the template is not one float per nonzero"),
+        ({"take": [0, 1, 2, 3, 4, 99]}, "do not fit the kernel's outputs"),
+        ({"info": {"colors": print}}, "holds a builtin_function_or_method"),
+    ]
+    for change, message in cases:
+        with pytest.raises(DataError, match=message):
+            rebuild({**good, **change})

@@ -80,7 +80,9 @@ def test_programs_have_the_shapes_of_numpy(text: str, shape: tuple[object, ...])
         ("x: [3]; sum(x, axis=1)", 8, "axis 1 is out of range for shape [3]"),
         ("x: [3]; softmax(x, axis=-2)", 8, "axis -2 is out of range"),
         ("x: [3]; sin(x, axis=0)", 8, "sin() takes no axis="),
-        ("x: [3]; sum(x, keepdims=1)", 15, "unknown keyword argument 'keepdims'"),
+        ("x: [3]; sum(x, keepdim=1)", 15, "unknown keyword argument 'keepdim'"),
+        ("x: [3]; softmax(x, keepdims=1)", 19, "unknown keyword argument 'keepdims'"),  # reductions only
+        ("x: [3]; sum(x, keepdims=2)", 8, "keepdims= takes 0 or 1"),
         ("x: [3]; x[1.5]", 10, "integer literals"),
         ("x: [3]; y = x; x: [4]; y", 15, "declared twice"),
         ("y = x; x: [3]; y", 7, "declare 'x' before its first use"),

@@ -249,7 +249,10 @@ def test_a_traced_value_in_if_names_the_problem_and_the_users_line() -> None:
         return -x, where
 
     with pytest.raises(graphc.TraceError, match=r"cannot be used as a Python bool") as err:
-        graphc.grad(f)  # x > 0 builds a node; `if` then asks for its truth at trace time
+        graphc.grad(f, shapes={"x": ()})  # x > 0 builds a node; `if` then asks for its truth at trace time
+    assert f"(at {__file__}:" in str(err.value)
+    with pytest.raises(graphc.TraceError, match=r"cannot be used as a Python bool") as err:
+        graphc.grad(f)(1.0)  # without shapes=, traced at the first call
     assert f"(at {__file__}:" in str(err.value)
     with pytest.raises(graphc.TraceError, match=r"Python bool \(in if, while") as err:
         where = this_line()
@@ -331,8 +334,8 @@ def mlp(X: Any, T: Any, W1: Any, b1: Any, W2: Any, b2: Any) -> Any:
 def test_an_mlp_written_with_a_loop_over_layers_is_its_text_node_for_node() -> None:
     traced = graphc.trace(mlp, shapes=MLP_SHAPES)
     assert_same_graph(traced, graphc.parse(MLP_TEXT))
-    # saved as text and read back (without log_softmax: its shift node does not print as the
-    # language yet, for a parsed graph either)
+    # saved as text and read back, log_softmax's shift and keepdims sum included
+    assert_same_graph(graphc.parse(traced.to_text()), traced)
     tanh_net = graphc.trace(
         lambda X, W1, b1: np.sum(np.tanh(X @ W1 + b1) ** 2),
         shapes={k: MLP_SHAPES[k] for k in ("X", "W1", "b1")},

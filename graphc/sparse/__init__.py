@@ -17,6 +17,7 @@ both builds and evaluates faster (bench/RESULTS.md's sparse part has the measure
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -151,6 +152,24 @@ class SparseKernel:
         if "seconds" in info:
             self.info["seconds"] = {**info["seconds"], "compile": time.perf_counter() - start}
 
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        """Pickle plain data and the compiled kernel (itself its graph and options: see
+        :meth:`graphc.Kernel.__reduce__`); :func:`rebuild` checks it all when loading."""
+        state = {
+            "format": SPARSE_FORMAT,
+            "kernel": self.kernel,
+            "shape": list(self.shape),
+            "wrt": list(self.wrt),
+            "backend": self.backend,
+            "info": dict(self.info),
+            "indptr": self._indptr.tolist(),
+            "indices": self._indices.tolist(),
+            "template": self._template.tolist(),
+            "slots": self._slots.tolist(),
+            "take": self._take.tolist(),
+        }
+        return rebuild, (state,)
+
     def __repr__(self) -> str:
         colors = self.info["colors"]
         return f"<graphc.SparseKernel {self.backend}: {self.shape} matrix, {self.info['nnz']} nonzeros, {colors} colors>"
@@ -202,6 +221,61 @@ class SparseKernel:
             computed = self._values(self.kernel(*(np.broadcast_to(value, shape) for value in values)))
             data[self._slots] = computed[self._take]
         return [self._matrix(data[:, point]) for point in range(shape[0])]
+
+
+SPARSE_FORMAT = "graphc-sparse-kernel 1"  # the version of a pickled SparseKernel's state
+
+
+def _whole_numbers(values: Any, below: int) -> bool:
+    return isinstance(values, list) and all(type(v) is int and 0 <= v < below for v in values)
+
+
+def rebuild(state: Any) -> SparseKernel:
+    """The SparseKernel a pickle holds (see :meth:`SparseKernel.__reduce__`), its plain data
+    checked: a CSR structure of ``shape``, one template value per nonzero, computed slots that
+    take the kernel's outputs."""
+    from graphc.errors import DataError
+    from graphc.graph import plain_info
+
+    if not isinstance(state, dict) or state.get("format") != SPARSE_FORMAT:
+        raise DataError(f"not a pickled graphc SparseKernel (expected format {SPARSE_FORMAT!r})")
+    fields: list[Any] = [state.get(k) for k in ("kernel", "shape", "indptr", "indices", "template")]
+    kernel, shape, indptr, indices, template = fields
+    fields = [state.get(k) for k in ("slots", "take", "wrt", "backend")]
+    slots, take, wrt, backend = fields
+    if not isinstance(kernel, Kernel) or not isinstance(backend, str):
+        raise DataError("pickled SparseKernel: no compiled kernel or backend")
+    if not (isinstance(shape, list) and len(shape) == 2 and _whole_numbers(shape, 2**62)):
+        raise DataError("pickled SparseKernel: the shape is not two sizes")
+    rows, columns = shape
+    nnz = len(indices) if isinstance(indices, list) else -1
+    if (
+        not _whole_numbers(indptr, nnz + 1)
+        or len(indptr) != rows + 1
+        or indptr[0] != 0
+        or indptr[-1] != nnz
+        or any(a > b for a, b in itertools.pairwise(indptr))
+        or not _whole_numbers(indices, columns)
+    ):
+        raise DataError(f"pickled SparseKernel: not the CSR structure of a {rows}x{columns} matrix")
+    if not (isinstance(template, list) and len(template) == nnz and all(type(v) is float for v in template)):
+        raise DataError("pickled SparseKernel: the template is not one float per nonzero")
+    if not (
+        _whole_numbers(slots, nnz) and _whole_numbers(take, len(kernel.outputs)) and len(slots) == len(take)
+    ):
+        raise DataError("pickled SparseKernel: the computed nonzeros do not fit the kernel's outputs")
+    if not (isinstance(wrt, list) and all(isinstance(name, str) for name in wrt)):
+        raise DataError("pickled SparseKernel: wrt is not a list of names")
+    loaded = SparseKernel.__new__(SparseKernel)
+    loaded.shape, loaded.wrt, loaded.backend = (rows, columns), tuple(wrt), backend
+    loaded.info = plain_info(state.get("info"))
+    loaded.mode = loaded.info.get("mode")
+    width = np.int32 if nnz < 2**31 and rows < 2**31 else np.int64
+    loaded._indptr, loaded._indices = np.array(indptr, dtype=width), np.array(indices, dtype=width)
+    loaded._template = np.array(template, dtype=np.float64)
+    loaded._slots, loaded._take = np.array(slots, dtype=np.intp), np.array(take, dtype=np.intp)
+    loaded.kernel, loaded.variables = kernel, kernel.variables
+    return loaded
 
 
 def sparse_jacobian(

@@ -50,6 +50,11 @@ def optimize(plan: Plan) -> llvm.ModuleRef:
 
 
 def optimized_ir(graph: Graph) -> str:
-    """The optimised LLVM IR of a graph's kernel (what ``--emit llvm`` prints)."""
+    """The optimised LLVM IR of a graph's kernel (what ``--emit llvm`` prints); a tensor graph's
+    loop kernel (:mod:`graphc.backends.llvm.tensor`)."""
+    if graph.tensor:
+        from graphc.backends.llvm.tensor import tensor_ir
+
+        return tensor_ir(graph)
     with LOCK:
         return str(optimize(Plan.of(graph)))

@@ -246,6 +246,8 @@ class CompiledKernel:
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
         shape = _broadcast_shape({a.shape: a for a in arrays})
         size = math.prod(shape)
+        if not self._outputs:  # nothing to compute: the empty result, as the NumPy backend's
+            return ()
         if out is None and size == 1:  # one point, values of several shapes
             return self._at_point(np.concatenate([a.ravel() for a in arrays]).reshape(-1, *shape))
         memory = self._take()
@@ -265,8 +267,8 @@ class CompiledKernel:
             block = self._block(self._outputs * size)
             base = _address(block)
             outputs = [base + 8 * size * j for j in range(self._outputs)]
-        else:
-            outputs = [_address(array) for array in out]
+        else:  # the addresses graphc.Kernel.into found when it checked out, if it passes them
+            outputs = getattr(out, "addresses", None) or [_address(array) for array in out]
         vector = 8 * self._lanes
         first = -outputs[0] % vector // 8  # the first point whose results' vectors are aligned
         stream = (  # a tape's interpreter ignores the flag (it is bound by its dispatch, not by memory)

@@ -1,28 +1,52 @@
-"""The LLVM backend on tensor graphs: the scalarised graph in the existing scalar kernels.
+"""The LLVM backend on tensor graphs: loop nests over blocks, or the scalarised graph.
 
-A tensor graph is scalarised (graphc.scalarise) for the concrete shapes of a call and compiled by
-the scalar LLVM backend; its variables are the inputs' elements (``W[1,2]``), its outputs the
-outputs' elements. A call binds the named dimensions and the batch shape as the NumPy backend
-does (``graphc.shapes.bind``: extra leading axes of an input are batch axes, broadcast between
-inputs), passes each element as an array over the input's batch axes, and stacks the results
-into ``batch + shape`` per output: the batch rule of every kernel. A graph with concrete shapes is
-compiled once, when the kernel is built; one with named dimensions at its first call for each
-binding of them, kept by the dimensions' values.
+A tensor graph whose block ops all have a loop form (:mod:`graphc.backends.llvm.tensor_plan`:
+matmul, the reductions, softmax's shift, logsumexp, count, the views reshape/transpose/broadcast/
+index, unindex, and every elementwise op) compiles to one :class:`LoopKernel`: a loop nest per
+block node and per run of fused elementwise nodes (:mod:`graphc.backends.llvm.tensor_ir`), large
+matrix products through BLAS (:mod:`graphc.backends.llvm.tensor_blas`). Its loop bounds are read
+at run time, so one kernel serves every value of the named dimensions and every batch shape; it
+is compiled once, when the kernel is built, and kept in the disk cache keyed by the graph with its
+shapes and params.
+
+Graphs with the other block ops (conv2d and its adjoints, the pooling ops, user blocks) take the
+fallback, :class:`TensorFunction`: the graph scalarised (graphc.scalarise) for the concrete shapes
+of a call and compiled by the scalar LLVM backend; its variables are the inputs' elements
+(``W[1,2]``), its outputs the outputs' elements, compiled once per binding of the named dimensions.
+
+Both bind the named dimensions and the batch shape as the NumPy backend does (``graphc.shapes.bind``:
+extra leading axes of an input are batch axes, broadcast between inputs) and return ``batch + shape``
+per output: the batch rule of every kernel.
 """
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
+import json
 import math
 import threading
 from collections.abc import Sequence
 from typing import Any
 
+import llvmlite.binding as llvm
 import numpy as np
 
+from graphc.backends.llvm import vecmath
+from graphc.backends.llvm.cache import Build, Cache, graph_key
+from graphc.backends.llvm.jit import external_symbols
+from graphc.backends.llvm.run import _WORKERS as WORKERS
+from graphc.backends.llvm.run import usable_cores
+from graphc.backends.llvm.target import LOCK, fma, lanes, target_machine
+from graphc.backends.llvm.tensor_blas import DGEMM
+from graphc.backends.llvm.tensor_blas import register as register_blas
+from graphc.backends.llvm.tensor_ir import ENTRY, tensor_text
+from graphc.backends.llvm.tensor_plan import Unsupported, plan
+from graphc.errors import BackendError
 from graphc.graph import Graph
 from graphc.kernel import Kernel
 from graphc.scalarise import Scalarised, element_name, indices, scalarise
-from graphc.shapes import BIND_SOURCE, Shape
+from graphc.shapes import BIND_SOURCE, Shape, concrete
 
 
 class _Compiled:
@@ -68,7 +92,9 @@ class _Compiled:
 
 
 class TensorFunction:
-    """The callable of a tensor graph's LLVM kernel: inputs in the graph's (sorted) variable order."""
+    """The fallback's callable: the scalarised graph's kernels, inputs in the graph's variable order."""
+
+    kind = "scalarised"
 
     def __init__(self, graph: Graph, threads: int | None) -> None:
         self.graph = graph
@@ -114,7 +140,190 @@ class TensorFunction:
         return results[0] if len(results) == 1 else tuple(results)
 
 
+_KERNEL_TYPE = ctypes.CFUNCTYPE(None, *(ctypes.c_void_p,) * 6, ctypes.c_int64, ctypes.c_int64)
+# a batch is split across threads when each would get at least this many doubles of work (inputs,
+# outputs and workspace per point, times its points): below it, a thread costs more than it saves
+THREAD_DOUBLES = 1 << 16
+
+
+def _optimized(text: str, own: dict[str, int]) -> llvm.ModuleRef:
+    """The tensor kernel's module with graphc's vector functions ``own`` linked in and inlined (a
+    kernel needs no library then: loaded from the disk cache, it is ready), verified and optimised
+    by the few passes its loops need: SROA (the accumulators the IR keeps in stack slots into
+    registers), instcombine, CFG simplification and GVN (address arithmetic shared). LLVM's -O2
+    pipeline costs several times the compile time (unrolling, vectorising what is written
+    vectorised) for little."""
+    module = llvm.parse_assembly(text)
+    if own:
+        layout = str(target_machine().target_data)
+        width = lanes()
+        library = vecmath.module(list(own), {}, llvm.get_process_triple(), layout, fma(), width, inline=True)
+        module.link_in(llvm.parse_assembly(library))
+    module.verify()
+    pipeline = llvm.create_new_module_pass_manager()
+    pipeline.add_always_inliner_pass()
+    pipeline.add_sroa_pass()
+    pipeline.add_instruction_combine_pass()
+    pipeline.add_simplify_cfg_pass()
+    pipeline.add_new_gvn_pass()
+    pipeline.add_dead_code_elimination_pass()
+    passes = llvm.create_pass_builder(target_machine(), llvm.create_pipeline_tuning_options(speed_level=0))
+    pipeline.run(module, passes)
+    return module
+
+
+def tensor_key(graph: Graph, options: str) -> str:
+    """The disk cache's key of a tensor kernel: the graph's key (ops, operands, names, constants)
+    with every node's shape and params, which decide the loops."""
+    layout = [[list(map(str, graph.shape(n))), repr(graph.params(n))] for n in range(len(graph))]
+    extra = hashlib.sha256(json.dumps(layout).encode()).hexdigest()
+    return graph_key(graph, f"tensor|{extra}|{options}")
+
+
+def tensor_ir(graph: Graph) -> str:
+    """The optimised LLVM IR of a tensor graph's loop kernel (``--emit llvm``); Unsupported for a
+    graph with a block op that has no loop form."""
+    steps = plan(graph)
+    with LOCK:
+        text, own, _ = tensor_text(steps, lanes())
+        return str(_optimized(text, own))
+
+
+class LoopKernel:
+    """The callable of a tensor graph's loop kernel: inputs in the graph's (sorted) variable order."""
+
+    kind = "loops"  # the scalarised fallback's TensorFunction has kind "scalarised"
+
+    def __init__(self, graph: Graph, threads: int | None, cache: Cache | None = None) -> None:
+        from graphc.backends.llvm.runtime import _options, load
+
+        self.graph = graph
+        self.threads = threads
+        self.plan = plan(graph)
+        lowered = self.plan.graph
+        self.declared = {name: graph.shape(graph.variable(name)) for name in graph.variables}
+        self.named = sorted({d for shape in lowered.shapes for d in shape if isinstance(d, str)})
+        self.outputs = [lowered.shape(o) for o in lowered.outputs]
+        self.buffers = [lowered.shape(n) for n in self.plan.buffers]
+        self._layouts: dict[tuple[int, ...], tuple[np.ndarray, int]] = {}
+        self._spare: list[np.ndarray] = []  # workspaces no call is using (each call takes its own)
+        scope: dict[str, Any] = {"np": np}
+        exec(BIND_SOURCE, scope)  # noqa: S102 - graphc.shapes' own constant source
+        self._bind = scope["_bind"]
+        cache = Cache.from_environment() if cache is None else cache
+        with LOCK:
+            key = tensor_key(lowered, _options()) if cache.directory is not None else ""
+        built = cache.load(key)
+        with LOCK:
+            if built is None:
+                text, own, _ = tensor_text(self.plan, lanes())
+                module = _optimized(text, own)
+                built = Build(target_machine().emit_object(module), external_symbols(module), 0, str(module))
+                cache.store(key, built)
+            if DGEMM in built.symbols:
+                register_blas()
+            self._engine, (address,) = load(built.object_code, built.symbols, None, (ENTRY,))
+        self.source = built.ir
+        self._kernel = _KERNEL_TYPE(address)
+
+    def layout(self, dims: dict[str, int]) -> tuple[np.ndarray, int]:
+        """Where each buffer starts in the workspace, and its size, for these named dimensions."""
+        key = tuple(dims[d] for d in self.named)
+        found = self._layouts.get(key)
+        if found is None:
+            sizes = [math.prod(concrete(shape, dims)) for shape in self.buffers]
+            offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+            np.cumsum(sizes, out=offsets[1:])
+            found = self._layouts[key] = (offsets, int(offsets[-1]))
+        return found
+
+    def _run(
+        self, tables: tuple[int, ...], offsets: np.ndarray, size: int, count: int, per_point: int
+    ) -> None:
+        """The kernel on the batch points ``0..count``, split across threads when each gets enough
+        work; every point is computed alike on any thread, so the results never depend on it."""
+        pieces = 1
+        if count > 1 and self.threads != 1:
+            threads = usable_cores() if self.threads is None else self.threads
+            pieces = max(1, min(threads, count, count * per_point // THREAD_DOUBLES))
+        bounds = [count * i // pieces for i in range(pieces + 1)]
+
+        def run(i: int) -> None:
+            spare = self._spare
+            work = spare.pop() if spare else np.empty(0)  # a workspace no call is using, if any
+            if work.size < size:
+                work = np.empty(max(size, 1))
+            try:
+                self._kernel(*tables, offsets.ctypes.data, work.ctypes.data, bounds[i], bounds[i + 1])
+            finally:
+                spare.append(work)
+
+        if pieces == 1:
+            run(0)
+            return
+        pool = WORKERS.pool(pieces - 1)
+        waiting = [pool.submit(run, i) for i in range(1, pieces)]
+        try:
+            run(0)
+        finally:  # the tables and the outputs must outlive every piece
+            for piece in waiting:
+                piece.result()
+
+    def __call__(self, *values: Any, out: Sequence[np.ndarray] | None = None) -> Any:
+        arrays = [np.asarray(v, dtype=np.float64) for v in values]
+        names = self.graph.variables
+        dims, batch = self._bind(
+            self.declared, {name: a.shape for name, a in zip(names, arrays, strict=True)}
+        )
+        offsets, size = self.layout(dims)
+        inputs, steps = [], []
+        for name, array in zip(names, arrays, strict=True):
+            rank = len(self.declared[name])
+            lead = array.ndim - rank
+            if lead and array.shape[:lead] != batch:
+                array = np.broadcast_to(array, batch + array.shape[lead:])
+            inputs.append(np.ascontiguousarray(array))
+            steps.append(math.prod(array.shape[array.ndim - rank :]) if lead else 0)
+        shapes = [batch + concrete(shape, dims) for shape in self.outputs]
+        given = out is not None and all(_writable(t, s) for t, s in zip(out, shapes, strict=True))
+        results = list(out) if given else [np.empty(shape) for shape in shapes]  # type: ignore[arg-type]
+        table = np.array([a.__array_interface__["data"][0] for a in inputs + results] or [0], dtype=np.uint64)
+        step_table = np.array(steps or [0], dtype=np.int64)
+        dim_table = np.array([dims[d] for d in self.named] or [0], dtype=np.int64)
+        count = math.prod(batch)
+        pointers = table.ctypes.data
+        tables = (pointers, step_table.ctypes.data, pointers + 8 * len(inputs), dim_table.ctypes.data)
+        per_point = size + sum(r.size for r in results) // max(count, 1)
+        self._run(tables, offsets, size, count, per_point)
+        if given:
+            return list(out)  # type: ignore[arg-type]
+        shaped = [r if r.ndim else r[()] for r in results]
+        if out is not None:
+            for target, value in zip(out, shaped, strict=True):
+                target[...] = value
+            return list(out)
+        return shaped[0] if len(shaped) == 1 else tuple(shaped)
+
+
+def _writable(target: Any, shape: tuple[int, ...]) -> bool:
+    """Whether the kernel can write an output of ``shape`` straight into ``target``."""
+    return (
+        isinstance(target, np.ndarray)
+        and target.shape == shape
+        and target.dtype == np.float64
+        and target.flags.c_contiguous
+        and target.flags.writeable
+    )
+
+
 def compile_graph(graph: Graph, threads: int | None = None) -> Kernel:
-    """A Kernel computing the tensor ``graph`` by the scalar LLVM backend on its scalarisation."""
-    function = TensorFunction(graph, threads)
-    return Kernel(graph, function, backend="llvm", source=function.source)
+    """A Kernel computing the tensor ``graph``: its loop kernel, or (for block ops with no loop
+    form) the scalar LLVM backend on its scalarisation."""
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise BackendError(f"threads must be a whole number >= 1, got {threads!r}")
+    try:
+        loops = LoopKernel(graph, threads)
+    except Unsupported:
+        function = TensorFunction(graph, threads)
+        return Kernel(graph, function, backend="llvm", source=function.source)
+    return Kernel(graph, loops, backend="llvm", source=loops.source)
