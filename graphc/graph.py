@@ -217,7 +217,8 @@ class Graph:
         self, key: tuple[Any, ...], op: str, args: tuple[int, ...], data: Any = None, shape: Shape = ()
     ) -> int:
         node = len(self._op)
-        if self.max_nodes is not None and node >= self.max_nodes:
+        cap = self.max_nodes
+        if cap is not None and node >= cap:
             raise ResourceError(
                 f"the graph would exceed {self.max_nodes:,} nodes (the max_nodes limit; each node takes "
                 "about 220 bytes): raise it with --max-nodes or max_nodes= if the memory is there"
@@ -284,21 +285,26 @@ class Graph:
 
     def applied(self, spec: Op, args: tuple[int, ...]) -> int:
         """:meth:`apply` of an elementwise op's spec to as many operands as it takes (the builder's
-        hot path); operands' shapes broadcast."""
-        shapes = self._shape
-        shape = shapes[args[0]]
-        for arg in args:
-            if shapes[arg] != shape:
-                shape = broadcast([shapes[a] for a in args], spec.function or spec.infix or spec.name)
-                break
-        if shape:
-            return self._tensor_applied(spec, args, shape)
+        hot path); operands' shapes broadcast.
+
+        An existing node is found before the rewrite is asked: a rewrite depends only on the
+        operands, and it declined them when the node was made."""
+        if self.tensor:  # else every shape is ()
+            shapes = self._shape
+            shape = shapes[args[0]]
+            for arg in args:
+                if shapes[arg] != shape:
+                    shape = broadcast([shapes[a] for a in args], spec.function or spec.infix or spec.name)
+                    break
+            if shape:
+                return self._tensor_applied(spec, args, shape)
         ops = self._op
         if spec.commutative:
             # a constant after any other node, else by id: a constant's id depends on when folding
             # happened to make it, which printing and re-parsing change
             a, b = args
-            if (ops[a] == CONST, a) > (ops[b] == CONST, b):
+            a_const, b_const = ops[a] == CONST, ops[b] == CONST
+            if a_const > b_const or (a_const == b_const and a > b):
                 args = (b, a)
         for arg in args:
             if ops[arg] != CONST:
@@ -306,13 +312,15 @@ class Graph:
         else:
             data = self._data
             return self.const(spec.fold(*[data[arg] for arg in args]))
+        key = (spec.name, *args)
+        node = self._table.get(key)
+        if node is not None:
+            return node
         if spec.rewrite is not None:
             rewritten = spec.rewrite(self, args)
             if rewritten is not None:
                 return rewritten
-        key = (spec.name, *args)
-        node = self._table.get(key)
-        return node if node is not None else self._new(key, spec.name, args)
+        return self._new(key, spec.name, args)
 
     def _tensor_applied(self, spec: Op, args: tuple[int, ...], shape: Shape) -> int:
         """An elementwise op with a tensor result: the scalar path's canonical order and rewrites,
@@ -371,12 +379,17 @@ class Graph:
         new.names = self.names.copy()
         return new
 
-    def pruned(self) -> Graph:
-        """A copy holding only what the outputs depend on, plus every variable, renumbered."""
+    def pruned(self, copy: bool = True) -> Graph:
+        """A copy holding only what the outputs depend on, plus every variable, renumbered.
+
+        With ``copy=False``, this graph itself when nothing is pruned (for a builder handing over
+        the graph it made, which nothing else holds)."""
         keep = self.reachable()
         for node in self._variables.values():
             keep[node] = True
-        return self.copy() if all(keep) else self.rebuilt(keep)
+        if all(keep):
+            return self.copy() if copy else self
+        return self.rebuilt(keep)
 
     def rebuilt(self, keep: Sequence[bool] | None) -> Graph:
         """A new graph replaying the kept nodes (all when ``keep`` is None) in creation order."""

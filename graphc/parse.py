@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from graphc.user_blocks import Block
 
 _CALLABLE = sorted({*FUNCTIONS, *BLOCK_FUNCTIONS, *COMPOSITES})
+_IS_CALLABLE = frozenset(_CALLABLE)
 _PYTHON_WORDS = frozenset(
     [
         "if",
@@ -331,6 +332,12 @@ _BINARY = {
     text: (op, op.precedence, None if op.chains else op.precedence + op.right)
     for text, op in BINARY_INFIX.items()
 }
+# the elementwise functions of one operand that no block or composite shares a name with
+_ONE_OPERAND = {
+    name: spec
+    for name, spec in FUNCTIONS.items()
+    if spec.arity == 1 and name not in BLOCK_FUNCTIONS and name not in COMPOSITES
+}
 _OUTPUT_END = frozenset(["sep", "end", ","])  # the kinds of token that may end an output
 _STATEMENT_END = frozenset(["sep", "end"])
 
@@ -362,6 +369,7 @@ class _Parser(TensorSyntax):
         self.graph.max_nodes = max_nodes
         self.bindings: dict[str, int] = {}
         self.free: set[str] = set()  # names used as input variables
+        self.inputs: dict[str, int] = {}  # the node of each name used as an input variable
         # the statement being parsed
         self.values: list[int] = []
         self.stack: list[_Entry] = []
@@ -436,7 +444,7 @@ class _Parser(TensorSyntax):
         self.graph.set_outputs(outputs, [name or d for name, d in zip(names, default, strict=True)])
         for name, node in self.bindings.items():
             self.graph.names.setdefault(node, name)
-        return self.graph.pruned()
+        return self.graph.pruned(copy=False)  # the graph is the parser's own
 
     def parse_expression(self) -> None:
         """Parse the text as one expression into ``self.values`` (no statements, one value)."""
@@ -477,7 +485,9 @@ class _Parser(TensorSyntax):
 
     def _check_target(self, name: str, k: int) -> None:
         if name in RESERVED:
-            kind = "function" if name in _CALLABLE else "operator" if name in WORD_OPERATORS else "constant"
+            kind = (
+                "function" if name in _IS_CALLABLE else "operator" if name in WORD_OPERATORS else "constant"
+            )
             raise self.error(f"cannot assign to '{name}': it is a built-in {kind}", k)
         if name in self.free:
             raise self.error(f"cannot assign to '{name}': it is already used as an input variable", k)
@@ -565,8 +575,16 @@ class _Parser(TensorSyntax):
             self.stack.append(("neg", WORD_OPERATORS[word], k, WORD_OPERATORS[word].precedence, 0))
             return k + 1, True
         if kind == "name":
-            if self.kinds[k + 1] == "=":
+            kinds = self.kinds
+            if kinds[k + 1] == "=":
                 return self._keyword(k), False
+            if self.whole and kinds[k + 2] == "name" and kinds[k + 3] == ")":
+                # f(name) with f elementwise: the commonest call, built at once
+                spec = _ONE_OPERAND.get(word)
+                inner = self.words[k + 2]
+                if spec is not None and word not in self.customs and inner not in WORD_OPERATORS:
+                    self.values.append(self._built(spec, (self._name(k + 2),), k))
+                    return k + 4, False
             self._open_call(word, k)  # a call
             if self.kinds[k + 2] == ")":
                 self._finish_call(self.stack.pop())
@@ -589,12 +607,16 @@ class _Parser(TensorSyntax):
 
     def _unbound(self, name: str, k: int) -> int:
         """The node of a name that no binding gives: a constant or an input variable."""
+        node = self.inputs.get(name)
+        if node is not None:
+            return node
         if name in CONSTANTS:
             return self.graph.const(CONSTANTS[name])
-        if name in _CALLABLE:
+        if name in _IS_CALLABLE:
             raise self.error(f"'{name}' is a function: call it as {name}(...)", k)
         self.free.add(name)
-        return self.graph.var(name, self.declared.get(name, ()))
+        node = self.inputs[name] = self.graph.var(name, self.declared.get(name, ()))
+        return node
 
     def _open_call(self, name: str, k: int) -> None:
         if name in BLOCK_FUNCTIONS or name in COMPOSITES or name in self.customs or name in INTERNAL_CALLS:

@@ -432,3 +432,42 @@ def test_three_address_bindings_parse_as_the_general_path_parses_them(statements
     fast = separator.join([*(f"{target} = {value}" for target, value in statements), last])
     general = separator.join([*(f"{target} = ({value})" for target, value in statements), last])
     assert _outcome(fast) == _outcome(general)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "exp(x) + sin(y)*cos(x)",
+        "u = x*y; tanh(u) - exp(x)",
+        "a = exp(x); b = log(a); sin(b), cos(pi)",
+        "exp(x)[0] + 1",  # indexing after the call (a scalar: refused alike)
+        "exp(sin)",  # a function where an operand stands
+        "exp(not)",  # a word operator
+        "max(x)",  # two operands
+        "x: [3]; sum(x) + exp(x)[1]",  # a block call beside an elementwise one
+        "relu(z) * sign(z)",
+        "exp(undefined_function)",
+        "nosuch(x)",
+    ],
+)
+def test_a_call_on_one_name_builds_what_the_general_path_builds(text):
+    """``f(name)`` is built at once; ``f((name))`` goes through the bracket stack: the same graph,
+    or the same error at the same place (counted without the added brackets)."""
+    general = re.sub(r"(\w+)\((\w+)\)", r"\1((\2))", text)
+    origin = []  # where each character of the general form stands in text
+    i = 0
+    for ch in general:
+        origin.append(i)  # an added bracket stands where the next character of text does
+        if i < len(text) and text[i] == ch:
+            i += 1
+    assert general != text and i == len(text)
+    results = []
+    for variant in (text, general):
+        try:
+            graph = graphc.parse(variant)
+        except ParseError as error:
+            at = error.position if variant is text else origin[error.position]
+            results.append((type(error), error.message.replace("((", "(").replace("))", ")"), at))
+        else:
+            results.append(graph.to_text())
+    assert results[0] == results[1]

@@ -17,7 +17,8 @@ from test_hypothesis import POINTS, Formula, fast, formulas
 
 import graphc
 from graphc.ops import OPS
-from graphc.sparse.coloring import column_coloring, recovery_rows, star_coloring, transpose
+from graphc.sparse import sparse_hessian, sparse_jacobian
+from graphc.sparse.coloring import ORDERS, column_coloring, recovery_rows, star_coloring, transpose
 from graphc.sparse.pattern import interactions
 
 scipy_sparse = pytest.importorskip("scipy.sparse")
@@ -230,7 +231,9 @@ def test_sparse_hessian_equals_dense_on_structured_patterns(pattern: str) -> Non
 
 
 def test_tridiagonal_hessian_takes_three_colors() -> None:
-    assert assert_hessian_matches_dense(banded(30, 1, 1), 30).info["colors"] == 3
+    kernel = assert_hessian_matches_dense(banded(30, 1, 1), 30)
+    assert kernel.info["colors"] == 3
+    assert kernel.info["coloring"] == "natural"  # three colours are the least a path takes
 
 
 def test_arrow_hessian_takes_two_colors() -> None:
@@ -299,9 +302,82 @@ def test_star_coloring_has_no_two_colored_path_on_four_vertices(
 
 def test_column_coloring_separates_columns_that_share_a_row() -> None:
     rows = [[0, 3, 4], [1, 2], [2, 4], [0, 1]]
-    colour = column_coloring(rows, 5)
-    for row in rows:
-        assert len({colour[j] for j in row}) == len(row)
+    for order in ORDERS:
+        colour = column_coloring(rows, 5, order)
+        for row in rows:
+            assert len({colour[j] for j in row}) == len(row)
+
+
+@fast(60)
+@given(random_patterns())
+def test_every_order_gives_a_column_coloring_within_the_greedy_bound(
+    pattern: tuple[list[list[int]], int],
+) -> None:
+    rows, n = pattern
+    for order in ORDERS:
+        colour = column_coloring(rows, n, order)
+        assert len(colour) == n and min(colour, default=0) >= 0
+        for row in rows:
+            assert len({colour[j] for j in row}) == len(row), (order, row, colour)
+        assert max(colour, default=-1) + 1 <= column_bound(rows, n)
+
+
+@fast(60)
+@given(
+    st.integers(1, 14).flatmap(
+        lambda n: st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n).map(
+            lambda e: (n, e)
+        )
+    ),
+    st.sampled_from(ORDERS),
+)
+def test_every_order_gives_a_star_coloring(graph: tuple[int, list[tuple[int, int]]], order: str) -> None:
+    n, edges = graph
+    neighbours: list[set[int]] = [set() for _ in range(n)]
+    for a, b in edges:
+        if a != b:
+            neighbours[a].add(b)
+            neighbours[b].add(a)
+    adjacency = [sorted(s) for s in neighbours]
+    colour = star_coloring(adjacency, order)
+    assert_star_coloring(adjacency, colour)
+    assert max(colour, default=-1) + 1 <= star_bound(adjacency)
+
+
+def crown(k: int) -> list[list[int]]:
+    """Rows joining column 2i to column 2j+1 for i != j: natural order (0, 1, 2, ...) alternates
+    the two sides and needs k colours, an order by degree two."""
+    return [[2 * i, 2 * j + 1] for i in range(k) for j in range(k) if i != j]
+
+
+def test_the_fewest_colors_are_kept_and_reported() -> None:
+    rows, n = crown(5), 10
+    counts = {order: max(column_coloring(rows, n, order)) + 1 for order in ORDERS}
+    assert counts["natural"] == 5 and min(counts.values()) == 2
+    graph = graphc.parse(residual_text(rows, n))
+    kernel = sparse_jacobian(graph, names(n), mode="forward")
+    assert kernel.info["colors"] == 2 and kernel.info["coloring"] != "natural"
+    natural = sparse_jacobian(graph, names(n), mode="forward", order="natural")
+    assert (natural.info["colors"], natural.info["coloring"]) == (5, "natural")
+    values = point(n)
+    np.testing.assert_array_equal(kernel.at(values).toarray(), natural.at(values).toarray())
+    assert_jacobian_matches_dense(rows, n, "forward")
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_each_order_gives_the_dense_hessian(order: str) -> None:
+    rows = symmetric(PATTERNS["arrow"][0], 10)
+    text, wrt = objective_text(rows, 10), names(10)
+    kernel = sparse_hessian(graphc.parse(text), wrt, order=order)
+    assert kernel.info["coloring"] == order
+    values = point(10, 1)
+    dense = graphc.hessian(text, wrt)(**dict(zip(wrt, values, strict=True)))
+    np.testing.assert_allclose(kernel.at(values).toarray(), dense, rtol=1e-14)
+
+
+def test_an_unknown_coloring_order_is_refused() -> None:
+    with pytest.raises(graphc.GraphcError, match="unknown colouring order 'random'.*fewest, natural"):
+        sparse_jacobian(graphc.parse("x*y, y"), ["x", "y"], order="random")
 
 
 # --- the op table's second-order structure ------------------------------------------------------------
@@ -397,6 +473,15 @@ def test_wrt_a_subset_treats_the_other_variables_as_constants() -> None:
 def test_importing_graphc_does_not_import_scipy() -> None:
     code = "import sys, graphc; graphc.objective; sys.exit('scipy' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_the_build_reports_the_seconds_of_each_stage() -> None:
+    jacobian = graphc.jacobian(residual_text(banded(6, 1, 1), 6), names(6), sparse=True)
+    hessian = graphc.hessian(objective_text(banded(6, 1, 1), 6), names(6), sparse=True)
+    for kernel in (jacobian, hessian):
+        seconds = kernel.info["seconds"]
+        assert list(seconds) == ["pattern", "coloring", "passes", "compile"]
+        assert all(isinstance(s, float) and s >= 0.0 for s in seconds.values())
 
 
 # --- pickling: a SparseKernel travels as plain data and its compiled kernel's graph ----------------

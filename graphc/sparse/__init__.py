@@ -9,11 +9,16 @@ when one of these is used (the ``sparse`` extra).
 
 Batches: called with arrays of one dimension (one value per point), a SparseKernel returns a list
 of matrices, one per point; arrays of more dimensions are refused (flatten them first).
+
+Backends: at one point the numpy backend makes one NumPy call per computed nonzero and compiles
+one Python statement per node, so from about a thousand computed nonzeros ``backend="llvm"``
+both builds and evaluates faster (bench/RESULTS.md's sparse part has the measurements).
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,11 +30,23 @@ from graphc.diff.common import resolve_wrt
 from graphc.errors import EvaluationError, GraphcError
 from graphc.graph import Graph
 from graphc.kernel import Kernel
-from graphc.sparse.coloring import column_coloring, star_coloring, transpose
+from graphc.sparse.coloring import ORDERS, column_coloring, fewest_colors, star_coloring, transpose
 from graphc.sparse.compressed import Entries, forward_entries, hessian_entries, reverse_entries
 from graphc.sparse.pattern import hessian_rows, jacobian_rows
 
 MODES = ("auto", "forward", "reverse")
+FEWEST = "fewest"  # every colouring order tried, the fewest colours kept
+
+
+def _orders(order: str) -> tuple[str, ...]:
+    """The colouring orders to try for ``order``: one of ORDERS, or all of them for "fewest"."""
+    if order == FEWEST:
+        return ORDERS
+    if order not in ORDERS:
+        raise GraphcError(
+            f"unknown colouring order {order!r} (the orders are: {FEWEST}, {', '.join(ORDERS)})"
+        )
+    return (order,)
 
 
 def scipy_sparse() -> Any:
@@ -91,8 +108,9 @@ class SparseKernel:
     by keyword or in ``variables`` order) and returning a ``scipy.sparse.csr_matrix`` of ``shape``
     (a list of them, one per point, for one-dimensional arrays).
 
-    ``info`` holds ``colors`` (the passes), ``nnz``, ``computed`` (the nonzeros that are not
-    constants, computed at each call) and the Jacobian's ``mode``; ``pattern`` is the boolean
+    ``info`` holds ``colors`` (the passes), ``coloring`` (their vertex order), ``nnz``, ``computed``
+    (the nonzeros that are not constants, computed at each call), the Jacobian's ``mode`` and the
+    ``seconds`` each stage of the build took; ``pattern`` is the boolean
     structure and ``kernel`` the compiled Kernel of the computed nonzeros.
     """
 
@@ -123,6 +141,7 @@ class SparseKernel:
         self._template = template
         self._slots = np.array(slots, dtype=np.intp)
         self._take = np.array(outputs, dtype=np.intp)
+        start = time.perf_counter()
         compiled = entries.graph.copy()
         compiled.set_outputs(list(computed), [f"nonzero {i}" for i in range(len(computed))])
         # nothing to compute (every nonzero a constant): the numpy backend compiles it to nothing
@@ -130,6 +149,8 @@ class SparseKernel:
         self.variables = self.kernel.variables
         self.backend = backend
         self.info = {**info, "nnz": len(entries.nodes), "computed": len(computed), "shape": shape}
+        if "seconds" in info:
+            self.info["seconds"] = {**info["seconds"], "compile": time.perf_counter() - start}
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
         """Pickle plain data and the compiled kernel (itself its graph and options: see
@@ -258,37 +279,77 @@ def rebuild(state: Any) -> SparseKernel:
 
 
 def sparse_jacobian(
-    graph: Graph, wrt: Sequence[str], mode: str = "auto", backend: str = "numpy", threads: int | None = None
+    graph: Graph,
+    wrt: Sequence[str],
+    mode: str = "auto",
+    backend: str = "numpy",
+    threads: int | None = None,
+    order: str = FEWEST,
 ) -> SparseKernel:
     """The Jacobian as a SparseKernel: colour the columns (forward) or the rows (reverse) and, for
-    ``mode="auto"``, keep the one with fewer colours (reverse on a tie, as the dense Jacobian)."""
+    ``mode="auto"``, keep the one with fewer colours (reverse on a tie, as the dense Jacobian).
+    ``order`` is the colouring's vertex order (graphc.sparse.coloring.ORDERS), or "fewest": each
+    of them, keeping the fewest colours. ``info`` reports the ``colors``, the order used
+    (``coloring``) and the ``seconds`` each stage took (pattern, coloring, passes, compile)."""
     if mode not in MODES:
         raise GraphcError(f"unknown Jacobian mode {mode!r} (the modes are: {', '.join(MODES)})")
+    orders = _orders(order)
+    start = time.perf_counter()
     rows = jacobian_rows(graph, wrt)
+    patterned = time.perf_counter()
     columns = len(wrt)
-    by_columns = column_coloring(rows, columns) if mode != "reverse" else []
-    by_rows = column_coloring(transpose(rows, columns), len(rows)) if mode != "forward" else []
+    # the columns of one row need distinct colours (and the rows of one column): a colouring
+    # with as many colours as the longest row (column) is optimal, no other order is tried
+    no: tuple[list[int], str] = ([], orders[0])
+    by_columns = by_rows = no
+    if mode != "reverse":
+        longest = max(map(len, rows), default=0)
+        by_columns = fewest_colors(lambda o: column_coloring(rows, columns, o), orders, longest)
+    if mode != "forward":
+        by_column = transpose(rows, columns)
+        longest = max(map(len, by_column), default=0)
+        by_rows = fewest_colors(lambda o: column_coloring(by_column, len(rows), o), orders, longest)
     if mode == "auto":
-        mode = "forward" if max(by_columns, default=-1) < max(by_rows, default=-1) else "reverse"
+        mode = "forward" if max(by_columns[0], default=-1) < max(by_rows[0], default=-1) else "reverse"
+    coloured = time.perf_counter()
     if mode == "forward":
-        colour, entries = by_columns, forward_entries(graph, wrt, rows, by_columns)
+        (colour, order), entries = by_columns, forward_entries(graph, wrt, rows, by_columns[0])
     else:
-        colour, entries = by_rows, reverse_entries(graph, wrt, rows, by_rows)
-    info = {"colors": max(colour, default=-1) + 1, "mode": mode}
+        (colour, order), entries = by_rows, reverse_entries(graph, wrt, rows, by_rows[0])
+    seconds = {"pattern": patterned - start, "coloring": coloured - patterned}
+    seconds["passes"] = time.perf_counter() - coloured
+    info = {"colors": max(colour, default=-1) + 1, "mode": mode, "coloring": order, "seconds": seconds}
     return SparseKernel(entries, rows, (len(rows), columns), backend, threads, wrt, info)
 
 
 def sparse_hessian(
-    graph: Graph, wrt: Sequence[str], backend: str = "numpy", threads: int | None = None
+    graph: Graph, wrt: Sequence[str], backend: str = "numpy", threads: int | None = None, order: str = FEWEST
 ) -> SparseKernel:
-    """The Hessian of a one-output function as a SparseKernel, by a star colouring of its pattern."""
+    """The Hessian of a one-output function as a SparseKernel, by a star colouring of its pattern
+    (``order`` as for :func:`sparse_jacobian`)."""
     _one_output(graph)
+    orders = _orders(order)
+    start = time.perf_counter()
     rows = hessian_rows(graph, wrt)
-    colour = star_coloring([[j for j in row if j != i] for i, row in enumerate(rows)])
-    info = {"colors": max(colour, default=-1) + 1, "mode": "reverse-over-reverse"}
-    return SparseKernel(
-        hessian_entries(graph, wrt, rows, colour), rows, (len(wrt), len(wrt)), backend, threads, wrt, info
-    )
+    patterned = time.perf_counter()
+    neighbours = [[j for j in row if j != i] for i, row in enumerate(rows)]
+    # adjacent variables differ; an edge between two vertices of degree two or more lies on a
+    # triangle or on a path of four vertices, which a star colouring gives three colours
+    degree = list(map(len, neighbours))
+    joined = any(degree[i] > 1 and degree[j] > 1 for i, row in enumerate(neighbours) for j in row)
+    least = 3 if joined else 2 if any(degree) else 1
+    colour, order = fewest_colors(lambda o: star_coloring(neighbours, o), orders, least)
+    coloured = time.perf_counter()
+    entries = hessian_entries(graph, wrt, rows, colour)
+    seconds = {"pattern": patterned - start, "coloring": coloured - patterned}
+    seconds["passes"] = time.perf_counter() - coloured
+    info = {
+        "colors": max(colour, default=-1) + 1,
+        "mode": "reverse-over-reverse",
+        "coloring": order,
+        "seconds": seconds,
+    }
+    return SparseKernel(entries, rows, (len(wrt), len(wrt)), backend, threads, wrt, info)
 
 
 __all__ = [

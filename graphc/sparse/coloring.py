@@ -11,14 +11,21 @@
   the compressed Hessian ``H·S`` determines ``H`` directly, with half the colours or fewer of a
   distance-2 colouring on a band.
 
-Both are greedy in the natural order (first fit), which is optimal on banded patterns: a
-tridiagonal Jacobian gets 3 colours, a tridiagonal Hessian 3.
+Both are greedy (first fit) in a vertex order, one of :data:`ORDERS`: ``natural`` (by index: optimal
+on banded patterns, a tridiagonal Jacobian gets 3 colours, a tridiagonal Hessian 3),
+``largest_first`` (by degree, largest first) and ``smallest_last`` (repeatedly set aside a vertex of
+least degree among those left; colour in the reverse order: Matula and Beck's degeneracy order).
+:func:`fewest_colors` tries each and keeps the colouring with the fewest colours. A column's
+degree counts the other columns of each of its rows (a column met in two rows counts twice: an
+upper bound on its distance-2 degree that costs no more to find than a colouring).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+ORDERS = ("natural", "largest_first", "smallest_last")
 
 
 def _first_free(forbidden: list[int], mark: int) -> int:
@@ -40,8 +47,9 @@ def transpose(rows: Sequence[Sequence[int]], columns: int) -> list[list[int]]:
     return by_column
 
 
-def column_coloring(rows: Sequence[Sequence[int]], columns: int) -> list[int]:
-    """A colour per column such that no two columns with a nonzero in the same row share one.
+def column_coloring(rows: Sequence[Sequence[int]], columns: int, order: str = "natural") -> list[int]:
+    """A colour per column such that no two columns with a nonzero in the same row share one,
+    greedy in the vertex ``order`` (one of :data:`ORDERS`).
 
     At most one more colour than the largest number of other columns any column shares a row with.
 
@@ -49,9 +57,13 @@ def column_coloring(rows: Sequence[Sequence[int]], columns: int) -> list[int]:
     [0, 1, 2, 0]
     """
     by_column = transpose(rows, columns)
+
+    def others(j: int) -> list[int]:
+        return [k for row in by_column[j] for k in rows[row] if k != j]
+
     colour = [-1] * columns
     forbidden: list[int] = []  # forbidden[c] == j: a column sharing a row with column j has colour c
-    for j in range(columns):
+    for j in vertex_order(order, columns, others, lambda j: sum(len(rows[row]) - 1 for row in by_column[j])):
         for row in by_column[j]:
             for k in rows[row]:
                 if colour[k] >= 0:
@@ -60,8 +72,79 @@ def column_coloring(rows: Sequence[Sequence[int]], columns: int) -> list[int]:
     return colour
 
 
-def star_coloring(neighbours: Sequence[Sequence[int]]) -> list[int]:
-    """A star colouring of the graph with these adjacency lists (no self loops).
+def vertex_order(
+    order: str, count: int, others: Callable[[int], Sequence[int]], degree: Callable[[int], int]
+) -> Sequence[int]:
+    """The vertices ``0..count-1`` in ``order``, given each vertex's neighbours (``others``, a
+    neighbour listed as often as it is met) and their number (``degree``, without listing them).
+
+    >>> path = [[1], [0, 2], [1, 3], [2]]
+    >>> [list(vertex_order(o, 4, path.__getitem__, lambda v: len(path[v]))) for o in ORDERS]
+    [[0, 1, 2, 3], [1, 2, 0, 3], [3, 2, 1, 0]]
+    """
+    if order == "natural":
+        return range(count)
+    if order == "largest_first":
+        return sorted(range(count), key=lambda v: -degree(v))  # stable: ties by index
+    if order == "smallest_last":
+        return _smallest_last(count, others, degree)
+    raise ValueError(f"unknown colouring order {order!r} (the orders are: {', '.join(ORDERS)})")
+
+
+def _smallest_last(
+    count: int, others: Callable[[int], Sequence[int]], degree: Callable[[int], int]
+) -> list[int]:
+    """Matula and Beck's order, with a bucket per degree (dicts as ordered sets: deterministic)."""
+    left = [degree(v) for v in range(count)]
+    buckets: list[dict[int, None]] = [{} for _ in range(max(left, default=0) + 1)]
+    for v in range(count - 1, -1, -1):  # popitem takes the last in: the lowest index first
+        buckets[left[v]][v] = None
+    removed = [False] * count
+    aside = []
+    low = 0
+    for _ in range(count):
+        while not buckets[low]:
+            low += 1
+        v, _ = buckets[low].popitem()
+        removed[v] = True
+        aside.append(v)
+        for w in others(v):
+            if not removed[w]:
+                del buckets[left[w]][w]
+                left[w] -= 1
+                buckets[left[w]][w] = None
+                low = min(low, left[w])
+    aside.reverse()
+    return aside
+
+
+def fewest_colors(
+    color: Callable[[str], list[int]], orders: Sequence[str] = ORDERS, least: int = 1
+) -> tuple[list[int], str]:
+    """The colouring with the fewest colours among ``color(order)`` for each of ``orders``, and
+    its order (the first of them on a tie). A colouring with ``least`` colours, a lower bound the
+    caller knows, ends the search: no order can do better.
+
+    >>> rows = [[0, 2], [1, 3], [2, 3]]
+    >>> [max(column_coloring(rows, 4, order)) + 1 for order in ORDERS]
+    [3, 2, 2]
+    >>> fewest_colors(lambda order: column_coloring(rows, 4, order))
+    ([1, 0, 0, 1], 'largest_first')
+    """
+    best: tuple[list[int], str] | None = None
+    for order in orders:
+        colour = color(order)
+        if best is None or max(colour, default=-1) < max(best[0], default=-1):
+            best = colour, order
+        if max(colour, default=-1) + 1 <= least:
+            break
+    assert best is not None, "no order given"
+    return best
+
+
+def star_coloring(neighbours: Sequence[Sequence[int]], order: str = "natural") -> list[int]:
+    """A star colouring of the graph with these adjacency lists (no self loops), greedy in the
+    vertex ``order`` (one of :data:`ORDERS`).
 
     Each vertex in turn takes the smallest colour that keeps the coloured part free of two-coloured
     paths on four vertices: besides its neighbours' colours, it may not take the colour of ``x`` on a
@@ -76,7 +159,7 @@ def star_coloring(neighbours: Sequence[Sequence[int]]) -> list[int]:
     colour = [-1] * n
     around: list[Counter[int]] = [Counter() for _ in range(n)]  # colours of each vertex's coloured neighbours
     forbidden: list[int] = []
-    for v in range(n):
+    for v in vertex_order(order, n, neighbours.__getitem__, lambda v: len(neighbours[v])):
         coloured = [w for w in neighbours[v] if colour[w] >= 0]
         for w in coloured:
             forbidden[colour[w]] = v

@@ -156,12 +156,38 @@ def _dependencies(
 
 
 def jacobian_rows(graph: Graph, wrt: Sequence[str]) -> list[list[int]]:
-    """For each output, the ``wrt`` positions it depends on (ascending): the Jacobian's pattern."""
+    """For each output, the ``wrt`` positions it depends on (ascending): the Jacobian's pattern.
+
+    The walk of :func:`_dependencies`, inline: this one runs at every sparse Jacobian, once per
+    node of the function."""
+    positions = _positions(graph, wrt)
+    ops, operands = graph.ops, graph.operands
+    keep = graph.reachable()
+    last = _last_uses(graph, keep)
     roots = set(graph.outputs)
+    slots_of = {op: differentiable_slots(op) for op in set(ops)}
     found: dict[int, list[int]] = {}
-    for node, value, _ in _dependencies(graph, wrt, graph.reachable()):
+    live: dict[int, Span] = {}
+    for node in range(len(keep)):
+        if not keep[node]:
+            continue
+        value: Span | None = None
+        args = operands[node]
+        if not args:
+            position = positions.get(node)
+            value = None if position is None else (position, 1)
+        else:
+            for slot in slots_of[ops[node]]:
+                other = live.get(args[slot])
+                if other is not None:
+                    value = other if value is None else union(value, other)
+            for arg in args:
+                if last[arg] == node:
+                    live.pop(arg, None)
         if node in roots:
             found[node] = span_positions(value)
+        if value is not None and last[node] != -1:
+            live[node] = value
     return [found[output] for output in graph.outputs]
 
 
