@@ -357,7 +357,9 @@ class Kernel:
         >>> g.into(out, np.arange(3.0), 2.0) is out, out[1].tolist()
         (True, [0.0, 1.0, 2.0])
         """
-        if self._layout is None or self.graph.tensor:
+        if self.graph.tensor:
+            raise OutputError("into is not available for a kernel of a tensor graph yet: call the kernel")
+        if self._layout is None:
             raise OutputError(
                 "this kernel computes its results after the compiled code; into is not available"
             )

@@ -325,3 +325,11 @@ def test_a_kernel_of_no_outputs_returns_an_empty_tuple(backend: str, args: tuple
     assert k.into(out, *args) is out
     with pytest.raises(graphc.EvaluationError, match="do not broadcast"):
         k(X, np.ones(3))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_into_on_a_tensor_kernel_says_so_in_one_line(backend: str) -> None:
+    kernel = graphc.value_and_grad("W: [3, 4]; x: [4]; sum(tanh(W @ x))", backend=backend)
+    out = (np.empty(()), (np.empty((3, 4)), np.empty(4)))
+    with pytest.raises(graphc.OutputError, match="not available for a kernel of a tensor graph"):
+        kernel.into(out, np.ones((3, 4)), np.ones(4))
