@@ -161,8 +161,15 @@ def test_a_chain_of_elementwise_ops_is_one_loop_storing_only_what_is_read_later(
 
 
 def test_block_ops_with_no_loop_form_fall_back_to_the_scalarised_kernels() -> None:
-    with pytest.raises(graphc.GraphcError, match="avgpool2d has no scalar form yet, which the llvm backend"):
-        graphc.compile("x: [3, 4, 4]; sum(avgpool2d(x, 2))", backend="llvm")  # scalarise's refusal
+    text = "x: [3, 4, 4]; sum(avgpool2d(x, 2))"  # pooling has a scalar form, but no loop form yet
+    kernel = graphc.compile(text, backend="llvm")
+    assert kernel.function.kind == "scalarised"
+    x = RNG.normal(size=(3, 4, 4))
+    assert np.allclose(kernel(x), graphc.compile(text, backend="numpy")(x), rtol=1e-12, atol=0)
+    with graphc.blocks():  # a user block with its own VJP and no scalar form: scalarise's refusal
+        graphc.block("mysoftmax(a) = exp(a) / sum(exp(a))", vjp="y * (g - sum(y * g))")
+        with pytest.raises(graphc.GraphcError, match="block 'mysoftmax' has its own VJP and no scalar form"):
+            graphc.compile("x: [3]; sum(mysoftmax(x) * x)", backend="llvm")
 
 
 def test_the_disk_cache_keys_tensor_kernels_by_shapes_and_params() -> None:
