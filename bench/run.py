@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # graphc from a checkout
 sys.path.insert(0, HERE)
 
+from harness import failure, names_from, one_thread_environment, results_of
 from problems import PROBLEMS
 from report import machine, write_outputs
 from systems import REFERENCE, SYSTEMS
@@ -56,21 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.problems = _names(args.problems, PROBLEMS, "problem", parser)
-    args.systems = _names(args.systems, SYSTEMS, "system", parser)
+    args.problems = names_from(args.problems, PROBLEMS, "problem", parser)
+    args.systems = names_from(args.systems, SYSTEMS, "system", parser)
     if args.points < 1 or args.repeats < 1 or args.timeout <= 0:
         parser.error("--points and --repeats must be >= 1 and --timeout > 0")
     return args
-
-
-def _names(given: str | None, known: dict[str, Any], what: str, parser: argparse.ArgumentParser) -> list[str]:
-    if given is None:
-        return list(known)
-    names = [name.strip() for name in given.split(",") if name.strip()]
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        parser.error(f"unknown {what} {unknown[0]!r} (the {what}s are: {', '.join(known)})")
-    return names
 
 
 def invocation(args: argparse.Namespace) -> str:
@@ -145,11 +136,8 @@ def run_cell(
     ]  # fmt: skip
     if check_only:
         command.append("--check-only")
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    env.pop("GRAPHC_NO_CACHE", None)
-    env["GRAPHC_CACHE_DIR"] = cell_cache(scratch, f"{problem}.{system}" + ".check" * check_only)
-    env["PYTHONPYCACHEPREFIX"] = bytecode(scratch)  # see compile_graphc
-    env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    cache = cell_cache(scratch, f"{problem}.{system}" + ".check" * check_only)
+    env = one_thread_environment(bytecode(scratch), cache)  # bytecode: see compile_graphc
     timeout = args.timeout * PROBLEMS[problem].weight * (3 if check_only else 1)
     start = time.perf_counter()
     process = subprocess.Popen(  # in the scratch directory: CasADi's JIT leaves its C files in the cwd
@@ -158,7 +146,8 @@ def run_cell(
     )  # fmt: skip
     try:
         _, stderr = process.communicate(timeout=timeout)
-        status = "ok" if process.returncode == 0 else f"failed: {_last_line(stderr, process.returncode)}"
+        reason = failure(stderr.splitlines(), process.returncode)
+        status = "ok" if process.returncode == 0 else f"failed: {reason}"
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)  # the cell and anything it started (gcc, ...)
         process.communicate()
@@ -172,13 +161,6 @@ def run_cell(
                 figures.update(json.loads(line))
     figures["check_file"] = check if os.path.exists(check) else None
     return figures
-
-
-def _last_line(stderr: str, code: int) -> str:
-    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    if lines:
-        return lines[-1][:200]
-    return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
 
 
 def relative_error(check_file: str | None, reference_file: str | None) -> float | None:
@@ -239,12 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
-    if args.render:
-        with open(args.render, encoding="utf-8") as file:
-            results = json.load(file)
-    else:
-        results = run(args)
+    results = results_of(args, run)
     for path in write_outputs(results, args.out):
         print(f"wrote {path}")
 

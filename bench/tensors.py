@@ -35,6 +35,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from harness import failure, names_from, one_thread_environment, results_of
 from report import splice
 from tensor_problems import PROBLEMS
 from tensor_report import markdown, tensor_machine
@@ -79,8 +80,7 @@ class Worker:
             raise WorkerError(f"timeout ({timeout:g}s)") from None
         if line is None:
             self.process.wait()
-            last = [text.strip() for text in self.errors if text and text.strip()]
-            raise WorkerError(last[-1][:200] if last else f"exit status {self.process.returncode}")
+            raise WorkerError(failure(self.errors, self.process.returncode))
         return json.loads(line)
 
     def ask(self, command: str, timeout: float) -> dict[str, Any]:
@@ -127,12 +127,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "replace theirs, and the page says which run each problem's rows come from",
     )
     args = parser.parse_args(argv)
-    for key, known in (("problems", PROBLEMS), ("systems", SYSTEMS)):
-        names = [name.strip() for name in getattr(args, key).split(",") if name.strip()]
-        unknown = [name for name in names if name not in known]
-        if unknown:
-            parser.error(f"unknown {key[:-1]} {unknown[0]!r} (known: {', '.join(known)})")
-        setattr(args, key, names)
+    args.problems = names_from(args.problems, PROBLEMS, "problem", parser)
+    args.systems = names_from(args.systems, SYSTEMS, "system", parser)
     if REFERENCE not in args.systems:
         args.systems.insert(0, REFERENCE)  # the check needs it
     if args.rounds < 1 or args.cold < 1 or args.block <= 0:
@@ -176,15 +172,8 @@ def merged(previous: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
 def environment(scratch: str, fresh: str) -> dict[str, str]:
     """One thread everywhere; no cache from an earlier process (``fresh`` is the process's own
     directory) but the bytecode, shared (see the module's docstring)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    env.update(
-        XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-        JAX_PLATFORMS="cpu",
-        PYTHONPYCACHEPREFIX=os.path.join(scratch, "bytecode"),  # never into another checkout
-        GRAPHC_CACHE_DIR=os.path.join(fresh, "graphc"),
-        TORCHINDUCTOR_CACHE_DIR=os.path.join(fresh, "inductor"),
-    )
-    env.pop("GRAPHC_NO_CACHE", None)
+    env = one_thread_environment(os.path.join(scratch, "bytecode"), os.path.join(fresh, "graphc"))
+    env.update(JAX_PLATFORMS="cpu", TORCHINDUCTOR_CACHE_DIR=os.path.join(fresh, "inductor"))
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # the warm-up start writes the bytecode every start reads
     return env
 
@@ -366,12 +355,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
-    if args.render:
-        with open(args.render, encoding="utf-8") as file:
-            results = json.load(file)
-    else:
-        results = run(args)
+    results = results_of(args, run)
+    if not args.render:
         previous = os.path.join(args.out, "tensor_results.json")
         if args.merge and os.path.exists(previous):
             with open(previous, encoding="utf-8") as file:

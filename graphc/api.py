@@ -288,12 +288,7 @@ def grad(
     (('x', 'y'), (np.float64(12.0), np.float64(9.0)))
     """
 
-    def make(graph: Graph, order: list[str]) -> Kernel:
-        _single_output(graph, "grad")
-        derivative = diff.differentiate(graph, _wrt(wrt, order), method, **options)
-        kernel = compile_graph(_with_outputs(derivative, 1), backend, threads=threads)
-        return kernel.derived(wrt=derivative.info["wrt"], result=("partials",))
-
+    make = _gradient(wrt, method, backend, threads, options, with_value=False)
     return _kernel(expr, make, shapes, dims, max_nodes)  # type: ignore[no-any-return]
 
 
@@ -315,13 +310,24 @@ def value_and_grad(
     (np.float64(18.0), (np.float64(12.0), np.float64(9.0)))
     """
 
-    def make(graph: Graph, order: list[str]) -> Kernel:
-        _single_output(graph, "value_and_grad")
-        derivative = diff.differentiate(graph, _wrt(wrt, order), method, **options)
-        kernel = compile_graph(derivative, backend, threads=threads)
-        return kernel.derived(wrt=derivative.info["wrt"], result=("value_and_partials",))
-
+    make = _gradient(wrt, method, backend, threads, options, with_value=True)
     return _kernel(expr, make, shapes, dims)  # type: ignore[no-any-return]
+
+
+def _gradient(
+    wrt: Wrt, method: str, backend: str, threads: int | None, options: dict[str, Any], with_value: bool
+) -> Make:
+    """The ``make`` of :func:`value_and_grad` (``with_value``) and of :func:`grad` (partials only)."""
+    what, result = ("value_and_grad", "value_and_partials") if with_value else ("grad", "partials")
+
+    def make(graph: Graph, order: list[str]) -> Kernel:
+        _single_output(graph, what)
+        derivative = diff.differentiate(graph, _wrt(wrt, order), method, **options)
+        compiled = derivative if with_value else _with_outputs(derivative, 1)
+        kernel = compile_graph(compiled, backend, threads=threads)
+        return kernel.derived(wrt=derivative.info["wrt"], result=(result,))
+
+    return make
 
 
 def jacobian(
@@ -468,10 +474,7 @@ def vjp(
 def _vjp(graph: Graph, order: list[str], wrt: Wrt, backend: str) -> Kernel:
     from graphc.diff import blocks
 
-    _single_output(graph, "vjp")
-    names = resolve_wrt(graph, _wrt(wrt, order))
-    result = graph.copy()
-    (output,) = graph.outputs
+    names, result, output = _to_seed(graph, order, wrt, "vjp")
     seed_name = _fresh(graph, "cotangent")
     seed = result.var(seed_name, graph.shape(output))
     sources = [result.variable(name) for name in names]
@@ -499,10 +502,7 @@ def jvp(
 def _jvp(graph: Graph, order: list[str], wrt: Wrt, backend: str) -> Kernel:
     from graphc.diff import blocks
 
-    _single_output(graph, "jvp")
-    names = resolve_wrt(graph, _wrt(wrt, order))
-    result = graph.copy()
-    (output,) = graph.outputs
+    names, result, output = _to_seed(graph, order, wrt, "jvp")
     keep = graph.reachable()
     seeds = [_fresh(graph, f"tangent_{name}") for name in names]
     total = None
@@ -514,6 +514,14 @@ def _jvp(graph: Graph, order: list[str], wrt: Wrt, backend: str) -> Kernel:
     product = blocks.zero(result, graph.shape(output)) if total is None else total
     result.set_outputs([product], ["∂f·tangent"])
     return _reordered(result, [*order, *seeds], names, backend, as_tuple=False)
+
+
+def _to_seed(graph: Graph, order: list[str], wrt: Wrt, what: str) -> tuple[list[str], Graph, int]:
+    """For :func:`vjp` and :func:`jvp`: the ``wrt`` names, a copy of the one-output ``graph`` to add
+    the seed variables and the product to, and that output."""
+    _single_output(graph, what)
+    (output,) = graph.outputs
+    return resolve_wrt(graph, _wrt(wrt, order)), graph.copy(), output
 
 
 def _fresh(graph: Graph, name: str) -> str:

@@ -167,34 +167,40 @@ def _conv_out(size: tuple[int, int], k: tuple[int, int], params: Any, op: str) -
 
 def conv2d_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
     x, k = shapes
-    lead, c_in, size = _image(x, "conv2d")
-    c_out, k_in, window = _filter(k, "conv2d")
+    return _convolved(x, k, params, "conv2d")
+
+
+def _convolved(x: Shape, k: Shape, params: Any, op: str) -> Shape:
+    """conv2d's result shape (``op`` names the op asking, for errors)."""
+    lead, c_in, size = _image(x, op)
+    c_out, k_in, window = _filter(k, op)
     if c_in != k_in:
         raise ShapeError(
-            f"cannot conv2d {shape_text(x)} by {shape_text(k)}: the image has {c_in} channels, "
+            f"cannot {op} {shape_text(x)} by {shape_text(k)}: the image has {c_in} channels, "
             f"the filter takes {k_in}"
         )
-    return (*lead, c_out, *_conv_out(size, window, params, "conv2d"))
+    return (*lead, c_out, *_conv_out(size, window, params, op))
 
 
 def conv2d_input_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    """The image's shape (its height and width are params'): conv2d of it by ``k`` is ``g``'s."""
     g, k = shapes
-    lead, c_out, got = _image(g, "conv2d_input")
-    k_out, c_in, window = _filter(k, "conv2d_input")
-    size = params[2]
-    if c_out != k_out or _conv_out(size, window, params, "conv2d_input") != got:
-        raise ShapeError(f"conv2d_input: {shape_text(g)} is not conv2d's result of {shape_text(k)} on {size}")
-    return (*lead, c_in, *size)
+    lead = _image(g, "conv2d_input")[0]
+    x = (*lead, _filter(k, "conv2d_input")[1], *params[2])
+    if _convolved(x, k, params, "conv2d_input") != g:
+        raise ShapeError(
+            f"conv2d_input: {shape_text(g)} is not conv2d's result of {shape_text(k)} on {params[2]}"
+        )
+    return x
 
 
 def conv2d_filter_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    """The filter's shape (its window is params'): conv2d of ``x`` by it is ``g``'s."""
     x, g = shapes
-    lead, c_in, size = _image(x, "conv2d_filter")
-    g_lead, c_out, got = _image(g, "conv2d_filter")
-    window = params[2]
-    if lead != g_lead or _conv_out(size, window, params, "conv2d_filter") != got:
+    k = (_image(g, "conv2d_filter")[1], _image(x, "conv2d_filter")[1], *params[2])
+    if _convolved(x, k, params, "conv2d_filter") != g:
         raise ShapeError(f"conv2d_filter: {shape_text(g)} is not conv2d's result on {shape_text(x)}")
-    return (c_out, c_in, *window)
+    return k
 
 
 def conv2d_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
@@ -420,13 +426,6 @@ def spell_pool(function: str) -> Any:
     def spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
         k, stride = params
         return f"{function}({a[0]}, {k}{f', stride={stride}' if stride != k else ''})"
-
-    return spell
-
-
-def spell_adjoint(function: str) -> Any:
-    def spell(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
-        return f"{function}({', '.join(a)}, {list(params)})"
 
     return spell
 

@@ -87,13 +87,17 @@ class _Point:
         return args
 
 
-class Objective:
-    """A one-output function of one flat vector: ``fun``, ``jac``, ``value_and_grad``, ``hess``.
+def _rows(result: Any) -> np.ndarray:
+    """A kernel's result over data points as one array, a row per output (one output or a tuple)."""
+    return np.asarray(result if isinstance(result, tuple) else (result,), dtype=np.float64)
 
-    ``value_and_grad`` fits ``minimize(obj.value_and_grad, x0, jac=True)``; ``fun`` and ``jac``
-    share one compiled value-and-gradient kernel and its last result, so SciPy's calls of both at
-    one point compute once. ``hess`` is dense, or a ``csr_matrix`` with ``sparse=True``.
-    """
+
+class _FlatFunction:
+    """What :class:`Objective` and :class:`Residuals` share: the graph, ``wrt``, the options, and
+    the point assembler; a subclass checks the graph first (``_check``) and compiles its first
+    kernel last (``_compile``)."""
+
+    _DATA_ARRAYS = False  # whether data may hold arrays (one residual per data point)
 
     def __init__(
         self,
@@ -106,16 +110,37 @@ class Objective:
         threads: int | None = None,
     ) -> None:
         self.graph = as_graph(expr)
+        self._check()
+        self.wrt = tuple(resolve_wrt(self.graph, wrt))
+        self.backend, self.sparse, self.threads = backend, sparse, threads
+        self._point = _Point(self.graph, self.wrt, data, arrays=self._DATA_ARRAYS)
+        self._compile()
+
+    def _check(self) -> None:
+        """Refuse a graph this kind of function cannot wrap (before ``wrt`` is resolved)."""
+
+    def _compile(self) -> None:
+        """Compile what every call needs (the rest is compiled when first asked)."""
+
+
+class Objective(_FlatFunction):
+    """A one-output function of one flat vector: ``fun``, ``jac``, ``value_and_grad``, ``hess``.
+
+    ``value_and_grad`` fits ``minimize(obj.value_and_grad, x0, jac=True)``; ``fun`` and ``jac``
+    share one compiled value-and-gradient kernel and its last result, so SciPy's calls of both at
+    one point compute once. ``hess`` is dense, or a ``csr_matrix`` with ``sparse=True``.
+    """
+
+    def _check(self) -> None:
         if len(self.graph.outputs) != 1:
             raise GraphcError(
                 f"objective needs a function with one output; this one has {len(self.graph.outputs)}: "
                 "use residuals for several"
             )
-        self.wrt = tuple(resolve_wrt(self.graph, wrt))
-        self.backend, self.sparse, self.threads = backend, sparse, threads
-        self._point = _Point(self.graph, self.wrt, data, arrays=False)
+
+    def _compile(self) -> None:
         derivative = diff.differentiate(self.graph, list(self.wrt))
-        self._value_and_grad = compile_graph(derivative, backend, threads=threads)
+        self._value_and_grad = compile_graph(derivative, self.backend, threads=self.threads)
         self._last: tuple[np.ndarray, float, np.ndarray] | None = None
         self._hessian: Any = None
 
@@ -151,7 +176,7 @@ class Objective:
         return self._hessian.point_into(point, np.empty(n * n)).reshape(n, n)
 
 
-class Residuals:
+class Residuals(_FlatFunction):
     """A vector of residuals of one flat vector: ``fun``, ``jac``, ``fun_and_jac``.
 
     The residuals are the outputs (one per residual), or, with data arrays, every output at every
@@ -159,21 +184,10 @@ class Residuals:
     array ``(residuals, len(wrt))``, or a ``csr_matrix`` with ``sparse=True``.
     """
 
-    def __init__(
-        self,
-        expr: Any,
-        wrt: Wrt = None,
-        backend: str = "numpy",
-        *,
-        data: Mapping[str, Any] | None = None,
-        sparse: bool = False,
-        threads: int | None = None,
-    ) -> None:
-        self.graph = as_graph(expr)
-        self.wrt = tuple(resolve_wrt(self.graph, wrt))
-        self.backend, self.sparse, self.threads = backend, sparse, threads
-        self._point = _Point(self.graph, self.wrt, data, arrays=True)
-        self._function = compile_graph(self.graph, backend, threads=threads)
+    _DATA_ARRAYS = True
+
+    def _compile(self) -> None:
+        self._function = compile_graph(self.graph, self.backend, threads=self.threads)
         self._jacobian: Any = None
 
     def fun(self, x: Any) -> np.ndarray:
@@ -181,7 +195,7 @@ class Residuals:
         if self._point.points is None:
             return self._function.point_into(self._point.flat(x), np.empty(len(self.graph.outputs)))
         result = self._function(*self._point.args(x))
-        values = np.asarray(result if isinstance(result, tuple) else (result,), dtype=np.float64)
+        values = _rows(result)
         return values.T.ravel()  # (outputs, points) -> point by point
 
     @property
@@ -205,7 +219,7 @@ class Residuals:
         if self._point.points is None:
             return kernel.point_into(self._point.flat(x), np.empty(outputs * n)).reshape(outputs, n)
         result = kernel(*self._point.args(x))
-        entries = np.asarray(result if isinstance(result, tuple) else (result,), dtype=np.float64)
+        entries = _rows(result)
         # (outputs*n, points) -> (points, outputs, n): residuals point by point
         return entries.reshape(outputs, n, -1).transpose(2, 0, 1).reshape(-1, n)
 

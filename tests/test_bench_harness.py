@@ -160,3 +160,15 @@ def test_rewriting_the_page_keeps_its_hand_kept_changelog(tmp_path):
     rendered.mkdir()
     run.main(["--render", os.path.join(BENCH, "results.json"), "--out", str(rendered)])
     assert (rendered / "RESULTS.md").read_text(encoding="utf-8") + "\n" + changelog == text
+
+
+def test_a_failed_workers_reason_is_its_last_stderr_line_or_how_it_ended():
+    import harness
+
+    assert (
+        harness.failure(["warning: slow\n", "ValueError: bad shape\n", "  \n", None], 1)
+        == "ValueError: bad shape"
+    )
+    assert harness.failure(["x" * 300], 1) == "x" * 200
+    assert harness.failure([], -9) == "killed by signal 9"
+    assert harness.failure([""], 3) == "exit status 3"

@@ -302,3 +302,17 @@ def test_the_digits_cnn_layers_agree_with_pytorch_on_both_backends() -> None:
             np.testing.assert_allclose(
                 partial, tensors[name].grad.numpy(), rtol=1e-10, atol=1e-13, err_msg=name
             )
+
+
+def test_the_adjoints_shape_rules_invert_conv2ds_and_refuse_a_cotangent_it_cannot_give():
+    from graphc import convolution as cv
+    from graphc.shapes import ShapeError
+
+    assert cv.conv2d_input_shape(((2, 4, 3, 3), (4, 3, 2, 2)), (1, 0, (4, 4))) == (2, 3, 4, 4)
+    assert cv.conv2d_filter_shape(((2, 3, 4, 4), (2, 4, 3, 3)), (1, 0, (2, 2))) == (4, 3, 2, 2)
+    with pytest.raises(ShapeError, match=r"conv2d_input: \[2, 4, 3, 3\] is not conv2d's result"):
+        cv.conv2d_input_shape(((2, 4, 3, 3), (4, 3, 2, 2)), (1, 0, (5, 4)))  # wrong size
+    with pytest.raises(ShapeError, match=r"conv2d_input: \[2, 5, 3, 3\]"):
+        cv.conv2d_input_shape(((2, 5, 3, 3), (4, 3, 2, 2)), (1, 0, (4, 4)))  # wrong channels
+    with pytest.raises(ShapeError, match=r"conv2d_filter: \[1, 4, 3, 3\] is not conv2d's result"):
+        cv.conv2d_filter_shape(((2, 3, 4, 4), (1, 4, 3, 3)), (1, 0, (2, 2)))  # wrong batch
