@@ -1366,7 +1366,7 @@ def _scalarised(e: Emitter, a: tuple[Any, ...]) -> Any:
 
 
 _NO_ADJOINT: Vjp = lambda b, args, out, params, g: (None,)
-_NO_TANGENT: Jvp = lambda b, args, out, params, t: None
+NO_TANGENT: Jvp = lambda b, args, out, params, t: None  # a constant to differentiation
 
 # fmt: off
 _BLOCKS = [
@@ -1389,11 +1389,12 @@ _BLOCKS = [
               function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("min"), keywords=("axis", "keepdims"),
               stacked=_stacked_reduction,
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "min", nodes))),
-    _block_op("shift", 1, _shift_shape, _shift_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,),
+    _block_op("shift", 1, _shift_shape, _shift_emit, _NO_ADJOINT, NO_TANGENT, domain=(_ANY,),
               paths=_paths_shift, **_spelled("shift", "axis", whole=True), scalarise=_scalar_shift,
+              stacked=lambda p, lead: tuple(a + len(lead) for a in p),
               policy="the max (0 where not finite) a softmax subtracts: a constant to differentiation, "
               "as the functions using it do not depend on it"),
-    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none, **_spelled("count", "axis", whole=True),
+    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, NO_TANGENT, domain=(_ANY,), paths=_paths_none, **_spelled("count", "axis", whole=True),
               scalarise=_scalar_count),
     _block_op("reshape", 1, _reshape_shape, _reshape_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("reshape", g, params=b.shape(x))), _linear_jvp("reshape"),

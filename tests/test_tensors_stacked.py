@@ -19,6 +19,7 @@ PROGRAMS = [
     "x: [4]; y: [3, 4]; transpose(y * x)[1:3] * 2 + sum(x)",
     "x: [2, 3]; logsumexp(x * x, axis=0) + max(x) - min(x, axis=1)[0]",
     "x: [5]; reshape(x*x, [1, 5]) + x",
+    "x: [2, 4]; softmax(x * x, axis=0) + log_softmax(x)",
     "x: [3]; c*x + c, sum(x)",
     "x: [3]; W: [2, 3]; W @ sin(x)",  # matmul: forward and numeric one element at a time
     "x: [4]; where(x > 0, x * x, -x)",  # a where: forward one element at a time
@@ -72,6 +73,7 @@ def test_the_stacked_identity_holds_each_elements_one_hot_in_five_nodes(shape: t
     [
         ("x: [3]; sum(x * x)", True, True),
         ("x: [3]; logsumexp(x)", False, True),  # not linear: its JVP is not itself
+        ("x: [3]; softmax(x)", True, True),  # its max shift is a constant to differentiation
         ("x: [3]; where(x > 0, x, 0)", False, False),  # flags per element are not stacked
         ("x: [3]; W: [2, 3]; W @ x", False, False),  # two operands: no stacked rule
     ],

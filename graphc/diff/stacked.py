@@ -11,7 +11,7 @@ A node of shape ``s`` carries shape ``(n,) + s``; an operand of lower rank than 
 between the stacked axis and its own axes, so NumPy's broadcasting lines it up with the other
 operands as before. Elementwise ops need nothing more; a block op needs its entry's ``stacked``
 rule (its params for an operand with leading axes), and ``forward`` also needs it ``linear`` (its
-JVP is the op itself on the tangent). A function with another block op, or a ``where`` (whose
+JVP is the op itself on the tangent) or a constant to differentiation (``shift``). A function with another block op, or a ``where`` (whose
 flags per element this does not carry), is left to the one-element-at-a-time methods of
 graphc.diff.blocks: :func:`stackable` says which.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from graphc.graph import Graph
-from graphc.ops import ALL_OPS, CONST, VAR, broadcast_to
+from graphc.ops import ALL_OPS, CONST, NO_TANGENT, VAR, broadcast_to
 from graphc.shapes import Shape, size
 
 Lead = Shape  # the stacked (leading) axes
@@ -35,7 +35,9 @@ def stackable(graph: Graph, nodes: Sequence[bool], tangent: bool) -> bool:
         spec = ALL_OPS[graph.op(node)]
         if spec.gate is not None:
             return False
-        if spec.block and (spec.stacked is None or spec.arity != 1 or (tangent and not spec.linear)):
+        if spec.block and (spec.stacked is None or spec.arity != 1):
+            return False
+        if spec.block and tangent and not spec.linear and spec.jvp is not NO_TANGENT:
             return False
     return True
 
@@ -95,7 +97,9 @@ def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict
         spec = ALL_OPS[graph.op(node)]
         if spec.block:
             assert spec.stacked is not None and seeds[0] is not None, spec.name
-            tangent[node] = graph.apply(spec.name, seeds[0], params=spec.stacked(graph.params(node), lead))
+            if spec.linear:  # else a constant to differentiation (``stackable``): no tangent
+                params = spec.stacked(graph.params(node), lead)
+                tangent[node] = graph.apply(spec.name, seeds[0], params=params)
             continue
         rank = len(graph.shape(node))
         total = None
