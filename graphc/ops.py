@@ -186,6 +186,10 @@ class Op:
     # the scalar multiplications the op performs per point, from its operand and result shapes
     # (counted in Jacobian kernels' ``info``; None: none counted)
     multiplies: Callable[[tuple[Shape, ...], Shape], int] | None = None
+    # a block op of one operand applied to it with extra leading axes ``lead`` (graphc.diff.stacked
+    # carries an input's elements on them): the params that do it, from the op's own; None: no rule
+    stacked: Callable[[Any, Shape], Any] | None = None
+    linear: bool = False  # a block op linear in its one operand: its JVP is the op on the tangent
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -961,6 +965,15 @@ def _linear_vjp(inverse: Callable[[Graph, int, int, Any], int]) -> Vjp:
     return vjp
 
 
+def _stacked_reduction(params: Any, lead: Shape) -> Any:
+    axes, keepdims = params
+    return (tuple(a + len(lead) for a in axes), keepdims)
+
+
+def _stacked_transpose(params: Any, lead: Shape) -> Any:
+    return tuple(range(len(lead))) + tuple(p + len(lead) for p in params)
+
+
 def _linear_jvp(name: str) -> Jvp:
     """The JVP of a linear op of one operand: the op itself on the tangent."""
 
@@ -1353,7 +1366,7 @@ def _scalarised(e: Emitter, a: tuple[Any, ...]) -> Any:
 
 
 _NO_ADJOINT: Vjp = lambda b, args, out, params, g: (None,)
-_NO_TANGENT: Jvp = lambda b, args, out, params, t: None
+NO_TANGENT: Jvp = lambda b, args, out, params, t: None  # a constant to differentiation
 
 # fmt: off
 _BLOCKS = [
@@ -1362,29 +1375,36 @@ _BLOCKS = [
               multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
               scalarise=_scalar_matmul),
     _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum"), keywords=("axis", "keepdims"),
+              stacked=_stacked_reduction, linear=True,
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "add", nodes))),
     _block_op("logsumexp", 1, _reduced_shape, _logsumexp_emit, _logsumexp_vjp, _logsumexp_jvp,
               function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp; all -inf: -inf, derivative 0 (dp, forward)", paths=_paths_logsumexp, spell=_spell_reduced("logsumexp"), keywords=("axis", "keepdims"),
+              stacked=_stacked_reduction,
               scalarise=_scalar_reduction(_logsumexp_chain)),
     _block_op("amax", 1, _reduced_shape, _extreme_emit("max"), _extreme_vjp(1.0), _extreme_jvp(1.0),
               function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("max"), keywords=("axis", "keepdims"),
+              stacked=_stacked_reduction,
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "max", nodes))),
     _block_op("amin", 1, _reduced_shape, _extreme_emit("min"), _extreme_vjp(-1.0), _extreme_jvp(-1.0),
               function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("min"), keywords=("axis", "keepdims"),
+              stacked=_stacked_reduction,
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "min", nodes))),
-    _block_op("shift", 1, _shift_shape, _shift_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,),
+    _block_op("shift", 1, _shift_shape, _shift_emit, _NO_ADJOINT, NO_TANGENT, domain=(_ANY,),
               paths=_paths_shift, **_spelled("shift", "axis", whole=True), scalarise=_scalar_shift,
+              stacked=lambda p, lead: tuple(a + len(lead) for a in p),
               policy="the max (0 where not finite) a softmax subtracts: a constant to differentiation, "
               "as the functions using it do not depend on it"),
-    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, _NO_TANGENT, domain=(_ANY,), paths=_paths_none, **_spelled("count", "axis", whole=True),
+    _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, NO_TANGENT, domain=(_ANY,), paths=_paths_none, **_spelled("count", "axis", whole=True),
               scalarise=_scalar_count),
     _block_op("reshape", 1, _reshape_shape, _reshape_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("reshape", g, params=b.shape(x))), _linear_jvp("reshape"),
               function="reshape", domain=(_ANY,), paths=_paths_moved, spell=_spell_call("reshape", shape_text), view=True,
+              stacked=lambda p, lead: lead + p, linear=True,
               scalarise=lambda b, a, p: a[0].reshape(p)),
     _block_op("transpose", 1, _transpose_shape, _transpose_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("transpose", g, params=tuple(_inverse(p)))),
               _linear_jvp("transpose"), function="transpose", domain=(_ANY,), paths=_paths_transposed, spell=_spell_call("transpose"), view=True,
+              stacked=_stacked_transpose, linear=True,
               scalarise=lambda b, a, p: np.transpose(a[0], p)),
     _block_op("broadcast", 1, _broadcast_shape, _broadcast_emit,
               _linear_vjp(lambda b, g, x, p: _unbroadcast(b, g, b.shape(x))), _linear_jvp("broadcast"),
@@ -1393,6 +1413,7 @@ _BLOCKS = [
     _block_op("index", 1, _index_shape, _index_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("unindex", g, params=(p, b.shape(x)))),
               _linear_jvp("index"), domain=(_ANY,), paths=_paths_index, postfix=True, spell=_spell_index, view=True,
+              stacked=lambda p, lead: (None,) * len(lead) + p, linear=True,
               scalarise=lambda b, a, p: np.asarray(a[0][_index_tuple(p)], dtype=object)),
     _block_op("unindex", 1, _unindex_shape, _unindex_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("index", g, params=p[0])), _linear_jvp("unindex"),

@@ -1,6 +1,6 @@
 """Differentiation of tensor graphs at block level: ``dp`` (one VJP per block node), ``forward``
-(one JVP per block node), ``numeric`` (central differences element by element) and exact path
-counts without enumerating paths.
+(one JVP per block node), ``numeric`` (central differences) and exact path counts without
+enumerating paths.
 
 An elementwise op's VJP is its local partial times the adjoint, summed over the axes the operand
 was broadcast along (:func:`graphc.ops.reduce_to`); its JVP the sum over slots of partial times
@@ -8,7 +8,9 @@ tangent, broadcast to the node's shape. A block op's VJP and JVP are its entry's
 tangents have exactly the shape of their node (batch axes, present only at call time, ride in
 front). A partial ``∂out/∂x`` has shape ``out_shape + x_shape`` (JAX's convention); a tensor
 output is differentiated one element (a VJP seed) at a time, a tensor input by ``forward`` and
-``numeric`` one element (a JVP seed, a step) at a time, and the pieces are placed with ``unindex``.
+``numeric`` all its elements at once, stacked on a leading axis (graphc.diff.stacked), where every
+op on its way can carry that axis, else one element (a JVP seed, a step) at a time, the pieces
+placed with ``unindex``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from graphc.diff import stacked
 from graphc.diff.common import Flag, Gates, assemble, depends_on, join_flag, prepared
 from graphc.errors import GraphcError
 from graphc.graph import Graph
@@ -300,7 +303,8 @@ def differentiate_dp(graph: Graph, wrt: str | Sequence[str] | None = None) -> Gr
 
 
 def differentiate_forward(graph: Graph, wrt: str | Sequence[str] | None = None) -> Graph:
-    """Forward mode at block level: one JVP per block node and input element."""
+    """Forward mode at block level: one JVP per block node, for all of an input's elements at once
+    (stacked) or one element at a time."""
     result, names = prepared(graph, wrt)
     keep = graph.reachable()
     columns = []
@@ -308,6 +312,12 @@ def differentiate_forward(graph: Graph, wrt: str | Sequence[str] | None = None) 
     for name in names:
         source = result.variable(name)
         in_shape = result.shape(source)
+        dependent = [d and k for d, k in zip(depends_on(result, [source], len(graph)), keep, strict=True)]
+        if _stacks(result, in_shape, dependent, tangent=True):
+            tangent = stacked.tangents(result, source, stacked.identity(result, in_shape), keep)
+            passes += 1
+            columns.append([_stacked_partial(result, tangent, o, in_shape) for o in graph.outputs])
+            continue
         pieces: list[list[tuple[tuple[int, ...], int]]] = [[] for _ in graph.outputs]
         for index in _elements(in_shape, "the forward method"):
             tangent = tangents(result, source, _one_hot(result, index, in_shape), keep)
@@ -324,6 +334,22 @@ def differentiate_forward(graph: Graph, wrt: str | Sequence[str] | None = None) 
     return assemble(graph, result, names, rows, "forward", passes=passes)
 
 
+def _stacks(graph: Graph, in_shape: Shape, dependent: Sequence[bool], tangent: bool) -> bool:
+    """Whether an input of ``in_shape`` is differentiated in one stacked pass (graphc.diff.stacked)
+    rather than one element at a time."""
+    if not in_shape or any(not isinstance(d, int) for d in in_shape):
+        return False
+    return stacked.stackable(graph, dependent, tangent)
+
+
+def _stacked_partial(graph: Graph, stack: dict[int, int], output: int, in_shape: Shape) -> int:
+    """``∂output/∂x`` from the stacked values of a pass (zero if ``output`` has none)."""
+    out_shape = graph.shape(output)
+    if output not in stack:
+        return zero(graph, out_shape + in_shape)
+    return stacked.unstacked(graph, stack[output], in_shape, out_shape)
+
+
 def _transposed_jacobian(
     graph: Graph, pieces: list[tuple[tuple[int, ...], int]], in_shape: Shape, out_shape: Shape
 ) -> int:
@@ -338,14 +364,20 @@ def _transposed_jacobian(
 
 
 def differentiate_numeric(graph: Graph, wrt: str | Sequence[str] | None = None) -> Graph:
-    """Central differences, one element of each input at a time (the reference checker)."""
+    """Central differences (the reference checker), all of an input's elements at once (stacked)
+    or one element at a time."""
     result, names = prepared(graph, wrt)
     keep = graph.reachable()
     columns = []
+    passes = 0
     for name in names:
         x = result.variable(name)
         in_shape = result.shape(x)
         dependent = [d and k for d, k in zip(depends_on(result, [x], len(graph)), keep, strict=True)]
+        if _stacks(result, in_shape, dependent, tangent=False):
+            columns.append(_stacked_differences(result, graph.outputs, x, dependent))
+            passes += 2
+            continue
         pieces: list[list[tuple[tuple[int, ...], int]]] = [[] for _ in graph.outputs]
         for index in _elements(in_shape, "the numeric method"):
             element = x if not in_shape else result.apply("index", x, params=index)
@@ -357,6 +389,7 @@ def differentiate_numeric(graph: Graph, wrt: str | Sequence[str] | None = None) 
             shift = h if not in_shape else result.apply("unindex", h, params=(index, in_shape))
             above = _replay(result, x, result.add(x, shift), dependent)
             below = _replay(result, x, result.sub(x, shift), dependent)
+            passes += 2
             for piece, o in zip(pieces, graph.outputs, strict=True):
                 if dependent[o]:
                     piece.append((index, result.div(result.sub(above[o], below[o]), step)))
@@ -369,7 +402,32 @@ def differentiate_numeric(graph: Graph, wrt: str | Sequence[str] | None = None) 
             ]
         )
     rows = [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in graph.outputs]
-    return assemble(graph, result, names, rows, "numeric", passes=2 * sum(len(c) for c in columns))
+    return assemble(graph, result, names, rows, "numeric", passes=passes)
+
+
+def _stacked_differences(
+    graph: Graph, outputs: Sequence[int], x: int, dependent: Sequence[bool]
+) -> list[int]:
+    """Each output's ``∂o/∂x`` by central differences on all of ``x``'s elements at once: ``x``
+    shifted by ``where(E, h, 0)`` (``E`` the stacked identity, :mod:`graphc.diff.stacked`), the
+    same steps as one element at a time."""
+    in_shape = graph.shape(x)
+    h = graph.mul(graph.const(STEP), graph.apply("max", graph.const(1.0), graph.apply("abs", x)))
+    step = graph.sub(graph.add(x, h), graph.sub(x, h))
+    shift = graph.apply("where", stacked.identity(graph, in_shape), h, graph.const(0.0))
+    above = stacked.replayed(graph, x, graph.add(x, shift), dependent)
+    below = stacked.replayed(graph, x, graph.sub(x, shift), dependent)
+    n = graph.shape(shift)[0]
+    partials = []
+    for o in outputs:
+        out_shape = graph.shape(o)
+        if not dependent[o]:
+            partials.append(zero(graph, out_shape + in_shape))
+            continue
+        steps = graph.apply("reshape", step, params=(n,) + (1,) * len(out_shape))
+        quotient = graph.div(graph.sub(above[o], below[o]), steps)
+        partials.append(stacked.unstacked(graph, quotient, in_shape, out_shape))
+    return partials
 
 
 def _replay(graph: Graph, source: int, replacement: int, dependent: Sequence[bool]) -> dict[int, int]:
