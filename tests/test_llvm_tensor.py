@@ -203,7 +203,8 @@ def test_a_batch_split_across_threads_gives_the_same_bits_as_one_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     text = "W: [8, 16]; x: [16]; b: [8]; logsumexp(tanh(W @ x + b)) + sum(W * W)"
-    W, x, b = RNG.normal(size=(8, 16)), RNG.normal(size=(3000, 16)), RNG.normal(size=8)
+    rng = np.random.default_rng(7)  # its own: the module's RNG is drawn by whichever tests ran before
+    W, x, b = rng.normal(size=(8, 16)), rng.normal(size=(3000, 16)), rng.normal(size=8)
     one = graphc.value_and_grad(text, backend="llvm", threads=1)(W=W, x=x, b=b)
     asked = []
     pool = tensor.WORKERS.pool
@@ -213,4 +214,6 @@ def test_a_batch_split_across_threads_gives_the_same_bits_as_one_thread(
     for a, e in zip([one[0], *one[1]], [many[0], *many[1]], strict=True):
         assert a.shape[0] == 3000 and np.array_equal(a, e)
     by_numpy = graphc.value_and_grad(text)(W=W, x=x, b=b)
-    np.testing.assert_allclose(many[1][0], by_numpy[1][0], rtol=1e-11)
+    # entries near cancellation differ by an ulp of the gradient's scale, not of their own size
+    scale = np.abs(by_numpy[1][0]).max()
+    np.testing.assert_allclose(many[1][0], by_numpy[1][0], rtol=1e-11, atol=1e-14 * scale)
