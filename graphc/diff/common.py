@@ -79,16 +79,19 @@ class LocalPartials:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self._operands = graph.operands
+        self._operands, self._ops = graph.operands, graph.ops  # the graph's own lists
         self._cache: dict[int, int | None] = {}  # keyed by node * _SLOTS + slot
 
     def __call__(self, node: int, slot: int) -> int | None:
         key = node * _SLOTS + slot
         z = self._cache.get(key, _UNBUILT)
         if z is _UNBUILT:
-            rule = OPS[self.graph.op(node)].partials[slot]
+            rule = _RULES[self._ops[node]][slot]
             z = self._cache[key] = None if rule is None else rule(self.graph, self._operands[node], node)
         return z
+
+
+_RULES = {name: op.partials for name, op in OPS.items()}
 
 
 def scaled(graph: Graph, factor: int, z: int) -> int:

@@ -52,10 +52,15 @@ def adjoints(
         adjoint[node] = terms.accumulated(adjoint.get(node), (graph.const(1.0), 1.0))
     flags: dict[int, int] = {}  # the flag of an adjoint that is not live everywhere
     operands, ops = graph.operands, graph.ops
-    for node in range(max(outputs, default=-1), -1, -1):
-        seed = adjoint.get(node)
-        if seed is None:
-            continue
+    # The nodes still to visit, marked 1: an operation that has an adjoint. ``rfind`` skips the
+    # rest of the graph at C speed, so a pass costs Python time only in the seeds' cone (a sparse
+    # Jacobian's colour, not the whole graph per colour).
+    pending = bytearray(max(outputs, default=-1) + 1)
+    for node in outputs:
+        pending[node] = 1
+    node = len(pending)
+    while (node := pending.rfind(1, 0, node)) >= 0:
+        seed = adjoint[node]
         if seed[1] != 1.0 and seed[1] != -1.0 and len({arg for arg in operands[node] if active[arg]}) > 1:
             seed = terms.spread(seed)
         flag: Flag = flags.get(node)
@@ -76,12 +81,20 @@ def adjoints(
                 if flag is None:  # the common case, inline: a term live everywhere
                     if flags and arg in flags:
                         del flags[arg]
-                    adjoint[arg] = terms.accumulated(adjoint.get(arg), terms.scaled(seed, z))
+                    have = adjoint.get(arg)
+                    if have is None:
+                        adjoint[arg] = terms.scaled(seed, z)
+                        if operands[arg]:
+                            pending[arg] = 1
+                    else:
+                        adjoint[arg] = terms.accumulated(have, terms.scaled(seed, z))
                     continue
                 term, reach = gates.guarded(flag, terms.scaled(seed, z), z), flag
             have = adjoint.get(arg)
             join_flag(flags, gates, arg, have is None, reach)
             adjoint[arg] = terms.accumulated(have, term)
+            if have is None and operands[arg]:
+                pending[arg] = 1
     return adjoint
 
 
