@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -230,11 +230,17 @@ def measure(
     if "max_paths" in OPTIONS[base]:
         options = {**options, "max_paths": max_paths}
     row = Row(size, method, paths)
+    return _cell(row, budget, lambda: _run(graph, row, base, options, backends, seed))
+
+
+def _cell(row: Row, budget: float | None, work: Callable[[], float]) -> Row:
+    """``row`` filled by ``work()`` within ``budget`` seconds (it returns the seconds of its own
+    repeats, which the row's time leaves out), or with the status saying why it stopped."""
     start = time.perf_counter()
     repeats = 0.0
     try:
         with deadline(budget):
-            repeats = _run(graph, row, base, options, backends, seed)
+            repeats = work()
     except _OverBudget:
         row.status = f"over budget (stopped after {budget:g} s)"
     except TooManyPathsError as err:
@@ -263,20 +269,7 @@ def measure_jacobian(
     so ``differentiate_s`` stays None), the compiled graph counted, its multiplications per point
     (``kernel.info``) kept, and one call timed on a batch of EVAL_BATCH points ``x``."""
     row = Row(size, mode, paths)
-    start = time.perf_counter()
-    repeats = 0.0
-    try:
-        with deadline(budget):
-            repeats = _run_jacobian(graph, row, mode, backends, seed)
-    except _OverBudget:
-        row.status = f"over budget (stopped after {budget:g} s)"
-    except MemoryError:
-        row.status = "error: out of memory"
-    except GraphcError as err:
-        row.status = f"error: {err}"
-    row.seconds = time.perf_counter() - start - repeats
-    row.peak_rss_mb = peak_rss_mb()
-    return row
+    return _cell(row, budget, lambda: _run_jacobian(graph, row, mode, backends, seed))
 
 
 def jacobian_inputs(graph: Graph, seed: int, points: int = EVAL_BATCH) -> dict[str, np.ndarray]:
