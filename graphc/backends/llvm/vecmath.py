@@ -322,25 +322,11 @@ def exp2(b: Body, x: str) -> str:
 
 
 def log(b: Body, x: str) -> str:
-    subnormal = b.fcmp("olt", x, double(SMALLEST_NORMAL))
-    scaled = b.select(subnormal, b.fmul(x, double(2.0**54)), x)
-    bits = b.bits(scaled)
-    e = b.int("ashr", b.int("sub", bits, SQRT_HALF_BITS), 52)
-    m = b.real(b.int("sub", bits, b.int("shl", e, 52)))  # in [sqrt(1/2), sqrt(2))
-    e = b.int("add", e, b.select(subnormal, "-54", "0", "i64"))
-    dk = b.fsub(b.real(b.int("add", e, SHIFT_BITS)), double(SHIFT))  # e as a double
-    f = b.fsub(m, double(1.0))
-    hfsq = b.fmul(double(0.5), b.fmul(f, f))
-    s = b.fdiv(f, b.fadd(double(2.0), f))
-    z = b.fmul(s, s)
-    big_r = b.fmul(z, b.horner(LOG_P, z))
+    dk, f, hfsq, tail = _log_parts(b, x)
     # dk ln2_hi - ((hfsq - (s (hfsq + R) + dk ln2_lo)) - f), as fdlibm orders it
-    inner = b.mad(dk, double(LN2_LO), b.fmul(s, b.fadd(hfsq, big_r)))
+    inner = b.mad(dk, double(LN2_LO), tail)
     value = b.mad(dk, double(LN2_HI), b.fsub(f, b.fsub(hfsq, inner)))  # dk ln2_hi is exact
-    value = b.select(b.fcmp("oeq", x, double(math.inf)), x, value)
-    value = b.select(b.fcmp("olt", x, double(0.0)), double(-math.nan), value)  # the C library's -nan
-    value = b.select(b.fcmp("oeq", x, double(0.0)), double(-math.inf), value)
-    return b.select(b.fcmp("uno", x, x), x, value)
+    return _log_special(b, x, value)  # the C library's values at inf, below 0 (-nan), 0 and NaN
 
 
 def log1p(b: Body, x: str) -> str:
