@@ -288,22 +288,13 @@ def jacobian_inputs(graph: Graph, seed: int, points: int = EVAL_BATCH) -> dict[s
 def _run_jacobian(graph: Graph, row: Row, mode: str, backends: Sequence[str], seed: int) -> float:
     from graphc.api import jacobian
 
+    def counted(kernel: Any) -> None:
+        row.nodes, row.edges = dag_size(kernel.graph)
+        row.tree_size = tree_size(kernel.graph)
+        row.multiplications, row.order = kernel.info["multiplications"], kernel.info["order"]
+
     point = jacobian_inputs(graph, seed)
-    repeats = 0.0
-    for backend in backends:
-        with disk_cache_off():
-            kernel, compiled = _timed(jacobian, graph, "x", mode, backend)
-        if row.nodes is None:
-            row.nodes, row.edges = dag_size(kernel.graph)
-            row.tree_size = tree_size(kernel.graph)
-            row.multiplications, row.order = kernel.info["multiplications"], kernel.info["order"]
-        start = time.perf_counter()
-        per_call = time_call(kernel, point)
-        row.backends[backend] = {"compile_s": compiled, "eval_s": per_call}
-        repeats += max(0.0, time.perf_counter() - start - per_call)
-    first = row.backends[backends[0]] if backends else {}
-    row.compile_s, row.eval_s = first.get("compile_s"), first.get("eval_s")
-    return repeats
+    return _time_backends(row, backends, point, lambda backend: jacobian(graph, "x", mode, backend), counted)
 
 
 def peak_rss_mb() -> float | None:
@@ -335,10 +326,25 @@ def _run(
     row.nodes, row.edges = dag_size(gradient)
     row.tree_size = tree_size(gradient)
     point = evaluation_batch(graph, seed)
+    return _time_backends(row, backends, point, lambda backend: compile_graph(gradient, backend))
+
+
+def _time_backends(
+    row: Row,
+    backends: Sequence[str],
+    point: Any,
+    build: Callable[[str], Any],
+    counted: Callable[[Any], None] | None = None,
+) -> float:
+    """Each backend's kernel ``build(backend)``, built with the disk cache off (timed once) and
+    called on ``point`` (timed): the row's backends and its compile and eval columns (the first
+    backend's); ``counted`` sees the first kernel. Returns the seconds spent repeating calls."""
     repeats = 0.0
     for backend in backends:
         with disk_cache_off():
-            kernel, compiled = _timed(compile_graph, gradient, backend)
+            kernel, compiled = _timed(build, backend)
+        if counted is not None and backend == backends[0]:
+            counted(kernel)
         start = time.perf_counter()
         per_call = time_call(kernel, point)
         row.backends[backend] = {"compile_s": compiled, "eval_s": per_call}
