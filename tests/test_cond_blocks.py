@@ -152,3 +152,110 @@ def test_the_flag_through_a_block_op_marks_the_elements_that_reach_a_live_one(te
             poisoned[name][index] = np.nan
             want[index] = bool(np.any(np.isnan(function(**poisoned)) & (mask != 0)))
         assert np.array_equal(got != 0, want), (text, name)
+
+
+# --- a value inside a block op's sums that feeds a selected and an unselected output --------------
+#
+# ``out[i, j] = Σ_k a[i, k] b[j, k]`` under ``where(m, out, 0)``: b's infinite element b[1, 2] is read
+# by the selected out[1, 1] and the unselected out[0, 1]. a's row 0 is live (out[0, 0] is selected),
+# so its adjoint ``g @ b`` must skip the unselected g[0, 1] = 0 rather than multiply it by inf.
+
+MASK = np.array([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
+A = np.arange(1.0, 7.0).reshape(2, 3)
+B = np.ones((4, 3))
+B[1, 2] = np.inf
+PRODUCT = "a: [2, 3]; b: [4, 3]; m: [2, 4]; sum(where(m > 0, a @ transpose(b), 0))"
+
+
+def _masked_sum(mask: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``Σ_j left[i, j] right[j, k]`` over the terms with ``mask[i, j]`` only (the oracle)."""
+    with np.errstate(invalid="ignore"):  # the products the mask leaves out may be 0 * inf
+        terms = np.where(mask[:, :, None] != 0, left[:, :, None] * right[None, :, :], 0.0)
+    return terms.sum(axis=1)
+
+
+@pytest.mark.parametrize("method", ["dp", "paths"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_an_infinite_operand_shared_by_a_selected_and_an_unselected_output(method, backend):
+    d_a, d_b = graphc.grad(PRODUCT, wrt=["a", "b"], method=method, backend=backend)(a=A, b=B, m=MASK)
+    np.testing.assert_array_equal(d_a, _masked_sum(MASK, np.ones((2, 4)), B))  # row 0: 3, 3, 3
+    np.testing.assert_array_equal(d_a[0], [3.0, 3.0, 3.0])
+    np.testing.assert_array_equal(d_b, _masked_sum(MASK.T, np.ones((4, 2)), A))
+
+
+@pytest.mark.parametrize("method", ["dp", "paths"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_an_infinite_left_operand_shared_by_a_selected_and_an_unselected_output(method, backend):
+    """The other operand's adjoint ``aᵀ g``: a[0, 2] is infinite, out[0, 1] unselected."""
+    a = A.copy()
+    a[0, 2] = -np.inf
+    d_a, d_b = graphc.grad(PRODUCT, wrt=["a", "b"], method=method, backend=backend)(a=a, b=np.ones((4, 3)), m=MASK)
+    np.testing.assert_array_equal(d_b, _masked_sum(MASK.T, np.ones((4, 2)), a))
+    assert np.isfinite(d_b[1]).all() and d_b[0, 2] == -np.inf  # out[0, 1] reads a[0, 2]: unselected
+    np.testing.assert_array_equal(d_a, _masked_sum(MASK, np.ones((2, 4)), np.ones((4, 3))))
+
+
+VECTOR_PRODUCTS = [  # (program, point): an infinite element meets a dead lane and a live one
+    (
+        "A: [2, 3]; v: [3]; m: [2]; sum(where(m > 0, A @ v, 0) * A[:, 0])",
+        {"A": np.array([[1.0, 2.0, np.inf], [3.0, 4.0, 5.0]]), "v": np.array([1.0, -1.0, 2.0]), "m": np.array([0.0, 1.0])},
+    ),
+    (
+        "v: [2]; B: [2, 3]; m: [3]; sum(where(m > 0, v @ B, 0))",
+        {"v": np.array([2.0, 3.0]), "B": np.array([[1.0, np.inf, 2.0], [1.0, 1.0, 1.0]]), "m": np.array([1.0, 0.0, 1.0])},
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "point"), VECTOR_PRODUCTS, ids=[v[0] for v in VECTOR_PRODUCTS])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_matrix_vector_products_under_a_mask_per_element(text, point, backend):
+    """dp agrees with paths (exact, scalar) and every partial is finite: no infinite element is
+    read by a selected output here."""
+    want = graphc.grad(text, method="paths")(**point)
+    got = graphc.grad(text, method="dp", backend=backend)(**point)
+    for w, g in zip(want, got, strict=True):
+        assert np.isfinite(g).all()
+        np.testing.assert_allclose(g, w, rtol=1e-15)
+
+
+@pytest.mark.parametrize("method", ["dp", "forward", "paths"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_scalar_condition_masks_a_whole_product(method, backend):
+    b = np.array([[1.0, np.inf], [2.0, 3.0]])
+    kernel = graphc.grad("c; A: [2, 2]; B: [2, 2]; sum(where(c > 0, A @ B, 0))", wrt=["A"], method=method, backend=backend)
+    (got,) = kernel(c=-1.0, A=np.ones((2, 2)), B=b)
+    np.testing.assert_array_equal(got, np.zeros((2, 2)))
+
+
+# forward: the tangent of ``where(c > 0, sqrt(c * x), 0)`` is dead where c <= 0, and b's infinite
+# row 1 meets the dead t[0, 1] (out[0, :] must stay finite) and the live t[1, 1] (out[1, 0] is inf)
+C = np.array([[1.0, -1.0, 4.0], [1.0, 1.0, -1.0]])
+BF = np.array([[1.0, 2.0], [np.inf, 1.0], [3.0, -1.0]])
+TANGENT = "x; c: [2, 3]; b: [3, 2]; where(c > 0, sqrt(c * x), 0) @ b"
+
+
+@pytest.mark.parametrize("method", ["forward", "paths"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_dead_tangent_lane_meets_an_infinite_operand(method, backend):
+    (got,) = graphc.grad(TANGENT, wrt=["x"], method=method, backend=backend)(x=1.0, c=C, b=BF)
+    t = np.where(C > 0, np.sqrt(np.maximum(C, 0.0)) / 2.0, 0.0)  # d sqrt(c x)/dx at x = 1
+    np.testing.assert_allclose(got, _masked_sum(C > 0, t, BF), rtol=1e-15)
+    assert np.isfinite(got[0]).all() and got[1, 0] == np.inf
+
+
+def test_dp_and_forward_agree_on_a_dead_tangent_lane_with_a_scalar_output():
+    text = TANGENT.replace("where(c > 0, sqrt(c * x), 0) @ b", "sum((where(c > 0, sqrt(c * x), 0) @ b)[0])")
+    got = [graphc.grad(text, wrt=["x"], method=m)(x=1.0, c=C, b=BF)[0] for m in ("dp", "forward", "paths")]
+    assert np.isfinite(got[0]) and got[0] == got[1] == got[2]
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_hessian_through_a_masked_product_keeps_unselected_terms_out(backend):
+    """``f = Σ where(m, (a*a) @ bᵀ, 0)``: ∂²f/∂a[i,k]² = 2 Σ_j m[i,j] b[j,k] over selected j only."""
+    text = "a: [2, 3]; b: [4, 3]; m: [2, 4]; sum(where(m > 0, (a * a) @ transpose(b), 0))"
+    hessian = graphc.hessian(text, wrt=["a"], backend=backend)(a=A, b=B, m=MASK)
+    diagonal = hessian.reshape(6, 6).diagonal().reshape(2, 3)
+    np.testing.assert_array_equal(diagonal, 2.0 * _masked_sum(MASK, np.ones((2, 4)), B))
+    off = hessian.reshape(6, 6)[~np.eye(6, dtype=bool)]
+    np.testing.assert_array_equal(off, np.zeros(30))
