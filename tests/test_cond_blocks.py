@@ -189,7 +189,9 @@ def test_an_infinite_left_operand_shared_by_a_selected_and_an_unselected_output(
     """The other operand's adjoint ``aᵀ g``: a[0, 2] is infinite, out[0, 1] unselected."""
     a = A.copy()
     a[0, 2] = -np.inf
-    d_a, d_b = graphc.grad(PRODUCT, wrt=["a", "b"], method=method, backend=backend)(a=a, b=np.ones((4, 3)), m=MASK)
+    d_a, d_b = graphc.grad(PRODUCT, wrt=["a", "b"], method=method, backend=backend)(
+        a=a, b=np.ones((4, 3)), m=MASK
+    )
     np.testing.assert_array_equal(d_b, _masked_sum(MASK.T, np.ones((4, 2)), a))
     assert np.isfinite(d_b[1]).all() and d_b[0, 2] == -np.inf  # out[0, 1] reads a[0, 2]: unselected
     np.testing.assert_array_equal(d_a, _masked_sum(MASK, np.ones((2, 4)), np.ones((4, 3))))
@@ -198,11 +200,19 @@ def test_an_infinite_left_operand_shared_by_a_selected_and_an_unselected_output(
 VECTOR_PRODUCTS = [  # (program, point): an infinite element meets a dead lane and a live one
     (
         "A: [2, 3]; v: [3]; m: [2]; sum(where(m > 0, A @ v, 0) * A[:, 0])",
-        {"A": np.array([[1.0, 2.0, np.inf], [3.0, 4.0, 5.0]]), "v": np.array([1.0, -1.0, 2.0]), "m": np.array([0.0, 1.0])},
+        {
+            "A": np.array([[1.0, 2.0, np.inf], [3.0, 4.0, 5.0]]),
+            "v": np.array([1.0, -1.0, 2.0]),
+            "m": np.array([0.0, 1.0]),
+        },
     ),
     (
         "v: [2]; B: [2, 3]; m: [3]; sum(where(m > 0, v @ B, 0))",
-        {"v": np.array([2.0, 3.0]), "B": np.array([[1.0, np.inf, 2.0], [1.0, 1.0, 1.0]]), "m": np.array([1.0, 0.0, 1.0])},
+        {
+            "v": np.array([2.0, 3.0]),
+            "B": np.array([[1.0, np.inf, 2.0], [1.0, 1.0, 1.0]]),
+            "m": np.array([1.0, 0.0, 1.0]),
+        },
     ),
 ]
 
@@ -223,7 +233,9 @@ def test_matrix_vector_products_under_a_mask_per_element(text, point, backend):
 @pytest.mark.parametrize("backend", AVAILABLE)
 def test_a_scalar_condition_masks_a_whole_product(method, backend):
     b = np.array([[1.0, np.inf], [2.0, 3.0]])
-    kernel = graphc.grad("c; A: [2, 2]; B: [2, 2]; sum(where(c > 0, A @ B, 0))", wrt=["A"], method=method, backend=backend)
+    kernel = graphc.grad(
+        "c; A: [2, 2]; B: [2, 2]; sum(where(c > 0, A @ B, 0))", wrt=["A"], method=method, backend=backend
+    )
     (got,) = kernel(c=-1.0, A=np.ones((2, 2)), B=b)
     np.testing.assert_array_equal(got, np.zeros((2, 2)))
 
@@ -244,18 +256,32 @@ def test_a_dead_tangent_lane_meets_an_infinite_operand(method, backend):
     assert np.isfinite(got[0]).all() and got[1, 0] == np.inf
 
 
-def test_dp_and_forward_agree_on_a_dead_tangent_lane_with_a_scalar_output():
-    text = TANGENT.replace("where(c > 0, sqrt(c * x), 0) @ b", "sum((where(c > 0, sqrt(c * x), 0) @ b)[0])")
-    got = [graphc.grad(text, wrt=["x"], method=m)(x=1.0, c=C, b=BF)[0] for m in ("dp", "forward", "paths")]
-    assert np.isfinite(got[0]) and got[0] == got[1] == got[2]
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_dp_forward_and_paths_agree_on_dead_lanes_above_and_below_a_product(backend):
+    """The product's row 1 (which meets the infinite b[1, 0] in a live lane) is unselected above
+    it, its operand's lane [0, 1] (which meets it too) below it: every method gives row 0 only."""
+    text = "x; c: [2, 3]; b: [3, 2]; r: [2, 1]; sum(where(r > 0, where(c > 0, sqrt(c * x), 0) @ b, 0))"
+    point = {"x": 1.0, "c": C, "b": BF, "r": np.array([[1.0], [0.0]])}
+    got = [
+        graphc.grad(text, wrt=["x"], method=m, backend=backend)(**point)[0]
+        for m in ("dp", "forward", "paths")
+    ]
+    t = np.where(C > 0, np.sqrt(np.maximum(C, 0.0)) / 2.0, 0.0)
+    want = _masked_sum(C > 0, t, BF)[0].sum()
+    assert np.isfinite(want)
+    np.testing.assert_allclose(got, [want] * 3, rtol=1e-15)
 
 
 @pytest.mark.parametrize("backend", AVAILABLE)
 def test_a_hessian_through_a_masked_product_keeps_unselected_terms_out(backend):
     """``f = Σ where(m, (a*a) @ bᵀ, 0)``: ∂²f/∂a[i,k]² = 2 Σ_j m[i,j] b[j,k] over selected j only."""
     text = "a: [2, 3]; b: [4, 3]; m: [2, 4]; sum(where(m > 0, (a * a) @ transpose(b), 0))"
-    hessian = graphc.hessian(text, wrt=["a"], backend=backend)(a=A, b=B, m=MASK)
-    diagonal = hessian.reshape(6, 6).diagonal().reshape(2, 3)
-    np.testing.assert_array_equal(diagonal, 2.0 * _masked_sum(MASK, np.ones((2, 4)), B))
-    off = hessian.reshape(6, 6)[~np.eye(6, dtype=bool)]
-    np.testing.assert_array_equal(off, np.zeros(30))
+    hessian = graphc.hessian(text, wrt=["a"], backend=backend)(a=A, b=B, m=MASK).reshape(6, 6)
+    diagonal = 2.0 * _masked_sum(MASK, np.ones((2, 4)), B)
+    np.testing.assert_array_equal(hessian.diagonal().reshape(2, 3), diagonal)
+    assert diagonal[0].tolist() == [6.0, 6.0, 6.0] and diagonal[1, 2] == np.inf
+    # off the diagonal, 0; except in the column of the selected infinite ∂f/∂a[1, 2] itself, where
+    # each row's one-hot seed multiplies it by a structural 0 (NaN, as without any where)
+    off = ~np.eye(6, dtype=bool)
+    off[:, 5] = False
+    np.testing.assert_array_equal(hessian[off], np.zeros(25))

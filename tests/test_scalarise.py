@@ -95,6 +95,10 @@ def block_programs(draw: st.DrawFn) -> tuple[str, Graph, dict[str, np.ndarray]]:
         left = draw(st.sampled_from([(k,), (n, k)]))
         right = draw(st.sampled_from([(k,), (k, m)]))
         node = g.apply("matmul", g.var("a", left), g.var("b", right))
+    elif op == "masked_matmul":  # the mask's values are drawn too: some 0, most not
+        n, k, m = (draw(st.integers(1, 4)) for _ in range(3))
+        mask = g.apply("gt", g.var("f", (n, k)), g.const(0.0))
+        node = g.apply("masked_matmul", g.var("a", (n, k)), mask, g.var("b", (k, m)))
     elif op in LAYER_OPS:
         node = draw(layer_programs(g, op))
     elif op == "custom":  # a user block whose body is its scalar form: the body's elements
