@@ -285,3 +285,55 @@ def test_a_hessian_through_a_masked_product_keeps_unselected_terms_out(backend):
     off = ~np.eye(6, dtype=bool)
     off[:, 5] = False
     np.testing.assert_array_equal(hessian[off], np.zeros(25))
+
+
+# --- the masked product itself --------------------------------------------------------------------
+
+
+def _masked_product(a: np.ndarray, f: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The oracle, with batch axes: ``Σ_j a[..., i, j] b[..., j, k]`` over the terms ``f`` keeps."""
+    with np.errstate(invalid="ignore"):
+        terms = np.where(f[..., :, :, None] != 0, a[..., :, :, None] * b[..., None, :, :], 0.0)
+        return terms.sum(axis=-2)
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_masked_matmul_never_takes_a_dead_term_with_batch_axes(backend):
+    """Non-finite entries in b (whole columns, one entry, per batch element) and in a (live and
+    dead); a dead term is skipped even where a is not 0 there."""
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(3, 4, 5))
+    f = (rng.random((3, 4, 5)) < 0.6).astype(float)
+    b = rng.normal(size=(3, 5, 2))
+    b[0, 1, 0], b[1, 3, 1], b[2, :, 1] = np.inf, np.nan, -np.inf
+    a[1, 2, 0] = np.inf
+    got = graphc.compile("a: [4, 5]; f: [4, 5]; b: [5, 2]; masked_matmul(a, f, b)", backend=backend)(
+        a=a, f=f, b=b
+    )
+    np.testing.assert_allclose(got, _masked_product(a, f, b), rtol=1e-14)  # inf and NaN where the oracle's
+    finite = rng.normal(size=(5, 2))  # finite b, broadcast over a's batch: the plain product's path
+    got = graphc.compile("a: [4, 5]; f: [4, 5]; b: [5, 2]; masked_matmul(a, f, b)", backend=backend)(
+        a=a, f=f, b=finite
+    )
+    np.testing.assert_allclose(got, _masked_product(a, f, np.broadcast_to(finite, (3, 5, 2))), rtol=1e-14)
+
+
+def test_masked_matmul_refuses_operands_it_does_not_take():
+    with pytest.raises(graphc.GraphcError, match=r"cannot masked_matmul \[3\] by \[3, 2\]"):
+        graphc.parse("a: [3]; b: [3, 2]; masked_matmul(a, a, b)")
+    with pytest.raises(graphc.GraphcError, match=r"mask \[2, 2\] is not shaped like its operand \[2, 3\]"):
+        graphc.parse("a: [2, 3]; f: [2, 2]; b: [3, 2]; masked_matmul(a, f, b)")
+
+
+@pytest.mark.xfail(
+    strict=True, reason="conv2d's VJPs (conv2d_input, conv2d_filter) are not masked products yet"
+)
+def test_an_infinite_pixel_shared_by_a_selected_and_an_unselected_convolution_output():
+    """The centre pixel is read by all four outputs, only out[0, 0] is selected: ∂/∂K is X's
+    top-left window (the only selected term), as paths gives."""
+    text = "X: [1, 1, 3, 3]; K: [1, 1, 2, 2]; m: [1, 1, 2, 2]; sum(where(m > 0, conv2d(X, K), 0))"
+    x = np.ones((1, 1, 3, 3))
+    x[0, 0, 1, 1] = np.inf
+    point = {"X": x, "K": np.ones((1, 1, 2, 2)), "m": np.array([1.0, 0.0, 0.0, 0.0]).reshape(1, 1, 2, 2)}
+    (got,) = graphc.grad(text, wrt=["K"])(**point)
+    np.testing.assert_array_equal(got.ravel(), [1.0, 1.0, 1.0, np.inf])
