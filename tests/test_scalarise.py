@@ -233,6 +233,19 @@ def test_block_path_counts_equal_the_scalarised_graphs(text: str) -> None:
     assert d.info["paths"] == d.info["terms"] == sum(expected.values())
 
 
+def test_a_masked_products_path_counts_equal_its_scalarised_graphs() -> None:
+    """Its mask's paths are counted (an edge per slot of each ``where``) but give no term (the
+    condition's derivative is structurally 0)."""
+    graph = graphc.parse("A: [2, 3]; F: [2, 3]; B: [3, 2]; y = masked_matmul(A, F, B); sum(y * y)")
+    s = scalarise(graph)
+    scalar = graphc.count_paths(s.graph)
+    counts = graphc.count_paths(graph)
+    for name, shape in s.inputs.items():
+        assert counts[name] == sum(scalar[element_name(name, index)] for index in np.ndindex(shape)), name
+    d = graphc.differentiate(graph, method="paths")
+    assert d.info["paths"] == sum(counts.values()) and d.info["terms"] == counts["A"] + counts["B"]
+
+
 @pytest.mark.parametrize(
     "text", ["x: [3]; sum(x*x)", "W: [2, 2]; x: [2]; logsumexp(W @ x)", "A: [2, 3]; max(A[1]) * A[0, 2]"]
 )
