@@ -337,3 +337,23 @@ def test_an_infinite_pixel_shared_by_a_selected_and_an_unselected_convolution_ou
     point = {"X": x, "K": np.ones((1, 1, 2, 2)), "m": np.array([1.0, 0.0, 0.0, 0.0]).reshape(1, 1, 2, 2)}
     (got,) = graphc.grad(text, wrt=["K"])(**point)
     np.testing.assert_array_equal(got.ravel(), [1.0, 1.0, 1.0, np.inf])
+
+
+@pytest.mark.parametrize("method", ["dp", "forward"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_second_derivative_through_the_masked_products_of_a_gradient(method, backend):
+    """``f = x² Σ_live (A B)²``: the gradient graph's masked product depends on x, and is itself
+    differentiated under the mask. b[1, 0] = inf is read by the live P[1, 0] and the dead P[0, 0]:
+    f'' is +inf (the live term), never the NaN of the dead one's 0 * inf."""
+    text = "x; A: [2, 3]; B: [3, 2]; m: [2, 2]; P = (x * A) @ B; sum(where(m > 0, P * P, 0))"
+    point = {
+        "x": 0.5,
+        "A": np.array([[1.0, 2.0, 1.0], [1.0, 1.0, 2.0]]),
+        "B": np.array([[1.0, 2.0], [np.inf, 1.0], [1.0, 3.0]]),
+        "m": np.array([[0.0, 1.0], [1.0, 1.0]]),
+    }
+    assert graphc.hessian(text, wrt=["x"], method=method, backend=backend)(**point) == np.inf
+    finite = {**point, "B": np.array([[1.0, 2.0], [1.0, 1.0], [1.0, 3.0]])}
+    want = 2.0 * np.sum(np.where(finite["m"] > 0, (finite["A"] @ finite["B"]) ** 2, 0.0))
+    got = graphc.hessian(text, wrt=["x"], method=method, backend=backend)(**finite)
+    np.testing.assert_allclose(got, want, rtol=1e-14)
