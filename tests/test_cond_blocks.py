@@ -357,3 +357,15 @@ def test_a_second_derivative_through_the_masked_products_of_a_gradient(method, b
     want = 2.0 * np.sum(np.where(finite["m"] > 0, (finite["A"] @ finite["B"]) ** 2, 0.0))
     got = graphc.hessian(text, wrt=["x"], method=method, backend=backend)(**finite)
     np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["dp", "forward", "paths"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_second_derivative_with_dead_lanes_above_and_below_a_product(method, backend):
+    """forward over forward differentiates the first pass's masked product with a flagged tangent
+    (the dead lane [0, 1] meets b's infinite row again); row 1, which reads it live, is unselected."""
+    text = "x; c: [2, 3]; b: [3, 2]; r: [2, 1]; sum(where(r > 0, where(c > 0, sqrt(c * x), 0) @ b, 0))"
+    point = {"x": 1.0, "c": C, "b": BF, "r": np.array([[1.0], [0.0]])}
+    got = graphc.hessian(text, wrt=["x"], method=method, backend=backend)(**point)
+    second = np.where(C > 0, -np.sqrt(np.maximum(C, 0.0)) / 4.0, 0.0)  # d² sqrt(c x)/dx² at x = 1
+    np.testing.assert_allclose(got, _masked_sum(C > 0, second, BF)[0].sum(), rtol=1e-15)
