@@ -94,7 +94,7 @@ def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> di
             assert spec.vjp is not None
             flag = flags.get(node)
             reaches: list[Flag]
-            if flag is None or graph.shape(flag) == () and op not in MASKED:
+            if flag is None or (graph.shape(flag) == () and op not in MASKED):
                 # a scalar flag (one condition for the whole tensor) holds for every element
                 contributions = spec.vjp(graph, args, node, graph.params(node), g)
                 reaches = [flag] * len(args)
