@@ -1,0 +1,112 @@
+"""The LLVM backend's tensor kernels from text to a first call: BLAS found without importing SciPy,
+kernels loaded from the disk cache without building IR, and ``Kernel.into`` on tensor kernels."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc.backends.llvm import tensor, tensor_blas
+
+RNG = np.random.default_rng(2624)
+MLP = (
+    "X: [n, 6]; T: [n, 3]; W1: [6, 5]; b1: [5]; W2: [5, 3]; b2: [3]\n"
+    "h = tanh(X @ W1 + b1); z = h @ W2 + b2\n"
+    "-mean(sum(T * log_softmax(z, axis=-1), axis=-1))"
+)
+WEIGHTS = ["W1", "b1", "W2", "b2"]
+
+
+def _mlp_arrays(n: int = 7) -> dict[str, np.ndarray]:
+    return {
+        "X": RNG.normal(size=(n, 6)),
+        "T": np.eye(3)[RNG.integers(0, 3, n)],
+        "W1": RNG.normal(size=(6, 5)),
+        "b1": RNG.normal(size=5),
+        "W2": RNG.normal(size=(5, 3)),
+        "b2": RNG.normal(size=3),
+    }
+
+
+_DGEMM = ctypes.CFUNCTYPE(None, *(ctypes.c_void_p,) * 13)
+
+
+def _product(address: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` by the Fortran dgemm at ``address`` (row-major operands: computes ``bᵀ aᵀ``)."""
+    (m, k), n = a.shape, b.shape[1]
+    c = np.zeros((m, n))
+    ints = [ctypes.c_int32(v) for v in (n, m, k, n, k, n)]
+    alpha, beta, no = ctypes.c_double(1.0), ctypes.c_double(0.0), ctypes.c_char(b"N")
+    _DGEMM(address)(
+        *(ctypes.addressof(x) for x in (no, no, ints[0], ints[1], ints[2], alpha)),
+        b.ctypes.data, ctypes.addressof(ints[3]), a.ctypes.data, ctypes.addressof(ints[4]),
+        ctypes.addressof(beta), c.ctypes.data, ctypes.addressof(ints[5]),
+    )  # fmt: skip
+    return c
+
+
+def test_the_bundled_dgemm_multiplies_as_scipys_cython_blas_does() -> None:
+    bundled = tensor_blas._bundled_dgemm()
+    if not bundled:
+        pytest.skip("this SciPy does not bundle its BLAS as a library of its own")
+    capsule = tensor_blas._cython_blas().__pyx_capi__["dgemm"]
+    name = ctypes.pythonapi.PyCapsule_GetName
+    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    pointer.restype, pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    by_cython = int(pointer(capsule, name(capsule)))
+    a, b = RNG.normal(size=(7, 5)), RNG.normal(size=(5, 4))
+    assert np.array_equal(_product(bundled, a, b), _product(by_cython, a, b))
+    np.testing.assert_allclose(_product(bundled, a, b), a @ b, rtol=1e-13, atol=1e-14)
+
+
+def test_a_tensor_kernel_with_blas_in_a_fresh_process_never_imports_scipy(
+    tmp_path: Any,
+) -> None:
+    if not tensor_blas._bundled_dgemm():
+        pytest.skip("this SciPy does not bundle its BLAS: dgemm comes through scipy.linalg.cython_blas")
+    program = (
+        "import sys, numpy as np, graphc\n"
+        "from graphc.backends.llvm import tensor\n"
+        "text = 'A: [m, k]; B: [k, n]; sum(tanh(A @ B))'\n"
+        "kernel = graphc.value_and_grad(text, backend='llvm')\n"
+        "rng = np.random.default_rng(1)\n"
+        "value, (dA, dB) = kernel(A=rng.normal(size=(90, 80)), B=rng.normal(size=(80, 70)))\n"
+        "assert 'graphc_dgemm' in kernel.source\n"
+        "print('scipy' in sys.modules, repr(float(value)), float(dA.sum()).hex())\n"
+    )
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [
+        subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, check=True)
+        for _ in range(2)  # the first compiles and stores the kernel, the second loads it
+    ]
+    first, second = (run.stdout.split() for run in runs)
+    assert first[0] == second[0] == "False"  # SciPy's package was never imported
+    assert first[1:] == second[1:]  # the cached kernel computes the same bits
+
+
+def test_a_tensor_kernel_from_the_disk_cache_builds_no_ir_and_computes_the_same_bits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    arrays = _mlp_arrays()
+    first = graphc.value_and_grad(MLP, wrt=WEIGHTS, backend="llvm")
+    built: list[str] = []
+    text, optimized = tensor.tensor_text, tensor._optimized
+    monkeypatch.setattr(tensor, "tensor_text", lambda *a: built.append("text") or text(*a))
+    monkeypatch.setattr(tensor, "_optimized", lambda *a: built.append("optimized") or optimized(*a))
+    again = graphc.value_and_grad(MLP, wrt=WEIGHTS, backend="llvm")
+    assert built == [] and again.source == first.source
+    (value, partials), (cached, cached_partials) = first(**arrays), again(**arrays)
+    assert value == cached and all(
+        np.array_equal(a, b) for a, b in zip(partials, cached_partials, strict=True)
+    )
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
+    graphc.value_and_grad(MLP, wrt=WEIGHTS, backend="llvm")
+    assert built == ["text", "optimized"]  # the counting sees a compile when there is one
