@@ -110,3 +110,96 @@ def test_a_tensor_kernel_from_the_disk_cache_builds_no_ir_and_computes_the_same_
     monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
     graphc.value_and_grad(MLP, wrt=WEIGHTS, backend="llvm")
     assert built == ["text", "optimized"]  # the counting sees a compile when there is one
+
+
+def _flat(result: Any) -> list[Any]:
+    """A kernel's result (an array, a tuple, nested tuples) as a flat list of arrays."""
+    if isinstance(result, tuple):
+        return [leaf for item in result for leaf in _flat(item)]
+    return [result]
+
+
+def _like(result: Any) -> Any:
+    """Fresh arrays shaped like a kernel's result, nested the same way."""
+    if isinstance(result, tuple):
+        return tuple(_like(item) for item in result)
+    return np.full(np.shape(result), np.nan)
+
+
+KERNELS = {
+    "compile": lambda backend: graphc.compile(MLP, backend=backend),
+    "grad": lambda backend: graphc.grad(MLP, wrt=WEIGHTS, backend=backend),
+    "value_and_grad": lambda backend: graphc.value_and_grad(MLP, wrt=WEIGHTS, backend=backend),
+    "jacobian": lambda backend: graphc.jacobian("x: [3]; W: [2, 3]; tanh(W @ x)", backend=backend),
+}
+
+
+@pytest.mark.parametrize("backend", ["llvm", "numpy"])
+@pytest.mark.parametrize("make", list(KERNELS))
+def test_into_a_tensor_kernels_arrays_equals_a_call(make: str, backend: str) -> None:
+    kernel = KERNELS[make](backend)
+    if make == "jacobian":
+        calls = [{"x": RNG.normal(size=3), "W": RNG.normal(size=(2, 3))}]
+        calls.append({"x": RNG.normal(size=(4, 3)), "W": RNG.normal(size=(2, 3))})  # a batch of 4
+    else:
+        calls = [_mlp_arrays(7), _mlp_arrays(7), _mlp_arrays(30)]  # a new n: a new shape
+    for arrays in calls:
+        want = kernel(**arrays)
+        out = _like(want)
+        assert kernel.into(out, **arrays) is out
+        for got, expected in zip(_flat(out), _flat(want), strict=True):
+            assert got.shape == np.shape(expected) and np.array_equal(got, expected)
+
+
+def test_into_checks_a_tensor_kernels_arrays_once_per_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphc import kernel as kernel_module
+
+    kernel = graphc.value_and_grad(MLP, wrt=WEIGHTS, backend="llvm")
+    checks: list[int] = []
+    check = kernel_module._check_arrays
+    monkeypatch.setattr(kernel_module, "_check_arrays", lambda *a: checks.append(1) or check(*a))
+    arrays = _mlp_arrays(9)
+    out = _like(kernel(**arrays))
+    for _ in range(3):
+        kernel.into(out, **_mlp_arrays(9))
+    assert len(checks) == 1
+    kernel.into(_like(out), **arrays)  # other arrays: checked
+    assert len(checks) == 2
+    for _ in range(2):  # an input found clear once is not measured again; an output as input is
+        kernel.into(out, **arrays)
+        with pytest.raises(graphc.OutputError, match=r"out for output 2 \(∂f/∂b1\) overlaps the input 'b1'"):
+            kernel.into(out, **{**arrays, "b1": out[1][1]})
+
+
+@pytest.mark.parametrize("backend", ["llvm", "numpy"])
+def test_into_a_tensor_kernel_refuses_unfit_arrays_in_one_line(backend: str) -> None:
+    kernel = graphc.value_and_grad(MLP, wrt=WEIGHTS, backend=backend)
+    arrays = _mlp_arrays(5)
+    good = _like(kernel(**arrays))
+    value, (dW1, db1, dW2, db2) = good
+    readonly = np.empty(3)
+    readonly.flags.writeable = False
+    wrong = {
+        r"out for output 1 \(∂f/∂W1\) has shape \(5, 6\), but its result has shape \(6, 5\)": (
+            value,
+            (np.empty((5, 6)), db1, dW2, db2),
+        ),
+        r"out for output 0 \(f\) has shape \(1,\), but its result has shape \(\)": (
+            np.empty(1),
+            (dW1, db1, dW2, db2),
+        ),
+        r"out for output 2 \(∂f/∂b1\) must have dtype float64, got float32": (
+            value,
+            (dW1, np.empty(5, np.float32), dW2, db2),
+        ),
+        r"out for output 3 \(∂f/∂W2\) must be C-contiguous": (value, (dW1, db1, np.empty((3, 5)).T, db2)),
+        r"out for output 4 \(∂f/∂b2\) is read-only": (value, (dW1, db1, dW2, readonly)),
+        r"out for output 4 \(∂f/∂b2\) overlaps the input 'b2'": (value, (dW1, db1, dW2, arrays["b2"])),
+        r"out must be a tuple of 4 arrays \(the partials\), got 3 items": (value, (dW1, db1, dW2)),
+    }
+    for message, out in wrong.items():
+        with pytest.raises(graphc.OutputError, match=f"^{message}$"):
+            kernel.into(out, **arrays)
+    with pytest.raises(graphc.EvaluationError, match="input 'W1' is declared"):
+        kernel.into(good, **{**arrays, "W1": np.ones((5, 6))})
+    assert kernel.into(good, **arrays) is good  # the good arrays still work

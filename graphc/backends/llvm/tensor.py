@@ -44,7 +44,7 @@ from graphc.backends.llvm.tensor_ir import ENTRY, tensor_text
 from graphc.backends.llvm.tensor_plan import Unsupported, plan
 from graphc.errors import BackendError
 from graphc.graph import Graph
-from graphc.kernel import Kernel
+from graphc.kernel import Kernel, Outputs
 from graphc.scalarise import Scalarised, element_name, indices, scalarise
 from graphc.shapes import BIND_SOURCE, Shape, concrete
 
@@ -285,9 +285,17 @@ class LoopKernel:
             inputs.append(np.ascontiguousarray(array))
             steps.append(math.prod(array.shape[array.ndim - rank :]) if lead else 0)
         shapes = [batch + concrete(shape, dims) for shape in self.outputs]
-        given = out is not None and all(_writable(t, s) for t, s in zip(out, shapes, strict=True))
+        # arrays Kernel.into checked (Outputs) are written as they are; others if they can be
+        given = isinstance(out, Outputs) or (
+            out is not None and all(_writable(t, s) for t, s in zip(out, shapes, strict=True))
+        )
         results = list(out) if given else [np.empty(shape) for shape in shapes]  # type: ignore[arg-type]
-        table = np.array([a.__array_interface__["data"][0] for a in inputs + results] or [0], dtype=np.uint64)
+        addresses = [a.__array_interface__["data"][0] for a in inputs]
+        if isinstance(out, Outputs):
+            addresses += out.addresses
+        else:
+            addresses += [a.__array_interface__["data"][0] for a in results]
+        table = np.array(addresses or [0], dtype=np.uint64)
         step_table = np.array(steps or [0], dtype=np.int64)
         dim_table = np.array([dims[d] for d in self.named] or [0], dtype=np.int64)
         count = math.prod(batch)
