@@ -203,3 +203,39 @@ def test_into_a_tensor_kernel_refuses_unfit_arrays_in_one_line(backend: str) -> 
     with pytest.raises(graphc.EvaluationError, match="input 'W1' is declared"):
         kernel.into(good, **{**arrays, "W1": np.ones((5, 6))})
     assert kernel.into(good, **arrays) is good  # the good arrays still work
+
+
+def test_a_fresh_tensor_kernel_runs_quick_code_first_then_the_full_code_with_the_same_bits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = "W: [4, 5]; x: [n, 5]; c: [4]; sum(tanh(x @ transpose(W)) * c) + logsumexp(W @ transpose(x))"
+    arrays = {"W": RNG.normal(size=(4, 5)), "x": RNG.normal(size=(40, 5)), "c": RNG.normal(size=4)}
+    levels: list[bool] = []
+    machine = tensor.target_machine
+    monkeypatch.setattr(tensor, "target_machine", lambda fast=False: levels.append(fast) or machine(fast))
+    kernel = graphc.value_and_grad(text, backend="llvm")
+    loops = kernel.function
+    assert True in levels and loops._full is not None  # compiled quickly
+    levels.clear()
+    first = _flat(kernel(**arrays))
+    assert levels == [] and loops._full is not None  # the first call ran the quick code
+    for _ in range(3):
+        assert all(np.array_equal(a, b) for a, b in zip(_flat(kernel(**arrays)), first, strict=True))
+    assert levels == [False] and loops._full is None and len(loops._engines) == 2  # then fully, once
+    again = graphc.value_and_grad(text, backend="llvm")  # the cache has the full code now
+    assert levels == [False] and again.function._full is None
+    assert all(np.array_equal(a, b) for a, b in zip(_flat(again(**arrays)), first, strict=True))
+
+
+def test_quick_code_from_the_disk_cache_is_compiled_fully_on_the_second_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = "W: [3, 6]; x: [6]; sum(exp(W @ x) * (W @ x))"
+    W, x = RNG.normal(size=(3, 6)), RNG.normal(size=6)
+    graphc.grad(text, backend="llvm")  # stores the quick code only: never called
+    loaded = graphc.grad(text, backend="llvm")
+    assert loaded.function._full is not None  # the quick code, from the cache
+    monkeypatch.setattr(tensor, "tensor_text", lambda *a: pytest.fail("the IR was built again"))
+    first = loaded(W, x)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded(W, x), first, strict=True))
+    assert loaded.function._full is None

@@ -34,7 +34,7 @@ import numpy as np
 
 from graphc.backends.llvm import vecmath
 from graphc.backends.llvm.cache import Build, Cache, graph_key
-from graphc.backends.llvm.jit import external_symbols
+from graphc.backends.llvm.jit import engine_of, external_symbols
 from graphc.backends.llvm.run import _WORKERS as WORKERS
 from graphc.backends.llvm.run import usable_cores
 from graphc.backends.llvm.target import LOCK, fma, lanes, target_machine
@@ -140,6 +140,11 @@ class TensorFunction:
         return results[0] if len(results) == 1 else tuple(results)
 
 
+# A kernel compiled afresh runs its first QUICK_CALLS calls on quick code (LLVM's fast instruction
+# selection and register allocation: a fraction of the code generation's time, somewhat slower
+# loops, the same bits), then is compiled fully: the first result comes sooner, and every later
+# call runs the full code. The disk cache keeps both (the quick code under :func:`_quick_key`).
+QUICK_CALLS = 1
 _KERNEL_TYPE = ctypes.CFUNCTYPE(None, *(ctypes.c_void_p,) * 6, ctypes.c_int64, ctypes.c_int64)
 # a batch is split across threads when each would get at least this many doubles of work (inputs,
 # outputs and workspace per point, times its points): below it, a thread costs more than it saves
@@ -180,6 +185,11 @@ def tensor_key(graph: Graph, options: str) -> str:
     return graph_key(graph, f"tensor|{extra}|{options}")
 
 
+def _quick_key(key: str) -> str:
+    """The disk cache's key of the quick code of the kernel whose full code has ``key``."""
+    return hashlib.sha256(f"{key}|quick".encode()).hexdigest()
+
+
 def tensor_ir(graph: Graph) -> str:
     """The optimised LLVM IR of a tensor graph's loop kernel (``--emit llvm``); Unsupported for a
     graph with a block op that has no loop form."""
@@ -213,18 +223,42 @@ class LoopKernel:
         cache = Cache.from_environment() if cache is None else cache
         with LOCK:
             key = tensor_key(lowered, _options()) if cache.directory is not None else ""
-        built = cache.load(key)
+        # the full code if the cache has it, else the quick code (then compiled fully later)
+        built, quick = cache.load(key), False
+        if built is None and key:
+            built = cache.load(_quick_key(key))
+            quick = built is not None
         with LOCK:
             if built is None:
                 text, own, _ = tensor_text(self.plan, lanes())
                 module = _optimized(text, own)
-                built = Build(target_machine().emit_object(module), external_symbols(module), 0, str(module))
-                cache.store(key, built)
+                ir = str(module)
+                built = Build(target_machine(fast=True).emit_object(module), external_symbols(module), 0, ir)
+                cache.store(_quick_key(key), built)
+                quick = True
             if DGEMM in built.symbols:
                 register_blas()
-            self._engine, (address,) = load(built.object_code, built.symbols, None, (ENTRY,))
+            engine, (address,) = load(built.object_code, built.symbols, None, (ENTRY,))
         self.source = built.ir
+        self._engines = [engine]  # every engine whose code a call may still be running
         self._kernel = _KERNEL_TYPE(address)
+        # the quick code serves the first QUICK_CALLS calls, then the full code is compiled
+        self._full: tuple[Build, Cache, str] | None = (built, cache, key) if quick else None
+        self._quick_calls = QUICK_CALLS
+
+    def _compile_fully(self) -> None:
+        """Replace the quick code by the full code (and keep it in the disk cache)."""
+        with LOCK:
+            if self._full is None:  # another thread did it
+                return
+            quick, cache, key = self._full
+            module = llvm.parse_assembly(quick.ir)
+            built = Build(target_machine().emit_object(module), quick.symbols, 0, quick.ir)
+            cache.store(key, built)
+            engine, (address,) = engine_of(built.object_code, (ENTRY,))  # its symbols resolved already
+            self._engines.append(engine)  # the quick engine stays: a call may be running its code
+            self._kernel = _KERNEL_TYPE(address)
+            self._full = None
 
     def layout(self, dims: dict[str, int]) -> tuple[np.ndarray, int]:
         """Where each buffer starts in the workspace, and its size, for these named dimensions."""
@@ -270,6 +304,11 @@ class LoopKernel:
                 piece.result()
 
     def __call__(self, *values: Any, out: Sequence[np.ndarray] | None = None) -> Any:
+        if self._full is not None:
+            if self._quick_calls > 0:
+                self._quick_calls -= 1
+            else:
+                self._compile_fully()
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
         names = self.graph.variables
         dims, batch = self._bind(
