@@ -140,10 +140,12 @@ class TensorFunction:
         return results[0] if len(results) == 1 else tuple(results)
 
 
-# A kernel compiled afresh runs its first QUICK_CALLS calls on quick code (LLVM's fast instruction
-# selection and register allocation: a fraction of the code generation's time, somewhat slower
-# loops, the same bits), then is compiled fully: the first result comes sooner, and every later
-# call runs the full code. The disk cache keeps both (the quick code under :func:`_quick_key`).
+# A kernel compiled afresh runs its first QUICK_CALLS calls on quick code (its module without
+# passes, through LLVM's fast instruction selection and register allocation: a fraction of the
+# compile time, somewhat slower loops, the same bits), then is compiled fully: the first result
+# comes sooner, and every later call runs the full code (the passes, then code generation at
+# -O3). The disk cache keeps both (the quick code under :func:`_quick_key`). A kernel's
+# ``source`` is the IR of the code it was loaded with: the quick code's is the module unoptimised.
 QUICK_CALLS = 1
 _KERNEL_TYPE = ctypes.CFUNCTYPE(None, *(ctypes.c_void_p,) * 6, ctypes.c_int64, ctypes.c_int64)
 # a batch is split across threads when each would get at least this many doubles of work (inputs,
@@ -151,13 +153,9 @@ _KERNEL_TYPE = ctypes.CFUNCTYPE(None, *(ctypes.c_void_p,) * 6, ctypes.c_int64, c
 THREAD_DOUBLES = 1 << 16
 
 
-def _optimized(text: str, own: dict[str, int]) -> llvm.ModuleRef:
-    """The tensor kernel's module with graphc's vector functions ``own`` linked in and inlined (a
-    kernel needs no library then: loaded from the disk cache, it is ready), verified and optimised
-    by the few passes its loops need: SROA (the accumulators the IR keeps in stack slots into
-    registers), instcombine, CFG simplification and GVN (address arithmetic shared). LLVM's -O2
-    pipeline costs several times the compile time (unrolling, vectorising what is written
-    vectorised) for little."""
+def _linked(text: str, own: dict[str, int]) -> llvm.ModuleRef:
+    """The tensor kernel's module with graphc's vector functions ``own`` linked in (a kernel needs
+    no library then: loaded from the disk cache, it is ready), verified."""
     module = llvm.parse_assembly(text)
     if own:
         layout = str(target_machine().target_data)
@@ -165,6 +163,14 @@ def _optimized(text: str, own: dict[str, int]) -> llvm.ModuleRef:
         library = vecmath.module(list(own), {}, llvm.get_process_triple(), layout, fma(), width, inline=True)
         module.link_in(llvm.parse_assembly(library))
     module.verify()
+    return module
+
+
+def _optimize(module: llvm.ModuleRef) -> llvm.ModuleRef:
+    """The module optimised in place by the few passes its loops need: the vector functions
+    inlined, SROA (the accumulators the IR keeps in stack slots into registers), instcombine, CFG
+    simplification and GVN (address arithmetic shared). LLVM's -O2 pipeline costs several times
+    the compile time (unrolling, vectorising what is written vectorised) for little."""
     pipeline = llvm.create_new_module_pass_manager()
     pipeline.add_always_inliner_pass()
     pipeline.add_sroa_pass()
@@ -196,7 +202,7 @@ def tensor_ir(graph: Graph) -> str:
     steps = plan(graph)
     with LOCK:
         text, own, _ = tensor_text(steps, lanes())
-        return str(_optimized(text, own))
+        return str(_optimize(_linked(text, own)))
 
 
 class LoopKernel:
@@ -229,9 +235,9 @@ class LoopKernel:
             built = cache.load(_quick_key(key))
             quick = built is not None
         with LOCK:
-            if built is None:
+            if built is None:  # the quick code: the linked module, no passes, fast code generation
                 text, own, _ = tensor_text(self.plan, lanes())
-                module = _optimized(text, own)
+                module = _linked(text, own)
                 ir = str(module)
                 built = Build(target_machine(fast=True).emit_object(module), external_symbols(module), 0, ir)
                 cache.store(_quick_key(key), built)
@@ -252,8 +258,9 @@ class LoopKernel:
             if self._full is None:  # another thread did it
                 return
             quick, cache, key = self._full
-            module = llvm.parse_assembly(quick.ir)
-            built = Build(target_machine().emit_object(module), quick.symbols, 0, quick.ir)
+            module = _optimize(llvm.parse_assembly(quick.ir))
+            ir = str(module)
+            built = Build(target_machine().emit_object(module), external_symbols(module), 0, ir)
             cache.store(key, built)
             engine, (address,) = engine_of(built.object_code, (ENTRY,))  # its symbols resolved already
             self._engines.append(engine)  # the quick engine stays: a call may be running its code
