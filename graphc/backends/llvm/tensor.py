@@ -6,8 +6,8 @@ index, unindex, and every elementwise op) compiles to one :class:`LoopKernel`: a
 block node and per run of fused elementwise nodes (:mod:`graphc.backends.llvm.tensor_ir`), large
 matrix products through BLAS (:mod:`graphc.backends.llvm.tensor_blas`). Its loop bounds are read
 at run time, so one kernel serves every value of the named dimensions and every batch shape; it
-is compiled once, when the kernel is built, and kept in the disk cache keyed by the graph with its
-shapes and params.
+is compiled when the kernel is built, quickly, then fully on its second call (:data:`QUICK_CALLS`),
+and kept in the disk cache keyed by the graph with its shapes and params.
 
 Graphs with the other block ops (conv2d and its adjoints, the pooling ops, user blocks) take the
 fallback, :class:`TensorFunction`: the graph scalarised (graphc.scalarise) for the concrete shapes
