@@ -217,3 +217,47 @@ def test_a_batch_split_across_threads_gives_the_same_bits_as_one_thread(
     # entries near cancellation differ by an ulp of the gradient's scale, not of their own size
     scale = np.abs(by_numpy[1][0]).max()
     np.testing.assert_allclose(many[1][0], by_numpy[1][0], rtol=1e-11, atol=1e-14 * scale)
+
+
+# sizes around every edge of the blocked loops: a vector (4 lanes, 8 with AVX-512), a panel of 2
+# or 3 vectors, a block of 4, 6 or 12 rows, k = 1; transposed operands (a strided right operand
+# is copied to the stack when its size is known); named sizes (the loops' bounds read at run time)
+_EDGES = [
+    (1, 1, 1),
+    (1, 5, 7),
+    (3, 1, 4),
+    (5, 2, 3),
+    (7, 9, 8),
+    (13, 4, 12),
+    (25, 3, 17),
+    (6, 11, 24),
+    (37, 1, 33),
+]
+
+
+@pytest.mark.parametrize(("m", "k", "n"), _EDGES)
+@pytest.mark.parametrize("named", [False, True])
+@pytest.mark.parametrize(("left", "right"), [("A", "B"), ("At", "B"), ("A", "Bt"), ("At", "Bt")])
+def test_blocked_matrix_products_equal_numpy_at_every_edge(
+    m: int, k: int, n: int, named: bool, left: str, right: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
+    monkeypatch.setattr(tensor_ir, "BLAS_WORK", 10**12)  # loops only
+    sizes = {"m": m, "k": k, "n": n}
+    axes = {"A": "mk", "At": "km", "B": "kn", "Bt": "nk"}
+    declared = {name: [d if named else str(sizes[d]) for d in axes[name]] for name in (left, right)}
+    form = " @ ".join(f"transpose({name})" if name.endswith("t") else name for name in (left, right))
+    text = "; ".join(f"{name}: [{', '.join(dims)}]" for name, dims in declared.items()) + f"; {form}"
+    values = {name: RNG.normal(size=tuple(sizes[d] for d in axes[name])) for name in (left, right)}
+    kernel = graphc.compile(text, backend="llvm")
+    assert kernel.function.kind == "loops"
+    a = values[left].T if left.endswith("t") else values[left]
+    b = values[right].T if right.endswith("t") else values[right]
+    want = a @ b
+    tolerance = 1e-15 * k * (1.0 + np.abs(a).max() * np.abs(b).max())
+    np.testing.assert_allclose(kernel(**values), want, rtol=1e-13, atol=tolerance)
+    batched = {name: np.stack([v, 2.0 * v, -v]) for name, v in values.items()}  # batch axes, one kernel
+    got = kernel(**batched)
+    assert got.shape == (3, m, n)
+    for point, factor in enumerate((1.0, 4.0, 1.0)):
+        np.testing.assert_allclose(got[point], factor * want, rtol=1e-13, atol=4 * tolerance)

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import llvmlite.binding as llvm
 
-from graphc.backends.llvm.target import target_machine
+from graphc.backends.llvm.target import fma, target_machine
 from graphc.backends.llvm.tensor_blas import DGEMM
 from graphc.backends.llvm.tensor_plan import REDUCTIONS, Copy, Loop, TensorPlan
 from graphc.backends.llvm.text import TextEmitter, aligned_stack, double, vector
@@ -37,6 +37,7 @@ from graphc.ops import OPS
 
 ENTRY = "graphc_tensor"
 BLAS_WORK = 32768  # multiply-adds from which a matrix product calls dgemm rather than loops
+PACK_LIMIT = 4096  # elements of a strided right operand copied to the stack so its rows are contiguous
 _IDENTITY = {"add": 0.0, "max": float("-inf"), "min": float("inf")}
 
 
@@ -159,17 +160,28 @@ class _Writer:
 
     # --- loops -------------------------------------------------------------------------------
 
-    def scalar_loop(self, count: str, body: Callable[[str], None]) -> None:
+    def scalar_loop(self, count: str, body: Callable[[str], None], start: str = "0", step: int = 1) -> str:
+        """``body(i)`` for i = start, start + step... while i + step <= count; the first i not run
+        (a register of the loop's exit, or ``count`` for a loop of unit steps)."""
         name = self.label("l")
         self.lines += [f"  br label %{name}.pre", f"{name}.pre:", f"  br label %{name}.head", f"{name}.head:"]
-        self.lines.append(f"  %{name}.i = phi i64 [0, %{name}.pre], [%{name}.next, %{name}.latch]")
-        self.lines.append(f"  %{name}.go = icmp slt i64 %{name}.i, {count}")
+        self.lines.append(f"  %{name}.i = phi i64 [{start}, %{name}.pre], [%{name}.next, %{name}.latch]")
+        if step == 1:
+            self.lines.append(f"  %{name}.go = icmp slt i64 %{name}.i, {count}")
+        else:
+            self.lines.append(f"  %{name}.end = add i64 %{name}.i, {step}")
+            self.lines.append(f"  %{name}.go = icmp sle i64 %{name}.end, {count}")
         self.lines += [f"  br i1 %{name}.go, label %{name}.body, label %{name}.exit", f"{name}.body:"]
         self.depth += 1
         body(f"%{name}.i")
         self.depth -= 1
         self.lines += [f"  br label %{name}.latch", f"{name}.latch:"]
-        self.lines += [f"  %{name}.next = add i64 %{name}.i, 1", f"  br label %{name}.head", f"{name}.exit:"]
+        self.lines += [
+            f"  %{name}.next = add i64 %{name}.i, {step}",
+            f"  br label %{name}.head",
+            f"{name}.exit:",
+        ]
+        return count if step == 1 else f"%{name}.i"
 
     def vector_loop(self, count: str, body: Callable[[str, str | None], None]) -> None:
         """``body(j, mask)`` for j = 0, lanes, 2 lanes... < count; the last, partial vector masked."""
@@ -520,26 +532,98 @@ class _Writer:
 
             self.nest((m, k), body, before, after)
             return
-        register = self.alloca(self.d)
+        self._blocked(a, b, c)
 
-        def product(indices: list[str], j: str, mask: str | None) -> None:
-            (i,) = indices
-            self.lines.append(f"  store {self.d} {self.emitter.const(0.0)}, ptr {register}, align 64")
+    def _blocked(self, a: Array, b: Array, c: Array) -> None:
+        """``C = A @ B`` in register blocks: ``rows`` rows of C by ``vectors`` vectors of its
+        columns, each block's sums kept in registers through the whole k loop (each step: one
+        vector of B per column vector, one element of A per row, rows x vectors multiply-adds).
+        A is read by its strides; B, unless its rows are contiguous, is first copied so they are
+        (a transposed weight), when it is small and its size known."""
+        (m, k), n = a.shape, b.shape[1]
+        w = self.width
+        size = (_literal(k) or 0) * (_literal(n) or 0)
+        if b.strides[1] not in ("0", "1") and 0 < size <= PACK_LIMIT:
+            packed = self.contiguous(self.alloca(f"[{size} x double]"), (k, n))
+            self.copy(b, packed)
+            b = packed
+        rows, vectors = _blocking(n, w)
+        span = vectors * w
 
-            def step(p: str) -> None:
-                x = self.splat(
-                    self.reg(f"load double, ptr {self.address(a, list(a.strides), [i], p)}, align 8")
+        def columns(i: str, count: int) -> None:
+            """The blocks of ``count`` rows from row ``i``: whole panels of columns, then the rest."""
+            done = self.scalar_loop(
+                n, lambda j: self._block(a, b, c, i, count, j, [None] * vectors), step=span
+            )
+            width = _literal(n)
+            if width is not None:
+                rest = width % span
+                if rest:
+                    masks: list[str | None] = [None] * (rest // w)
+                    if rest % w:
+                        lanes = ", ".join(f"i1 {'true' if t < rest % w else 'false'}" for t in range(w))
+                        masks.append(f"<{lanes}>")
+                    self._block(a, b, c, i, count, str(width - rest), masks)
+                return
+            name = self.label("rest")
+            left = self.reg(f"icmp slt i64 {done}, {n}")
+            self.lines += [f"  br i1 {left}, label %{name}, label %{name}.done", f"{name}:"]
+            self.depth += 1  # a branch: its instructions are not seen after it
+            tails: list[str | None] = []
+            for t in range(vectors):
+                lanes = self.reg(
+                    f"add {self.ivec} {self.splat(self.iadd(done, str(t * w)), 'i64')}, {self.iota()}"
                 )
-                y = self.load(b, list(b.strides), [p], j, mask)
-                total = self.reg(f"load {self.d}, ptr {register}, align 64")
-                added = self.emitter.builder.fadd(total, self.emitter.builder.fmul(x, y))
-                self.lines.append(f"  store {self.d} {added}, ptr {register}, align 64")
+                tails.append(self.reg(f"icmp slt {self.ivec} {lanes}, {self.splat(n, 'i64')}"))
+            self._block(a, b, c, i, count, done, tails)
+            self.depth -= 1
+            self.lines += [f"  br label %{name}.done", f"{name}.done:"]
 
-            self.scalar_loop(k, step)
-            total = self.reg(f"load {self.d}, ptr {register}, align 64")
-            self.store(total, c, list(c.strides), [i], j, mask)
+        done = self.scalar_loop(m, lambda i: columns(i, rows), step=rows)
+        height = _literal(m)
+        if height is None:
+            self.scalar_loop(m, lambda i: columns(i, 1), start=done)
+        elif height % rows:
+            columns(str(height - height % rows), height % rows)
 
-        self.nest((m, n), product)
+    def _block(
+        self, a: Array, b: Array, c: Array, i: str, rows: int, j: str, masks: list[str | None]
+    ) -> None:
+        """C's ``rows`` rows from ``i`` by ``len(masks)`` vectors of columns from ``j`` (the
+        vector ``t`` masked by ``masks[t]`` where not None)."""
+        w, d = self.width, self.d
+        k = a.shape[1]
+        row = [self.iadd(i, str(s)) for s in range(rows)]
+        column = [self.iadd(j, str(t * w)) for t in range(len(masks))]
+        sums = [[self.alloca(d) for _ in masks] for _ in row]
+        zero = self.emitter.const(0.0)
+        for slot in (x for line in sums for x in line):
+            self.lines.append(f"  store {d} {zero}, ptr {slot}, align 64")
+
+        def step(p: str) -> None:
+            y = [self.load(b, list(b.strides), [p], column[t], masks[t]) for t in range(len(masks))]
+            for s, r in enumerate(row):
+                pointer = self.address(a, list(a.strides), [r], p)
+                x = self.splat(self.reg(f"load double, ptr {pointer}, align 8"))
+                for t, slot in enumerate(sums[s]):
+                    total = self.reg(f"load {d}, ptr {slot}, align 64")
+                    self.lines.append(
+                        f"  store {d} {self.multiply_add(x, y[t], total)}, ptr {slot}, align 64"
+                    )
+
+        self.scalar_loop(k, step)
+        for s, r in enumerate(row):
+            for t, slot in enumerate(sums[s]):
+                total = self.reg(f"load {d}, ptr {slot}, align 64")
+                self.store(total, c, list(c.strides), [r], column[t], masks[t])
+
+    def multiply_add(self, x: str, y: str, z: str) -> str:
+        """``x * y + z``: one fused instruction where the host has them."""
+        if fma():
+            return self.reg(
+                f"call {self.d} @llvm.fma.v{self.width}f64({self.d} {x}, {self.d} {y}, {self.d} {z})"
+            )
+        return self.emitter.builder.fadd(self.emitter.builder.fmul(x, y), z)
 
     def _dgemm(self, a: Array, b: Array, c: Array, otherwise: str, done: str) -> None:
         """Call dgemm for ``C = A @ B`` unless a leading dimension is too small for BLAS (a view
@@ -681,6 +765,16 @@ SIGNATURE = (
     "ptr noalias %inputs, ptr noalias %steps, ptr noalias %outputs, ptr noalias %dims, "
     "ptr noalias %offsets, ptr noalias %work, i64 %start, i64 %stop"
 )
+
+
+def _blocking(n: str, width: int) -> tuple[int, int]:
+    """Rows and column vectors of a block of C with ``n`` columns: about twelve vector sums
+    (sixteen vector registers: the sums, a vector of B per column vector, an element of A), the
+    vectors chosen so that the columns are whole panels where they can be."""
+    columns = _literal(n)
+    count = -(-columns // width) if columns is not None else 2
+    vectors = count if count <= 3 else 3 if count % 3 == 0 else 2
+    return 12 // vectors, vectors
 
 
 def _blas_layout(array: Array) -> tuple[str, int] | None:
