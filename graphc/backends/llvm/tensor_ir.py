@@ -37,6 +37,7 @@ from graphc.ops import OPS
 
 ENTRY = "graphc_tensor"
 BLAS_WORK = 32768  # multiply-adds from which a matrix product calls dgemm rather than loops
+CHUNK = 128  # steps of k a matrix product's blocks take at a time (their rows of A and B in cache)
 PACK_LIMIT = 4096  # elements of a strided right operand copied to the stack so its rows are contiguous
 _IDENTITY = {"add": 0.0, "max": float("-inf"), "min": float("inf")}
 
@@ -539,7 +540,9 @@ class _Writer:
         columns, each block's sums kept in registers through the whole k loop (each step: one
         vector of B per column vector, one element of A per row, rows x vectors multiply-adds).
         A is read by its strides; B, unless its rows are contiguous, is first copied so they are
-        (a transposed weight), when it is small and its size known."""
+        (a transposed weight), when it is small and its size known. A long k is cut into chunks
+        of :data:`CHUNK` steps, all of C's blocks computed for one chunk before the next, so the
+        chunk's rows of A and B stay in cache (each sum still adds its terms in the order of k)."""
         (m, k), n = a.shape, b.shape[1]
         w = self.width
         size = (_literal(k) or 0) * (_literal(n) or 0)
@@ -550,10 +553,12 @@ class _Writer:
         rows, vectors = _blocking(n, w)
         span = vectors * w
 
+        chunk: tuple[str, str] | None = None  # the k steps of the current chunk; None: all of k
+
         def columns(i: str, count: int) -> None:
             """The blocks of ``count`` rows from row ``i``: whole panels of columns, then the rest."""
             done = self.scalar_loop(
-                n, lambda j: self._block(a, b, c, i, count, j, [None] * vectors), step=span
+                n, lambda j: self._block(a, b, c, i, count, j, [None] * vectors, chunk), step=span
             )
             width = _literal(n)
             if width is not None:
@@ -563,7 +568,7 @@ class _Writer:
                     if rest % w:
                         lanes = ", ".join(f"i1 {'true' if t < rest % w else 'false'}" for t in range(w))
                         masks.append(f"<{lanes}>")
-                    self._block(a, b, c, i, count, str(width - rest), masks)
+                    self._block(a, b, c, i, count, str(width - rest), masks, chunk)
                 return
             name = self.label("rest")
             left = self.reg(f"icmp slt i64 {done}, {n}")
@@ -575,30 +580,59 @@ class _Writer:
                     f"add {self.ivec} {self.splat(self.iadd(done, str(t * w)), 'i64')}, {self.iota()}"
                 )
                 tails.append(self.reg(f"icmp slt {self.ivec} {lanes}, {self.splat(n, 'i64')}"))
-            self._block(a, b, c, i, count, done, tails)
+            self._block(a, b, c, i, count, done, tails, chunk)
             self.depth -= 1
             self.lines += [f"  br label %{name}.done", f"{name}.done:"]
 
-        done = self.scalar_loop(m, lambda i: columns(i, rows), step=rows)
-        height = _literal(m)
-        if height is None:
-            self.scalar_loop(m, lambda i: columns(i, 1), start=done)
-        elif height % rows:
-            columns(str(height - height % rows), height % rows)
+        def blocks() -> None:
+            done = self.scalar_loop(m, lambda i: columns(i, rows), step=rows)
+            height = _literal(m)
+            if height is None:
+                self.scalar_loop(m, lambda i: columns(i, 1), start=done)
+            elif height % rows:
+                columns(str(height - height % rows), height % rows)
+
+        steps = _literal(k)
+        if steps is not None and steps <= CHUNK:
+            blocks()
+            return
+        self.fill(c.pointer, self.size((m, n)), 0.0)
+        count = self.reg(f"udiv i64 {self.iadd(k, str(CHUNK - 1))}, {CHUNK}")
+
+        def part(q: str) -> None:
+            nonlocal chunk
+            first = self.reg(f"mul i64 {q}, {CHUNK}")
+            end = self.reg(f"add i64 {first}, {CHUNK}")
+            short = self.reg(f"icmp slt i64 {end}, {k}")
+            chunk = (first, self.reg(f"select i1 {short}, i64 {end}, i64 {k}"))
+            blocks()
+
+        self.scalar_loop(count, part)
 
     def _block(
-        self, a: Array, b: Array, c: Array, i: str, rows: int, j: str, masks: list[str | None]
+        self,
+        a: Array,
+        b: Array,
+        c: Array,
+        i: str,
+        rows: int,
+        j: str,
+        masks: list[str | None],
+        chunk: tuple[str, str] | None,
     ) -> None:
         """C's ``rows`` rows from ``i`` by ``len(masks)`` vectors of columns from ``j`` (the
-        vector ``t`` masked by ``masks[t]`` where not None)."""
+        vector ``t`` masked by ``masks[t]`` where not None): the sums over all of k from zero, or
+        over the steps ``chunk`` added to C's."""
         w, d = self.width, self.d
         k = a.shape[1]
         row = [self.iadd(i, str(s)) for s in range(rows)]
         column = [self.iadd(j, str(t * w)) for t in range(len(masks))]
         sums = [[self.alloca(d) for _ in masks] for _ in row]
         zero = self.emitter.const(0.0)
-        for slot in (x for line in sums for x in line):
-            self.lines.append(f"  store {d} {zero}, ptr {slot}, align 64")
+        for s, r in enumerate(row):
+            for t, slot in enumerate(sums[s]):
+                start = zero if chunk is None else self.load(c, list(c.strides), [r], column[t], masks[t])
+                self.lines.append(f"  store {d} {start}, ptr {slot}, align 64")
 
         def step(p: str) -> None:
             y = [self.load(b, list(b.strides), [p], column[t], masks[t]) for t in range(len(masks))]
@@ -611,7 +645,10 @@ class _Writer:
                         f"  store {d} {self.multiply_add(x, y[t], total)}, ptr {slot}, align 64"
                     )
 
-        self.scalar_loop(k, step)
+        if chunk is None:
+            self.scalar_loop(k, step)
+        else:
+            self.scalar_loop(chunk[1], step, start=chunk[0])
         for s, r in enumerate(row):
             for t, slot in enumerate(sums[s]):
                 total = self.reg(f"load {d}, ptr {slot}, align 64")
