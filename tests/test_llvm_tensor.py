@@ -142,8 +142,8 @@ def test_matrix_products_by_loops_and_by_blas_equal_numpy(
     graph = graphc.parse(text)
     values = _inputs(graph, shapes)
     want = graphc.compile(text)(**values)
-    for threshold in (10**12, 1):  # loops only; BLAS wherever the layout allows it
-        monkeypatch.setattr(tensor_ir, "BLAS_WORK", threshold)
+    for least in ((10**12, 0, 0), (1, 1, 1)):  # loops only; BLAS wherever the layout allows it
+        monkeypatch.setattr(tensor_ir, "BLAS_MIN", least)
         kernel = graphc.compile(text, backend="llvm")
         assert ("graphc_dgemm" in kernel.source) == ("::2" not in text)  # a unit stride: BLAS can
         np.testing.assert_allclose(kernel(**values), want, rtol=1e-12, atol=1e-12)
@@ -236,7 +236,7 @@ def test_blocked_matrix_products_equal_numpy_at_every_edge(
     m: int, k: int, n: int, named: bool, left: str, right: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
-    monkeypatch.setattr(tensor_ir, "BLAS_WORK", 10**12)  # loops only
+    monkeypatch.setattr(tensor_ir, "BLAS_MIN", (10**12, 0, 0))  # loops only
     sizes = {"m": m, "k": k, "n": n}
     axes = {"A": "mk", "At": "km", "B": "kn", "Bt": "nk"}
     declared = {name: [d if named else str(sizes[d]) for d in axes[name]] for name in (left, right)}

@@ -16,10 +16,10 @@ decides how a vector is read: a load (stride 1), a splat (0: broadcast), a gathe
 Elementwise ops are lowered by their entries in :data:`graphc.ops.OPS`, as in scalar kernels;
 so are the reductions' combining ops (``add``, ``max``, ``min``).
 
-A matrix product runs as loops, or, when it is large (at least :data:`BLAS_WORK` multiply-adds,
-decided at run time: the sizes may be named) and both operands have a unit stride, as a call of
-BLAS's ``dgemm`` (:mod:`graphc.backends.llvm.tensor_blas`): column-major, so the row-major
-``C = A @ B`` is computed as ``Cᵀ = Bᵀ Aᵀ``.
+A matrix product runs as register-blocked loops, or, when it is large and wide (the sizes
+:data:`BLAS_MIN`, decided at run time: the sizes may be named) and both operands have a unit
+stride, as a call of BLAS's ``dgemm`` (:mod:`graphc.backends.llvm.tensor_blas`): column-major, so
+the row-major ``C = A @ B`` is computed as ``Cᵀ = Bᵀ Aᵀ``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ from graphc.backends.llvm.text import TextEmitter, aligned_stack, double, vector
 from graphc.ops import OPS
 
 ENTRY = "graphc_tensor"
-BLAS_WORK = 32768  # multiply-adds from which a matrix product calls dgemm rather than loops
+# from which sizes a matrix product calls dgemm rather than loops: multiply-adds, columns of C, steps
+# of k (all three); narrower or shallower products run faster as register-blocked loops (chosen by
+# measuring both on many shapes: bench/matmul_shapes.py)
+BLAS_MIN = (1 << 18, 96, 32)
 CHUNK = 128  # steps of k a matrix product's blocks take at a time (their rows of A and B in cache)
 PACK_LIMIT = 4096  # elements of a strided right operand copied to the stack so its rows are contiguous
 _IDENTITY = {"add": 0.0, "max": float("-inf"), "min": float("inf")}
@@ -496,7 +499,10 @@ class _Writer:
             return
         name = self.label("mm")
         work = self.imul(self.imul(m, n), k)
-        big = self.reg(f"icmp sge i64 {work}, {BLAS_WORK}")
+        big = "true"
+        for size, least in zip((work, n, k), BLAS_MIN, strict=True):
+            enough = self.reg(f"icmp sge i64 {size}, {least}")
+            big = self.reg(f"and i1 {big}, {enough}")
         self.lines += [f"  br i1 {big}, label %{name}.blas, label %{name}.loops", f"{name}.blas:"]
         self.depth += 1  # two branches: neither's instructions are seen after them
         self._dgemm(a, b, c, f"{name}.loops", f"{name}.done")
