@@ -220,12 +220,12 @@ def test_a_batch_split_across_threads_gives_the_same_bits_as_one_thread(
 
 
 # sizes around every edge of the blocked loops: a vector (4 lanes, 8 with AVX-512), a panel of 2
-# or 3 vectors, a block of 4, 6 or 12 rows, k = 1, k around a multiple of CHUNK (128); transposed
+# or 3 vectors, a block of 4, 6 or 12 rows, k = 1, k around multiples of CHUNK (32) and WHOLE_K (128); transposed
 # operands (a strided right operand is copied to the stack when its size is known); named sizes
 # (the loops' bounds read at run time)
 _EDGES = [
     (1, 1, 1), (1, 5, 7), (3, 1, 4), (5, 2, 3), (7, 9, 8), (13, 4, 12), (25, 3, 17), (6, 11, 24),
-    (37, 1, 33), (5, 128, 9), (7, 129, 10), (4, 300, 3),
+    (37, 1, 33), (6, 32, 8), (5, 128, 9), (7, 129, 10), (4, 300, 3),
 ]  # fmt: skip
 
 

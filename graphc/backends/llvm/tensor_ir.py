@@ -40,7 +40,9 @@ ENTRY = "graphc_tensor"
 # of k (all three); narrower or shallower products run faster as register-blocked loops (chosen by
 # measuring both on many shapes: bench/matmul_shapes.py)
 BLAS_MIN = (1 << 18, 96, 32)
-CHUNK = 128  # steps of k a matrix product's blocks take at a time (their rows of A and B in cache)
+# a matrix product over a k longer than WHOLE_K (or named) takes its steps CHUNK at a time, every
+# block of C per chunk, so the chunk's rows of A and B stay in the first-level cache
+CHUNK, WHOLE_K = 32, 128
 PACK_LIMIT = 4096  # elements of a strided right operand copied to the stack so its rows are contiguous
 _IDENTITY = {"add": 0.0, "max": float("-inf"), "min": float("inf")}
 
@@ -599,7 +601,7 @@ class _Writer:
                 columns(str(height - height % rows), height % rows)
 
         steps = _literal(k)
-        if steps is not None and steps <= CHUNK:
+        if steps is not None and steps <= WHOLE_K:
             blocks()
             return
         self.fill(c.pointer, self.size((m, n)), 0.0)
