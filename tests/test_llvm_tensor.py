@@ -255,3 +255,22 @@ def test_blocked_matrix_products_equal_numpy_at_every_edge(
     assert got.shape == (3, m, n)
     for point, factor in enumerate((1.0, 4.0, 1.0)):
         np.testing.assert_allclose(got[point], factor * want, rtol=1e-13, atol=4 * tolerance)
+
+
+def test_blocked_products_split_across_threads_give_the_same_bits_as_one_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = "X: [n, 16]; W: [16, 10]; b: [10]; sum(tanh(X @ W + b) ** 2)"  # n = 37: a row remainder
+    rng = np.random.default_rng(11)
+    X, W, b = rng.normal(size=(400, 37, 16)), rng.normal(size=(16, 10)), rng.normal(size=10)
+    one = graphc.value_and_grad(text, backend="llvm", threads=1)(X=X, W=W, b=b)
+    asked = []
+    pool = tensor.WORKERS.pool
+    monkeypatch.setattr(tensor.WORKERS, "pool", lambda workers: asked.append(workers) or pool(workers))
+    many = graphc.value_and_grad(text, backend="llvm", threads=3)(X=X, W=W, b=b)
+    assert asked == [2]
+    for a, e in zip([one[0], *one[1]], [many[0], *many[1]], strict=True):
+        assert a.shape[0] == 400 and np.array_equal(a, e)
+    by_numpy = graphc.value_and_grad(text)(X=X, W=W, b=b)
+    for a, e in zip([many[0], *many[1]], [by_numpy[0], *by_numpy[1]], strict=True):
+        np.testing.assert_allclose(a, e, rtol=1e-11, atol=1e-12 * np.abs(e).max())
