@@ -495,14 +495,15 @@ class _Writer:
             b = Array(b.pointer, (b.shape[0], "1"), (b.strides[0], b.shape[0]))
         (m, k), n = a.shape, b.shape[1]
         c = self.contiguous(self.arrays[node].pointer, (m, n))
-        blas = _blas_layout(a) is not None and _blas_layout(b) is not None
-        if not blas:
-            self._matmul_loops(a, b, c)
+        work = self.imul(self.imul(m, n), k)
+        sizes = list(zip((work, n, k), BLAS_MIN, strict=True))
+        small = any(_literal(size) is not None and int(size) < least for size, least in sizes)
+        if small or _blas_layout(a) is None or _blas_layout(b) is None:
+            self._matmul_loops(a, b, c)  # (no dgemm branch: less code to compile)
             return
         name = self.label("mm")
-        work = self.imul(self.imul(m, n), k)
         big = "true"
-        for size, least in zip((work, n, k), BLAS_MIN, strict=True):
+        for size, least in sizes:
             enough = self.reg(f"icmp sge i64 {size}, {least}")
             big = self.reg(f"and i1 {big}, {enough}")
         self.lines += [f"  br i1 {big}, label %{name}.blas, label %{name}.loops", f"{name}.blas:"]
@@ -565,10 +566,12 @@ class _Writer:
 
         def columns(i: str, count: int) -> None:
             """The blocks of ``count`` rows from row ``i``: whole panels of columns, then the rest."""
-            done = self.scalar_loop(
-                n, lambda j: self._block(a, b, c, i, count, j, [None] * vectors, chunk), step=span
-            )
             width = _literal(n)
+            done = "0"
+            if width is None or width >= span:  # (no loop that never runs: less code to compile)
+                done = self.scalar_loop(
+                    n, lambda j: self._block(a, b, c, i, count, j, [None] * vectors, chunk), step=span
+                )
             if width is not None:
                 rest = width % span
                 if rest:
@@ -593,8 +596,10 @@ class _Writer:
             self.lines += [f"  br label %{name}.done", f"{name}.done:"]
 
         def blocks() -> None:
-            done = self.scalar_loop(m, lambda i: columns(i, rows), step=rows)
             height = _literal(m)
+            done = "0"
+            if height is None or height >= rows:
+                done = self.scalar_loop(m, lambda i: columns(i, rows), step=rows)
             if height is None:
                 self.scalar_loop(m, lambda i: columns(i, 1), start=done)
             elif height % rows:
