@@ -2,11 +2,13 @@
 
     python bench/tensor_batches.py                                  # T1 at 1, 16, 256, 1797: ~10 minutes
     python bench/tensor_batches.py --batches 1,16 --systems numpy-hand,graphc-llvm --rounds 3 --out /tmp/b
+    python bench/tensor_batches.py --render /tmp/b/tensor_batches.json --out /tmp/b   # table, plot again
 
 Runs bench/tensors.py once per batch size (``--batch``; each run checks every system against
 numpy-hand and times them side by side, in fresh pinned single-threaded processes), then writes
 to --out: tensor_batches.json (every run's cells), tensor_batches.md (step ms per system and
-batch size) and tensor_batches.png (the same, log-log). numpy-hand is always run: it is the
+batch size, wall clock and CPU time) and tensor_batches.png (the same, log-log). On a machine
+shared with other work, the CPU figures leave out the time the core gave to other processes. numpy-hand is always run: it is the
 reference every system is checked against. A peer that is not installed is a skipped row and
 no line.
 """
@@ -38,6 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--block", type=float, default=0.25, help="seconds of calls per timed block")
     parser.add_argument("--graphc", help="a graphc checkout to import graphc from (default: this one)")
     parser.add_argument("--out", default=HERE, help="directory for tensor_batches.{json,md,png}")
+    parser.add_argument("--render", help="a tensor_batches.json to table and plot again (no runs)")
     args = parser.parse_args(argv)
     args.batches = [int(b) for b in args.batches.split(",")]
     systems = args.systems.split(",")
@@ -69,18 +72,20 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     return cells
 
 
-def _table(cells: list[dict[str, Any]], batches: list[int]) -> dict[str, dict[int, float]]:
-    """Step seconds by system and batch size, for the cells that ran."""
+FIGURES = {"step_s": "wall clock", "step_cpu_s": "CPU time"}
+
+
+def _table(cells: list[dict[str, Any]], figure: str) -> dict[str, dict[int, float]]:
+    """Step seconds (``figure``: wall clock or CPU) by system and batch size, for the cells that ran."""
     table: dict[str, dict[int, float]] = {}
     for cell in cells:
-        step = cell.get("step_s")
+        step = cell.get(figure)
         if cell.get("status") == "ok" and isinstance(step, (int, float)):
             table.setdefault(cell["system"], {})[cell["batch"]] = step
     return table
 
 
 def markdown(args: argparse.Namespace, cells: list[dict[str, Any]]) -> str:
-    table = _table(cells, args.batches)
     lines = [
         f"### {args.problem}: step time against batch size",
         "",
@@ -89,16 +94,21 @@ def markdown(args: argparse.Namespace, cells: list[dict[str, Any]]) -> str:
             f"{','.join(map(str, args.batches))} --systems {args.systems} --rounds {args.rounds}` "
             "(bench/tensors.py per batch size: fresh processes pinned to one core, one thread, "
             f"float64; step ms: the loss and its gradient, median over {args.rounds} rounds). "
-            f"Load average at the end: {os.getloadavg()[0]:.1f}."
+            f"Load average (1 minute) at the end of the runs: {args.load_average:.1f}."
         ),
         "",
-        "| system | " + " | ".join(f"n = {b:,}" for b in args.batches) + " |",
-        "|---|" + "---:|" * len(args.batches),
     ]
-    for system in args.systems.split(","):
-        row = table.get(system, {})
-        texts = [f"{row[b] * 1e3:.3g}" if b in row else "—" for b in args.batches]
-        lines.append(f"| {system} | " + " | ".join(texts) + " |")
+    for figure, title in FIGURES.items():
+        table = _table(cells, figure)
+        lines += [
+            f"| system: step ms, {title} | " + " | ".join(f"n = {b:,}" for b in args.batches) + " |",
+            "|---|" + "---:|" * len(args.batches),
+        ]
+        for system in args.systems.split(","):
+            row = table.get(system, {})
+            texts = [f"{row[b] * 1e3:.3g}" if b in row else "—" for b in args.batches]
+            lines.append(f"| {system} | " + " | ".join(texts) + " |")
+        lines.append("")
     skipped = sorted({c["system"] for c in cells if c.get("status") != "ok"})
     if skipped:
         lines += ["", "Not timed (absent or failed): " + ", ".join(skipped) + "."]
@@ -111,18 +121,20 @@ def plot(args: argparse.Namespace, cells: list[dict[str, Any]], path: str) -> No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for system, row in _table(cells, args.batches).items():
-        batches = sorted(row)
-        style = "o-" if system.startswith("graphc") else "s--"
-        axes.plot(batches, [row[b] * 1e3 for b in batches], style, label=system)
-    axes.set_xscale("log")
-    axes.set_yscale("log")
-    axes.set_xlabel("batch size n")
-    axes.set_ylabel("step: loss and gradient (ms)")
-    axes.set_title(f"{args.problem}: step time against batch size (one core, float64)")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
+    figure, panels = plt.subplots(1, len(FIGURES), figsize=(11, 4.5), sharey=True)
+    for axes, (name, title) in zip(panels, FIGURES.items(), strict=True):
+        for system, row in _table(cells, name).items():
+            batches = sorted(row)
+            style = "o-" if system.startswith("graphc") else "s--"
+            axes.plot(batches, [row[b] * 1e3 for b in batches], style, label=system)
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel("batch size n")
+        axes.set_title(f"{title}")
+        axes.grid(True, which="both", alpha=0.3)
+    panels[0].set_ylabel("step: loss and gradient (ms)")
+    panels[0].legend(fontsize=8)
+    figure.suptitle(f"{args.problem}: step time against batch size (one core, float64)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -130,10 +142,20 @@ def plot(args: argparse.Namespace, cells: list[dict[str, Any]], path: str) -> No
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cells = measure(args)
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "tensor_batches.json"), "w", encoding="utf-8") as file:
-        json.dump({"settings": {k: v for k, v in vars(args).items()}, "cells": cells}, file, indent=1)
+    if args.render:
+        with open(args.render, encoding="utf-8") as file:
+            saved = json.load(file)
+        settings = saved["settings"]
+        args.problem, args.batches, args.systems, args.rounds, args.load_average = (
+            settings[key] for key in ("problem", "batches", "systems", "rounds", "load_average")
+        )
+        cells = saved["cells"]
+    else:
+        cells = measure(args)
+        args.load_average = os.getloadavg()[0]
+        with open(os.path.join(args.out, "tensor_batches.json"), "w", encoding="utf-8") as file:
+            json.dump({"settings": vars(args), "cells": cells}, file, indent=1)
     text = markdown(args, cells)
     with open(os.path.join(args.out, "tensor_batches.md"), "w", encoding="utf-8") as file:
         file.write(text)
