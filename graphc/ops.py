@@ -164,6 +164,10 @@ class Op:
     commutative: bool = False
     rewrite: Rewrite | None = None  # a build-time identity of graphc's algebra (``algebra`` rows)
     sympy_class: str | None = None  # the name of the SymPy class that converts back to this op
+    # the name of graphc.sympy_bridge's SymPy function for this op whose derivative is the op's own
+    # rule (graphc's policy at kinks, singular points and overflow), built for the symbolic method
+    # (``to_sympy(policy=True)``); it converts back to this op too
+    sympy_policy: str | None = None
     domain: tuple[tuple[float, float], ...] = ()  # where tests sample each operand
     plain: bool = False  # the template on Python floats is exactly IEEE and never raises
     c: str = ""  # the op as a C99 expression over {0}, {1} (operands are names), libm only
@@ -525,6 +529,7 @@ def _cmp(name: str, symbol: str, sympy_name: str, **kw: Any) -> Op:
         None,
         infix=symbol,
         precedence=COMPARE,
+        sympy_class=sympy_name,
         chains=True,
         domain=(_ANY, _ANY),
         c=f"{{0}} {symbol} {{1}}",
@@ -575,7 +580,7 @@ OPS: dict[str, Op] = {
         _op("pow", "{0} ** {1}", lambda x, y: x**y, _pow,
             lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
             lambda b, a, o: b.mul(o, b.apply("log", a[0])),
-            infix="**", precedence=POW, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY),
+            infix="**", precedence=POW, function="pow", rewrite=_rewrite_pow, sympy_policy="Power", domain=(_POS, _ANY),
             policy=(
                 Point("x^2", "x=0", 0.0, (0.0,), "2*x^1 = 2*x: no log term for a constant exponent"),
                 Point("x^3", "x=0", 0.0, (0.0,), "3*x^2"),
@@ -663,7 +668,7 @@ OPS: dict[str, Op] = {
                 Point("abs(x)", "x=0", 0.0, (0.0,), "the midpoint of [-1, 1]"),
                 Point("abs(x)", "x=-0.0", 0.0, (0.0,), "sign(-0.0) is 0"),
             ),
-            function="abs", sympy_class="Abs", kink=True, domain=(_ANY,), c="fabs({0})"),
+            function="abs", sympy_class="Abs", sympy_policy="Absolute", kink=True, domain=(_ANY,), c="fabs({0})"),
         _op("sign", "np.sign({0})", _sympy("sign"), _sign, None,
             function="sign", sympy_class="sign", kink=True, domain=(_ANY,),
             policy=(Point("sign(x)", "x=0", 0.0, (0.0,), "sign' is 0 wherever it exists; 0 at the jump"),),
@@ -674,24 +679,24 @@ OPS: dict[str, Op] = {
                 Point("sigmoid(x)", "x=-800", 0.0, (0.0,), "s*(1 - s), not exp(-x)/(1 + exp(-x))^2 = inf/inf"),
                 Point("sigmoid(x)", "x=800", 1.0, (0.0,), "s*(1 - s)"),
             ),
-            function="sigmoid", domain=(_ANY,), c="1.0 / (1.0 + exp(-{0}))"),
+            function="sigmoid", sympy_policy="Sigmoid", domain=(_ANY,), c="1.0 / (1.0 + exp(-{0}))"),
         _op("relu", "np.maximum({0}, 0.0)", lambda x: _sp().Max(x, 0), _relu,
             lambda b, a, o: b.apply("sign", o),
             policy=(
                 Point("relu(x)", "x=0", 0.0, (0.0,), "JAX/PyTorch: relu'(0) = 0"),
                 Point("relu(x)", "x=-0.0", 0.0, (0.0,), "np.maximum(-0.0, 0.0) is 0.0"),
             ),
-            function="relu", kink=True, domain=(_ANY,), c="{0} > 0.0 || {0} != {0} ? {0} : 0.0"),
+            function="relu", sympy_policy="Relu", kink=True, domain=(_ANY,), c="{0} > 0.0 || {0} != {0} ? {0} : 0.0"),
         _op("softplus", "np.logaddexp(0.0, {0})", lambda x: _sp().log(1 + _sp().exp(x)), _softplus,
             lambda b, a, o: b.apply("sigmoid", a[0]),
             policy=(
                 Point("softplus(x)", "x=800", 800.0, (1.0,), "sigmoid(x), not exp(x)/(1 + exp(x)) = inf/inf"),
                 Point("softplus(x)", "x=-800", 0.0, (0.0,), "sigmoid(x)"),
             ),
-            function="softplus", domain=(_ANY,), c="({0} > 0.0 ? {0} : 0.0) + log1p(exp(-fabs({0})))"),
+            function="softplus", sympy_policy="Softplus", domain=(_ANY,), c="({0} > 0.0 ? {0} : 0.0) + log1p(exp(-fabs({0})))"),
         _op("max", "np.maximum({0}, {1})", _sympy("Max"), _max,
             lambda b, a, o: _half_sign_diff(b, a, 0.5), lambda b, a, o: _half_sign_diff(b, a, -0.5),
-            function="max", commutative=True, sympy_class="Max", kink=True, domain=(_ANY, _ANY),
+            function="max", commutative=True, sympy_class="Max", sympy_policy="Maximum", kink=True, domain=(_ANY, _ANY),
             policy=(
                 Point("max(x, 0)", "x=0", 0.0, (0.5,), "a tie splits evenly; max(0, x) is the same node"),
                 Point("(x + abs(x))/2", "x=0", 0.0, (0.5,), "(1 + abs'(0))/2: equal to max(x, 0), not relu"),
@@ -702,7 +707,7 @@ OPS: dict[str, Op] = {
             c="{0} > {1} || {0} != {0} ? {0} : {1}"),
         _op("min", "np.minimum({0}, {1})", _sympy("Min"), _min,
             lambda b, a, o: _half_sign_diff(b, a, -0.5), lambda b, a, o: _half_sign_diff(b, a, 0.5),
-            function="min", commutative=True, sympy_class="Min", kink=True, domain=(_ANY, _ANY),
+            function="min", commutative=True, sympy_class="Min", sympy_policy="Minimum", kink=True, domain=(_ANY, _ANY),
             policy=(
                 Point("min(x, y)", "x=1,y=1", 1.0, (0.5, 0.5), "a tie splits evenly"),
                 Point("min(x, 0)", "x=0", 0.0, (0.5,), "equal to (x - abs(x))/2"),
@@ -747,7 +752,7 @@ OPS: dict[str, Op] = {
             policy=(Point("log1p(x)", "x=-1", -math.inf, (math.inf,), "1/(1 + -1)"),),
             domain=((-0.5, 3.0),), c="log1p({0})"),
         _op("cbrt", "np.cbrt({0})", _sympy("cbrt"), _call("graphc_cbrt"),
-            lambda b, a, o: b.div(b.const(1.0), b.mul(b.const(3.0), _sq(b, o))), function="cbrt",
+            lambda b, a, o: b.div(b.const(1.0), b.mul(b.const(3.0), _sq(b, o))), function="cbrt", sympy_policy="Cbrt",
             policy=(
                 Point("cbrt(x)", "x=0", 0.0, (math.inf,), "1/(3*0^2)"),
                 Point("cbrt(x)", "x=-8", -2.0, (1.0 / 12.0,), "the real cube root of a negative number"),
@@ -770,10 +775,10 @@ OPS: dict[str, Op] = {
             function="atanh", sympy_class="atanh", domain=(_UNIT,), names=("arctanh",), c="atanh({0})"),
         _op("floor", "np.floor({0})", _bridged("Floor"), _call("llvm.floor.f64"), None,
             policy=(Point("floor(x)", "x=1", 1.0, (0.0,), "derivative 0, also at the jump"),),
-            function="floor", domain=(_ANY,), c="floor({0})"),
+            function="floor", sympy_class="floor", sympy_policy="Floor", domain=(_ANY,), c="floor({0})"),
         _op("ceil", "np.ceil({0})", _bridged("Ceil"), _call("llvm.ceil.f64"), None,
             policy=(Point("ceil(x)", "x=-0.5", -0.0, (0.0,), "np.ceil(-0.5) is -0.0; derivative 0"),),
-            function="ceil", domain=(_ANY,), c="ceil({0})"),
+            function="ceil", sympy_class="ceiling", sympy_policy="Ceil", domain=(_ANY,), c="ceil({0})"),
         _cmp("lt", "<", "Lt",
             policy=(
                 Point("x < y", "x=1,y=1", 0.0, (0.0, 0.0), "a comparison is 1 or 0: derivative 0, also at the jump"),
@@ -797,14 +802,14 @@ OPS: dict[str, Op] = {
             policy=(Point("x != 1", "x=nan", 1.0, (0.0,), "NaN != anything is true"),),
         ),
         _op("and", "1.0 * (({0} != 0) & ({1} != 0))", lambda x, y: _indicator(_sp().And(_holds(x), _holds(y))),
-            _and, None, None, infix="and", precedence=AND, commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) && ({1} != 0.0)",
+            _and, None, None, infix="and", precedence=AND, sympy_class="And", commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) && ({1} != 0.0)",
             policy=(Point("x and y", "x=2,y=-0.0", 0.0, (0.0, 0.0), "nonzero is true; -0.0 is false"),)),
         _op("or", "1.0 * (({0} != 0) | ({1} != 0))", lambda x, y: _indicator(_sp().Or(_holds(x), _holds(y))),
-            _or, None, None, infix="or", precedence=OR, commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) || ({1} != 0.0)",
+            _or, None, None, infix="or", precedence=OR, sympy_class="Or", commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) || ({1} != 0.0)",
             policy=(Point("x or y", "x=nan,y=0", 1.0, (0.0, 0.0), "NaN is nonzero: true"),)),
         _op("not", "1.0 * ({0} == 0)", lambda x: _indicator(_sp().Not(_holds(x))), _not, None,
             policy=(Point("not x", "x=nan", 0.0, (0.0,), "NaN is true, so not NaN is 0"),),
-            infix="not", precedence=NOT, domain=(_ANY,), c="{0} == 0.0"),
+            infix="not", precedence=NOT, sympy_class="Not", domain=(_ANY,), c="{0} == 0.0"),
         _op("where", "np.where(({0}) != 0, {1}, {2})", _sympy_where, _where,
             None, lambda b, a, o: b.apply("ne", a[0], b.const(0.0)), lambda b, a, o: b.apply("eq", a[0], b.const(0.0)),
             policy=(
@@ -820,7 +825,7 @@ OPS: dict[str, Op] = {
                 Point("clip(x, 0, 1)", "x=1", 1.0, (1.0,), "at a bound, the inside's"),
                 Point("clip(x, 0, 1)", "x=2", 1.0, (0.0,), "outside: the bound, a constant"),
             ),
-            function="where", rewrite=_rewrite_where, gate=_where_gate, picks=_where_picks, domain=(_ANY, _ANY, _ANY), c="{0} != 0.0 ? {1} : {2}"),
+            function="where", sympy_class="ITE", rewrite=_rewrite_where, gate=_where_gate, picks=_where_picks, domain=(_ANY, _ANY, _ANY), c="{0} != 0.0 ? {1} : {2}"),
     ]
 }
 # fmt: on
@@ -1733,7 +1738,8 @@ COMPOSITES: dict[str, Composite] = {
         Composite("clip", 3, _clip, axis=False),
     ]
 }
-REDUCTIONS = frozenset({"sum", "logsumexp", "amax", "amin"})  # block ops taking ``axis=``
+# the reductions: block ops the language calls with ``axis=`` (sum, logsumexp, max, min)
+REDUCTIONS = frozenset(op.name for op in BLOCK_OPS.values() if op.function and "axis" in op.keywords)
 
 
 def reduction_params(shape: Shape, axis: Any, keepdims: bool = False) -> Any:
