@@ -449,6 +449,42 @@ def _half_sign_diff(b: Graph, a: tuple[int, ...], scale: float) -> int:
     return b.add(b.const(0.5), b.mul(b.const(scale), b.apply("sign", b.sub(a[0], a[1]))))
 
 
+def _extreme_partial(slot: int, scale: float) -> Rule:
+    """A ``max``/``min`` partial: a tie splits evenly among the tied operands, counting the tied
+    leaves of a nested chain of the same op, so ``max(max(a, b), c)`` at a three-way tie gives 1/3
+    to each, as the reduction ``max(x)`` does (its scalar form is such a chain). Without a nested
+    operand, the midpoint step ``0.5 + scale*sign(a0 - a1)``."""
+
+    def rule(b: Graph, a: tuple[int, ...], o: int) -> int:
+        name = b.op(o)
+        if b.op(a[0]) != name and b.op(a[1]) != name:
+            return _half_sign_diff(b, a, scale)
+        return b.div(b.mul(b.apply("eq", a[slot], o), _tied(b, a[slot], name)), _tied(b, o, name))
+
+    return rule
+
+
+def _tied(b: Graph, node: int, name: str) -> int:
+    """How many leaves of the chain of ``name`` (max or min) under ``node`` equal its value, as a
+    node: 1 for a node of another op; an iterative post-order walk, each nested node's count built
+    once per graph (kept in ``b.derived``: a chain's every link asks for the counts below it)."""
+    count = b.derived
+    stack = [node]
+    while stack:
+        top = stack[-1]
+        if b.op(top) != name:
+            count["tied", top] = b.const(1.0)
+        else:
+            pending = [arg for arg in b.args(top) if ("tied", arg) not in count]
+            if pending:
+                stack.extend(pending)
+                continue
+            terms = [b.mul(b.apply("eq", arg, top), count["tied", arg]) for arg in b.args(top)]
+            count["tied", top] = b.add(terms[0], terms[1])
+        stack.pop()
+    return count["tied", node]
+
+
 def _sq(b: Graph, x: int) -> int:
     return b.pow(x, b.const(2.0))
 
@@ -695,7 +731,7 @@ OPS: dict[str, Op] = {
             ),
             function="softplus", sympy_policy="Softplus", domain=(_ANY,), c="({0} > 0.0 ? {0} : 0.0) + log1p(exp(-fabs({0})))"),
         _op("max", "np.maximum({0}, {1})", _sympy("Max"), _max,
-            lambda b, a, o: _half_sign_diff(b, a, 0.5), lambda b, a, o: _half_sign_diff(b, a, -0.5),
+            _extreme_partial(0, 0.5), _extreme_partial(1, -0.5),
             function="max", commutative=True, sympy_class="Max", sympy_policy="Maximum", kink=True, domain=(_ANY, _ANY),
             policy=(
                 Point("max(x, 0)", "x=0", 0.0, (0.5,), "a tie splits evenly; max(0, x) is the same node"),
@@ -703,10 +739,12 @@ OPS: dict[str, Op] = {
                 Point("max(x, y)", "x=1,y=1", 1.0, (0.5, 0.5), "a tie splits evenly"),
                 Point("max(x, y)", "x=0,y=-0.0", -0.0, (0.5, 0.5), "0.0 and -0.0 tie; np.maximum gives the second"),
                 Point("max(x, x)", "x=2", 2.0, (1.0,), "the halves add up"),
+                Point("max(max(x, y), z)", "x=1,y=1,z=1", 1.0, (1 / 3, 1 / 3, 1 / 3),
+                      "nested maxima split a tie evenly among the tied leaves, as max of a vector does"),
             ),
             c="{0} > {1} || {0} != {0} ? {0} : {1}"),
         _op("min", "np.minimum({0}, {1})", _sympy("Min"), _min,
-            lambda b, a, o: _half_sign_diff(b, a, -0.5), lambda b, a, o: _half_sign_diff(b, a, 0.5),
+            _extreme_partial(0, -0.5), _extreme_partial(1, 0.5),
             function="min", commutative=True, sympy_class="Min", sympy_policy="Minimum", kink=True, domain=(_ANY, _ANY),
             policy=(
                 Point("min(x, y)", "x=1,y=1", 1.0, (0.5, 0.5), "a tie splits evenly"),
@@ -1569,13 +1607,21 @@ _BLOCKS = [
               stacked=_stacked_reduction,
               scalarise=_scalar_reduction(_logsumexp_chain)),
     _block_op("amax", 1, _reduced_shape, _extreme_emit("max"), _extreme_vjp(1.0), _extreme_jvp(1.0),
-              function="max", domain=(_ANY,), kink=True, policy=(Point("x: [3]; max(x)", "x=[1, 3, 3]", 3.0, ((0.0, 0.5, 0.5),), "a tie splits evenly among the k maxima (1/k each)"),), paths=_paths_reduced, spell=_spell_reduced("max"), keywords=("axis", "keepdims"),
+              function="max", domain=(_ANY,), kink=True, paths=_paths_reduced, spell=_spell_reduced("max"), keywords=("axis", "keepdims"),
               stacked=_stacked_reduction,
-              scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "max", nodes))),
+              scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "max", nodes)),
+              policy=(
+                  Point("x: [3]; max(x)", "x=[1, 3, 3]", 3.0, ((0.0, 0.5, 0.5),), "a tie splits evenly among the k maxima (1/k each)"),
+                  Point("x: [3]; max(x)", "x=[2, 2, 2]", 2.0, ((1 / 3, 1 / 3, 1 / 3),), "three maxima: 1/3 each (the scalar form's chain too)"),
+              )),
     _block_op("amin", 1, _reduced_shape, _extreme_emit("min"), _extreme_vjp(-1.0), _extreme_jvp(-1.0),
-              function="min", domain=(_ANY,), kink=True, policy=(Point("x: [3]; min(x)", "x=[3, 1, 1]", 1.0, ((0.0, 0.5, 0.5),), "a tie splits evenly among the k minima (1/k each)"),), paths=_paths_reduced, spell=_spell_reduced("min"), keywords=("axis", "keepdims"),
+              function="min", domain=(_ANY,), kink=True, paths=_paths_reduced, spell=_spell_reduced("min"), keywords=("axis", "keepdims"),
               stacked=_stacked_reduction,
-              scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "min", nodes))),
+              scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "min", nodes)),
+              policy=(
+                  Point("x: [3]; min(x)", "x=[3, 1, 1]", 1.0, ((0.0, 0.5, 0.5),), "a tie splits evenly among the k minima (1/k each)"),
+                  Point("x: [3]; min(x)", "x=[1, 1, 1]", 1.0, ((1 / 3, 1 / 3, 1 / 3),), "three minima: 1/3 each (the scalar form's chain too)"),
+              )),
     # the max (0 where not finite) a softmax subtracts: a constant to dp and forward, as the functions
     # using it do not depend on it (its scalar form is the max chain: see _scalar_shift)
     _block_op("shift", 1, _shift_shape, _shift_emit, _NO_ADJOINT, NO_TANGENT, domain=(_ANY,),
@@ -1625,7 +1671,7 @@ _LAYERS = [
     _block_op("maxpool2d", 1, cv.pool_shape("maxpool2d"), cv.pool_emit("_maxpool2d"), cv.maxpool2d_vjp,
               cv.maxpool2d_jvp, function="maxpool2d", domain=(_ANY,), kink=True, spell=cv.spell_pool("maxpool2d"),
               paths=_sum_paths,
-              policy=(Point("X: [1, 2, 2]; sum(maxpool2d(X, 2))", "X=[[[2, 0], [1, 2]]]", 2.0, ((((0.5, 0.0), (0.0, 0.5)),),),
+              policy=(Point("X: [1, 2, 2]; sum(maxpool2d(X, 2))", "X=[[[1, 1], [1, 1]]]", 1.0, ((((0.25, 0.25), (0.25, 0.25)),),),
                             "a tie in a window splits evenly among its k maxima (1/k each)"),),
               scalarise=cv.maxpool2d_scalar, **_POOL),
     _block_op("maxpool2d_select", 2, cv.maxpool2d_select_shape, cv.pool_emit("_maxpool2d_select"),

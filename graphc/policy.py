@@ -18,7 +18,9 @@ The principles behind the rows:
 * At a kink the derivative is a fixed element of the subdifferential. ``abs'(0) = 0`` and a
   ``max``/``min`` tie splits evenly (1/2 each: the midpoint, which is the only choice that does
   not depend on the operand order, as ``max`` commutes and its operands are stored in a canonical
-  order; ``max(x, x)`` gets 1/2 + 1/2 = 1). Because both are midpoints, every spelling built from
+  order; ``max(x, x)`` gets 1/2 + 1/2 = 1), and a tie among k leaves of nested maxima, such as
+  ``max(max(a, b), c)`` or the scalar form of ``max`` of a vector, gives 1/k to each, as the
+  vector's own rule does. Because both are midpoints, every spelling built from
   them agrees: ``max(x, 0)``, ``max(0, x)`` (the same node) and ``(x + abs(x))/2`` all give 1/2
   at 0. ``relu`` is its own op with JAX's and PyTorch's ``relu'(0) = 0``, so ``relu(x)`` and
   ``max(x, 0)`` are equal as functions and differ at 0 (0 against 1/2), deliberately.
@@ -46,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.ops import ALL_OPS, OPS, Op, Point
+from graphc.ops import BLOCK_OPS, OPS, Op, Point
 from graphc.values import _split_top_level, parse_array
 
 PI = math.pi
@@ -76,8 +78,9 @@ def rows(points: Iterable[tuple[Op, Point]]) -> tuple[Row, ...]:
     return tuple(Row(op.name, p.expr, _at(p.at), p.value, p.gradient, p.why) for op, p in points)
 
 
-POLICY: tuple[Row, ...] = rows((op, p) for op in ALL_OPS.values() for p in op.policy)
-REWRITES: tuple[Row, ...] = rows((op, p) for op in ALL_OPS.values() for p in op.algebra)
+_TABLE = (*OPS.values(), *BLOCK_OPS.values())  # the elementwise ops first, each table in its order
+POLICY: tuple[Row, ...] = rows((op, p) for op in _TABLE for p in op.policy)
+REWRITES: tuple[Row, ...] = rows((op, p) for op in _TABLE for p in op.algebra)
 # Ops without a kink, a singular point or a domain edge at a finite float64 input, with the reason.
 SMOOTH: dict[str, str] = {op.name: op.smooth for op in OPS.values() if op.smooth}
 

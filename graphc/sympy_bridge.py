@@ -136,12 +136,39 @@ class _Extremum(sympy.Function):
 
     def fdiff(self, argindex: int = 1) -> Any:
         a, b = self.args
-        difference = (a - b) if (argindex == 1) == (self._first_wins > 0) else (b - a)
-        return sympy.Heaviside(difference, sympy.S.Half)
+        if type(a) is not type(self) and type(b) is not type(self):
+            difference = (a - b) if (argindex == 1) == (self._first_wins > 0) else (b - a)
+            return sympy.Heaviside(difference, sympy.S.Half)
+        # a nested chain: the op table's rule, a tie split evenly among the tied leaves
+        arg = self.args[argindex - 1]
+        return _equal(arg, self) * _tied(arg, type(self)) / _tied(self, type(self))
 
     def _eval_is_extended_real(self) -> bool | None:
         a, b = self.args
         return True if a.is_extended_real and b.is_extended_real else None
+
+
+def _equal(a: Any, b: Any) -> Any:
+    return sympy.Piecewise((sympy.Integer(1), sympy.Eq(a, b)), (sympy.Integer(0), True))
+
+
+def _tied(expr: Any, cls: Any) -> Any:
+    """How many leaves of the chain of ``cls`` under ``expr`` equal its value (graphc.ops._tied),
+    by an iterative post-order walk."""
+    count: dict[Any, Any] = {}
+    stack: list[Any] = [expr]
+    while stack:
+        top = stack[-1]
+        if type(top) is not cls:
+            count[top] = sympy.Integer(1)
+        else:
+            pending = [arg for arg in top.args if arg not in count]
+            if pending:
+                stack.extend(pending)
+                continue
+            count[top] = sum((_equal(arg, top) * count[arg] for arg in top.args), sympy.Integer(0))
+        stack.pop()
+    return count[expr]
 
 
 class Maximum(_Extremum):
