@@ -362,6 +362,9 @@ def test_every_op_entry_has_every_field_its_kind_needs() -> None:
             assert callable(getattr(op, field)), f"block op {name} lacks {field}"
         assert callable(op.scalarise) or name in NOT_YET_SCALARISED, f"block op {name} lacks scalarise"
         assert len(op.domain) == op.arity, name
+        for point in op.policy:  # its hard points, checked by tests/test_policy.py
+            graph = graphc.parse(point.expr)
+            assert graph.tensor and len(point.gradient) == len(graph.variables), (name, point)
     spelled = {op.function for op in BLOCK_OPS.values()} | {op.infix for op in BLOCK_OPS.values()}
     for spelling in spelled - {None}:
         text = "x: [3]; y: [3]; " + (f"x {spelling} y" if spelling == "@" else f"{spelling}(x)")

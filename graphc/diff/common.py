@@ -86,12 +86,9 @@ class LocalPartials:
         key = node * _SLOTS + slot
         z = self._cache.get(key, _UNBUILT)
         if z is _UNBUILT:
-            rule = _RULES[self._ops[node]][slot]
+            rule = OPS[self._ops[node]].partials[slot]  # the table itself: an op added later is found
             z = self._cache[key] = None if rule is None else rule(self.graph, self._operands[node], node)
         return z
-
-
-_RULES = {name: op.partials for name, op in OPS.items()}
 
 
 def scaled(graph: Graph, factor: int, z: int) -> int:
