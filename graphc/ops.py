@@ -1657,7 +1657,9 @@ _BLOCKS = [
     _block_op(mk.NAME, 3, mk.shape, mk.emit, mk.vjp, mk.jvp, domain=(_ANY, _ANY, _ANY), paths=mk.paths,
               spell=mk.spell, call=mk.call, scalarise=mk.scalarise,
               multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
-              policy="a term whose mask is 0 is never taken: 0, even where the other factor is inf or NaN"),
+              policy=(Point("a: [1, 2]; f: [1, 2]; b: [2, 1]; sum(masked_matmul(a, f, b))", "a=[[1, 2]], f=[[1, 0]], b=[[3], [inf]]",
+                            3.0, (((3.0, 0.0),), ((1.0,), (0.0,)), ((0.0, 0.0),)),
+                            "a term whose mask is 0 is never taken: 0, even where the other factor is inf or NaN"),)),
 ]
 # fmt: on
 # the 004 lecture's layers and their adjoints (graphc/convolution.py: rules, helpers, why closed)
