@@ -14,11 +14,13 @@ builder: ``shift`` (the max a softmax subtracts, 0 where not finite) as ``amax``
   the innermost axis is reduced;
 - a view: ``reshape`` (of contiguous data; else a :class:`Copy` first), ``transpose``,
   ``broadcast``, ``index`` only change the strides through which their operand's data is read;
-- a step of its own: :class:`Matmul`, :class:`Unindex` (zeros, then its operand through an index
-  view), :class:`Count` (a product of named dimensions).
+- a :class:`Step` of its own, for a block op whose entry names a ``loop`` (its writer in
+  :data:`graphc.backends.llvm.tensor_ir.STEPS`): ``matmul``, ``unindex`` (zeros, then its operand
+  through an index view), ``count`` (a product of named dimensions), the convolutions and the
+  pooling ops and their adjoints (:mod:`graphc.backends.llvm.tensor_conv`).
 
-The other block ops (convolution, pooling, user blocks) have no loop form yet: :func:`plan`
-raises :class:`Unsupported` and :mod:`graphc.backends.llvm.tensor` scalarises such graphs.
+A block op with none of these forms (a user block, ``custom``) makes :func:`plan` raise
+:class:`Unsupported`, and :mod:`graphc.backends.llvm.tensor` scalarises such graphs.
 Named dimensions stay names here: the loop bounds are read when the kernel runs.
 """
 
@@ -34,7 +36,6 @@ from graphc.shapes import Shape
 # the reductions a loop accumulates, and the scalar op combining two partial results
 REDUCTIONS = {"sum": "add", "amax": "max", "amin": "min"}
 VIEWS = frozenset({"reshape", "transpose", "broadcast", "index"})
-STEPS = frozenset({"matmul", "unindex", "count"})
 
 
 class Unsupported(Exception):
@@ -67,7 +68,7 @@ class Copy:
 
 @dataclass
 class Step:
-    """A block node computed by its own code: ``matmul``, ``unindex`` or ``count``."""
+    """A block node computed by its own loop nest: the writer its op entry's ``loop`` names."""
 
     node: int
 
@@ -123,7 +124,7 @@ def lowered(graph: Graph) -> Graph:
         elif op == "count" and all(isinstance(graph.shape(graph.args(node)[0])[k], int) for k in params):
             operand = graph.shape(graph.args(node)[0])
             mapping[node] = new.const(float(math.prod(operand[k] for k in params)))  # type: ignore[misc]
-        elif ALL_OPS[op].block and op not in REDUCTIONS and op not in VIEWS and op not in STEPS:
+        elif ALL_OPS[op].block and op not in REDUCTIONS and op not in VIEWS and not ALL_OPS[op].loop:
             raise Unsupported(op)
         else:
             mapping[node] = new.apply(op, *args, params=params)
