@@ -33,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from graphc.backends.llvm.text import vector
+
 if TYPE_CHECKING:
     from graphc.backends.llvm.tensor_ir import Array, _Writer
 
@@ -313,10 +315,66 @@ def conv2d_input(w: _Writer, node: int) -> None:
 
 
 def _window(w: _Writer, plane: Array, h: str, k: int, stride: int, j: str, mask: str | None) -> list[str]:
-    """The k² corners of the windows of output row ``h`` (a vector of windows), in NumPy's order."""
-    return [
-        _read(w, plane, _origin(h, w, stride, i), t, stride, 0, j, mask) for i, t in _taps((str(k), str(k)))
-    ]
+    """The k² corners of the windows of output row ``h`` (a vector of windows), in NumPy's order.
+    Windows that tile a row of unit stride (stride k) are read as one wide load per row of the
+    window, its corners taken apart by shuffles (not k gathers)."""
+    if stride != k or plane.strides[1] != "1":
+        taps = _taps((str(k), str(k)))
+        return [_read(w, plane, _origin(h, w, stride, i), t, stride, 0, j, mask) for i, t in taps]
+    n = k * w.width
+    wide = vector("double", n)
+    corners = []
+    for i in range(k):
+        pointer = _tiled(w, plane, _origin(h, w, stride, i), k, j)
+        if mask is None:
+            row = w.reg(f"load {wide}, ptr {pointer}, align 8")
+        else:
+            row = w.reg(
+                f"call {wide} @llvm.masked.load.v{n}f64.p0(ptr align 8 {pointer}, "
+                f"{vector('i1', n)} {_widened(w, mask, k)}, {wide} zeroinitializer)"
+            )
+        for t in range(k):
+            picks = _constants(range(t, n, k))
+            corners.append(w.reg(f"shufflevector {wide} {row}, {wide} poison, <{w.width} x i32> {picks}"))
+    return corners
+
+
+def _constants(values: range | list[int]) -> str:
+    """An IR vector constant of i32s (a shuffle's mask)."""
+    return "<" + ", ".join(f"i32 {v}" for v in values) + ">"
+
+
+def _tiled(w: _Writer, plane: Array, y: str, k: int, j: str) -> str:
+    """The pointer to ``plane[y, k·j]``: the first pixel of window ``j`` of a row tiled by
+    windows of width k (unit column stride)."""
+    offset = w.iadd(w.imul(y, plane.strides[0]), w.imul(j, str(k)))
+    return w.reg(f"getelementptr inbounds double, ptr {plane.pointer}, i64 {offset}")
+
+
+def _widened(w: _Writer, mask: str, k: int) -> str:
+    """A mask of windows made a mask of their pixels, k per window."""
+    n = k * w.width
+    narrow = vector("i1", w.width)
+    picks = _constants([p // k for p in range(n)])
+    return w.reg(f"shufflevector {narrow} {mask}, {narrow} poison, <{n} x i32> {picks}")
+
+
+def _interleaved(w: _Writer, parts: list[str]) -> str:
+    """``k`` vectors (one per window column) as the pixels of a tiled row: lane ``p`` is
+    ``parts[p % k][p // k]``; the parts are first joined pairwise into one long vector."""
+    k, size = len(parts), w.width
+    while len(parts) > 1:
+        if len(parts) % 2:
+            parts = [*parts, "zeroinitializer"]
+        kind = vector("double", size)
+        parts = [
+            w.reg(f"shufflevector {kind} {a}, {kind} {b}, <{2 * size} x i32> {_constants(range(2 * size))}")
+            for a, b in zip(parts[::2], parts[1::2], strict=True)
+        ]
+        size *= 2
+    kind, n = vector("double", size), k * w.width
+    picks = _constants([(p % k) * w.width + p // k for p in range(n)])
+    return w.reg(f"shufflevector {kind} {parts[0]}, {kind} poison, <{n} x i32> {picks}")
 
 
 def _largest(w: _Writer, values: list[str]) -> str:
@@ -411,8 +469,10 @@ def _scattered(
     height, width = g.shape(g.args(node)[-1])[-2:]  # the windows: the adjoint's operand's pixels
     corners = _taps((str(k), str(k)))
     groups = [list(range(len(corners)))] if stride >= k else [[c] for c in range(len(corners))]
+    tiled = stride == k  # the result is contiguous: a window row is k adjacent pixels
     b = w.emitter.builder
-    w.fill(out.pointer, w.size(out.shape), 0.0)
+    if not (tiled and tuple(g.shape(node)[-2:]) == (k * height, k * width)):
+        w.fill(out.pointer, w.size(out.shape), 0.0)  # else the windows write every pixel once
     for group in groups:
 
         def image(lead: list[str], group: list[int] = group) -> None:
@@ -422,9 +482,13 @@ def _scattered(
             def row(h: str) -> None:
                 def pixels(j: str, mask: str | None) -> None:
                     weights, share = shares(planes, h, j, mask)
-                    for c in group:
+                    parts = [share if not weights else b.fmul(weights[c], share) for c in group]
+                    if tiled:  # each window row's k pixels at once, one store: 0 + part, as NumPy adds
+                        for i in range(k):
+                            _put(w, target, _origin(h, w, stride, i), k, j, mask, parts[k * i : k * i + k])
+                        return
+                    for c, part in zip(group, parts, strict=True):
                         i, t = corners[c]
-                        part = share if not weights else b.fmul(weights[c], share)
                         _add_into(w, target, _origin(h, w, stride, i), t, stride, 0, j, mask, part)
 
                 w.vector_loop(w.dim(width), pixels)
@@ -432,6 +496,21 @@ def _scattered(
             w.scalar_loop(w.dim(height), row)
 
         _each(w, out.shape[:-2], image)
+
+
+def _put(w: _Writer, plane: Array, y: str, k: int, j: str, mask: str | None, parts: list[str]) -> None:
+    """``plane[y, k·j + p] = 0 + parts[p % k][p // k]``: a tiled row's pixels, once each."""
+    n = k * w.width
+    wide = vector("double", n)
+    pointer = _tiled(w, plane, y, k, j)
+    value = w.reg(f"fadd {wide} zeroinitializer, {_interleaved(w, parts)}")
+    if mask is None:
+        w.lines.append(f"  store {wide} {value}, ptr {pointer}, align 8")
+    else:
+        w.lines.append(
+            f"  call void @llvm.masked.store.v{n}f64.p0({wide} {value}, ptr align 8 {pointer}, "
+            f"{vector('i1', n)} {_widened(w, mask, k)})"
+        )
 
 
 def maxpool2d_route(w: _Writer, node: int) -> None:
