@@ -2,15 +2,15 @@
 
 A tensor graph whose block ops all have a loop form (:mod:`graphc.backends.llvm.tensor_plan`:
 matmul, the reductions, softmax's shift, logsumexp, count, the views reshape/transpose/broadcast/
-index, unindex, and every elementwise op) compiles to one :class:`LoopKernel`: a loop nest per
-block node and per run of fused elementwise nodes (:mod:`graphc.backends.llvm.tensor_ir`), large
-matrix products through BLAS (:mod:`graphc.backends.llvm.tensor_blas`). Its loop bounds are read
+index, unindex, convolution and pooling and their adjoints, and every elementwise op) compiles to
+one :class:`LoopKernel`: a loop nest per block node and per run of fused elementwise nodes
+(:mod:`graphc.backends.llvm.tensor_ir`, :mod:`graphc.backends.llvm.tensor_conv`), large matrix
+products through BLAS (:mod:`graphc.backends.llvm.tensor_blas`). Its loop bounds are read
 at run time, so one kernel serves every value of the named dimensions and every batch shape; it
 is compiled once, when the kernel is built, and kept in the disk cache keyed by the graph with its
 shapes and params.
 
-Graphs with the other block ops (conv2d and its adjoints, the pooling ops, user blocks) take the
-fallback, :class:`TensorFunction`: the graph scalarised (graphc.scalarise) for the concrete shapes
+Graphs with a user block (``custom``, the one block op with no loop form) take the fallback, :class:`TensorFunction`: the graph scalarised (graphc.scalarise) for the concrete shapes
 of a call and compiled by the scalar LLVM backend; its variables are the inputs' elements
 (``W[1,2]``), its outputs the outputs' elements, compiled once per binding of the named dimensions.
 
