@@ -44,6 +44,7 @@ PROGRAMS = [
     "X: [2, 9, 9]; W: [2, 3, 3]; sum(avgpool2d(sin(X), 3) * W)",
     "X: [2, 9, 9]; W: [2, 4, 4]; sum(avgpool2d(sin(X), 3, stride=2) * W)",
     "X: [2, 7, 7]; W: [2, 6, 6]; sum(maxpool2d(X * X, 2, stride=1) * W)",
+    "X: [n, 6, 5]; K: [m, n, 2, 3]; W: [m, 4, 3]; sum(tanh(conv2d(X, K, stride=2, padding=1)) * W)",
 ]
 
 
@@ -177,3 +178,13 @@ def test_the_layer_steps_read_strided_operands() -> None:
     steps = plan(graph).steps
     assert [plan(graph).graph.op(s.node) for s in steps if isinstance(s, Step)] == ["conv2d"]
     _agree(text, graphc.value_and_grad, _inputs(text), rtol=1e-12)
+
+
+def test_threads_split_a_batch_of_images_and_give_the_same_bits() -> None:
+    text = "X: [2, 8, 8]; K: [3, 2, 3, 3]; W: [3, 4, 4]; sum(maxpool2d(relu(conv2d(X, K, padding=1)), 2) * W)"
+    values = _inputs(text, batch=(512,))  # enough work per point for four threads
+    values["K"], values["W"] = values["K"][0], values["W"][0]  # weights shared by the batch
+    one, four = (graphc.value_and_grad(text, backend="llvm", threads=t) for t in (1, 4))
+    for a, b in zip(_results(one, values), _results(four, values), strict=True):
+        np.testing.assert_array_equal(a, b)
+    _agree(text, graphc.value_and_grad, values, rtol=1e-11)
