@@ -6,7 +6,10 @@ an output row's pixels (``lanes`` per instruction, the last vector masked). A wi
 output column ``w`` is at column ``stride·w + j − padding``: a load when the stride is 1, a gather
 otherwise, and, with padding, a masked gather whose lanes outside the image read 0 (the zeros of
 ``np.pad``). The filter's taps (``kh·kw``, whole numbers) and a pooling window's ``k²`` corners are
-unrolled.
+unrolled. Pooling windows that tile a row (stride k, the usual ``maxpool2d(x, 2)``) are read as one
+wide load of ``k·lanes`` pixels per window row, taken apart into its corners by shuffles, and an
+adjoint writes such a row with one store of its interleaved corners: no gathers or scatters (which
+AVX2 lacks: LLVM would store lane by lane).
 
 - ``conv2d``: per output row, a vector of pixels accumulates ``K[o, c, i, j] · X[c, ...]`` over the
   input channels (a loop) and the taps (unrolled).
