@@ -19,7 +19,7 @@ builder: ``shift`` (the max a softmax subtracts, 0 where not finite) as ``amax``
   through an index view), ``count`` (a product of named dimensions), the convolutions and the
   pooling ops and their adjoints (:mod:`graphc.backends.llvm.tensor_conv`).
 
-A block op with none of these forms (a user block, ``custom``) makes :func:`plan` raise
+A block op with none of these forms (a user block, ``custom``; ``masked_matmul`` for now) makes :func:`plan` raise
 :class:`Unsupported`, and :mod:`graphc.backends.llvm.tensor` scalarises such graphs.
 Named dimensions stay names here: the loop bounds are read when the kernel runs.
 """
