@@ -216,6 +216,10 @@ class Op:
     # carries an input's elements on them): the params that do it, from the op's own; None: no rule
     stacked: Callable[[Any, Shape], Any] | None = None
     linear: bool = False  # a block op linear in its one operand: its JVP is the op on the tangent
+    # a block op the LLVM backend computes by a loop nest of its own (a step of a tensor kernel): the
+    # name of that step's writer (graphc.backends.llvm.tensor_ir.STEPS); "": none (views and
+    # reductions are part of other loops; an op with neither is scalarised)
+    loop: str = ""
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -1599,7 +1603,7 @@ _BLOCKS = [
     _block_op("matmul", 2, _matmul_shape, _matmul_emit, _matmul_vjp, _matmul_jvp,
               infix="@", precedence=MUL, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul,
               multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
-              scalarise=_scalar_matmul),
+              scalarise=_scalar_matmul, loop="matmul"),
     _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum"), keywords=("axis", "keepdims"),
               stacked=_stacked_reduction, linear=True,
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "add", nodes))),
@@ -1629,7 +1633,7 @@ _BLOCKS = [
               paths=_paths_shift, **_spelled("shift", "axis", whole=True), scalarise=_scalar_shift,
               stacked=lambda p, lead: tuple(a + len(lead) for a in p)),
     _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, NO_TANGENT, domain=(_ANY,), paths=_paths_none, **_spelled("count", "axis", whole=True),
-              scalarise=_scalar_count),
+              scalarise=_scalar_count, loop="count"),
     _block_op("reshape", 1, _reshape_shape, _reshape_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("reshape", g, params=b.shape(x))), _linear_jvp("reshape"),
               function="reshape", domain=(_ANY,), paths=_paths_moved, spell=_spell_call("reshape", shape_text), view=True,
@@ -1652,7 +1656,7 @@ _BLOCKS = [
     _block_op("unindex", 1, _unindex_shape, _unindex_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("index", g, params=p[0])), _linear_jvp("unindex"),
               domain=(_ANY,), paths=_paths_unindex, spell=_spell_unindex, call=_unindex_call, keywords=("at", "shape"),
-              scalarise=_scalar_unindex),
+              scalarise=_scalar_unindex, loop="unindex"),
     # a matmul skipping the terms a flag marks dead: the VJPs and JVPs of products below a where
     _block_op(mk.NAME, 3, mk.shape, mk.emit, mk.vjp, mk.jvp, domain=(_ANY, _ANY, _ANY), paths=mk.paths,
               spell=mk.spell, call=mk.call, scalarise=mk.scalarise,
@@ -1669,33 +1673,36 @@ _sum_paths, _scatter_paths = cv.window_paths("_window_sum", 0), cv.window_paths(
 _LAYERS = [
     _block_op("conv2d", 2, cv.conv2d_shape, cv.conv2d_emit, cv.conv2d_vjp, cv.conv2d_jvp, function="conv2d",
               domain=(_ANY, _ANY), keywords=("stride", "padding"), call=cv.conv_call, spell=cv.spell_conv,
-              paths=cv.bilinear_paths("_conv2d", cv.conv_params), scalarise=cv.conv2d_scalar),
+              paths=cv.bilinear_paths("_conv2d", cv.conv_params), scalarise=cv.conv2d_scalar, loop="conv2d"),
     _block_op("conv2d_input", 2, cv.conv2d_input_shape, cv.conv2d_input_emit, cv.conv2d_input_vjp,
               cv.conv2d_input_jvp, domain=(_ANY, _ANY), **_spelled("conv2d_input", "stride", "padding", "size"),
-              paths=cv.bilinear_paths("_conv2d_input", cv.adjoint_params), scalarise=cv.conv2d_input_scalar),
+              paths=cv.bilinear_paths("_conv2d_input", cv.adjoint_params), scalarise=cv.conv2d_input_scalar,
+              loop="conv2d_input"),
     _block_op("conv2d_filter", 2, cv.conv2d_filter_shape, cv.conv2d_filter_emit, cv.conv2d_filter_vjp,
               cv.conv2d_filter_jvp, domain=(_ANY, _ANY), **_spelled("conv2d_filter", "stride", "padding", "size"),
-              paths=cv.bilinear_paths("_conv2d_filter", cv.filter_params), scalarise=cv.conv2d_filter_scalar),
+              paths=cv.bilinear_paths("_conv2d_filter", cv.filter_params), scalarise=cv.conv2d_filter_scalar,
+              loop="conv2d_filter"),
     _block_op("maxpool2d", 1, cv.pool_shape("maxpool2d"), cv.pool_emit("_maxpool2d"), cv.maxpool2d_vjp,
               cv.maxpool2d_jvp, function="maxpool2d", domain=(_ANY,), kink=True, spell=cv.spell_pool("maxpool2d"),
               paths=_sum_paths,
               policy=(Point("X: [1, 2, 2]; sum(maxpool2d(X, 2))", "X=[[[1, 1], [1, 1]]]", 1.0, ((((0.25, 0.25), (0.25, 0.25)),),),
                             "a tie in a window splits evenly among its k maxima (1/k each)"),),
-              scalarise=cv.maxpool2d_scalar, **_POOL),
+              scalarise=cv.maxpool2d_scalar, loop="maxpool2d", **_POOL),
     _block_op("maxpool2d_select", 2, cv.maxpool2d_select_shape, cv.pool_emit("_maxpool2d_select"),
               cv.maxpool2d_select_vjp, cv.maxpool2d_select_jvp, domain=(_ANY, _ANY),
               **_spelled("maxpool2d_select", "window", "stride"), paths=cv.window_paths("_window_sum", 1),
-              scalarise=cv.maxpool2d_select_scalar),
+              scalarise=cv.maxpool2d_select_scalar, loop="maxpool2d_select"),
     _block_op("maxpool2d_route", 2, cv.unpooled_shape("maxpool2d_route", True), cv.pool_emit("_maxpool2d_route"),
               cv.maxpool2d_route_vjp, cv.maxpool2d_route_jvp, domain=(_ANY, _ANY),
-              **_spelled("maxpool2d_route", "window", "stride"), paths=cv.route_paths, scalarise=cv.maxpool2d_route_scalar),
+              **_spelled("maxpool2d_route", "window", "stride"), paths=cv.route_paths, scalarise=cv.maxpool2d_route_scalar,
+              loop="maxpool2d_route"),
     _block_op("avgpool2d", 1, cv.pool_shape("avgpool2d"), cv.pool_emit("_avgpool2d"), cv.avgpool2d_vjp,
               cv.avgpool2d_jvp, function="avgpool2d", domain=(_ANY,), spell=cv.spell_pool("avgpool2d"),
-              paths=_sum_paths, scalarise=cv.avgpool2d_scalar, **_POOL),
+              paths=_sum_paths, scalarise=cv.avgpool2d_scalar, loop="avgpool2d", **_POOL),
     _block_op("avgpool2d_adjoint", 1, cv.unpooled_shape("avgpool2d_adjoint", False),
               cv.pool_emit("_avgpool2d_adjoint"), cv.avgpool2d_adjoint_vjp, cv.avgpool2d_adjoint_jvp,
               domain=(_ANY,), **_spelled("avgpool2d_adjoint", "window", "stride", "size"), paths=_scatter_paths,
-              scalarise=cv.avgpool2d_adjoint_scalar),
+              scalarise=cv.avgpool2d_adjoint_scalar, loop="avgpool2d_adjoint"),
     # a user block with its own VJP (graphc/user_blocks.py): its arguments, then its body's result;
     # dp uses the user's VJP, forward mode differentiates the body
     _block_op("custom", 2, ub.custom_shape, ub.custom_emit, ub.custom_vjp, ub.custom_jvp, domain=(_ANY, _ANY),

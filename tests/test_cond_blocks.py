@@ -372,11 +372,6 @@ def test_a_second_derivative_with_dead_lanes_above_and_below_a_product(method, b
 
 
 @pytest.mark.skipif("llvm" not in AVAILABLE, reason="the llvm backend is not available")
-@pytest.mark.xfail(
-    strict=True,
-    reason="masked_matmul has no loop form until graphc/backends/llvm/tensor_plan.py lowers it "
-    "(the patch in the branch's closing note); until then the llvm backend scalarises such gradients",
-)
 def test_a_gradient_with_masked_products_compiles_to_llvm_loops():
     text = "X: [n, 4]; W: [4, 3]; A = X @ W; sum(where(A > 0, tanh(A), 0))"
     kernel = graphc.grad(text, wrt=["W"], backend="llvm")

@@ -161,11 +161,13 @@ def test_a_chain_of_elementwise_ops_is_one_loop_storing_only_what_is_read_later(
 
 
 def test_block_ops_with_no_loop_form_fall_back_to_the_scalarised_kernels() -> None:
-    text = "x: [3, 4, 4]; sum(avgpool2d(x, 2))"  # pooling has a scalar form, but no loop form yet
-    kernel = graphc.compile(text, backend="llvm")
-    assert kernel.function.kind == "scalarised"
-    x = RNG.normal(size=(3, 4, 4))
-    assert np.allclose(kernel(x), graphc.compile(text, backend="numpy")(x), rtol=1e-12, atol=0)
+    with graphc.blocks():  # a user block (``custom``) has a scalar form (scalar=True), no loop form
+        graphc.block("scaled(a) = 3 * a * a", vjp="6 * a * g", scalar=True)
+        text = "x: [3, 4]; sum(scaled(x) * x)"
+        kernel = graphc.compile(text, backend="llvm")
+        assert kernel.function.kind == "scalarised"
+        x = RNG.normal(size=(3, 4))
+        assert np.allclose(kernel(x), graphc.compile(text, backend="numpy")(x), rtol=1e-12, atol=0)
     with graphc.blocks():  # a user block with its own VJP and no scalar form: scalarise's refusal
         graphc.block("mysoftmax(a) = exp(a) / sum(exp(a))", vjp="y * (g - sum(y * g))")
         with pytest.raises(graphc.GraphcError, match="block 'mysoftmax' has its own VJP and no scalar form"):

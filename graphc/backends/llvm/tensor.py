@@ -2,16 +2,17 @@
 
 A tensor graph whose block ops all have a loop form (:mod:`graphc.backends.llvm.tensor_plan`:
 matmul, the reductions, softmax's shift, logsumexp, count, the views reshape/transpose/broadcast/
-index, unindex, and every elementwise op) compiles to one :class:`LoopKernel`: a loop nest per
-block node and per run of fused elementwise nodes (:mod:`graphc.backends.llvm.tensor_ir`), large
-matrix products through BLAS (:mod:`graphc.backends.llvm.tensor_blas`). Its loop bounds are read
+index, unindex, convolution and pooling and their adjoints, and every elementwise op) compiles to
+one :class:`LoopKernel`: a loop nest per block node and per run of fused elementwise nodes
+(:mod:`graphc.backends.llvm.tensor_ir`, :mod:`graphc.backends.llvm.tensor_conv`), large matrix
+products through BLAS (:mod:`graphc.backends.llvm.tensor_blas`). Its loop bounds are read
 at run time, so one kernel serves every value of the named dimensions and every batch shape; it
 is compiled when the kernel is built, quickly, then fully on its second call (:data:`QUICK_CALLS`),
 and kept in the disk cache keyed by the graph with its shapes and params.
 
-Graphs with the other block ops (conv2d and its adjoints, the pooling ops, user blocks) take the
-fallback, :class:`TensorFunction`: the graph scalarised (graphc.scalarise) for the concrete shapes
-of a call and compiled by the scalar LLVM backend; its variables are the inputs' elements
+Graphs with a block op that has no loop form (a user block, ``custom``; ``masked_matmul`` for now)
+take the fallback, :class:`TensorFunction`: the graph scalarised (graphc.scalarise) for the
+concrete shapes of a call and compiled by the scalar LLVM backend; its variables are the inputs' elements
 (``W[1,2]``), its outputs the outputs' elements, compiled once per binding of the named dimensions.
 
 Both bind the named dimensions and the batch shape as the NumPy backend does (``graphc.shapes.bind``:
@@ -169,14 +170,15 @@ def _linked(text: str, own: dict[str, int]) -> llvm.ModuleRef:
 def _optimize(module: llvm.ModuleRef) -> llvm.ModuleRef:
     """The module optimised in place by the few passes its loops need: the vector functions
     inlined, SROA (the accumulators the IR keeps in stack slots into registers), instcombine, CFG
-    simplification and GVN (address arithmetic shared). LLVM's -O2 pipeline costs several times
-    the compile time (unrolling, vectorising what is written vectorised) for little."""
+    simplification. LLVM's -O2 pipeline costs several times the compile time (unrolling,
+    vectorising what is written vectorised) for little. No NewGVN (llvmlite's only GVN): it trips
+    an assertion of LLVM's on the register-blocked products' stack copies (a tanh(x @ Wᵀ) gradient
+    aborted the process); code generation's own CSE shares the address arithmetic."""
     pipeline = llvm.create_new_module_pass_manager()
     pipeline.add_always_inliner_pass()
     pipeline.add_sroa_pass()
     pipeline.add_instruction_combine_pass()
     pipeline.add_simplify_cfg_pass()
-    pipeline.add_new_gvn_pass()
     pipeline.add_dead_code_elimination_pass()
     passes = llvm.create_pass_builder(target_machine(), llvm.create_pipeline_tuning_options(speed_level=0))
     pipeline.run(module, passes)

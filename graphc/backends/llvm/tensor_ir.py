@@ -19,7 +19,9 @@ so are the reductions' combining ops (``add``, ``max``, ``min``).
 A matrix product runs as register-blocked loops, or, when it is large and wide (the sizes
 :data:`BLAS_MIN`, decided at run time: the sizes may be named) and both operands have a unit
 stride, as a call of BLAS's ``dgemm`` (:mod:`graphc.backends.llvm.tensor_blas`): column-major, so
-the row-major ``C = A @ B`` is computed as ``Cᵀ = Bᵀ Aᵀ``.
+the row-major ``C = A @ B`` is computed as ``Cᵀ = Bᵀ Aᵀ``. Convolution and pooling are loop nests of
+:mod:`graphc.backends.llvm.tensor_conv`; every step is found by its op entry's ``loop``
+(:data:`STEPS`).
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from typing import NamedTuple
 
 import llvmlite.binding as llvm
 
+from graphc.backends.llvm import tensor_conv
 from graphc.backends.llvm.target import fma, target_machine
 from graphc.backends.llvm.tensor_blas import DGEMM
 from graphc.backends.llvm.tensor_plan import REDUCTIONS, Copy, Loop, TensorPlan
 from graphc.backends.llvm.text import TextEmitter, aligned_stack, double, vector
-from graphc.ops import OPS
+from graphc.ops import ALL_OPS, OPS
 
 ENTRY = "graphc_tensor"
 # from which sizes a matrix product calls dgemm rather than loops: multiply-adds, columns of C, steps
@@ -782,12 +785,8 @@ class _Writer:
                 else:
                     target = self.contiguous(self.arrays[step.target].pointer, source.shape)
                 self.copy(source, target)
-            elif g.op(step.node) == "matmul":
-                self.matmul(step.node)
-            elif g.op(step.node) == "count":
-                self.count(step.node)
             else:
-                self.unindex(step.node)
+                STEPS[ALL_OPS[g.op(step.node)].loop](self, step.node)
         return "\n".join(
             [
                 f"define void @{ENTRY}({SIGNATURE}) #0 {{",
@@ -810,6 +809,14 @@ class _Writer:
             ]
         )
 
+
+# a block op's loop step by the name its entry's ``loop`` gives: the writer of its loop nest
+STEPS: dict[str, Callable[[_Writer, int], None]] = {
+    "matmul": _Writer.matmul,
+    "count": _Writer.count,
+    "unindex": _Writer.unindex,
+    **tensor_conv.STEPS,
+}
 
 SIGNATURE = (
     "ptr noalias %inputs, ptr noalias %steps, ptr noalias %outputs, ptr noalias %dims, "
