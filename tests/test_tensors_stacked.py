@@ -157,3 +157,22 @@ def test_a_diagonal_tangent_becomes_a_stack_with_exact_zeros_off_the_diagonal() 
     c = np.array([[1.0, 2.0, 3.0], [0.5, 0.25, 2.0]])
     jacobian = graphc.compile(graphc.differentiate(graph, "x", method="forward"))(x=x, c=c)[1]
     np.testing.assert_array_equal(jacobian, c * [0.5, np.inf, 0.25])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x: [4]; sum(sqrt(x) * x)",
+        "x: [4]; W: [3, 4]; logsumexp(W @ sin(x)) + max(x * x)",
+        "x: [4]; sum(where(x > 1, x * x * x, sqrt(x)))",
+        "x: [4]; W: [3, 4]; sum(softmax(W @ x) * (W @ x))",
+    ],
+)
+def test_forward_over_forward_hessians_equal_dp_over_dp(text: str) -> None:
+    # the gradient graph's own where, unindex, broadcast and stacked nodes are stacked again
+    values = {"x": np.array([1.5, 2.0, 0.5, 3.0]), "W": RNG.normal(size=(3, 4))}
+    graph = parse(text)
+    values = {k: v for k, v in values.items() if k in graph.variables}
+    reverse = graphc.hessian(graph, wrt="x", method="dp")(**values)
+    forward = graphc.hessian(graph, wrt="x", method="forward")
+    np.testing.assert_allclose(forward(**values), reverse, rtol=1e-12, atol=1e-13)
