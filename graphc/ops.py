@@ -903,12 +903,7 @@ def _logsumexp_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: in
     return (b.mul(_kept(b, g, b.shape(x), params), _softmax_of(b, args, out, params)),)
 
 
-def _logsumexp_stacked_jvp(
-    b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...], lead: Shape
-) -> int | None:
-    return _weighted_jvp(_softmax_of)(b, args, out, params, t, lead)
-
-
+_logsumexp_stacked_jvp = _weighted_jvp(_softmax_of)
 _logsumexp_jvp = _unstacked_jvp(_logsumexp_stacked_jvp)
 
 
