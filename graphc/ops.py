@@ -1001,8 +1001,21 @@ def _stacked_reduction(params: Any, lead: Shape) -> Any:
     return (tuple(a + len(lead) for a in axes), keepdims)
 
 
-def _stacked_transpose(params: Any, lead: Shape) -> Any:
-    return tuple(range(len(lead))) + tuple(p + len(lead) for p in params)
+def _stacked_transpose(
+    b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape
+) -> int:
+    """The transpose of each slice. A reversal of the axes (the one the language spells) is built
+    from reversals: the whole stack's, then the stacked axis brought back to the front as a 2-D
+    transpose; another permutation is one transpose that leaves the stacked axes in place."""
+    x, rank = a[0], len(params)
+    if rank <= 1:
+        return x
+    if tuple(params) != tuple(range(rank - 1, -1, -1)) or len(lead) != 1:
+        return b.apply("transpose", x, params=tuple(range(len(lead))) + tuple(p + len(lead) for p in params))
+    shape = b.shape(x)[1:]
+    whole = _transposed(b, x)  # reversed slices, the stacked axis last
+    flat = b.apply("reshape", whole, params=(size(shape), lead[0]))
+    return b.apply("reshape", _transposed(b, flat), params=lead + shape[::-1])
 
 
 def _restacked(name: str, rule: Callable[[Any, Shape], Any]) -> Stacked:
@@ -1055,13 +1068,15 @@ def _stacked_matmul(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], param
         return _reshaped(b, _matmul(b, flat, y), out)
     if len(sy) == 1:  # the slices are vectors: each row of y's stack times x
         return _matmul(b, y, x if len(sx) == 1 else _transposed(b, x))
-    k, m = sy
-    columns = b.apply("reshape", b.apply("transpose", y, params=(1, 0, 2)), params=(k, n * int(m)))
-    product = _matmul(b, x, columns)
-    if len(sx) == 1:
-        return _reshaped(b, product, out)
-    spread = b.apply("reshape", product, params=(sx[0], n, m))
-    return b.apply("transpose", spread, params=(1, 0, 2))
+    # the slices are matrices k x m: their transposes' rows, laid end to end (j, i) by 2-D
+    # transposes only (the ones the language spells), times x's rows, back to (i, ..., j)
+    k, m = int(sy[0]), int(sy[1])
+    rows = _transposed(b, b.apply("reshape", y, params=(n * k, m)))
+    product = _matmul(
+        b, b.apply("reshape", rows, params=(m * n, k)), x if len(sx) == 1 else _transposed(b, x)
+    )
+    across = b.apply("reshape", product, params=(m, n * math.prod(int(d) for d in sx[:-1])))
+    return _reshaped(b, _transposed(b, across), out)
 
 
 def _reshaped(b: Graph, x: int, shape: Shape) -> int:
@@ -1509,7 +1524,7 @@ _BLOCKS = [
     _block_op("transpose", 1, _transpose_shape, _transpose_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("transpose", g, params=tuple(_inverse(p)))),
               _linear_jvp("transpose"), function="transpose", domain=(_ANY,), paths=_paths_transposed, spell=_spell_call("transpose"), view=True,
-              stacked=_restacked("transpose", _stacked_transpose), linear=True,
+              stacked=_stacked_transpose, linear=True,
               scalarise=lambda b, a, p: np.transpose(a[0], p)),
     _block_op("broadcast", 1, _broadcast_shape, _broadcast_emit,
               _linear_vjp(lambda b, g, x, p: _unbroadcast(b, g, b.shape(x))), _linear_jvp("broadcast"),

@@ -103,6 +103,8 @@ NEWLY_STACKED = [
     f"x: [{N}, 2]; W: [3, {N}]; sum(W @ exp(x))",  # matrix @ stacked matrix
     f"x: [{N // 4}, 4]; W: [4, 3]; sum(x @ W * x[:, 0:3])",  # stacked matrix @ matrix
     f"x: [{N // 10}, 10]; sum(x @ transpose(x))",  # stacked matrix @ stacked matrix
+    f"x: [{N // 4}, 4]; v: [{N // 4}]; sum(sin(v @ x))",  # vector @ stacked matrix
+    f"x: [{N // 10}, 10]; v: [{N // 10}]; sum(tanh(transpose(x) @ v) * 3)",  # a stacked transpose
     f"x: [{N}]; sum(outer(x, sin(x)))",
     f"x: [{N}]; logsumexp(x * x)",
     f"x: [{N // 10}, 10]; sum(max(sin(x), axis=1)) + min(x)",

@@ -233,8 +233,10 @@ def _elementwise_tangent(
 
 def unstacked(graph: Graph, node: int, in_shape: Shape, out_shape: Shape) -> int:
     """``∂out/∂x`` of shape ``out_shape + in_shape`` from its stacked form (``(n,) + out_shape``)."""
-    rank = len(out_shape)
-    if rank:
-        node = graph.apply("transpose", node, params=tuple(range(1, rank + 1)) + (0,))
+    if out_shape:  # the stacked axis last, by a 2-D transpose (the one the language spells)
+        flat = (size(in_shape), size(out_shape))
+        if graph.shape(node) != flat:
+            node = graph.apply("reshape", node, params=flat)
+        node = graph.apply("transpose", node, params=(1, 0))
     target = out_shape + in_shape
     return node if graph.shape(node) == target else graph.apply("reshape", node, params=target)
