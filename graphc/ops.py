@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from graphc import convolution as cv
+from graphc import masked as mk
 from graphc import user_blocks as ub
 from graphc.shapes import Shape, ShapeError, broadcast, size
 from graphc.shapes import source as shape_source
@@ -707,7 +708,7 @@ def _count(a, axes):
 )
 
 
-BLOCK_HELPERS += "\n\n" + cv.HELPERS
+BLOCK_HELPERS += "\n\n" + cv.HELPERS + "\n\n" + mk.HELPERS
 
 
 def block_helpers() -> dict[str, Any]:
@@ -1541,6 +1542,11 @@ _BLOCKS = [
               domain=(_ANY,), paths=_paths_unindex, spell=_spell_unindex, call=_unindex_call, keywords=("at", "shape"),
               stacked=_restacked("unindex", _stacked_unindex), linear=True,
               scalarise=_scalar_unindex),
+    # a matmul skipping the terms a flag marks dead: the VJPs and JVPs of products below a where
+    _block_op(mk.NAME, 3, mk.shape, mk.emit, mk.vjp, mk.jvp, domain=(_ANY, _ANY, _ANY), paths=mk.paths,
+              spell=mk.spell, call=mk.call, scalarise=mk.scalarise,
+              multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
+              policy="a term whose mask is 0 is never taken: 0, even where the other factor is inf or NaN"),
 ]
 # fmt: on
 # the 004 lecture's layers and their adjoints (graphc/convolution.py: rules, helpers, why closed)

@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 
 from graphc.diff.common import Flag, Gates
 from graphc.graph import Graph
+from graphc.masked import MASKED
 from graphc.ops import ALL_OPS, CONST, NO_TANGENT, VAR, broadcast_to
 from graphc.shapes import Shape, size
 
@@ -134,9 +135,11 @@ class _Stack:
 
 def tangents(
     graph: Graph, source: int, keep: Sequence[bool], outputs: Sequence[int], through: Through
-) -> dict[int, int]:
+) -> dict[int, int] | None:
     """The stacked tangent (shape ``(n,) + output shape``) of each output that depends on
-    ``source``: graphc.diff.blocks.tangents with every element of ``source`` seeded at once."""
+    ``source``: graphc.diff.blocks.tangents with every element of ``source`` seeded at once.
+    None where a product whose sums a where's flag masks (graphc.masked) meets a flagged tangent:
+    its masked JVP is the one-element path's."""
     stack = _Stack(graph, source)
     flags: dict[int, int] = {}  # as in graphc.diff.blocks.tangents
     gates = Gates(graph)
@@ -149,6 +152,8 @@ def tangents(
             continue
         reach: Flag = None
         if ALL_OPS[graph.op(node)].block:
+            if graph.op(node) in MASKED and any(s and a in flags for a, s in zip(args, seeded, strict=True)):
+                return None
             _block_tangent(stack, node, seeded)
         else:
             reach = _elementwise_tangent(stack, gates, flags, node, seeded)
