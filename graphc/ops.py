@@ -70,7 +70,7 @@ import numpy as np
 from graphc import convolution as cv
 from graphc import masked as mk
 from graphc import user_blocks as ub
-from graphc.shapes import Shape, ShapeError, broadcast
+from graphc.shapes import Shape, ShapeError, broadcast, size
 from graphc.shapes import source as shape_source
 from graphc.shapes import text as shape_text
 
@@ -92,6 +92,15 @@ PathRule = Callable[[list[Any], Any, tuple[int, ...]], Any]
 # scalarise(b, operands, params): the op on scalar nodes, one per element: each operand an object
 # array of node ids of its (concrete) shape, the result one of the node's shape (graphc.scalarise)
 ScalarRule = Callable[["Graph", tuple[Any, ...], Any], Any]
+# stacked(b, operands, which, params, lead): the op applied to its operands when those marked in
+# ``which`` carry extra leading axes ``lead`` (graphc.diff.stacked), giving ``lead + its shape``
+Stacked = Callable[["Graph", tuple[int, ...], tuple[bool, ...], Any, "Shape"], int]
+# stacked_jvp(b, args, out, params, tangents, lead): the JVP with tangents carrying ``lead``
+StackedJvp = Callable[["Graph", tuple[int, ...], int, Any, tuple["int | None", ...], "Shape"], "int | None"]
+# stacked_diagonal(b, d, operand_shape, source_shape, params): the stacked tangent of the op when its
+# operand's is diagonal (``E * d``, E the stacked identity of a source), built without E; None
+# when it is not cheaper than the op on the full stack
+StackedDiagonal = Callable[["Graph", int, "Shape", "Shape", Any], "int | None"]
 # spell(operands, shapes, params): the node in the language (operands already atoms), for printing
 Spell = Callable[[tuple[str, ...], tuple["Shape", ...], Any], str]
 
@@ -212,10 +221,14 @@ class Op:
     # the scalar multiplications the op performs per point, from its operand and result shapes
     # (counted in Jacobian kernels' ``info``; None: none counted)
     multiplies: Callable[[tuple[Shape, ...], Shape], int] | None = None
-    # a block op of one operand applied to it with extra leading axes ``lead`` (graphc.diff.stacked
-    # carries an input's elements on them): the params that do it, from the op's own; None: no rule
-    stacked: Callable[[Any, Shape], Any] | None = None
-    linear: bool = False  # a block op linear in its one operand: its JVP is the op on the tangent
+    # a block op applied to operands with extra leading axes (graphc.diff.stacked carries an
+    # input's elements on them); None: no rule
+    stacked: Stacked | None = None
+    # a block op linear in each operand: its JVP is the sum over slots of the op with the slot's
+    # tangent in place of the operand (``stacked`` on the stacked tangents)
+    linear: bool = False
+    stacked_jvp: StackedJvp | None = None  # the JVP on stacked tangents, for an op not ``linear``
+    stacked_diagonal: StackedDiagonal | None = None
     # a block op the LLVM backend computes by a loop nest of its own (a step of a tensor kernel): the
     # name of that step's writer (graphc.backends.llvm.tensor_ir.STEPS); "": none (views and
     # reductions are part of other loops; an op with neither is scalarised)
@@ -1005,6 +1018,27 @@ def _summed(b: Graph, terms: list[int | None]) -> int | None:
     return total
 
 
+def _weighted_jvp(weights: Callable[[Graph, tuple[int, ...], int, Any], int]) -> StackedJvp:
+    """The JVP of a reduction that is the sum of the tangent times ``weights`` along its axes (a
+    logsumexp's softmax, a max's 1/k on its ties), on tangents with leading axes ``lead``."""
+
+    def jvp(
+        b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...], lead: Shape
+    ) -> int | None:
+        if t[0] is None:
+            return None
+        return b.apply(
+            "sum", b.mul(t[0], weights(b, args, out, params)), params=_stacked_reduction(params, lead)
+        )
+
+    return jvp
+
+
+def _unstacked_jvp(jvp: StackedJvp) -> Jvp:
+    """A JVP on plain tangents: the stacked one with no leading axes."""
+    return lambda b, args, out, params, t: jvp(b, args, out, params, t, ())
+
+
 # matmul: NumPy's matmul on 1-D and 2-D operands -------------------------------------------------
 
 
@@ -1099,12 +1133,8 @@ def _logsumexp_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: in
     return (b.mul(_kept(b, g, b.shape(x), params), _softmax_of(b, args, out, params)),)
 
 
-def _logsumexp_jvp(
-    b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]
-) -> int | None:
-    if t[0] is None:
-        return None
-    return b.apply("sum", b.mul(t[0], _softmax_of(b, args, out, params)), params=params)
+_logsumexp_stacked_jvp = _weighted_jvp(_softmax_of)
+_logsumexp_jvp = _unstacked_jvp(_logsumexp_stacked_jvp)
 
 
 def _extreme_emit(function: str) -> Emit:
@@ -1137,14 +1167,12 @@ def _extreme_vjp(sign: float) -> Vjp:
     return vjp
 
 
-def _extreme_jvp(sign: float) -> Jvp:
-    def jvp(b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]) -> int | None:
-        if t[0] is None:
-            return None
-        weights = _extreme_weights(b, args, out, params, sign)
-        return b.apply("sum", b.mul(t[0], weights), params=params)
+def _extreme_stacked_jvp(sign: float) -> StackedJvp:
+    return _weighted_jvp(lambda b, args, out, params: _extreme_weights(b, args, out, params, sign))
 
-    return jvp
+
+def _extreme_jvp(sign: float) -> Jvp:
+    return _unstacked_jvp(_extreme_stacked_jvp(sign))
 
 
 def _shift_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
@@ -1195,13 +1223,105 @@ def _linear_vjp(inverse: Callable[[Graph, int, int, Any], int]) -> Vjp:
     return vjp
 
 
+# stacked rules (graphc.diff.stacked) ----------------------------------------------------------------
+
+
 def _stacked_reduction(params: Any, lead: Shape) -> Any:
     axes, keepdims = params
     return (tuple(a + len(lead) for a in axes), keepdims)
 
 
-def _stacked_transpose(params: Any, lead: Shape) -> Any:
-    return tuple(range(len(lead))) + tuple(p + len(lead) for p in params)
+def _stacked_transpose(
+    b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape
+) -> int:
+    """The transpose of each slice. A reversal of the axes (the one the language spells) is built
+    from reversals: the whole stack's, then the stacked axis brought back to the front as a 2-D
+    transpose; another permutation is one transpose that leaves the stacked axes in place."""
+    x, rank = a[0], len(params)
+    if rank <= 1:
+        return x
+    if tuple(params) != tuple(range(rank - 1, -1, -1)) or len(lead) != 1:
+        return b.apply("transpose", x, params=tuple(range(len(lead))) + tuple(p + len(lead) for p in params))
+    shape = b.shape(x)[1:]
+    whole = _transposed(b, x)  # reversed slices, the stacked axis last
+    flat = b.apply("reshape", whole, params=(size(shape), lead[0]))
+    return b.apply("reshape", _transposed(b, flat), params=lead + shape[::-1])
+
+
+def _restacked(name: str, rule: Callable[[Any, Shape], Any]) -> Stacked:
+    """The stacked rule of a one-operand op that is itself on the stacked operand, with the params
+    ``rule`` gives."""
+
+    def stacked(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape) -> int:
+        return b.apply(name, a[0], params=rule(params, lead))
+
+    return stacked
+
+
+def _stacked_broadcast(
+    b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape
+) -> int:
+    """The operand given 1s after ``lead`` up to the target's rank, then broadcast to ``lead + params``."""
+    shape = b.shape(a[0])[len(lead) :]
+    lined = (1,) * (len(params) - len(shape)) + shape
+    x = a[0] if lined == shape else b.apply("reshape", a[0], params=lead + lined)
+    return broadcast_to(b, x, lead + tuple(params))
+
+
+def _stacked_unindex(params: Any, lead: Shape) -> Any:
+    index, shape = params
+    return ((None,) * len(lead) + tuple(index), lead + tuple(shape))
+
+
+def _stacked_count(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape) -> int:
+    """The count along the axes, which the stacked axes do not change, once per stacked slice."""
+    return broadcast_to(b, b.apply("count", a[0], params=tuple(k + len(lead) for k in params)), lead)
+
+
+def _stacked_matmul(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape) -> int:
+    """``x @ y`` on each slice ``i`` of the stacked operands (one leading axis of length n) as one
+    2-D matmul: a stacked left operand's rows are the slices' rows laid end to end, a stacked right
+    operand's columns its slices' columns; both stacked: the products summed over the inner axis,
+    the same multiplications as n matmuls."""
+    assert len(lead) == 1, lead
+    n = int(lead[0])  # the stacked shapes are concrete
+    x, y = a
+    sx = b.shape(x)[1:] if which[0] else b.shape(x)
+    sy = b.shape(y)[1:] if which[1] else b.shape(y)
+    out = lead + _matmul_shape((sx, sy), None)
+    if which[0] and which[1]:
+        left = _reshaped(b, x, lead + sx + (1,) * (len(sy) - 1))
+        right = _reshaped(b, y, lead + (1,) * (len(sx) - 1) + sy)
+        return b.apply("sum", b.mul(left, right), params=((len(sx),), False))
+    if which[0]:
+        flat = x if len(sx) == 1 else b.apply("reshape", x, params=(n * int(sx[0]), sx[1]))
+        return _reshaped(b, _matmul(b, flat, y), out)
+    if len(sy) == 1:  # the slices are vectors: each row of y's stack times x
+        return _matmul(b, y, x if len(sx) == 1 else _transposed(b, x))
+    # the slices are matrices k x m: their transposes' rows, laid end to end (j, i) by 2-D
+    # transposes only (the ones the language spells), times x's rows, back to (i, ..., j)
+    k, m = int(sy[0]), int(sy[1])
+    rows = _transposed(b, b.apply("reshape", y, params=(n * k, m)))
+    product = _matmul(
+        b, b.apply("reshape", rows, params=(m * n, k)), x if len(sx) == 1 else _transposed(b, x)
+    )
+    across = b.apply("reshape", product, params=(m, n * math.prod(int(d) for d in sx[:-1])))
+    return _reshaped(b, _transposed(b, across), out)
+
+
+def _reshaped(b: Graph, x: int, shape: Shape) -> int:
+    return x if b.shape(x) == shape else b.apply("reshape", x, params=shape)
+
+
+def _diagonal_sum(b: Graph, d: int, shape: Shape, source: Shape, params: Any) -> int | None:
+    """A sum over every axis of an operand whose stacked tangent is ``E * d``: slice ``i`` sums
+    the one nonzero column, so the result is ``d`` summed to the source's shape, flattened (no
+    n x n stack, and no 0 * inf off the diagonal)."""
+    axes, keepdims = params
+    if len(axes) != len(shape):
+        return None
+    total = reduce_to(b, broadcast_to(b, d, shape), source)
+    return b.apply("reshape", total, params=(size(source),) + (1,) * len(shape) * keepdims)
 
 
 def _linear_jvp(name: str) -> Jvp:
@@ -1603,17 +1723,17 @@ _BLOCKS = [
     _block_op("matmul", 2, _matmul_shape, _matmul_emit, _matmul_vjp, _matmul_jvp,
               infix="@", precedence=MUL, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul,
               multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
-              scalarise=_scalar_matmul, loop="matmul"),
+              stacked=_stacked_matmul, linear=True, scalarise=_scalar_matmul, loop="matmul"),
     _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum"), keywords=("axis", "keepdims"),
-              stacked=_stacked_reduction, linear=True,
+              stacked=_restacked("sum", _stacked_reduction), linear=True, stacked_diagonal=_diagonal_sum,
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "add", nodes))),
     _block_op("logsumexp", 1, _reduced_shape, _logsumexp_emit, _logsumexp_vjp, _logsumexp_jvp,
               function="logsumexp", domain=(_ANY,), policy=(Point("x: [2]; logsumexp(x)", "x=[1000, 0]", 1000.0, ((1.0, 0.0),), "stable: the max is subtracted before exp, no overflow"),), paths=_paths_logsumexp, spell=_spell_reduced("logsumexp"), keywords=("axis", "keepdims"),
-              stacked=_stacked_reduction,
+              stacked=_restacked("logsumexp", _stacked_reduction), stacked_jvp=_logsumexp_stacked_jvp,
               scalarise=_scalar_reduction(_logsumexp_chain)),
     _block_op("amax", 1, _reduced_shape, _extreme_emit("max"), _extreme_vjp(1.0), _extreme_jvp(1.0),
               function="max", domain=(_ANY,), kink=True, paths=_paths_reduced, spell=_spell_reduced("max"), keywords=("axis", "keepdims"),
-              stacked=_stacked_reduction,
+              stacked=_restacked("amax", _stacked_reduction), stacked_jvp=_extreme_stacked_jvp(1.0),
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "max", nodes)),
               policy=(
                   Point("x: [3]; max(x)", "x=[1, 3, 3]", 3.0, ((0.0, 0.5, 0.5),), "a tie splits evenly among the k maxima (1/k each)"),
@@ -1621,7 +1741,7 @@ _BLOCKS = [
               )),
     _block_op("amin", 1, _reduced_shape, _extreme_emit("min"), _extreme_vjp(-1.0), _extreme_jvp(-1.0),
               function="min", domain=(_ANY,), kink=True, paths=_paths_reduced, spell=_spell_reduced("min"), keywords=("axis", "keepdims"),
-              stacked=_stacked_reduction,
+              stacked=_restacked("amin", _stacked_reduction), stacked_jvp=_extreme_stacked_jvp(-1.0),
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "min", nodes)),
               policy=(
                   Point("x: [3]; min(x)", "x=[3, 1, 1]", 1.0, ((0.0, 0.5, 0.5),), "a tie splits evenly among the k minima (1/k each)"),
@@ -1631,13 +1751,13 @@ _BLOCKS = [
     # using it do not depend on it (its scalar form is the max chain: see _scalar_shift)
     _block_op("shift", 1, _shift_shape, _shift_emit, _NO_ADJOINT, NO_TANGENT, domain=(_ANY,),
               paths=_paths_shift, **_spelled("shift", "axis", whole=True), scalarise=_scalar_shift,
-              stacked=lambda p, lead: tuple(a + len(lead) for a in p)),
+              stacked=_restacked("shift", lambda p, lead: tuple(a + len(lead) for a in p))),
     _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, NO_TANGENT, domain=(_ANY,), paths=_paths_none, **_spelled("count", "axis", whole=True),
-              scalarise=_scalar_count, loop="count"),
+              stacked=_stacked_count, scalarise=_scalar_count, loop="count"),
     _block_op("reshape", 1, _reshape_shape, _reshape_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("reshape", g, params=b.shape(x))), _linear_jvp("reshape"),
               function="reshape", domain=(_ANY,), paths=_paths_moved, spell=_spell_call("reshape", shape_text), view=True,
-              stacked=lambda p, lead: lead + p, linear=True,
+              stacked=_restacked("reshape", lambda p, lead: lead + p), linear=True,
               scalarise=lambda b, a, p: a[0].reshape(p)),
     _block_op("transpose", 1, _transpose_shape, _transpose_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("transpose", g, params=tuple(_inverse(p)))),
@@ -1647,15 +1767,17 @@ _BLOCKS = [
     _block_op("broadcast", 1, _broadcast_shape, _broadcast_emit,
               _linear_vjp(lambda b, g, x, p: _unbroadcast(b, g, b.shape(x))), _linear_jvp("broadcast"),
               domain=(_ANY,), paths=_paths_broadcast, **_spelled("broadcast", "shape", whole=True), view=True,
+              stacked=_stacked_broadcast, linear=True,
               scalarise=lambda b, a, p: np.broadcast_to(a[0], p)),
     _block_op("index", 1, _index_shape, _index_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("unindex", g, params=(p, b.shape(x)))),
               _linear_jvp("index"), domain=(_ANY,), paths=_paths_index, postfix=True, spell=_spell_index, view=True,
-              stacked=lambda p, lead: (None,) * len(lead) + p, linear=True,
+              stacked=_restacked("index", lambda p, lead: (None,) * len(lead) + p), linear=True,
               scalarise=lambda b, a, p: np.asarray(a[0][_index_tuple(p)], dtype=object)),
     _block_op("unindex", 1, _unindex_shape, _unindex_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("index", g, params=p[0])), _linear_jvp("unindex"),
               domain=(_ANY,), paths=_paths_unindex, spell=_spell_unindex, call=_unindex_call, keywords=("at", "shape"),
+              stacked=_restacked("unindex", _stacked_unindex), linear=True,
               scalarise=_scalar_unindex, loop="unindex"),
     # a matmul skipping the terms a flag marks dead: the VJPs and JVPs of products below a where
     _block_op(mk.NAME, 3, mk.shape, mk.emit, mk.vjp, mk.jvp, domain=(_ANY, _ANY, _ANY), paths=mk.paths,

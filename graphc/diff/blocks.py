@@ -267,7 +267,6 @@ def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict
         reach: Flag = None
         if spec.block:
             total = _block_jvp(graph, node, seeds, flags)
-            reach = _flagged_jvp(graph, node, seeds, flags)
         else:
             total = None
             for slot, t in enumerate(seeds):
@@ -290,10 +289,21 @@ def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict
                 total = term if total is None else graph.add(total, term)
         if total is not None:
             tangent[node] = broadcast_to(graph, total, graph.shape(node))
-            reach = _fitted(graph, reach, graph.shape(node))
+            reach = _tangent_flag(graph, node, seeds, flags, reach)
             if reach is not None:
                 flags[node] = reach
     return tangent
+
+
+def _tangent_flag(
+    graph: Graph, node: int, seeds: tuple[int | None, ...], flags: dict[int, int], reach: Flag
+) -> Flag:
+    """Where the tangent of ``node`` is live: through a block op by its structure
+    (:func:`_flagged_jvp`), through an elementwise one where its terms are (``reach``); fitted to
+    the node's shape."""
+    if ALL_OPS[graph.op(node)].block:
+        reach = _flagged_jvp(graph, node, seeds, flags)
+    return _fitted(graph, reach, graph.shape(node))
 
 
 def differentiate_dp(graph: Graph, wrt: str | Sequence[str] | None = None) -> Graph:
@@ -335,11 +345,14 @@ def differentiate_forward(graph: Graph, wrt: str | Sequence[str] | None = None) 
         source = result.variable(name)
         in_shape = result.shape(source)
         dependent = [d and k for d, k in zip(depends_on(result, [source], len(graph)), keep, strict=True)]
-        if _stacks(result, in_shape, dependent, tangent=True):
-            tangent = stacked.tangents(result, source, stacked.identity(result, in_shape), keep)
-            passes += 1
-            columns.append([_stacked_partial(result, tangent, o, in_shape) for o in graph.outputs])
-            continue
+        if stacks(result, in_shape, dependent, tangent=True):
+            stack = stacked.tangents(
+                result, source, keep, graph.outputs, lambda *a: _tangent_flag(result, *a)
+            )
+            if stack is not None:
+                passes += 1
+                columns.append([_stacked_partial(result, stack, o, in_shape) for o in graph.outputs])
+                continue
         pieces: list[list[tuple[tuple[int, ...], int]]] = [[] for _ in graph.outputs]
         for index in _elements(in_shape, "the forward method"):
             tangent = tangents(result, source, _one_hot(result, index, in_shape), keep)
@@ -356,7 +369,7 @@ def differentiate_forward(graph: Graph, wrt: str | Sequence[str] | None = None) 
     return assemble(graph, result, names, rows, "forward", passes=passes)
 
 
-def _stacks(graph: Graph, in_shape: Shape, dependent: Sequence[bool], tangent: bool) -> bool:
+def stacks(graph: Graph, in_shape: Shape, dependent: Sequence[bool], tangent: bool) -> bool:
     """Whether an input of ``in_shape`` is differentiated in one stacked pass (graphc.diff.stacked)
     rather than one element at a time."""
     if not in_shape or any(not isinstance(d, int) for d in in_shape):
@@ -396,7 +409,7 @@ def differentiate_numeric(graph: Graph, wrt: str | Sequence[str] | None = None) 
         x = result.variable(name)
         in_shape = result.shape(x)
         dependent = [d and k for d, k in zip(depends_on(result, [x], len(graph)), keep, strict=True)]
-        if _stacks(result, in_shape, dependent, tangent=False):
+        if stacks(result, in_shape, dependent, tangent=False):
             columns.append(_stacked_differences(result, graph.outputs, x, dependent))
             passes += 2
             continue
