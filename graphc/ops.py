@@ -112,11 +112,24 @@ class Emitter(Protocol):
 Lowering = Callable[[Emitter, tuple[Any, ...]], Any]  # (emitter, operand values) -> result value
 
 # The functions NumPy lacks, as the elementwise templates call them: the C library's (the LLVM
-# backend calls the same functions, so both backends give the same values). Every generated NumPy
+# backend calls the same functions, so both backends give the same values); and an op's form for
+# writing into an existing array (``numpy_into``) where NumPy's own is slow. Every generated NumPy
 # module includes this source.
 ELEMENT_HELPERS = """\
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 _erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _sign(x, out=None):
+    # np.sign(x) into out (which may be x): np.sign written into its own operand runs a branching
+    # loop, slow where the signs mix; these passes are vectorised. Any nonzero x times 2**1074 is
+    # 1 or more in magnitude (or inf), clipped to 1; 0, inf and NaN stay; +0.0 makes -0.0 0.0.
+    if out is None:
+        return np.sign(x)
+    np.multiply(x, 2.0**1023, out=out)
+    np.multiply(out, 2.0**51, out=out)
+    np.clip(out, -1.0, 1.0, out=out)
+    return np.add(out, 0.0, out=out)
 """
 _ELEMENT_SCOPE: dict[str, Any] = {"np": np, "math": math}
 exec(ELEMENT_HELPERS, _ELEMENT_SCOPE)  # noqa: S102 - this module's own constant source
@@ -152,6 +165,9 @@ class Op:
     domain: tuple[tuple[float, float], ...] = ()  # where tests sample each operand
     plain: bool = False  # the template on Python floats is exactly IEEE and never raises
     c: str = ""  # the op as a C99 expression over {0}, {1} (operands are names), libm only
+    # the op written into an existing array ``{out}`` (maybe an operand), where NumPy's own
+    # ``out=`` form of ``numpy`` is slow ("": that form); ``{out}`` may be None: allocate
+    numpy_into: str = ""
     # constant last operands the LLVM lowering treats specially (``x**2`` as ``x*x``): the LLVM
     # backend's tape gives a row with one of them an opcode of its own with the constant built in
     specialised: frozenset[float] = frozenset()
@@ -567,7 +583,7 @@ OPS: dict[str, Op] = {
         _op("abs", "np.abs({0})", _sympy("Abs"), _call("llvm.fabs.f64"), lambda b, a, o: b.apply("sign", a[0]),
             function="abs", sympy_class="Abs", domain=(_ANY,), c="fabs({0})"),
         _op("sign", "np.sign({0})", _sympy("sign"), _sign, None,
-            function="sign", sympy_class="sign", domain=(_ANY,),
+            function="sign", sympy_class="sign", domain=(_ANY,), numpy_into="_sign({0}, out={out})",
             c="{0} > 0.0 ? 1.0 : {0} < 0.0 ? -1.0 : {0} != {0} ? {0} : 0.0"),
         _op("sigmoid", "1.0 / (1.0 + np.exp(-{0}))", lambda x: 1 / (1 + _sp().exp(-x)), _sigmoid,
             lambda b, a, o: b.mul(o, b.sub(b.const(1.0), o)),

@@ -126,6 +126,24 @@ def test_the_slice_body_writes_into_dead_temporaries_and_the_results():
         np.testing.assert_array_equal(got, np.broadcast_to(expected, x.shape))
 
 
+def test_sign_written_into_an_array_gives_the_bits_of_np_sign():
+    from graphc.ops import OPS, block_helpers
+
+    sign = block_helpers()["_sign"]
+    special = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1e-300, 0.5, -1.0, 3.0, 1e308]
+    x = np.array(special + [-1e308, np.inf, -np.inf, np.nan] + list(np.linspace(-2.0, 2.0, 41)))
+    expected = np.sign(x)
+    for into_operand in (True, False):
+        out = x.copy() if into_operand else np.empty_like(x)
+        with np.errstate(over="ignore"):  # as in generated code: nonzero x times 2**1074
+            got = sign(out if into_operand else x, out=out)
+        assert got is out
+        assert np.array_equal(got, expected, equal_nan=True)
+        assert np.array_equal(np.signbit(got), np.signbit(expected))
+    assert OPS["sign"].numpy_into == "_sign({0}, out={out})"
+    assert "_sign(t0, out=t0)" in graphc.compile("sign(x*y) + x").source
+
+
 def test_the_slice_body_is_compiled_on_the_first_large_batch_and_gives_the_bits_of_the_emitted_module():
     import linecache
 

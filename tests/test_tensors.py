@@ -217,6 +217,23 @@ def test_an_elementwise_node_writes_into_a_dead_operand_unless_batch_axes_could_
     np.testing.assert_allclose(k(X=X, W=W, b=bs), [np.maximum(X @ W + c, 0.0).sum() for c in bs], rtol=1e-13)
 
 
+def test_a_relu_gate_is_written_into_the_relu_output_with_the_bits_of_np_sign() -> None:
+    # relu'(o) = sign(o), into o's own array once o is dead (graphc.ops' _sign: vectorised)
+    k = graphc.value_and_grad("X: [n, 3]; W: [3, 4]; sum(relu(X @ W) * X[:, 0:1])", wrt="W")
+    assert re.search(r"(t\d+) = _sign\(\1, out=\1\)", k.source)
+    X = RNG.normal(size=(8, 3))
+    X[0] = 0.0  # a row of relu(0): relu'(0) = 0
+    X[1, 1] = np.nan  # a row of NaN: NaN in every column of the gradient, as np.sign gives
+    W = RNG.normal(size=(3, 4))
+    a = X @ W
+    gradient = X.T @ (np.sign(np.maximum(a, 0.0)) * X[:, 0:1])
+    value, (got,) = k(X=X, W=W)
+    np.testing.assert_array_equal(got, gradient)
+    assert np.isnan(got).all() and np.isnan(value)
+    X[1, 1] = 0.5
+    np.testing.assert_allclose(k(X=X, W=W)[1][0], X.T @ ((X @ W > 0) * X[:, 0:1]), rtol=1e-14)
+
+
 # --- differentiation ---------------------------------------------------------------------------------
 
 

@@ -70,7 +70,7 @@ def statements(graph: Graph, outputs: Sequence[int], params: Sequence[str]) -> t
             dead, guarded = reusable.get(node, (None, False))
             if dead is not None:  # write into the dead operand's array: no allocation
                 out = f"{ref[dead]} if not batch else None" if guarded else None
-                written = in_place(spec.numpy, ref[dead], operands, out)
+                written = in_place(spec, ref[dead], operands, out)
                 if written is not None:
                     ref[node] = ref[dead]
                     lines.append(f"{ref[dead]} = {written}" if "out=" in written else written)
