@@ -706,6 +706,20 @@ def _shift(a, axes):
 
 def _count(a, axes):
     return np.float64(math.prod(a.shape[k] for k in axes))
+
+
+def _sum_rows(a, keepdims):
+    # np.sum(a, axis=-1) of short rows, as a matrix-vector product: BLAS sums them several times
+    # faster than NumPy's reduction, which runs its loop once per row
+    total = a @ np.ones(a.shape[-1])
+    return total[..., None] if keepdims else total
+
+
+def _sum_columns(a, keepdims):
+    # np.sum(a, axis=-2) of a stack of matrices, as a vector-matrix product: NumPy's own sum adds
+    # one row after another (not pairwise); BLAS, with partial sums down each column, is faster
+    total = np.ones(a.shape[-2]) @ a
+    return total[..., None, :] if keepdims else total
 """
 )
 
@@ -850,9 +864,22 @@ def _transposed(b: Graph, x: int) -> int:
 # reductions -------------------------------------------------------------------------------------
 
 
+# A row at most this long is summed by BLAS (_sum_rows): NumPy's sum of it is then not yet
+# pairwise, but runs eight partial sums, as BLAS's dot product does.
+SHORT_ROW = 128
+
+
 def _sum_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    """A sum over the last axis of rows of a known, short length, or over the second-to-last axis
+    of matrices of at least two columns (where NumPy's own sum runs down each column, not pairwise):
+    a product with a vector of ones; any other as ``np.sum``."""
     axes, keepdims = params
-    return f"np.sum({a[0]}, axis={_negative(axes, len(shapes[0]))}{', keepdims=True' * keepdims})"
+    shape = shapes[0]
+    if axes == (len(shape) - 1,) and isinstance(shape[-1], int) and shape[-1] <= SHORT_ROW:
+        return f"_sum_rows({a[0]}, {keepdims})"
+    if len(shape) >= 2 and axes == (len(shape) - 2,) and isinstance(shape[-1], int) and shape[-1] >= 2:
+        return f"_sum_columns({a[0]}, {keepdims})"
+    return f"np.sum({a[0]}, axis={_negative(axes, len(shape))}{', keepdims=True' * keepdims})"
 
 
 def _sum_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:

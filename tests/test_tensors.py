@@ -4,6 +4,7 @@ batch rule, and dp, forward and numeric agreeing with hand-written NumPy at bloc
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -215,6 +216,38 @@ def test_an_elementwise_node_writes_into_a_dead_operand_unless_batch_axes_could_
     np.testing.assert_allclose(k(X=X, W=W, b=b), np.maximum(X @ W + b, 0.0).sum(), rtol=1e-13)
     bs = RNG.normal(size=(5, 3))  # a batch on b alone: X @ W has no batch axes, the sum a new array
     np.testing.assert_allclose(k(X=X, W=W, b=bs), [np.maximum(X @ W + c, 0.0).sum() for c in bs], rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("text", "form", "axis", "keepdims"),
+    [
+        ("A: [n, 5]; sum(A, axis=1)", "_sum_rows", -1, False),  # short rows of a known length
+        ("A: [n, 5]; sum(A, axis=-1, keepdims=1)", "_sum_rows", -1, True),
+        ("x: [5]; sum(x)", "_sum_rows", -1, False),
+        ("A: [n, 5]; sum(A, axis=0)", "_sum_columns", -2, False),  # down columns, at least two
+        ("A: [4, n, 5]; sum(A, axis=1, keepdims=1)", "_sum_columns", -2, True),
+        ("A: [5, n]; sum(A, axis=1)", "np.sum", -1, False),  # rows of unknown length: pairwise
+        ("A: [2, 200]; sum(A, axis=1)", "np.sum", -1, False),  # long rows: pairwise
+        ("A: [n, 1]; sum(A, axis=0)", "np.sum", -2, False),  # one column: NumPy's sum is pairwise
+        ("A: [3, 5]; sum(A, axis=[0, 1])", "np.sum", (-2, -1), False),
+    ],
+)
+def test_a_sum_along_short_rows_or_down_columns_is_a_product_with_ones(
+    text: str, form: str, axis: Any, keepdims: bool
+) -> None:
+    k = graphc.compile(text)
+    assert f"= {form}(" in k.source
+    (name,) = k.variables
+    shape = k.graph.shape(k.graph.variable(name))
+    concrete = tuple(6 if d == "n" else d for d in shape)
+    for batch in ((), (3,)):  # the batch axes stay in front
+        a = RNG.normal(size=batch + concrete)
+        a.flat[::7] = np.resize([np.inf, -np.inf, np.nan, -0.0], a.flat[::7].shape)
+        with np.errstate(invalid="ignore"):
+            expected = np.sum(a, axis=axis, keepdims=keepdims)
+        got = k(**{name: a})
+        np.testing.assert_allclose(got, expected, rtol=1e-14)
+        assert np.shape(got) == expected.shape
 
 
 def test_a_relu_gate_is_written_into_the_relu_output_with_the_bits_of_np_sign() -> None:
