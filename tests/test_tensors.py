@@ -209,6 +209,23 @@ def test_emitted_numpy_is_standalone_one_statement_per_block_node() -> None:
     assert len(statements) == len(graph) - len(graph.variables) - constants
 
 
+def test_a_module_holds_the_helpers_its_statements_call_and_those_they_call_only() -> None:
+    from graphc.backends.numpy import generate
+
+    text = "X: [n, 1, 4, 4]; y = maxpool2d(X, 2); sum(y * y)"
+    source = generate(graphc.grad(text).graph)
+    defined = set(re.findall(r"^def (_\w+)\(", source, flags=re.MULTILINE))
+    # _maxpool2d_route (the VJP) calls _pool_hits, which calls _maxpool2d and _corners
+    assert {"_maxpool2d_route", "_pool_hits", "_maxpool2d", "_corners", "_bind", "_shaped"} <= defined
+    assert not defined & {"_conv2d", "_windows", "_logsumexp", "_sum_rows", "_erf"}
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<standalone>", "exec"), namespace)  # noqa: S102 - graphc's generated module
+    X = RNG.normal(size=(3, 1, 4, 4))
+    gradient = namespace["f"](X=X)  # the one output, as it is
+    np.testing.assert_array_equal(gradient, graphc.grad(text)(X=X)[0])
+    assert "_erf = np.vectorize" in generate(graphc.parse("x: [3]; sum(erf(x))"))
+
+
 def test_an_elementwise_node_writes_into_a_dead_operand_unless_batch_axes_could_widen_it() -> None:
     k = graphc.compile("X: [n, 4]; W: [4, 3]; b: [3]; sum(relu(X @ W + b))")
     assert re.search(r"(t\d+) = np\.add\(b\[\.\.\., None, :\], \1, out=\1 if not batch else None\)", k.source)
