@@ -168,6 +168,9 @@ class Op:
     # the op written into an existing array ``{out}`` (maybe an operand), where NumPy's own
     # ``out=`` form of ``numpy`` is slow ("": that form); ``{out}`` may be None: allocate
     numpy_into: str = ""
+    # templates by the source of a literal last operand, where NumPy has a faster exact form
+    # (``x ** 2.0`` as ``np.square(x)``: np.power calls pow per element, square multiplies)
+    numpy_literals: tuple[tuple[str, str], ...] = ()
     # constant last operands the LLVM lowering treats specially (``x**2`` as ``x*x``): the LLVM
     # backend's tape gives a row with one of them an opcode of its own with the constant built in
     specialised: frozenset[float] = frozenset()
@@ -218,6 +221,14 @@ class Op:
         # The template is this module's own constant text, never user input.
         code = compile(f"lambda {names}: {body}", f"<graphc.ops:{self.name}>", "eval")
         object.__setattr__(self, "impl", eval(code, dict(_ELEMENT_SCOPE)))  # the template: never user text
+
+    def numpy_of(self, operands: Sequence[str]) -> str:
+        """The NumPy template for operands with these sources: ``numpy``, or the form a literal
+        last operand picks (``numpy_literals``)."""
+        for text, template in self.numpy_literals:
+            if operands and operands[-1] == text:
+                return template
+        return self.numpy
 
     def evaluate(self, *values: Any, params: Any = None) -> Any:
         """The op on NumPy arrays (of the declared shapes, or with leading batch axes), through the
@@ -551,7 +562,8 @@ OPS: dict[str, Op] = {
             lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
             lambda b, a, o: b.mul(o, b.apply("log", a[0])),
             infix="**", precedence=POW, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY),
-            specialised=frozenset({2.0, -1.0}), aliases=("^",), right=True, c="pow({0}, {1})"),
+            specialised=frozenset({2.0, -1.0}), aliases=("^",), right=True, c="pow({0}, {1})",
+            numpy_literals=(("2.0", "np.square({0})"), ("(-1.0)", "np.reciprocal({0})"))),
         _op("sin", "np.sin({0})", _sympy("sin"), _call("graphc_sin"), lambda b, a, o: b.apply("cos", a[0]),
             function="sin", sympy_class="sin", domain=(_ANY,), c="sin({0})"),
         _op("cos", "np.cos({0})", _sympy("cos"), _call("graphc_cos"), lambda b, a, o: b.neg(b.apply("sin", a[0])),

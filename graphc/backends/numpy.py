@@ -202,7 +202,7 @@ def in_place(op: Op, target: str, operands: tuple[str, ...], out: str | None = N
     """
     if op.numpy_into:
         return op.numpy_into.format(*operands, out=out or target)
-    template = op.numpy
+    template = op.numpy_of(operands)
     infix = _INFIX.match(template)
     if infix is not None:
         symbol = infix.group(1)
@@ -230,7 +230,7 @@ def _statements(steps: list[_Step], sliced: bool) -> list[str]:
             written = written and f"{step.target} = {written}"  # a ufunc returns its out
         elif sliced and step.reusable:
             written = in_place(op, step.target, step.operands)
-        lines.append(written or f"{step.target} = {op.numpy.format(*step.operands)}")
+        lines.append(written or f"{step.target} = {op.numpy_of(step.operands).format(*step.operands)}")
     return lines
 
 

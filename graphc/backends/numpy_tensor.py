@@ -87,7 +87,7 @@ def statements(graph: Graph, outputs: Sequence[int], params: Sequence[str]) -> t
         else:
             rank = len(graph.shape(node))
             operands = tuple(expanded(ref[a], len(s), rank) for a, s in zip(args, shapes, strict=True))
-            code = spec.numpy.format(*operands)
+            code = spec.numpy_of(operands).format(*operands)
             dead, guarded = reusable.get(node, (None, False))
             if dead is not None:  # write into the dead operand's array: no allocation
                 out = f"{ref[dead]} if not batch else None" if guarded else None
