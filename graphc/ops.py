@@ -124,11 +124,24 @@ class Emitter(Protocol):
 Lowering = Callable[[Emitter, tuple[Any, ...]], Any]  # (emitter, operand values) -> result value
 
 # The functions NumPy lacks, as the elementwise templates call them: the C library's (the LLVM
-# backend calls the same functions, so both backends give the same values). Every generated NumPy
+# backend calls the same functions, so both backends give the same values); and an op's form for
+# writing into an existing array (``numpy_into``) where NumPy's own is slow. Every generated NumPy
 # module includes this source.
 ELEMENT_HELPERS = """\
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 _erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _sign(x, out=None):
+    # np.sign(x) into out (which may be x): np.sign written into its own operand runs a branching
+    # loop, slow where the signs mix; these passes are vectorised. Any nonzero x times 2**1074 is
+    # 1 or more in magnitude (or inf), clipped to 1; 0, inf and NaN stay; +0.0 makes -0.0 0.0.
+    if out is None:
+        return np.sign(x)
+    np.multiply(x, 2.0**1023, out=out)
+    np.multiply(out, 2.0**51, out=out)
+    np.clip(out, -1.0, 1.0, out=out)
+    return np.add(out, 0.0, out=out)
 """
 _ELEMENT_SCOPE: dict[str, Any] = {"np": np, "math": math}
 exec(ELEMENT_HELPERS, _ELEMENT_SCOPE)  # noqa: S102 - this module's own constant source
@@ -181,6 +194,12 @@ class Op:
     domain: tuple[tuple[float, float], ...] = ()  # where tests sample each operand
     plain: bool = False  # the template on Python floats is exactly IEEE and never raises
     c: str = ""  # the op as a C99 expression over {0}, {1} (operands are names), libm only
+    # the op written into an existing array ``{out}`` (maybe an operand), where NumPy's own
+    # ``out=`` form of ``numpy`` is slow ("": that form); ``{out}`` may be None: allocate
+    numpy_into: str = ""
+    # templates by the source of a literal last operand, where NumPy has a faster exact form
+    # (``x ** 2.0`` as ``np.square(x)``: np.power calls pow per element, square multiplies)
+    numpy_literals: tuple[tuple[str, str], ...] = ()
     # constant last operands the LLVM lowering treats specially (``x**2`` as ``x*x``): the LLVM
     # backend's tape gives a row with one of them an opcode of its own with the constant built in
     specialised: frozenset[float] = frozenset()
@@ -245,6 +264,14 @@ class Op:
         # The template is this module's own constant text, never user input.
         code = compile(f"lambda {names}: {body}", f"<graphc.ops:{self.name}>", "eval")
         object.__setattr__(self, "impl", eval(code, dict(_ELEMENT_SCOPE)))  # the template: never user text
+
+    def numpy_of(self, operands: Sequence[str]) -> str:
+        """The NumPy template for operands with these sources: ``numpy``, or the form a literal
+        last operand picks (``numpy_literals``)."""
+        for text, template in self.numpy_literals:
+            if operands and operands[-1] == text:
+                return template
+        return self.numpy
 
     def evaluate(self, *values: Any, params: Any = None) -> Any:
         """The op on NumPy arrays (of the declared shapes, or with leading batch axes), through the
@@ -655,7 +682,8 @@ OPS: dict[str, Op] = {
                 Point("x^1", "x=-0.0", -0.0, (1.0,), "x**1 = x, IEEE-exact"),
                 Point("x^0", "x=nan", 1.0, (0.0,), "x**0 = 1, IEEE-exact (pow(nan, 0) = 1)"),
             ),
-            specialised=frozenset({2.0, -1.0}), aliases=("^",), right=True, c="pow({0}, {1})"),
+            specialised=frozenset({2.0, -1.0}), aliases=("^",), right=True, c="pow({0}, {1})",
+            numpy_literals=(("2.0", "np.square({0})"), ("(-1.0)", "np.reciprocal({0})"))),
         _op("sin", "np.sin({0})", _sympy("sin"), _call("graphc_sin"), lambda b, a, o: b.apply("cos", a[0]),
             smooth="smooth everywhere",
             function="sin", sympy_class="sin", domain=(_ANY,), c="sin({0})"),
@@ -724,7 +752,7 @@ OPS: dict[str, Op] = {
             ),
             function="abs", sympy_class="Abs", sympy_policy="Absolute", kink=True, domain=(_ANY,), c="fabs({0})"),
         _op("sign", "np.sign({0})", _sympy("sign"), _sign, None,
-            function="sign", sympy_class="sign", kink=True, domain=(_ANY,),
+            function="sign", sympy_class="sign", kink=True, domain=(_ANY,), numpy_into="_sign({0}, out={out})",
             policy=(Point("sign(x)", "x=0", 0.0, (0.0,), "sign' is 0 wherever it exists; 0 at the jump"),),
             c="{0} > 0.0 ? 1.0 : {0} < 0.0 ? -1.0 : {0} != {0} ? {0} : 0.0"),
         _op("sigmoid", "1.0 / (1.0 + np.exp(-{0}))", lambda x: 1 / (1 + _sp().exp(-x)), _sigmoid,
@@ -933,6 +961,20 @@ def _shift(a, axes):
 
 def _count(a, axes):
     return np.float64(math.prod(a.shape[k] for k in axes))
+
+
+def _sum_rows(a, keepdims):
+    # np.sum(a, axis=-1) of short rows, as a matrix-vector product: BLAS sums them several times
+    # faster than NumPy's reduction, which runs its loop once per row
+    total = a @ np.ones(a.shape[-1])
+    return total[..., None] if keepdims else total
+
+
+def _sum_columns(a, keepdims):
+    # np.sum(a, axis=-2) of a stack of matrices, as a vector-matrix product: NumPy's own sum adds
+    # one row after another (not pairwise); BLAS, with partial sums down each column, is faster
+    total = np.ones(a.shape[-2]) @ a
+    return total[..., None, :] if keepdims else total
 """
 )
 
@@ -1098,9 +1140,22 @@ def _transposed(b: Graph, x: int) -> int:
 # reductions -------------------------------------------------------------------------------------
 
 
+# A row at most this long is summed by BLAS (_sum_rows): NumPy's sum of it is then not yet
+# pairwise, but runs eight partial sums, as BLAS's dot product does.
+SHORT_ROW = 128
+
+
 def _sum_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    """A sum over the last axis of rows of a known, short length, or over the second-to-last axis
+    of matrices of at least two columns (where NumPy's own sum runs down each column, not pairwise):
+    a product with a vector of ones; any other as ``np.sum``."""
     axes, keepdims = params
-    return f"np.sum({a[0]}, axis={_negative(axes, len(shapes[0]))}{', keepdims=True' * keepdims})"
+    shape = shapes[0]
+    if axes == (len(shape) - 1,) and isinstance(shape[-1], int) and shape[-1] <= SHORT_ROW:
+        return f"_sum_rows({a[0]}, {keepdims})"
+    if len(shape) >= 2 and axes == (len(shape) - 2,) and isinstance(shape[-1], int) and shape[-1] >= 2:
+        return f"_sum_columns({a[0]}, {keepdims})"
+    return f"np.sum({a[0]}, axis={_negative(axes, len(shape))}{', keepdims=True' * keepdims})"
 
 
 def _sum_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
