@@ -276,3 +276,23 @@ def test_blocked_products_split_across_threads_give_the_same_bits_as_one_thread(
     by_numpy = graphc.value_and_grad(text)(X=X, W=W, b=b)
     for a, e in zip([many[0], *many[1]], [by_numpy[0], *by_numpy[1]], strict=True):
         np.testing.assert_allclose(a, e, rtol=1e-11, atol=1e-12 * np.abs(e).max())
+
+
+def test_a_gradient_through_products_with_transposed_weights_compiles_and_equals_numpy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LLVM's NewGVN pass aborted the process (an assertion) on this gradient's register-blocked
+    products: the tensor pipeline runs without it."""
+    text = "W: [4, 5]; x: [n, 5]; c: [4]; sum(tanh(x @ transpose(W)) * c) + logsumexp(W @ transpose(x))"
+    rng = np.random.default_rng(26)
+    arrays = {"W": rng.normal(size=(4, 5)), "x": rng.normal(size=(40, 5)), "c": rng.normal(size=4)}
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")  # compiled here, not loaded
+    kernel = graphc.value_and_grad(text, backend="llvm")
+    assert kernel.function.kind == "loops"
+    want = graphc.value_and_grad(text, backend="numpy")(**arrays)
+    for _ in range(3):  # the quick code, then the fully optimised code
+        got = kernel(**arrays)
+        for a, b in zip(np.atleast_1d(got[0]), np.atleast_1d(want[0]), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-13)
+        for a, b in zip(got[1], want[1], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
