@@ -247,8 +247,10 @@ class Terms:
     def materialised(self, term: Term) -> int:
         """The node of ``k*node``: ``node`` itself, ``-node`` (``b - a`` for ``a - b``, ``g`` for
         ``-g``), or ``node*k`` (``g*(c*k)`` for ``g*c``, ``c`` a constant)."""
-        graph = self.graph
         node, k = term
+        if k == 1.0:
+            return node
+        graph = self.graph
         op, args = graph.op(node), graph.args(node)
         if k < 0 and op == "neg":
             node, k = args[0], -k
