@@ -84,6 +84,9 @@ def main() -> None:
     np.savez(args.result, loss=loss, **dict(zip(problem.wrt, gradients, strict=True)))
     if args.once:
         return
+    for _ in range(2):  # untimed: work a system does once, on a later call (graphc-llvm: its full code)
+        built.step()
+        built.loss()
     timers = {"step": block_timer(built.step, args.block), "loss": block_timer(built.loss, args.block)}
     say(ready=True)
     for line in sys.stdin:

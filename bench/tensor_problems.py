@@ -20,9 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 
 _LOSS = "-mean(sum(T * log_softmax(z, axis=-1), axis=-1))"
-# the llvm backend computes a tensor graph on its scalarisation, per concrete shape: a conv layer
-# on 1,797 images is millions of scalar nodes, beyond what it compiles in reasonable time
-_SCALARISED = "n/a (the llvm backend scalarises: conv2d on 1,797 images is millions of scalar nodes)"
 
 
 @dataclass(frozen=True)
@@ -35,7 +32,6 @@ class TensorProblem:
     inputs: Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]  # batch, rng -> X, T
     batch: int  # the batch the benchmark times
     graphc: bool = True  # False: graphc's language cannot state it yet (peers only)
-    llvm: str = ""  # why graphc's llvm backend does not run it, if it does not
 
     def arrays(self, batch: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
         """X, T and the weights (fan-in scaled normal draws, biases small and non-zero), float64."""
@@ -112,7 +108,6 @@ PROBLEMS: dict[str, TensorProblem] = {
             {"K": (8, 1, 3, 3), "c": (8, 1, 1), "W": (72, 10), "b": (10,)},
             _digit_images,
             batch=1797,
-            llvm=_SCALARISED,
         ),
         TensorProblem(
             "T4",
@@ -124,7 +119,6 @@ PROBLEMS: dict[str, TensorProblem] = {
             {"K": (8, 1, 3, 3), "c": (8, 1, 1), "W": (288, 10), "b": (10,)},
             _digit_images,
             batch=1797,
-            llvm=_SCALARISED,
         ),
     )
 }

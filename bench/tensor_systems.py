@@ -39,8 +39,6 @@ class TensorSystem:
     def unavailable(self, problem: TensorProblem) -> str | None:
         if self.graphc and not problem.graphc:
             return "n/a (graphc's language cannot state it)"
-        if self.name == "graphc-llvm" and problem.llvm:
-            return problem.llvm
         for module in self.requires:
             if importlib.util.find_spec(module) is None:
                 return f"skipped: {module} is not installed"

@@ -19,13 +19,13 @@ from typing import Any
 
 from graphc import chain, diff
 from graphc.backends import compile_graph
+from graphc.diff import cost
 from graphc.diff.common import resolve_wrt
 from graphc.errors import GraphcError
 from graphc.graph import MAX_NODES, Graph, checked_max_nodes
 from graphc.kernel import Kernel
 from graphc.ops import VAR
 from graphc.parse import checked_dims, parse
-from graphc.shapes import size
 from graphc.tracing import LazyKernel, Traced, graph_of, is_traced, parameters, trace
 
 Wrt = str | Sequence[str] | None  # SymPy and traced symbols too, in place of any name: see as_names
@@ -240,10 +240,6 @@ def count_paths(expr: Any, wrt: Wrt = None, *, dims: Dims = None, shapes: Shapes
     return diff.count_paths(as_graph(expr, dims=dims, shapes=shapes), as_names(wrt))
 
 
-def _elements(graph: Graph, nodes: Sequence[int]) -> int:
-    return sum(size(graph.shape(node)) for node in nodes)
-
-
 def _single_output(graph: Graph, what: str) -> None:
     if len(graph.outputs) != 1:
         names = ", ".join(graph.output_names)
@@ -345,9 +341,11 @@ def jacobian(
     ``(*batch_shape, outputs, len(wrt))``; for a tensor graph ``batch + out_shape + in_shape`` (JAX's
     convention), a tuple of rows of them for several outputs or inputs.
 
-    ``mode="forward"`` accumulates it a column per input element, ``"reverse"`` a row per output
-    element, and ``"auto"`` picks the one with fewer passes (reverse on a tie) and says so in
-    ``kernel.mode``. ``"optimal"``, for a chain of blocks from one vector input to one vector
+    ``mode="forward"`` accumulates it a column per input element (all of a tensor input's at once
+    where every op can carry them, graphc.diff.stacked), ``"reverse"`` a row per output element, and
+    ``"auto"`` picks the one of lower estimated cost, nodes visited times passes plus the elements
+    they carry (graphc.diff.cost; reverse on a tie), says so in ``kernel.mode`` and gives both
+    estimates in ``kernel.info["costs"]``. ``"optimal"``, for a chain of blocks from one vector input to one vector
     output, multiplies the blocks' Jacobians in the cheapest bracketing (the matrix-chain DP of
     graphc.chain), and is ``"auto"`` for any other graph. ``kernel.info["multiplications"]`` is
     the scalar multiplications the accumulation performs per point, ``kernel.info["order"]`` its
@@ -381,9 +379,9 @@ def _jacobian(
     links = chain.chain_of(graph, names[0]) if mode == "optimal" and len(names) == 1 else None
     if links is not None:
         return _optimal_jacobian(graph, names, links, backend, threads)
+    estimates = dict(zip(("forward", "reverse"), cost.costs(graph, names), strict=True))
     if mode in ("auto", "optimal"):
-        inputs = _elements(graph, [graph.variable(name) for name in names])
-        mode = "forward" if inputs < _elements(graph, graph.outputs) else "reverse"
+        mode = "forward" if estimates["forward"] < estimates["reverse"] else "reverse"
     derivative = differentiate(graph, names, "forward" if mode == "forward" else "dp")
     kernel = compile_graph(_with_outputs(derivative, len(graph.outputs)), backend, threads=threads)
     rows, columns = len(graph.outputs), len(names)
@@ -394,6 +392,7 @@ def _jacobian(
     result.info = {
         "multiplications": chain.multiplications(derivative, len(graph)),
         "order": f"{mode}: {passes}",
+        "costs": estimates,
     }
     return result
 

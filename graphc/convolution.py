@@ -446,9 +446,8 @@ def pool_call(literals: tuple[int, ...], keywords: dict[str, int]) -> Any:
 # Each rule takes object arrays of scalar node ids and builds, per element of the result, the same
 # sum of products or window maximum the NumPy helpers compute, through the builder (so equal
 # elements hash-cons, a padding zero's product vanishes, and no node is built for a pixel the result
-# drops). A max pool is a left-to-right chain of the two-operand ``max``, whose tie policy splits a
-# tie of two evenly, as the block VJP does; at a tie of k > 2 the chain halves at each step (as a
-# reduced ``amax``'s scalar form does) where the block VJP gives 1/k each. The pooling adjoints
+# drops). A max pool is a left-to-right chain of the two-operand ``max``, whose partials count the
+# chain's tied leaves: a tie of k gives 1/k to each, as the block VJP does. The pooling adjoints
 # (select, route) weigh each window element by ``(x == m) / Σ (x == m)``, ``m`` the window's max: the
 # block VJP's 1/k policy exactly (a comparison's derivative is 0, as the block op's first operand's).
 

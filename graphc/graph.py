@@ -90,6 +90,9 @@ class Graph:
         self.output_names: list[str] = []
         self.info: dict[str, Any] = {}  # what a transformation records: method, wrt, path counts...
         self.names: dict[int, str] = {}  # the program's binding names of nodes (``u`` of ``u = x*y``)
+        # nodes a rule derives from others and asks for again, by the rule's key (graphc.ops: the tie
+        # count of a max chain): only a shortcut, as building one again finds the same node
+        self.derived: dict[tuple[Any, ...], int] = {}
 
     @property
     def nx(self) -> nx.MultiDiGraph:

@@ -15,6 +15,8 @@ from graphc.errors import DataError, EvaluationError, GraphcError, OutputError
 from graphc.graph import Graph
 
 Layout = Callable[[Any], list[Any]]  # the caller's ``out`` (shaped like a result) -> one array per output
+# the shapes of a call's outputs: one broadcast shape for all (a scalar graph's), or one per output
+Shapes = tuple[int, ...] | list[tuple[int, ...]]
 
 
 def outputs_layout(count: int) -> Layout:
@@ -86,18 +88,23 @@ class Outputs(list):  # type: ignore[type-arg]
         self.addresses = addresses
 
 
+CLEAR_INPUTS = 64  # input arrays a _Checked remembers as overlapping no output
+
+
 class _Checked:
     """``out`` arrays that :meth:`Kernel.into` checked for one broadcast shape, known by identity.
 
     Checking thousands of arrays one by one costs more than computing them, so ``into`` checks a
     set once per shape and keeps this record: a later call with the same array objects only checks
-    its inputs against their extents (a binary search). A weak reference per array forgets the
-    record once one of them is collected, so a new array that got a dead one's id is never taken
-    for it. An array changed in place afterwards (``writeable``, ``shape`` or ``dtype`` set anew)
-    is not looked at again; its memory stays the same, so nothing is written outside it.
+    its inputs against their extents (a binary search), and an input array it found clear before
+    not even that (finding an array's extent costs more than a small kernel's call). A weak
+    reference per array forgets the record once one of them is collected (an input, its entry), so
+    a new array that got a dead one's id is never taken for it. An array changed in place
+    afterwards (``writeable``, ``shape`` or ``dtype`` set anew) is not looked at again; its memory
+    stays the same, so nothing is written outside it.
     """
 
-    def __init__(self, arrays: list[np.ndarray], shape: tuple[int, ...], names: list[str]) -> None:
+    def __init__(self, arrays: list[np.ndarray], shape: Shapes, names: list[str]) -> None:
         self.shape = shape
         self.ids = tuple(map(id, arrays))
         self.alive = True
@@ -110,18 +117,28 @@ class _Checked:
         self._lows = [low for low, _, _ in extents]
         self._highs = [high for _, high, _ in extents]  # sorted too: the extents do not overlap
         self._names = [name for _, _, name in extents]
+        self._clear: dict[int, weakref.ref[np.ndarray]] = {}  # inputs overlapping no output, by id
 
     def _forget(self, _: Any) -> None:
         self.alive = False
 
-    def holds(self, arrays: list[Any], shape: tuple[int, ...]) -> bool:
+    def holds(self, arrays: list[Any], shape: Shapes) -> bool:
         """Whether ``arrays`` are the arrays checked, for ``shape``."""
         return self.alive and self.shape == shape and self.ids == tuple(map(id, arrays))
 
-    def overlapping(self, low: int, high: int) -> str | None:
-        """What names the first output array overlapping the bytes ``[low, high)``, if any."""
+    def overlapping(self, array: np.ndarray) -> str | None:
+        """What names the first output array overlapping ``array``'s bytes, if any."""
+        known = self._clear.get(id(array))
+        if known is not None and known() is array:
+            return None
+        low, high = _extent(array)
         i = bisect.bisect_right(self._highs, low)  # the first extent ending after ``low``
-        return self._names[i] if i < len(self._lows) and self._lows[i] < high else None
+        if i < len(self._lows) and self._lows[i] < high:
+            return self._names[i]
+        if len(self._clear) >= CLEAR_INPUTS:  # a caller passing new arrays on every call
+            self._clear.clear()
+        self._clear[id(array)] = weakref.ref(array)
+        return None
 
 
 def _matrix_layout(rows: int, columns: int) -> Layout:
@@ -164,6 +181,16 @@ def _blocks(rows: int, columns: int) -> Any:
     return finish
 
 
+def _blocks_layout(rows: int, columns: int) -> Layout:
+    """``out`` for a :func:`_blocks` result: the array itself for one pair, else a tuple of
+    ``rows`` tuples of ``columns`` arrays."""
+    if rows == columns == 1:
+        return lambda out: [out]
+    outer = sequence_layout(rows, "one tuple per output")
+    inner = sequence_layout(columns, "one array per input")
+    return lambda out: [array for row in outer(out) for array in inner(row)]
+
+
 def _implicit(kernel: Kernel) -> tuple[Callable[[Any], Any], None]:
     from graphc.implicit import finish  # graphc.implicit compiles kernels: imported when used
 
@@ -180,9 +207,13 @@ RESULTS: dict[str, Callable[..., Finishing]] = {
     "partials": lambda k: (_as_tuple, sequence_layout(len(k.wrt), "one per partial")),
     "value_and_partials": lambda k: (_value_and_partials, _value_and_partials_layout(len(k.wrt))),
     "matrix": lambda k, rows, columns: (_matrix(rows, columns), _matrix_layout(rows, columns)),
-    "blocks": lambda k, rows, columns: (_blocks(rows, columns), None),  # a tensor graph's: no into
+    "blocks": lambda k, rows, columns: (_blocks(rows, columns), _blocks_layout(rows, columns)),
     "implicit": _implicit,  # solved after the compiled code: no into
 }
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    return value.shape if isinstance(value, np.ndarray) else np.shape(value)  # type: ignore[no-any-return]
 
 
 def _extent(array: np.ndarray) -> tuple[int, int]:
@@ -191,17 +222,20 @@ def _extent(array: np.ndarray) -> tuple[int, int]:
     return low, high
 
 
-def _check_arrays(arrays: list[Any], shape: tuple[int, ...], names: list[str]) -> None:
+def _check_arrays(arrays: list[Any], shapes: Shapes, names: list[str]) -> None:
     """Raise OutputError unless ``arrays`` (one per output, ``names`` saying which) are float64,
-    C-contiguous, writeable, of ``shape``, and overlap no other."""
+    C-contiguous, writeable, of ``shapes`` (one shape for every output, or one per output), and
+    overlap no other."""
     extents: list[tuple[int, int, str]] = []
-    for array, what in zip(arrays, names, strict=True):
+    for j, (array, what) in enumerate(zip(arrays, names, strict=True)):
         if not isinstance(array, np.ndarray):
             raise OutputError(f"{what} must be a NumPy array, got {type(array).__name__}")
         if array.dtype != np.float64:
             raise OutputError(f"{what} must have dtype float64, got {array.dtype}")
-        if array.shape != shape:
-            raise OutputError(f"{what} has shape {array.shape}, but the arguments broadcast to {shape}")
+        if isinstance(shapes, list) and array.shape != shapes[j]:
+            raise OutputError(f"{what} has shape {array.shape}, but its result has shape {shapes[j]}")
+        if not isinstance(shapes, list) and array.shape != shapes:
+            raise OutputError(f"{what} has shape {array.shape}, but the arguments broadcast to {shapes}")
         if not array.flags.c_contiguous:
             raise OutputError(f"{what} must be C-contiguous")
         if not array.flags.writeable:
@@ -253,6 +287,7 @@ class Kernel:
         self._finish, self._layout = RESULTS[self.result[0]](self, *self.result[1:])
         self._index = {name: i for i, name in enumerate(self.variables)}
         self._checked: _Checked | None = None  # the last ``out`` arrays into checked (see check_out)
+        self._shapes: dict[tuple[Any, ...], list[tuple[int, ...]]] = {}  # a tensor graph's, by input shapes
 
     def __repr__(self) -> str:
         return f"<graphc.Kernel {self.backend}: ({', '.join(self.variables)}) -> ({', '.join(self.outputs)})>"
@@ -337,8 +372,10 @@ class Kernel:
 
         ``out`` is shaped like the kernel's result: an array for one output, a tuple of arrays
         for several (``grad``: one per partial; ``value_and_grad``: ``(value, (partials...))``), one
-        array of shape ``(*batch, rows, columns)`` for ``jacobian`` and ``hessian``. Each array
-        must be float64, C-contiguous, writeable, of the arguments' broadcast shape, and overlap
+        array of shape ``(*batch, rows, columns)`` for ``jacobian`` and ``hessian`` (of a tensor
+        graph: its blocks, one array per (output, input) pair, as a call returns them). Each
+        array must be float64, C-contiguous, writeable, of its result's shape (the arguments'
+        broadcast shape; a tensor graph's output: the batch shape, then its own), and overlap
         neither an input nor another output (else :class:`OutputError`). The arguments follow,
         as for a call; ``out`` comes first and only by position, so a variable may be named
         ``out`` (``k.into(buffer, out=2.0)``). Repeated calls then reuse the same memory: a
@@ -357,8 +394,6 @@ class Kernel:
         >>> g.into(out, np.arange(3.0), 2.0) is out, out[1].tolist()
         (True, [0.0, 1.0, 2.0])
         """
-        if self.graph.tensor:
-            raise OutputError("into is not available for a kernel of a tensor graph yet: call the kernel")
         if self._layout is None:
             raise OutputError(
                 "this kernel computes its results after the compiled code; into is not available"
@@ -435,8 +470,12 @@ class Kernel:
         can take the results for ``values``: float64, C-contiguous, writeable, of the values'
         broadcast shape, overlapping neither each other nor an input. The arrays' own checks are
         made once per shape and remembered (:class:`_Checked`); the inputs' on every call."""
+        shape: Shapes
         try:
-            shape = np.broadcast_shapes(*(np.shape(v) for v in values))
+            if self.graph.tensor:
+                shape = self._output_shapes(tuple(_shape(v) for v in values))
+            else:
+                shape = np.broadcast_shapes(*(np.shape(v) for v in values))
         except ValueError:
             self.diagnose(values)
             raise
@@ -453,10 +492,27 @@ class Kernel:
             checked = self._checked = _Checked(arrays, shape, names)
         for name, value in zip(self.variables, values, strict=True):
             if isinstance(value, np.ndarray) and value.nbytes:
-                what = checked.overlapping(*_extent(value))
+                what = checked.overlapping(value)
                 if what is not None:
                     raise OutputError(f"{what} overlaps the input '{name}'")
         return Outputs(arrays, checked.addresses)
+
+    def _output_shapes(self, given: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...]]:
+        """A tensor graph's output shapes for inputs of shapes ``given`` (``variables`` order): the
+        batch shape, then each output's own; worked out once per ``given`` (ValueError if the
+        shapes do not fit the declarations)."""
+        found = self._shapes.get(given)
+        if found is None:
+            from graphc.shapes import bind, concrete
+
+            graph = self.graph
+            declared = {name: graph.shape(graph.variable(name)) for name in self.variables}
+            dims, batch = bind(declared, dict(zip(self.variables, given, strict=True)))
+            found = [batch + concrete(graph.shape(node), dims) for node in graph.outputs]
+            if len(self._shapes) >= 64:  # a bound on the record, for callers of many shapes
+                self._shapes.clear()
+            self._shapes[given] = found
+        return found
 
     def derived(
         self,

@@ -4,9 +4,11 @@ Each :class:`Op` holds everything every stage needs: how it is written (infix sy
 name), its arity, whether it commutes, its NumPy expression template (used by the NumPy backend
 and, compiled once here, for constant folding, so folded constants equal computed values), its
 SymPy constructor (and the SymPy class that converts back), its build-time rewrite, its local
-derivative rule per operand slot, and the domain its tests sample from. The rewrites are identities
+derivative rule per operand slot, its hard points (``policy`` rows: what every method gives at a
+kink or a singular point, or ``smooth``: why it has none) and the domain its tests sample from. The
+rewrites are identities
 of the reals, graphc's algebra: ``x*0 -> 0`` and ``x + 0 -> x`` are not IEEE-exact at every input
-(``inf*0`` is NaN, ``-0.0 + 0`` is ``0.0``); :data:`graphc.policy.REWRITES` states what they give.
+(``inf*0`` is NaN, ``-0.0 + 0`` is ``0.0``); each entry's ``algebra`` rows state what they give.
 
 A local derivative rule is ``rule(b, args, out) -> node | None``: given the graph builder ``b``,
 the operand nodes and the op's own result node, it builds ``∂out/∂args[slot]`` from graph nodes
@@ -66,8 +68,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from graphc import convolution as cv
+from graphc import masked as mk
 from graphc import user_blocks as ub
-from graphc.shapes import Shape, ShapeError, broadcast
+from graphc.shapes import Shape, ShapeError, broadcast, size
 from graphc.shapes import source as shape_source
 from graphc.shapes import text as shape_text
 
@@ -89,6 +92,15 @@ PathRule = Callable[[list[Any], Any, tuple[int, ...]], Any]
 # scalarise(b, operands, params): the op on scalar nodes, one per element: each operand an object
 # array of node ids of its (concrete) shape, the result one of the node's shape (graphc.scalarise)
 ScalarRule = Callable[["Graph", tuple[Any, ...], Any], Any]
+# stacked(b, operands, which, params, lead): the op applied to its operands when those marked in
+# ``which`` carry extra leading axes ``lead`` (graphc.diff.stacked), giving ``lead + its shape``
+Stacked = Callable[["Graph", tuple[int, ...], tuple[bool, ...], Any, "Shape"], int]
+# stacked_jvp(b, args, out, params, tangents, lead): the JVP with tangents carrying ``lead``
+StackedJvp = Callable[["Graph", tuple[int, ...], int, Any, tuple["int | None", ...], "Shape"], "int | None"]
+# stacked_diagonal(b, d, operand_shape, source_shape, params): the stacked tangent of the op when its
+# operand's is diagonal (``E * d``, E the stacked identity of a source), built without E; None
+# when it is not cheaper than the op on the full stack
+StackedDiagonal = Callable[["Graph", int, "Shape", "Shape", Any], "int | None"]
 # spell(operands, shapes, params): the node in the language (operands already atoms), for printing
 Spell = Callable[[tuple[str, ...], tuple["Shape", ...], Any], str]
 
@@ -112,11 +124,24 @@ class Emitter(Protocol):
 Lowering = Callable[[Emitter, tuple[Any, ...]], Any]  # (emitter, operand values) -> result value
 
 # The functions NumPy lacks, as the elementwise templates call them: the C library's (the LLVM
-# backend calls the same functions, so both backends give the same values). Every generated NumPy
+# backend calls the same functions, so both backends give the same values); and an op's form for
+# writing into an existing array (``numpy_into``) where NumPy's own is slow. Every generated NumPy
 # module includes this source.
 ELEMENT_HELPERS = """\
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 _erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _sign(x, out=None):
+    # np.sign(x) into out (which may be x): np.sign written into its own operand runs a branching
+    # loop, slow where the signs mix; these passes are vectorised. Any nonzero x times 2**1074 is
+    # 1 or more in magnitude (or inf), clipped to 1; 0, inf and NaN stay; +0.0 makes -0.0 0.0.
+    if out is None:
+        return np.sign(x)
+    np.multiply(x, 2.0**1023, out=out)
+    np.multiply(out, 2.0**51, out=out)
+    np.clip(out, -1.0, 1.0, out=out)
+    return np.add(out, 0.0, out=out)
 """
 _ELEMENT_SCOPE: dict[str, Any] = {"np": np, "math": math}
 exec(ELEMENT_HELPERS, _ELEMENT_SCOPE)  # noqa: S102 - this module's own constant source
@@ -136,6 +161,19 @@ CONST = "const"  # leaf: attribute ``value`` (a float)
 
 
 @dataclass(frozen=True)
+class Point:
+    """A hard point of an op: ``expr`` at ``at`` (``"x=0,y=1"``, the CLI's ``--at`` text) has
+    ``value`` and ``gradient`` (one entry per variable, in sorted order) in every exact method and
+    backend, exactly (signed zeros included; NaN where NaN is written), for the reason ``why``."""
+
+    expr: str
+    at: str
+    value: float
+    gradient: tuple[Any, ...]
+    why: str
+
+
+@dataclass(frozen=True)
 class Op:
     name: str
     arity: int
@@ -147,11 +185,21 @@ class Op:
     precedence: int = 0  # for infix and prefix printing; higher binds tighter
     function: str | None = None  # name when called as a function: sin(x), pow(x, y)
     commutative: bool = False
-    rewrite: Rewrite | None = None  # a build-time identity of graphc's algebra (policy.REWRITES), or None
+    rewrite: Rewrite | None = None  # a build-time identity of graphc's algebra (``algebra`` rows)
     sympy_class: str | None = None  # the name of the SymPy class that converts back to this op
+    # the name of graphc.sympy_bridge's SymPy function for this op whose derivative is the op's own
+    # rule (graphc's policy at kinks, singular points and overflow), built for the symbolic method
+    # (``to_sympy(policy=True)``); it converts back to this op too
+    sympy_policy: str | None = None
     domain: tuple[tuple[float, float], ...] = ()  # where tests sample each operand
     plain: bool = False  # the template on Python floats is exactly IEEE and never raises
     c: str = ""  # the op as a C99 expression over {0}, {1} (operands are names), libm only
+    # the op written into an existing array ``{out}`` (maybe an operand), where NumPy's own
+    # ``out=`` form of ``numpy`` is slow ("": that form); ``{out}`` may be None: allocate
+    numpy_into: str = ""
+    # templates by the source of a literal last operand, where NumPy has a faster exact form
+    # (``x ** 2.0`` as ``np.square(x)``: np.power calls pow per element, square multiplies)
+    numpy_literals: tuple[tuple[str, str], ...] = ()
     # constant last operands the LLVM lowering treats specially (``x**2`` as ``x*x``): the LLVM
     # backend's tape gives a row with one of them an opcode of its own with the constant built in
     specialised: frozenset[float] = frozenset()
@@ -163,7 +211,13 @@ class Op:
     # a selecting op's operand slots its value depends on, given the operands' values (``where``:
     # the condition and the branch it selects); graphc check follows only these
     picks: Callable[[Sequence[float]], tuple[int, ...]] | None = None
-    policy: str = ""  # the op's points of non-smoothness or singularity, as graphc/policy.py states them
+    # The op's hard points (kinks, singular points, domain edges, overflow): what every exact method
+    # and backend gives there, which tests/test_policy.py checks and the manual's policy table shows
+    # (graphc/policy.py); an elementwise op without one says in ``smooth`` why it needs none.
+    policy: tuple[Point, ...] = ()
+    smooth: str = ""
+    algebra: tuple[Point, ...] = ()  # its ``rewrite`` at the points where it differs from IEEE arithmetic
+    kink: bool = False  # not differentiable at some finite input: central differences may straddle it
     # Block ops (block=True): the value of the node is not elementwise in its operands.
     block: bool = False
     shape: ShapeRule | None = None
@@ -186,10 +240,18 @@ class Op:
     # the scalar multiplications the op performs per point, from its operand and result shapes
     # (counted in Jacobian kernels' ``info``; None: none counted)
     multiplies: Callable[[tuple[Shape, ...], Shape], int] | None = None
-    # a block op of one operand applied to it with extra leading axes ``lead`` (graphc.diff.stacked
-    # carries an input's elements on them): the params that do it, from the op's own; None: no rule
-    stacked: Callable[[Any, Shape], Any] | None = None
-    linear: bool = False  # a block op linear in its one operand: its JVP is the op on the tangent
+    # a block op applied to operands with extra leading axes (graphc.diff.stacked carries an
+    # input's elements on them); None: no rule
+    stacked: Stacked | None = None
+    # a block op linear in each operand: its JVP is the sum over slots of the op with the slot's
+    # tangent in place of the operand (``stacked`` on the stacked tangents)
+    linear: bool = False
+    stacked_jvp: StackedJvp | None = None  # the JVP on stacked tangents, for an op not ``linear``
+    stacked_diagonal: StackedDiagonal | None = None
+    # a block op the LLVM backend computes by a loop nest of its own (a step of a tensor kernel): the
+    # name of that step's writer (graphc.backends.llvm.tensor_ir.STEPS); "": none (views and
+    # reductions are part of other loops; an op with neither is scalarised)
+    loop: str = ""
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -202,6 +264,14 @@ class Op:
         # The template is this module's own constant text, never user input.
         code = compile(f"lambda {names}: {body}", f"<graphc.ops:{self.name}>", "eval")
         object.__setattr__(self, "impl", eval(code, dict(_ELEMENT_SCOPE)))  # the template: never user text
+
+    def numpy_of(self, operands: Sequence[str]) -> str:
+        """The NumPy template for operands with these sources: ``numpy``, or the form a literal
+        last operand picks (``numpy_literals``)."""
+        for text, template in self.numpy_literals:
+            if operands and operands[-1] == text:
+                return template
+        return self.numpy
 
     def evaluate(self, *values: Any, params: Any = None) -> Any:
         """The op on NumPy arrays (of the declared shapes, or with leading batch axes), through the
@@ -230,7 +300,7 @@ class Op:
 # --- rewrites: only x+0, x-0, x*1, x*0 -> 0, --x, x**1, x**0 -------------------------------------
 # Identities of the reals, graphc's algebra rather than float64 arithmetic: x*0 -> 0 differs from
 # IEEE at x = inf or NaN (NaN there) and at negative x (-0.0), x + 0 -> x at x = -0.0 (0.0 there).
-# graphc/policy.py's REWRITES states each, and tests/test_policy.py holds every method to it.
+# The entries' ``algebra`` rows state each, and tests/test_policy.py holds every method to them.
 
 
 def _rewrite_add(b: Graph, a: tuple[int, ...]) -> int | None:
@@ -424,6 +494,42 @@ def _half_sign_diff(b: Graph, a: tuple[int, ...], scale: float) -> int:
     return b.add(b.const(0.5), b.mul(b.const(scale), b.apply("sign", b.sub(a[0], a[1]))))
 
 
+def _extreme_partial(slot: int, scale: float) -> Rule:
+    """A ``max``/``min`` partial: a tie splits evenly among the tied operands, counting the tied
+    leaves of a nested chain of the same op, so ``max(max(a, b), c)`` at a three-way tie gives 1/3
+    to each, as the reduction ``max(x)`` does (its scalar form is such a chain). Without a nested
+    operand, the midpoint step ``0.5 + scale*sign(a0 - a1)``."""
+
+    def rule(b: Graph, a: tuple[int, ...], o: int) -> int:
+        name = b.op(o)
+        if b.op(a[0]) != name and b.op(a[1]) != name:
+            return _half_sign_diff(b, a, scale)
+        return b.div(b.mul(b.apply("eq", a[slot], o), _tied(b, a[slot], name)), _tied(b, o, name))
+
+    return rule
+
+
+def _tied(b: Graph, node: int, name: str) -> int:
+    """How many leaves of the chain of ``name`` (max or min) under ``node`` equal its value, as a
+    node: 1 for a node of another op; an iterative post-order walk, each nested node's count built
+    once per graph (kept in ``b.derived``: a chain's every link asks for the counts below it)."""
+    count = b.derived
+    stack = [node]
+    while stack:
+        top = stack[-1]
+        if b.op(top) != name:
+            count["tied", top] = b.const(1.0)
+        else:
+            pending = [arg for arg in b.args(top) if ("tied", arg) not in count]
+            if pending:
+                stack.extend(pending)
+                continue
+            terms = [b.mul(b.apply("eq", arg, top), count["tied", arg]) for arg in b.args(top)]
+            count["tied", top] = b.add(terms[0], terms[1])
+        stack.pop()
+    return count["tied", node]
+
+
 def _sq(b: Graph, x: int) -> int:
     return b.pow(x, b.const(2.0))
 
@@ -504,6 +610,7 @@ def _cmp(name: str, symbol: str, sympy_name: str, **kw: Any) -> Op:
         None,
         infix=symbol,
         precedence=COMPARE,
+        sympy_class=sympy_name,
         chains=True,
         domain=(_ANY, _ANY),
         c=f"{{0}} {symbol} {{1}}",
@@ -517,128 +624,292 @@ OPS: dict[str, Op] = {
     for op in [
         _op("add", "{0} + {1}", lambda x, y: x + y, _instruction("fadd"), _one, _one,
             infix="+", precedence=ADD, commutative=True, rewrite=_rewrite_add, domain=(_ANY, _ANY),
+            algebra=(Point("x + 0", "x=-0.0", -0.0, (1.0,), "graphc's algebra: x + 0 = x (IEEE: -0.0 + 0 = 0.0)"),),
+            smooth="smooth everywhere (inf - inf = nan in values only)",
             plain=True, c="{0} + {1}"),
         _op("sub", "{0} - {1}", lambda x, y: x - y, _instruction("fsub"),
             _one, lambda b, a, o: b.const(-1.0),
+            algebra=(Point("x - 0", "x=-0.0", -0.0, (1.0,), "x - 0 = x, IEEE-exact (-0.0 - 0 = -0.0)"),),
+            smooth="smooth everywhere",
             infix="-", precedence=ADD, rewrite=_rewrite_sub, domain=(_ANY, _ANY), plain=True, c="{0} - {1}"),
         _op("mul", "{0} * {1}", lambda x, y: x * y, _instruction("fmul"),
             lambda b, a, o: a[1], lambda b, a, o: a[0],
             infix="*", precedence=MUL, commutative=True, rewrite=_rewrite_mul, domain=(_ANY, _ANY),
+            algebra=(
+                Point("x*0", "x=inf", 0.0, (0.0,), "graphc's algebra: x*0 = 0 (IEEE: inf*0 = nan)"),
+                Point("x*0", "x=nan", 0.0, (0.0,), "graphc's algebra: x*0 = 0 (IEEE: nan)"),
+                Point("x*0", "x=-1", 0.0, (0.0,), "graphc's algebra: x*0 = 0 (IEEE: -1*0 = -0.0)"),
+                Point("0*x + y", "x=inf,y=1", 1.0, (0.0, 1.0), "a constant operand is put second, then x*0 = 0"),
+                Point("x*1", "x=nan", math.nan, (1.0,), "x*1 = x, IEEE-exact (NaN stays NaN)"),
+            ),
+            smooth="smooth everywhere; 0*inf = nan in values only",
             plain=True, c="{0} * {1}", multiplies=lambda shapes, shape: math.prod(shape)),
         _op("div", "{0} / {1}", lambda x, y: x / y, _instruction("fdiv"),
             lambda b, a, o: b.div(b.const(1.0), a[1]),
             lambda b, a, o: b.neg(b.div(o, a[1])),
+            policy=(
+                Point("1/x", "x=0", math.inf, (-math.inf,), "-(1/0)/0"),
+                Point("1/x", "x=-0.0", -math.inf, (-math.inf,), "-(1/-0.0)/-0.0"),
+                Point("x/y", "x=1,y=0", math.inf, (math.inf, -math.inf), "1/0; -(1/0)/0"),
+                Point("x/y", "x=0,y=0", math.nan, (math.inf, math.nan), "0/0 = nan; 1/0; -(nan)/0"),
+            ),
             infix="/", precedence=MUL, domain=(_ANY, _POS), c="{0} / {1}"),
         _op("neg", "-{0}", lambda x: -x, _instruction("fneg"), lambda b, a, o: b.const(-1.0),
+            algebra=(Point("-(-x)", "x=-0.0", -0.0, (1.0,), "--x = x, IEEE-exact"),),
+            smooth="smooth everywhere",
             infix="-", precedence=NEG, rewrite=_rewrite_neg, domain=(_ANY,), plain=True, c="-{0}"),
         _op("pow", "{0} ** {1}", lambda x, y: x**y, _pow,
             lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
             lambda b, a, o: b.mul(o, b.apply("log", a[0])),
-            infix="**", precedence=POW, function="pow", rewrite=_rewrite_pow, domain=(_POS, _ANY),
-            specialised=frozenset({2.0, -1.0}), aliases=("^",), right=True, c="pow({0}, {1})"),
+            infix="**", precedence=POW, function="pow", rewrite=_rewrite_pow, sympy_policy="Power", domain=(_POS, _ANY),
+            policy=(
+                Point("x^2", "x=0", 0.0, (0.0,), "2*x^1 = 2*x: no log term for a constant exponent"),
+                Point("x^3", "x=0", 0.0, (0.0,), "3*x^2"),
+                Point("x^2", "x=-2", 4.0, (-4.0,), "integer exponent: negative base is fine"),
+                Point("x^1.5", "x=0", 0.0, (0.0,), "1.5*0^0.5"),
+                Point("x^0.5", "x=0", 0.0, (math.inf,), "0.5*0^-0.5"),
+                Point("x^0.5", "x=-1", math.nan, (math.nan,), "real exponent, negative base: outside the domain"),
+                Point("x^(-1)", "x=0", math.inf, (-math.inf,), "-1*0^-2"),
+                Point("x^0", "x=0", 1.0, (0.0,), "x**0 is rewritten to 1 (0**0 = 1)"),
+                Point("x^y", "x=0,y=0", 1.0, (math.nan, -math.inf), "0**0 = 1; 0*0^-1 = nan; 1*log(0)"),
+                Point("x^y", "x=0,y=2", 0.0, (0.0, math.nan), "0*log(0) = nan (exactly 0: a run-time zero)"),
+                Point("x^y", "x=0,y=0.5", 0.0, (math.inf, math.nan), "0.5*0^-0.5; 0*log(0)"),
+                Point("x^y", "x=0,y=-1", math.inf, (-math.inf, -math.inf), "-1*0^-2; inf*log(0)"),
+                Point("x^y", "x=-2,y=2", 4.0, (-4.0, math.nan), "log(-2) = nan: not differentiable in y"),
+                Point("x^y", "x=-8,y=0.3333333333333333", math.nan, (math.nan, math.nan), "negative base, real exponent"),
+            ),
+            algebra=(
+                Point("x^1", "x=-0.0", -0.0, (1.0,), "x**1 = x, IEEE-exact"),
+                Point("x^0", "x=nan", 1.0, (0.0,), "x**0 = 1, IEEE-exact (pow(nan, 0) = 1)"),
+            ),
+            specialised=frozenset({2.0, -1.0}), aliases=("^",), right=True, c="pow({0}, {1})",
+            numpy_literals=(("2.0", "np.square({0})"), ("(-1.0)", "np.reciprocal({0})"))),
         _op("sin", "np.sin({0})", _sympy("sin"), _call("graphc_sin"), lambda b, a, o: b.apply("cos", a[0]),
+            smooth="smooth everywhere",
             function="sin", sympy_class="sin", domain=(_ANY,), c="sin({0})"),
         _op("cos", "np.cos({0})", _sympy("cos"), _call("graphc_cos"), lambda b, a, o: b.neg(b.apply("sin", a[0])),
+            smooth="smooth everywhere",
             function="cos", sympy_class="cos", domain=(_ANY,), c="cos({0})"),
         _op("tan", "np.tan({0})", _sympy("tan"), _call("tan"), lambda b, a, o: b.add(b.const(1.0), _sq(b, o)),
+            policy=(Point("tan(x)", "x=1.5707963267948966", 1.633123935319537e16, (2.6670937881135714e32,), "float π/2 is not the pole: 1 + tan^2"),),
             function="tan", sympy_class="tan", domain=((-1.2, 1.2),), c="tan({0})"),
         _op("asin", "np.arcsin({0})", _sympy("asin"), _call("asin"),
             lambda b, a, o: b.div(b.const(1.0), b.apply("sqrt", b.sub(b.const(1.0), _sq(b, a[0])))),
+            policy=(
+                Point("asin(x)", "x=1", math.pi / 2, (math.inf,), "1/sqrt(1 - 1)"),
+                Point("asin(x)", "x=-1", -math.pi / 2, (math.inf,), "1/sqrt(1 - 1)"),
+                Point("asin(x)", "x=2", math.nan, (math.nan,), "outside the domain"),
+            ),
             function="asin", sympy_class="asin", names=("arcsin",), domain=(_UNIT,), c="asin({0})"),
         _op("acos", "np.arccos({0})", _sympy("acos"), _call("acos"),
             lambda b, a, o: b.div(b.const(-1.0), b.apply("sqrt", b.sub(b.const(1.0), _sq(b, a[0])))),
+            policy=(
+                Point("acos(x)", "x=1", 0.0, (-math.inf,), "-1/sqrt(1 - 1)"),
+                Point("acos(x)", "x=-1", math.pi, (-math.inf,), "-1/sqrt(1 - 1)"),
+            ),
             function="acos", sympy_class="acos", names=("arccos",), domain=(_UNIT,), c="acos({0})"),
         _op("atan", "np.arctan({0})", _sympy("atan"), _call("atan"),
             lambda b, a, o: b.div(b.const(1.0), b.add(b.const(1.0), _sq(b, a[0]))),
+            smooth="smooth everywhere",
             function="atan", sympy_class="atan", names=("arctan",), domain=(_ANY,), c="atan({0})"),
         _op("sinh", "np.sinh({0})", _sympy("sinh"), _call("sinh"), lambda b, a, o: b.apply("cosh", a[0]),
+            smooth="smooth; overflows to ±inf beyond |x| ≈ 710, with derivative cosh = inf",
             function="sinh", sympy_class="sinh", domain=(_ANY,), c="sinh({0})"),
         _op("cosh", "np.cosh({0})", _sympy("cosh"), _call("cosh"), lambda b, a, o: b.apply("sinh", a[0]),
+            smooth="smooth; overflows to inf beyond |x| ≈ 710, with derivative sinh = ±inf",
             function="cosh", sympy_class="cosh", domain=(_ANY,), c="cosh({0})"),
         _op("tanh", "np.tanh({0})", _sympy("tanh"), _call("graphc_tanh"),
             lambda b, a, o: b.sub(b.const(1.0), _sq(b, o)),
+            smooth="smooth; 1 - tanh^2 saturates to exactly 0",
             function="tanh", sympy_class="tanh", domain=(_ANY,), c="tanh({0})"),
         _op("exp", "np.exp({0})", _sympy("exp"), _call("graphc_exp"), lambda b, a, o: o,
+            policy=(Point("exp(x)", "x=800", math.inf, (math.inf,), "overflow"),),
             function="exp", sympy_class="exp", domain=(_ANY,), c="exp({0})"),
         _op("log", "np.log({0})", _sympy("log"), _call("graphc_log"), lambda b, a, o: b.div(b.const(1.0), a[0]),
+            policy=(
+                Point("log(x)", "x=0", -math.inf, (math.inf,), "1/0"),
+                Point("log(x)", "x=-0.0", -math.inf, (-math.inf,), "1/-0.0"),
+                Point("log(x)", "x=-1", math.nan, (-1.0,), "outside the domain the rule 1/x still evaluates"),
+            ),
             function="log", sympy_class="log", domain=(_POS,), names=("ln",), c="log({0})"),
         _op("sqrt", "np.sqrt({0})", _sympy("sqrt"), _call("llvm.sqrt.f64"), lambda b, a, o: b.div(b.const(0.5), o),
+            policy=(
+                Point("sqrt(x)", "x=0", 0.0, (math.inf,), "0.5/sqrt(0)"),
+                Point("sqrt(x)", "x=-0.0", -0.0, (-math.inf,), "IEEE sqrt(-0.0) = -0.0, so 0.5/-0.0"),
+                Point("sqrt(x)", "x=-1", math.nan, (math.nan,), "outside the domain"),
+                Point("sqrt(x^2 + y^2)", "x=0,y=1", 1.0, (0.0, 1.0), "no singularity: exact, by construction"),
+                Point("sqrt(x*x + y*y)", "x=0,y=1", 1.0, (0.0, 1.0), "no singularity: exact, by construction"),
+                Point("sqrt(pow(x, 2) + y^2)", "x=0,y=1", 1.0, (0.0, 1.0), "no singularity: exact, by construction"),
+                Point("sqrt(x^n + y^2)", "n=2,x=0,y=1", 1.0, (math.nan, 0.0, 1.0), "∂/∂n = 0.5*0*log(0): a run-time zero (exactly 0); ∂/∂x = n*x^(n-1), no 0/0"),
+                Point("sqrt(x^2 + y^2)", "x=0,y=0", 0.0, (math.nan, math.nan), "a cone's tip: undefined (inf*0)"),
+                Point("y*sqrt(x)", "x=0,y=0", 0.0, (math.nan, 0.0), "0*inf at run time: nan (exactly 0)"),
+            ),
             function="sqrt", domain=(_POS,), c="sqrt({0})"),
         _op("abs", "np.abs({0})", _sympy("Abs"), _call("llvm.fabs.f64"), lambda b, a, o: b.apply("sign", a[0]),
-            function="abs", sympy_class="Abs", domain=(_ANY,), c="fabs({0})"),
+            policy=(
+                Point("abs(x)", "x=0", 0.0, (0.0,), "the midpoint of [-1, 1]"),
+                Point("abs(x)", "x=-0.0", 0.0, (0.0,), "sign(-0.0) is 0"),
+            ),
+            function="abs", sympy_class="Abs", sympy_policy="Absolute", kink=True, domain=(_ANY,), c="fabs({0})"),
         _op("sign", "np.sign({0})", _sympy("sign"), _sign, None,
-            function="sign", sympy_class="sign", domain=(_ANY,),
+            function="sign", sympy_class="sign", kink=True, domain=(_ANY,), numpy_into="_sign({0}, out={out})",
+            policy=(Point("sign(x)", "x=0", 0.0, (0.0,), "sign' is 0 wherever it exists; 0 at the jump"),),
             c="{0} > 0.0 ? 1.0 : {0} < 0.0 ? -1.0 : {0} != {0} ? {0} : 0.0"),
         _op("sigmoid", "1.0 / (1.0 + np.exp(-{0}))", lambda x: 1 / (1 + _sp().exp(-x)), _sigmoid,
             lambda b, a, o: b.mul(o, b.sub(b.const(1.0), o)),
-            function="sigmoid", domain=(_ANY,), c="1.0 / (1.0 + exp(-{0}))"),
+            policy=(
+                Point("sigmoid(x)", "x=-800", 0.0, (0.0,), "s*(1 - s), not exp(-x)/(1 + exp(-x))^2 = inf/inf"),
+                Point("sigmoid(x)", "x=800", 1.0, (0.0,), "s*(1 - s)"),
+            ),
+            function="sigmoid", sympy_policy="Sigmoid", domain=(_ANY,), c="1.0 / (1.0 + exp(-{0}))"),
         _op("relu", "np.maximum({0}, 0.0)", lambda x: _sp().Max(x, 0), _relu,
             lambda b, a, o: b.apply("sign", o),
-            function="relu", domain=(_ANY,), c="{0} > 0.0 || {0} != {0} ? {0} : 0.0"),
+            policy=(
+                Point("relu(x)", "x=0", 0.0, (0.0,), "JAX/PyTorch: relu'(0) = 0"),
+                Point("relu(x)", "x=-0.0", 0.0, (0.0,), "np.maximum(-0.0, 0.0) is 0.0"),
+            ),
+            function="relu", sympy_policy="Relu", kink=True, domain=(_ANY,), c="{0} > 0.0 || {0} != {0} ? {0} : 0.0"),
         _op("softplus", "np.logaddexp(0.0, {0})", lambda x: _sp().log(1 + _sp().exp(x)), _softplus,
             lambda b, a, o: b.apply("sigmoid", a[0]),
-            function="softplus", domain=(_ANY,), c="({0} > 0.0 ? {0} : 0.0) + log1p(exp(-fabs({0})))"),
+            policy=(
+                Point("softplus(x)", "x=800", 800.0, (1.0,), "sigmoid(x), not exp(x)/(1 + exp(x)) = inf/inf"),
+                Point("softplus(x)", "x=-800", 0.0, (0.0,), "sigmoid(x)"),
+            ),
+            function="softplus", sympy_policy="Softplus", domain=(_ANY,), c="({0} > 0.0 ? {0} : 0.0) + log1p(exp(-fabs({0})))"),
         _op("max", "np.maximum({0}, {1})", _sympy("Max"), _max,
-            lambda b, a, o: _half_sign_diff(b, a, 0.5), lambda b, a, o: _half_sign_diff(b, a, -0.5),
-            function="max", commutative=True, sympy_class="Max", domain=(_ANY, _ANY),
+            _extreme_partial(0, 0.5), _extreme_partial(1, -0.5),
+            function="max", commutative=True, sympy_class="Max", sympy_policy="Maximum", kink=True, domain=(_ANY, _ANY),
+            policy=(
+                Point("max(x, 0)", "x=0", 0.0, (0.5,), "a tie splits evenly; max(0, x) is the same node"),
+                Point("(x + abs(x))/2", "x=0", 0.0, (0.5,), "(1 + abs'(0))/2: equal to max(x, 0), not relu"),
+                Point("max(x, y)", "x=1,y=1", 1.0, (0.5, 0.5), "a tie splits evenly"),
+                Point("max(x, y)", "x=0,y=-0.0", -0.0, (0.5, 0.5), "0.0 and -0.0 tie; np.maximum gives the second"),
+                Point("max(x, x)", "x=2", 2.0, (1.0,), "the halves add up"),
+                Point("max(max(x, y), z)", "x=1,y=1,z=1", 1.0, (1 / 3, 1 / 3, 1 / 3),
+                      "nested maxima split a tie evenly among the tied leaves, as max of a vector does"),
+            ),
             c="{0} > {1} || {0} != {0} ? {0} : {1}"),
         _op("min", "np.minimum({0}, {1})", _sympy("Min"), _min,
-            lambda b, a, o: _half_sign_diff(b, a, -0.5), lambda b, a, o: _half_sign_diff(b, a, 0.5),
-            function="min", commutative=True, sympy_class="Min", domain=(_ANY, _ANY),
+            _extreme_partial(0, -0.5), _extreme_partial(1, 0.5),
+            function="min", commutative=True, sympy_class="Min", sympy_policy="Minimum", kink=True, domain=(_ANY, _ANY),
+            policy=(
+                Point("min(x, y)", "x=1,y=1", 1.0, (0.5, 0.5), "a tie splits evenly"),
+                Point("min(x, 0)", "x=0", 0.0, (0.5,), "equal to (x - abs(x))/2"),
+            ),
             c="{0} < {1} || {0} != {0} ? {0} : {1}"),
         _op("atan2", "np.arctan2({0}, {1})", _sympy("atan2"), _call("atan2"),
             lambda b, a, o: b.div(a[1], b.add(_sq(b, a[0]), _sq(b, a[1]))),
             lambda b, a, o: b.neg(b.div(a[0], b.add(_sq(b, a[0]), _sq(b, a[1])))),
+            policy=(
+                Point("atan2(x, y)", "x=0,y=0", 0.0, (math.nan, math.nan), "0/(0^2 + 0^2): undefined"),
+                Point("atan2(x, y)", "x=0,y=-1", math.pi, (-1.0, -0.0), "the branch cut: finite, as the formula"),
+                Point("atan2(x, y)", "x=-0.0,y=-1", -math.pi, (-1.0, 0.0), "the other side of the cut"),
+            ),
             function="atan2", sympy_class="atan2", domain=(_POS, _POS), names=("arctan2",), c="atan2({0}, {1})"),
         _op("hypot", "np.hypot({0}, {1})", lambda x, y: _sp().sqrt(x**2 + y**2), _call("graphc_hypot"),
             lambda b, a, o: b.div(a[0], o), lambda b, a, o: b.div(a[1], o),
+            policy=(
+                Point("hypot(x, y)", "x=0,y=0", 0.0, (math.nan, math.nan), "x/hypot(x, y) = 0/0: a cone's tip"),
+                Point("hypot(x, y)", "x=0,y=-2", 2.0, (0.0, -1.0), "no singularity"),
+            ),
             function="hypot", commutative=True, domain=(_ANY, _POS), c="hypot({0}, {1})"),
         _op("erf", "_erf({0})", _sympy("erf"), _call("graphc_erf"), lambda b, a, o: _erf_partial(b, a, 1.0),
+            smooth="smooth; 2/sqrt(pi)*exp(-x^2) underflows to exactly 0",
             function="erf", sympy_class="erf", domain=(_ANY,), c="erf({0})"),
         _op("erfc", "_erfc({0})", _sympy("erfc"), _call("graphc_erfc"), lambda b, a, o: _erf_partial(b, a, -1.0),
+            smooth="smooth; its derivative underflows to exactly -0",
             function="erfc", sympy_class="erfc", domain=(_ANY,), c="erfc({0})"),
         _op("log10", "np.log10({0})", lambda x: _sp().log(x, 10), _call("graphc_log10"),
-            lambda b, a, o: b.div(b.const(1.0 / math.log(10.0)), a[0]), function="log10", domain=(_POS,), c="log10({0})"),
+            lambda b, a, o: b.div(b.const(1.0 / math.log(10.0)), a[0]), function="log10", domain=(_POS,), c="log10({0})",
+            policy=(Point("log10(x)", "x=0", -math.inf, (math.inf,), "(1/ln 10)/0"),)),
         _op("log2", "np.log2({0})", lambda x: _sp().log(x, 2), _call("graphc_log2"),
-            lambda b, a, o: b.div(b.const(1.0 / math.log(2.0)), a[0]), function="log2", domain=(_POS,), c="log2({0})"),
+            lambda b, a, o: b.div(b.const(1.0 / math.log(2.0)), a[0]), function="log2", domain=(_POS,), c="log2({0})",
+            policy=(Point("log2(x)", "x=0", -math.inf, (math.inf,), "(1/ln 2)/0"),)),
         _op("exp2", "np.exp2({0})", lambda x: 2**x, _call("graphc_exp2"),
-            lambda b, a, o: b.mul(o, b.const(math.log(2.0))), function="exp2", domain=(_ANY,), c="exp2({0})"),
+            lambda b, a, o: b.mul(o, b.const(math.log(2.0))), function="exp2", domain=(_ANY,), c="exp2({0})",
+            smooth="smooth; overflows to inf beyond x = 1024"),
         _op("expm1", "np.expm1({0})", lambda x: _sp().exp(x) - 1, _call("graphc_expm1"),
-            lambda b, a, o: b.apply("exp", a[0]), function="expm1", domain=(_ANY,), c="expm1({0})"),
+            lambda b, a, o: b.apply("exp", a[0]), function="expm1", domain=(_ANY,), c="expm1({0})",
+            smooth="smooth; overflows to inf beyond x ≈ 709.8, with derivative exp = inf"),
         _op("log1p", "np.log1p({0})", lambda x: _sp().log(1 + x), _call("graphc_log1p"),
             lambda b, a, o: b.div(b.const(1.0), b.add(b.const(1.0), a[0])), function="log1p",
+            policy=(Point("log1p(x)", "x=-1", -math.inf, (math.inf,), "1/(1 + -1)"),),
             domain=((-0.5, 3.0),), c="log1p({0})"),
         _op("cbrt", "np.cbrt({0})", _sympy("cbrt"), _call("graphc_cbrt"),
-            lambda b, a, o: b.div(b.const(1.0), b.mul(b.const(3.0), _sq(b, o))), function="cbrt",
+            lambda b, a, o: b.div(b.const(1.0), b.mul(b.const(3.0), _sq(b, o))), function="cbrt", sympy_policy="Cbrt",
+            policy=(
+                Point("cbrt(x)", "x=0", 0.0, (math.inf,), "1/(3*0^2)"),
+                Point("cbrt(x)", "x=-8", -2.0, (1.0 / 12.0,), "the real cube root of a negative number"),
+            ),
             domain=(_POS,), c="cbrt({0})"),
         _op("asinh", "np.arcsinh({0})", _sympy("asinh"), _call("graphc_asinh"),
             lambda b, a, o: b.div(b.const(1.0), b.apply("sqrt", b.add(_sq(b, a[0]), b.const(1.0)))),
+            smooth="smooth everywhere",
             function="asinh", sympy_class="asinh", domain=(_ANY,), names=("arcsinh",), c="asinh({0})"),
         _op("acosh", "np.arccosh({0})", _sympy("acosh"), _call("graphc_acosh"),
             lambda b, a, o: b.div(b.const(1.0), b.apply("sqrt", b.sub(_sq(b, a[0]), b.const(1.0)))),
+            policy=(
+                Point("acosh(x)", "x=1", 0.0, (math.inf,), "1/sqrt(1 - 1)"),
+                Point("acosh(x)", "x=0.5", math.nan, (math.nan,), "outside the domain"),
+            ),
             function="acosh", sympy_class="acosh", domain=((1.2, 4.0),), names=("arccosh",), c="acosh({0})"),
         _op("atanh", "np.arctanh({0})", _sympy("atanh"), _call("graphc_atanh"),
             lambda b, a, o: b.div(b.const(1.0), b.sub(b.const(1.0), _sq(b, a[0]))),
+            policy=(Point("atanh(x)", "x=1", math.inf, (math.inf,), "1/(1 - 1)"),),
             function="atanh", sympy_class="atanh", domain=(_UNIT,), names=("arctanh",), c="atanh({0})"),
         _op("floor", "np.floor({0})", _bridged("Floor"), _call("llvm.floor.f64"), None,
-            function="floor", domain=(_ANY,), c="floor({0})"),
+            policy=(Point("floor(x)", "x=1", 1.0, (0.0,), "derivative 0, also at the jump"),),
+            function="floor", sympy_class="floor", sympy_policy="Floor", domain=(_ANY,), c="floor({0})"),
         _op("ceil", "np.ceil({0})", _bridged("Ceil"), _call("llvm.ceil.f64"), None,
-            function="ceil", domain=(_ANY,), c="ceil({0})"),
-        _cmp("lt", "<", "Lt"),
-        _cmp("le", "<=", "Le"),
-        _cmp("gt", ">", "Gt"),
-        _cmp("ge", ">=", "Ge"),
-        _cmp("eq", "==", "Eq", commutative=True),
-        _cmp("ne", "!=", "Ne", commutative=True),
+            policy=(Point("ceil(x)", "x=-0.5", -0.0, (0.0,), "np.ceil(-0.5) is -0.0; derivative 0"),),
+            function="ceil", sympy_class="ceiling", sympy_policy="Ceil", domain=(_ANY,), c="ceil({0})"),
+        _cmp("lt", "<", "Lt",
+            policy=(
+                Point("x < y", "x=1,y=1", 0.0, (0.0, 0.0), "a comparison is 1 or 0: derivative 0, also at the jump"),
+                Point("x < 1", "x=nan", 0.0, (0.0,), "NaN compares false"),
+                Point("x < y < z", "x=1,y=2,z=3", 1.0, (0.0, 0.0, 0.0), "Python's chaining: (x < y) and (y < z)"),
+            ),
+        ),
+        _cmp("le", "<=", "Le",
+            policy=(Point("x <= y", "x=1,y=1", 1.0, (0.0, 0.0), "derivative 0"),),
+        ),
+        _cmp("gt", ">", "Gt",
+            policy=(Point("x > y", "x=1,y=1", 0.0, (0.0, 0.0), "derivative 0"),),
+        ),
+        _cmp("ge", ">=", "Ge",
+            policy=(Point("x >= 0", "x=-0.0", 1.0, (0.0,), "-0.0 equals 0"),),
+        ),
+        _cmp("eq", "==", "Eq", commutative=True,
+            policy=(Point("x == y", "x=1,y=1", 1.0, (0.0, 0.0), "derivative 0"),),
+        ),
+        _cmp("ne", "!=", "Ne", commutative=True,
+            policy=(Point("x != 1", "x=nan", 1.0, (0.0,), "NaN != anything is true"),),
+        ),
         _op("and", "1.0 * (({0} != 0) & ({1} != 0))", lambda x, y: _indicator(_sp().And(_holds(x), _holds(y))),
-            _and, None, None, infix="and", precedence=AND, commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) && ({1} != 0.0)"),
+            _and, None, None, infix="and", precedence=AND, sympy_class="And", commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) && ({1} != 0.0)",
+            policy=(Point("x and y", "x=2,y=-0.0", 0.0, (0.0, 0.0), "nonzero is true; -0.0 is false"),)),
         _op("or", "1.0 * (({0} != 0) | ({1} != 0))", lambda x, y: _indicator(_sp().Or(_holds(x), _holds(y))),
-            _or, None, None, infix="or", precedence=OR, commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) || ({1} != 0.0)"),
+            _or, None, None, infix="or", precedence=OR, sympy_class="Or", commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) || ({1} != 0.0)",
+            policy=(Point("x or y", "x=nan,y=0", 1.0, (0.0, 0.0), "NaN is nonzero: true"),)),
         _op("not", "1.0 * ({0} == 0)", lambda x: _indicator(_sp().Not(_holds(x))), _not, None,
-            infix="not", precedence=NOT, domain=(_ANY,), c="{0} == 0.0"),
+            policy=(Point("not x", "x=nan", 0.0, (0.0,), "NaN is true, so not NaN is 0"),),
+            infix="not", precedence=NOT, sympy_class="Not", domain=(_ANY,), c="{0} == 0.0"),
         _op("where", "np.where(({0}) != 0, {1}, {2})", _sympy_where, _where,
             None, lambda b, a, o: b.apply("ne", a[0], b.const(0.0)), lambda b, a, o: b.apply("eq", a[0], b.const(0.0)),
-            function="where", rewrite=_rewrite_where, gate=_where_gate, picks=_where_picks, domain=(_ANY, _ANY, _ANY), c="{0} != 0.0 ? {1} : {2}"),
+            policy=(
+                Point("where(x > 0, sqrt(x), 0)", "x=0", 0.0, (0.0,), "an unselected branch contributes exactly 0: sqrt'(0) = inf is never multiplied"),
+                Point("where(x > 0, sqrt(x), 0)", "x=-1", 0.0, (0.0,), "sqrt(-1) = nan is not selected"),
+                Point("where(x != 0, sin(x)/x, 1)", "x=0", 1.0, (0.0,), "0/0 is not selected"),
+                Point("where(x > 0, x*log(x), 0)", "x=0", 0.0, (0.0,), "0*log(0) is not selected"),
+                Point("where(x > -10, sqrt(x), 0)", "x=-1", math.nan, (math.nan,), "a NaN in the selected branch propagates"),
+                Point("sqrt(where(x > 0, x, 0))", "x=0", 0.0, (0.0,), "the selected branch (0) has no path from x: sqrt'(0) = inf meets no run-time zero"),
+                Point("where(x > 0, x, 2*x)", "x=0", 0.0, (2.0,), "at the switch, the selected branch's derivative"),
+                Point("where(c, x, y)", "c=nan,x=1,y=2", 1.0, (0.0, 1.0, 0.0), "NaN is nonzero, so true (NumPy's where); nothing passes to the condition"),
+                Point("clip(x, 0, 1)", "x=0", 0.0, (1.0,), "clip is where of its pieces: at a bound, the inside's"),
+                Point("clip(x, 0, 1)", "x=1", 1.0, (1.0,), "at a bound, the inside's"),
+                Point("clip(x, 0, 1)", "x=2", 1.0, (0.0,), "outside: the bound, a constant"),
+            ),
+            function="where", sympy_class="ITE", rewrite=_rewrite_where, gate=_where_gate, picks=_where_picks, domain=(_ANY, _ANY, _ANY), c="{0} != 0.0 ? {1} : {2}"),
     ]
 }
 # fmt: on
@@ -690,11 +961,25 @@ def _shift(a, axes):
 
 def _count(a, axes):
     return np.float64(math.prod(a.shape[k] for k in axes))
+
+
+def _sum_rows(a, keepdims):
+    # np.sum(a, axis=-1) of short rows, as a matrix-vector product: BLAS sums them several times
+    # faster than NumPy's reduction, which runs its loop once per row
+    total = a @ np.ones(a.shape[-1])
+    return total[..., None] if keepdims else total
+
+
+def _sum_columns(a, keepdims):
+    # np.sum(a, axis=-2) of a stack of matrices, as a vector-matrix product: NumPy's own sum adds
+    # one row after another (not pairwise); BLAS, with partial sums down each column, is faster
+    total = np.ones(a.shape[-2]) @ a
+    return total[..., None, :] if keepdims else total
 """
 )
 
 
-BLOCK_HELPERS += "\n\n" + cv.HELPERS
+BLOCK_HELPERS += "\n\n" + cv.HELPERS + "\n\n" + mk.HELPERS
 
 
 def block_helpers() -> dict[str, Any]:
@@ -775,6 +1060,27 @@ def _summed(b: Graph, terms: list[int | None]) -> int | None:
     return total
 
 
+def _weighted_jvp(weights: Callable[[Graph, tuple[int, ...], int, Any], int]) -> StackedJvp:
+    """The JVP of a reduction that is the sum of the tangent times ``weights`` along its axes (a
+    logsumexp's softmax, a max's 1/k on its ties), on tangents with leading axes ``lead``."""
+
+    def jvp(
+        b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...], lead: Shape
+    ) -> int | None:
+        if t[0] is None:
+            return None
+        return b.apply(
+            "sum", b.mul(t[0], weights(b, args, out, params)), params=_stacked_reduction(params, lead)
+        )
+
+    return jvp
+
+
+def _unstacked_jvp(jvp: StackedJvp) -> Jvp:
+    """A JVP on plain tangents: the stacked one with no leading axes."""
+    return lambda b, args, out, params, t: jvp(b, args, out, params, t, ())
+
+
 # matmul: NumPy's matmul on 1-D and 2-D operands -------------------------------------------------
 
 
@@ -834,9 +1140,22 @@ def _transposed(b: Graph, x: int) -> int:
 # reductions -------------------------------------------------------------------------------------
 
 
+# A row at most this long is summed by BLAS (_sum_rows): NumPy's sum of it is then not yet
+# pairwise, but runs eight partial sums, as BLAS's dot product does.
+SHORT_ROW = 128
+
+
 def _sum_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    """A sum over the last axis of rows of a known, short length, or over the second-to-last axis
+    of matrices of at least two columns (where NumPy's own sum runs down each column, not pairwise):
+    a product with a vector of ones; any other as ``np.sum``."""
     axes, keepdims = params
-    return f"np.sum({a[0]}, axis={_negative(axes, len(shapes[0]))}{', keepdims=True' * keepdims})"
+    shape = shapes[0]
+    if axes == (len(shape) - 1,) and isinstance(shape[-1], int) and shape[-1] <= SHORT_ROW:
+        return f"_sum_rows({a[0]}, {keepdims})"
+    if len(shape) >= 2 and axes == (len(shape) - 2,) and isinstance(shape[-1], int) and shape[-1] >= 2:
+        return f"_sum_columns({a[0]}, {keepdims})"
+    return f"np.sum({a[0]}, axis={_negative(axes, len(shape))}{', keepdims=True' * keepdims})"
 
 
 def _sum_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
@@ -869,12 +1188,8 @@ def _logsumexp_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: in
     return (b.mul(_kept(b, g, b.shape(x), params), _softmax_of(b, args, out, params)),)
 
 
-def _logsumexp_jvp(
-    b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]
-) -> int | None:
-    if t[0] is None:
-        return None
-    return b.apply("sum", b.mul(t[0], _softmax_of(b, args, out, params)), params=params)
+_logsumexp_stacked_jvp = _weighted_jvp(_softmax_of)
+_logsumexp_jvp = _unstacked_jvp(_logsumexp_stacked_jvp)
 
 
 def _extreme_emit(function: str) -> Emit:
@@ -907,14 +1222,12 @@ def _extreme_vjp(sign: float) -> Vjp:
     return vjp
 
 
-def _extreme_jvp(sign: float) -> Jvp:
-    def jvp(b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...]) -> int | None:
-        if t[0] is None:
-            return None
-        weights = _extreme_weights(b, args, out, params, sign)
-        return b.apply("sum", b.mul(t[0], weights), params=params)
+def _extreme_stacked_jvp(sign: float) -> StackedJvp:
+    return _weighted_jvp(lambda b, args, out, params: _extreme_weights(b, args, out, params, sign))
 
-    return jvp
+
+def _extreme_jvp(sign: float) -> Jvp:
+    return _unstacked_jvp(_extreme_stacked_jvp(sign))
 
 
 def _shift_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
@@ -965,13 +1278,105 @@ def _linear_vjp(inverse: Callable[[Graph, int, int, Any], int]) -> Vjp:
     return vjp
 
 
+# stacked rules (graphc.diff.stacked) ----------------------------------------------------------------
+
+
 def _stacked_reduction(params: Any, lead: Shape) -> Any:
     axes, keepdims = params
     return (tuple(a + len(lead) for a in axes), keepdims)
 
 
-def _stacked_transpose(params: Any, lead: Shape) -> Any:
-    return tuple(range(len(lead))) + tuple(p + len(lead) for p in params)
+def _stacked_transpose(
+    b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape
+) -> int:
+    """The transpose of each slice. A reversal of the axes (the one the language spells) is built
+    from reversals: the whole stack's, then the stacked axis brought back to the front as a 2-D
+    transpose; another permutation is one transpose that leaves the stacked axes in place."""
+    x, rank = a[0], len(params)
+    if rank <= 1:
+        return x
+    if tuple(params) != tuple(range(rank - 1, -1, -1)) or len(lead) != 1:
+        return b.apply("transpose", x, params=tuple(range(len(lead))) + tuple(p + len(lead) for p in params))
+    shape = b.shape(x)[1:]
+    whole = _transposed(b, x)  # reversed slices, the stacked axis last
+    flat = b.apply("reshape", whole, params=(size(shape), lead[0]))
+    return b.apply("reshape", _transposed(b, flat), params=lead + shape[::-1])
+
+
+def _restacked(name: str, rule: Callable[[Any, Shape], Any]) -> Stacked:
+    """The stacked rule of a one-operand op that is itself on the stacked operand, with the params
+    ``rule`` gives."""
+
+    def stacked(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape) -> int:
+        return b.apply(name, a[0], params=rule(params, lead))
+
+    return stacked
+
+
+def _stacked_broadcast(
+    b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape
+) -> int:
+    """The operand given 1s after ``lead`` up to the target's rank, then broadcast to ``lead + params``."""
+    shape = b.shape(a[0])[len(lead) :]
+    lined = (1,) * (len(params) - len(shape)) + shape
+    x = a[0] if lined == shape else b.apply("reshape", a[0], params=lead + lined)
+    return broadcast_to(b, x, lead + tuple(params))
+
+
+def _stacked_unindex(params: Any, lead: Shape) -> Any:
+    index, shape = params
+    return ((None,) * len(lead) + tuple(index), lead + tuple(shape))
+
+
+def _stacked_count(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape) -> int:
+    """The count along the axes, which the stacked axes do not change, once per stacked slice."""
+    return broadcast_to(b, b.apply("count", a[0], params=tuple(k + len(lead) for k in params)), lead)
+
+
+def _stacked_matmul(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape) -> int:
+    """``x @ y`` on each slice ``i`` of the stacked operands (one leading axis of length n) as one
+    2-D matmul: a stacked left operand's rows are the slices' rows laid end to end, a stacked right
+    operand's columns its slices' columns; both stacked: the products summed over the inner axis,
+    the same multiplications as n matmuls."""
+    assert len(lead) == 1, lead
+    n = int(lead[0])  # the stacked shapes are concrete
+    x, y = a
+    sx = b.shape(x)[1:] if which[0] else b.shape(x)
+    sy = b.shape(y)[1:] if which[1] else b.shape(y)
+    out = lead + _matmul_shape((sx, sy), None)
+    if which[0] and which[1]:
+        left = _reshaped(b, x, lead + sx + (1,) * (len(sy) - 1))
+        right = _reshaped(b, y, lead + (1,) * (len(sx) - 1) + sy)
+        return b.apply("sum", b.mul(left, right), params=((len(sx),), False))
+    if which[0]:
+        flat = x if len(sx) == 1 else b.apply("reshape", x, params=(n * int(sx[0]), sx[1]))
+        return _reshaped(b, _matmul(b, flat, y), out)
+    if len(sy) == 1:  # the slices are vectors: each row of y's stack times x
+        return _matmul(b, y, x if len(sx) == 1 else _transposed(b, x))
+    # the slices are matrices k x m: their transposes' rows, laid end to end (j, i) by 2-D
+    # transposes only (the ones the language spells), times x's rows, back to (i, ..., j)
+    k, m = int(sy[0]), int(sy[1])
+    rows = _transposed(b, b.apply("reshape", y, params=(n * k, m)))
+    product = _matmul(
+        b, b.apply("reshape", rows, params=(m * n, k)), x if len(sx) == 1 else _transposed(b, x)
+    )
+    across = b.apply("reshape", product, params=(m, n * math.prod(int(d) for d in sx[:-1])))
+    return _reshaped(b, _transposed(b, across), out)
+
+
+def _reshaped(b: Graph, x: int, shape: Shape) -> int:
+    return x if b.shape(x) == shape else b.apply("reshape", x, params=shape)
+
+
+def _diagonal_sum(b: Graph, d: int, shape: Shape, source: Shape, params: Any) -> int | None:
+    """A sum over every axis of an operand whose stacked tangent is ``E * d``: slice ``i`` sums
+    the one nonzero column, so the result is ``d`` summed to the source's shape, flattened (no
+    n x n stack, and no 0 * inf off the diagonal)."""
+    axes, keepdims = params
+    if len(axes) != len(shape):
+        return None
+    total = reduce_to(b, broadcast_to(b, d, shape), source)
+    return b.apply("reshape", total, params=(size(source),) + (1,) * len(shape) * keepdims)
 
 
 def _linear_jvp(name: str) -> Jvp:
@@ -1373,33 +1778,41 @@ _BLOCKS = [
     _block_op("matmul", 2, _matmul_shape, _matmul_emit, _matmul_vjp, _matmul_jvp,
               infix="@", precedence=MUL, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul,
               multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
-              scalarise=_scalar_matmul),
+              stacked=_stacked_matmul, linear=True, scalarise=_scalar_matmul, loop="matmul"),
     _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum"), keywords=("axis", "keepdims"),
-              stacked=_stacked_reduction, linear=True,
+              stacked=_restacked("sum", _stacked_reduction), linear=True, stacked_diagonal=_diagonal_sum,
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "add", nodes))),
     _block_op("logsumexp", 1, _reduced_shape, _logsumexp_emit, _logsumexp_vjp, _logsumexp_jvp,
-              function="logsumexp", domain=(_ANY,), policy="stable: the max is subtracted before exp; all -inf: -inf, derivative 0 (dp, forward)", paths=_paths_logsumexp, spell=_spell_reduced("logsumexp"), keywords=("axis", "keepdims"),
-              stacked=_stacked_reduction,
+              function="logsumexp", domain=(_ANY,), policy=(Point("x: [2]; logsumexp(x)", "x=[1000, 0]", 1000.0, ((1.0, 0.0),), "stable: the max is subtracted before exp, no overflow"),), paths=_paths_logsumexp, spell=_spell_reduced("logsumexp"), keywords=("axis", "keepdims"),
+              stacked=_restacked("logsumexp", _stacked_reduction), stacked_jvp=_logsumexp_stacked_jvp,
               scalarise=_scalar_reduction(_logsumexp_chain)),
     _block_op("amax", 1, _reduced_shape, _extreme_emit("max"), _extreme_vjp(1.0), _extreme_jvp(1.0),
-              function="max", domain=(_ANY,), policy="a tie splits evenly among the k maxima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("max"), keywords=("axis", "keepdims"),
-              stacked=_stacked_reduction,
-              scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "max", nodes))),
+              function="max", domain=(_ANY,), kink=True, paths=_paths_reduced, spell=_spell_reduced("max"), keywords=("axis", "keepdims"),
+              stacked=_restacked("amax", _stacked_reduction), stacked_jvp=_extreme_stacked_jvp(1.0),
+              scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "max", nodes)),
+              policy=(
+                  Point("x: [3]; max(x)", "x=[1, 3, 3]", 3.0, ((0.0, 0.5, 0.5),), "a tie splits evenly among the k maxima (1/k each)"),
+                  Point("x: [3]; max(x)", "x=[2, 2, 2]", 2.0, ((1 / 3, 1 / 3, 1 / 3),), "three maxima: 1/3 each (the scalar form's chain too)"),
+              )),
     _block_op("amin", 1, _reduced_shape, _extreme_emit("min"), _extreme_vjp(-1.0), _extreme_jvp(-1.0),
-              function="min", domain=(_ANY,), policy="a tie splits evenly among the k minima (1/k each)", paths=_paths_reduced, spell=_spell_reduced("min"), keywords=("axis", "keepdims"),
-              stacked=_stacked_reduction,
-              scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "min", nodes))),
+              function="min", domain=(_ANY,), kink=True, paths=_paths_reduced, spell=_spell_reduced("min"), keywords=("axis", "keepdims"),
+              stacked=_restacked("amin", _stacked_reduction), stacked_jvp=_extreme_stacked_jvp(-1.0),
+              scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "min", nodes)),
+              policy=(
+                  Point("x: [3]; min(x)", "x=[3, 1, 1]", 1.0, ((0.0, 0.5, 0.5),), "a tie splits evenly among the k minima (1/k each)"),
+                  Point("x: [3]; min(x)", "x=[1, 1, 1]", 1.0, ((1 / 3, 1 / 3, 1 / 3),), "three minima: 1/3 each (the scalar form's chain too)"),
+              )),
+    # the max (0 where not finite) a softmax subtracts: a constant to dp and forward, as the functions
+    # using it do not depend on it (its scalar form is the max chain: see _scalar_shift)
     _block_op("shift", 1, _shift_shape, _shift_emit, _NO_ADJOINT, NO_TANGENT, domain=(_ANY,),
               paths=_paths_shift, **_spelled("shift", "axis", whole=True), scalarise=_scalar_shift,
-              stacked=lambda p, lead: tuple(a + len(lead) for a in p),
-              policy="the max (0 where not finite) a softmax subtracts: a constant to differentiation, "
-              "as the functions using it do not depend on it"),
+              stacked=_restacked("shift", lambda p, lead: tuple(a + len(lead) for a in p))),
     _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, NO_TANGENT, domain=(_ANY,), paths=_paths_none, **_spelled("count", "axis", whole=True),
-              scalarise=_scalar_count),
+              stacked=_stacked_count, scalarise=_scalar_count, loop="count"),
     _block_op("reshape", 1, _reshape_shape, _reshape_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("reshape", g, params=b.shape(x))), _linear_jvp("reshape"),
               function="reshape", domain=(_ANY,), paths=_paths_moved, spell=_spell_call("reshape", shape_text), view=True,
-              stacked=lambda p, lead: lead + p, linear=True,
+              stacked=_restacked("reshape", lambda p, lead: lead + p), linear=True,
               scalarise=lambda b, a, p: a[0].reshape(p)),
     _block_op("transpose", 1, _transpose_shape, _transpose_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("transpose", g, params=tuple(_inverse(p)))),
@@ -1409,16 +1822,25 @@ _BLOCKS = [
     _block_op("broadcast", 1, _broadcast_shape, _broadcast_emit,
               _linear_vjp(lambda b, g, x, p: _unbroadcast(b, g, b.shape(x))), _linear_jvp("broadcast"),
               domain=(_ANY,), paths=_paths_broadcast, **_spelled("broadcast", "shape", whole=True), view=True,
+              stacked=_stacked_broadcast, linear=True,
               scalarise=lambda b, a, p: np.broadcast_to(a[0], p)),
     _block_op("index", 1, _index_shape, _index_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("unindex", g, params=(p, b.shape(x)))),
               _linear_jvp("index"), domain=(_ANY,), paths=_paths_index, postfix=True, spell=_spell_index, view=True,
-              stacked=lambda p, lead: (None,) * len(lead) + p, linear=True,
+              stacked=_restacked("index", lambda p, lead: (None,) * len(lead) + p), linear=True,
               scalarise=lambda b, a, p: np.asarray(a[0][_index_tuple(p)], dtype=object)),
     _block_op("unindex", 1, _unindex_shape, _unindex_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("index", g, params=p[0])), _linear_jvp("unindex"),
               domain=(_ANY,), paths=_paths_unindex, spell=_spell_unindex, call=_unindex_call, keywords=("at", "shape"),
-              scalarise=_scalar_unindex),
+              stacked=_restacked("unindex", _stacked_unindex), linear=True,
+              scalarise=_scalar_unindex, loop="unindex"),
+    # a matmul skipping the terms a flag marks dead: the VJPs and JVPs of products below a where
+    _block_op(mk.NAME, 3, mk.shape, mk.emit, mk.vjp, mk.jvp, domain=(_ANY, _ANY, _ANY), paths=mk.paths,
+              spell=mk.spell, call=mk.call, scalarise=mk.scalarise,
+              multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
+              policy=(Point("a: [1, 2]; f: [1, 2]; b: [2, 1]; sum(masked_matmul(a, f, b))", "a=[[1, 2]], f=[[1, 0]], b=[[3], [inf]]",
+                            3.0, (((3.0, 0.0),), ((1.0,), (0.0,)), ((0.0, 0.0),)),
+                            "a term whose mask is 0 is never taken: 0, even where the other factor is inf or NaN"),)),
 ]
 # fmt: on
 # the 004 lecture's layers and their adjoints (graphc/convolution.py: rules, helpers, why closed)
@@ -1428,35 +1850,40 @@ _sum_paths, _scatter_paths = cv.window_paths("_window_sum", 0), cv.window_paths(
 _LAYERS = [
     _block_op("conv2d", 2, cv.conv2d_shape, cv.conv2d_emit, cv.conv2d_vjp, cv.conv2d_jvp, function="conv2d",
               domain=(_ANY, _ANY), keywords=("stride", "padding"), call=cv.conv_call, spell=cv.spell_conv,
-              paths=cv.bilinear_paths("_conv2d", cv.conv_params), scalarise=cv.conv2d_scalar),
+              paths=cv.bilinear_paths("_conv2d", cv.conv_params), scalarise=cv.conv2d_scalar, loop="conv2d"),
     _block_op("conv2d_input", 2, cv.conv2d_input_shape, cv.conv2d_input_emit, cv.conv2d_input_vjp,
               cv.conv2d_input_jvp, domain=(_ANY, _ANY), **_spelled("conv2d_input", "stride", "padding", "size"),
-              paths=cv.bilinear_paths("_conv2d_input", cv.adjoint_params), scalarise=cv.conv2d_input_scalar),
+              paths=cv.bilinear_paths("_conv2d_input", cv.adjoint_params), scalarise=cv.conv2d_input_scalar,
+              loop="conv2d_input"),
     _block_op("conv2d_filter", 2, cv.conv2d_filter_shape, cv.conv2d_filter_emit, cv.conv2d_filter_vjp,
               cv.conv2d_filter_jvp, domain=(_ANY, _ANY), **_spelled("conv2d_filter", "stride", "padding", "size"),
-              paths=cv.bilinear_paths("_conv2d_filter", cv.filter_params), scalarise=cv.conv2d_filter_scalar),
+              paths=cv.bilinear_paths("_conv2d_filter", cv.filter_params), scalarise=cv.conv2d_filter_scalar,
+              loop="conv2d_filter"),
     _block_op("maxpool2d", 1, cv.pool_shape("maxpool2d"), cv.pool_emit("_maxpool2d"), cv.maxpool2d_vjp,
-              cv.maxpool2d_jvp, function="maxpool2d", domain=(_ANY,), spell=cv.spell_pool("maxpool2d"),
-              paths=_sum_paths, policy="a tie in a window splits evenly among its k maxima (1/k each)",
-              scalarise=cv.maxpool2d_scalar, **_POOL),
+              cv.maxpool2d_jvp, function="maxpool2d", domain=(_ANY,), kink=True, spell=cv.spell_pool("maxpool2d"),
+              paths=_sum_paths,
+              policy=(Point("X: [1, 2, 2]; sum(maxpool2d(X, 2))", "X=[[[1, 1], [1, 1]]]", 1.0, ((((0.25, 0.25), (0.25, 0.25)),),),
+                            "a tie in a window splits evenly among its k maxima (1/k each)"),),
+              scalarise=cv.maxpool2d_scalar, loop="maxpool2d", **_POOL),
     _block_op("maxpool2d_select", 2, cv.maxpool2d_select_shape, cv.pool_emit("_maxpool2d_select"),
               cv.maxpool2d_select_vjp, cv.maxpool2d_select_jvp, domain=(_ANY, _ANY),
               **_spelled("maxpool2d_select", "window", "stride"), paths=cv.window_paths("_window_sum", 1),
-              scalarise=cv.maxpool2d_select_scalar),
+              scalarise=cv.maxpool2d_select_scalar, loop="maxpool2d_select"),
     _block_op("maxpool2d_route", 2, cv.unpooled_shape("maxpool2d_route", True), cv.pool_emit("_maxpool2d_route"),
               cv.maxpool2d_route_vjp, cv.maxpool2d_route_jvp, domain=(_ANY, _ANY),
-              **_spelled("maxpool2d_route", "window", "stride"), paths=cv.route_paths, scalarise=cv.maxpool2d_route_scalar),
+              **_spelled("maxpool2d_route", "window", "stride"), paths=cv.route_paths, scalarise=cv.maxpool2d_route_scalar,
+              loop="maxpool2d_route"),
     _block_op("avgpool2d", 1, cv.pool_shape("avgpool2d"), cv.pool_emit("_avgpool2d"), cv.avgpool2d_vjp,
               cv.avgpool2d_jvp, function="avgpool2d", domain=(_ANY,), spell=cv.spell_pool("avgpool2d"),
-              paths=_sum_paths, scalarise=cv.avgpool2d_scalar, **_POOL),
+              paths=_sum_paths, scalarise=cv.avgpool2d_scalar, loop="avgpool2d", **_POOL),
     _block_op("avgpool2d_adjoint", 1, cv.unpooled_shape("avgpool2d_adjoint", False),
               cv.pool_emit("_avgpool2d_adjoint"), cv.avgpool2d_adjoint_vjp, cv.avgpool2d_adjoint_jvp,
               domain=(_ANY,), **_spelled("avgpool2d_adjoint", "window", "stride", "size"), paths=_scatter_paths,
-              scalarise=cv.avgpool2d_adjoint_scalar),
-    # a user block with its own VJP (graphc/user_blocks.py): its arguments, then its body's result
+              scalarise=cv.avgpool2d_adjoint_scalar, loop="avgpool2d_adjoint"),
+    # a user block with its own VJP (graphc/user_blocks.py): its arguments, then its body's result;
+    # dp uses the user's VJP, forward mode differentiates the body
     _block_op("custom", 2, ub.custom_shape, ub.custom_emit, ub.custom_vjp, ub.custom_jvp, domain=(_ANY, _ANY),
-              variadic=True, view=True, paths=ub.custom_paths, spell=ub.custom_spell, scalarise=ub.custom_scalarise,
-              policy="the user's VJP; forward mode differentiates the body"),
+              variadic=True, view=True, paths=ub.custom_paths, spell=ub.custom_spell, scalarise=ub.custom_scalarise),
 ]
 # fmt: on
 BLOCK_OPS: dict[str, Op] = {op.name: op for op in _BLOCKS + _LAYERS}
@@ -1549,7 +1976,8 @@ COMPOSITES: dict[str, Composite] = {
         Composite("clip", 3, _clip, axis=False),
     ]
 }
-REDUCTIONS = frozenset({"sum", "logsumexp", "amax", "amin"})  # block ops taking ``axis=``
+# the reductions: block ops the language calls with ``axis=`` (sum, logsumexp, max, min)
+REDUCTIONS = frozenset(op.name for op in BLOCK_OPS.values() if op.function and "axis" in op.keywords)
 
 
 def reduction_params(shape: Shape, axis: Any, keepdims: bool = False) -> Any:

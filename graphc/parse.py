@@ -27,7 +27,6 @@ a comment; newlines inside brackets continue the line.
 
 from __future__ import annotations
 
-import difflib
 import re
 import string
 import unicodedata
@@ -627,6 +626,8 @@ class _Parser(TensorSyntax):
         if spec is None:
             if name in self.bindings or name in CONSTANTS or name in self.free:
                 raise self.error(f"'{name}' is not a function (use '*' to multiply)", k)
+            import difflib  # only for this message: not on every import of graphc
+
             close = difflib.get_close_matches(name, _CALLABLE, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else " (to multiply, write '*')"
             raise self.error(f"unknown function '{name}'{hint}", k, UnknownFunctionError)

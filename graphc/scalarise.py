@@ -13,10 +13,9 @@ builder (so equal elements hash-cons to one node):
   (graphc.convolution's scalar forms, beside the ops' other rules). A user block with its own VJP
   (``custom``) has none: its scalar derivative would be its body's, not the user's formula.
 
-Where the scalar graph differs from the block ops' rules (both are exact elsewhere): a max/min
-reduction is a chain of two-operand ``max``/``min``, so at a tie among k > 2 elements its
-derivative splits as the chain does (half at each step), not 1/k each as the block VJP's policy
-does; and a logsumexp whose elements are all infinite gives NaN (the shift ``x - m`` is inf - inf)
+A max/min reduction is a chain of two-operand ``max``/``min``, whose partials count the tied leaves
+of the chain (graphc.ops), so a tie among k elements gives 1/k to each, as the block VJP's policy
+does. Where the scalar graph differs from the block ops' rules (both are exact elsewhere): a logsumexp whose elements are all infinite gives NaN (the shift ``x - m`` is inf - inf)
 where the NumPy source gives the infinity, and so does its derivative where the block rules give
 ``dp`` and ``forward`` 0 at all -inf (a guard against -inf on every element would add paths with
 no derivative, which the paths method counts but builds no term for).

@@ -16,8 +16,6 @@ from graphc.errors import GraphcError
 from graphc.graph import Graph
 from graphc.ops import CONST, OPS, VAR
 
-_FROM_CLASS = {getattr(sympy, op.sympy_class): op.name for op in OPS.values() if op.sympy_class is not None}
-
 
 class Relu(sympy.Function):
     """``relu`` for SymPy with graphc's policy at the kink: ``relu'(0) = 0``.
@@ -102,7 +100,7 @@ class Power(sympy.Function):
 
     @classmethod
     def eval(cls, u: Any, v: Any) -> Any:
-        return u**v if v.is_Number else None
+        return u**v if v.is_number else None  # a constant exponent: SymPy's own power
 
     def fdiff(self, argindex: int = 1) -> Any:
         u, v = self.args
@@ -138,12 +136,39 @@ class _Extremum(sympy.Function):
 
     def fdiff(self, argindex: int = 1) -> Any:
         a, b = self.args
-        difference = (a - b) if (argindex == 1) == (self._first_wins > 0) else (b - a)
-        return sympy.Heaviside(difference, sympy.S.Half)
+        if type(a) is not type(self) and type(b) is not type(self):
+            difference = (a - b) if (argindex == 1) == (self._first_wins > 0) else (b - a)
+            return sympy.Heaviside(difference, sympy.S.Half)
+        # a nested chain: the op table's rule, a tie split evenly among the tied leaves
+        arg = self.args[argindex - 1]
+        return _equal(arg, self) * _tied(arg, type(self)) / _tied(self, type(self))
 
     def _eval_is_extended_real(self) -> bool | None:
         a, b = self.args
         return True if a.is_extended_real and b.is_extended_real else None
+
+
+def _equal(a: Any, b: Any) -> Any:
+    return sympy.Piecewise((sympy.Integer(1), sympy.Eq(a, b)), (sympy.Integer(0), True))
+
+
+def _tied(expr: Any, cls: Any) -> Any:
+    """How many leaves of the chain of ``cls`` under ``expr`` equal its value (graphc.ops._tied),
+    by an iterative post-order walk."""
+    count: dict[Any, Any] = {}
+    stack: list[Any] = [expr]
+    while stack:
+        top = stack[-1]
+        if type(top) is not cls:
+            count[top] = sympy.Integer(1)
+        else:
+            pending = [arg for arg in top.args if arg not in count]
+            if pending:
+                stack.extend(pending)
+                continue
+            count[top] = sum((_equal(arg, top) * count[arg] for arg in top.args), sympy.Integer(0))
+        stack.pop()
+    return count[expr]
 
 
 class Maximum(_Extremum):
@@ -220,35 +245,12 @@ class Cbrt(sympy.Function):
         return self.args[0].is_extended_real
 
 
-_RELATIONS = {
-    sympy.StrictLessThan: "lt",
-    sympy.LessThan: "le",
-    sympy.StrictGreaterThan: "gt",
-    sympy.GreaterThan: "ge",
-    sympy.Equality: "eq",
-    sympy.Unequality: "ne",
-}
-_FROM_CLASS[sympy.floor] = "floor"
-_FROM_CLASS[sympy.ceiling] = "ceil"
-_FROM_CLASS[Floor] = "floor"
-_FROM_CLASS[Cbrt] = "cbrt"
-_FROM_CLASS[Ceil] = "ceil"
-_FROM_CLASS[Relu] = "relu"
-_FROM_CLASS[Absolute] = "abs"
-_FROM_CLASS[Maximum] = "max"
-_FROM_CLASS[Minimum] = "min"
-_FROM_CLASS[Sigmoid] = "sigmoid"
-_FROM_CLASS[Softplus] = "softplus"
-_FROM_CLASS[Power] = "pow"
-# With policy=True, these ops go to SymPy as functions whose derivatives are the op table's rules.
-_POLICY_CLASSES: dict[str, Any] = {
-    "relu": Relu,
-    "sigmoid": Sigmoid,
-    "softplus": Softplus,
-    "abs": Absolute,
-    "max": Maximum,
-    "min": Minimum,
-    "cbrt": Cbrt,
+# Each op's SymPy forms, from its entry (graphc.ops): the classes that convert back to it (SymPy's
+# ``sympy_class``, this module's ``sympy_policy``), and the function built for it with policy=True.
+_POLICY: dict[str, Any] = {name: globals()[op.sympy_policy] for name, op in OPS.items() if op.sympy_policy}
+_FROM_CLASS: dict[Any, str] = {
+    **{getattr(sympy, op.sympy_class): name for name, op in OPS.items() if op.sympy_class},
+    **{cls: name for name, cls in _POLICY.items()},
 }
 
 
@@ -271,12 +273,11 @@ def sympy_number(value: float) -> Any:
 def to_sympy(graph: Graph, *, policy: bool = False) -> Any:
     """The graph's outputs as SymPy expressions (one, or a tuple for several outputs).
 
-    ``relu`` becomes ``Max(x, 0)``; with ``policy=True``, ``relu``, ``sigmoid``, ``softplus``,
-    ``abs``, ``max``, ``min`` and ``pow`` with a non-constant exponent become :class:`Relu`,
-    :class:`Sigmoid`, :class:`Softplus`, :class:`Absolute`, :class:`Maximum`, :class:`Minimum`
-    and :class:`Power`,
-    whose derivatives are the op table's rules (graphc's policy at kinks,
-    singular points and overflow; see graphc/policy.py).
+    ``relu`` becomes ``Max(x, 0)``; with ``policy=True``, an op whose entry names a
+    ``sympy_policy`` becomes that function of this module (``relu``: :class:`Relu`, ``max``:
+    :class:`Maximum`, ``pow``: :class:`Power`, which is SymPy's power for a constant exponent, ...),
+    whose derivatives are the op table's rules (graphc's policy at kinks, singular points and
+    overflow; see graphc/policy.py).
     """
     if graph.tensor:
         return _tensor_to_sympy(graph, policy)
@@ -291,10 +292,8 @@ def to_sympy(graph: Graph, *, policy: bool = False) -> Any:
                 built[node] = sympy.Symbol(graph.name(node), real=True)
             elif op == CONST:
                 built[node] = sympy_number(graph.const_value(node))  # type: ignore[arg-type]
-            elif policy and op in _POLICY_CLASSES:
-                built[node] = _POLICY_CLASSES[op](*(built[a] for a in graph.args(node)))
-            elif policy and op == "pow" and graph.op(graph.args(node)[1]) != CONST:
-                built[node] = Power(*(built[a] for a in graph.args(node)))
+            elif policy and op in _POLICY:
+                built[node] = _POLICY[op](*(built[a] for a in graph.args(node)))
             else:
                 built[node] = OPS[op].sympy(*(built[a] for a in graph.args(node)))
     except RecursionError:
@@ -331,17 +330,18 @@ def _supported(expr: Any) -> bool:
         or expr.is_Mul
         or expr.is_Pow
         or type(expr) in _FROM_CLASS
-        or type(expr) in _RELATIONS
-        or isinstance(expr, (sympy.Piecewise, sympy.And, sympy.Or, sympy.Not, sympy.ITE))
         or expr is sympy.true
         or expr is sympy.false
         or isinstance(
-            expr, (sympy.Max, sympy.Min, sympy.Heaviside, sympy.DiracDelta, sympy.re, sympy.im, sympy.arg)
+            expr, (sympy.Piecewise, sympy.Heaviside, sympy.DiracDelta, sympy.re, sympy.im, sympy.arg)
         )
     )
 
 
 def _fold(graph: Graph, op: str, nodes: list[int]) -> int:
+    """The op on ``nodes``; on more than it takes (SymPy's And, Or, Max, Min), left to right."""
+    if len(nodes) == OPS[op].arity:
+        return graph.apply(op, *nodes)
     acc = nodes[0]
     for node in nodes[1:]:
         acc = graph.apply(op, acc, node)
@@ -374,14 +374,6 @@ def _convert(graph: Graph, expr: Any, args: list[int]) -> int:
         return _piecewise(graph, args)
     if expr is sympy.true or expr is sympy.false:
         return graph.const(1.0 if expr is sympy.true else 0.0)
-    if type(expr) in _RELATIONS:
-        return graph.apply(_RELATIONS[type(expr)], *args)
-    if isinstance(expr, (sympy.And, sympy.Or)):
-        return _fold(graph, "and" if isinstance(expr, sympy.And) else "or", args)
-    if isinstance(expr, sympy.Not):
-        return graph.apply("not", args[0])
-    if isinstance(expr, sympy.ITE):  # SymPy's boolean if-then-else, from simplifying Piecewise conditions
-        return graph.apply("where", *args)
     if expr.is_Symbol:
         return graph.var(expr.name)
     if expr.is_Number or expr.is_NumberSymbol:
@@ -411,8 +403,6 @@ def _convert(graph: Graph, expr: Any, args: list[int]) -> int:
         if expr.exp == sympy.Rational(-1, 2):  # as the op table's sqrt' = 0.5/sqrt(u): -inf at -0.0
             return graph.div(graph.const(1.0), graph.apply("sqrt", args[0]))
         return graph.pow(args[0], args[1])
-    if isinstance(expr, (sympy.Max, sympy.Min)):
-        return _fold(graph, "max" if isinstance(expr, sympy.Max) else "min", args)
     if isinstance(expr, sympy.Heaviside):
         return _heaviside(graph, args[0], graph.const_value(args[1]) if len(args) > 1 else 0.5)
     # SymPy differentiates |u| and u**v as complex functions (re, im, arg appear); every value
@@ -428,7 +418,8 @@ def _convert(graph: Graph, expr: Any, args: list[int]) -> int:
         # The derivative of a step (of sign, of Heaviside): zero wherever it is defined, as the op
         # table's rule for sign says; graphc does not represent the distribution.
         return graph.const(0.0)
-    return graph.apply(_FROM_CLASS[type(expr)], *args)
+    # an op's own SymPy class; SymPy's And, Or, Max and Min take any number of arguments: folded
+    return _fold(graph, _FROM_CLASS[type(expr)], args)
 
 
 def _heaviside(graph: Graph, u: int, at_zero: float | None) -> int:

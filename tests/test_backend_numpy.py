@@ -110,7 +110,7 @@ def test_the_slice_body_writes_into_dead_temporaries_and_the_results():
         "with np.errstate(all='ignore'):",
         "t0 = np.multiply(x, y, out=results[3])",  # an output, used again: the results' row
         "np.sin(t0, out=t1)",
-        "t2 = t0 ** 2.0",  # ** in place only as t **= y: NumPy < 2.3 special-cased some exponents
+        "np.square(t0, out=t2)",  # x ** 2.0 as np.square: the same value, without pow per element
         "t1 += t2",
         "np.divide(1.0, t0, out=t2)",
         "t1 = np.subtract(t1, t2, out=results[0])",
@@ -124,6 +124,37 @@ def test_the_slice_body_writes_into_dead_temporaries_and_the_results():
     y = np.linspace(2.0, -1.0, 40_000)
     for got, expected in zip(k(x, y), k._function.__globals__["_f_body"](x, y), strict=True):
         np.testing.assert_array_equal(got, np.broadcast_to(expected, x.shape))
+
+
+def test_a_square_and_a_reciprocal_by_a_literal_power_are_np_square_and_np_reciprocal():
+    k = graphc.compile("x ** 2 + y ** -1 + x ** 3")
+    body = k.source.split("def _f_body")[1].split("def ")[0]
+    assert "np.square(x)" in body and "np.reciprocal(y)" in body and "x ** 3.0" in body
+    x = np.array([0.0, -0.0, 1e-170, 1e200, -3.0, np.inf, -np.inf, np.nan, 1.1, 5e-324])
+    y = np.array([0.0, -0.0, 1e-310, 1e308, -3.0, np.inf, -np.inf, np.nan, 7.0, 5e-324])
+    with np.errstate(all="ignore"):
+        expected = np.power(x, 2.0) + np.power(y, -1.0) + np.power(x, 3.0)
+        assert np.array_equal(np.square(x), np.power(x, 2.0), equal_nan=True)
+        assert np.array_equal(np.reciprocal(y), np.power(y, -1.0), equal_nan=True)
+    assert np.array_equal(k(x, y), expected, equal_nan=True)
+
+
+def test_sign_written_into_an_array_gives_the_bits_of_np_sign():
+    from graphc.ops import OPS, block_helpers
+
+    sign = block_helpers()["_sign"]
+    special = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1e-300, 0.5, -1.0, 3.0, 1e308]
+    x = np.array(special + [-1e308, np.inf, -np.inf, np.nan] + list(np.linspace(-2.0, 2.0, 41)))
+    expected = np.sign(x)
+    for into_operand in (True, False):
+        out = x.copy() if into_operand else np.empty_like(x)
+        with np.errstate(over="ignore"):  # as in generated code: nonzero x times 2**1074
+            got = sign(out if into_operand else x, out=out)
+        assert got is out
+        assert np.array_equal(got, expected, equal_nan=True)
+        assert np.array_equal(np.signbit(got), np.signbit(expected))
+    assert OPS["sign"].numpy_into == "_sign({0}, out={out})"
+    assert "_sign(t0, out=t0)" in graphc.compile("sign(x*y) + x").source
 
 
 def test_the_slice_body_is_compiled_on_the_first_large_batch_and_gives_the_bits_of_the_emitted_module():
@@ -254,8 +285,8 @@ def test_temporaries_follow_the_live_set_not_the_node_count():
 
 def test_shared_subexpressions_are_computed_once():
     k = graphc.compile("sin(w**2) + cos(w**2)")
-    assert k.source.count("w ** 2") == 2  # once in the body, once in the slice body
-    assert k.source.split("def _f_slice")[1].count("w ** 2") == 1
+    assert k.source.count("np.square(w") == 2  # once in the body, once in the slice body
+    assert k.source.split("def _f_slice")[1].count("np.square(w") == 1
 
 
 def test_unknown_backend_is_a_clear_error():

@@ -152,3 +152,227 @@ def test_the_flag_through_a_block_op_marks_the_elements_that_reach_a_live_one(te
             poisoned[name][index] = np.nan
             want[index] = bool(np.any(np.isnan(function(**poisoned)) & (mask != 0)))
         assert np.array_equal(got != 0, want), (text, name)
+
+
+# --- a value inside a block op's sums that feeds a selected and an unselected output --------------
+#
+# ``out[i, j] = Σ_k a[i, k] b[j, k]`` under ``where(m, out, 0)``: b's infinite element b[1, 2] is read
+# by the selected out[1, 1] and the unselected out[0, 1]. a's row 0 is live (out[0, 0] is selected),
+# so its adjoint ``g @ b`` must skip the unselected g[0, 1] = 0 rather than multiply it by inf.
+
+MASK = np.array([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
+A = np.arange(1.0, 7.0).reshape(2, 3)
+B = np.ones((4, 3))
+B[1, 2] = np.inf
+PRODUCT = "a: [2, 3]; b: [4, 3]; m: [2, 4]; sum(where(m > 0, a @ transpose(b), 0))"
+
+
+def _masked_sum(mask: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``Σ_j left[i, j] right[j, k]`` over the terms with ``mask[i, j]`` only (the oracle)."""
+    with np.errstate(invalid="ignore"):  # the products the mask leaves out may be 0 * inf
+        terms = np.where(mask[:, :, None] != 0, left[:, :, None] * right[None, :, :], 0.0)
+    return terms.sum(axis=1)
+
+
+@pytest.mark.parametrize("method", ["dp", "paths"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_an_infinite_operand_shared_by_a_selected_and_an_unselected_output(method, backend):
+    d_a, d_b = graphc.grad(PRODUCT, wrt=["a", "b"], method=method, backend=backend)(a=A, b=B, m=MASK)
+    np.testing.assert_array_equal(d_a, _masked_sum(MASK, np.ones((2, 4)), B))  # row 0: 3, 3, 3
+    np.testing.assert_array_equal(d_a[0], [3.0, 3.0, 3.0])
+    np.testing.assert_array_equal(d_b, _masked_sum(MASK.T, np.ones((4, 2)), A))
+
+
+@pytest.mark.parametrize("method", ["dp", "paths"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_an_infinite_left_operand_shared_by_a_selected_and_an_unselected_output(method, backend):
+    """The other operand's adjoint ``aᵀ g``: a[0, 2] is infinite, out[0, 1] unselected."""
+    a = A.copy()
+    a[0, 2] = -np.inf
+    d_a, d_b = graphc.grad(PRODUCT, wrt=["a", "b"], method=method, backend=backend)(
+        a=a, b=np.ones((4, 3)), m=MASK
+    )
+    np.testing.assert_array_equal(d_b, _masked_sum(MASK.T, np.ones((4, 2)), a))
+    assert np.isfinite(d_b[1]).all() and d_b[0, 2] == -np.inf  # out[0, 1] reads a[0, 2]: unselected
+    np.testing.assert_array_equal(d_a, _masked_sum(MASK, np.ones((2, 4)), np.ones((4, 3))))
+
+
+VECTOR_PRODUCTS = [  # (program, point): an infinite element meets a dead lane and a live one
+    (
+        "A: [2, 3]; v: [3]; m: [2]; sum(where(m > 0, A @ v, 0) * A[:, 0])",
+        {
+            "A": np.array([[1.0, 2.0, np.inf], [3.0, 4.0, 5.0]]),
+            "v": np.array([1.0, -1.0, 2.0]),
+            "m": np.array([0.0, 1.0]),
+        },
+    ),
+    (
+        "v: [2]; B: [2, 3]; m: [3]; sum(where(m > 0, v @ B, 0))",
+        {
+            "v": np.array([2.0, 3.0]),
+            "B": np.array([[1.0, np.inf, 2.0], [1.0, 1.0, 1.0]]),
+            "m": np.array([1.0, 0.0, 1.0]),
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "point"), VECTOR_PRODUCTS, ids=[v[0] for v in VECTOR_PRODUCTS])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_matrix_vector_products_under_a_mask_per_element(text, point, backend):
+    """dp agrees with paths (exact, scalar) and every partial is finite: no infinite element is
+    read by a selected output here."""
+    want = graphc.grad(text, method="paths")(**point)
+    got = graphc.grad(text, method="dp", backend=backend)(**point)
+    for w, g in zip(want, got, strict=True):
+        assert np.isfinite(g).all()
+        np.testing.assert_allclose(g, w, rtol=1e-15)
+
+
+@pytest.mark.parametrize("method", ["dp", "forward", "paths"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_scalar_condition_masks_a_whole_product(method, backend):
+    b = np.array([[1.0, np.inf], [2.0, 3.0]])
+    kernel = graphc.grad(
+        "c; A: [2, 2]; B: [2, 2]; sum(where(c > 0, A @ B, 0))", wrt=["A"], method=method, backend=backend
+    )
+    (got,) = kernel(c=-1.0, A=np.ones((2, 2)), B=b)
+    np.testing.assert_array_equal(got, np.zeros((2, 2)))
+
+
+# forward: the tangent of ``where(c > 0, sqrt(c * x), 0)`` is dead where c <= 0, and b's infinite
+# row 1 meets the dead t[0, 1] (out[0, :] must stay finite) and the live t[1, 1] (out[1, 0] is inf)
+C = np.array([[1.0, -1.0, 4.0], [1.0, 1.0, -1.0]])
+BF = np.array([[1.0, 2.0], [np.inf, 1.0], [3.0, -1.0]])
+TANGENT = "x; c: [2, 3]; b: [3, 2]; where(c > 0, sqrt(c * x), 0) @ b"
+
+
+@pytest.mark.parametrize("method", ["forward", "paths"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_dead_tangent_lane_meets_an_infinite_operand(method, backend):
+    (got,) = graphc.grad(TANGENT, wrt=["x"], method=method, backend=backend)(x=1.0, c=C, b=BF)
+    t = np.where(C > 0, np.sqrt(np.maximum(C, 0.0)) / 2.0, 0.0)  # d sqrt(c x)/dx at x = 1
+    np.testing.assert_allclose(got, _masked_sum(C > 0, t, BF), rtol=1e-15)
+    assert np.isfinite(got[0]).all() and got[1, 0] == np.inf
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_dp_forward_and_paths_agree_on_dead_lanes_above_and_below_a_product(backend):
+    """The product's row 1 (which meets the infinite b[1, 0] in a live lane) is unselected above
+    it, its operand's lane [0, 1] (which meets it too) below it: every method gives row 0 only."""
+    text = "x; c: [2, 3]; b: [3, 2]; r: [2, 1]; sum(where(r > 0, where(c > 0, sqrt(c * x), 0) @ b, 0))"
+    point = {"x": 1.0, "c": C, "b": BF, "r": np.array([[1.0], [0.0]])}
+    got = [
+        graphc.grad(text, wrt=["x"], method=m, backend=backend)(**point)[0]
+        for m in ("dp", "forward", "paths")
+    ]
+    t = np.where(C > 0, np.sqrt(np.maximum(C, 0.0)) / 2.0, 0.0)
+    want = _masked_sum(C > 0, t, BF)[0].sum()
+    assert np.isfinite(want)
+    np.testing.assert_allclose(got, [want] * 3, rtol=1e-15)
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_hessian_through_a_masked_product_keeps_unselected_terms_out(backend):
+    """``f = Σ where(m, (a*a) @ bᵀ, 0)``: ∂²f/∂a[i,k]² = 2 Σ_j m[i,j] b[j,k] over selected j only."""
+    text = "a: [2, 3]; b: [4, 3]; m: [2, 4]; sum(where(m > 0, (a * a) @ transpose(b), 0))"
+    hessian = graphc.hessian(text, wrt=["a"], backend=backend)(a=A, b=B, m=MASK).reshape(6, 6)
+    diagonal = 2.0 * _masked_sum(MASK, np.ones((2, 4)), B)
+    np.testing.assert_array_equal(hessian.diagonal().reshape(2, 3), diagonal)
+    assert diagonal[0].tolist() == [6.0, 6.0, 6.0] and diagonal[1, 2] == np.inf
+    # off the diagonal, 0; except in the column of the selected infinite ∂f/∂a[1, 2] itself, where
+    # each row's one-hot seed multiplies it by a structural 0 (NaN, as without any where)
+    off = ~np.eye(6, dtype=bool)
+    off[:, 5] = False
+    np.testing.assert_array_equal(hessian[off], np.zeros(25))
+
+
+# --- the masked product itself --------------------------------------------------------------------
+
+
+def _masked_product(a: np.ndarray, f: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The oracle, with batch axes: ``Σ_j a[..., i, j] b[..., j, k]`` over the terms ``f`` keeps."""
+    with np.errstate(invalid="ignore"):
+        terms = np.where(f[..., :, :, None] != 0, a[..., :, :, None] * b[..., None, :, :], 0.0)
+        return terms.sum(axis=-2)
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_masked_matmul_never_takes_a_dead_term_with_batch_axes(backend):
+    """Non-finite entries in b (whole columns, one entry, per batch element) and in a (live and
+    dead); a dead term is skipped even where a is not 0 there."""
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(3, 4, 5))
+    f = (rng.random((3, 4, 5)) < 0.6).astype(float)
+    b = rng.normal(size=(3, 5, 2))
+    b[0, 1, 0], b[1, 3, 1], b[2, :, 1] = np.inf, np.nan, -np.inf
+    a[1, 2, 0] = np.inf
+    got = graphc.compile("a: [4, 5]; f: [4, 5]; b: [5, 2]; masked_matmul(a, f, b)", backend=backend)(
+        a=a, f=f, b=b
+    )
+    np.testing.assert_allclose(got, _masked_product(a, f, b), rtol=1e-14)  # inf and NaN where the oracle's
+    finite = rng.normal(size=(5, 2))  # finite b, broadcast over a's batch: the plain product's path
+    got = graphc.compile("a: [4, 5]; f: [4, 5]; b: [5, 2]; masked_matmul(a, f, b)", backend=backend)(
+        a=a, f=f, b=finite
+    )
+    np.testing.assert_allclose(got, _masked_product(a, f, np.broadcast_to(finite, (3, 5, 2))), rtol=1e-14)
+
+
+def test_masked_matmul_refuses_operands_it_does_not_take():
+    with pytest.raises(graphc.GraphcError, match=r"cannot masked_matmul \[3\] by \[3, 2\]"):
+        graphc.parse("a: [3]; b: [3, 2]; masked_matmul(a, a, b)")
+    with pytest.raises(graphc.GraphcError, match=r"mask \[2, 2\] is not shaped like its operand \[2, 3\]"):
+        graphc.parse("a: [2, 3]; f: [2, 2]; b: [3, 2]; masked_matmul(a, f, b)")
+
+
+@pytest.mark.xfail(
+    strict=True, reason="conv2d's VJPs (conv2d_input, conv2d_filter) are not masked products yet"
+)
+def test_an_infinite_pixel_shared_by_a_selected_and_an_unselected_convolution_output():
+    """The centre pixel is read by all four outputs, only out[0, 0] is selected: ∂/∂K is X's
+    top-left window (the only selected term), as paths gives."""
+    text = "X: [1, 1, 3, 3]; K: [1, 1, 2, 2]; m: [1, 1, 2, 2]; sum(where(m > 0, conv2d(X, K), 0))"
+    x = np.ones((1, 1, 3, 3))
+    x[0, 0, 1, 1] = np.inf
+    point = {"X": x, "K": np.ones((1, 1, 2, 2)), "m": np.array([1.0, 0.0, 0.0, 0.0]).reshape(1, 1, 2, 2)}
+    (got,) = graphc.grad(text, wrt=["K"])(**point)
+    np.testing.assert_array_equal(got.ravel(), [1.0, 1.0, 1.0, np.inf])
+
+
+@pytest.mark.parametrize("method", ["dp", "forward"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_second_derivative_through_the_masked_products_of_a_gradient(method, backend):
+    """``f = x² Σ_live (A B)²``: the gradient graph's masked product depends on x, and is itself
+    differentiated under the mask. b[1, 0] = inf is read by the live P[1, 0] and the dead P[0, 0]:
+    f'' is +inf (the live term), never the NaN of the dead one's 0 * inf."""
+    text = "x; A: [2, 3]; B: [3, 2]; m: [2, 2]; P = (x * A) @ B; sum(where(m > 0, P * P, 0))"
+    point = {
+        "x": 0.5,
+        "A": np.array([[1.0, 2.0, 1.0], [1.0, 1.0, 2.0]]),
+        "B": np.array([[1.0, 2.0], [np.inf, 1.0], [1.0, 3.0]]),
+        "m": np.array([[0.0, 1.0], [1.0, 1.0]]),
+    }
+    assert graphc.hessian(text, wrt=["x"], method=method, backend=backend)(**point) == np.inf
+    finite = {**point, "B": np.array([[1.0, 2.0], [1.0, 1.0], [1.0, 3.0]])}
+    want = 2.0 * np.sum(np.where(finite["m"] > 0, (finite["A"] @ finite["B"]) ** 2, 0.0))
+    got = graphc.hessian(text, wrt=["x"], method=method, backend=backend)(**finite)
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["dp", "forward", "paths"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_second_derivative_with_dead_lanes_above_and_below_a_product(method, backend):
+    """forward over forward differentiates the first pass's masked product with a flagged tangent
+    (the dead lane [0, 1] meets b's infinite row again); row 1, which reads it live, is unselected."""
+    text = "x; c: [2, 3]; b: [3, 2]; r: [2, 1]; sum(where(r > 0, where(c > 0, sqrt(c * x), 0) @ b, 0))"
+    point = {"x": 1.0, "c": C, "b": BF, "r": np.array([[1.0], [0.0]])}
+    got = graphc.hessian(text, wrt=["x"], method=method, backend=backend)(**point)
+    second = np.where(C > 0, -np.sqrt(np.maximum(C, 0.0)) / 4.0, 0.0)  # d² sqrt(c x)/dx² at x = 1
+    np.testing.assert_allclose(got, _masked_sum(C > 0, second, BF)[0].sum(), rtol=1e-15)
+
+
+@pytest.mark.skipif("llvm" not in AVAILABLE, reason="the llvm backend is not available")
+def test_a_gradient_with_masked_products_compiles_to_llvm_loops():
+    text = "X: [n, 4]; W: [4, 3]; A = X @ W; sum(where(A > 0, tanh(A), 0))"
+    kernel = graphc.grad(text, wrt=["W"], backend="llvm")
+    assert kernel.function.kind == "loops"

@@ -214,19 +214,20 @@ def test_the_adjoint_ops_have_scalar_forms_too() -> None:
     np.testing.assert_allclose(graphc.jvp(pooled, backend="llvm")(X, T), graphc.jvp(pooled)(X, T), rtol=1e-13)
 
 
-def test_a_tie_splits_evenly_on_llvm_and_as_the_max_chain_does_in_paths() -> None:
+def test_a_tie_splits_evenly_on_llvm_and_in_the_scalar_form() -> None:
     """dp's route/select on LLVM weigh the maxima by (x == m) / Σ(x == m): 1/k each, as NumPy. The
-    paths method differentiates maxpool2d's scalar form, a chain of two-operand maxes: a tie of two
-    splits evenly, a tie of three (here max(max(max(a, b), c), d) with a = b = d) halves at each
-    step, as a reduced amax's scalar form does."""
+    paths and symbolic methods differentiate maxpool2d's scalar form, a chain of two-operand maxes,
+    whose partials count the tied leaves: a tie of three (here max(max(max(a, b), c), d) with
+    a = b = d) gives 1/3 to each too, as a reduced amax's scalar form does."""
     text = "X: [1, 2, 2]; sum(maxpool2d(X, 2))"
     X = np.array([[[1.0, 1.0], [0.0, 1.0]]])
     (on_numpy,) = graphc.grad(text)(X)
     (on_llvm,) = graphc.grad(text, backend="llvm")(X)
     np.testing.assert_allclose(on_llvm, on_numpy, rtol=1e-15)
     np.testing.assert_allclose(on_numpy, [[[1 / 3, 1 / 3], [0.0, 1 / 3]]], rtol=1e-15)
-    (by_paths,) = graphc.grad(text, method="paths")(X)
-    np.testing.assert_array_equal(by_paths, [[[0.25, 0.25], [0.0, 0.5]]])
+    for method in ("paths", "symbolic"):
+        (by_chain,) = graphc.grad(text, method=method)(X)
+        np.testing.assert_array_equal(by_chain, [[[1 / 3, 1 / 3], [0.0, 1 / 3]]])
     two = np.array([[[2.0, 1.0], [0.0, 2.0]]])
     for method in ("paths", "symbolic"):
         np.testing.assert_array_equal(graphc.grad(text, method=method)(two)[0], [[[0.5, 0.0], [0.0, 0.5]]])

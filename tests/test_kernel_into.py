@@ -328,8 +328,14 @@ def test_a_kernel_of_no_outputs_returns_an_empty_tuple(backend: str, args: tuple
 
 
 @pytest.mark.parametrize("backend", ["numpy", "llvm"])
-def test_into_on_a_tensor_kernel_says_so_in_one_line(backend: str) -> None:
+def test_into_on_a_tensor_kernel_writes_what_a_call_returns(backend: str) -> None:
     kernel = graphc.value_and_grad("W: [3, 4]; x: [4]; sum(tanh(W @ x))", backend=backend)
     out = (np.empty(()), (np.empty((3, 4)), np.empty(4)))
-    with pytest.raises(graphc.OutputError, match="not available for a kernel of a tensor graph"):
-        kernel.into(out, np.ones((3, 4)), np.ones(4))
+    W, x = np.linspace(-1.0, 1.0, 12).reshape(3, 4), np.linspace(0.0, 2.0, 4)
+    value, (dW, dx) = kernel(W, x)
+    assert kernel.into(out, W, x) is out
+    assert out[0] == value and np.array_equal(out[1][0], dW) and np.array_equal(out[1][1], dx)
+    with pytest.raises(graphc.OutputError, match=r"has shape \(4, 3\), but its result has shape \(3, 4\)"):
+        kernel.into(
+            (out[0], (np.empty((4, 3)), out[1][1])), W, x
+        )  # more in tests/test_llvm_tensor_startup.py

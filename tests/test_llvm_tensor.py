@@ -142,8 +142,8 @@ def test_matrix_products_by_loops_and_by_blas_equal_numpy(
     graph = graphc.parse(text)
     values = _inputs(graph, shapes)
     want = graphc.compile(text)(**values)
-    for threshold in (10**12, 1):  # loops only; BLAS wherever the layout allows it
-        monkeypatch.setattr(tensor_ir, "BLAS_WORK", threshold)
+    for least in ((10**12, 0, 0), (1, 1, 1)):  # loops only; BLAS wherever the layout allows it
+        monkeypatch.setattr(tensor_ir, "BLAS_MIN", least)
         kernel = graphc.compile(text, backend="llvm")
         assert ("graphc_dgemm" in kernel.source) == ("::2" not in text)  # a unit stride: BLAS can
         np.testing.assert_allclose(kernel(**values), want, rtol=1e-12, atol=1e-12)
@@ -161,11 +161,13 @@ def test_a_chain_of_elementwise_ops_is_one_loop_storing_only_what_is_read_later(
 
 
 def test_block_ops_with_no_loop_form_fall_back_to_the_scalarised_kernels() -> None:
-    text = "x: [3, 4, 4]; sum(avgpool2d(x, 2))"  # pooling has a scalar form, but no loop form yet
-    kernel = graphc.compile(text, backend="llvm")
-    assert kernel.function.kind == "scalarised"
-    x = RNG.normal(size=(3, 4, 4))
-    assert np.allclose(kernel(x), graphc.compile(text, backend="numpy")(x), rtol=1e-12, atol=0)
+    with graphc.blocks():  # a user block (``custom``) has a scalar form (scalar=True), no loop form
+        graphc.block("scaled(a) = 3 * a * a", vjp="6 * a * g", scalar=True)
+        text = "x: [3, 4]; sum(scaled(x) * x)"
+        kernel = graphc.compile(text, backend="llvm")
+        assert kernel.function.kind == "scalarised"
+        x = RNG.normal(size=(3, 4))
+        assert np.allclose(kernel(x), graphc.compile(text, backend="numpy")(x), rtol=1e-12, atol=0)
     with graphc.blocks():  # a user block with its own VJP and no scalar form: scalarise's refusal
         graphc.block("mysoftmax(a) = exp(a) / sum(exp(a))", vjp="y * (g - sum(y * g))")
         with pytest.raises(graphc.GraphcError, match="block 'mysoftmax' has its own VJP and no scalar form"):
@@ -217,3 +219,60 @@ def test_a_batch_split_across_threads_gives_the_same_bits_as_one_thread(
     # entries near cancellation differ by an ulp of the gradient's scale, not of their own size
     scale = np.abs(by_numpy[1][0]).max()
     np.testing.assert_allclose(many[1][0], by_numpy[1][0], rtol=1e-11, atol=1e-14 * scale)
+
+
+# sizes around every edge of the blocked loops: a vector (4 lanes, 8 with AVX-512), a panel of 2
+# or 3 vectors, a block of 4, 6 or 12 rows, k = 1, k around multiples of CHUNK (32) and WHOLE_K (128); transposed
+# operands (a strided right operand is copied to the stack when its size is known); named sizes
+# (the loops' bounds read at run time)
+_EDGES = [
+    (1, 1, 1), (1, 5, 7), (3, 1, 4), (5, 2, 3), (7, 9, 8), (13, 4, 12), (25, 3, 17), (6, 11, 24),
+    (37, 1, 33), (6, 32, 8), (5, 128, 9), (7, 129, 10), (4, 300, 3),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("m", "k", "n"), _EDGES)
+@pytest.mark.parametrize("named", [False, True])
+@pytest.mark.parametrize(("left", "right"), [("A", "B"), ("At", "B"), ("A", "Bt"), ("At", "Bt")])
+def test_blocked_matrix_products_equal_numpy_at_every_edge(
+    m: int, k: int, n: int, named: bool, left: str, right: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
+    monkeypatch.setattr(tensor_ir, "BLAS_MIN", (10**12, 0, 0))  # loops only
+    sizes = {"m": m, "k": k, "n": n}
+    axes = {"A": "mk", "At": "km", "B": "kn", "Bt": "nk"}
+    declared = {name: [d if named else str(sizes[d]) for d in axes[name]] for name in (left, right)}
+    form = " @ ".join(f"transpose({name})" if name.endswith("t") else name for name in (left, right))
+    text = "; ".join(f"{name}: [{', '.join(dims)}]" for name, dims in declared.items()) + f"; {form}"
+    values = {name: RNG.normal(size=tuple(sizes[d] for d in axes[name])) for name in (left, right)}
+    kernel = graphc.compile(text, backend="llvm")
+    assert kernel.function.kind == "loops"
+    a = values[left].T if left.endswith("t") else values[left]
+    b = values[right].T if right.endswith("t") else values[right]
+    want = a @ b
+    tolerance = 1e-15 * k * (1.0 + np.abs(a).max() * np.abs(b).max())
+    np.testing.assert_allclose(kernel(**values), want, rtol=1e-13, atol=tolerance)
+    batched = {name: np.stack([v, 2.0 * v, -v]) for name, v in values.items()}  # batch axes, one kernel
+    got = kernel(**batched)
+    assert got.shape == (3, m, n)
+    for point, factor in enumerate((1.0, 4.0, 1.0)):
+        np.testing.assert_allclose(got[point], factor * want, rtol=1e-13, atol=4 * tolerance)
+
+
+def test_blocked_products_split_across_threads_give_the_same_bits_as_one_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = "X: [n, 16]; W: [16, 10]; b: [10]; sum(tanh(X @ W + b) ** 2)"  # n = 37: a row remainder
+    rng = np.random.default_rng(11)
+    X, W, b = rng.normal(size=(400, 37, 16)), rng.normal(size=(16, 10)), rng.normal(size=10)
+    one = graphc.value_and_grad(text, backend="llvm", threads=1)(X=X, W=W, b=b)
+    asked = []
+    pool = tensor.WORKERS.pool
+    monkeypatch.setattr(tensor.WORKERS, "pool", lambda workers: asked.append(workers) or pool(workers))
+    many = graphc.value_and_grad(text, backend="llvm", threads=3)(X=X, W=W, b=b)
+    assert asked == [2]
+    for a, e in zip([one[0], *one[1]], [many[0], *many[1]], strict=True):
+        assert a.shape[0] == 400 and np.array_equal(a, e)
+    by_numpy = graphc.value_and_grad(text)(X=X, W=W, b=b)
+    for a, e in zip([many[0], *many[1]], [by_numpy[0], *by_numpy[1]], strict=True):
+        np.testing.assert_allclose(a, e, rtol=1e-11, atol=1e-12 * np.abs(e).max())

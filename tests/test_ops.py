@@ -106,3 +106,76 @@ def test_plain_folding_equals_numpy_on_special_values(op):
         assert (math.isnan(got) and math.isnan(expected)) or (
             got == expected and math.copysign(1.0, got) == math.copysign(1.0, expected)
         ), (op.name, values, got, expected)
+
+
+@pytest.mark.parametrize("name", ALL_OPS)
+def test_every_entry_states_its_policy_and_its_sympy_forms(name):
+    """The rest of the registry coverage: each field an entry must have or may name resolves: its
+    hard points (rows, or why none) and its SymPy classes, each converting back to the op itself."""
+    from graphc import sympy_bridge
+    from graphc.policy import _at
+
+    spec = OPS[name]
+    assert spec.policy or spec.smooth, f"{name}: policy= rows or smooth= (why it has no hard point)"
+    for point in spec.policy + spec.algebra:
+        at = _at(point.at)
+        assert graphc.parse(point.expr).variables == sorted(at), point
+        assert len(point.gradient) == len(at) and point.why, point
+    g = Graph()
+    g.set_outputs([g.apply(name, *(g.var(f"a{i}") for i in range(spec.arity)))])
+    for policy, cls in ((False, spec.sympy_class), (True, spec.sympy_policy)):
+        if cls is None:
+            continue
+        module = sympy_bridge if policy else sympy
+        assert isinstance(getattr(module, cls), type), f"{name}: {module.__name__}.{cls}"
+        back = graphc.from_sympy(sympy_bridge.to_sympy(g, policy=policy))
+        root = back.op(back.outputs[0])
+        # SymPy writes Not(a0 != 0) as a0 == 0 when it builds it: the same function
+        assert root == name or (name, root) == ("not", "eq"), (name, policy, root)
+
+
+NEW_OP_CHILD = """
+import graphc
+from graphc import ops
+
+# sec: one entry, known to nothing but the table (SymPy's own class converts back to it)
+ops.OPS["sec"] = ops.Op(
+    "sec", 1, "1.0 / np.cos({0})", lambda x: ops._sp().sec(x),
+    lambda e, a: e.builder.fdiv(e.const(1.0), e.call("cos", a[0])),
+    (lambda b, a, o: b.mul(o, b.apply("tan", a[0])),),
+    function="sec", sympy_class="sec", domain=((-1.2, 1.2),), c="1.0 / cos({0})",
+    policy=(ops.Point("sec(x)", "x=0", 1.0, (0.0,), "the minimum: sec*tan = 1*0"),),
+)
+ops.FUNCTIONS["sec"] = ops.OPS["sec"]  # the parser's index of spellings (derived once, at import)
+import sympy
+from graphc import policy, sympy_bridge
+
+assert "sec" not in policy.uncovered()
+(row,) = [r for r in policy.POLICY if r.op == "sec"]
+assert "| `sec` | `sec(x)` | x=0 | 1 | (0) | the minimum: sec*tan = 1*0 |" in policy.markdown()
+for method in ("dp", "forward", "paths", "symbolic"):
+    for backend in ("numpy", "llvm"):
+        value, (dx,) = graphc.value_and_grad(row.expr, method=method, backend=backend)(**row.at)
+        assert (float(value), float(dx)) == (row.value, *row.gradient), (method, backend, value, dx)
+x = sympy.Symbol("x", real=True)
+back = graphc.from_sympy(sympy.sec(x))
+assert back.op(back.outputs[0]) == "sec"
+assert sympy_bridge.to_sympy(graphc.parse("sec(x)")) == sympy.sec(x)
+print("everywhere")
+"""
+
+
+def test_a_new_op_appears_everywhere_from_its_one_entry():
+    """An op added to the table at run time (in a child process: some spellings are indexed at
+    import) is in the policy table with its row, which every exact method and both backends give,
+    and converts to SymPy and back, with no edit anywhere else."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GRAPHC_NO_CACHE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", NEW_OP_CHILD], check=False, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "everywhere"

@@ -95,6 +95,10 @@ def block_programs(draw: st.DrawFn) -> tuple[str, Graph, dict[str, np.ndarray]]:
         left = draw(st.sampled_from([(k,), (n, k)]))
         right = draw(st.sampled_from([(k,), (k, m)]))
         node = g.apply("matmul", g.var("a", left), g.var("b", right))
+    elif op == "masked_matmul":  # the mask's values are drawn too: some 0, most not
+        n, k, m = (draw(st.integers(1, 4)) for _ in range(3))
+        mask = g.apply("gt", g.var("f", (n, k)), g.const(0.0))
+        node = g.apply("masked_matmul", g.var("a", (n, k)), mask, g.var("b", (k, m)))
     elif op in LAYER_OPS:
         node = draw(layer_programs(g, op))
     elif op == "custom":  # a user block whose body is its scalar form: the body's elements
@@ -227,6 +231,19 @@ def test_block_path_counts_equal_the_scalarised_graphs(text: str) -> None:
     assert graphc.count_paths(graph) == expected
     d = graphc.differentiate(graph, method="paths")
     assert d.info["paths"] == d.info["terms"] == sum(expected.values())
+
+
+def test_a_masked_products_path_counts_equal_its_scalarised_graphs() -> None:
+    """Its mask's paths are counted (an edge per slot of each ``where``) but give no term (the
+    condition's derivative is structurally 0)."""
+    graph = graphc.parse("A: [2, 3]; F: [2, 3]; B: [3, 2]; y = masked_matmul(A, F, B); sum(y * y)")
+    s = scalarise(graph)
+    scalar = graphc.count_paths(s.graph)
+    counts = graphc.count_paths(graph)
+    for name, shape in s.inputs.items():
+        assert counts[name] == sum(scalar[element_name(name, index)] for index in np.ndindex(shape)), name
+    d = graphc.differentiate(graph, method="paths")
+    assert d.info["paths"] == sum(counts.values()) and d.info["terms"] == counts["A"] + counts["B"]
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,13 @@ batch rule, and dp, forward and numeric agreeing with hand-written NumPy at bloc
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pytest
 
 import graphc
+import graphc.backends.numpy
 from graphc.ops import ALL_OPS, BLOCK_OPS, COMPOSITES, OPS
 
 RNG = np.random.default_rng(24)
@@ -208,6 +210,23 @@ def test_emitted_numpy_is_standalone_one_statement_per_block_node() -> None:
     assert len(statements) == len(graph) - len(graph.variables) - constants
 
 
+def test_a_module_holds_the_helpers_its_statements_call_and_those_they_call_only() -> None:
+    from graphc.backends.numpy import generate
+
+    text = "X: [n, 1, 4, 4]; y = maxpool2d(X, 2); sum(y * y)"
+    source = generate(graphc.grad(text).graph)
+    defined = set(re.findall(r"^def (_\w+)\(", source, flags=re.MULTILINE))
+    # _maxpool2d_route (the VJP) calls _pool_hits, which calls _maxpool2d and _corners
+    assert {"_maxpool2d_route", "_pool_hits", "_maxpool2d", "_corners", "_bind", "_shaped"} <= defined
+    assert not defined & {"_conv2d", "_windows", "_logsumexp", "_sum_rows", "_erf"}
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<standalone>", "exec"), namespace)  # noqa: S102 - graphc's generated module
+    X = RNG.normal(size=(3, 1, 4, 4))
+    gradient = namespace["f"](X=X)  # the one output, as it is
+    np.testing.assert_array_equal(gradient, graphc.grad(text)(X=X)[0])
+    assert "_erf = np.vectorize" in generate(graphc.parse("x: [3]; sum(erf(x))"))
+
+
 def test_an_elementwise_node_writes_into_a_dead_operand_unless_batch_axes_could_widen_it() -> None:
     k = graphc.compile("X: [n, 4]; W: [4, 3]; b: [3]; sum(relu(X @ W + b))")
     assert re.search(r"(t\d+) = np\.add\(b\[\.\.\., None, :\], \1, out=\1 if not batch else None\)", k.source)
@@ -215,6 +234,57 @@ def test_an_elementwise_node_writes_into_a_dead_operand_unless_batch_axes_could_
     np.testing.assert_allclose(k(X=X, W=W, b=b), np.maximum(X @ W + b, 0.0).sum(), rtol=1e-13)
     bs = RNG.normal(size=(5, 3))  # a batch on b alone: X @ W has no batch axes, the sum a new array
     np.testing.assert_allclose(k(X=X, W=W, b=bs), [np.maximum(X @ W + c, 0.0).sum() for c in bs], rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("text", "form", "axis", "keepdims"),
+    [
+        ("A: [n, 5]; sum(A, axis=1)", "_sum_rows", -1, False),  # short rows of a known length
+        ("A: [n, 5]; sum(A, axis=-1, keepdims=1)", "_sum_rows", -1, True),
+        ("x: [5]; sum(x)", "_sum_rows", -1, False),
+        ("A: [n, 5]; sum(A, axis=0)", "_sum_columns", -2, False),  # down columns, at least two
+        ("A: [4, n, 5]; sum(A, axis=1, keepdims=1)", "_sum_columns", -2, True),
+        ("A: [5, n]; sum(A, axis=1)", "np.sum", -1, False),  # rows of unknown length: pairwise
+        ("A: [2, 200]; sum(A, axis=1)", "np.sum", -1, False),  # long rows: pairwise
+        ("A: [n, 1]; sum(A, axis=0)", "np.sum", -2, False),  # one column: NumPy's sum is pairwise
+        ("A: [3, 5]; sum(A, axis=[0, 1])", "np.sum", (-2, -1), False),
+    ],
+)
+def test_a_sum_along_short_rows_or_down_columns_is_a_product_with_ones(
+    text: str, form: str, axis: Any, keepdims: bool
+) -> None:
+    k = graphc.compile(text)
+    assert f"= {form}(" in k.source
+    (name,) = k.variables
+    shape = k.graph.shape(k.graph.variable(name))
+    concrete = tuple(6 if d == "n" else d for d in shape)
+    rng = np.random.default_rng(24)  # its own: the same draws whatever ran before
+    for batch in ((), (3,)):  # the batch axes stay in front
+        a = rng.normal(size=batch + concrete)
+        a.flat[::7] = np.resize([np.inf, -np.inf, np.nan, -0.0], a.flat[::7].shape)
+        with np.errstate(invalid="ignore"):
+            expected = np.sum(a, axis=axis, keepdims=keepdims)
+        got = k(**{name: a})
+        # BLAS adds in another order than NumPy: an ulp or so of the terms' size apart
+        np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-14)
+        assert np.shape(got) == expected.shape
+
+
+def test_a_relu_gate_is_written_into_the_relu_output_with_the_bits_of_np_sign() -> None:
+    # relu'(o) = sign(o), into o's own array once o is dead (graphc.ops' _sign: vectorised)
+    k = graphc.value_and_grad("X: [n, 3]; W: [3, 4]; sum(relu(X @ W) * X[:, 0:1])", wrt="W")
+    assert re.search(r"(t\d+) = _sign\(\1, out=\1\)", k.source)
+    X = RNG.normal(size=(8, 3))
+    X[0] = 0.0  # a row of relu(0): relu'(0) = 0
+    X[1, 1] = np.nan  # a row of NaN: NaN in every column of the gradient, as np.sign gives
+    W = RNG.normal(size=(3, 4))
+    a = X @ W
+    gradient = X.T @ (np.sign(np.maximum(a, 0.0)) * X[:, 0:1])
+    value, (got,) = k(X=X, W=W)
+    np.testing.assert_array_equal(got, gradient)
+    assert np.isnan(got).all() and np.isnan(value)
+    X[1, 1] = 0.5
+    np.testing.assert_allclose(k(X=X, W=W)[1][0], X.T @ ((X @ W > 0) * X[:, 0:1]), rtol=1e-14)
 
 
 # --- differentiation ---------------------------------------------------------------------------------
@@ -288,7 +358,7 @@ def test_jacobian_is_batch_plus_out_shape_plus_in_shape() -> None:
         a = np.tanh(x @ W.T)
         expected = np.einsum("bi,ij,bk->bijk", 1 - a**2, np.eye(2), x)
         np.testing.assert_allclose(J, expected, rtol=1e-12, atol=1e-15)
-    assert graphc.jacobian(text, wrt="x").mode == "reverse"  # 3 inputs, 2 outputs
+    assert graphc.jacobian(text, wrt="x").mode == "forward"  # one stacked pass against 2 reverse ones
     assert graphc.jacobian("x: [2]; outer(x, x)").mode == "forward"  # 2 inputs, 4 outputs
 
 
@@ -362,6 +432,9 @@ def test_every_op_entry_has_every_field_its_kind_needs() -> None:
             assert callable(getattr(op, field)), f"block op {name} lacks {field}"
         assert callable(op.scalarise) or name in NOT_YET_SCALARISED, f"block op {name} lacks scalarise"
         assert len(op.domain) == op.arity, name
+        for point in op.policy:  # its hard points, checked by tests/test_policy.py
+            graph = graphc.parse(point.expr)
+            assert graph.tensor and len(point.gradient) == len(graph.variables), (name, point)
     spelled = {op.function for op in BLOCK_OPS.values()} | {op.infix for op in BLOCK_OPS.values()}
     for spelling in spelled - {None}:
         text = "x: [3]; y: [3]; " + (f"x {spelling} y" if spelling == "@" else f"{spelling}(x)")

@@ -36,11 +36,16 @@ def programs(draw: st.DrawFn) -> tuple[str, Twin]:
     lines = ["x: [3]; y: [3]; A: [2, 3]; B: [3, 2]"]
     for k in range(draw(st.integers(2, 7))):
         name, shape, twin = draw(st.sampled_from(values))
-        choice = draw(st.sampled_from(["unary", "binary", "matmul", "reduce", "softmax", "structure"]))
+        choice = draw(
+            st.sampled_from(["unary", "binary", "matmul", "reduce", "softmax", "structure", "where"])
+        )
         rank = len(shape)
         text: str
         new: Twin
-        if choice == "unary" or (choice in ("reduce", "softmax", "structure") and rank == 0):
+        if choice == "where":  # continuous at the switch: central differences stay valid
+            text = f"where({name} > 0, sin({name}), 2 * {name})"
+            new, out = (lambda env, t=twin: np.where(t(env) > 0, np.sin(t(env)), 2 * t(env))), shape
+        elif choice == "unary" or (choice in ("reduce", "softmax", "structure") and rank == 0):
             fn = draw(st.sampled_from(["sin", "tanh", "sigmoid", "softplus"]))
             numpy_fn = {
                 "sin": np.sin,
@@ -66,12 +71,14 @@ def programs(draw: st.DrawFn) -> tuple[str, Twin]:
             new = lambda env, a=twin, b=other_twin: a(env) @ b(env)
             out = np.empty(shape).__matmul__(np.empty(other_shape)).shape
         elif choice == "reduce":
-            fn = draw(st.sampled_from(["sum", "mean", "logsumexp"]))
+            fn = draw(st.sampled_from(["sum", "mean", "logsumexp", "max", "min"]))
             axis = draw(st.integers(-rank, rank - 1))
             numpy_reduce = {
                 "sum": lambda v, a: v.sum(axis=a),
                 "mean": lambda v, a: v.mean(axis=a),
                 "logsumexp": _logsumexp,
+                "max": lambda v, a: v.max(axis=a),
+                "min": lambda v, a: v.min(axis=a),
             }[fn]
             text = f"{fn}({name}, axis={axis})"
             new = lambda env, t=twin, f=numpy_reduce, a=axis: f(t(env), a)

@@ -32,6 +32,7 @@ TERMS = [
     "sum(conv2d(I, K, padding=1))",
     "sum(outer(v, v))",
     "sum(where(X > 0, X, 0.5 * X))",
+    "sum(where(X @ v > 0, X @ v, 0))",  # a product below a mask per element: masked_matmul
     "sum(clip(v, -1, 1) ** 2)",
     "mean(tanh(N @ v))",
     "sin(x*y) + exp(x)",

@@ -24,6 +24,7 @@ from graphc.diff import stacked
 from graphc.diff.common import Flag, Gates, assemble, depends_on, join_flag, prepared
 from graphc.errors import GraphcError
 from graphc.graph import Graph
+from graphc.masked import MASKED
 from graphc.ops import ALL_OPS, CONST, VAR, broadcast_to, paths_elementwise, reduce_to
 from graphc.shapes import Shape, ShapeError, broadcast, size
 
@@ -93,9 +94,13 @@ def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> di
             assert spec.vjp is not None
             flag = flags.get(node)
             reaches: list[Flag]
-            if flag is None or graph.shape(flag) == ():
+            if flag is None or (graph.shape(flag) == () and op not in MASKED):
                 # a scalar flag (one condition for the whole tensor) holds for every element
                 contributions = spec.vjp(graph, args, node, graph.params(node), g)
+                reaches = [flag] * len(args)
+            elif graph.shape(flag) == ():  # the whole product dead or live: its sums masked too
+                whole = broadcast_to(graph, flag, graph.shape(node))
+                contributions = MASKED[op][0](graph, args, node, graph.params(node), g, whole)
                 reaches = [flag] * len(args)
             else:
                 contributions, reaches = _flagged_vjp(graph, node, g, flag)
@@ -127,7 +132,9 @@ def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> di
 # zeroed where they reach nothing live, so an unselected lane's inf or NaN is never multiplied by
 # the 0 adjoint of its lane (``g @ b.T`` with an infinite column of ``b`` that only unselected
 # outputs use), and its result is kept 0 where the operand's flag is. A value that reaches a live
-# element and an unselected one still meets the 0 of the unselected one inside the op's sums.
+# element and an unselected one would still meet the 0 of the unselected one inside the op's sums:
+# a product (matmul, graphc.masked) takes its VJP as masked contractions instead, which never take
+# a dead term, and its JVP likewise for flagged tangents (:func:`_block_jvp`).
 
 
 def _fitted(graph: Graph, flag: Flag, shape: Shape) -> Flag:
@@ -160,6 +167,8 @@ def _flagged_vjp(graph: Graph, node: int, g: int, flag: int) -> tuple[tuple[int 
         return spec.vjp(graph, args, node, params, g), [whole] * len(args)
     ones, twin = _twin(graph, node)
     reaches = list(spec.vjp(graph, ones, twin, params, flag))
+    if graph.op(node) in MASKED:  # its sums skip the dead terms: exactly 0 where nothing live reaches
+        return MASKED[graph.op(node)][0](graph, args, node, params, g, flag), reaches
     zero_ = graph.const(0.0)
     kept = tuple(
         a if r is None else graph.apply("where", r, a, zero_) for a, r in zip(args, reaches, strict=True)
@@ -189,6 +198,20 @@ def _flagged_jvp(graph: Graph, node: int, seeds: tuple[int | None, ...], flags: 
     jvp = ALL_OPS[graph.op(node)].jvp
     assert jvp is not None
     return jvp(graph, ones, twin, graph.params(node), live)
+
+
+def _block_jvp(graph: Graph, node: int, seeds: tuple[int | None, ...], flags: dict[int, int]) -> int | None:
+    """The tangent of block ``node`` from its operands' tangents: a product whose tangents carry
+    flags sums only their live terms (graphc.masked), as ``dp`` does."""
+    spec, args, params = ALL_OPS[graph.op(node)], graph.args(node), graph.params(node)
+    live = tuple(
+        broadcast_to(graph, flags[a], graph.shape(a)) if t is not None and a in flags else None
+        for a, t in zip(args, seeds, strict=True)
+    )
+    if spec.name in MASKED and any(f is not None for f in live):
+        return MASKED[spec.name][1](graph, args, node, params, seeds, live)
+    assert spec.jvp is not None
+    return spec.jvp(graph, args, node, params, seeds)
 
 
 def _elementwise_vjp(
@@ -243,9 +266,7 @@ def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict
         spec = ALL_OPS[graph.op(node)]
         reach: Flag = None
         if spec.block:
-            assert spec.jvp is not None
-            total = spec.jvp(graph, args, node, graph.params(node), seeds)
-            reach = _flagged_jvp(graph, node, seeds, flags)
+            total = _block_jvp(graph, node, seeds, flags)
         else:
             total = None
             for slot, t in enumerate(seeds):
@@ -268,10 +289,21 @@ def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict
                 total = term if total is None else graph.add(total, term)
         if total is not None:
             tangent[node] = broadcast_to(graph, total, graph.shape(node))
-            reach = _fitted(graph, reach, graph.shape(node))
+            reach = _tangent_flag(graph, node, seeds, flags, reach)
             if reach is not None:
                 flags[node] = reach
     return tangent
+
+
+def _tangent_flag(
+    graph: Graph, node: int, seeds: tuple[int | None, ...], flags: dict[int, int], reach: Flag
+) -> Flag:
+    """Where the tangent of ``node`` is live: through a block op by its structure
+    (:func:`_flagged_jvp`), through an elementwise one where its terms are (``reach``); fitted to
+    the node's shape."""
+    if ALL_OPS[graph.op(node)].block:
+        reach = _flagged_jvp(graph, node, seeds, flags)
+    return _fitted(graph, reach, graph.shape(node))
 
 
 def differentiate_dp(graph: Graph, wrt: str | Sequence[str] | None = None) -> Graph:
@@ -313,11 +345,14 @@ def differentiate_forward(graph: Graph, wrt: str | Sequence[str] | None = None) 
         source = result.variable(name)
         in_shape = result.shape(source)
         dependent = [d and k for d, k in zip(depends_on(result, [source], len(graph)), keep, strict=True)]
-        if _stacks(result, in_shape, dependent, tangent=True):
-            tangent = stacked.tangents(result, source, stacked.identity(result, in_shape), keep)
-            passes += 1
-            columns.append([_stacked_partial(result, tangent, o, in_shape) for o in graph.outputs])
-            continue
+        if stacks(result, in_shape, dependent, tangent=True):
+            stack = stacked.tangents(
+                result, source, keep, graph.outputs, lambda *a: _tangent_flag(result, *a)
+            )
+            if stack is not None:
+                passes += 1
+                columns.append([_stacked_partial(result, stack, o, in_shape) for o in graph.outputs])
+                continue
         pieces: list[list[tuple[tuple[int, ...], int]]] = [[] for _ in graph.outputs]
         for index in _elements(in_shape, "the forward method"):
             tangent = tangents(result, source, _one_hot(result, index, in_shape), keep)
@@ -334,7 +369,7 @@ def differentiate_forward(graph: Graph, wrt: str | Sequence[str] | None = None) 
     return assemble(graph, result, names, rows, "forward", passes=passes)
 
 
-def _stacks(graph: Graph, in_shape: Shape, dependent: Sequence[bool], tangent: bool) -> bool:
+def stacks(graph: Graph, in_shape: Shape, dependent: Sequence[bool], tangent: bool) -> bool:
     """Whether an input of ``in_shape`` is differentiated in one stacked pass (graphc.diff.stacked)
     rather than one element at a time."""
     if not in_shape or any(not isinstance(d, int) for d in in_shape):
@@ -374,7 +409,7 @@ def differentiate_numeric(graph: Graph, wrt: str | Sequence[str] | None = None) 
         x = result.variable(name)
         in_shape = result.shape(x)
         dependent = [d and k for d, k in zip(depends_on(result, [x], len(graph)), keep, strict=True)]
-        if _stacks(result, in_shape, dependent, tangent=False):
+        if stacks(result, in_shape, dependent, tangent=False):
             columns.append(_stacked_differences(result, graph.outputs, x, dependent))
             passes += 2
             continue

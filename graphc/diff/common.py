@@ -89,17 +89,16 @@ class LocalPartials:
 
     def __call__(self, node: int, slot: int) -> int | None:
         if self._cache is None:
-            rule = _RULES[self._ops[node]][slot]
+            rule = OPS[self._ops[node]].partials[slot]  # the table itself: an op added later is found
             return None if rule is None else rule(self.graph, self._operands[node], node)
         key = node * _SLOTS + slot
         z = self._cache.get(key, _UNBUILT)
         if z is _UNBUILT:
-            rule = _RULES[self._ops[node]][slot]
+            rule = OPS[self._ops[node]].partials[slot]  # the table itself: an op added later is found
             z = self._cache[key] = None if rule is None else rule(self.graph, self._operands[node], node)
         return z
 
 
-_RULES = {name: op.partials for name, op in OPS.items()}
 _MUL = OPS["mul"]
 
 

@@ -10,21 +10,38 @@ with the same arithmetic per element. The graph grows with the function's graph,
 A node of shape ``s`` carries shape ``(n,) + s``; an operand of lower rank than its node gets 1s
 between the stacked axis and its own axes, so NumPy's broadcasting lines it up with the other
 operands as before. Elementwise ops need nothing more; a block op needs its entry's ``stacked``
-rule (its params for an operand with leading axes), and ``forward`` also needs it ``linear`` (its
-JVP is the op itself on the tangent) or a constant to differentiation (``shift``). A function with another block op, or a ``where`` (whose
-flags per element this does not carry), is left to the one-element-at-a-time methods of
-graphc.diff.blocks: :func:`stackable` says which.
+rule (the op on operands with leading axes), and ``forward`` also needs it ``linear`` in each
+operand (its JVP is the op on the tangents), a ``stacked_jvp``, or a constant to differentiation
+(``shift``, ``count``). A ``where`` passes a stacked tangent as it passes one tangent: selected,
+and flagged where a selected path reaches (the flags are the primal's, unstacked). A function
+with another block op (convolutions, pooling, user blocks) is left to the one-element-at-a-time
+methods of graphc.diff.blocks: :func:`stackable` says which.
+
+**Diagonal tangents.** Until a block op mixes elements, a node reached from ``x`` through
+elementwise ops only depends on ``x`` element by element, so its stacked tangent is ``E * d``
+with ``d`` the node's tangent along a seed of ones: ``forward`` carries ``d`` (the node's shape,
+not ``n`` times it) and builds the stack, as ``where(E, d, 0)``, only where a block op needs it.
+Off the diagonal the stack is then exactly 0, as a one-element pass's tangent is structurally:
+``sum(sqrt(x))`` at ``x = 0`` has the partial ``inf`` as ``dp`` does, not the ``0 * inf = nan``
+of a one-hot tangent times ``sqrt``'s partial. A block op that can take ``d`` as it is
+(``stacked_diagonal``: a sum over every axis) never builds the stack.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from graphc.diff.common import Flag, Gates
 from graphc.graph import Graph
+from graphc.masked import MASKED
 from graphc.ops import ALL_OPS, CONST, NO_TANGENT, VAR, broadcast_to
 from graphc.shapes import Shape, size
 
 Lead = Shape  # the stacked (leading) axes
+# through(node, tangents, flags, reach): where the tangent of ``node`` is live, from its operands'
+# flags (an elementwise node's terms are live where ``reach`` is; graphc.diff.blocks passes a flag
+# per element through a block op's structure)
+Through = Callable[[int, tuple["int | None", ...], dict[int, int], Flag], Flag]
 
 
 def stackable(graph: Graph, nodes: Sequence[bool], tangent: bool) -> bool:
@@ -33,11 +50,11 @@ def stackable(graph: Graph, nodes: Sequence[bool], tangent: bool) -> bool:
         if not marked or graph.op(node) in (VAR, CONST):
             continue
         spec = ALL_OPS[graph.op(node)]
-        if spec.gate is not None:
+        if not spec.block:
+            continue
+        if spec.stacked is None:
             return False
-        if spec.block and (spec.stacked is None or spec.arity != 1):
-            return False
-        if spec.block and tangent and not spec.linear and spec.jvp is not NO_TANGENT:
+        if tangent and not spec.linear and spec.stacked_jvp is None and spec.jvp is not NO_TANGENT:
             return False
     return True
 
@@ -71,54 +88,160 @@ def replayed(graph: Graph, source: int, stack: int, nodes: Sequence[bool]) -> di
         spec, args = ALL_OPS[graph.op(node)], graph.args(node)
         if spec.block:
             assert spec.stacked is not None, spec.name
-            params = spec.stacked(graph.params(node), lead)
-            mapping[node] = graph.apply(spec.name, mapping[args[0]], params=params)
+            which = tuple(a in mapping for a in args)
+            operands = tuple(mapping.get(a, a) for a in args)
+            mapping[node] = spec.stacked(graph, operands, which, graph.params(node), lead)
             continue
         rank = len(graph.shape(node))
-        operands = (
+        lined = (
             _lined_up(graph, mapping[a], graph.shape(a), rank, lead) if a in mapping else a for a in args
         )
-        mapping[node] = graph.apply(spec.name, *operands)
+        mapping[node] = graph.apply(spec.name, *lined)
     return mapping
 
 
-def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict[int, int]:
-    """The stacked tangent (shape ``lead + node shape``) of every kept node that depends on
-    ``source``, whose tangent is ``seed``: graphc.diff.blocks.tangents with the stacked axes."""
-    lead = graph.shape(seed)[: len(graph.shape(seed)) - len(graph.shape(source))]
-    tangent = {source: seed}
+class _Stack:
+    """The stacked tangents of one pass: diagonal ones (``d``, meaning ``E * d``) and full ones
+    (shape ``lead + node shape``), the full form of a diagonal one built once, when asked."""
+
+    def __init__(self, graph: Graph, source: int) -> None:
+        self.graph = graph
+        self.in_shape = graph.shape(source)
+        self.lead = (size(self.in_shape),)
+        self.diagonal: dict[int, int] = {source: graph.const(1.0)}
+        self.full: dict[int, int] = {}
+        self._eye: int | None = None
+
+    def has(self, node: int) -> bool:
+        return node in self.diagonal or node in self.full
+
+    def stacked(self, node: int) -> int:
+        """The full stacked tangent of ``node``: ``where(E, d, 0)`` for a diagonal one (exactly 0
+        off the diagonal, whatever ``d`` is there)."""
+        if node not in self.full:
+            graph, shape = self.graph, self.graph.shape(node)
+            if self._eye is None:
+                self._eye = identity(graph, self.in_shape)
+            eye = _lined_up(graph, self._eye, self.in_shape, len(shape), self.lead)
+            d = self.diagonal[node]
+            placed = eye if graph.const_value(d) == 1.0 else graph.apply("where", eye, d, graph.const(0.0))
+            self.full[node] = broadcast_to(graph, placed, self.lead + shape)
+        return self.full[node]
+
+    def lined(self, node: int, rank: int) -> int:
+        """The full stacked tangent of operand ``node`` lined up for a node of ``rank`` axes."""
+        return _lined_up(self.graph, self.stacked(node), self.graph.shape(node), rank, self.lead)
+
+
+def tangents(
+    graph: Graph, source: int, keep: Sequence[bool], outputs: Sequence[int], through: Through
+) -> dict[int, int] | None:
+    """The stacked tangent (shape ``(n,) + output shape``) of each output that depends on
+    ``source``: graphc.diff.blocks.tangents with every element of ``source`` seeded at once.
+    None where a product whose sums a where's flag masks (graphc.masked) meets a flagged tangent:
+    its masked JVP is the one-element path's."""
+    stack = _Stack(graph, source)
+    flags: dict[int, int] = {}  # as in graphc.diff.blocks.tangents
+    gates = Gates(graph)
     for node in range(source + 1, len(keep)):
         if not keep[node]:
             continue
         args = graph.args(node)
-        seeds = tuple(tangent.get(a) for a in args)
-        if all(t is None for t in seeds):
+        seeded = tuple(stack.has(a) for a in args)
+        if not any(seeded):
             continue
-        spec = ALL_OPS[graph.op(node)]
-        if spec.block:
-            assert spec.stacked is not None and seeds[0] is not None, spec.name
-            if spec.linear:  # else a constant to differentiation (``stackable``): no tangent
-                params = spec.stacked(graph.params(node), lead)
-                tangent[node] = graph.apply(spec.name, seeds[0], params=params)
-            continue
-        rank = len(graph.shape(node))
+        reach: Flag = None
+        if ALL_OPS[graph.op(node)].block:
+            if graph.op(node) in MASKED and any(s and a in flags for a, s in zip(args, seeded, strict=True)):
+                return None
+            _block_tangent(stack, node, seeded)
+        else:
+            reach = _elementwise_tangent(stack, gates, flags, node, seeded)
+        if stack.has(node):
+            seeds = tuple(a if s else None for a, s in zip(args, seeded, strict=True))
+            reach = through(node, seeds, flags, reach)
+            if reach is not None:
+                flags[node] = reach
+    return {o: stack.stacked(o) for o in outputs if stack.has(o)}
+
+
+def _block_tangent(stack: _Stack, node: int, seeded: tuple[bool, ...]) -> None:
+    """The stacked tangent of block ``node``: the op's diagonal rule, its stacked rule on the
+    tangents (linear), or its stacked JVP; none for a constant to differentiation."""
+    graph, lead = stack.graph, stack.lead
+    spec = ALL_OPS[graph.op(node)]
+    args, params = graph.args(node), graph.params(node)
+    if spec.stacked_diagonal is not None and args[0] in stack.diagonal:
+        d = spec.stacked_diagonal(
+            graph, stack.diagonal[args[0]], graph.shape(args[0]), stack.in_shape, params
+        )
+        if d is not None:
+            stack.full[node] = d
+            return
+    if spec.linear:
+        assert spec.stacked is not None, spec.name
         total = None
-        for slot, t in enumerate(seeds):
-            rule = spec.partials[slot]
-            z = None if t is None or rule is None else rule(graph, args, node)
-            if z is None or t is None:
+        for slot, s in enumerate(seeded):
+            if s:
+                operands = tuple(stack.stacked(a) if i == slot else a for i, a in enumerate(args))
+                which = tuple(i == slot for i in range(len(args)))
+                term = spec.stacked(graph, operands, which, params, lead)
+                total = term if total is None else graph.add(total, term)
+        assert total is not None
+        stack.full[node] = total
+    elif spec.stacked_jvp is not None:
+        seeds = tuple(stack.stacked(a) if s else None for a, s in zip(args, seeded, strict=True))
+        tangent = spec.stacked_jvp(graph, args, node, params, seeds, lead)
+        if tangent is not None:
+            stack.full[node] = tangent
+    # else NO_TANGENT (``stackable``): a constant to differentiation
+
+
+def _elementwise_tangent(
+    stack: _Stack, gates: Gates, flags: dict[int, int], node: int, seeded: tuple[bool, ...]
+) -> Flag:
+    """The tangent of elementwise ``node``, diagonal if every operand's is, and where it is live."""
+    graph = stack.graph
+    spec = ALL_OPS[graph.op(node)]
+    args = graph.args(node)
+    diagonal = all(a in stack.diagonal for a, s in zip(args, seeded, strict=True) if s)
+    rank = len(graph.shape(node))
+    total = None
+    reach: Flag = None
+    for slot, arg in enumerate(args):
+        if not seeded[slot]:
+            continue
+        t = stack.diagonal[arg] if diagonal else stack.lined(arg, rank)
+        flag = flags.get(arg)
+        live: Flag
+        if spec.gate is not None:
+            passed = spec.gate(graph, args, slot, t)
+            if passed is None:
                 continue
-            term = graph.mul(z, _lined_up(graph, t, graph.shape(args[slot]), rank, lead))
-            total = term if total is None else graph.add(total, term)
-        if total is not None:
-            tangent[node] = broadcast_to(graph, total, lead + graph.shape(node))
-    return tangent
+            term, live = passed[0], gates.both(flag, passed[1])
+        else:
+            rule = spec.partials[slot]
+            z = None if rule is None else rule(graph, args, node)
+            if z is None:
+                continue
+            term, live = gates.guarded(flag, (graph.mul(z, t), 1.0), z)[0], flag
+        reach = live if total is None else gates.either(reach, live)
+        total = term if total is None else graph.add(total, term)
+    if total is None:
+        return None
+    if diagonal:
+        stack.diagonal[node] = total
+    else:
+        stack.full[node] = broadcast_to(graph, total, stack.lead + graph.shape(node))
+    return reach
 
 
 def unstacked(graph: Graph, node: int, in_shape: Shape, out_shape: Shape) -> int:
     """``∂out/∂x`` of shape ``out_shape + in_shape`` from its stacked form (``(n,) + out_shape``)."""
-    rank = len(out_shape)
-    if rank:
-        node = graph.apply("transpose", node, params=tuple(range(1, rank + 1)) + (0,))
+    if out_shape:  # the stacked axis last, by a 2-D transpose (the one the language spells)
+        flat = (size(in_shape), size(out_shape))
+        if graph.shape(node) != flat:
+            node = graph.apply("reshape", node, params=flat)
+        node = graph.apply("transpose", node, params=(1, 0))
     target = out_shape + in_shape
     return node if graph.shape(node) == target else graph.apply("reshape", node, params=target)

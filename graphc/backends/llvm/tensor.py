@@ -2,16 +2,17 @@
 
 A tensor graph whose block ops all have a loop form (:mod:`graphc.backends.llvm.tensor_plan`:
 matmul, the reductions, softmax's shift, logsumexp, count, the views reshape/transpose/broadcast/
-index, unindex, and every elementwise op) compiles to one :class:`LoopKernel`: a loop nest per
-block node and per run of fused elementwise nodes (:mod:`graphc.backends.llvm.tensor_ir`), large
-matrix products through BLAS (:mod:`graphc.backends.llvm.tensor_blas`). Its loop bounds are read
+index, unindex, convolution and pooling and their adjoints, and every elementwise op) compiles to
+one :class:`LoopKernel`: a loop nest per block node and per run of fused elementwise nodes
+(:mod:`graphc.backends.llvm.tensor_ir`, :mod:`graphc.backends.llvm.tensor_conv`), large matrix
+products through BLAS (:mod:`graphc.backends.llvm.tensor_blas`). Its loop bounds are read
 at run time, so one kernel serves every value of the named dimensions and every batch shape; it
-is compiled once, when the kernel is built, and kept in the disk cache keyed by the graph with its
-shapes and params.
+is compiled when the kernel is built, quickly, then fully on its second call (:data:`QUICK_CALLS`),
+and kept in the disk cache keyed by the graph with its shapes and params.
 
-Graphs with the other block ops (conv2d and its adjoints, the pooling ops, user blocks) take the
-fallback, :class:`TensorFunction`: the graph scalarised (graphc.scalarise) for the concrete shapes
-of a call and compiled by the scalar LLVM backend; its variables are the inputs' elements
+Graphs with a block op that has no loop form (a user block, ``custom``; ``masked_matmul`` for now)
+take the fallback, :class:`TensorFunction`: the graph scalarised (graphc.scalarise) for the
+concrete shapes of a call and compiled by the scalar LLVM backend; its variables are the inputs' elements
 (``W[1,2]``), its outputs the outputs' elements, compiled once per binding of the named dimensions.
 
 Both bind the named dimensions and the batch shape as the NumPy backend does (``graphc.shapes.bind``:
@@ -34,7 +35,7 @@ import numpy as np
 
 from graphc.backends.llvm import vecmath
 from graphc.backends.llvm.cache import Build, Cache, graph_key
-from graphc.backends.llvm.jit import external_symbols
+from graphc.backends.llvm.jit import engine_of, external_symbols
 from graphc.backends.llvm.run import _WORKERS as WORKERS
 from graphc.backends.llvm.run import usable_cores
 from graphc.backends.llvm.target import LOCK, fma, lanes, target_machine
@@ -44,7 +45,7 @@ from graphc.backends.llvm.tensor_ir import ENTRY, tensor_text
 from graphc.backends.llvm.tensor_plan import Unsupported, plan
 from graphc.errors import BackendError
 from graphc.graph import Graph
-from graphc.kernel import Kernel
+from graphc.kernel import Kernel, Outputs
 from graphc.scalarise import Scalarised, element_name, indices, scalarise
 from graphc.shapes import BIND_SOURCE, Shape, concrete
 
@@ -140,19 +141,22 @@ class TensorFunction:
         return results[0] if len(results) == 1 else tuple(results)
 
 
+# A kernel compiled afresh runs its first QUICK_CALLS calls on quick code (its module without
+# passes, through LLVM's fast instruction selection and register allocation: a fraction of the
+# compile time, somewhat slower loops, the same bits), then is compiled fully: the first result
+# comes sooner, and every later call runs the full code (the passes, then code generation at
+# -O3). The disk cache keeps both (the quick code under :func:`_quick_key`). A kernel's
+# ``source`` is the IR of the code it was loaded with: the quick code's is the module unoptimised.
+QUICK_CALLS = 1
 _KERNEL_TYPE = ctypes.CFUNCTYPE(None, *(ctypes.c_void_p,) * 6, ctypes.c_int64, ctypes.c_int64)
 # a batch is split across threads when each would get at least this many doubles of work (inputs,
 # outputs and workspace per point, times its points): below it, a thread costs more than it saves
 THREAD_DOUBLES = 1 << 16
 
 
-def _optimized(text: str, own: dict[str, int]) -> llvm.ModuleRef:
-    """The tensor kernel's module with graphc's vector functions ``own`` linked in and inlined (a
-    kernel needs no library then: loaded from the disk cache, it is ready), verified and optimised
-    by the few passes its loops need: SROA (the accumulators the IR keeps in stack slots into
-    registers), instcombine, CFG simplification and GVN (address arithmetic shared). LLVM's -O2
-    pipeline costs several times the compile time (unrolling, vectorising what is written
-    vectorised) for little."""
+def _linked(text: str, own: dict[str, int]) -> llvm.ModuleRef:
+    """The tensor kernel's module with graphc's vector functions ``own`` linked in (a kernel needs
+    no library then: loaded from the disk cache, it is ready), verified."""
     module = llvm.parse_assembly(text)
     if own:
         layout = str(target_machine().target_data)
@@ -160,12 +164,21 @@ def _optimized(text: str, own: dict[str, int]) -> llvm.ModuleRef:
         library = vecmath.module(list(own), {}, llvm.get_process_triple(), layout, fma(), width, inline=True)
         module.link_in(llvm.parse_assembly(library))
     module.verify()
+    return module
+
+
+def _optimize(module: llvm.ModuleRef) -> llvm.ModuleRef:
+    """The module optimised in place by the few passes its loops need: the vector functions
+    inlined, SROA (the accumulators the IR keeps in stack slots into registers), instcombine, CFG
+    simplification. LLVM's -O2 pipeline costs several times the compile time (unrolling,
+    vectorising what is written vectorised) for little. No NewGVN (llvmlite's only GVN): it trips
+    an assertion of LLVM's on the register-blocked products' stack copies (a tanh(x @ Wᵀ) gradient
+    aborted the process); code generation's own CSE shares the address arithmetic."""
     pipeline = llvm.create_new_module_pass_manager()
     pipeline.add_always_inliner_pass()
     pipeline.add_sroa_pass()
     pipeline.add_instruction_combine_pass()
     pipeline.add_simplify_cfg_pass()
-    pipeline.add_new_gvn_pass()
     pipeline.add_dead_code_elimination_pass()
     passes = llvm.create_pass_builder(target_machine(), llvm.create_pipeline_tuning_options(speed_level=0))
     pipeline.run(module, passes)
@@ -180,13 +193,18 @@ def tensor_key(graph: Graph, options: str) -> str:
     return graph_key(graph, f"tensor|{extra}|{options}")
 
 
+def _quick_key(key: str) -> str:
+    """The disk cache's key of the quick code of the kernel whose full code has ``key``."""
+    return hashlib.sha256(f"{key}|quick".encode()).hexdigest()
+
+
 def tensor_ir(graph: Graph) -> str:
     """The optimised LLVM IR of a tensor graph's loop kernel (``--emit llvm``); Unsupported for a
     graph with a block op that has no loop form."""
     steps = plan(graph)
     with LOCK:
         text, own, _ = tensor_text(steps, lanes())
-        return str(_optimized(text, own))
+        return str(_optimize(_linked(text, own)))
 
 
 class LoopKernel:
@@ -213,18 +231,43 @@ class LoopKernel:
         cache = Cache.from_environment() if cache is None else cache
         with LOCK:
             key = tensor_key(lowered, _options()) if cache.directory is not None else ""
-        built = cache.load(key)
+        # the full code if the cache has it, else the quick code (then compiled fully later)
+        built, quick = cache.load(key), False
+        if built is None and key:
+            built = cache.load(_quick_key(key))
+            quick = built is not None
         with LOCK:
-            if built is None:
+            if built is None:  # the quick code: the linked module, no passes, fast code generation
                 text, own, _ = tensor_text(self.plan, lanes())
-                module = _optimized(text, own)
-                built = Build(target_machine().emit_object(module), external_symbols(module), 0, str(module))
-                cache.store(key, built)
+                module = _linked(text, own)
+                ir = str(module)
+                built = Build(target_machine(fast=True).emit_object(module), external_symbols(module), 0, ir)
+                cache.store(_quick_key(key), built)
+                quick = True
             if DGEMM in built.symbols:
                 register_blas()
-            self._engine, (address,) = load(built.object_code, built.symbols, None, (ENTRY,))
+            engine, (address,) = load(built.object_code, built.symbols, None, (ENTRY,))
         self.source = built.ir
+        self._engines = [engine]  # every engine whose code a call may still be running
         self._kernel = _KERNEL_TYPE(address)
+        # the quick code serves the first QUICK_CALLS calls, then the full code is compiled
+        self._full: tuple[Build, Cache, str] | None = (built, cache, key) if quick else None
+        self._quick_calls = QUICK_CALLS
+
+    def _compile_fully(self) -> None:
+        """Replace the quick code by the full code (and keep it in the disk cache)."""
+        with LOCK:
+            if self._full is None:  # another thread did it
+                return
+            quick, cache, key = self._full
+            module = _optimize(llvm.parse_assembly(quick.ir))
+            ir = str(module)
+            built = Build(target_machine().emit_object(module), external_symbols(module), 0, ir)
+            cache.store(key, built)
+            engine, (address,) = engine_of(built.object_code, (ENTRY,))  # its symbols resolved already
+            self._engines.append(engine)  # the quick engine stays: a call may be running its code
+            self._kernel = _KERNEL_TYPE(address)
+            self._full = None
 
     def layout(self, dims: dict[str, int]) -> tuple[np.ndarray, int]:
         """Where each buffer starts in the workspace, and its size, for these named dimensions."""
@@ -270,6 +313,11 @@ class LoopKernel:
                 piece.result()
 
     def __call__(self, *values: Any, out: Sequence[np.ndarray] | None = None) -> Any:
+        if self._full is not None:
+            if self._quick_calls > 0:
+                self._quick_calls -= 1
+            else:
+                self._compile_fully()
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
         names = self.graph.variables
         dims, batch = self._bind(
@@ -285,9 +333,17 @@ class LoopKernel:
             inputs.append(np.ascontiguousarray(array))
             steps.append(math.prod(array.shape[array.ndim - rank :]) if lead else 0)
         shapes = [batch + concrete(shape, dims) for shape in self.outputs]
-        given = out is not None and all(_writable(t, s) for t, s in zip(out, shapes, strict=True))
+        # arrays Kernel.into checked (Outputs) are written as they are; others if they can be
+        given = isinstance(out, Outputs) or (
+            out is not None and all(_writable(t, s) for t, s in zip(out, shapes, strict=True))
+        )
         results = list(out) if given else [np.empty(shape) for shape in shapes]  # type: ignore[arg-type]
-        table = np.array([a.__array_interface__["data"][0] for a in inputs + results] or [0], dtype=np.uint64)
+        addresses = [a.__array_interface__["data"][0] for a in inputs]
+        if isinstance(out, Outputs):
+            addresses += out.addresses
+        else:
+            addresses += [a.__array_interface__["data"][0] for a in results]
+        table = np.array(addresses or [0], dtype=np.uint64)
         step_table = np.array(steps or [0], dtype=np.int64)
         dim_table = np.array([dims[d] for d in self.named] or [0], dtype=np.int64)
         count = math.prod(batch)

@@ -16,10 +16,12 @@ decides how a vector is read: a load (stride 1), a splat (0: broadcast), a gathe
 Elementwise ops are lowered by their entries in :data:`graphc.ops.OPS`, as in scalar kernels;
 so are the reductions' combining ops (``add``, ``max``, ``min``).
 
-A matrix product runs as loops, or, when it is large (at least :data:`BLAS_WORK` multiply-adds,
-decided at run time: the sizes may be named) and both operands have a unit stride, as a call of
-BLAS's ``dgemm`` (:mod:`graphc.backends.llvm.tensor_blas`): column-major, so the row-major
-``C = A @ B`` is computed as ``Cᵀ = Bᵀ Aᵀ``.
+A matrix product runs as register-blocked loops, or, when it is large and wide (the sizes
+:data:`BLAS_MIN`, decided at run time: the sizes may be named) and both operands have a unit
+stride, as a call of BLAS's ``dgemm`` (:mod:`graphc.backends.llvm.tensor_blas`): column-major, so
+the row-major ``C = A @ B`` is computed as ``Cᵀ = Bᵀ Aᵀ``. Convolution and pooling are loop nests of
+:mod:`graphc.backends.llvm.tensor_conv`; every step is found by its op entry's ``loop``
+(:data:`STEPS`).
 """
 
 from __future__ import annotations
@@ -29,14 +31,22 @@ from typing import NamedTuple
 
 import llvmlite.binding as llvm
 
-from graphc.backends.llvm.target import target_machine
+from graphc.backends.llvm import tensor_conv
+from graphc.backends.llvm.target import fma, target_machine
 from graphc.backends.llvm.tensor_blas import DGEMM
 from graphc.backends.llvm.tensor_plan import REDUCTIONS, Copy, Loop, TensorPlan
 from graphc.backends.llvm.text import TextEmitter, aligned_stack, double, vector
-from graphc.ops import OPS
+from graphc.ops import ALL_OPS, OPS
 
 ENTRY = "graphc_tensor"
-BLAS_WORK = 32768  # multiply-adds from which a matrix product calls dgemm rather than loops
+# from which sizes a matrix product calls dgemm rather than loops: multiply-adds, columns of C, steps
+# of k (all three); narrower or shallower products run faster as register-blocked loops (chosen by
+# measuring both on many shapes: bench/matmul_shapes.py)
+BLAS_MIN = (1 << 18, 96, 32)
+# a matrix product over a k longer than WHOLE_K (or named) takes its steps CHUNK at a time, every
+# block of C per chunk, so the chunk's rows of A and B stay in the first-level cache
+CHUNK, WHOLE_K = 32, 128
+PACK_LIMIT = 4096  # elements of a strided right operand copied to the stack so its rows are contiguous
 _IDENTITY = {"add": 0.0, "max": float("-inf"), "min": float("inf")}
 
 
@@ -159,17 +169,28 @@ class _Writer:
 
     # --- loops -------------------------------------------------------------------------------
 
-    def scalar_loop(self, count: str, body: Callable[[str], None]) -> None:
+    def scalar_loop(self, count: str, body: Callable[[str], None], start: str = "0", step: int = 1) -> str:
+        """``body(i)`` for i = start, start + step... while i + step <= count; the first i not run
+        (a register of the loop's exit, or ``count`` for a loop of unit steps)."""
         name = self.label("l")
         self.lines += [f"  br label %{name}.pre", f"{name}.pre:", f"  br label %{name}.head", f"{name}.head:"]
-        self.lines.append(f"  %{name}.i = phi i64 [0, %{name}.pre], [%{name}.next, %{name}.latch]")
-        self.lines.append(f"  %{name}.go = icmp slt i64 %{name}.i, {count}")
+        self.lines.append(f"  %{name}.i = phi i64 [{start}, %{name}.pre], [%{name}.next, %{name}.latch]")
+        if step == 1:
+            self.lines.append(f"  %{name}.go = icmp slt i64 %{name}.i, {count}")
+        else:
+            self.lines.append(f"  %{name}.end = add i64 %{name}.i, {step}")
+            self.lines.append(f"  %{name}.go = icmp sle i64 %{name}.end, {count}")
         self.lines += [f"  br i1 %{name}.go, label %{name}.body, label %{name}.exit", f"{name}.body:"]
         self.depth += 1
         body(f"%{name}.i")
         self.depth -= 1
         self.lines += [f"  br label %{name}.latch", f"{name}.latch:"]
-        self.lines += [f"  %{name}.next = add i64 %{name}.i, 1", f"  br label %{name}.head", f"{name}.exit:"]
+        self.lines += [
+            f"  %{name}.next = add i64 %{name}.i, {step}",
+            f"  br label %{name}.head",
+            f"{name}.exit:",
+        ]
+        return count if step == 1 else f"%{name}.i"
 
     def vector_loop(self, count: str, body: Callable[[str, str | None], None]) -> None:
         """``body(j, mask)`` for j = 0, lanes, 2 lanes... < count; the last, partial vector masked."""
@@ -477,13 +498,17 @@ class _Writer:
             b = Array(b.pointer, (b.shape[0], "1"), (b.strides[0], b.shape[0]))
         (m, k), n = a.shape, b.shape[1]
         c = self.contiguous(self.arrays[node].pointer, (m, n))
-        blas = _blas_layout(a) is not None and _blas_layout(b) is not None
-        if not blas:
-            self._matmul_loops(a, b, c)
+        work = self.imul(self.imul(m, n), k)
+        sizes = list(zip((work, n, k), BLAS_MIN, strict=True))
+        small = any(_literal(size) is not None and int(size) < least for size, least in sizes)
+        if small or _blas_layout(a) is None or _blas_layout(b) is None:
+            self._matmul_loops(a, b, c)  # (no dgemm branch: less code to compile)
             return
         name = self.label("mm")
-        work = self.imul(self.imul(m, n), k)
-        big = self.reg(f"icmp sge i64 {work}, {BLAS_WORK}")
+        big = "true"
+        for size, least in sizes:
+            enough = self.reg(f"icmp sge i64 {size}, {least}")
+            big = self.reg(f"and i1 {big}, {enough}")
         self.lines += [f"  br i1 {big}, label %{name}.blas, label %{name}.loops", f"{name}.blas:"]
         self.depth += 1  # two branches: neither's instructions are seen after them
         self._dgemm(a, b, c, f"{name}.loops", f"{name}.done")
@@ -520,26 +545,138 @@ class _Writer:
 
             self.nest((m, k), body, before, after)
             return
-        register = self.alloca(self.d)
+        self._blocked(a, b, c)
 
-        def product(indices: list[str], j: str, mask: str | None) -> None:
-            (i,) = indices
-            self.lines.append(f"  store {self.d} {self.emitter.const(0.0)}, ptr {register}, align 64")
+    def _blocked(self, a: Array, b: Array, c: Array) -> None:
+        """``C = A @ B`` in register blocks: ``rows`` rows of C by ``vectors`` vectors of its
+        columns, each block's sums kept in registers through the whole k loop (each step: one
+        vector of B per column vector, one element of A per row, rows x vectors multiply-adds).
+        A is read by its strides; B, unless its rows are contiguous, is first copied so they are
+        (a transposed weight), when it is small and its size known. A long k is cut into chunks
+        of :data:`CHUNK` steps, all of C's blocks computed for one chunk before the next, so the
+        chunk's rows of A and B stay in cache (each sum still adds its terms in the order of k)."""
+        (m, k), n = a.shape, b.shape[1]
+        w = self.width
+        size = (_literal(k) or 0) * (_literal(n) or 0)
+        if b.strides[1] not in ("0", "1") and 0 < size <= PACK_LIMIT:
+            packed = self.contiguous(self.alloca(f"[{size} x double]"), (k, n))
+            self.copy(b, packed)
+            b = packed
+        rows, vectors = _blocking(n, w)
+        span = vectors * w
 
-            def step(p: str) -> None:
-                x = self.splat(
-                    self.reg(f"load double, ptr {self.address(a, list(a.strides), [i], p)}, align 8")
+        chunk: tuple[str, str] | None = None  # the k steps of the current chunk; None: all of k
+
+        def columns(i: str, count: int) -> None:
+            """The blocks of ``count`` rows from row ``i``: whole panels of columns, then the rest."""
+            width = _literal(n)
+            done = "0"
+            if width is None or width >= span:  # (no loop that never runs: less code to compile)
+                done = self.scalar_loop(
+                    n, lambda j: self._block(a, b, c, i, count, j, [None] * vectors, chunk), step=span
                 )
-                y = self.load(b, list(b.strides), [p], j, mask)
-                total = self.reg(f"load {self.d}, ptr {register}, align 64")
-                added = self.emitter.builder.fadd(total, self.emitter.builder.fmul(x, y))
-                self.lines.append(f"  store {self.d} {added}, ptr {register}, align 64")
+            if width is not None:
+                rest = width % span
+                if rest:
+                    masks: list[str | None] = [None] * (rest // w)
+                    if rest % w:
+                        lanes = ", ".join(f"i1 {'true' if t < rest % w else 'false'}" for t in range(w))
+                        masks.append(f"<{lanes}>")
+                    self._block(a, b, c, i, count, str(width - rest), masks, chunk)
+                return
+            name = self.label("rest")
+            left = self.reg(f"icmp slt i64 {done}, {n}")
+            self.lines += [f"  br i1 {left}, label %{name}, label %{name}.done", f"{name}:"]
+            self.depth += 1  # a branch: its instructions are not seen after it
+            tails: list[str | None] = []
+            for t in range(vectors):
+                lanes = self.reg(
+                    f"add {self.ivec} {self.splat(self.iadd(done, str(t * w)), 'i64')}, {self.iota()}"
+                )
+                tails.append(self.reg(f"icmp slt {self.ivec} {lanes}, {self.splat(n, 'i64')}"))
+            self._block(a, b, c, i, count, done, tails, chunk)
+            self.depth -= 1
+            self.lines += [f"  br label %{name}.done", f"{name}.done:"]
 
+        def blocks() -> None:
+            height = _literal(m)
+            done = "0"
+            if height is None or height >= rows:
+                done = self.scalar_loop(m, lambda i: columns(i, rows), step=rows)
+            if height is None:
+                self.scalar_loop(m, lambda i: columns(i, 1), start=done)
+            elif height % rows:
+                columns(str(height - height % rows), height % rows)
+
+        steps = _literal(k)
+        if steps is not None and steps <= WHOLE_K:
+            blocks()
+            return
+        self.fill(c.pointer, self.size((m, n)), 0.0)
+        count = self.reg(f"udiv i64 {self.iadd(k, str(CHUNK - 1))}, {CHUNK}")
+
+        def part(q: str) -> None:
+            nonlocal chunk
+            first = self.reg(f"mul i64 {q}, {CHUNK}")
+            end = self.reg(f"add i64 {first}, {CHUNK}")
+            short = self.reg(f"icmp slt i64 {end}, {k}")
+            chunk = (first, self.reg(f"select i1 {short}, i64 {end}, i64 {k}"))
+            blocks()
+
+        self.scalar_loop(count, part)
+
+    def _block(
+        self,
+        a: Array,
+        b: Array,
+        c: Array,
+        i: str,
+        rows: int,
+        j: str,
+        masks: list[str | None],
+        chunk: tuple[str, str] | None,
+    ) -> None:
+        """C's ``rows`` rows from ``i`` by ``len(masks)`` vectors of columns from ``j`` (the
+        vector ``t`` masked by ``masks[t]`` where not None): the sums over all of k from zero, or
+        over the steps ``chunk`` added to C's."""
+        w, d = self.width, self.d
+        k = a.shape[1]
+        row = [self.iadd(i, str(s)) for s in range(rows)]
+        column = [self.iadd(j, str(t * w)) for t in range(len(masks))]
+        sums = [[self.alloca(d) for _ in masks] for _ in row]
+        zero = self.emitter.const(0.0)
+        for s, r in enumerate(row):
+            for t, slot in enumerate(sums[s]):
+                start = zero if chunk is None else self.load(c, list(c.strides), [r], column[t], masks[t])
+                self.lines.append(f"  store {d} {start}, ptr {slot}, align 64")
+
+        def step(p: str) -> None:
+            y = [self.load(b, list(b.strides), [p], column[t], masks[t]) for t in range(len(masks))]
+            for s, r in enumerate(row):
+                pointer = self.address(a, list(a.strides), [r], p)
+                x = self.splat(self.reg(f"load double, ptr {pointer}, align 8"))
+                for t, slot in enumerate(sums[s]):
+                    total = self.reg(f"load {d}, ptr {slot}, align 64")
+                    self.lines.append(
+                        f"  store {d} {self.multiply_add(x, y[t], total)}, ptr {slot}, align 64"
+                    )
+
+        if chunk is None:
             self.scalar_loop(k, step)
-            total = self.reg(f"load {self.d}, ptr {register}, align 64")
-            self.store(total, c, list(c.strides), [i], j, mask)
+        else:
+            self.scalar_loop(chunk[1], step, start=chunk[0])
+        for s, r in enumerate(row):
+            for t, slot in enumerate(sums[s]):
+                total = self.reg(f"load {d}, ptr {slot}, align 64")
+                self.store(total, c, list(c.strides), [r], column[t], masks[t])
 
-        self.nest((m, n), product)
+    def multiply_add(self, x: str, y: str, z: str) -> str:
+        """``x * y + z``: one fused instruction where the host has them."""
+        if fma():
+            return self.reg(
+                f"call {self.d} @llvm.fma.v{self.width}f64({self.d} {x}, {self.d} {y}, {self.d} {z})"
+            )
+        return self.emitter.builder.fadd(self.emitter.builder.fmul(x, y), z)
 
     def _dgemm(self, a: Array, b: Array, c: Array, otherwise: str, done: str) -> None:
         """Call dgemm for ``C = A @ B`` unless a leading dimension is too small for BLAS (a view
@@ -648,12 +785,8 @@ class _Writer:
                 else:
                     target = self.contiguous(self.arrays[step.target].pointer, source.shape)
                 self.copy(source, target)
-            elif g.op(step.node) == "matmul":
-                self.matmul(step.node)
-            elif g.op(step.node) == "count":
-                self.count(step.node)
             else:
-                self.unindex(step.node)
+                STEPS[ALL_OPS[g.op(step.node)].loop](self, step.node)
         return "\n".join(
             [
                 f"define void @{ENTRY}({SIGNATURE}) #0 {{",
@@ -677,10 +810,28 @@ class _Writer:
         )
 
 
+# a block op's loop step by the name its entry's ``loop`` gives: the writer of its loop nest
+STEPS: dict[str, Callable[[_Writer, int], None]] = {
+    "matmul": _Writer.matmul,
+    "count": _Writer.count,
+    "unindex": _Writer.unindex,
+    **tensor_conv.STEPS,
+}
+
 SIGNATURE = (
     "ptr noalias %inputs, ptr noalias %steps, ptr noalias %outputs, ptr noalias %dims, "
     "ptr noalias %offsets, ptr noalias %work, i64 %start, i64 %stop"
 )
+
+
+def _blocking(n: str, width: int) -> tuple[int, int]:
+    """Rows and column vectors of a block of C with ``n`` columns: about twelve vector sums
+    (sixteen vector registers: the sums, a vector of B per column vector, an element of A), the
+    vectors chosen so that the columns are whole panels where they can be."""
+    columns = _literal(n)
+    count = -(-columns // width) if columns is not None else 2
+    vectors = count if count <= 3 else 3 if count % 3 == 0 else 2
+    return 12 // vectors, vectors
 
 
 def _blas_layout(array: Array) -> tuple[str, int] | None:

@@ -14,11 +14,13 @@ builder: ``shift`` (the max a softmax subtracts, 0 where not finite) as ``amax``
   the innermost axis is reduced;
 - a view: ``reshape`` (of contiguous data; else a :class:`Copy` first), ``transpose``,
   ``broadcast``, ``index`` only change the strides through which their operand's data is read;
-- a step of its own: :class:`Matmul`, :class:`Unindex` (zeros, then its operand through an index
-  view), :class:`Count` (a product of named dimensions).
+- a :class:`Step` of its own, for a block op whose entry names a ``loop`` (its writer in
+  :data:`graphc.backends.llvm.tensor_ir.STEPS`): ``matmul``, ``unindex`` (zeros, then its operand
+  through an index view), ``count`` (a product of named dimensions), the convolutions and the
+  pooling ops and their adjoints (:mod:`graphc.backends.llvm.tensor_conv`).
 
-The other block ops (convolution, pooling, user blocks) have no loop form yet: :func:`plan`
-raises :class:`Unsupported` and :mod:`graphc.backends.llvm.tensor` scalarises such graphs.
+A block op with none of these forms (a user block, ``custom``; ``masked_matmul`` for now) makes :func:`plan` raise
+:class:`Unsupported`, and :mod:`graphc.backends.llvm.tensor` scalarises such graphs.
 Named dimensions stay names here: the loop bounds are read when the kernel runs.
 """
 
@@ -34,7 +36,6 @@ from graphc.shapes import Shape
 # the reductions a loop accumulates, and the scalar op combining two partial results
 REDUCTIONS = {"sum": "add", "amax": "max", "amin": "min"}
 VIEWS = frozenset({"reshape", "transpose", "broadcast", "index"})
-STEPS = frozenset({"matmul", "unindex", "count"})
 
 
 class Unsupported(Exception):
@@ -67,7 +68,7 @@ class Copy:
 
 @dataclass
 class Step:
-    """A block node computed by its own code: ``matmul``, ``unindex`` or ``count``."""
+    """A block node computed by its own loop nest: the writer its op entry's ``loop`` names."""
 
     node: int
 
@@ -97,8 +98,18 @@ def _logsumexp(b: Graph, x: int, params: tuple[tuple[int, ...], bool], shape: Sh
     return kept if keepdims else b.apply("reshape", kept, params=shape)
 
 
+def _masked_matmul(b: Graph, a: int, f: int, c: int) -> int:
+    """graphc.masked's product as a loop computes it: ``where(f, a * cᵀ, 0)`` over ``[i, k, j]``,
+    summed along ``j`` (the innermost axis, in registers), no ``[i, k, j]`` buffer."""
+    (i, j), k = b.shape(a), b.shape(c)[1]
+    column = b.apply("reshape", b.apply("transpose", c, params=(1, 0)), params=(1, k, j))
+    terms = b.mul(b.apply("reshape", a, params=(i, 1, j)), column)
+    kept = b.apply("where", b.apply("reshape", f, params=(i, 1, j)), terms, b.const(0.0))
+    return b.apply("sum", kept, params=((2,), False))
+
+
 def lowered(graph: Graph) -> Graph:
-    """``graph`` with shift, logsumexp and concrete counts rewritten into the ops a loop computes
+    """``graph`` with shift, logsumexp, masked products and concrete counts rewritten into the ops a loop computes
     (the same arithmetic as their NumPy source); Unsupported for a block op with no loop form."""
     new = Graph()
     new.max_nodes = graph.max_nodes
@@ -118,12 +129,14 @@ def lowered(graph: Graph) -> Graph:
         params = graph.params(node)
         if op == "shift":
             mapping[node] = _shift(new, args[0], params)
+        elif op == "masked_matmul":
+            mapping[node] = _masked_matmul(new, *args)
         elif op == "logsumexp":
             mapping[node] = _logsumexp(new, args[0], params, graph.shape(node))
         elif op == "count" and all(isinstance(graph.shape(graph.args(node)[0])[k], int) for k in params):
             operand = graph.shape(graph.args(node)[0])
             mapping[node] = new.const(float(math.prod(operand[k] for k in params)))  # type: ignore[misc]
-        elif ALL_OPS[op].block and op not in REDUCTIONS and op not in VIEWS and op not in STEPS:
+        elif ALL_OPS[op].block and op not in REDUCTIONS and op not in VIEWS and not ALL_OPS[op].loop:
             raise Unsupported(op)
         else:
             mapping[node] = new.apply(op, *args, params=params)
