@@ -148,6 +148,12 @@ class Graph:
         it grows as nodes are built)."""
         return self._args
 
+    @property
+    def data(self) -> Sequence[Any]:
+        """Every node's data, indexed by node: a constant's value, a variable's name, a block op's
+        params, else None (the graph's own list, for fast walks; read only)."""
+        return self._data
+
     def name(self, node: int) -> str:
         """A variable node's name."""
         assert self._op[node] == VAR

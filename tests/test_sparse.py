@@ -540,3 +540,31 @@ def test_a_damaged_sparse_pickle_is_a_data_error() -> None:
     for change, message in cases:
         with pytest.raises(DataError, match=message):
             rebuild({**good, **change})
+
+
+def test_an_output_used_by_another_output_or_a_variable_output_keeps_its_pattern() -> None:
+    """The pattern walk drops an operand's set at its last use, but an output's only at the end."""
+    pattern = graphc.jacobian_sparsity("u = x*y; u, sin(u) + z, y, 2 + 0*x", ["x", "y", "z"]).toarray()
+    np.testing.assert_array_equal(pattern, [[1, 1, 0], [1, 1, 1], [0, 1, 0], [0, 0, 0]])
+
+
+def test_reverse_passes_without_the_partials_cache_build_what_cached_passes_build() -> None:
+    """reverse_entries builds its partials at each visit (no cache): the same nodes, in the same
+    order, as the cached partials of dp's dense Jacobian, and a second visit builds none."""
+    from graphc.diff import dp
+    from graphc.diff.common import LocalPartials
+
+    text = "x0*x1 - 2*sin(x1) + x2, exp(x1)*x2 + tanh(x0*x1), x2**3 - x0/x1"
+    graph = graphc.parse(text)
+    cached, uncached = graph.copy(), graph.copy()
+    edges = [(node, slot) for node in range(len(graph)) for slot in range(len(graph.operands[node]))]
+    first = [LocalPartials(cached)(node, slot) for node, slot in edges]
+    assert [LocalPartials(uncached, cached=False)(node, slot) for node, slot in edges] == first
+    assert (uncached.ops, uncached.operands, uncached.data) == (cached.ops, cached.operands, cached.data)
+    size = len(uncached)
+    assert [LocalPartials(uncached, cached=False)(node, slot) for node, slot in edges] == first
+    assert len(uncached) == size
+    kernel = graphc.jacobian(text, names(3), mode="reverse", sparse=True)
+    dense = dp.differentiate(graph, names(3))
+    at = {"x0": 0.3, "x1": -1.2, "x2": 0.8}
+    np.testing.assert_array_equal(kernel(**at).toarray(), np.reshape(graphc.compile(dense)(**at)[3:], (3, 3)))

@@ -75,20 +75,31 @@ def distinct_users(graph: Graph, keep: Sequence[bool]) -> list[int]:
 
 
 class LocalPartials:
-    """The local derivative ``∂node/∂args[slot]`` of each edge, from the op table, built once."""
+    """The local derivative ``∂node/∂args[slot]`` of each edge, from the op table.
 
-    def __init__(self, graph: Graph) -> None:
+    ``cached``: each edge's partial is built once and kept, for passes that visit an edge again
+    (one reverse pass per output of a dense Jacobian). Without it the rule runs at each visit, for
+    passes that visit most edges once (a sparse Jacobian's colours: cones that seldom meet), where
+    keeping them costs more than it saves; a second visit finds the nodes the first built."""
+
+    def __init__(self, graph: Graph, cached: bool = True) -> None:
         self.graph = graph
         self._operands, self._ops = graph.operands, graph.ops  # the graph's own lists
-        self._cache: dict[int, int | None] = {}  # keyed by node * _SLOTS + slot
+        self._cache: dict[int, int | None] | None = {} if cached else None  # keyed by node * _SLOTS + slot
 
     def __call__(self, node: int, slot: int) -> int | None:
+        if self._cache is None:
+            rule = OPS[self._ops[node]].partials[slot]  # the table itself: an op added later is found
+            return None if rule is None else rule(self.graph, self._operands[node], node)
         key = node * _SLOTS + slot
         z = self._cache.get(key, _UNBUILT)
         if z is _UNBUILT:
             rule = OPS[self._ops[node]].partials[slot]  # the table itself: an op added later is found
             z = self._cache[key] = None if rule is None else rule(self.graph, self._operands[node], node)
         return z
+
+
+_MUL = OPS["mul"]
 
 
 def scaled(graph: Graph, factor: int, z: int) -> int:
@@ -161,24 +172,25 @@ class Terms:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self._ops = graph.ops  # the graph's own list (it grows as nodes are built): read per edge
+        # the graph's own lists (they grow as nodes are built): read per edge
+        self._ops, self._data = graph.ops, graph.data
 
     def scaled(self, seed: Term, z: int) -> Term:
         """``seed * z`` for a local partial ``z``: a partial of ±1 changes only the factor."""
-        graph, ops = self.graph, self._ops
+        graph, ops, data = self.graph, self._ops, self._data
         node, k = seed
         if ops[z] == CONST:
-            value = graph.const_value(z)
+            value = data[z]
             if value == 1.0:
                 return seed
-            if ops[node] == CONST:
-                return graph.mul(node, z), 1.0  # folded
+            if ops[node] == CONST:  # folded, as graph.mul(node, z) folds it
+                return graph.const(_MUL.fold(data[node], value)), 1.0
             if value == -1.0:
                 return node, -k
             product = graph.mul(node, z)
             return product, (1.0 if ops[product] == CONST else k)  # node*0 folds to 0, whatever k is
         if ops[node] == CONST:  # a constant seed (whose factor is 1)
-            c = graph.const_value(node)
+            c = data[node]
             if c == 1.0:
                 return z, 1.0
             if c == -1.0:  # -1 * -g is g, as before
@@ -234,8 +246,10 @@ class Terms:
     def materialised(self, term: Term) -> int:
         """The node of ``k*node``: ``node`` itself, ``-node`` (``b - a`` for ``a - b``, ``g`` for
         ``-g``), or ``node*k`` (``g*(c*k)`` for ``g*c``, ``c`` a constant)."""
-        graph = self.graph
         node, k = term
+        if k == 1.0:
+            return node
+        graph = self.graph
         op, args = graph.op(node), graph.args(node)
         if k < 0 and op == "neg":
             node, k = args[0], -k

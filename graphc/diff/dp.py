@@ -52,6 +52,8 @@ def adjoints(
         adjoint[node] = terms.accumulated(adjoint.get(node), (graph.const(1.0), 1.0))
     flags: dict[int, int] = {}  # the flag of an adjoint that is not live everywhere
     operands, ops = graph.operands, graph.ops
+    scaled, accumulated = terms.scaled, terms.accumulated
+    one = graph.const(1.0) if outputs else -1  # the seeds' node (no new node): a unit partial's
     # The nodes still to visit, marked 1: an operation that has an adjoint. ``rfind`` skips the
     # rest of the graph at C speed, so a pass costs Python time only in the seeds' cone (a sparse
     # Jacobian's colour, not the whole graph per colour).
@@ -63,7 +65,7 @@ def adjoints(
         seed = adjoint[node]
         if seed[1] != 1.0 and seed[1] != -1.0 and len({arg for arg in operands[node] if active[arg]}) > 1:
             seed = terms.spread(seed)
-        flag: Flag = flags.get(node)
+        flag: Flag = flags.get(node) if flags else None
         reach: Flag
         gate = _GATED.get(ops[node])
         for slot, arg in enumerate(operands[node]):
@@ -82,12 +84,13 @@ def adjoints(
                     if flags and arg in flags:
                         del flags[arg]
                     have = adjoint.get(arg)
+                    term = seed if z == one else scaled(seed, z)  # what scaled gives for z = 1
                     if have is None:
-                        adjoint[arg] = terms.scaled(seed, z)
+                        adjoint[arg] = term
                         if operands[arg]:
                             pending[arg] = 1
                     else:
-                        adjoint[arg] = terms.accumulated(have, terms.scaled(seed, z))
+                        adjoint[arg] = accumulated(have, term)
                     continue
                 term, reach = gates.guarded(flag, terms.scaled(seed, z), z), flag
             have = adjoint.get(arg)

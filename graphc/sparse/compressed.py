@@ -71,7 +71,9 @@ def reverse_entries(
     result = graph.copy()
     variables = [result.variable(name) for name in wrt]
     active = depends_on(result, variables, len(graph))
-    local, terms = LocalPartials(result), Terms(result)
+    # the colours' cones seldom share an edge (a banded function's: never), so a cache of the
+    # partials would cost more than it saves
+    local, terms = LocalPartials(result, cached=False), Terms(result)
     found: list[dict[int, int]] = []
     for group in groups(colour):
         seeds = [graph.outputs[i] for i in group if active[graph.outputs[i]]]

@@ -18,6 +18,7 @@ no op is named here.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -158,37 +159,34 @@ def _dependencies(
 def jacobian_rows(graph: Graph, wrt: Sequence[str]) -> list[list[int]]:
     """For each output, the ``wrt`` positions it depends on (ascending): the Jacobian's pattern.
 
-    The walk of :func:`_dependencies`, inline: this one runs at every sparse Jacobian, once per
-    node of the function."""
+    The walk of :func:`_dependencies`, inline and on a list indexed by node rather than a dict:
+    this one runs at every sparse Jacobian, once per node of the function. An operand's set is
+    dropped at its last use (an output's is kept to the end)."""
     positions = _positions(graph, wrt)
     ops, operands = graph.ops, graph.operands
     keep = graph.reachable()
     last = _last_uses(graph, keep)
-    roots = set(graph.outputs)
+    for output in graph.outputs:
+        last[output] = len(keep)  # read after the walk
     slots_of = {op: differentiable_slots(op) for op in set(ops)}
-    found: dict[int, list[int]] = {}
-    live: dict[int, Span] = {}
-    for node in range(len(keep)):
-        if not keep[node]:
-            continue
-        value: Span | None = None
+    spans: list[Span | None] = [None] * len(keep)
+    for node in itertools.compress(range(len(keep)), keep):
         args = operands[node]
         if not args:
             position = positions.get(node)
-            value = None if position is None else (position, 1)
-        else:
-            for slot in slots_of[ops[node]]:
-                other = live.get(args[slot])
-                if other is not None:
-                    value = other if value is None else union(value, other)
-            for arg in args:
-                if last[arg] == node:
-                    live.pop(arg, None)
-        if node in roots:
-            found[node] = span_positions(value)
-        if value is not None and last[node] != -1:
-            live[node] = value
-    return [found[output] for output in graph.outputs]
+            if position is not None:
+                spans[node] = (position, 1)
+            continue
+        value: Span | None = None
+        for slot in slots_of[ops[node]]:
+            other = spans[args[slot]]
+            if other is not None:
+                value = other if value is None else union(value, other)
+        for arg in args:
+            if last[arg] == node:
+                spans[arg] = None
+        spans[node] = value
+    return [span_positions(spans[output]) for output in graph.outputs]
 
 
 def _adjoint_reachable(graph: Graph, output: int) -> list[bool]:
