@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from graphc.diff import stacked
-from graphc.diff.common import Flag, Gates, assemble, depends_on, join_flag, prepared
+from graphc.diff.common import Flag, Gates, assemble, depends_on, elementwise_jvp, join_flag, prepared
 from graphc.errors import GraphcError
 from graphc.graph import Graph
 from graphc.masked import MASKED
@@ -268,25 +268,7 @@ def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict
         if spec.block:
             total = _block_jvp(graph, node, seeds, flags)
         else:
-            total = None
-            for slot, t in enumerate(seeds):
-                if t is None:
-                    continue
-                flag = flags.get(args[slot])
-                live: Flag
-                if spec.gate is not None:
-                    passed = spec.gate(graph, args, slot, t)
-                    if passed is None:
-                        continue
-                    term, live = passed[0], gates.both(flag, passed[1])
-                else:
-                    rule = spec.partials[slot]
-                    z = None if rule is None else rule(graph, args, node)
-                    if z is None:
-                        continue
-                    term, live = gates.guarded(flag, (graph.mul(z, t), 1.0), z)[0], flag
-                reach = live if total is None else gates.either(reach, live)
-                total = term if total is None else graph.add(total, term)
+            total, reach = elementwise_jvp(graph, gates, flags, node, seeds)
         if total is not None:
             tangent[node] = broadcast_to(graph, total, graph.shape(node))
             reach = _tangent_flag(graph, node, seeds, flags, reach)

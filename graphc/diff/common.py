@@ -389,3 +389,34 @@ def join_flag(flags: dict[int, int], gates: Gates, node: int, first: bool, reach
             del flags[node]
         else:
             flags[node] = joined
+
+
+def elementwise_jvp(
+    graph: Graph, gates: Gates, flags: dict[int, int], node: int, seeds: tuple[int | None, ...]
+) -> tuple[int | None, Flag]:
+    """The tangent of elementwise ``node`` from its operands' tangents ``seeds`` (None: none), its
+    terms guarded by the operands' where flags, and where it is live (forward mode, plain or
+    stacked: :mod:`graphc.diff.stacked`)."""
+    spec = OPS[graph.op(node)]
+    args = graph.args(node)
+    total: int | None = None
+    reach: Flag = None
+    for slot, t in enumerate(seeds):
+        if t is None:
+            continue
+        flag = flags.get(args[slot])
+        live: Flag
+        if spec.gate is not None:
+            passed = spec.gate(graph, args, slot, t)
+            if passed is None:
+                continue
+            term, live = passed[0], gates.both(flag, passed[1])
+        else:
+            rule = spec.partials[slot]
+            z = None if rule is None else rule(graph, args, node)
+            if z is None:
+                continue
+            term, live = gates.guarded(flag, (graph.mul(z, t), 1.0), z)[0], flag
+        reach = live if total is None else gates.either(reach, live)
+        total = term if total is None else graph.add(total, term)
+    return total, reach

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from graphc.diff.common import Flag, Gates
+from graphc.diff.common import Flag, Gates, elementwise_jvp
 from graphc.graph import Graph
 from graphc.masked import MASKED
 from graphc.ops import ALL_OPS, CONST, NO_TANGENT, VAR, broadcast_to
@@ -202,31 +202,14 @@ def _elementwise_tangent(
 ) -> Flag:
     """The tangent of elementwise ``node``, diagonal if every operand's is, and where it is live."""
     graph = stack.graph
-    spec = ALL_OPS[graph.op(node)]
     args = graph.args(node)
     diagonal = all(a in stack.diagonal for a, s in zip(args, seeded, strict=True) if s)
     rank = len(graph.shape(node))
-    total = None
-    reach: Flag = None
-    for slot, arg in enumerate(args):
-        if not seeded[slot]:
-            continue
-        t = stack.diagonal[arg] if diagonal else stack.lined(arg, rank)
-        flag = flags.get(arg)
-        live: Flag
-        if spec.gate is not None:
-            passed = spec.gate(graph, args, slot, t)
-            if passed is None:
-                continue
-            term, live = passed[0], gates.both(flag, passed[1])
-        else:
-            rule = spec.partials[slot]
-            z = None if rule is None else rule(graph, args, node)
-            if z is None:
-                continue
-            term, live = gates.guarded(flag, (graph.mul(z, t), 1.0), z)[0], flag
-        reach = live if total is None else gates.either(reach, live)
-        total = term if total is None else graph.add(total, term)
+    seeds = tuple(
+        (stack.diagonal[a] if diagonal else stack.lined(a, rank)) if s else None
+        for a, s in zip(args, seeded, strict=True)
+    )
+    total, reach = elementwise_jvp(graph, gates, flags, node, seeds)
     if total is None:
         return None
     if diagonal:
