@@ -182,6 +182,16 @@ def symmetric(rows: list[list[int]], n: int) -> list[list[int]]:
     return [sorted(j for (k, j) in pairs if k == i) for i in range(n)]
 
 
+def _adjacency(n: int, edges: list[tuple[int, int]]) -> list[list[int]]:
+    """The sorted neighbour lists of an undirected graph on ``n`` vertices (loops dropped)."""
+    neighbours: list[set[int]] = [set() for _ in range(n)]
+    for a, b in edges:
+        if a != b:
+            neighbours[a].add(b)
+            neighbours[b].add(a)
+    return [sorted(s) for s in neighbours]
+
+
 def assert_star_coloring(neighbours: list[list[int]], colour: list[int]) -> None:
     for v, adjacent in enumerate(neighbours):
         assert all(colour[v] != colour[w] for w in adjacent)
@@ -285,13 +295,7 @@ def test_sparse_hessian_of_random_formulas_equals_dense(f: Formula, at: dict[str
 def test_star_coloring_has_no_two_colored_path_on_four_vertices(
     graph: tuple[int, list[tuple[int, int]]],
 ) -> None:
-    n, edges = graph
-    neighbours: list[set[int]] = [set() for _ in range(n)]
-    for a, b in edges:
-        if a != b:
-            neighbours[a].add(b)
-            neighbours[b].add(a)
-    adjacency = [sorted(s) for s in neighbours]
+    adjacency = _adjacency(*graph)
     colour = star_coloring(adjacency)
     assert_star_coloring(adjacency, colour)
     assert max(colour, default=-1) + 1 <= star_bound(adjacency)
@@ -332,13 +336,7 @@ def test_every_order_gives_a_column_coloring_within_the_greedy_bound(
     st.sampled_from(ORDERS),
 )
 def test_every_order_gives_a_star_coloring(graph: tuple[int, list[tuple[int, int]]], order: str) -> None:
-    n, edges = graph
-    neighbours: list[set[int]] = [set() for _ in range(n)]
-    for a, b in edges:
-        if a != b:
-            neighbours[a].add(b)
-            neighbours[b].add(a)
-    adjacency = [sorted(s) for s in neighbours]
+    adjacency = _adjacency(*graph)
     colour = star_coloring(adjacency, order)
     assert_star_coloring(adjacency, colour)
     assert max(colour, default=-1) + 1 <= star_bound(adjacency)
