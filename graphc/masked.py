@@ -12,7 +12,9 @@ on 2-D operands (``f`` shaped like ``a``; vectors are made matrices by the calle
 views). Its NumPy is a plain ``@`` of ``a`` zeroed where ``f`` is dead, which is exact wherever
 ``b``'s column is finite; the few columns of ``b`` holding an inf or a NaN are then summed again
 term by term, so a product whose operands are finite costs one ``where`` and one ``isfinite`` more
-than ``@``. The LLVM backend computes it from its scalar form (a sum of ``where``s).
+than ``@``. The LLVM backend's loop kernels compute it as one fused loop, the ``where``s of
+``a * bᵀ`` summed along ``j`` (graphc.backends.llvm.tensor_plan.lowered); its scalar form (the
+same sum) serves ``paths``, ``symbolic`` and the scalarised kernels.
 
 :data:`MASKED` gives, for the block ops whose VJP and JVP are such products (``matmul``, and this
 op itself, for derivatives of gradient graphs), their VJP for an adjoint live where a flag is and

@@ -2,7 +2,8 @@
 
 :func:`lowered` first rewrites the few block ops that are sequences of others, through the graph's
 builder: ``shift`` (the max a softmax subtracts, 0 where not finite) as ``amax`` and a ``where``,
-``logsumexp`` as its max-shifted sum of ``exp``, ``count`` over concrete dimensions as a constant.
+``logsumexp`` as its max-shifted sum of ``exp``, ``masked_matmul`` (graphc.masked) as the sum of
+its ``where``-kept terms over the inner axis, ``count`` over concrete dimensions as a constant.
 :func:`plan` then walks the lowered graph in creation order and makes each node one of:
 
 - a member of a :class:`Loop`: the elementwise ops of one shape, in creation order, computed in
@@ -109,8 +110,9 @@ def _masked_matmul(b: Graph, a: int, f: int, c: int) -> int:
 
 
 def lowered(graph: Graph) -> Graph:
-    """``graph`` with shift, logsumexp, masked products and concrete counts rewritten into the ops a loop computes
-    (the same arithmetic as their NumPy source); Unsupported for a block op with no loop form."""
+    """``graph`` with shift, logsumexp, masked products and concrete counts rewritten into the ops
+    a loop computes (the same arithmetic as their NumPy source); Unsupported for a block op with
+    no loop form."""
     new = Graph()
     new.max_nodes = graph.max_nodes
     mapping: dict[int, int] = {}
