@@ -44,3 +44,19 @@ def test_a_stacked_input_is_one_pass_and_an_unstacked_one_a_pass_per_element() -
     (f1, _), (f2, _) = cost.costs(stacked, ["x"]), cost.costs(pooled, ["x"])
     assert f1 < 2 * cost.OVERHEAD * len(stacked)  # one pass
     assert f2 >= 16 * cost.OVERHEAD  # sixteen passes
+
+
+def test_scalar_inputs_are_not_walked_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scalar input is one forward pass whatever the graph: the estimate walks the graph once for
+    all of them (a walk per input made a 2,000-input Jacobian's estimate quadratic)."""
+    n = 50
+    graph = parse(
+        "; ".join(f"r{i} = x{i} * x{(i + 1) % n}" for i in range(n))
+        + "; "
+        + ", ".join(f"r{i}" for i in range(n))
+    )
+    walks = []
+    real = cost.depends_on
+    monkeypatch.setattr(cost, "depends_on", lambda g, sources: walks.append(sources) or real(g, sources))
+    forward, reverse = cost.costs(graph, [f"x{i}" for i in range(n)])
+    assert len(walks) == 1 and forward == reverse

@@ -41,8 +41,15 @@ def costs(graph: Graph, names: Sequence[str]) -> tuple[int, int]:
     forward = 0
     for source in sources:
         n = size(graph.shape(source))
-        dependent = [d and k for d, k in zip(depends_on(graph, [source]), keep, strict=True)]
-        passes = 1 if stacks(graph, graph.shape(source), dependent, tangent=True) else n
+        passes = 1 if n == 1 else _stacked_passes(graph, source, keep, n)
         forward += passes * OVERHEAD * nodes + n * elements
     reverse = sum(size(graph.shape(o)) * (OVERHEAD * nodes + elements) for o in graph.outputs if active[o])
     return forward, reverse
+
+
+def _stacked_passes(graph: Graph, source: int, keep: list[bool], n: int) -> int:
+    """Forward's passes for a tensor input of ``n`` elements: 1 if it is stacked, else ``n`` (a
+    scalar input is one pass either way, and is not walked: a graph of thousands of scalar inputs
+    would make the walks quadratic)."""
+    dependent = [d and k for d, k in zip(depends_on(graph, [source]), keep, strict=True)]
+    return 1 if stacks(graph, graph.shape(source), dependent, tangent=True) else n
