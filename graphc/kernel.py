@@ -232,10 +232,10 @@ def _check_arrays(arrays: list[Any], shapes: Shapes, names: list[str]) -> None:
             raise OutputError(f"{what} must be a NumPy array, got {type(array).__name__}")
         if array.dtype != np.float64:
             raise OutputError(f"{what} must have dtype float64, got {array.dtype}")
-        if isinstance(shapes, list) and array.shape != shapes[j]:
-            raise OutputError(f"{what} has shape {array.shape}, but its result has shape {shapes[j]}")
-        if not isinstance(shapes, list) and array.shape != shapes:
-            raise OutputError(f"{what} has shape {array.shape}, but the arguments broadcast to {shapes}")
+        want = shapes[j] if isinstance(shapes, list) else shapes
+        if array.shape != want:
+            why = "its result has shape" if isinstance(shapes, list) else "the arguments broadcast to"
+            raise OutputError(f"{what} has shape {array.shape}, but {why} {want}")
         if not array.flags.c_contiguous:
             raise OutputError(f"{what} must be C-contiguous")
         if not array.flags.writeable:
