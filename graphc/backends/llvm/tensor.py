@@ -2,7 +2,8 @@
 
 A tensor graph whose block ops all have a loop form (:mod:`graphc.backends.llvm.tensor_plan`:
 matmul, the reductions, softmax's shift, logsumexp, count, the views reshape/transpose/broadcast/
-index, unindex, convolution and pooling and their adjoints, and every elementwise op) compiles to
+index, unindex, masked products, convolution and pooling and their adjoints, and every
+elementwise op) compiles to
 one :class:`LoopKernel`: a loop nest per block node and per run of fused elementwise nodes
 (:mod:`graphc.backends.llvm.tensor_ir`, :mod:`graphc.backends.llvm.tensor_conv`), large matrix
 products through BLAS (:mod:`graphc.backends.llvm.tensor_blas`). Its loop bounds are read
@@ -10,7 +11,7 @@ at run time, so one kernel serves every value of the named dimensions and every 
 is compiled when the kernel is built, quickly, then fully on its second call (:data:`QUICK_CALLS`),
 and kept in the disk cache keyed by the graph with its shapes and params.
 
-Graphs with a block op that has no loop form (a user block, ``custom``; ``masked_matmul`` for now)
+Graphs with a block op that has no loop form (a user block, ``custom``)
 take the fallback, :class:`TensorFunction`: the graph scalarised (graphc.scalarise) for the
 concrete shapes of a call and compiled by the scalar LLVM backend; its variables are the inputs' elements
 (``W[1,2]``), its outputs the outputs' elements, compiled once per binding of the named dimensions.
