@@ -295,6 +295,11 @@ class Kernel:
     def ordered(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         """The call's arguments in ``variables`` order, every variable given exactly once."""
         names = self.variables
+        if not args and len(kwargs) == len(names):  # the usual call: every variable by keyword
+            try:
+                return tuple([kwargs[name] for name in names])
+            except KeyError:
+                pass  # another name among them: said below
         if len(args) > len(names):
             listed = ", ".join(names) or "none"
             raise EvaluationError(f"got {len(args)} positional arguments, but the variables are: {listed}")

@@ -241,3 +241,27 @@ def test_quick_code_from_the_disk_cache_is_compiled_fully_on_the_second_call(
     first = loaded(W, x)
     assert all(np.array_equal(a, b) for a, b in zip(loaded(W, x), first, strict=True))
     assert loaded.function._full is None
+
+
+def test_a_loop_kernel_binds_each_tuple_of_input_shapes_once_and_forgets_beyond_its_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kernel = graphc.value_and_grad(MLP, wrt=WEIGHTS, backend="llvm")
+    loops = kernel.function
+    binds: list[int] = []
+    bind = loops._bind
+    monkeypatch.setattr(loops, "_bind", lambda *a: binds.append(1) or bind(*a))
+    monkeypatch.setattr(tensor, "SHAPES_KEPT", 3)
+    numpy_kernel = graphc.value_and_grad(MLP, wrt=WEIGHTS)
+    for n in (7, 7, 1, 7, 30, 1, 30):
+        arrays = _mlp_arrays(n)
+        got, want = _flat(kernel(**arrays)), _flat(numpy_kernel(**arrays))
+        assert all(np.allclose(a, b, rtol=1e-12, atol=1e-13) for a, b in zip(got, want, strict=True))
+    assert len(binds) == 3  # n = 7, 1 and 30: each bound once
+    kernel(**_mlp_arrays(2))  # a fourth tuple of shapes: the kept ones are forgotten
+    kernel(**_mlp_arrays(7))
+    assert len(binds) == 5 and len(loops._shaped) == 2
+    with pytest.raises(graphc.EvaluationError, match="input 'W1' is declared"):
+        kernel(**{**_mlp_arrays(7), "W1": np.ones((5, 6))})
+    with pytest.raises(graphc.EvaluationError, match="unexpected argument 'w1'"):
+        kernel(**{("w1" if name == "W1" else name): v for name, v in _mlp_arrays(7).items()})

@@ -29,6 +29,7 @@ import json
 import math
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import llvmlite.binding as llvm
@@ -38,7 +39,7 @@ from graphc.backends.llvm import vecmath
 from graphc.backends.llvm.cache import Build, Cache, graph_key
 from graphc.backends.llvm.jit import engine_of, external_symbols
 from graphc.backends.llvm.run import _WORKERS as WORKERS
-from graphc.backends.llvm.run import usable_cores
+from graphc.backends.llvm.run import _address, usable_cores
 from graphc.backends.llvm.target import LOCK, fma, lanes, target_machine
 from graphc.backends.llvm.tensor_blas import DGEMM
 from graphc.backends.llvm.tensor_blas import register as register_blas
@@ -153,6 +154,22 @@ _KERNEL_TYPE = ctypes.CFUNCTYPE(None, *(ctypes.c_void_p,) * 6, ctypes.c_int64, c
 # a batch is split across threads when each would get at least this many doubles of work (inputs,
 # outputs and workspace per point, times its points): below it, a thread costs more than it saves
 THREAD_DOUBLES = 1 << 16
+SHAPES_KEPT = 64  # a kernel remembers what calls with this many tuples of input shapes need
+
+
+@dataclass(frozen=True)
+class _Shaped:
+    """What a loop kernel's call with inputs of some shapes needs besides the arrays."""
+
+    spread: list[tuple[int, ...] | None]  # per input: the shape to broadcast it to, or None
+    outputs: list[tuple[int, ...]]  # each output's shape: the batch's, then its own
+    steps: np.ndarray  # per input: doubles from one batch point to the next (0: not batched)
+    dims: np.ndarray  # the named dimensions' values, in ``LoopKernel.named`` order
+    offsets: np.ndarray  # where each buffer starts in the workspace
+    at: tuple[int, int, int]  # the addresses of steps, dims and offsets (the arrays above keep them)
+    size: int  # the workspace's doubles
+    count: int  # batch points
+    per_point: int  # doubles of workspace and outputs per batch point
 
 
 def _linked(text: str, own: dict[str, int]) -> llvm.ModuleRef:
@@ -225,6 +242,7 @@ class LoopKernel:
         self.outputs = [lowered.shape(o) for o in lowered.outputs]
         self.buffers = [lowered.shape(n) for n in self.plan.buffers]
         self._layouts: dict[tuple[int, ...], tuple[np.ndarray, int]] = {}
+        self._shaped: dict[tuple[tuple[int, ...], ...], _Shaped] = {}  # by the inputs' shapes
         self._spare: list[np.ndarray] = []  # workspaces no call is using (each call takes its own)
         scope: dict[str, Any] = {"np": np}
         exec(BIND_SOURCE, scope)  # noqa: S102 - graphc.shapes' own constant source
@@ -281,16 +299,51 @@ class LoopKernel:
             found = self._layouts[key] = (offsets, int(offsets[-1]))
         return found
 
-    def _run(
-        self, tables: tuple[int, ...], offsets: np.ndarray, size: int, count: int, per_point: int
-    ) -> None:
+    def shaped(self, shapes: tuple[tuple[int, ...], ...]) -> _Shaped:
+        """What a call with inputs of these shapes needs besides the arrays (worked out once per
+        tuple of shapes: a small batch's call costs little more than its loops); a ValueError
+        naming the input for shapes that do not fit the declared ones."""
+        found = self._shaped.get(shapes)
+        if found is not None:
+            return found
+        names = self.graph.variables
+        dims, batch = self._bind(self.declared, dict(zip(names, shapes, strict=True)))
+        offsets, size = self.layout(dims)
+        steps, spread = [], []
+        for name, shape in zip(names, shapes, strict=True):
+            lead = len(shape) - len(self.declared[name])
+            spread.append(batch + shape[lead:] if lead and shape[:lead] != batch else None)
+            steps.append(math.prod(shape[lead:]) if lead else 0)
+        outputs = [batch + concrete(shape, dims) for shape in self.outputs]
+        count = math.prod(batch)
+        step_table = np.array(steps or [0], dtype=np.int64)
+        dim_table = np.array([dims[d] for d in self.named] or [0], dtype=np.int64)
+        found = _Shaped(
+            spread=spread,
+            outputs=outputs,
+            steps=step_table,
+            dims=dim_table,
+            offsets=offsets,
+            at=(step_table.ctypes.data, dim_table.ctypes.data, offsets.ctypes.data),
+            size=size,
+            count=count,
+            per_point=size + sum(math.prod(shape) for shape in outputs) // max(count, 1),
+        )
+        if len(self._shaped) >= SHAPES_KEPT:
+            self._shaped.clear()
+        self._shaped[shapes] = found
+        return found
+
+    def _run(self, tables: tuple[int, ...], call: _Shaped) -> None:
         """The kernel on the batch points ``0..count``, split across threads when each gets enough
         work; every point is computed alike on any thread, so the results never depend on it."""
+        count = call.count
         pieces = 1
         if count > 1 and self.threads != 1:
             threads = usable_cores() if self.threads is None else self.threads
-            pieces = max(1, min(threads, count, count * per_point // THREAD_DOUBLES))
+            pieces = max(1, min(threads, count, count * call.per_point // THREAD_DOUBLES))
         bounds = [count * i // pieces for i in range(pieces + 1)]
+        offsets, size = call.at[2], call.size
 
         def run(i: int) -> None:
             spare = self._spare
@@ -298,7 +351,7 @@ class LoopKernel:
             if work.size < size:
                 work = np.empty(max(size, 1))
             try:
-                self._kernel(*tables, offsets.ctypes.data, work.ctypes.data, bounds[i], bounds[i + 1])
+                self._kernel(*tables, offsets, _address(work), bounds[i], bounds[i + 1])
             finally:
                 spare.append(work)
 
@@ -320,38 +373,26 @@ class LoopKernel:
             else:
                 self._compile_fully()
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
-        names = self.graph.variables
-        dims, batch = self._bind(
-            self.declared, {name: a.shape for name, a in zip(names, arrays, strict=True)}
-        )
-        offsets, size = self.layout(dims)
-        inputs, steps = [], []
-        for name, array in zip(names, arrays, strict=True):
-            rank = len(self.declared[name])
-            lead = array.ndim - rank
-            if lead and array.shape[:lead] != batch:
-                array = np.broadcast_to(array, batch + array.shape[lead:])
-            inputs.append(np.ascontiguousarray(array))
-            steps.append(math.prod(array.shape[array.ndim - rank :]) if lead else 0)
-        shapes = [batch + concrete(shape, dims) for shape in self.outputs]
+        call = self.shaped(tuple(a.shape for a in arrays))
+        inputs = [
+            np.ascontiguousarray(a if spread is None else np.broadcast_to(a, spread))
+            for a, spread in zip(arrays, call.spread, strict=True)
+        ]
+        shapes = call.outputs
         # arrays Kernel.into checked (Outputs) are written as they are; others if they can be
-        given = isinstance(out, Outputs) or (
-            out is not None and all(_writable(t, s) for t, s in zip(out, shapes, strict=True))
+        given = out is not None and (
+            isinstance(out, Outputs) or all(_writable(t, s) for t, s in zip(out, shapes, strict=True))
         )
         results = list(out) if given else [np.empty(shape) for shape in shapes]  # type: ignore[arg-type]
-        addresses = [a.__array_interface__["data"][0] for a in inputs]
+        addresses = [_address(a) for a in inputs]
         if isinstance(out, Outputs):
             addresses += out.addresses
         else:
-            addresses += [a.__array_interface__["data"][0] for a in results]
+            addresses += [_address(a) for a in results]
         table = np.array(addresses or [0], dtype=np.uint64)
-        step_table = np.array(steps or [0], dtype=np.int64)
-        dim_table = np.array([dims[d] for d in self.named] or [0], dtype=np.int64)
-        count = math.prod(batch)
-        pointers = table.ctypes.data
-        tables = (pointers, step_table.ctypes.data, pointers + 8 * len(inputs), dim_table.ctypes.data)
-        per_point = size + sum(r.size for r in results) // max(count, 1)
-        self._run(tables, offsets, size, count, per_point)
+        pointers = _address(table)
+        tables = (pointers, call.at[0], pointers + 8 * len(inputs), call.at[1])
+        self._run(tables, call)
         if given:
             return list(out)  # type: ignore[arg-type]
         shaped = [r if r.ndim else r[()] for r in results]
