@@ -5,10 +5,13 @@ draws the same examples on every run (a CI run checks what the author's run chec
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import settings
+
+from graphc.backends.llvm.tensor import FULL_CODE_THREAD
 
 # "suite": derandomized, so the suite's verdict depends on the code only, not on the run's luck;
 # "explore": fresh random examples each run, for hunting new failures (fix them, then keep them as
@@ -25,6 +28,16 @@ def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
         patch.setenv("GRAPHC_CACHE_DIR", str(directory / "cache"))
         patch.delenv("GRAPHC_NO_CACHE", raising=False)
         yield
+
+
+@pytest.fixture(autouse=True)
+def _full_code_compiled() -> Iterator[None]:
+    """Each test ends once the loop kernels' full code it set compiling is in: no background
+    compile runs on into the next test (its monkeypatches, its counts)."""
+    yield
+    for thread in threading.enumerate():
+        if thread.name == FULL_CODE_THREAD:
+            thread.join()
 
 
 @pytest.fixture

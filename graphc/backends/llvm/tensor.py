@@ -8,8 +8,8 @@ one :class:`LoopKernel`: a loop nest per block node and per run of fused element
 (:mod:`graphc.backends.llvm.tensor_ir`, :mod:`graphc.backends.llvm.tensor_conv`), large matrix
 products through BLAS (:mod:`graphc.backends.llvm.tensor_blas`). Its loop bounds are read
 at run time, so one kernel serves every value of the named dimensions and every batch shape; it
-is compiled when the kernel is built, quickly, then fully on its second call (:data:`QUICK_CALLS`),
-and kept in the disk cache keyed by the graph with its shapes and params.
+is compiled when the kernel is built, quickly, then fully in the background from its second call
+on (:data:`QUICK_CALLS`), and kept in the disk cache keyed by the graph with its shapes and params.
 
 Graphs with a block op that has no loop form (a user block, ``custom``)
 take the fallback, :class:`TensorFunction`: the graph scalarised (graphc.scalarise) for the
@@ -145,15 +145,17 @@ class TensorFunction:
 
 # A kernel compiled afresh runs its first QUICK_CALLS calls on quick code (its module without
 # passes, through LLVM's fast instruction selection and register allocation: a fraction of the
-# compile time, somewhat slower loops, the same bits), then is compiled fully: the first result
-# comes sooner, and every later call runs the full code (the passes, then code generation at
-# -O3). The disk cache keeps both (the quick code under :func:`_quick_key`). A kernel's
+# compile time, somewhat slower loops, the same bits), then is compiled fully (the passes, then
+# code generation at -O3) in a thread of its own, which the next call starts: the first result
+# comes sooner, calls meanwhile run the quick code, and every call after the swap the full code.
+# Which code a call runs depends on timing, its results do not. The disk cache keeps both (the quick code under :func:`_quick_key`). A kernel's
 # ``source`` is the IR of the code it was loaded with: the quick code's is the module unoptimised.
 QUICK_CALLS = 1
 _KERNEL_TYPE = ctypes.CFUNCTYPE(None, *(ctypes.c_void_p,) * 6, ctypes.c_int64, ctypes.c_int64)
 # a batch is split across threads when each would get at least this many doubles of work (inputs,
 # outputs and workspace per point, times its points): below it, a thread costs more than it saves
 THREAD_DOUBLES = 1 << 16
+FULL_CODE_THREAD = "graphc-full-code"  # the name of the threads compiling kernels' full code
 SHAPES_KEPT = 64  # a kernel remembers what calls with this many tuples of input shapes need
 
 
@@ -272,21 +274,39 @@ class LoopKernel:
         # the quick code serves the first QUICK_CALLS calls, then the full code is compiled
         self._full: tuple[Build, Cache, str] | None = (built, cache, key) if quick else None
         self._quick_calls = QUICK_CALLS
+        self._compiler: threading.Thread | None = None  # the thread compiling the full code
+        self._starting = threading.Lock()  # held while that thread is started
 
     def _compile_fully(self) -> None:
-        """Replace the quick code by the full code (and keep it in the disk cache)."""
+        """Compile the full code, keep it in the disk cache, and let every later call run it (in
+        a thread of its own, started by :meth:`_begin_full`: calls meanwhile run the quick code)."""
+        full = self._full
+        if full is None:
+            return
+        quick, cache, key = full
         with LOCK:
-            if self._full is None:  # another thread did it
-                return
-            quick, cache, key = self._full
             module = _optimize(llvm.parse_assembly(quick.ir))
             ir = str(module)
             built = Build(target_machine().emit_object(module), external_symbols(module), 0, ir)
-            cache.store(key, built)
             engine, (address,) = engine_of(built.object_code, (ENTRY,))  # its symbols resolved already
-            self._engines.append(engine)  # the quick engine stays: a call may be running its code
-            self._kernel = _KERNEL_TYPE(address)
-            self._full = None
+        cache.store(key, built)
+        self._engines.append(engine)  # the quick engine stays: a call may be running its code
+        self._kernel = _KERNEL_TYPE(address)
+        self._full = None
+
+    def _begin_full(self) -> None:
+        """Start compiling the full code in the background, unless that has begun. The thread is
+        not a daemon: a process ending meanwhile waits for it rather than leave LLVM mid-compile."""
+        with self._starting:
+            if self._compiler is None:
+                self._compiler = threading.Thread(target=self._compile_fully, name=FULL_CODE_THREAD)
+                self._compiler.start()
+
+    def wait(self) -> None:
+        """Return once the full code, if it is being compiled, is what calls run."""
+        compiler = self._compiler
+        if compiler is not None:
+            compiler.join()
 
     def layout(self, dims: dict[str, int]) -> tuple[np.ndarray, int]:
         """Where each buffer starts in the workspace, and its size, for these named dimensions."""
@@ -370,8 +390,8 @@ class LoopKernel:
         if self._full is not None:
             if self._quick_calls > 0:
                 self._quick_calls -= 1
-            else:
-                self._compile_fully()
+            elif self._compiler is None:
+                self._begin_full()
         arrays = [np.asarray(v, dtype=np.float64) for v in values]
         call = self.shaped(tuple(a.shape for a in arrays))
         inputs = [
