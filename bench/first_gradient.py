@@ -3,10 +3,11 @@ empty disk cache ("fresh") and with the cache a previous process filled ("cached
 
     python bench/first_gradient.py                      # T1 and T2, graphc-llvm, 5 starts each
     python bench/first_gradient.py --problems T1 --starts 7 --backend numpy --graphc /other/checkout
+    python bench/first_gradient.py --problems T1,T3 --starts 7 --graphc /work/main,.   # taking turns
 
 Each start is a new interpreter pinned to one core (``taskset``, where there is one) with one BLAS
-thread, which loads the problem's arrays (random, of the problem's shapes: the timing does not
-depend on the values), imports graphc, builds the loss and gradient kernel and the loss kernel,
+thread, which loads the problem's arrays (bench/tensor_problems.py's, made once by the parent),
+imports graphc, builds the loss and gradient kernel and the loss kernel,
 as bench/tensor_systems.py's graphc systems do, and computes the first loss and gradient. It
 reports the wall-clock seconds from the parent starting it to that first gradient, the process's
 CPU seconds by then, and, inside the process, the seconds from the text to the first gradient
@@ -55,23 +56,18 @@ print(json.dumps({"wall": wall, "cpu": cpu, "in_process": first - start, "second
 
 
 def arrays_of(problem: str, scratch: str) -> str:
-    """The problem's arrays, random, of its shapes, saved to a .npz in ``scratch``."""
-    spec = PROBLEMS[problem]
-    rng = np.random.default_rng(0)
-    inputs = int(spec.text.split("X: [n, ")[1].split("]")[0])
-    arrays = {
-        "X": rng.random((spec.batch, inputs)),
-        "T": np.eye(10)[rng.integers(0, 10, spec.batch)],
-        **{name: rng.normal(0.0, 0.1, shape) for name, shape in spec.shapes.items()},
-    }
+    """The problem's arrays (bench/tensor_problems.py's: its data and seeded weights), saved to a
+    .npz in ``scratch``."""
     path = os.path.join(scratch, f"{problem}.npz")
-    np.savez(path, **arrays)
+    np.savez(path, **PROBLEMS[problem].arrays())
     return path
 
 
-def start(args: argparse.Namespace, problem: str, data: str, env: dict[str, str]) -> dict[str, float]:
+def start(
+    args: argparse.Namespace, checkout: str, problem: str, data: str, env: dict[str, str]
+) -> dict[str, float]:
     spec = PROBLEMS[problem]
-    command = [sys.executable, "-c", WORKER, args.graphc, data, spec.text, ",".join(spec.wrt), args.backend]
+    command = [sys.executable, "-c", WORKER, checkout, data, spec.text, ",".join(spec.wrt), args.backend]
     if shutil.which("taskset"):
         command = ["taskset", "-c", str(args.core), *command]
     command.append(repr(time.time()))  # the worker's clock for the wall time to its first gradient
@@ -85,34 +81,42 @@ def main() -> None:
     parser.add_argument("--backend", default="llvm")
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--core", type=int, default=1)
-    parser.add_argument("--graphc", default=os.path.dirname(HERE), help="the checkout to import graphc from")
+    parser.add_argument(
+        "--graphc",
+        default=os.path.dirname(HERE),
+        help="the checkout to import graphc from; several, separated by commas, take turns start by start",
+    )
     args = parser.parse_args()
+    checkouts = args.graphc.split(",")
     scratch = tempfile.mkdtemp(prefix="graphc-first-")
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("GRAPHC_NO_CACHE", None)
     env["PYTHONPYCACHEPREFIX"] = os.path.join(scratch, "bytecode")
-    print(f"load average at the start: {os.getloadavg()[0]:.1f}; graphc from {args.graphc}")
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}; graphc from {', '.join(checkouts)}")
     try:
         for problem in args.problems.split(","):
             data = arrays_of(problem, scratch)
-            env["GRAPHC_CACHE_DIR"] = os.path.join(scratch, "warm-up")
-            start(args, problem, data, env)  # bytecode written, files in the OS's cache
-            runs: dict[str, list[dict[str, float]]] = {"fresh": [], "cached": []}
-            cached = os.path.join(scratch, f"{problem}-cached")
-            env["GRAPHC_CACHE_DIR"] = cached
-            start(args, problem, data, env)  # fills the cache every cached start reads
+            runs: dict[tuple[int, str], list[dict[str, float]]] = {}
+            for c, checkout in enumerate(checkouts):
+                env["GRAPHC_CACHE_DIR"] = os.path.join(scratch, f"warm-up-{c}")
+                start(args, checkout, problem, data, env)  # bytecode written, files in the OS's cache
+                env["GRAPHC_CACHE_DIR"] = os.path.join(scratch, f"{problem}-cached-{c}")
+                start(args, checkout, problem, data, env)  # fills the cache every cached start reads
+                runs[c, "fresh"], runs[c, "cached"] = [], []
             for i in range(args.starts):
-                env["GRAPHC_CACHE_DIR"] = os.path.join(scratch, f"{problem}-fresh-{i}")
-                runs["fresh"].append(start(args, problem, data, env))
-                env["GRAPHC_CACHE_DIR"] = cached
-                runs["cached"].append(start(args, problem, data, env))
-            for kind, figures in runs.items():
+                for c, checkout in enumerate(checkouts):
+                    env["GRAPHC_CACHE_DIR"] = os.path.join(scratch, f"{problem}-fresh-{c}-{i}")
+                    runs[c, "fresh"].append(start(args, checkout, problem, data, env))
+                    env["GRAPHC_CACHE_DIR"] = os.path.join(scratch, f"{problem}-cached-{c}")
+                    runs[c, "cached"].append(start(args, checkout, problem, data, env))
+            for (c, kind), figures in runs.items():
                 median = {key: statistics.median(f[key] for f in figures) for key in figures[0]}
+                which = f" [{checkouts[c]}]" if len(checkouts) > 1 else ""
                 print(
                     f"{problem} {args.backend} {kind:6}: first gradient {median['wall']:.3f} s wall, "
                     f"{median['cpu']:.3f} s CPU; in-process {median['in_process']:.3f} s; "
-                    f"second calls {median['second']:.3f} s (medians of {args.starts})"
+                    f"second calls {median['second']:.3f} s (medians of {args.starts}){which}"
                 )
     finally:
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
