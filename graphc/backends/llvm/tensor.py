@@ -28,7 +28,7 @@ import hashlib
 import json
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,7 @@ import numpy as np
 
 from graphc.backends.llvm import vecmath
 from graphc.backends.llvm.cache import Build, Cache, graph_key
-from graphc.backends.llvm.jit import engine_of, external_symbols
+from graphc.backends.llvm.jit import engine_of, external_symbols, library_symbols
 from graphc.backends.llvm.run import _WORKERS as WORKERS
 from graphc.backends.llvm.run import _address, usable_cores
 from graphc.backends.llvm.target import LOCK, fma, lanes, target_machine
@@ -145,11 +145,12 @@ class TensorFunction:
 
 # A kernel compiled afresh runs its first QUICK_CALLS calls on quick code (its module without
 # passes, through LLVM's fast instruction selection and register allocation: a fraction of the
-# compile time, somewhat slower loops, the same bits), then is compiled fully (the passes, then
-# code generation at -O3) in a thread of its own, which the next call starts: the first result
-# comes sooner, calls meanwhile run the quick code, and every call after the swap the full code.
-# Which code a call runs depends on timing, its results do not. The disk cache keeps both (the quick code under :func:`_quick_key`). A kernel's
-# ``source`` is the IR of the code it was loaded with: the quick code's is the module unoptimised.
+# compile time, slower loops, the same bits), then is compiled fully (the passes, then code
+# generation at -O3) in a thread of its own, which the next call starts: the first result comes
+# sooner, calls meanwhile run the quick code, and every call after the swap the full code. Which
+# code a call runs depends on timing; its results do not. The disk cache keeps both (the quick
+# code under :func:`_quick_key`). A kernel's ``source`` is the IR of the code it was loaded with:
+# the quick code's is the kernel's own IR unoptimised, declaring graphc's vector functions it links in.
 QUICK_CALLS = 1
 _KERNEL_TYPE = ctypes.CFUNCTYPE(None, *(ctypes.c_void_p,) * 6, ctypes.c_int64, ctypes.c_int64)
 # a batch is split across threads when each would get at least this many doubles of work (inputs,
@@ -174,7 +175,7 @@ class _Shaped:
     per_point: int  # doubles of workspace and outputs per batch point
 
 
-def _linked(text: str, own: dict[str, int]) -> llvm.ModuleRef:
+def _linked(text: str, own: Collection[str]) -> llvm.ModuleRef:
     """The tensor kernel's module with graphc's vector functions ``own`` linked in (a kernel needs
     no library then: loaded from the disk cache, it is ready), verified."""
     module = llvm.parse_assembly(text)
@@ -185,6 +186,12 @@ def _linked(text: str, own: dict[str, int]) -> llvm.ModuleRef:
         module.link_in(llvm.parse_assembly(library))
     module.verify()
     return module
+
+
+def _library_of(text: str) -> list[str]:
+    """graphc's vector functions a tensor kernel's IR ``text`` declares (to be linked in)."""
+    own, _ = library_symbols(external_symbols(llvm.parse_assembly(text)))
+    return own
 
 
 def _optimize(module: llvm.ModuleRef) -> llvm.ModuleRef:
@@ -261,8 +268,8 @@ class LoopKernel:
             if built is None:  # the quick code: the linked module, no passes, fast code generation
                 text, own, _ = tensor_text(self.plan, lanes())
                 module = _linked(text, own)
-                ir = str(module)
-                built = Build(target_machine(fast=True).emit_object(module), external_symbols(module), 0, ir)
+                code = target_machine(fast=True).emit_object(module)
+                built = Build(code, external_symbols(module), 0, text)
                 cache.store(_quick_key(key), built)
                 quick = True
             if DGEMM in built.symbols:
@@ -285,7 +292,7 @@ class LoopKernel:
             return
         quick, cache, key = full
         with LOCK:
-            module = _optimize(llvm.parse_assembly(quick.ir))
+            module = _optimize(_linked(quick.ir, _library_of(quick.ir)))
             ir = str(module)
             built = Build(target_machine().emit_object(module), external_symbols(module), 0, ir)
             engine, (address,) = engine_of(built.object_code, (ENTRY,))  # its symbols resolved already
