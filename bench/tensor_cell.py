@@ -87,6 +87,7 @@ def main() -> None:
     for _ in range(2):  # untimed: work a system does once, on a later call (graphc-llvm: its full code)
         built.step()
         built.loss()
+    built.settle()
     timers = {"step": block_timer(built.step, args.block), "loss": block_timer(built.loss, args.block)}
     say(ready=True)
     for line in sys.stdin:

@@ -26,6 +26,7 @@ class Step:
     step: Callable[[], Any]
     loss: Callable[[], Any]
     to_numpy: Callable[[Any], tuple[float, list[np.ndarray]]]
+    settle: Callable[[], None] = lambda: None  # waits for work a system finishes in the background
 
 
 @dataclass(frozen=True)
@@ -301,10 +302,16 @@ def _graphc(backend: str) -> Callable[[TensorProblem, Arrays], Step]:
         threads = {"threads": 1} if backend == "llvm" else {}
         kernel = graphc.value_and_grad(problem.text, wrt=list(problem.wrt), backend=backend, **threads)
         function = graphc.compile(problem.text, backend=backend, **threads)
+
+        def settle() -> None:  # graphc-llvm compiles its full code in a thread of its own
+            for compiled in (kernel, function):
+                getattr(compiled.function, "wait", lambda: None)()
+
         return Step(
             lambda: kernel(**arrays),
             lambda: function(**arrays),
             lambda out: (float(np.asarray(out[0])), [np.asarray(g) for g in out[1]]),
+            settle,
         )
 
     return build
