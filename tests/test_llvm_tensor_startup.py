@@ -7,6 +7,7 @@ import ctypes
 import os
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -229,6 +230,29 @@ def test_a_fresh_tensor_kernel_runs_quick_code_first_then_the_full_code_with_the
     again = graphc.value_and_grad(text, backend="llvm")  # the cache has the full code now
     assert len(levels) == compiled and again.function._full is None
     assert all(np.array_equal(a, b) for a, b in zip(_flat(again(**arrays)), first, strict=True))
+
+
+def test_calls_run_the_quick_code_while_the_full_code_compiles_in_the_background(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    W, x = RNG.normal(size=(3, 6)), RNG.normal(size=(9, 6))
+    release = threading.Event()
+    optimize = tensor._optimize
+    monkeypatch.setattr(tensor, "_optimize", lambda module: release.wait(60) and optimize(module))
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")  # compiled here, not loaded
+    kernel = graphc.value_and_grad("W: [3, 6]; x: [n, 6]; sum(exp(W @ transpose(x)))", backend="llvm")
+    loops = kernel.function
+    try:
+        first = _flat(kernel(W=W, x=x))
+        for _ in range(3):  # the second call starts the full compile, held back here: none waits
+            assert all(np.array_equal(a, b) for a, b in zip(_flat(kernel(W=W, x=x)), first, strict=True))
+        assert loops._full is not None and loops._compiler is not None and loops._compiler.is_alive()
+        assert len(loops._engines) == 1
+    finally:
+        release.set()
+    loops.wait()
+    assert loops._full is None and len(loops._engines) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(_flat(kernel(W=W, x=x)), first, strict=True))
 
 
 def test_quick_code_from_the_disk_cache_is_compiled_fully_from_the_second_call_on(
