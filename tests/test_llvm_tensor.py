@@ -259,6 +259,28 @@ def test_blocked_matrix_products_equal_numpy_at_every_edge(
         np.testing.assert_allclose(got[point], factor * want, rtol=1e-13, atol=4 * tolerance)
 
 
+@pytest.mark.parametrize("width", [10, 13])
+def test_a_narrow_right_operand_is_read_from_rows_padded_to_whole_vectors(
+    width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 10-wide layer's weights: B's rows are copied to the stack padded with zeros to whole
+    vectors, so the k loop loads them without a mask (a mask held through the loop is one
+    register too many), only C's last vector is stored masked; the product is NumPy's."""
+    monkeypatch.setenv("GRAPHC_NO_CACHE", "1")
+    monkeypatch.setattr(tensor_ir, "BLAS_MIN", (10**12, 0, 0))  # loops only
+    text = f"A: [n, 64]; B: [64, {width}]; A @ B"  # k <= WHOLE_K: C is never loaded
+    ir = tensor.tensor_ir(graphc.parse(text)).splitlines()
+    # the k loop's masks are constants (the lanes past B's last column); the copy's are not
+    assert not [line for line in ir if "@llvm.masked.load" in line and "<i1 true" in line]
+    assert [line for line in ir if "@llvm.masked.store" in line and "<i1 true" in line]
+    values = {"A": RNG.normal(size=(37, 64)), "B": RNG.normal(size=(64, width))}
+    kernel = graphc.compile(text, backend="llvm")
+    assert kernel.function.kind == "loops"
+    np.testing.assert_allclose(kernel(**values), values["A"] @ values["B"], rtol=1e-13, atol=1e-13)
+    got = kernel(A=np.stack([values["A"], -values["A"]]), B=values["B"])  # a batch: B's copy per point
+    np.testing.assert_allclose(got[1], -(values["A"] @ values["B"]), rtol=1e-13, atol=1e-13)
+
+
 def test_blocked_products_split_across_threads_give_the_same_bits_as_one_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

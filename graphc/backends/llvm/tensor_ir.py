@@ -551,17 +551,26 @@ class _Writer:
         """``C = A @ B`` in register blocks: ``rows`` rows of C by ``vectors`` vectors of its
         columns, each block's sums kept in registers through the whole k loop (each step: one
         vector of B per column vector, one element of A per row, rows x vectors multiply-adds).
-        A is read by its strides; B, unless its rows are contiguous, is first copied so they are
-        (a transposed weight), when it is small and its size known. A long k is cut into chunks
-        of :data:`CHUNK` steps, all of C's blocks computed for one chunk before the next, so the
-        chunk's rows of A and B stay in cache (each sum still adds its terms in the order of k)."""
+        A is read by its strides; B, when it is small and its size known, is first copied to the
+        stack if its rows are not contiguous (a transposed weight) or not a whole number of vectors
+        (a 10-wide layer): its rows then padded with zeros to whole vectors, so the step reads them
+        unmasked (a mask held through the k loop is one register too many: a sum is spilled).
+        A long k is cut into chunks of :data:`CHUNK` steps, all of C's blocks computed for one
+        chunk before the next, so the chunk's rows of A and B stay in cache (each sum still adds
+        its terms in the order of k)."""
         (m, k), n = a.shape, b.shape[1]
         w = self.width
-        size = (_literal(k) or 0) * (_literal(n) or 0)
-        if b.strides[1] not in ("0", "1") and 0 < size <= PACK_LIMIT:
-            packed = self.contiguous(self.alloca(f"[{size} x double]"), (k, n))
-            self.copy(b, packed)
-            b = packed
+        steps, width = _literal(k), _literal(n)
+        padded = -(-width // w) * w if width is not None else 0
+        size = (steps or 0) * padded
+        whole = False  # whether B's rows are readable to a whole number of vectors
+        if (b.strides[1] not in ("0", "1") or padded != width) and 0 < size <= PACK_LIMIT:
+            packed = self.contiguous(self.alloca(f"[{size} x double]"), (k, str(padded)))
+            if padded != width:
+                self.fill(packed.pointer, str(size), 0.0)
+            rows_of_b = Array(packed.pointer, (k, n), packed.strides)
+            self.copy(b, rows_of_b)
+            b, whole = rows_of_b, True
         rows, vectors = _blocking(n, w)
         span = vectors * w
 
@@ -573,7 +582,7 @@ class _Writer:
             done = "0"
             if width is None or width >= span:  # (no loop that never runs: less code to compile)
                 done = self.scalar_loop(
-                    n, lambda j: self._block(a, b, c, i, count, j, [None] * vectors, chunk), step=span
+                    n, lambda j: self._block(a, b, c, i, count, j, [None] * vectors, chunk, whole), step=span
                 )
             if width is not None:
                 rest = width % span
@@ -582,7 +591,7 @@ class _Writer:
                     if rest % w:
                         lanes = ", ".join(f"i1 {'true' if t < rest % w else 'false'}" for t in range(w))
                         masks.append(f"<{lanes}>")
-                    self._block(a, b, c, i, count, str(width - rest), masks, chunk)
+                    self._block(a, b, c, i, count, str(width - rest), masks, chunk, whole)
                 return
             name = self.label("rest")
             left = self.reg(f"icmp slt i64 {done}, {n}")
@@ -594,7 +603,7 @@ class _Writer:
                     f"add {self.ivec} {self.splat(self.iadd(done, str(t * w)), 'i64')}, {self.iota()}"
                 )
                 tails.append(self.reg(f"icmp slt {self.ivec} {lanes}, {self.splat(n, 'i64')}"))
-            self._block(a, b, c, i, count, done, tails, chunk)
+            self._block(a, b, c, i, count, done, tails, chunk, whole)
             self.depth -= 1
             self.lines += [f"  br label %{name}.done", f"{name}.done:"]
 
@@ -635,10 +644,12 @@ class _Writer:
         j: str,
         masks: list[str | None],
         chunk: tuple[str, str] | None,
+        whole: bool,
     ) -> None:
         """C's ``rows`` rows from ``i`` by ``len(masks)`` vectors of columns from ``j`` (the
-        vector ``t`` masked by ``masks[t]`` where not None): the sums over all of k from zero, or
-        over the steps ``chunk`` added to C's."""
+        vector ``t`` masked by ``masks[t]`` where not None; B's too unless ``whole``: its rows
+        padded to whole vectors): the sums over all of k from zero, or over the steps ``chunk``
+        added to C's."""
         w, d = self.width, self.d
         k = a.shape[1]
         row = [self.iadd(i, str(s)) for s in range(rows)]
@@ -651,7 +662,10 @@ class _Writer:
                 self.lines.append(f"  store {d} {start}, ptr {slot}, align 64")
 
         def step(p: str) -> None:
-            y = [self.load(b, list(b.strides), [p], column[t], masks[t]) for t in range(len(masks))]
+            y = [
+                self.load(b, list(b.strides), [p], column[t], None if whole else masks[t])
+                for t in range(len(masks))
+            ]
             for s, r in enumerate(row):
                 pointer = self.address(a, list(a.strides), [r], p)
                 x = self.splat(self.reg(f"load double, ptr {pointer}, align 8"))
