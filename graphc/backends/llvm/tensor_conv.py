@@ -25,6 +25,10 @@ AVX2 lacks: LLVM would store lane by lane).
   count, the tangent's average over them or the adjoint's share ``g / count`` to each: the
   NumPy helpers' arithmetic, so a tie picks the same elements and splits 1/k alike.
 - ``avgpool2d``: the window's sum in corner order, divided by ``k²`` (as ``_avgpool2d``).
+- the masked forms of the convolutions (graphc.masked_conv): the plain op's loops, each term
+  ``select``-ed by its flag (read as the flagged operand is: a tap's scalar, a row of pixels, or a
+  window's pixel, 0 in the padding) and, where the other operand is read in the padding, by the
+  pixel's being inside the image: the terms of dead elements are never added, so no ``0 * inf``.
 
 The sums of conv2d and its adjoints are in an order of their own (NumPy's ``tensordot`` is BLAS's):
 equal to the NumPy backend's within rounding (a few ulps of the sum of the terms' magnitudes); the
