@@ -1,4 +1,5 @@
-"""Convolution's masked forms: conv2d and its two adjoints without the terms a flag marks dead.
+"""Convolution's masked forms: conv2d and its two adjoints without the terms a flag marks dead
+(and max pooling's adjoint without a dead window's ``0 / 0``, at the end).
 
 Below a ``where`` whose condition differs from element to element, an adjoint (or a tangent) is
 exactly 0 in its unselected lanes. conv2d and its adjoints (graphc.convolution) are the three
@@ -357,8 +358,65 @@ def masked_jvp(name: str) -> Callable[..., int | None]:
     return jvp
 
 
+# --- max pooling: its adjoint never divides a dead window's 0 by a count of 0 -----------------------
+#
+# maxpool2d's VJP sends each window's adjoint to its maxima, ``g / count`` each; a window holding a
+# NaN has no maximum (count 0), and a dead window's 0 / 0 is NaN, which lands on pixels other,
+# selected windows read too (overlapping windows). ``masked_maxpool2d_route(X, G, F)`` (params:
+# the window and the stride) is the route with a flag per window: a dead window's share is 0. Its
+# tangent likewise: a window whose tangent lanes are all dead is 0, not 0 / 0.
+
+ROUTE = "masked_maxpool2d_route"
+
+
+def route_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
+    result = cv.unpooled_shape(ROUTE, True)(shapes[:2], params)
+    if shapes[2] != shapes[1]:
+        raise ShapeError(
+            f"{ROUTE}'s mask {shape_text(shapes[2])} is not shaped like its windows {shape_text(shapes[1])}"
+        )
+    return result
+
+
+def route_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> str:
+    return f"_maxpool2d_route({a[0]}, {a[1]}, {params[0]}, {params[1]}, {a[2]} != 0)"
+
+
+def route_paths(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
+    """The route's, with each window's flag's paths beside its adjoint's."""
+    return cv.route_paths([c[0], c[1] + c[2]], params, shape)
+
+
+def route_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, h: int) -> tuple[int | None, ...]:
+    return None, _where(b, args[2], b.apply("maxpool2d_select", args[0], h, params=params)), None
+
+
+def route_jvp(b: Graph, args: tuple[int, ...], out: int, params: Any, t: Any) -> int | None:
+    return None if t[1] is None else b.apply(ROUTE, args[0], t[1], args[2], params=params)
+
+
+def _pool_vjp(
+    b: Graph, args: tuple[int, ...], out: int, params: Any, g: int, f: int
+) -> tuple[int | None, ...]:
+    """maxpool2d's VJP for ``g`` live where ``f`` (a flag per window) is."""
+    return (b.apply(ROUTE, args[0], g, f, params=params),)
+
+
+def _pool_jvp(b: Graph, args: tuple[int, ...], out: int, params: Any, t: Any, f: Any) -> int | None:
+    """maxpool2d's JVP for a tangent live where ``f`` (a flag per pixel; None: everywhere) is: 0 in
+    a window with no live pixel."""
+    if t[0] is None:
+        return None
+    tangent = b.apply("maxpool2d_select", args[0], t[0], params=params)
+    if f[0] is None:
+        return tangent
+    live = b.apply("maxpool2d", b.apply("ne", f[0], b.const(0.0)), params=params)
+    return _where(b, live, tangent)
+
+
 # the ops whose sums a flag masks: (VJP for a flagged adjoint, JVP for flagged tangents)
 RULES: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
     **{base: (plain_vjp(base), plain_jvp(base)) for base in ROLES},
     **{name: (masked_vjp(name), masked_jvp(name)) for name in BASE},
+    "maxpool2d": (_pool_vjp, _pool_jvp),
 }

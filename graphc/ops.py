@@ -1915,6 +1915,13 @@ _LAYERS = [
         "X: [1, 1, 2]; G: [1, 1, 2]; F: [1, 1, 2]; sum(masked_conv2d_filter(X, G, F, stride=1, padding=0, size=[1, 1], masked=1))",
         "X=[[[3, inf]]], G=[[[1, 2]]], F=[[[1, 0]]]", 3.0, ((((0.0, 0.0),),), (((3.0, 0.0),),), (((1.0, 0.0),),)),
         "a term whose flagged element is 0 is never taken: 0, even where the other factor is inf or NaN")),
+    _block_op(mc.ROUTE, 3, mc.route_shape, mc.route_emit, mc.route_vjp, mc.route_jvp, domain=(_ANY, _ANY, _ANY),
+              **_spelled(mc.ROUTE, "window", "stride"), paths=mc.route_paths, scalarise=cv.maxpool2d_route_scalar,
+              loop=mc.ROUTE,
+              policy=(Point("X: [1, 2, 3]; G: [1, 1, 2]; F: [1, 1, 2]; sum(masked_maxpool2d_route(X, G, F, window=2, stride=1))",
+                            "X=[[[nan, 1, 2], [0, 3, 1]]], G=[[[5, 2]]], F=[[[0, 1]]]", 2.0,
+                            ((((0.0, 0.0),),), (((0.0, 1.0),),), (((0.0, 0.0, 0.0), (0.0, 0.0, 0.0)),)),
+                            "a dead window's share is 0, never 0 / 0 (a window holding a NaN has no maximum)"),)),
     # a user block with its own VJP (graphc/user_blocks.py): its arguments, then its body's result;
     # dp uses the user's VJP, forward mode differentiates the body
     _block_op("custom", 2, ub.custom_shape, ub.custom_emit, ub.custom_vjp, ub.custom_jvp, domain=(_ANY, _ANY),

@@ -67,7 +67,7 @@ def test_every_layer_op_has_a_loop_step() -> None:
     assert layers == set(tensor_conv.STEPS) == {
         "conv2d", "conv2d_input", "conv2d_filter", "maxpool2d", "maxpool2d_select",
         "maxpool2d_route", "avgpool2d", "avgpool2d_adjoint",
-        "masked_conv2d", "masked_conv2d_input", "masked_conv2d_filter",
+        "masked_conv2d", "masked_conv2d_input", "masked_conv2d_filter", "masked_maxpool2d_route",
     }  # fmt: skip
     for name, op in BLOCK_OPS.items():
         assert op.loop == "" or op.loop in STEPS, name

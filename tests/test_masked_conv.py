@@ -242,3 +242,54 @@ def test_the_digits_cnn_with_a_where_runs_as_loops_equal_to_numpy():
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-13)
     assert all(np.isfinite(w).all() for w in want)
+
+
+# --- max pooling: a dead window's 0 / 0 -----------------------------------------------------------
+
+
+def _route_oracle(x, g, f, k, stride):
+    """Each live window's ``g / count`` to each of its maxima (NaN-free windows), or its ``g / 0``
+    times the hits (all 0) where it holds a NaN: the route's arithmetic, dead windows left out."""
+    out = np.zeros(x.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for index in np.ndindex(g.shape):
+            *lead, h, w = index
+            if f[index] == 0:
+                continue
+            window = x[(*lead, slice(stride * h, stride * h + k), slice(stride * w, stride * w + k))]
+            hits = window == window.max()
+            view = out[(*lead, slice(stride * h, stride * h + k), slice(stride * w, stride * w + k))]
+            view += hits * (g[index] / hits.sum())
+    return out
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+@pytest.mark.parametrize(("k", "stride"), [(2, 1), (2, 2), (3, 1)])
+def test_the_masked_route_skips_dead_windows(k, stride, backend):
+    """NaN pixels make windows without a maximum (0 / 0); dead ones give 0, on a batch axis."""
+    text = f"X: [2, 5, 5]; G: [2, {(5 - k) // stride + 1}, {(5 - k) // stride + 1}]; F: [2, {(5 - k) // stride + 1}, {(5 - k) // stride + 1}]; masked_maxpool2d_route(X, G, F, window={k}, stride={stride})"
+    graph = graphc.parse(text)
+    x = _poisoned((2, 5, 5), 3)
+    x[np.isinf(x)] = np.nan
+    g = RNG.normal(size=graph.shape(graph.variable("G")))
+    f = (RNG.random(g.shape) < 0.5).astype(float)
+    got = graphc.compile(text, backend=backend)(X=x, G=g, F=f)
+    np.testing.assert_allclose(got, _route_oracle(x, g, f, k, stride), rtol=1e-15)
+
+
+POOLED = "X: [2, 3, 3]; m: [2, 2, 2]; sum(where(m > 0, maxpool2d(X, 2, stride=1), 0))"
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+@pytest.mark.parametrize("method", ["dp", "paths"])
+def test_a_nan_pixel_in_a_selected_and_an_unselected_window(method, backend):
+    """X[.., 0, 1] is NaN, read by window [0, 0] (unselected) and [0, 1] (selected: NaN to its
+    pixels); X[.., 1, 0] is read by [0, 0] and by [1, 0], selected, whose maximum it is not: 0,
+    not the unselected window's 0 / 0."""
+    x = np.arange(18.0).reshape(2, 3, 3)
+    x[:, 0, 1] = np.nan
+    m = np.array([0.0, 1.0, 1.0, 1.0] * 2).reshape(2, 2, 2)
+    (got,) = graphc.grad(POOLED, wrt=["X"], method=method, backend=backend)(X=x, m=m)
+    want = _route_oracle(x, m, m, 2, 1)
+    np.testing.assert_array_equal(got, want)
+    assert (got[:, 1, 0] == 0.0).all() and (got[:, 2, 1:] == 1.0).all()

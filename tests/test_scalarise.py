@@ -101,6 +101,11 @@ def block_programs(draw: st.DrawFn) -> tuple[str, Graph, dict[str, np.ndarray]]:
         node = g.apply("masked_matmul", g.var("a", (n, k)), mask, g.var("b", (k, m)))
     elif op in LAYER_OPS:
         node = draw(layer_programs(g, op))
+    elif op == "masked_maxpool2d_route":  # the route's program, a flag per window
+        plain = draw(layer_programs(g, "maxpool2d_route"))
+        operands = g.args(plain)
+        mask = g.apply("gt", g.var("f", g.shape(operands[1])), g.const(0.0))
+        node = g.apply(op, *operands, mask, params=g.params(plain))
     elif op.removeprefix("masked_") in LAYER_OPS:  # the plain op's program, one operand flagged
         plain = draw(layer_programs(g, op.removeprefix("masked_")))
         slot = draw(st.integers(0, 1))

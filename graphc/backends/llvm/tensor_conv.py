@@ -566,14 +566,19 @@ def _put(w: _Writer, plane: Array, y: str, k: int, j: str, mask: str | None, par
 
 
 def maxpool2d_route(w: _Writer, node: int) -> None:
-    """Each window's adjoint ``g / count`` sent to its maxima (``_maxpool2d_route``)."""
+    """Each window's adjoint ``g / count`` sent to its maxima (``_maxpool2d_route``); the masked
+    form's (a third operand, a flag per window) 0 from a dead window, never ``0 / 0``."""
     k, stride = w.graph.params(node)
     b = w.emitter.builder
 
     def shares(planes: list[Array], h: str, j: str, mask: str | None) -> tuple[list[str], str]:
         hits, count = _hits(w, _window(w, planes[0], h, k, stride, j, mask))
         line = _sub(w, planes[1], [h])
-        return hits, b.fdiv(w.load(line, list(line.strides), [], j, mask), count)
+        share = b.fdiv(w.load(line, list(line.strides), [], j, mask), count)
+        if len(planes) == 3:
+            flags = _sub(w, planes[2], [h])
+            share = _kept(w, w.load(flags, list(flags.strides), [], j, mask), share)
+        return hits, share
 
     _scattered(w, node, shares)
 
@@ -603,6 +608,7 @@ STEPS: dict[str, Callable[[_Writer, int], None]] = {
     "masked_conv2d": _masked(conv2d),
     "masked_conv2d_input": _masked(conv2d_input),
     "masked_conv2d_filter": _masked(conv2d_filter),
+    "masked_maxpool2d_route": maxpool2d_route,
     "maxpool2d": maxpool2d,
     "maxpool2d_select": maxpool2d_select,
     "maxpool2d_route": maxpool2d_route,
