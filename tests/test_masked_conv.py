@@ -293,3 +293,21 @@ def test_a_nan_pixel_in_a_selected_and_an_unselected_window(method, backend):
     want = _route_oracle(x, m, m, 2, 1)
     np.testing.assert_array_equal(got, want)
     assert (got[:, 1, 0] == 0.0).all() and (got[:, 2, 1:] == 1.0).all()
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_forward_through_a_max_pool_with_dead_tangent_lanes_agrees_with_dp_and_paths(backend):
+    """Window [0, 0]'s tangent lanes are all dead (its tangent 0); a NaN pixel in an unselected
+    window; dp, forward and paths agree."""
+    text = (
+        "x; c: [1, 3, 3]; X: [1, 3, 3]; r: [1, 2, 2]; "
+        "sum(where(r > 0, maxpool2d(where(c > 0, x * X, 0) + X, 2, stride=1), 0))"
+    )
+    c = np.array([[-1.0, -1.0, 1.0], [-1.0, -1.0, 1.0], [1.0, 1.0, 1.0]]).reshape(1, 3, 3)
+    x = np.array([[4.0, 1.0, 2.0], [0.5, 3.0, 5.0], [2.0, 7.0, np.nan]]).reshape(1, 3, 3)
+    r = np.array([1.0, 1.0, 1.0, 0.0]).reshape(1, 2, 2)
+    got = [
+        graphc.grad(text, wrt=["x"], method=m, backend=backend)(x=1.0, c=c, X=x, r=r)[0]
+        for m in ("dp", "forward", "paths")
+    ]
+    assert got[0] == got[1] == got[2] == 7.0 + 5.0  # windows [0, 1] (X[1, 2]) and [1, 0] (X[2, 1])
