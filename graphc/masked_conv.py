@@ -26,9 +26,9 @@ op. Where they are not, the finite terms are summed by the plain op on the opera
 parts, and the terms with a non-finite factor (each +inf, -inf or NaN, by IEEE) are classed by the
 plain op run on 0/1 indicators (a count per output), added as ±inf or NaN: the sum IEEE gives over
 the live terms. A pixel of the padding is no term of a masked form (as in the scalar form, which
-has none), not a 0 times its tap. The LLVM loop steps (graphc.backends.llvm.tensor_conv) select each term by its
-flag; the scalar form (``where(f, a * b, 0)`` per term, summed) serves ``paths``, ``symbolic`` and
-the scalarised kernels.
+has none), not a 0 times its tap. The LLVM loop steps (graphc.backends.llvm.tensor_conv) select
+each term by its flag; the scalar form (``where(f, a * b, 0)`` per term, summed) serves ``paths``,
+``symbolic`` and the scalarised kernels.
 
 The rules, written once for the six forms (three ops, a flag on either operand), build "the op
 whose result is role R from the other two roles' tensors", the roles being ``x`` (image), ``k``
