@@ -101,9 +101,9 @@ def _maxpool2d_select(x, t, k, stride):
     return sum(hit * tangent for (_, _, hit), (_, _, tangent) in zip(hits, tangents)) / count
 
 
-def _maxpool2d_route(x, g, k, stride):
+def _maxpool2d_route(x, g, k, stride, live=None):
     hits, count = _pool_hits(x, k, stride)
-    share = g / count
+    share = g / count if live is None else np.where(live, g / count, 0.0)
     out = np.zeros(np.broadcast_shapes(x.shape[:-2], share.shape[:-2]) + x.shape[-2:], dtype=share.dtype)
     for (i, j, hit), (_, _, view) in zip(hits, _corners(out, k, stride)):
         view += hit * share
@@ -601,16 +601,20 @@ def maxpool2d_select_scalar(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
 
 
 def maxpool2d_route_scalar(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
-    """Each window's adjoint sent to its maxima, ``hit · g / Σ_window hit`` each, overlaps adding."""
+    """Each window's adjoint sent to its maxima, ``hit · g / Σ_window hit`` each, overlaps adding;
+    with a third operand (its masked form, graphc.masked_conv) a window's share is
+    ``where(f, g / Σ_window hit, 0)``."""
     import numpy as np
 
-    x, g = a
+    x, g = a[:2]
     k, stride = params
     cols = _scalar_windows(b, x, (k, k), stride)
     pieces = []
     for *lead, h, w in np.ndindex(g.shape):
         hits, count = _shares(b, list(cols[(*lead, h, w)].ravel()))
         share = b.div(g[(*lead, h, w)], count)
+        if len(a) == 3:
+            share = b.apply("where", a[2][(*lead, h, w)], share, b.const(0.0))
         for (i, j), hit in zip(np.ndindex(k, k), hits, strict=True):
             pieces.append(((*lead, stride * h + i, stride * w + j), b.mul(hit, share)))
     return _scattered(b, x.shape, pieces)

@@ -17,8 +17,9 @@ than ``@``. The LLVM backend's loop kernels compute it as one fused loop, the ``
 same sum) serves ``paths``, ``symbolic`` and the scalarised kernels.
 
 :data:`MASKED` gives, for the block ops whose VJP and JVP are such products (``matmul``, and this
-op itself, for derivatives of gradient graphs), their VJP for an adjoint live where a flag is and
-their JVP for tangents with flags; graphc.diff.blocks takes them wherever a flag holds.
+op itself, for derivatives of gradient graphs; conv2d, its adjoints and their masked forms, from
+graphc.masked_conv), their VJP for an adjoint live where a flag is and their JVP for tangents with
+flags; graphc.diff.blocks takes them wherever a flag holds.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graphc import masked_conv
 from graphc.shapes import Shape, ShapeError
 from graphc.shapes import text as shape_text
 
@@ -36,7 +38,8 @@ if TYPE_CHECKING:
 
 NAME = "masked_matmul"
 
-HELPERS = """\
+HELPERS = (
+    """\
 def _masked_matmul(a, f, b):
     live = f != 0
     out = np.where(live, a, 0.0) @ b
@@ -50,7 +53,10 @@ def _masked_matmul(a, f, b):
         terms = np.where(live[at[:-1]], a[at[:-1]] * columns[at][..., None, :], 0.0)
     np.swapaxes(out, -1, -2)[at] = terms.sum(axis=-1)
     return out
+
 """
+    + masked_conv.HELPERS
+)  # convolution's masked forms (graphc.masked_conv)
 
 
 # --- the op entry's rules ------------------------------------------------------------------------
@@ -206,6 +212,7 @@ MaskedJvp = Callable[
 MASKED: dict[str, tuple[MaskedVjp, MaskedJvp]] = {
     "matmul": (_matmul_vjp, _matmul_jvp),
     NAME: (_self_vjp, _self_jvp),
+    **masked_conv.RULES,
 }
 
 

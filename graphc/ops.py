@@ -69,6 +69,7 @@ import numpy as np
 
 from graphc import convolution as cv
 from graphc import masked as mk
+from graphc import masked_conv as mc
 from graphc import user_blocks as ub
 from graphc.shapes import Shape, ShapeError, broadcast, size
 from graphc.shapes import source as shape_source
@@ -1846,6 +1847,26 @@ _BLOCKS = [
 # the 004 lecture's layers and their adjoints (graphc/convolution.py: rules, helpers, why closed)
 _POOL = {"literals": 1, "keywords": ("stride",), "call": cv.pool_call}
 _sum_paths, _scatter_paths = cv.window_paths("_window_sum", 0), cv.window_paths("_window_scatter", -1)
+
+
+def _masked_layer(name: str, point: Point) -> Op:
+    """A masked form of conv2d or of one of its adjoints (graphc/masked_conv.py)."""
+    rules = (mc.shape_rule(name), mc.emit_rule(name), mc.masked_vjp(name), mc.masked_jvp(name))
+    return _block_op(
+        name,
+        3,
+        *rules,
+        domain=(_ANY, _ANY, _ANY),
+        paths=mc.paths_rule(name),
+        spell=mc.spell_rule(name),
+        call=mc.call_rule(name),
+        keywords=mc.keywords(name),
+        scalarise=mc.scalarise_rule(name),
+        loop=name,
+        policy=(point,),
+    )
+
+
 # fmt: off
 _LAYERS = [
     _block_op("conv2d", 2, cv.conv2d_shape, cv.conv2d_emit, cv.conv2d_vjp, cv.conv2d_jvp, function="conv2d",
@@ -1880,6 +1901,27 @@ _LAYERS = [
               cv.pool_emit("_avgpool2d_adjoint"), cv.avgpool2d_adjoint_vjp, cv.avgpool2d_adjoint_jvp,
               domain=(_ANY,), **_spelled("avgpool2d_adjoint", "window", "stride", "size"), paths=_scatter_paths,
               scalarise=cv.avgpool2d_adjoint_scalar, loop="avgpool2d_adjoint"),
+    # conv2d and its adjoints skipping the terms a flag marks dead: their VJPs and JVPs below a where
+    _masked_layer("masked_conv2d", Point(
+        "X: [1, 1, 2]; K: [1, 1, 1, 2]; F: [1, 1, 2]; sum(masked_conv2d(X, K, F, stride=1, padding=0, masked=0))",
+        "X=[[[1, 2]]], K=[[[[3, inf]]]], F=[[[1, 0]]]", 3.0, ((((0.0, 0.0),),), ((((1.0, 0.0),),),), (((3.0, 0.0),),)),
+        "a term whose flagged element is 0 is never taken: 0, even where the other factor is inf or NaN")),
+    _masked_layer("masked_conv2d_input", Point(
+        "G: [2, 1, 1]; K: [2, 1, 1, 1]; F: [2, 1, 1, 1]; sum(masked_conv2d_input(G, K, F, stride=1, padding=0, size=[1, 1], masked=1))",
+        "G=[[[2]], [[inf]]], K=[[[[3]]], [[[4]]]], F=[[[[1]]], [[[0]]]]", 6.0,
+        (((((0.0,),),), (((0.0,),),)), (((3.0,),), ((0.0,),)), ((((2.0,),),), (((0.0,),),))),
+        "a term whose flagged element is 0 is never taken: 0, even where the other factor is inf or NaN")),
+    _masked_layer("masked_conv2d_filter", Point(
+        "X: [1, 1, 2]; G: [1, 1, 2]; F: [1, 1, 2]; sum(masked_conv2d_filter(X, G, F, stride=1, padding=0, size=[1, 1], masked=1))",
+        "X=[[[3, inf]]], G=[[[1, 2]]], F=[[[1, 0]]]", 3.0, ((((0.0, 0.0),),), (((3.0, 0.0),),), (((1.0, 0.0),),)),
+        "a term whose flagged element is 0 is never taken: 0, even where the other factor is inf or NaN")),
+    _block_op(mc.ROUTE, 3, mc.route_shape, mc.route_emit, mc.route_vjp, mc.route_jvp, domain=(_ANY, _ANY, _ANY),
+              **_spelled(mc.ROUTE, "window", "stride"), paths=mc.route_paths, scalarise=cv.maxpool2d_route_scalar,
+              loop=mc.ROUTE,
+              policy=(Point("X: [1, 2, 3]; G: [1, 1, 2]; F: [1, 1, 2]; sum(masked_maxpool2d_route(X, G, F, window=2, stride=1))",
+                            "X=[[[nan, 1, 2], [0, 3, 1]]], G=[[[5, 2]]], F=[[[0, 1]]]", 2.0,
+                            ((((0.0, 0.0),),), (((0.0, 1.0),),), (((0.0, 0.0, 0.0), (0.0, 0.0, 0.0)),)),
+                            "a dead window's share is 0, never 0 / 0 (a window holding a NaN has no maximum)"),)),
     # a user block with its own VJP (graphc/user_blocks.py): its arguments, then its body's result;
     # dp uses the user's VJP, forward mode differentiates the body
     _block_op("custom", 2, ub.custom_shape, ub.custom_emit, ub.custom_vjp, ub.custom_jvp, domain=(_ANY, _ANY),

@@ -325,9 +325,6 @@ def test_masked_matmul_refuses_operands_it_does_not_take():
         graphc.parse("a: [2, 3]; f: [2, 2]; b: [3, 2]; masked_matmul(a, f, b)")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="conv2d's VJPs (conv2d_input, conv2d_filter) are not masked products yet"
-)
 def test_an_infinite_pixel_shared_by_a_selected_and_an_unselected_convolution_output():
     """The centre pixel is read by all four outputs, only out[0, 0] is selected: ∂/∂K is X's
     top-left window (the only selected term), as paths gives."""

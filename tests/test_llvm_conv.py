@@ -58,14 +58,16 @@ def _inputs(text: str, n: int = 5, batch: tuple[int, ...] = ()) -> dict[str, np.
 
 
 def test_every_layer_op_has_a_loop_step() -> None:
-    """Every block op of the layers names a loop writer; the user block (custom) and masked_matmul
-    have none (scalarised), the reductions and views are parts of other loops."""
+    """Every block op of the layers (and convolution's masked forms) names a loop writer; the user
+    block (custom) has none (scalarised), masked_matmul is rewritten into a fused loop, the
+    reductions and views are parts of other loops."""
     from graphc.backends.llvm.tensor_ir import STEPS
 
     layers = {name for name, op in BLOCK_OPS.items() if op.loop in tensor_conv.STEPS}
     assert layers == set(tensor_conv.STEPS) == {
         "conv2d", "conv2d_input", "conv2d_filter", "maxpool2d", "maxpool2d_select",
         "maxpool2d_route", "avgpool2d", "avgpool2d_adjoint",
+        "masked_conv2d", "masked_conv2d_input", "masked_conv2d_filter", "masked_maxpool2d_route",
     }  # fmt: skip
     for name, op in BLOCK_OPS.items():
         assert op.loop == "" or op.loop in STEPS, name
@@ -76,7 +78,7 @@ def test_every_layer_op_has_a_loop_step() -> None:
         "amin",
         "shift",
         "masked_matmul",
-    ]  # the reductions; logsumexp and shift, which the plan rewrites; masked_matmul, scalarised
+    ]  # the reductions; logsumexp, shift and masked_matmul, which the plan rewrites
     assert BLOCK_OPS["custom"].loop == ""
 
 

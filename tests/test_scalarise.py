@@ -101,6 +101,17 @@ def block_programs(draw: st.DrawFn) -> tuple[str, Graph, dict[str, np.ndarray]]:
         node = g.apply("masked_matmul", g.var("a", (n, k)), mask, g.var("b", (k, m)))
     elif op in LAYER_OPS:
         node = draw(layer_programs(g, op))
+    elif op == "masked_maxpool2d_route":  # the route's program, a flag per window
+        plain = draw(layer_programs(g, "maxpool2d_route"))
+        operands = g.args(plain)
+        mask = g.apply("gt", g.var("f", g.shape(operands[1])), g.const(0.0))
+        node = g.apply(op, *operands, mask, params=g.params(plain))
+    elif op.removeprefix("masked_") in LAYER_OPS:  # the plain op's program, one operand flagged
+        plain = draw(layer_programs(g, op.removeprefix("masked_")))
+        slot = draw(st.integers(0, 1))
+        operands = g.args(plain)
+        mask = g.apply("gt", g.var("f", g.shape(operands[slot])), g.const(0.0))
+        node = g.apply(op, *operands, mask, params=(*g.params(plain), slot))
     elif op == "custom":  # a user block whose body is its scalar form: the body's elements
         x = g.var("a", shape)
         node = g.apply("custom", x, g.apply("sin", x), params=Block("b", ("a",), ((), ()), (), scalar=True))
@@ -244,6 +255,26 @@ def test_a_masked_products_path_counts_equal_its_scalarised_graphs() -> None:
         assert counts[name] == sum(scalar[element_name(name, index)] for index in np.ndindex(shape)), name
     d = graphc.differentiate(graph, method="paths")
     assert d.info["paths"] == sum(counts.values()) and d.info["terms"] == counts["A"] + counts["B"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "X: [2, 1, 3, 3]; K: [2, 1, 2, 2]; F: [2, 1, 3, 3]; y = masked_conv2d(X, K, F, stride=1, padding=1, masked=0); sum(y * y)",
+        "G: [2, 2, 2]; K: [2, 1, 2, 2]; F: [2, 1, 2, 2]; sum(sin(masked_conv2d_input(G, K, F, stride=1, padding=0, size=[3, 3], masked=1)))",
+        "X: [2, 1, 3, 3]; G: [2, 2, 2, 2]; F: [2, 2, 2, 2]; sum(exp(masked_conv2d_filter(X, G, F, stride=1, padding=0, size=[2, 2], masked=1)))",
+    ],
+)
+def test_a_masked_convolutions_path_counts_equal_its_scalarised_graphs(text: str) -> None:
+    """As a masked product's: the flag's paths are counted, give no term (graphc.masked_conv)."""
+    graph = graphc.parse(text)
+    s = scalarise(graph)
+    scalar = graphc.count_paths(s.graph)
+    counts = graphc.count_paths(graph)
+    for name, shape in s.inputs.items():
+        assert counts[name] == sum(scalar[element_name(name, index)] for index in np.ndindex(shape)), name
+    d = graphc.differentiate(graph, method="paths")
+    assert d.info["paths"] == sum(counts.values()) and d.info["terms"] == sum(counts.values()) - counts["F"]
 
 
 @pytest.mark.parametrize(

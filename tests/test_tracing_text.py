@@ -33,6 +33,8 @@ TERMS = [
     "sum(outer(v, v))",
     "sum(where(X > 0, X, 0.5 * X))",
     "sum(where(X @ v > 0, X @ v, 0))",  # a product below a mask per element: masked_matmul
+    # convolutions and a max pool below and above a mask per element: their masked forms
+    "sum(where(maxpool2d(conv2d(where(I > 0, I, 0), K, padding=1), 2) > 0, maxpool2d(conv2d(I, K), 2, stride=1), 0))",
     "sum(clip(v, -1, 1) ** 2)",
     "mean(tanh(N @ v))",
     "sin(x*y) + exp(x)",

@@ -25,6 +25,10 @@ AVX2 lacks: LLVM would store lane by lane).
   count, the tangent's average over them or the adjoint's share ``g / count`` to each: the
   NumPy helpers' arithmetic, so a tie picks the same elements and splits 1/k alike.
 - ``avgpool2d``: the window's sum in corner order, divided by ``k²`` (as ``_avgpool2d``).
+- the masked forms of the convolutions (graphc.masked_conv): the plain op's loops, each term
+  ``select``-ed by its flag (read as the flagged operand is: a tap's scalar, a row of pixels, or a
+  window's pixel, 0 in the padding) and, where the other operand is read in the padding, by the
+  pixel's being inside the image: the terms of dead elements are never added, so no ``0 * inf``.
 
 The sums of conv2d and its adjoints are in an order of their own (NumPy's ``tensordot`` is BLAS's):
 equal to the NumPy backend's within rounding (a few ulps of the sum of the terms' magnitudes); the
@@ -166,12 +170,14 @@ def _taps(shape: tuple[str, ...]) -> list[tuple[int, int]]:
 # --- conv2d and its adjoints -----------------------------------------------------------------------
 
 
-def conv2d(w: _Writer, node: int) -> None:
-    """``out[..., o, h, w] = Σ_{c,i,j} K[o, c, i, j] · X[..., c, s·h + i − p, s·w + j − p]``."""
+def conv2d(w: _Writer, node: int, masked: int | None = None) -> None:
+    """``out[..., o, h, w] = Σ_{c,i,j} K[o, c, i, j] · X[..., c, s·h + i − p, s·w + j − p]``;
+    ``masked``: the slot (0: X, 1: K) of the operand the node's third, a flag, masks."""
     g = w.graph
-    x, k = (w.arrays[a] for a in g.args(node))
+    x, k = (w.arrays[a] for a in g.args(node)[:2])
+    flags = w.arrays[g.args(node)[2]] if masked is not None else None
     out = w.arrays[node]
-    stride, padding = g.params(node)
+    stride, padding = g.params(node)[:2]
     c_out, c_in = k.shape[:2]
     taps = _taps(k.shape[2:])
     height, width = out.shape[-2:]
@@ -180,6 +186,7 @@ def conv2d(w: _Writer, node: int) -> None:
 
     def image(lead: list[str]) -> None:
         source, target = _sub(w, x, lead), _sub(w, out, lead)
+        mask_image = _sub(w, flags, lead) if flags is not None and masked == 0 else None
 
         def channel_out(o: str) -> None:
             def row(h: str) -> None:
@@ -191,10 +198,15 @@ def conv2d(w: _Writer, node: int) -> None:
                         acc = w.reg(f"load {w.d}, ptr {total}, align 64")
                         for i, t in taps:
                             weight = w.splat(_scalar(w, k, [o, c, str(i), str(t)]))
-                            pixel = _read(
-                                w, plane, _origin(h, w, stride, i - padding), t, stride, padding, j, mask
-                            )
-                            acc = b.fadd(acc, b.fmul(weight, pixel))
+                            y = _origin(h, w, stride, i - padding)
+                            term = b.fmul(weight, _read(w, plane, y, t, stride, padding, j, mask))
+                            if mask_image is not None:  # the pixel's flag (0 in the padding: no term)
+                                flag = _read(w, _sub(w, mask_image, [c]), y, t, stride, padding, j, mask)
+                                term = _kept(w, flag, term)
+                            elif flags is not None:
+                                flag = w.splat(_scalar(w, flags, [o, c, str(i), str(t)]))
+                                term = _kept(w, flag, term, _inside(w, plane, y, t, stride, padding, j, mask))
+                            acc = b.fadd(acc, term)
                         w.lines.append(f"  store {w.d} {acc}, ptr {total}, align 64")
 
                     w.scalar_loop(c_in, channel_in)
@@ -211,11 +223,31 @@ def conv2d(w: _Writer, node: int) -> None:
     _each(w, x.shape[:-3], image)
 
 
-def conv2d_filter(w: _Writer, node: int) -> None:
+def _kept(w: _Writer, flag: str, term: str, inside: str | None = None) -> str:
+    """``term`` where ``flag`` is nonzero (NaN too, as NumPy's ``f != 0``) and its pixel is
+    ``inside`` the image (None: it is), else 0: a masked form's term, never ``0 * inf``; a pixel
+    in the padding is no term of a masked form (as in the scalar form), not a 0 times the tap."""
+    b = w.emitter.builder
+    live = b.fcmp_unordered("!=", flag, w.emitter.const(0.0))
+    if inside is not None:
+        live = b.and_(live, inside)
+    return b.select(live, term, w.emitter.const(0.0))
+
+
+def _inside(
+    w: _Writer, plane: Array, y: str, column: int, stride: int, padding: int, j: str, mask: str | None
+) -> str | None:
+    """The lanes of ``_read``'s vector whose pixel is inside the image (None: all, no padding)."""
+    return None if padding == 0 else _padded(w, plane, y, column - padding, stride, j, mask)[1]
+
+
+def conv2d_filter(w: _Writer, node: int, masked: int | None = None) -> None:
     """``out[o, c, i, j] = Σ_{..., h, w} G[..., o, h, w] · X[..., c, s·h + i − p, s·w + j − p]``:
-    per leading index and pair of channels, a vector accumulator per tap over G's pixels."""
+    per leading index and pair of channels, a vector accumulator per tap over G's pixels;
+    ``masked``: the slot (0: X, 1: G) of the operand the node's third, a flag, masks."""
     g = w.graph
-    x, grad = (w.arrays[a] for a in g.args(node))
+    x, grad = (w.arrays[a] for a in g.args(node)[:2])
+    flags = w.arrays[g.args(node)[2]] if masked is not None else None
     out = w.arrays[node]
     stride, padding = g.params(node)[:2]
     c_out, c_in = out.shape[:2]
@@ -227,6 +259,7 @@ def conv2d_filter(w: _Writer, node: int) -> None:
 
     def image(lead: list[str]) -> None:
         source, upstream = _sub(w, x, lead), _sub(w, grad, lead)
+        marks = None if flags is None else _sub(w, flags, lead)
 
         def channel_out(o: str) -> None:
             def channel_in(c: str) -> None:
@@ -236,17 +269,27 @@ def conv2d_filter(w: _Writer, node: int) -> None:
 
                 def row(h: str) -> None:
                     line = _sub(w, adjoint, [h])
+                    # G's flags, one per pixel of the row (X's are read as its pixels, below)
+                    flag_line = _sub(w, marks, [o, h]) if marks is not None and masked == 1 else None
 
                     def pixels(j: str, mask: str | None) -> None:
                         weight = w.load(line, list(line.strides), [], j, mask)  # 0 in masked lanes
+                        weight_flag = None
+                        if flag_line is not None:
+                            weight_flag = w.load(flag_line, list(flag_line.strides), [], j, mask)
                         for (i, t), total in zip(taps, totals, strict=True):
-                            pixel = _read(
-                                w, plane, _origin(h, w, stride, i - padding), t, stride, padding, j, mask
-                            )
+                            y = _origin(h, w, stride, i - padding)
+                            term = b.fmul(weight, _read(w, plane, y, t, stride, padding, j, mask))
+                            if weight_flag is not None:
+                                term = _kept(
+                                    w, weight_flag, term, _inside(w, plane, y, t, stride, padding, j, mask)
+                                )
+                            elif marks is not None:  # X's flags, read as its pixels (0 in the padding)
+                                term = _kept(
+                                    w, _read(w, _sub(w, marks, [c]), y, t, stride, padding, j, mask), term
+                                )
                             acc = w.reg(f"load {w.d}, ptr {total}, align 64")
-                            w.lines.append(
-                                f"  store {w.d} {b.fadd(acc, b.fmul(weight, pixel))}, ptr {total}, align 64"
-                            )
+                            w.lines.append(f"  store {w.d} {b.fadd(acc, term)}, ptr {total}, align 64")
 
                     w.vector_loop(width, pixels)
 
@@ -266,13 +309,15 @@ def conv2d_filter(w: _Writer, node: int) -> None:
     _each(w, x.shape[:-3], image)
 
 
-def conv2d_input(w: _Writer, node: int) -> None:
+def conv2d_input(w: _Writer, node: int, masked: int | None = None) -> None:
     """``out[..., c, y, x] += Σ_o G[..., o, h, w] · K[o, c, i, j]`` at ``y = s·h + i − p``,
-    ``x = s·w + j − p``, tap by tap: ``_unwindows`` of the einsum's columns, in its order."""
+    ``x = s·w + j − p``, tap by tap: ``_unwindows`` of the einsum's columns, in its order;
+    ``masked``: the slot (0: G, 1: K) of the operand the node's third, a flag, masks."""
     g = w.graph
-    grad, k = (w.arrays[a] for a in g.args(node))
+    grad, k = (w.arrays[a] for a in g.args(node)[:2])
+    flags = w.arrays[g.args(node)[2]] if masked is not None else None
     out = w.arrays[node]
-    stride, padding, _ = g.params(node)
+    stride, padding = g.params(node)[:2]
     c_out, c_in = k.shape[:2]
     taps = _taps(k.shape[2:])
     height, width = grad.shape[-2:]
@@ -282,6 +327,7 @@ def conv2d_input(w: _Writer, node: int) -> None:
 
     def image(lead: list[str]) -> None:
         upstream, target = _sub(w, grad, lead), _sub(w, out, lead)
+        marks = None if flags is None or masked == 1 else _sub(w, flags, lead)
 
         def channel_in(c: str) -> None:
             plane = _sub(w, target, [c])
@@ -294,11 +340,14 @@ def conv2d_input(w: _Writer, node: int) -> None:
                         def channel_out(o: str) -> None:
                             weight = w.splat(_scalar(w, k, [o, c, str(i), str(t)]))
                             line = _sub(w, upstream, [o, h])
-                            adjoint = w.load(line, list(line.strides), [], j, mask)
+                            term = b.fmul(w.load(line, list(line.strides), [], j, mask), weight)
+                            if marks is not None:  # G's flags, one per pixel
+                                flag_line = _sub(w, marks, [o, h])
+                                term = _kept(w, w.load(flag_line, list(flag_line.strides), [], j, mask), term)
+                            elif flags is not None:  # K's flag, one per tap
+                                term = _kept(w, w.splat(_scalar(w, flags, [o, c, str(i), str(t)])), term)
                             acc = w.reg(f"load {w.d}, ptr {total}, align 64")
-                            w.lines.append(
-                                f"  store {w.d} {b.fadd(acc, b.fmul(adjoint, weight))}, ptr {total}, align 64"
-                            )
+                            w.lines.append(f"  store {w.d} {b.fadd(acc, term)}, ptr {total}, align 64")
 
                         w.scalar_loop(c_out, channel_out)
                         column = w.reg(f"load {w.d}, ptr {total}, align 64")
@@ -517,14 +566,19 @@ def _put(w: _Writer, plane: Array, y: str, k: int, j: str, mask: str | None, par
 
 
 def maxpool2d_route(w: _Writer, node: int) -> None:
-    """Each window's adjoint ``g / count`` sent to its maxima (``_maxpool2d_route``)."""
+    """Each window's adjoint ``g / count`` sent to its maxima (``_maxpool2d_route``); the masked
+    form's (a third operand, a flag per window) 0 from a dead window, never ``0 / 0``."""
     k, stride = w.graph.params(node)
     b = w.emitter.builder
 
     def shares(planes: list[Array], h: str, j: str, mask: str | None) -> tuple[list[str], str]:
         hits, count = _hits(w, _window(w, planes[0], h, k, stride, j, mask))
         line = _sub(w, planes[1], [h])
-        return hits, b.fdiv(w.load(line, list(line.strides), [], j, mask), count)
+        share = b.fdiv(w.load(line, list(line.strides), [], j, mask), count)
+        if len(planes) == 3:
+            flags = _sub(w, planes[2], [h])
+            share = _kept(w, w.load(flags, list(flags.strides), [], j, mask), share)
+        return hits, share
 
     _scattered(w, node, shares)
 
@@ -541,10 +595,20 @@ def avgpool2d_adjoint(w: _Writer, node: int) -> None:
     _scattered(w, node, shares)
 
 
+def _masked(writer: Callable[[_Writer, int, int | None], None]) -> Callable[[_Writer, int], None]:
+    """The step of a masked form (graphc.masked_conv): the plain op's loops, each term selected by
+    its flag; the flagged operand's slot is the node's last param."""
+    return lambda w, node: writer(w, node, w.graph.params(node)[-1])
+
+
 STEPS: dict[str, Callable[[_Writer, int], None]] = {
     "conv2d": conv2d,
     "conv2d_input": conv2d_input,
     "conv2d_filter": conv2d_filter,
+    "masked_conv2d": _masked(conv2d),
+    "masked_conv2d_input": _masked(conv2d_input),
+    "masked_conv2d_filter": _masked(conv2d_filter),
+    "masked_maxpool2d_route": maxpool2d_route,
     "maxpool2d": maxpool2d,
     "maxpool2d_select": maxpool2d_select,
     "maxpool2d_route": maxpool2d_route,

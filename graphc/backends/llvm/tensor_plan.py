@@ -18,9 +18,10 @@ its ``where``-kept terms over the inner axis, ``count`` over concrete dimensions
 - a :class:`Step` of its own, for a block op whose entry names a ``loop`` (its writer in
   :data:`graphc.backends.llvm.tensor_ir.STEPS`): ``matmul``, ``unindex`` (zeros, then its operand
   through an index view), ``count`` (a product of named dimensions), the convolutions and the
-  pooling ops and their adjoints (:mod:`graphc.backends.llvm.tensor_conv`).
+  pooling ops and their adjoints, and the convolutions' masked forms
+  (:mod:`graphc.backends.llvm.tensor_conv`).
 
-A block op with none of these forms (a user block, ``custom``; ``masked_matmul`` for now) makes :func:`plan` raise
+A block op with none of these forms (a user block, ``custom``) makes :func:`plan` raise
 :class:`Unsupported`, and :mod:`graphc.backends.llvm.tensor` scalarises such graphs.
 Named dimensions stay names here: the loop bounds are read when the kernel runs.
 """
