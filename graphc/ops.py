@@ -252,6 +252,10 @@ class Op:
     # name of that step's writer (graphc.backends.llvm.tensor_ir.STEPS); "": none (views and
     # reductions are part of other loops; an op with neither is scalarised)
     loop: str = ""
+    # the operand slots no derivative flows through (a where's condition, a comparison's operands,
+    # a masked product's mask): paths through them are neither counted nor enumerated. An
+    # elementwise op's are the slots without a local rule (set here); a block op declares its own.
+    inert: tuple[int, ...] = ()
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -259,6 +263,8 @@ class Op:
         if self.block:
             object.__setattr__(self, "impl", self.evaluate)
             return
+        assert not self.inert, f"{self.name}: an elementwise op's inert slots are those without a rule"
+        object.__setattr__(self, "inert", tuple(i for i, rule in enumerate(self.partials) if rule is None))
         names = ", ".join(f"a{i}" for i in range(self.arity))
         body = self.numpy.format(*(f"a{i}" for i in range(self.arity)))
         # The template is this module's own constant text, never user input.
@@ -1835,7 +1841,7 @@ _BLOCKS = [
               stacked=_restacked("unindex", _stacked_unindex), linear=True,
               scalarise=_scalar_unindex, loop="unindex"),
     # a matmul skipping the terms a flag marks dead: the VJPs and JVPs of products below a where
-    _block_op(mk.NAME, 3, mk.shape, mk.emit, mk.vjp, mk.jvp, domain=(_ANY, _ANY, _ANY), paths=mk.paths,
+    _block_op(mk.NAME, 3, mk.shape, mk.emit, mk.vjp, mk.jvp, domain=(_ANY, _ANY, _ANY), paths=mk.paths, inert=(1,),
               spell=mk.spell, call=mk.call, scalarise=mk.scalarise,
               multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
               policy=(Point("a: [1, 2]; f: [1, 2]; b: [2, 1]; sum(masked_matmul(a, f, b))", "a=[[1, 2]], f=[[1, 0]], b=[[3], [inf]]",
