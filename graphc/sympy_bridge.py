@@ -136,7 +136,17 @@ class _Extremum(sympy.Function):
 
     def fdiff(self, argindex: int = 1) -> Any:
         # the op table's rule: a tie split evenly among the tied leaves of a nested chain (two
-        # operands: 1/2 each), by equality, so that an infinite tie splits too
+        # operands: 1/2 each), so that an infinite tie splits too; NaN at a NaN operand
+        a, b = self.args
+        if sympy.nan in self.args:  # no operand equals the max: 0/0 (SymPy would make it zoo)
+            return sympy.nan
+        if type(a) is not type(self) and type(b) is not type(self):
+            # by comparisons of the operands themselves: SymPy may rewrite an equality with the
+            # max itself (solving it for a term), and floats then miss it
+            own, other = (a, b) if argindex == 1 else (b, a)
+            wins, loses = (own > other, own < other) if self._first_wins > 0 else (own < other, own > other)
+            tie = sympy.Eq(own, other)
+            return sympy.Piecewise((1, wins), (0, loses), (sympy.S.Half, tie), (sympy.nan, True))
         arg = self.args[argindex - 1]
         return _equal(arg, self) * _tied(arg, type(self)) / _tied(self, type(self))
 

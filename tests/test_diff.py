@@ -648,13 +648,30 @@ PATH_FAMILIES: dict[str, str] = {
 
 @pytest.mark.parametrize("family", list(PATH_FAMILIES))
 def test_paths_method_sums_a_term_per_path(family: str) -> None:
-    """Where no local partial is structurally zero (no sign on a path), every path is a term."""
+    """Every counted path is a term (a path through an edge without a derivative is not counted)."""
     graph = graphc.parse(PATH_FAMILIES[family])
     derivative = graphc.differentiate(graph, method="paths")
     paths = sum(graphc.count_paths(graph).values())
     assert 0 < paths <= 100_000
-    assert derivative.info["paths"] == paths
-    assert derivative.info["terms"] >= paths
+    assert derivative.info["paths"] == derivative.info["terms"] == paths
+
+
+@pytest.mark.parametrize(
+    ("text", "counts"),
+    [
+        ("where(x > 0, sqrt(x), 0)", {"x": 1}),  # the branch, not the condition
+        ("where(x > y, x*y, y)", {"x": 1, "y": 2}),
+        ("floor(x)*y + sign(y)", {"x": 0, "y": 1}),
+        ("(x < y) + (x == y) + not x", {"x": 0, "y": 0}),
+        ("clip(x, y, 1)", {"x": 1, "y": 1}),
+    ],
+)
+def test_paths_through_guards_are_counted_only_where_a_derivative_flows(
+    text: str, counts: dict[str, int]
+) -> None:
+    assert graphc.count_paths(text) == counts
+    derivative = graphc.differentiate(text, method="paths")
+    assert derivative.info["paths"] == derivative.info["terms"] == sum(counts.values())
 
 
 # --- scale: no recursion anywhere on the dp path ---------------------------------------------------------
