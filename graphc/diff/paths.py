@@ -27,7 +27,7 @@ from graphc.diff.common import (
 )
 from graphc.errors import GraphcError
 from graphc.graph import Graph
-from graphc.ops import ALL_OPS
+from graphc.ops import ALL_OPS, BLOCK_OPS, OPS
 
 MAX_PATHS = 1_000_000
 T = TypeVar("T")
@@ -48,14 +48,18 @@ def paths_to(graph: Graph, output: int) -> list[int]:
     count = [0] * (output + 1)
     count[output] = 1
     ops, operands = graph.ops, graph.operands
-    inert = {name: op.inert for name, op in ALL_OPS.items() if op.inert}
+    inert = {op.name: op.inert for table in (OPS, BLOCK_OPS) for op in table.values() if op.inert}
     for node in range(output, -1, -1):
         c = count[node]
         if c:
             dead = inert.get(ops[node])
-            for slot, arg in enumerate(operands[node]):
-                if dead is None or slot not in dead:
+            if dead is None:
+                for arg in operands[node]:
                     count[arg] += c
+            else:
+                for slot, arg in enumerate(operands[node]):
+                    if slot not in dead:
+                        count[arg] += c
     return count
 
 
