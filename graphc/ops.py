@@ -253,6 +253,10 @@ class Op:
     # name of that step's writer (graphc.backends.llvm.tensor_ir.STEPS); "": none (views and
     # reductions are part of other loops; an op with neither is scalarised)
     loop: str = ""
+    # the operand slots no derivative flows through (a where's condition, a comparison's operands,
+    # a masked product's mask): paths through them are neither counted nor enumerated. An
+    # elementwise op's are the slots without a local rule (set here); a block op declares its own.
+    inert: tuple[int, ...] = ()
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -260,6 +264,8 @@ class Op:
         if self.block:
             object.__setattr__(self, "impl", self.evaluate)
             return
+        assert not self.inert, f"{self.name}: an elementwise op's inert slots are those without a rule"
+        object.__setattr__(self, "inert", tuple(i for i, rule in enumerate(self.partials) if rule is None))
         names = ", ".join(f"a{i}" for i in range(self.arity))
         body = self.numpy.format(*(f"a{i}" for i in range(self.arity)))
         # The template is this module's own constant text, never user input.
@@ -490,21 +496,15 @@ def _one(b: Graph, a: tuple[int, ...], o: int) -> int:
     return b.const(1.0)
 
 
-def _half_sign_diff(b: Graph, a: tuple[int, ...], scale: float) -> int:
-    """0.5 + scale*sign(a0 - a1): the max/min partials, splitting a tie evenly."""
-    return b.add(b.const(0.5), b.mul(b.const(scale), b.apply("sign", b.sub(a[0], a[1]))))
-
-
-def _extreme_partial(slot: int, scale: float) -> Rule:
+def _extreme_partial(slot: int) -> Rule:
     """A ``max``/``min`` partial: a tie splits evenly among the tied operands, counting the tied
     leaves of a nested chain of the same op, so ``max(max(a, b), c)`` at a three-way tie gives 1/3
-    to each, as the reduction ``max(x)`` does (its scalar form is such a chain). Without a nested
-    operand, the midpoint step ``0.5 + scale*sign(a0 - a1)``."""
+    to each, as the reduction ``max(x)`` does (its scalar form is such a chain): ``(a == o)`` times
+    the operand's tied leaves over the result's. Equality, not the sign of a difference, so an
+    infinite tie splits too (``-inf - -inf`` is NaN); a NaN operand gives 0/0, NaN."""
 
     def rule(b: Graph, a: tuple[int, ...], o: int) -> int:
         name = b.op(o)
-        if b.op(a[0]) != name and b.op(a[1]) != name:
-            return _half_sign_diff(b, a, scale)
         return b.div(b.mul(b.apply("eq", a[slot], o), _tied(b, a[slot], name)), _tied(b, o, name))
 
     return rule
@@ -778,7 +778,7 @@ OPS: dict[str, Op] = {
             ),
             function="softplus", sympy_policy="Softplus", domain=(_ANY,), c="({0} > 0.0 ? {0} : 0.0) + log1p(exp(-fabs({0})))"),
         _op("max", "np.maximum({0}, {1})", _sympy("Max"), _max,
-            _extreme_partial(0, 0.5), _extreme_partial(1, -0.5),
+            _extreme_partial(0), _extreme_partial(1),
             function="max", commutative=True, sympy_class="Max", sympy_policy="Maximum", kink=True, domain=(_ANY, _ANY),
             policy=(
                 Point("max(x, 0)", "x=0", 0.0, (0.5,), "a tie splits evenly; max(0, x) is the same node"),
@@ -786,16 +786,19 @@ OPS: dict[str, Op] = {
                 Point("max(x, y)", "x=1,y=1", 1.0, (0.5, 0.5), "a tie splits evenly"),
                 Point("max(x, y)", "x=0,y=-0.0", -0.0, (0.5, 0.5), "0.0 and -0.0 tie; np.maximum gives the second"),
                 Point("max(x, x)", "x=2", 2.0, (1.0,), "the halves add up"),
+                Point("max(x, y)", "x=-inf,y=-inf", -math.inf, (0.5, 0.5), "an infinite tie splits evenly: x == max(x, y), not the sign of inf - inf"),
+                Point("max(x, y)", "x=nan,y=1", math.nan, (math.nan, math.nan), "NaN: neither operand equals the max, 0/0"),
                 Point("max(max(x, y), z)", "x=1,y=1,z=1", 1.0, (1 / 3, 1 / 3, 1 / 3),
                       "nested maxima split a tie evenly among the tied leaves, as max of a vector does"),
             ),
             c="{0} > {1} || {0} != {0} ? {0} : {1}"),
         _op("min", "np.minimum({0}, {1})", _sympy("Min"), _min,
-            _extreme_partial(0, -0.5), _extreme_partial(1, 0.5),
+            _extreme_partial(0), _extreme_partial(1),
             function="min", commutative=True, sympy_class="Min", sympy_policy="Minimum", kink=True, domain=(_ANY, _ANY),
             policy=(
                 Point("min(x, y)", "x=1,y=1", 1.0, (0.5, 0.5), "a tie splits evenly"),
                 Point("min(x, 0)", "x=0", 0.0, (0.5,), "equal to (x - abs(x))/2"),
+                Point("min(x, y)", "x=inf,y=inf", math.inf, (0.5, 0.5), "an infinite tie splits evenly"),
             ),
             c="{0} < {1} || {0} != {0} ? {0} : {1}"),
         _op("atan2", "np.arctan2({0}, {1})", _sympy("atan2"), _call("atan2"),
@@ -1178,10 +1181,15 @@ def _softmax_of(b: Graph, args: tuple[int, ...], out: int, params: Any) -> int:
     """``exp(x - logsumexp(x))``: the weights of a logsumexp's operand in its derivative. Where
     every element is -inf the logsumexp is -inf and the weights are 0 (``exp(-inf - 0)``), not
     ``exp(-inf + inf) = nan``: each element stays -inf under any finite change, and so does the
-    logsumexp. (At +inf they stay ``exp(x - inf)``: nan at the infinite element, 0 elsewhere.)"""
+    logsumexp. Where an element is +inf the logsumexp is +inf, the max, and the weights are the
+    max's (1/k on each of the k infinite elements; ``exp(inf - inf)`` would be NaN); a NaN makes
+    them NaN. The scalar form (``_logsumexp_chain``) takes the same branches."""
     x = args[0]
-    shift = b.apply("where", b.apply("gt", out, b.const(-math.inf)), out, b.const(0.0))
-    return b.apply("exp", b.sub(x, _kept(b, shift, b.shape(x), params)))
+    top = _kept(b, out, b.shape(x), params)
+    shift = b.apply("where", b.apply("eq", top, b.const(-math.inf)), b.const(0.0), top)
+    finite = b.apply("exp", b.sub(x, shift))
+    infinite = _extreme_weights(b, args, out, params)
+    return b.apply("where", b.apply("eq", top, b.const(math.inf)), infinite, finite)
 
 
 def _logsumexp_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
@@ -1201,34 +1209,22 @@ def _extreme_emit(function: str) -> Emit:
     return emit
 
 
-def _extreme_weights(b: Graph, args: tuple[int, ...], out: int, params: Any, sign: float) -> int:
-    """1/k on each of the k elements that attain the max (sign 1) or min (sign -1), else 0: ties
-    split evenly, as the two-operand ``max``'s partials do."""
+def _extreme_weights(b: Graph, args: tuple[int, ...], out: int, params: Any) -> int:
+    """1/k on each of the k elements equal to the max (or min) ``out``, else 0: ties split evenly,
+    as the two-operand ``max``'s partials do, infinite ties too; a NaN makes them 0/0, NaN."""
     x = args[0]
-    gap = (
-        b.sub(_kept(b, out, b.shape(x), params), x)
-        if sign > 0
-        else b.sub(x, _kept(b, out, b.shape(x), params))
-    )
-    mask = b.sub(b.const(1.0), b.apply("sign", gap))
+    mask = b.apply("eq", x, _kept(b, out, b.shape(x), params))
     count = b.apply("sum", mask, params=(params[0], True))
     return b.div(mask, count)
 
 
-def _extreme_vjp(sign: float) -> Vjp:
-    def vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
-        x = args[0]
-        return (b.mul(_kept(b, g, b.shape(x), params), _extreme_weights(b, args, out, params, sign)),)
-
-    return vjp
+def _extreme_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, g: int) -> tuple[int | None, ...]:
+    x = args[0]
+    return (b.mul(_kept(b, g, b.shape(x), params), _extreme_weights(b, args, out, params)),)
 
 
-def _extreme_stacked_jvp(sign: float) -> StackedJvp:
-    return _weighted_jvp(lambda b, args, out, params: _extreme_weights(b, args, out, params, sign))
-
-
-def _extreme_jvp(sign: float) -> Jvp:
-    return _unstacked_jvp(_extreme_stacked_jvp(sign))
+_extreme_stacked_jvp = _weighted_jvp(_extreme_weights)
+_extreme_jvp = _unstacked_jvp(_extreme_stacked_jvp)
 
 
 def _shift_shape(shapes: tuple[Shape, ...], params: Any) -> Shape:
@@ -1512,10 +1508,11 @@ def _paths_reduced(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
 
 
 def _paths_logsumexp(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
-    # the scalarisation m + log(sum(exp(x_i - m))): with C the paths reaching the n reduced
-    # elements, the max m has C, the sum (n + 1) C, the result (n + 2) C
+    # the scalarisation where(m finite, m + log(sum(exp(x_i - m))), where(m == -inf, -inf, m)):
+    # with C the paths reaching the n reduced elements, the max m has C, the sum (n + 1) C, the
+    # finite branch (n + 2) C, the other C (the conditions carry no derivative): (n + 3) C
     n = math.prod(c[0].shape[a] for a in params[0])
-    return (n + 2) * _paths_reduced(c, params, shape)
+    return (n + 3) * _paths_reduced(c, params, shape)
 
 
 def _paths_shift(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
@@ -1585,11 +1582,28 @@ def _scalar_matmul(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
 
 
 def _logsumexp_chain(b: Graph, nodes: list[int]) -> int:
-    """``m + log(sum(exp(x - m)))`` with ``m`` the max: no overflow at 1000 (the max's own paths
-    and the shifted terms' are what ``_paths_logsumexp`` counts)."""
+    """``m + log(sum(exp(x - m)))`` with ``m`` the max, where ``m`` is finite: no overflow at 1000.
+    Where it is not, the block rules' values and derivatives, with no ``inf - inf`` taken: at
+    -inf (every element -inf) the constant -inf (derivative 0), else ``m`` itself (+inf: the max's
+    derivative, 1/k on its k infinite elements; NaN: NaN). The conditions carry no derivative, so
+    the paths are the max's and the shifted terms' (``_paths_logsumexp``)."""
     top = _chain(b, "max", nodes)
     terms = [b.apply("exp", b.sub(node, top)) for node in nodes]
-    return b.add(top, b.apply("log", _chain(b, "add", terms)))
+    shifted = b.add(top, b.apply("log", _chain(b, "add", terms)))
+    largest = b.const(_LARGEST)
+    infinite = b.apply("where", b.apply("lt", top, b.neg(largest)), b.const(-math.inf), top)
+    return b.apply("where", _finite(b, top), shifted, infinite)
+
+
+# The largest float64. The scalar forms test for infinities against it (``x < -_LARGEST`` is
+# ``x == -inf``), not against inf: SymPy, whose real symbols are finite, would decide ``x == -inf``
+# false and drop the test, and the symbolic method works on these forms too.
+_LARGEST = float(np.finfo(np.float64).max)
+
+
+def _finite(b: Graph, x: int) -> int:
+    """``abs(x) <= _LARGEST``: 1 where ``x`` is finite, 0 at an infinity or NaN (NumPy's isfinite)."""
+    return b.apply("le", b.apply("abs", x), b.const(_LARGEST))
 
 
 def _scalar_reduction(fold: Callable[[Graph, list[int]], int]) -> ScalarRule:
@@ -1611,9 +1625,14 @@ def _scalar_reduction(fold: Callable[[Graph, list[int]], int]) -> ScalarRule:
 
 
 def _scalar_shift(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
-    # the max along the axes, kept as 1s: to ``dp`` and ``forward`` a constant (no VJP or JVP), but
-    # in a scalar graph it is built from the elements, so its paths exist (``_paths_shift``)
-    return _scalar_reduction(lambda b, nodes: _chain(b, "max", nodes))(b, a, (params, True))
+    # the max along the axes (0 where not finite, as ``_shift``), kept as 1s: to ``dp`` and
+    # ``forward`` a constant (no VJP or JVP), but in a scalar graph it is built from the elements,
+    # so its paths exist (``_paths_shift``; the where's condition carries none)
+    def fold(b: Graph, nodes: list[int]) -> int:
+        top = _chain(b, "max", nodes)
+        return b.apply("where", _finite(b, top), top, b.const(0.0))
+
+    return _scalar_reduction(fold)(b, a, (params, True))
 
 
 def _scalar_count(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
@@ -1784,30 +1803,47 @@ _BLOCKS = [
               stacked=_restacked("sum", _stacked_reduction), linear=True, stacked_diagonal=_diagonal_sum,
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "add", nodes))),
     _block_op("logsumexp", 1, _reduced_shape, _logsumexp_emit, _logsumexp_vjp, _logsumexp_jvp,
-              function="logsumexp", domain=(_ANY,), policy=(Point("x: [2]; logsumexp(x)", "x=[1000, 0]", 1000.0, ((1.0, 0.0),), "stable: the max is subtracted before exp, no overflow"),), paths=_paths_logsumexp, spell=_spell_reduced("logsumexp"), keywords=("axis", "keepdims"),
+              function="logsumexp", domain=(_ANY,), policy=(
+                  Point("x: [2]; logsumexp(x)", "x=[1000, 0]", 1000.0, ((1.0, 0.0),), "stable: the max is subtracted before exp, no overflow"),
+                  Point("x: [3]; logsumexp(x)", "x=[-inf, -inf, -inf]", -math.inf, ((0.0, 0.0, 0.0),), "all -inf: stays -inf under any finite change, so 0 (never exp(-inf + inf) = nan)"),
+                  Point("x: [3]; logsumexp(x)", "x=[-inf, 1, -inf]", 1.0, ((0.0, 1.0, 0.0),), "a -inf element has weight exp(-inf - 1) = 0"),
+                  Point("x: [3]; logsumexp(x)", "x=[inf, 1, -inf]", math.inf, ((1.0, 0.0, 0.0),), "a +inf element: the logsumexp is the max, with the max's derivative"),
+                  Point("x: [3]; logsumexp(x)", "x=[inf, inf, 1]", math.inf, ((0.5, 0.5, 0.0),), "+inf ties split evenly, as the max's"),
+                  Point("x: [3]; logsumexp(x)", "x=[nan, 1, 2]", math.nan, ((math.nan, math.nan, math.nan),), "a NaN element makes every weight NaN"),
+                  Point("x: [2, 3]; sum(logsumexp(x, axis=1))", "x=[[-inf, -inf, -inf], [-inf, 0, inf]]", math.nan, (((0.0, 0.0, 0.0), (0.0, 0.0, 1.0)),), "each row by its own rule (-inf + inf = nan is the value's)"),
+              ), paths=_paths_logsumexp, spell=_spell_reduced("logsumexp"), keywords=("axis", "keepdims"),
               stacked=_restacked("logsumexp", _stacked_reduction), stacked_jvp=_logsumexp_stacked_jvp,
               scalarise=_scalar_reduction(_logsumexp_chain)),
-    _block_op("amax", 1, _reduced_shape, _extreme_emit("max"), _extreme_vjp(1.0), _extreme_jvp(1.0),
+    _block_op("amax", 1, _reduced_shape, _extreme_emit("max"), _extreme_vjp, _extreme_jvp,
               function="max", domain=(_ANY,), kink=True, paths=_paths_reduced, spell=_spell_reduced("max"), keywords=("axis", "keepdims"),
-              stacked=_restacked("amax", _stacked_reduction), stacked_jvp=_extreme_stacked_jvp(1.0),
+              stacked=_restacked("amax", _stacked_reduction), stacked_jvp=_extreme_stacked_jvp,
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "max", nodes)),
               policy=(
                   Point("x: [3]; max(x)", "x=[1, 3, 3]", 3.0, ((0.0, 0.5, 0.5),), "a tie splits evenly among the k maxima (1/k each)"),
                   Point("x: [3]; max(x)", "x=[2, 2, 2]", 2.0, ((1 / 3, 1 / 3, 1 / 3),), "three maxima: 1/3 each (the scalar form's chain too)"),
+                  Point("x: [3]; max(x)", "x=[-inf, -inf, -inf]", -math.inf, ((1 / 3, 1 / 3, 1 / 3),), "an infinite tie splits too: x == max, not the sign of inf - inf"),
+                  Point("x: [3]; max(x)", "x=[inf, 1, inf]", math.inf, ((0.5, 0.0, 0.5),), "two +inf maxima: 1/2 each"),
+                  Point("x: [3]; max(x)", "x=[nan, 1, 2]", math.nan, ((math.nan, math.nan, math.nan),), "the max is NaN, which no element equals: 0/0"),
+                  Point("x: [2, 3]; sum(max(x, axis=1))", "x=[[-inf, -inf, -inf], [1, inf, 2]]", math.nan, (((1 / 3, 1 / 3, 1 / 3), (0.0, 1.0, 0.0)),), "each row by its own rule"),
               )),
-    _block_op("amin", 1, _reduced_shape, _extreme_emit("min"), _extreme_vjp(-1.0), _extreme_jvp(-1.0),
+    _block_op("amin", 1, _reduced_shape, _extreme_emit("min"), _extreme_vjp, _extreme_jvp,
               function="min", domain=(_ANY,), kink=True, paths=_paths_reduced, spell=_spell_reduced("min"), keywords=("axis", "keepdims"),
-              stacked=_restacked("amin", _stacked_reduction), stacked_jvp=_extreme_stacked_jvp(-1.0),
+              stacked=_restacked("amin", _stacked_reduction), stacked_jvp=_extreme_stacked_jvp,
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "min", nodes)),
               policy=(
                   Point("x: [3]; min(x)", "x=[3, 1, 1]", 1.0, ((0.0, 0.5, 0.5),), "a tie splits evenly among the k minima (1/k each)"),
                   Point("x: [3]; min(x)", "x=[1, 1, 1]", 1.0, ((1 / 3, 1 / 3, 1 / 3),), "three minima: 1/3 each (the scalar form's chain too)"),
+                  Point("x: [3]; min(x)", "x=[inf, inf, inf]", math.inf, ((1 / 3, 1 / 3, 1 / 3),), "an infinite tie splits too"),
               )),
     # the max (0 where not finite) a softmax subtracts: a constant to dp and forward, as the functions
     # using it do not depend on it (its scalar form is the max chain: see _scalar_shift)
     _block_op("shift", 1, _shift_shape, _shift_emit, _NO_ADJOINT, NO_TANGENT, domain=(_ANY,),
               paths=_paths_shift, **_spelled("shift", "axis", whole=True), scalarise=_scalar_shift,
-              stacked=_restacked("shift", lambda p, lead: tuple(a + len(lead) for a in p))),
+              stacked=_restacked("shift", lambda p, lead: tuple(a + len(lead) for a in p)),
+              policy=(
+                  Point("x: [3]; log_softmax(x)[1]", "x=[-inf, 1, -inf]", 0.0, ((0.0, 0.0, 0.0),), "a -inf element's weight is exp(-inf - 1) = 0; no inf - inf is taken"),
+                  Point("x: [3]; softmax(x)[1]", "x=[-inf, -inf, -inf]", math.nan, ((math.nan, math.nan, math.nan),), "all -inf: 0/0, undefined in value and derivative"),
+              )),
     _block_op("count", 1, _count_shape, _count_emit, _NO_ADJOINT, NO_TANGENT, domain=(_ANY,), paths=_paths_none, **_spelled("count", "axis", whole=True),
               stacked=_stacked_count, scalarise=_scalar_count, loop="count"),
     _block_op("reshape", 1, _reshape_shape, _reshape_emit,
@@ -1836,7 +1872,7 @@ _BLOCKS = [
               stacked=_restacked("unindex", _stacked_unindex), linear=True,
               scalarise=_scalar_unindex, loop="unindex"),
     # a matmul skipping the terms a flag marks dead: the VJPs and JVPs of products below a where
-    _block_op(mk.NAME, 3, mk.shape, mk.emit, mk.vjp, mk.jvp, domain=(_ANY, _ANY, _ANY), paths=mk.paths,
+    _block_op(mk.NAME, 3, mk.shape, mk.emit, mk.vjp, mk.jvp, domain=(_ANY, _ANY, _ANY), paths=mk.paths, inert=(1,),
               spell=mk.spell, call=mk.call, scalarise=mk.scalarise,
               multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
               policy=(Point("a: [1, 2]; f: [1, 2]; b: [2, 1]; sum(masked_matmul(a, f, b))", "a=[[1, 2]], f=[[1, 0]], b=[[3], [inf]]",

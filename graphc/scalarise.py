@@ -15,10 +15,10 @@ builder (so equal elements hash-cons to one node):
 
 A max/min reduction is a chain of two-operand ``max``/``min``, whose partials count the tied leaves
 of the chain (graphc.ops), so a tie among k elements gives 1/k to each, as the block VJP's policy
-does. Where the scalar graph differs from the block ops' rules (both are exact elsewhere): a logsumexp whose elements are all infinite gives NaN (the shift ``x - m`` is inf - inf)
-where the NumPy source gives the infinity, and so does its derivative where the block rules give
-``dp`` and ``forward`` 0 at all -inf (a guard against -inf on every element would add paths with
-no derivative, which the paths method counts but builds no term for).
+does, infinite ties included. A logsumexp's max and a softmax's shift are tested for infinities
+(``where`` with a condition, which carries no derivative, so the guards add no path: see
+count_paths), so the scalar graph gives the block ops' values and derivatives at -inf, +inf and
+NaN elements too (the policy rows of ``logsumexp``, ``amax`` and ``shift`` in graphc.ops).
 
 Names. A scalar variable keeps its name; element ``(i, j)`` of a tensor variable ``W`` is the
 scalar variable ``W[i,j]`` (C order, no spaces: ``x[0]``, ``W[1,2]``); outputs likewise

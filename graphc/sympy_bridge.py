@@ -121,10 +121,10 @@ class Power(sympy.Function):
 class _Extremum(sympy.Function):
     """``max``/``min`` for SymPy as the op table has them: unevaluated (SymPy's Max and Min compare
     every pair of arguments symbolically when built, which on large arguments takes minutes: the
-    symbolic method hung on 30-op random graphs), each partial a half-at-a-tie step."""
+    symbolic method hung on 30-op random graphs), each partial the share of a tie."""
 
     nargs = 2
-    _first_wins: int  # +1 for max (the first operand's partial is the step of a0 - a1), -1 for min
+    _first_wins: int  # +1 for max, -1 for min
 
     @classmethod
     def eval(cls, a: Any, b: Any) -> Any:
@@ -135,11 +135,18 @@ class _Extremum(sympy.Function):
         return None
 
     def fdiff(self, argindex: int = 1) -> Any:
+        # the op table's rule: a tie split evenly among the tied leaves of a nested chain (two
+        # operands: 1/2 each), so that an infinite tie splits too; NaN at a NaN operand
         a, b = self.args
+        if sympy.nan in self.args:  # no operand equals the max: 0/0 (SymPy would make it zoo)
+            return sympy.nan
         if type(a) is not type(self) and type(b) is not type(self):
-            difference = (a - b) if (argindex == 1) == (self._first_wins > 0) else (b - a)
-            return sympy.Heaviside(difference, sympy.S.Half)
-        # a nested chain: the op table's rule, a tie split evenly among the tied leaves
+            # by comparisons of the operands themselves: SymPy may rewrite an equality with the
+            # max itself (solving it for a term), and floats then miss it
+            own, other = (a, b) if argindex == 1 else (b, a)
+            wins, loses = (own > other, own < other) if self._first_wins > 0 else (own < other, own > other)
+            tie = sympy.Eq(own, other)
+            return sympy.Piecewise((1, wins), (0, loses), (sympy.S.Half, tie), (sympy.nan, True))
         arg = self.args[argindex - 1]
         return _equal(arg, self) * _tied(arg, type(self)) / _tied(self, type(self))
 

@@ -79,11 +79,17 @@ def test_json(cli):
     assert "list" not in record and "more than --list 20" in record["reason"]
 
 
-def test_a_structurally_zero_edge_is_listed_with_factor_zero(cli):
+def test_an_edge_without_a_derivative_carries_no_path(cli):
+    """sign' is absent (not a 0 node): the path through it is neither counted nor listed, as the
+    paths method builds no term for it; a where's selected branch is a path, its condition not."""
     _, found = list_paths(parse("sign(x)*y"), "x")
-    assert len(found) == 1 and found[0].factors[0] is None  # sign' is absent, not a 0 node
+    assert found == []
     _, out, _ = cli("paths", "sign(x)*y", "--wrt", "x")
-    assert out.splitlines()[1:] == ["x: x → sign → mul", "    factors (0) · (y) = 0"]
+    assert out.splitlines() == ["x  0 paths"]
+    _, found = list_paths(parse("where(x > 0, x*y, 0)"), "x")
+    assert [len(path.nodes) for path in found] == [3]  # x → mul → where, not x → gt → where
+    _, out, _ = cli("paths", "where(x > 0, x*y, 0)", "--wrt", "x")
+    assert out.splitlines()[0] == "x  1 path"
 
 
 @pytest.mark.parametrize(

@@ -523,15 +523,15 @@ def test_max_paths_lowers_and_raises_the_limit() -> None:
     assert graphc.differentiate(text, method="paths", max_paths=1024).info["terms"] == 1024
     with pytest.raises(graphc.TooManyPathsError, match="max_paths=1,023"):
         graphc.differentiate(text, method="paths", max_paths=1023)
-    # 2**21 + 1 paths, above the default limit; all but one end at sign's structurally zero partial,
-    # so raising the limit makes it cheap to run.
+    with pytest.raises(graphc.TooManyPathsError, match="2\\^21"):
+        graphc.differentiate(product_layers(21), method="paths")
+    # the same 2**21 paths into sign, whose derivative is structurally absent: no path is counted
+    # through it (none would be enumerated), so one path is left, well under the default limit
     big = product_layers(21).rsplit("; ", 1)[0] + "; sign(a21) + w"
-    assert graphc.count_paths(big) == {"w": 2**21 + 1}
-    with pytest.raises(graphc.TooManyPathsError):
-        graphc.differentiate(big, method="paths")
-    derivative = graphc.differentiate(big, method="paths", max_paths=2**22)
-    assert derivative.info["paths"] == 2**21 + 1
-    assert graphc.grad(big, method="paths", max_paths=2**22)(0.9) == (1.0,)
+    assert graphc.count_paths(big) == {"w": 1}
+    derivative = graphc.differentiate(big, method="paths")
+    assert derivative.info["paths"] == derivative.info["terms"] == 1
+    assert graphc.grad(big, method="paths")(0.9) == (1.0,)
 
 
 # --- cost: operation counts, deterministic ------------------------------------------------------------
@@ -648,13 +648,30 @@ PATH_FAMILIES: dict[str, str] = {
 
 @pytest.mark.parametrize("family", list(PATH_FAMILIES))
 def test_paths_method_sums_a_term_per_path(family: str) -> None:
-    """Where no local partial is structurally zero (no sign on a path), every path is a term."""
+    """Every counted path is a term (a path through an edge without a derivative is not counted)."""
     graph = graphc.parse(PATH_FAMILIES[family])
     derivative = graphc.differentiate(graph, method="paths")
     paths = sum(graphc.count_paths(graph).values())
     assert 0 < paths <= 100_000
-    assert derivative.info["paths"] == paths
-    assert derivative.info["terms"] >= paths
+    assert derivative.info["paths"] == derivative.info["terms"] == paths
+
+
+@pytest.mark.parametrize(
+    ("text", "counts"),
+    [
+        ("where(x > 0, sqrt(x), 0)", {"x": 1}),  # the branch, not the condition
+        ("where(x > y, x*y, y)", {"x": 1, "y": 2}),
+        ("floor(x)*y + sign(y)", {"x": 0, "y": 1}),
+        ("(x < y) + (x == y) + not x", {"x": 0, "y": 0}),
+        ("clip(x, y, 1)", {"x": 1, "y": 1}),
+    ],
+)
+def test_paths_through_guards_are_counted_only_where_a_derivative_flows(
+    text: str, counts: dict[str, int]
+) -> None:
+    assert graphc.count_paths(text) == counts
+    derivative = graphc.differentiate(text, method="paths")
+    assert derivative.info["paths"] == derivative.info["terms"] == sum(counts.values())
 
 
 # --- scale: no recursion anywhere on the dp path ---------------------------------------------------------

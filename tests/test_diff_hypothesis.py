@@ -20,7 +20,7 @@ import sympy
 from hypothesis import assume, event, given, note
 from hypothesis import strategies as st
 from hypothesis.errors import UnsatisfiedAssumption
-from test_diff import EXACT, random_dag_with_twin, sym
+from test_diff import EXACT, random_dag, random_dag_with_twin, sym
 from test_hypothesis import POINTS, SHADOW, Formula, fast, formulas, well_conditioned
 
 import graphc
@@ -246,3 +246,19 @@ def test_a_twin_sympy_cannot_differentiate_is_skipped_not_failed(_: None) -> Non
         twin = sympy.tan(sympy.tan((sympy.Integer(0) - sympy.Integer(0)) - sym("y")))
     with pytest.raises(UnsatisfiedAssumption):
         check_all_methods(graphc.parse("tan(tan((0 - 0) - y))"), twin, {"x": 0.5, "y": -1.2, "z": 0.5})
+
+
+@fast(30)
+@given(st.randoms(use_true_random=False), st.integers(2, 14))
+def test_count_paths_counts_exactly_the_paths_method_terms(rng: random.Random, size: int) -> None:
+    """On random op-table graphs, comparisons, floor, sign and where included (edges that carry no
+    derivative), count_paths counts the paths the paths method enumerates and list_paths lists, no
+    more: a guard's condition adds no path."""
+    from graphc.diff.paths import list_paths
+
+    graph = graphc.parse(random_dag(rng, size))
+    counted = sum(graphc.count_paths(graph).values())
+    assume(counted <= 5_000)
+    derivative = graphc.differentiate(graph, method="paths")
+    assert derivative.info["paths"] == derivative.info["terms"] == counted
+    assert len(list_paths(graph)[1]) == counted

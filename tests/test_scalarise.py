@@ -245,8 +245,8 @@ def test_block_path_counts_equal_the_scalarised_graphs(text: str) -> None:
 
 
 def test_a_masked_products_path_counts_equal_its_scalarised_graphs() -> None:
-    """Its mask's paths are counted (an edge per slot of each ``where``) but give no term (the
-    condition's derivative is structurally 0)."""
+    """Its mask carries no derivative (a ``where``'s condition, an inert slot): no path from it
+    is counted, and every counted path gives a term."""
     graph = graphc.parse("A: [2, 3]; F: [2, 3]; B: [3, 2]; y = masked_matmul(A, F, B); sum(y * y)")
     s = scalarise(graph)
     scalar = graphc.count_paths(s.graph)
@@ -254,7 +254,8 @@ def test_a_masked_products_path_counts_equal_its_scalarised_graphs() -> None:
     for name, shape in s.inputs.items():
         assert counts[name] == sum(scalar[element_name(name, index)] for index in np.ndindex(shape)), name
     d = graphc.differentiate(graph, method="paths")
-    assert d.info["paths"] == sum(counts.values()) and d.info["terms"] == counts["A"] + counts["B"]
+    assert counts["F"] == 0
+    assert d.info["paths"] == d.info["terms"] == sum(counts.values()) == counts["A"] + counts["B"]
 
 
 @pytest.mark.parametrize(

@@ -106,18 +106,16 @@ def _describe(work: Graph, path: Path) -> dict[str, Any]:
         work.name(node) if work.op(node) == VAR else work.names.get(node, work.op(node))
         for node in path.nodes
     ]
-    factors = ["0" if z is None else formula(work, z) for z in path.factors]
+    factors = [formula(work, z) for z in path.factors]
     # the operand an edge enters (1-based), where the node has that operand more than once
     operand = [
         slot + 1 if work.args(node).count(work.args(node)[slot]) > 1 else None
         for node, slot in zip(path.nodes[1:], path.slots, strict=True)
     ]
-    product = "0"
-    if None not in path.factors:
-        node = work.const(1.0)
-        for z in path.factors:
-            node = work.mul(node, z)  # type: ignore[arg-type]  # no None here
-        product = formula(work, node)
+    node = work.const(1.0)
+    for z in path.factors:
+        node = work.mul(node, z)
+    product = formula(work, node)
     return {
         "input": path.input,
         "output": path.output,

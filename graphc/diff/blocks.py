@@ -482,8 +482,9 @@ def count_paths(graph: Graph, names: Sequence[str]) -> dict[str, int]:
 
 def _path_rule(graph: Graph, node: int, parts: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
     """Paths reaching each element of ``node``: the op entry's rule (an elementwise op adds its
-    operands' counts, one edge per slot)."""
+    operands' counts, one edge per slot); none through an ``inert`` slot (no derivative)."""
     spec = ALL_OPS[graph.op(node)]
+    parts = [np.zeros(p.shape, dtype=object) if slot in spec.inert else p for slot, p in enumerate(parts)]
     if not spec.block:
         return paths_elementwise(parts, shape)
     assert spec.paths is not None, spec.name

@@ -27,7 +27,7 @@ from graphc.diff.common import (
 )
 from graphc.errors import GraphcError
 from graphc.graph import Graph
-from graphc.ops import ALL_OPS
+from graphc.ops import ALL_OPS, BLOCK_OPS, OPS
 
 MAX_PATHS = 1_000_000
 T = TypeVar("T")
@@ -42,19 +42,31 @@ class TooManyPathsError(GraphcError):
 
 
 def paths_to(graph: Graph, output: int) -> list[int]:
-    """The number of paths from every node to ``output``, indexed by node (exact integers)."""
+    """The number of paths from every node to ``output``, indexed by node (exact integers): paths
+    whose every edge carries a derivative, the ones :func:`differentiate` enumerates (an edge into
+    an op's ``inert`` slot, such as a comparison's operand or a where's condition, carries none)."""
     count = [0] * (output + 1)
     count[output] = 1
+    ops, operands = graph.ops, graph.operands
+    inert = {op.name: op.inert for table in (OPS, BLOCK_OPS) for op in table.values() if op.inert}
     for node in range(output, -1, -1):
         c = count[node]
         if c:
-            for arg in graph.args(node):
-                count[arg] += c
+            dead = inert.get(ops[node])
+            if dead is None:
+                for arg in operands[node]:
+                    count[arg] += c
+            else:
+                for slot, arg in enumerate(operands[node]):
+                    if slot not in dead:
+                        count[arg] += c
     return count
 
 
 def count_paths(graph: Graph, wrt: str | Sequence[str] | None = None) -> dict[str, int]:
-    """The number of input-to-output paths from each variable, summed over the outputs.
+    """The number of input-to-output paths from each variable, summed over the outputs: the paths
+    along which a derivative flows, which :func:`differentiate` enumerates (``x > 0`` and
+    ``floor(x)`` have none; ``where(x > 0, x, 0)`` has one, through its selected branch).
 
     >>> from graphc.parse import parse
     >>> count_paths(parse("a1 = w*w; a2 = a1*a1; a3 = a2*a2; a4 = a3*a3; a4*a4"))
@@ -103,19 +115,20 @@ def walk_paths(
 class Path:
     """One input-to-output path: its nodes from the input on, the operand slot each edge enters
     (``x*x`` has two paths, slots 0 and 1), and each edge's local derivative (a node of the graph
-    :func:`list_paths` returns; ``None`` where it is structurally zero)."""
+    :func:`list_paths` returns)."""
 
     input: str
     output: str
     nodes: tuple[int, ...]
     slots: tuple[int, ...]
-    factors: tuple[int | None, ...]
+    factors: tuple[int, ...]
 
 
 def list_paths(graph: Graph, wrt: str | Sequence[str] | None = None) -> tuple[Graph, list[Path]]:
     """Every input-to-output path with its edges' local derivatives, built on a copy of ``graph``.
 
-    As many as :func:`count_paths` counts: check that count before asking for the list. A tensor
+    As many as :func:`count_paths` counts (no path through an edge without a derivative, such as
+    a comparison's): check that count before asking for the list. A tensor
     graph's paths are those of its scalarised graph (graphc.scalarise), from each input element.
 
     >>> from graphc.parse import parse
@@ -139,8 +152,8 @@ def list_paths(graph: Graph, wrt: str | Sequence[str] | None = None) -> tuple[Gr
 
     no_edges: Edges = ()
 
-    def step(edges: Edges, node: int, slot: int) -> Edges:
-        return ((node, slot), *edges)
+    def step(edges: Edges, node: int, slot: int) -> Edges | None:
+        return None if slot in ALL_OPS[work.op(node)].inert else ((node, slot), *edges)
 
     found = []
     for output, output_name in zip(graph.outputs, graph.output_names, strict=True):
@@ -149,8 +162,12 @@ def list_paths(graph: Graph, wrt: str | Sequence[str] | None = None) -> tuple[Gr
             for edges in walk_paths(work, output, source, no_edges, step):
                 nodes = (source, *(node for node, _ in edges))
                 slots = tuple(slot for _, slot in edges)
-                factors = tuple(local(node, slot) for node, slot in edges)
-                found.append(Path(name, output_name, nodes, slots, factors))
+                factors = []
+                for node, slot in edges:
+                    z = local(node, slot)
+                    assert z is not None  # an edge without a rule is inert: no path through it
+                    factors.append(z)
+                found.append(Path(name, output_name, nodes, slots, tuple(factors)))
     return work, found
 
 
