@@ -171,18 +171,16 @@ def call_rule(name: str) -> Callable[[tuple[int, ...], dict[str, Any]], Any]:
 
 
 def paths_rule(name: str) -> Callable[[list[Any], Any, tuple[int, ...]], Any]:
-    """The scalar form's paths: each term ``where(f, a * b, 0)`` adds the paths of both factors
-    and of the flag (an edge of each ``where``), the flag's counted with its operand's."""
+    """The scalar form's paths: each term ``where(f, a * b, 0)`` adds the paths of both factors;
+    the flag is a ``where``'s condition, which no derivative flows through (the entry's ``inert``)."""
     base = BASE[name]
     extra = {"conv2d": cv.conv_params, "conv2d_input": cv.adjoint_params, "conv2d_filter": cv.filter_params}[
         base
     ]
 
     def paths(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
-        plain, slot = _split(params)
-        counts = [c[0], c[1]]
-        counts[slot] = counts[slot] + c[2]
-        return cv.bilinear_paths(_HELPER[base], extra)(counts, plain, shape)
+        plain, _ = _split(params)
+        return cv.bilinear_paths(_HELPER[base], extra)([c[0], c[1]], plain, shape)
 
     return paths
 
@@ -383,8 +381,8 @@ def route_emit(a: tuple[str, ...], shapes: tuple[Shape, ...], params: Any) -> st
 
 
 def route_paths(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
-    """The route's, with each window's flag's paths beside its adjoint's."""
-    return cv.route_paths([c[0], c[1] + c[2]], params, shape)
+    """The route's: the windows' flags are conditions, which carry no path (the entry's ``inert``)."""
+    return cv.route_paths([c[0], c[1]], params, shape)
 
 
 def route_vjp(b: Graph, args: tuple[int, ...], out: int, params: Any, h: int) -> tuple[int | None, ...]:
