@@ -65,7 +65,7 @@ class Structure:
                 stack.pop()
                 continue
             if op == CONST:
-                values[top] = np.float64(graph.const_value(top))
+                values[top] = np.asarray(graph.const_value(top), dtype=np.float64)
                 stack.pop()
                 continue
             args = graph.args(top)
