@@ -197,15 +197,26 @@ def _self_jvp(
     return _total(b, [first, second])
 
 
+def _stacked_matmul(
+    b: Graph, operands: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape, flag: int
+) -> int:
+    """matmul's stacked rule (graphc.diff.stacked) for a stacked operand live where ``flag`` is."""
+    from graphc.ops import _stacked_matmul as rule  # the entry's own rule; graphc.ops imports this module
+
+    return rule(b, operands, which, params, lead, flag)
+
+
 MaskedVjp = Callable[["Graph", tuple[int, ...], int, Any, int, int], tuple["int | None", ...]]
 MaskedJvp = Callable[
     ["Graph", tuple[int, ...], int, Any, tuple["int | None", ...], tuple["int | None", ...]], "int | None"
 ]
+MaskedStacked = Callable[["Graph", tuple[int, ...], tuple[bool, ...], Any, Shape, int], int]
 
-# the block ops whose sums a flag masks: (VJP for a flagged adjoint, JVP for flagged tangents)
-MASKED: dict[str, tuple[MaskedVjp, MaskedJvp]] = {
-    "matmul": (_matmul_vjp, _matmul_jvp),
-    NAME: (_self_vjp, _self_jvp),
+# the block ops whose sums a flag masks: (VJP for a flagged adjoint, JVP for flagged tangents,
+# stacked rule for a stacked tangent with structural zeros, or None: the op has no stacked rule)
+MASKED: dict[str, tuple[MaskedVjp, MaskedJvp, MaskedStacked | None]] = {
+    "matmul": (_matmul_vjp, _matmul_jvp, _stacked_matmul),
+    NAME: (_self_vjp, _self_jvp, None),
 }
 
 

@@ -22,7 +22,7 @@ from graphc.graph import Graph
 from graphc.ops import ALL_OPS, CONST, VAR, broadcast_to
 
 PLACING = "unindex"  # the op that sets its operand in a block of zeros known at build time
-LARGEST = 1 << 16  # elements: a flag (or a node below it) larger than this is not evaluated
+LARGEST = 1 << 20  # elements: a flag (or a node below it) larger than this is not evaluated
 
 
 def placed_flag(graph: Graph, node: int | None, flag: Flag) -> Flag:
