@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from graphc.graph import Graph
 
 NAME = "masked_matmul"
+OWN_MASK = 1  # the slot of its mask, which has no derivative
 
 HELPERS = """\
 def _masked_matmul(a, f, b):
@@ -134,6 +135,18 @@ def right_masked(b: Graph, a: int, c: int, f: int) -> int:
     return _t(b, masked(b, _t(b, c), _t(b, f), _t(b, a)))
 
 
+def both_masked(b: Graph, a: int, fa: int, c: int, fc: int) -> int:
+    """``a @ c`` (2-D operands) without the terms whose element of ``a`` is dead (``fa``, shaped
+    like ``a``) or whose element of ``c`` is (``fc``): the terms laid out on ``[i, j, k]`` and summed
+    over ``j``, so neither operand's dead element meets the other's value (an inf adjoint meets a
+    term the op's own mask skips only at second order: the only place this is built)."""
+    (i, j), k = b.shape(a), b.shape(c)[1]
+    left, right = (i, j, 1), (1, j, k)
+    live = b.apply("and", _as(b, fa, left), _as(b, fc, right))
+    terms = b.apply("where", live, b.mul(_as(b, a, left), _as(b, c, right)), b.const(0.0))
+    return b.apply("sum", terms, params=((1,), False))
+
+
 def _matmul_vjp(
     b: Graph, args: tuple[int, ...], out: int, params: Any, g: int, f: int
 ) -> tuple[int | None, ...]:
@@ -177,7 +190,7 @@ def _self_vjp(
     taken (where ``f`` is dead, ``a`` enters ``b``'s adjoint as 0)."""
     a, f, c = args
     da = _where(b, f, masked(b, g, fg, _t(b, c)))
-    dc = right_masked(b, _t(b, _where(b, f, a)), g, fg)
+    dc = both_masked(b, _t(b, a), _t(b, f), g, fg)
     return da, None, dc
 
 
@@ -191,9 +204,7 @@ def _self_jvp(
 ) -> int | None:
     a, mask, c = args
     first = t[0] and masked(b, t[0], mask if f[0] is None else b.apply("and", mask, f[0]), c)
-    second = t[2] and (
-        masked(b, a, mask, t[2]) if f[2] is None else right_masked(b, _where(b, mask, a), t[2], f[2])
-    )
+    second = t[2] and (masked(b, a, mask, t[2]) if f[2] is None else both_masked(b, a, mask, t[2], f[2]))
     return _total(b, [first, second])
 
 
