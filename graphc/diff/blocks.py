@@ -117,7 +117,7 @@ def adjoints(
                 contributions = MASKED[op][0](graph, args, node, graph.params(node), g, whole)
                 reaches = [flag] * len(args)
             else:
-                contributions, reaches = _flagged_vjp(graph, node, g, flag)
+                contributions, reaches = _flagged_vjp(graph, node, g, flag, structure)
         else:
             flag = flags.get(node)
             pairs = [
@@ -175,9 +175,12 @@ def _twin(graph: Graph, node: int) -> tuple[tuple[int, ...], int]:
     return ones, graph.apply(graph.op(node), *ones, params=graph.params(node))
 
 
-def _flagged_vjp(graph: Graph, node: int, g: int, flag: int) -> tuple[tuple[int | None, ...], list[Flag]]:
+def _flagged_vjp(
+    graph: Graph, node: int, g: int, flag: int, structure: Structure | None = None
+) -> tuple[tuple[int | None, ...], list[Flag]]:
     """The VJP of block ``node`` for an adjoint ``g`` live where ``flag`` (of the node's shape)
-    is, and each operand's flag (see above)."""
+    is, and each operand's flag (see above); an operand's flag that ``structure`` knows to be live
+    everywhere is dropped before the operand would be zeroed by it."""
     spec = ALL_OPS[graph.op(node)]
     assert spec.vjp is not None
     args, params = graph.args(node), graph.params(node)
@@ -186,6 +189,8 @@ def _flagged_vjp(graph: Graph, node: int, g: int, flag: int) -> tuple[tuple[int 
         return spec.vjp(graph, args, node, params, g), [whole] * len(args)
     ones, twin = _twin(graph, node)
     reaches = list(spec.vjp(graph, ones, twin, params, flag))
+    if structure is not None:
+        reaches = [structure.pruned(r) for r in reaches]
     if graph.op(node) in MASKED:  # its sums skip the dead terms: exactly 0 where nothing live reaches
         return MASKED[graph.op(node)][0](graph, args, node, params, g, flag), reaches
     zero_ = graph.const(0.0)
