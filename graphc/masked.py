@@ -236,12 +236,24 @@ def _where(b: Graph, f: int, x: int) -> int:
 
 
 def _t(b: Graph, x: int) -> int:
-    """``x`` with its axes reversed (a vector or a scalar is itself)."""
-    rank = len(b.shape(x))
-    return x if rank < 2 else b.apply("transpose", x, params=tuple(range(rank - 1, -1, -1)))
+    """``x`` with its axes reversed (a vector or a scalar is itself): a transpose's operand, and a
+    row's or a column's reshape (the same elements in the same order), build no transpose."""
+    shape = b.shape(x)
+    reverse = tuple(range(len(shape) - 1, -1, -1))
+    if len(shape) < 2:
+        return x
+    if b.op(x) == "transpose" and b.params(x) == reverse:
+        return b.args(x)[0]
+    if len(shape) == 2 and 1 in shape:
+        return _as(b, x, shape[::-1])
+    return b.apply("transpose", x, params=reverse)
 
 
 def _as(b: Graph, x: int, shape: Shape) -> int:
+    """``x`` reshaped to ``shape``, from the node a reshape (or a row's or a column's transpose)
+    was taken of, so that no chain of views is built."""
+    while b.op(x) == "reshape" or (b.op(x) == "transpose" and len(b.shape(x)) == 2 and 1 in b.shape(x)):
+        x = b.args(x)[0]
     return x if b.shape(x) == shape else b.apply("reshape", x, params=shape)
 
 
