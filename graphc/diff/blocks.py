@@ -22,7 +22,7 @@ import numpy as np
 
 from graphc.diff import stacked
 from graphc.diff.common import Flag, Gates, assemble, depends_on, elementwise_jvp, join_flag, prepared
-from graphc.diff.structure import Structure, placed_flag
+from graphc.diff.structure import Structure, placed, placed_flag
 from graphc.errors import GraphcError
 from graphc.graph import Graph
 from graphc.masked import MASKED, OWN_MASK
@@ -255,6 +255,12 @@ def _elementwise_vjp(
     z = None if rule is None else rule(graph, args, node)
     if z is None:
         return None, None
+    fits = shape == graph.shape(g) and graph.shape(z) in ((), shape)  # no axis to sum over
+    block = placed(graph, g, flag) if fits else None
+    if block is not None:  # a one-hot (or an index's VJP) times z: z's elements in the block only
+        v, index = block
+        z_block = z if graph.shape(z) == () else graph.apply("index", z, params=index)
+        return graph.apply("unindex", graph.mul(v, z_block), params=graph.params(g)), flag
     if flag is not None:  # below a where: the product taken only where a selected path reaches
         product = gates.guarded(flag, (graph.mul(g, z), 1.0), z)[0]
         return reduce_to(graph, product, shape), flag

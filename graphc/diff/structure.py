@@ -15,6 +15,8 @@ e_i`` reaches every element), so the products below it stay the plain ones.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from graphc.diff.common import Flag
@@ -33,6 +35,15 @@ def placed_flag(graph: Graph, node: int | None, flag: Flag) -> Flag:
     (operand,) = graph.args(node)
     live = broadcast_to(graph, graph.const(1.0) if flag is None else flag, graph.shape(operand))
     return graph.apply(PLACING, live, params=graph.params(node))
+
+
+def placed(graph: Graph, node: int, flag: Flag) -> tuple[int, Any] | None:
+    """``(v, index)`` if ``node`` is ``unindex(v)`` at ``index`` and ``flag`` is exactly its block
+    (no ``where`` condition in it): a term whose zeros are all structural, so a product with it is
+    the product with ``v`` alone, placed (no zero is multiplied at all); else None."""
+    if flag is None or graph.op(node) != PLACING or flag != placed_flag(graph, node, None):
+        return None
+    return graph.args(node)[0], graph.params(node)[0]
 
 
 class Structure:
