@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from graphc.graph import Graph
 
 NAME = "masked_matmul"
+OWN_MASK = 1  # the slot of its mask, which has no derivative
 
 HELPERS = (
     """\
@@ -140,6 +141,18 @@ def right_masked(b: Graph, a: int, c: int, f: int) -> int:
     return _t(b, masked(b, _t(b, c), _t(b, f), _t(b, a)))
 
 
+def both_masked(b: Graph, a: int, fa: int, c: int, fc: int) -> int:
+    """``a @ c`` (2-D operands) without the terms whose element of ``a`` is dead (``fa``, shaped
+    like ``a``) or whose element of ``c`` is (``fc``): the terms laid out on ``[i, j, k]`` and summed
+    over ``j``, so neither operand's dead element meets the other's value (an inf adjoint meets a
+    term the op's own mask skips only at second order: the only place this is built)."""
+    (i, j), k = b.shape(a), b.shape(c)[1]
+    left, right = (i, j, 1), (1, j, k)
+    live = b.apply("and", _as(b, fa, left), _as(b, fc, right))
+    terms = b.apply("where", live, b.mul(_as(b, a, left), _as(b, c, right)), b.const(0.0))
+    return b.apply("sum", terms, params=((1,), False))
+
+
 def _matmul_vjp(
     b: Graph, args: tuple[int, ...], out: int, params: Any, g: int, f: int
 ) -> tuple[int | None, ...]:
@@ -183,7 +196,7 @@ def _self_vjp(
     taken (where ``f`` is dead, ``a`` enters ``b``'s adjoint as 0)."""
     a, f, c = args
     da = _where(b, f, masked(b, g, fg, _t(b, c)))
-    dc = right_masked(b, _t(b, _where(b, f, a)), g, fg)
+    dc = both_masked(b, _t(b, a), _t(b, f), g, fg)
     return da, None, dc
 
 
@@ -197,22 +210,31 @@ def _self_jvp(
 ) -> int | None:
     a, mask, c = args
     first = t[0] and masked(b, t[0], mask if f[0] is None else b.apply("and", mask, f[0]), c)
-    second = t[2] and (
-        masked(b, a, mask, t[2]) if f[2] is None else right_masked(b, _where(b, mask, a), t[2], f[2])
-    )
+    second = t[2] and (masked(b, a, mask, t[2]) if f[2] is None else both_masked(b, a, mask, t[2], f[2]))
     return _total(b, [first, second])
+
+
+def _stacked_matmul(
+    b: Graph, operands: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape, flag: int
+) -> int:
+    """matmul's stacked rule (graphc.diff.stacked) for a stacked operand live where ``flag`` is."""
+    from graphc.ops import _stacked_matmul as rule  # the entry's own rule; graphc.ops imports this module
+
+    return rule(b, operands, which, params, lead, flag)
 
 
 MaskedVjp = Callable[["Graph", tuple[int, ...], int, Any, int, int], tuple["int | None", ...]]
 MaskedJvp = Callable[
     ["Graph", tuple[int, ...], int, Any, tuple["int | None", ...], tuple["int | None", ...]], "int | None"
 ]
+MaskedStacked = Callable[["Graph", tuple[int, ...], tuple[bool, ...], Any, Shape, int], int]
 
-# the block ops whose sums a flag masks: (VJP for a flagged adjoint, JVP for flagged tangents)
-MASKED: dict[str, tuple[MaskedVjp, MaskedJvp]] = {
-    "matmul": (_matmul_vjp, _matmul_jvp),
-    NAME: (_self_vjp, _self_jvp),
-    **masked_conv.RULES,
+# the block ops whose sums a flag masks: (VJP for a flagged adjoint, JVP for flagged tangents,
+# stacked rule for a stacked tangent with structural zeros, or None: the op has no stacked rule)
+MASKED: dict[str, tuple[MaskedVjp, MaskedJvp, MaskedStacked | None]] = {
+    "matmul": (_matmul_vjp, _matmul_jvp, _stacked_matmul),
+    NAME: (_self_vjp, _self_jvp, None),
+    **{name: (vjp, jvp, None) for name, (vjp, jvp) in masked_conv.RULES.items()},
 }
 
 
@@ -221,12 +243,24 @@ def _where(b: Graph, f: int, x: int) -> int:
 
 
 def _t(b: Graph, x: int) -> int:
-    """``x`` with its axes reversed (a vector or a scalar is itself)."""
-    rank = len(b.shape(x))
-    return x if rank < 2 else b.apply("transpose", x, params=tuple(range(rank - 1, -1, -1)))
+    """``x`` with its axes reversed (a vector or a scalar is itself): a transpose's operand, and a
+    row's or a column's reshape (the same elements in the same order), build no transpose."""
+    shape = b.shape(x)
+    reverse = tuple(range(len(shape) - 1, -1, -1))
+    if len(shape) < 2:
+        return x
+    if b.op(x) == "transpose" and b.params(x) == reverse:
+        return b.args(x)[0]
+    if len(shape) == 2 and 1 in shape:
+        return _as(b, x, shape[::-1])
+    return b.apply("transpose", x, params=reverse)
 
 
 def _as(b: Graph, x: int, shape: Shape) -> int:
+    """``x`` reshaped to ``shape``, from the node a reshape (or a row's or a column's transpose)
+    was taken of, so that no chain of views is built."""
+    while b.op(x) == "reshape" or (b.op(x) == "transpose" and len(b.shape(x)) == 2 and 1 in b.shape(x)):
+        x = b.args(x)[0]
     return x if b.shape(x) == shape else b.apply("reshape", x, params=shape)
 
 

@@ -1330,11 +1330,14 @@ def _stacked_count(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params
     return broadcast_to(b, b.apply("count", a[0], params=tuple(k + len(lead) for k in params)), lead)
 
 
-def _stacked_matmul(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape) -> int:
+def _stacked_matmul(
+    b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape, flag: int | None = None
+) -> int:
     """``x @ y`` on each slice ``i`` of the stacked operands (one leading axis of length n) as one
     2-D matmul: a stacked left operand's rows are the slices' rows laid end to end, a stacked right
     operand's columns its slices' columns; both stacked: the products summed over the inner axis,
-    the same multiplications as n matmuls."""
+    the same multiplications as n matmuls. ``flag`` (one stacked operand only): where that operand
+    is live; its dead elements are structural zeros, whose terms the product skips (graphc.masked)."""
     assert len(lead) == 1, lead
     n = int(lead[0])  # the stacked shapes are concrete
     x, y = a
@@ -1346,19 +1349,31 @@ def _stacked_matmul(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], param
         right = _reshaped(b, y, lead + (1,) * (len(sx) - 1) + sy)
         return b.apply("sum", b.mul(left, right), params=((len(sx),), False))
     if which[0]:
-        flat = x if len(sx) == 1 else b.apply("reshape", x, params=(n * int(sx[0]), sx[1]))
-        return _reshaped(b, _matmul(b, flat, y), out)
+        rows = (
+            (lambda z: z)
+            if len(sx) == 1
+            else (lambda z: b.apply("reshape", z, params=(n * int(sx[0]), sx[1])))
+        )
+        return _reshaped(b, _laid(b, rows, x, flag, y), out)
     if len(sy) == 1:  # the slices are vectors: each row of y's stack times x
-        return _matmul(b, y, x if len(sx) == 1 else _transposed(b, x))
+        return _laid(b, lambda z: z, y, flag, x if len(sx) == 1 else _transposed(b, x))
     # the slices are matrices k x m: their transposes' rows, laid end to end (j, i) by 2-D
     # transposes only (the ones the language spells), times x's rows, back to (i, ..., j)
     k, m = int(sy[0]), int(sy[1])
-    rows = _transposed(b, b.apply("reshape", y, params=(n * k, m)))
-    product = _matmul(
-        b, b.apply("reshape", rows, params=(m * n, k)), x if len(sx) == 1 else _transposed(b, x)
-    )
+
+    def columns(z: int) -> int:
+        return b.apply("reshape", _transposed(b, b.apply("reshape", z, params=(n * k, m))), params=(m * n, k))
+
+    product = _laid(b, columns, y, flag, x if len(sx) == 1 else _transposed(b, x))
     across = b.apply("reshape", product, params=(m, n * math.prod(int(d) for d in sx[:-1])))
     return _reshaped(b, _transposed(b, across), out)
+
+
+def _laid(b: Graph, lay: Callable[[int], int], stacked: int, flag: int | None, other: int) -> int:
+    """``lay(stacked) @ other``, skipping the terms of ``stacked``'s dead elements if it has a flag."""
+    if flag is None:
+        return _matmul(b, lay(stacked), other)
+    return mk.masked(b, lay(stacked), lay(broadcast_to(b, flag, b.shape(stacked))), other)
 
 
 def _reshaped(b: Graph, x: int, shape: Shape) -> int:
@@ -1865,7 +1880,11 @@ _BLOCKS = [
               _linear_vjp(lambda b, g, x, p: b.apply("unindex", g, params=(p, b.shape(x)))),
               _linear_jvp("index"), domain=(_ANY,), paths=_paths_index, postfix=True, spell=_spell_index, view=True,
               stacked=_restacked("index", lambda p, lead: (None,) * len(lead) + p), linear=True,
-              scalarise=lambda b, a, p: np.asarray(a[0][_index_tuple(p)], dtype=object)),
+              scalarise=lambda b, a, p: np.asarray(a[0][_index_tuple(p)], dtype=object),
+              policy=(Point("x: [2]; sqrt(x)[1]", "x=[0, 4]", 2.0, ((0.0, 0.25),),
+                            "an element indexing leaves out gets 0, a structural zero, even where its partial is inf (graphc.diff.structure)"),
+                      Point("x: [3]; y: [3]; sum(log(x)[0:2] * y[0:2])", "x=[1, 2, 0], y=[3, 4, 5]", 4 * math.log(2.0), ((3.0, 2.0, 0.0), (0.0, math.log(2.0), 0.0)),
+                            "indexing's VJP places the adjoint among structural zeros: log'(0) = inf outside the slice gives 0, not NaN"))),
     _block_op("unindex", 1, _unindex_shape, _unindex_emit,
               _linear_vjp(lambda b, g, x, p: b.apply("index", g, params=p[0])), _linear_jvp("unindex"),
               domain=(_ANY,), paths=_paths_unindex, spell=_spell_unindex, call=_unindex_call, keywords=("at", "shape"),

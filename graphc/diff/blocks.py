@@ -22,9 +22,11 @@ import numpy as np
 
 from graphc.diff import stacked
 from graphc.diff.common import Flag, Gates, assemble, depends_on, elementwise_jvp, join_flag, prepared
+from graphc.diff.structure import Structure, placed, placed_flag
 from graphc.errors import GraphcError
 from graphc.graph import Graph
-from graphc.masked import MASKED
+from graphc.masked import MASKED, OWN_MASK
+from graphc.masked import NAME as MASKED_PRODUCT
 from graphc.ops import ALL_OPS, CONST, VAR, broadcast_to, paths_elementwise, reduce_to
 from graphc.shapes import Shape, ShapeError, broadcast, size
 
@@ -70,18 +72,30 @@ def zero(graph: Graph, shape: Shape) -> int:
     return broadcast_to(graph, graph.const(0.0), shape)
 
 
-def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> dict[int, int]:
-    """The adjoint of every node on an active path to ``output``, whose adjoint is ``seed``: one
-    VJP per node, in reverse creation order.
+def adjoints(
+    graph: Graph,
+    output: int,
+    seed: int,
+    active: Sequence[bool],
+    seed_flag: Flag = None,
+    structure: Structure | None = None,
+) -> dict[int, int]:
+    """The adjoint of every node on an active path to ``output``, whose adjoint is ``seed`` (live
+    where ``seed_flag`` is: a one-hot seed is its own flag): one VJP per node, in reverse creation
+    order. ``structure`` holds the build-time values of flags, kept across a derivative's passes.
 
     Through elementwise ops, an unselected branch of a ``where`` contributes exactly 0 as in the
     scalar ``dp`` (a select, and flags guarding the products below it, elementwise; see
     graphc.diff.common). A flag of one value for the whole tensor passes block ops as it is; a
     flag per element passes them through the op's structure (:func:`_flagged_vjp`). A flag of
-    another shape than its node's ends: below it, products are plain again.
+    another shape than its node's ends: below it, products are plain again. The zeros an
+    ``unindex`` places around its operand (``index``'s VJP) are flagged the same way
+    (graphc.diff.structure); a flag known at build time to be live everywhere is dropped.
     """
+    structure = Structure(graph) if structure is None else structure
     adjoint = {output: seed}
-    flags: dict[int, int] = {}
+    seed_flag = structure.pruned(seed_flag)
+    flags: dict[int, int] = {} if seed_flag is None else {output: seed_flag}
     gates = Gates(graph)
     for node in range(output, -1, -1):
         g = adjoint.get(node)
@@ -97,13 +111,13 @@ def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> di
             if flag is None or (graph.shape(flag) == () and op not in MASKED):
                 # a scalar flag (one condition for the whole tensor) holds for every element
                 contributions = spec.vjp(graph, args, node, graph.params(node), g)
-                reaches = [flag] * len(args)
+                reaches = [placed_flag(graph, c, flag) for c in contributions]
             elif graph.shape(flag) == ():  # the whole product dead or live: its sums masked too
                 whole = broadcast_to(graph, flag, graph.shape(node))
                 contributions = MASKED[op][0](graph, args, node, graph.params(node), g, whole)
                 reaches = [flag] * len(args)
             else:
-                contributions, reaches = _flagged_vjp(graph, node, g, flag)
+                contributions, reaches = _flagged_vjp(graph, node, g, flag, structure)
         else:
             flag = flags.get(node)
             pairs = [
@@ -115,7 +129,7 @@ def adjoints(graph: Graph, output: int, seed: int, active: Sequence[bool]) -> di
         for arg, contribution, reach in zip(args, contributions, reaches, strict=True):
             if contribution is not None and active[arg]:
                 have = adjoint.get(arg)
-                reach = _fitted(graph, reach, graph.shape(arg))
+                reach = structure.pruned(_fitted(graph, reach, graph.shape(arg)))
                 join_flag(flags, gates, arg, have is None, reach)
                 adjoint[arg] = contribution if have is None else graph.add(have, contribution)
     return adjoint
@@ -151,14 +165,22 @@ def _fitted(graph: Graph, flag: Flag, shape: Shape) -> Flag:
 
 
 def _twin(graph: Graph, node: int) -> tuple[tuple[int, ...], int]:
-    """Tensors of ones shaped as ``node``'s operands, and ``node``'s op applied to them."""
-    ones = tuple(broadcast_to(graph, graph.const(1.0), graph.shape(a)) for a in graph.args(node))
+    """Tensors of ones shaped as ``node``'s operands, and ``node``'s op applied to them; a masked
+    product keeps its own mask (the terms it skips are part of its structure)."""
+    own = OWN_MASK if graph.op(node) == MASKED_PRODUCT else -1
+    ones = tuple(
+        a if slot == own else broadcast_to(graph, graph.const(1.0), graph.shape(a))
+        for slot, a in enumerate(graph.args(node))
+    )
     return ones, graph.apply(graph.op(node), *ones, params=graph.params(node))
 
 
-def _flagged_vjp(graph: Graph, node: int, g: int, flag: int) -> tuple[tuple[int | None, ...], list[Flag]]:
+def _flagged_vjp(
+    graph: Graph, node: int, g: int, flag: int, structure: Structure | None = None
+) -> tuple[tuple[int | None, ...], list[Flag]]:
     """The VJP of block ``node`` for an adjoint ``g`` live where ``flag`` (of the node's shape)
-    is, and each operand's flag (see above)."""
+    is, and each operand's flag (see above); an operand's flag that ``structure`` knows to be live
+    everywhere is dropped before the operand would be zeroed by it."""
     spec = ALL_OPS[graph.op(node)]
     assert spec.vjp is not None
     args, params = graph.args(node), graph.params(node)
@@ -167,6 +189,8 @@ def _flagged_vjp(graph: Graph, node: int, g: int, flag: int) -> tuple[tuple[int 
         return spec.vjp(graph, args, node, params, g), [whole] * len(args)
     ones, twin = _twin(graph, node)
     reaches = list(spec.vjp(graph, ones, twin, params, flag))
+    if structure is not None:
+        reaches = [structure.pruned(r) for r in reaches]
     if graph.op(node) in MASKED:  # its sums skip the dead terms: exactly 0 where nothing live reaches
         return MASKED[graph.op(node)][0](graph, args, node, params, g, flag), reaches
     zero_ = graph.const(0.0)
@@ -231,6 +255,12 @@ def _elementwise_vjp(
     z = None if rule is None else rule(graph, args, node)
     if z is None:
         return None, None
+    fits = shape == graph.shape(g) and graph.shape(z) in ((), shape)  # no axis to sum over
+    block = placed(graph, g, flag) if fits else None
+    if block is not None:  # a one-hot (or an index's VJP) times z: z's elements in the block only
+        v, index = block
+        z_block = z if graph.shape(z) == () else graph.apply("index", z, params=index)
+        return graph.apply("unindex", graph.mul(v, z_block), params=graph.params(g)), flag
     if flag is not None:  # below a where: the product taken only where a selected path reaches
         product = gates.guarded(flag, (graph.mul(g, z), 1.0), z)[0]
         return reduce_to(graph, product, shape), flag
@@ -250,11 +280,22 @@ def _elementwise_vjp(
     return reduce_to(graph, product, shape), None
 
 
-def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict[int, int]:
-    """The tangent of every kept node that depends on ``source``, whose tangent is ``seed``: one
-    JVP per node, in creation order."""
+def tangents(
+    graph: Graph,
+    source: int,
+    seed: int,
+    keep: Sequence[bool],
+    seed_flag: Flag = None,
+    structure: Structure | None = None,
+) -> dict[int, int]:
+    """The tangent of every kept node that depends on ``source``, whose tangent is ``seed`` (live
+    where ``seed_flag`` is): one JVP per node, in creation order. As in :func:`adjoints`, the zeros
+    of a one-hot seed and of an ``unindex`` are flagged (graphc.diff.structure)."""
+    structure = Structure(graph) if structure is None else structure
+    seed_flag = structure.pruned(seed_flag)
     tangent = {source: seed}
-    flags: dict[int, int] = {}  # as in adjoints, passing block ops by their structure
+    # as in adjoints, passing block ops by their structure
+    flags: dict[int, int] = {} if seed_flag is None else {source: seed_flag}
     gates = Gates(graph)
     for node in range(source + 1, len(keep)):
         if not keep[node]:
@@ -272,6 +313,9 @@ def tangents(graph: Graph, source: int, seed: int, keep: Sequence[bool]) -> dict
         if total is not None:
             tangent[node] = broadcast_to(graph, total, graph.shape(node))
             reach = _tangent_flag(graph, node, seeds, flags, reach)
+            if spec.block and reach is None:
+                reach = placed_flag(graph, total, None)
+            reach = structure.pruned(reach)
             if reach is not None:
                 flags[node] = reach
     return tangent
@@ -295,12 +339,14 @@ def differentiate_dp(graph: Graph, wrt: str | Sequence[str] | None = None) -> Gr
     active = depends_on(result, sources, len(graph))
     rows = []
     passes = 0
+    structure = Structure(result)
     for output in graph.outputs:
         out_shape = graph.shape(output)
         columns: list[list[tuple[tuple[int, ...], int]]] = [[] for _ in sources]
         elements = _elements(out_shape, "the gradient of a tensor output") if active[output] else []
         for index in elements:
-            adjoint = adjoints(result, output, _one_hot(result, index, out_shape), active)
+            seed = _one_hot(result, index, out_shape)
+            adjoint = adjoints(result, output, seed, active, seed if out_shape else None, structure)
             passes += 1
             for column, source in zip(columns, sources, strict=True):
                 shape = result.shape(source)
@@ -323,6 +369,7 @@ def differentiate_forward(graph: Graph, wrt: str | Sequence[str] | None = None) 
     keep = graph.reachable()
     columns = []
     passes = 0
+    structure = Structure(result)
     for name in names:
         source = result.variable(name)
         in_shape = result.shape(source)
@@ -337,7 +384,8 @@ def differentiate_forward(graph: Graph, wrt: str | Sequence[str] | None = None) 
                 continue
         pieces: list[list[tuple[tuple[int, ...], int]]] = [[] for _ in graph.outputs]
         for index in _elements(in_shape, "the forward method"):
-            tangent = tangents(result, source, _one_hot(result, index, in_shape), keep)
+            seed = _one_hot(result, index, in_shape)
+            tangent = tangents(result, source, seed, keep, seed if in_shape else None, structure)
             passes += 1
             for piece, output in zip(pieces, graph.outputs, strict=True):
                 piece.append((index, tangent.get(output, zero(result, result.shape(output)))))

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from graphc.diff.common import Flag, Gates, elementwise_jvp
+from graphc.diff.structure import Structure
 from graphc.graph import Graph
 from graphc.masked import MASKED
 from graphc.ops import ALL_OPS, CONST, NO_TANGENT, VAR, broadcast_to
@@ -106,10 +107,14 @@ class _Stack:
 
     def __init__(self, graph: Graph, source: int) -> None:
         self.graph = graph
+        self.structure = Structure(graph)  # drops a flag of zeros known to be live everywhere
         self.in_shape = graph.shape(source)
         self.lead = (size(self.in_shape),)
         self.diagonal: dict[int, int] = {source: graph.const(1.0)}
         self.full: dict[int, int] = {}
+        # where a full tangent is live, if it has structural zeros (graphc.diff.structure): off the
+        # diagonal, a full form built from a diagonal one is exactly 0, whatever its products meet
+        self.zeros: dict[int, int] = {}
         self._eye: int | None = None
 
     def has(self, node: int) -> bool:
@@ -126,6 +131,7 @@ class _Stack:
             d = self.diagonal[node]
             placed = eye if graph.const_value(d) == 1.0 else graph.apply("where", eye, d, graph.const(0.0))
             self.full[node] = broadcast_to(graph, placed, self.lead + shape)
+            self.zeros[node] = eye  # (never live everywhere: n > 1, a diagonal one is not stacked)
         return self.full[node]
 
     def lined(self, node: int, rank: int) -> int:
@@ -180,21 +186,53 @@ def _block_tangent(stack: _Stack, node: int, seeded: tuple[bool, ...]) -> None:
             return
     if spec.linear:
         assert spec.stacked is not None, spec.name
-        total = None
+        total, live = None, []
         for slot, s in enumerate(seeded):
             if s:
                 operands = tuple(stack.stacked(a) if i == slot else a for i, a in enumerate(args))
                 which = tuple(i == slot for i in range(len(args)))
-                term = spec.stacked(graph, operands, which, params, lead)
+                flag = stack.zeros.get(args[slot])
+                masked = MASKED.get(spec.name, (None, None, None))[2]
+                if flag is not None and masked is not None:  # a product skipping structural zeros
+                    term = masked(graph, operands, which, params, lead, flag)
+                else:
+                    term = spec.stacked(graph, operands, which, params, lead)
                 total = term if total is None else graph.add(total, term)
+                live.append(_linear_flag(stack, node, slot, flag))
         assert total is not None
         stack.full[node] = total
+        either: Flag = live[0]
+        for f in live[1:]:  # a term without structural zeros makes the sum live everywhere
+            either = None if either is None or f is None else graph.apply("or", either, f)
+        either = stack.structure.pruned(either)
+        if either is not None:
+            stack.zeros[node] = either
     elif spec.stacked_jvp is not None:
         seeds = tuple(stack.stacked(a) if s else None for a, s in zip(args, seeded, strict=True))
         tangent = spec.stacked_jvp(graph, args, node, params, seeds, lead)
         if tangent is not None:
             stack.full[node] = tangent
     # else NO_TANGENT (``stackable``): a constant to differentiation
+
+
+def _linear_flag(stack: _Stack, node: int, slot: int, flag: Flag) -> Flag:
+    """Where the term of a linear block ``node`` from its operand ``slot`` (live where ``flag`` is)
+    is live: the op's stacked rule on the flag and on ones for its other operands (every weight of
+    the op on ones is positive, so it is nonzero exactly where a live element reaches)."""
+    if flag is None:
+        return None
+    graph, lead = stack.graph, stack.lead
+    spec, args = ALL_OPS[graph.op(node)], graph.args(node)
+    assert spec.stacked is not None
+    one = graph.const(1.0)
+    operands = tuple(
+        broadcast_to(graph, flag, lead + graph.shape(a))
+        if i == slot
+        else broadcast_to(graph, one, graph.shape(a))
+        for i, a in enumerate(args)
+    )
+    which = tuple(i == slot for i in range(len(args)))
+    return spec.stacked(graph, operands, which, graph.params(node), lead)
 
 
 def _elementwise_tangent(
@@ -209,7 +247,17 @@ def _elementwise_tangent(
         (stack.diagonal[a] if diagonal else stack.lined(a, rank)) if s else None
         for a, s in zip(args, seeded, strict=True)
     )
-    total, reach = elementwise_jvp(graph, gates, flags, node, seeds)
+    zeros = {a: stack.zeros[a] for a, s in zip(args, seeded, strict=True) if s and a in stack.zeros}
+    if diagonal or not zeros:
+        total, reach = elementwise_jvp(graph, gates, flags, node, seeds)
+    else:  # each term kept 0 where its operand's tangent is structurally 0 (and a where's flag)
+        lined = {a: _lined_up(graph, f, graph.shape(a), rank, stack.lead) for a, f in zeros.items()}
+        both = {**flags, **{a: gates.both(flags.get(a), f) for a, f in lined.items()}}
+        total, reach = elementwise_jvp(graph, gates, both, node, seeds)
+        kept = stack.structure.pruned(reach)
+        if len(zeros) == sum(seeded) and kept is not None:  # every term has structural zeros
+            stack.zeros[node] = kept
+        reach = None if all(a not in flags for a, s in zip(args, seeded, strict=True) if s) else reach
     if total is None:
         return None
     if diagonal:
