@@ -153,3 +153,33 @@ def test_the_llvm_kernel_runs_the_stacked_form_through_its_loops(text: str) -> N
     on_llvm = graphc.compile(derivative, backend="llvm")(**values)
     for n, m in zip(on_numpy, on_llvm, strict=True):
         np.testing.assert_allclose(m, n, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "X: [n, 3]; W: [3, 2]; sum(tanh(X @ W))",  # a stacked W under rows named n
+        "X: [n, 3]; W: [3, 2]; sum(tanh(transpose(W) @ transpose(X)))",
+        # T3 as bench/tensor_problems.py states it: the batch a name
+        (
+            "X: [n, 1, 6, 6]; K: [2, 1, 3, 3]; c: [2, 1, 1]; W: [8, 3]\n"
+            "h = maxpool2d(relu(conv2d(X, K) + c), 2); sum(tanh(reshape(h, [n, 8]) @ W))"
+        ),
+    ],
+)
+def test_a_named_batch_dimension_is_stacked_through_too(text: str, backend: str) -> None:
+    """Rows named ``n`` cannot be laid end to end in a shape: the stacked matmul sums its products
+    instead (it raised on ``int('n')``)."""
+    graph = parse(text)
+    values = {
+        name: RNG.normal(size=tuple(5 if d == "n" else d for d in graph.shape(graph.variable(name))))
+        for name in graph.variables
+    }
+    weights = [name for name in graph.variables if name != "X"]  # X's size is n's: no forward pass
+    reverse = graphc.compile(graphc.differentiate(graph, weights), backend=backend)(**values)
+    derivative = graphc.differentiate(graph, weights, method="forward")
+    assert derivative.info["passes"] == len(weights)
+    forward = graphc.compile(derivative, backend=backend)(**values)
+    for r, f in zip(reverse, forward, strict=True):
+        np.testing.assert_allclose(f, r, rtol=1e-11, atol=1e-13)
