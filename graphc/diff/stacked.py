@@ -13,9 +13,11 @@ operands as before. Elementwise ops need nothing more; a block op needs its entr
 rule (the op on operands with leading axes), and ``forward`` also needs it ``linear`` in each
 operand (its JVP is the op on the tangents), a ``stacked_jvp``, or a constant to differentiation
 (``shift``, ``count``). A ``where`` passes a stacked tangent as it passes one tangent: selected,
-and flagged where a selected path reaches (the flags are the primal's, unstacked). A function
-with another block op (convolutions, pooling, user blocks) is left to the one-element-at-a-time
-methods of graphc.diff.blocks: :func:`stackable` says which.
+and flagged where a selected path reaches (the flags are the primal's, unstacked). Convolutions,
+pooling and their adjoints carry the stack as a batch axis (a stacked filter as n times its
+channels: graphc.convolution), a user block its body's stack. A function with a block op that
+has no stacked rule (``masked_matmul``) is left to the one-element-at-a-time methods of
+graphc.diff.blocks: :func:`stackable` says which.
 
 **Diagonal tangents.** Until a block op mixes elements, a node reached from ``x`` through
 elementwise ops only depends on ``x`` element by element, so its stacked tangent is ``E * d``
