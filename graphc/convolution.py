@@ -633,28 +633,26 @@ def _moved(b: Graph, x: int, source: int, target: int) -> int:
     return b.apply("transpose", x, params=tuple(order))
 
 
-def _count(d: Any, op: str) -> int:
+def _count(d: Any) -> int:
+    """A channel count the stack is laid along: a number, else the input goes one element at a time."""
     if not isinstance(d, int):
-        from graphc.errors import GraphcError
+        from graphc.diff.stacked import Unstackable
 
-        raise GraphcError(
-            f"forward mode stacks {op}'s filter along its channels, which needs whole-number "
-            f"channel counts, got '{d}': bind it with dims={{'{d}': ...}}"
-        )
+        raise Unstackable(d)
     return d
 
 
 def _merged(b: Graph, x: int, n: int) -> int:
     """A stacked image ``(n, ..., C, H, W)`` as one image ``(..., n·C, H, W)`` (slice-major)."""
     shape = b.shape(x)
-    batch, c = shape[1:-3], _count(shape[-3], "a convolution")
+    batch, c = shape[1:-3], _count(shape[-3])
     return b.apply("reshape", _moved(b, x, 0, len(batch)), params=(*batch, n * c, *shape[-2:]))
 
 
 def _split(b: Graph, y: int, n: int, axis: int) -> int:
     """``y`` with its axis ``axis`` of n·C channels split into (n, C), n moved to the front."""
     shape = b.shape(y)
-    c = _count(shape[axis], "a convolution") // n
+    c = _count(shape[axis]) // n
     split = b.apply("reshape", y, params=(*shape[:axis], n, c, *shape[axis + 1 :]))
     return _moved(b, split, axis, 0)
 
@@ -665,7 +663,7 @@ def _diagonal_blocks(b: Graph, k: int, n: int) -> int:
     from graphc.diff.stacked import identity
 
     _, o, c, kh, kw = b.shape(k)
-    o, c = _count(o, "conv2d"), _count(c, "conv2d")
+    o, c = _count(o), _count(c)
     eye = b.apply("reshape", identity(b, (n,)), params=(n, 1, n, 1, 1, 1))
     rows = b.apply("reshape", k, params=(n, o, 1, c, kh, kw))
     blocks = b.apply("where", eye, rows, b.const(0.0))
@@ -685,7 +683,7 @@ def conv2d_stacked(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params
     if which[0]:
         x, filters = _merged(b, x, n), _diagonal_blocks(b, k, n)
     else:
-        filters = b.apply("reshape", k, params=(n * _count(c_out, "conv2d"), c_in, kh, kw))
+        filters = b.apply("reshape", k, params=(n * _count(c_out), c_in, kh, kw))
     out = b.apply("conv2d", x, filters, params=params)
     return _split(b, out, n, len(b.shape(out)) - 3)
 
@@ -705,7 +703,7 @@ def conv2d_input_stacked(
         g, filters = _merged(b, g, n), _diagonal_blocks(b, k, n)
     else:
         across = _moved(b, k, 0, 1)  # (C_out, n, C_in, kh, kw)
-        filters = b.apply("reshape", across, params=(c_out, n * _count(c_in, "conv2d_input"), kh, kw))
+        filters = b.apply("reshape", across, params=(c_out, n * _count(c_in), kh, kw))
     out = b.apply("conv2d_input", g, filters, params=params)
     return _split(b, out, n, len(b.shape(out)) - 3)
 
@@ -726,7 +724,7 @@ def conv2d_filter_stacked(
         return _split(b, out, n, 1)
     from graphc.diff.stacked import identity
 
-    c_out, c_in = _count(b.shape(g)[-3], "conv2d_filter"), _count(b.shape(x)[-3], "conv2d_filter")
+    c_out, c_in = _count(b.shape(g)[-3]), _count(b.shape(x)[-3])
     pairs = b.apply("reshape", out, params=(n, c_out, n, c_in, *b.shape(out)[2:]))
     eye = b.apply("reshape", identity(b, (n,)), params=(n, 1, n, 1, 1, 1))
     kept = b.apply("where", eye, pairs, b.const(0.0))

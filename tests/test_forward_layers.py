@@ -183,3 +183,21 @@ def test_a_named_batch_dimension_is_stacked_through_too(text: str, backend: str)
     forward = graphc.compile(derivative, backend=backend)(**values)
     for r, f in zip(reverse, forward, strict=True):
         np.testing.assert_allclose(f, r, rtol=1e-11, atol=1e-13)
+
+
+def test_a_filter_with_named_channels_goes_one_element_at_a_time() -> None:
+    """A stacked filter is laid along its output channels, which needs their number: named, the
+    input is differentiated one element at a time (as before stacking), with the same gradient."""
+    text = "s: [1, 1, 2, 2]; Kn: [o, 1, 2, 2]; X: [1, 4, 4]; sum(tanh(conv2d(X, s * Kn)))"
+    values = {
+        "s": RNG.normal(size=(1, 1, 2, 2)),
+        "Kn": RNG.normal(size=(3, 1, 2, 2)),
+        "X": RNG.normal(size=(1, 4, 4)),
+    }
+    (expected,) = graphc.grad(text, wrt="s")(**values)
+    for method, passes, rtol in [("forward", 4, 1e-12), ("numeric", 8, 1e-6)]:
+        derivative = graphc.differentiate(text, "s", method=method)
+        assert derivative.info["passes"] == passes
+        np.testing.assert_allclose(graphc.compile(derivative)(**values)[1], expected, rtol=rtol, atol=rtol)
+    bound = graphc.differentiate(text, "s", method="forward", dims={"o": 3})
+    assert bound.info["passes"] == 1

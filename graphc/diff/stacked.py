@@ -40,6 +40,13 @@ from graphc.ops import ALL_OPS, CONST, NO_TANGENT, VAR, broadcast_to
 from graphc.shapes import Shape, size
 
 Lead = Shape  # the stacked (leading) axes
+
+
+class Unstackable(Exception):
+    """A stacked rule cannot lay its operands' slices out (it needs a number where the shape has a
+    name): the input is differentiated one element at a time instead."""
+
+
 # through(node, tangents, flags, reach): where the tangent of ``node`` is live, from its operands'
 # flags (an elementwise node's terms are live where ``reach`` is; graphc.diff.blocks passes a flag
 # per element through a block op's structure)
@@ -140,8 +147,8 @@ def tangents(
 ) -> dict[int, int] | None:
     """The stacked tangent (shape ``(n,) + output shape``) of each output that depends on
     ``source``: graphc.diff.blocks.tangents with every element of ``source`` seeded at once.
-    None where a product whose sums a where's flag masks (graphc.masked) meets a flagged tangent:
-    its masked JVP is the one-element path's."""
+    None where a product whose sums a where's flag masks (graphc.masked) meets a flagged tangent
+    (its masked JVP is the one-element path's), or where a block op is :class:`Unstackable`."""
     stack = _Stack(graph, source)
     flags: dict[int, int] = {}  # as in graphc.diff.blocks.tangents
     gates = Gates(graph)
@@ -156,7 +163,10 @@ def tangents(
         if ALL_OPS[graph.op(node)].block:
             if graph.op(node) in MASKED and any(s and a in flags for a, s in zip(args, seeded, strict=True)):
                 return None
-            _block_tangent(stack, node, seeded)
+            try:
+                _block_tangent(stack, node, seeded)
+            except Unstackable:
+                return None
         else:
             reach = _elementwise_tangent(stack, gates, flags, node, seeded)
         if stack.has(node):
