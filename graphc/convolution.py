@@ -625,12 +625,31 @@ def maxpool2d_route_scalar(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
 
 
 def _moved(b: Graph, x: int, source: int, target: int) -> int:
-    """``x`` with axis ``source`` moved to position ``target``."""
+    """``x`` with axis ``source`` moved to ``target`` (one of them 0), by the transposes the
+    language spells (a reversal of every axis, a 2-D swap), so the graph prints and parses back:
+    the axes that change places as blocks (P, Q) of a ``(P, Q, R)`` reshape, reversed to
+    ``(R, Q, P)``, then ``(R, Q·P)`` swapped to ``(Q·P, R)``. Needs their sizes as numbers."""
     if source == target:
         return x
-    order = list(range(len(b.shape(x))))
+    assert min(source, target) == 0, (source, target)
+    shape = b.shape(x)
+    order = list(range(len(shape)))
     order.insert(target, order.pop(source))
-    return b.apply("transpose", x, params=tuple(order))
+    end = max(source, target) + 1
+    split = 1 if source == 0 else source  # P is shape[:split], Q shape[split:end]
+    p, q, r = (_size(shape[:split]), _size(shape[split:end]), _size(shape[end:]))
+    blocks = b.apply("reshape", x, params=(p, q, r))
+    reversed_ = b.apply("transpose", blocks, params=(2, 1, 0))
+    flat = b.apply("reshape", reversed_, params=(r, q * p))
+    swapped = b.apply("transpose", flat, params=(1, 0))
+    return b.apply("reshape", swapped, params=tuple(shape[i] for i in order))
+
+
+def _size(dims: Shape) -> int:
+    total = 1
+    for d in dims:
+        total *= _count(d)
+    return total
 
 
 def _count(d: Any) -> int:

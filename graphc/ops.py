@@ -1336,18 +1336,22 @@ def _stacked_count(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params
 def _stacked_matmul(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape) -> int:
     """``x @ y`` on each slice ``i`` of the stacked operands (one leading axis of length n) as one
     2-D matmul: a stacked left operand's rows are the slices' rows laid end to end, a stacked right
-    operand's columns its slices' columns; both stacked, or an operand with a named dimension
-    (whose rows cannot be laid end to end in a shape): the products summed over the inner axis,
-    the same multiplications as n matmuls (an LLVM loop sums them in registers; NumPy holds them)."""
+    operand's columns its slices' columns; both stacked: the products summed over the inner axis,
+    the same multiplications as n matmuls. An operand with a named dimension cannot be laid end to
+    end in a shape: Unstackable (that input goes one element at a time)."""
     assert len(lead) == 1, lead
     n = int(lead[0])  # the stacked axis is concrete
     x, y = a
     sx = b.shape(x)[1:] if which[0] else b.shape(x)
     sy = b.shape(y)[1:] if which[1] else b.shape(y)
     out = lead + _matmul_shape((sx, sy), None)
-    if (which[0] and which[1]) or not all(isinstance(d, int) for d in sx + sy):
-        left = _reshaped(b, x, (lead if which[0] else ()) + sx + (1,) * (len(sy) - 1))
-        right = _reshaped(b, y, (lead if which[1] else ()) + (1,) * (len(sx) - 1) + sy)
+    if not all(isinstance(d, int) for d in sx + sy):
+        from graphc.diff.stacked import Unstackable
+
+        raise Unstackable(sx + sy)
+    if which[0] and which[1]:
+        left = _reshaped(b, x, lead + sx + (1,) * (len(sy) - 1))
+        right = _reshaped(b, y, lead + (1,) * (len(sx) - 1) + sy)
         return b.apply("sum", b.mul(left, right), params=((len(sx),), False))
     if which[0]:
         flat = x if len(sx) == 1 else b.apply("reshape", x, params=(n * int(sx[0]), sx[1]))
