@@ -618,3 +618,177 @@ def maxpool2d_route_scalar(b: Graph, a: tuple[Any, ...], params: Any) -> Any:
         for (i, j), hit in zip(np.ndindex(k, k), hits, strict=True):
             pieces.append(((*lead, stride * h + i, stride * w + j), b.mul(hit, share)))
     return _scattered(b, x.shape, pieces)
+
+
+# stacked rules (graphc.diff.stacked) -------------------------------------------------------------
+# An operand stacked on a leading axis of length n (``lead``, concrete) holds n values of it, one
+# per slice. Every op here reads the leading axes of its images as batch axes, so a stacked image
+# needs nothing; a stacked filter is laid out as n times its channels, and the result's channel
+# axis split back into (n, channels), n moved to the front. The JVPs of max pooling and of its
+# adjoints take the window weights from the (unstacked) image, broadcast along the stack.
+
+
+def _moved(b: Graph, x: int, source: int, target: int) -> int:
+    """``x`` with axis ``source`` moved to ``target`` (one of them 0), by the transposes the
+    language spells (a reversal of every axis, a 2-D swap), so the graph prints and parses back:
+    the axes that change places as blocks (P, Q) of a ``(P, Q, R)`` reshape, reversed to
+    ``(R, Q, P)``, then ``(R, Q·P)`` swapped to ``(Q·P, R)``. Needs their sizes as numbers."""
+    if source == target:
+        return x
+    assert min(source, target) == 0, (source, target)
+    shape = b.shape(x)
+    order = list(range(len(shape)))
+    order.insert(target, order.pop(source))
+    end = max(source, target) + 1
+    split = 1 if source == 0 else source  # P is shape[:split], Q shape[split:end]
+    p, q, r = (_size(shape[:split]), _size(shape[split:end]), _size(shape[end:]))
+    blocks = b.apply("reshape", x, params=(p, q, r))
+    reversed_ = b.apply("transpose", blocks, params=(2, 1, 0))
+    flat = b.apply("reshape", reversed_, params=(r, q * p))
+    swapped = b.apply("transpose", flat, params=(1, 0))
+    return b.apply("reshape", swapped, params=tuple(shape[i] for i in order))
+
+
+def _size(dims: Shape) -> int:
+    total = 1
+    for d in dims:
+        total *= _count(d)
+    return total
+
+
+def _count(d: Any) -> int:
+    """A channel count the stack is laid along: a number, else the input goes one element at a time."""
+    if not isinstance(d, int):
+        from graphc.diff.stacked import Unstackable
+
+        raise Unstackable(d)
+    return d
+
+
+def _merged(b: Graph, x: int, n: int) -> int:
+    """A stacked image ``(n, ..., C, H, W)`` as one image ``(..., n·C, H, W)`` (slice-major)."""
+    shape = b.shape(x)
+    batch, c = shape[1:-3], _count(shape[-3])
+    return b.apply("reshape", _moved(b, x, 0, len(batch)), params=(*batch, n * c, *shape[-2:]))
+
+
+def _split(b: Graph, y: int, n: int, axis: int) -> int:
+    """``y`` with its axis ``axis`` of n·C channels split into (n, C), n moved to the front."""
+    shape = b.shape(y)
+    c = _count(shape[axis]) // n
+    split = b.apply("reshape", y, params=(*shape[:axis], n, c, *shape[axis + 1 :]))
+    return _moved(b, split, axis, 0)
+
+
+def _diagonal_blocks(b: Graph, k: int, n: int) -> int:
+    """A stacked filter ``(n, O, C, kh, kw)`` as one block-diagonal filter ``(n·O, n·C, kh, kw)``:
+    slice i's weights join slice i's output channels to slice i's input channels only."""
+    from graphc.diff.stacked import identity
+
+    _, o, c, kh, kw = b.shape(k)
+    o, c = _count(o), _count(c)
+    eye = b.apply("reshape", identity(b, (n,)), params=(n, 1, n, 1, 1, 1))
+    rows = b.apply("reshape", k, params=(n, o, 1, c, kh, kw))
+    blocks = b.apply("where", eye, rows, b.const(0.0))
+    return b.apply("reshape", blocks, params=(n * o, n * c, kh, kw))
+
+
+def conv2d_stacked(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape) -> int:
+    """``conv2d`` of each slice: a stacked image is one more batch axis; a stacked filter's slices
+    are n·C_out output channels of one convolution. Both stacked (an image and a filter that depend
+    on one input: ``numeric`` only, as forward mode stacks one operand at a time): the image's
+    slices as n·C_in channels and the filter block-diagonal, n times the n convolutions' arithmetic."""
+    x, k = a
+    if not which[1]:
+        return b.apply("conv2d", x, k, params=params)
+    n = int(lead[0])
+    _, c_out, c_in, kh, kw = b.shape(k)
+    if which[0]:
+        x, filters = _merged(b, x, n), _diagonal_blocks(b, k, n)
+    else:
+        filters = b.apply("reshape", k, params=(n * _count(c_out), c_in, kh, kw))
+    out = b.apply("conv2d", x, filters, params=params)
+    return _split(b, out, n, len(b.shape(out)) - 3)
+
+
+def conv2d_input_stacked(
+    b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape
+) -> int:
+    """``conv2d_input`` of each slice: a stacked gradient is one more batch axis; a stacked
+    filter's slices are n·C_in input channels (the result's); both stacked, the gradient's slices
+    as n·C_out channels and the filter block-diagonal."""
+    g, k = a
+    if not which[1]:
+        return b.apply("conv2d_input", g, k, params=params)
+    n = int(lead[0])
+    _, c_out, c_in, kh, kw = b.shape(k)
+    if which[0]:
+        g, filters = _merged(b, g, n), _diagonal_blocks(b, k, n)
+    else:
+        across = _moved(b, k, 0, 1)  # (C_out, n, C_in, kh, kw)
+        filters = b.apply("reshape", across, params=(c_out, n * _count(c_in), kh, kw))
+    out = b.apply("conv2d_input", g, filters, params=params)
+    return _split(b, out, n, len(b.shape(out)) - 3)
+
+
+def conv2d_filter_stacked(
+    b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape
+) -> int:
+    """``conv2d_filter`` of each slice, which sums over the batch axes: the stacked operand's
+    slices as n times its channels, so the stack is not summed; both stacked, the slices' pairs
+    (i, j) all computed and the diagonal i = j kept, n times the arithmetic."""
+    x, g = a
+    n = int(lead[0])
+    merged = tuple(_merged(b, o, n) if s else o for o, s in zip(a, which, strict=True))
+    out = b.apply("conv2d_filter", *merged, params=params)
+    if not which[0]:
+        return _split(b, out, n, 0)
+    if not which[1]:
+        return _split(b, out, n, 1)
+    from graphc.diff.stacked import identity
+
+    c_out, c_in = _count(b.shape(g)[-3]), _count(b.shape(x)[-3])
+    pairs = b.apply("reshape", out, params=(n, c_out, n, c_in, *b.shape(out)[2:]))
+    eye = b.apply("reshape", identity(b, (n,)), params=(n, 1, n, 1, 1, 1))
+    kept = b.apply("where", eye, pairs, b.const(0.0))
+    return b.apply("sum", kept, params=((2,), False))
+
+
+def _lifted(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], lead: Shape) -> tuple[int, ...]:
+    """The operands not stacked broadcast along the stack (their own leading axes after it)."""
+    return tuple(
+        x if s else b.apply("broadcast", x, params=lead + b.shape(x)) for x, s in zip(a, which, strict=True)
+    )
+
+
+def windows_stacked(name: str) -> Any:
+    """The stacked rule of a pooling op or adjoint: the op on the operands, each stacked (the
+    stacked axis is one more batch axis)."""
+
+    def stacked(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape) -> int:
+        return b.apply(name, *_lifted(b, a, which, lead), params=params)
+
+    return stacked
+
+
+def maxpool2d_stacked_jvp(
+    b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...], lead: Shape
+) -> int | None:
+    """``maxpool2d_select`` of the image, broadcast along the stack, and the stacked tangent: each
+    slice's tangent averaged over its window's maxima (a tie splits evenly, as unstacked)."""
+    if t[0] is None:
+        return None
+    return b.apply("maxpool2d_select", *_lifted(b, (args[0], t[0]), (False, True), lead), params=params)
+
+
+def routed_stacked_jvp(name: str) -> Any:
+    """The stacked JVP of select/route: linear in their second operand, weights from the first."""
+
+    def jvp(
+        b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...], lead: Shape
+    ) -> int | None:
+        if t[1] is None:
+            return None
+        return b.apply(name, *_lifted(b, (args[0], t[1]), (False, True), lead), params=params)
+
+    return jvp

@@ -1337,13 +1337,19 @@ def _stacked_matmul(
     2-D matmul: a stacked left operand's rows are the slices' rows laid end to end, a stacked right
     operand's columns its slices' columns; both stacked: the products summed over the inner axis,
     the same multiplications as n matmuls. ``flag`` (one stacked operand only): where that operand
-    is live; its dead elements are structural zeros, whose terms the product skips (graphc.masked)."""
+    is live; its dead elements are structural zeros, whose terms the product skips (graphc.masked).
+    An operand with a named dimension cannot be laid end to end in a shape: Unstackable (that input
+    goes one element at a time)."""
     assert len(lead) == 1, lead
-    n = int(lead[0])  # the stacked shapes are concrete
+    n = int(lead[0])  # the stacked axis is concrete
     x, y = a
     sx = b.shape(x)[1:] if which[0] else b.shape(x)
     sy = b.shape(y)[1:] if which[1] else b.shape(y)
     out = lead + _matmul_shape((sx, sy), None)
+    if not all(isinstance(d, int) for d in sx + sy):
+        from graphc.diff.stacked import Unstackable
+
+        raise Unstackable(sx + sy)
     if which[0] and which[1]:
         left = _reshaped(b, x, lead + sx + (1,) * (len(sy) - 1))
         right = _reshaped(b, y, lead + (1,) * (len(sx) - 1) + sy)
@@ -1927,36 +1933,42 @@ def _masked_layer(name: str, point: Point) -> Op:
 _LAYERS = [
     _block_op("conv2d", 2, cv.conv2d_shape, cv.conv2d_emit, cv.conv2d_vjp, cv.conv2d_jvp, function="conv2d",
               domain=(_ANY, _ANY), keywords=("stride", "padding"), call=cv.conv_call, spell=cv.spell_conv,
-              paths=cv.bilinear_paths("_conv2d", cv.conv_params), scalarise=cv.conv2d_scalar, loop="conv2d"),
+              paths=cv.bilinear_paths("_conv2d", cv.conv_params), scalarise=cv.conv2d_scalar, loop="conv2d",
+              stacked=cv.conv2d_stacked, linear=True),
     _block_op("conv2d_input", 2, cv.conv2d_input_shape, cv.conv2d_input_emit, cv.conv2d_input_vjp,
               cv.conv2d_input_jvp, domain=(_ANY, _ANY), **_spelled("conv2d_input", "stride", "padding", "size"),
               paths=cv.bilinear_paths("_conv2d_input", cv.adjoint_params), scalarise=cv.conv2d_input_scalar,
-              loop="conv2d_input"),
+              loop="conv2d_input", stacked=cv.conv2d_input_stacked, linear=True),
     _block_op("conv2d_filter", 2, cv.conv2d_filter_shape, cv.conv2d_filter_emit, cv.conv2d_filter_vjp,
               cv.conv2d_filter_jvp, domain=(_ANY, _ANY), **_spelled("conv2d_filter", "stride", "padding", "size"),
               paths=cv.bilinear_paths("_conv2d_filter", cv.filter_params), scalarise=cv.conv2d_filter_scalar,
-              loop="conv2d_filter"),
+              loop="conv2d_filter", stacked=cv.conv2d_filter_stacked, linear=True),
     _block_op("maxpool2d", 1, cv.pool_shape("maxpool2d"), cv.pool_emit("_maxpool2d"), cv.maxpool2d_vjp,
               cv.maxpool2d_jvp, function="maxpool2d", domain=(_ANY,), kink=True, spell=cv.spell_pool("maxpool2d"),
               paths=_sum_paths,
               policy=(Point("X: [1, 2, 2]; sum(maxpool2d(X, 2))", "X=[[[1, 1], [1, 1]]]", 1.0, ((((0.25, 0.25), (0.25, 0.25)),),),
                             "a tie in a window splits evenly among its k maxima (1/k each)"),),
-              scalarise=cv.maxpool2d_scalar, loop="maxpool2d", **_POOL),
+              scalarise=cv.maxpool2d_scalar, loop="maxpool2d", **_POOL,
+              stacked=cv.windows_stacked("maxpool2d"), stacked_jvp=cv.maxpool2d_stacked_jvp),
     _block_op("maxpool2d_select", 2, cv.maxpool2d_select_shape, cv.pool_emit("_maxpool2d_select"),
               cv.maxpool2d_select_vjp, cv.maxpool2d_select_jvp, domain=(_ANY, _ANY),
               **_spelled("maxpool2d_select", "window", "stride"), paths=cv.window_paths("_window_sum", 1),
-              scalarise=cv.maxpool2d_select_scalar, loop="maxpool2d_select"),
+              scalarise=cv.maxpool2d_select_scalar, loop="maxpool2d_select",
+              stacked=cv.windows_stacked("maxpool2d_select"), stacked_jvp=cv.routed_stacked_jvp("maxpool2d_select")),
     _block_op("maxpool2d_route", 2, cv.unpooled_shape("maxpool2d_route", True), cv.pool_emit("_maxpool2d_route"),
               cv.maxpool2d_route_vjp, cv.maxpool2d_route_jvp, domain=(_ANY, _ANY),
               **_spelled("maxpool2d_route", "window", "stride"), paths=cv.route_paths, scalarise=cv.maxpool2d_route_scalar,
-              loop="maxpool2d_route"),
+              loop="maxpool2d_route",
+              stacked=cv.windows_stacked("maxpool2d_route"), stacked_jvp=cv.routed_stacked_jvp("maxpool2d_route")),
     _block_op("avgpool2d", 1, cv.pool_shape("avgpool2d"), cv.pool_emit("_avgpool2d"), cv.avgpool2d_vjp,
               cv.avgpool2d_jvp, function="avgpool2d", domain=(_ANY,), spell=cv.spell_pool("avgpool2d"),
-              paths=_sum_paths, scalarise=cv.avgpool2d_scalar, loop="avgpool2d", **_POOL),
+              paths=_sum_paths, scalarise=cv.avgpool2d_scalar, loop="avgpool2d", **_POOL,
+              stacked=cv.windows_stacked("avgpool2d"), linear=True),
     _block_op("avgpool2d_adjoint", 1, cv.unpooled_shape("avgpool2d_adjoint", False),
               cv.pool_emit("_avgpool2d_adjoint"), cv.avgpool2d_adjoint_vjp, cv.avgpool2d_adjoint_jvp,
               domain=(_ANY,), **_spelled("avgpool2d_adjoint", "window", "stride", "size"), paths=_scatter_paths,
-              scalarise=cv.avgpool2d_adjoint_scalar, loop="avgpool2d_adjoint"),
+              scalarise=cv.avgpool2d_adjoint_scalar, loop="avgpool2d_adjoint",
+              stacked=cv.windows_stacked("avgpool2d_adjoint"), linear=True),
     # conv2d and its adjoints skipping the terms a flag marks dead: their VJPs and JVPs below a where
     _masked_layer("masked_conv2d", Point(
         "X: [1, 1, 2]; K: [1, 1, 1, 2]; F: [1, 1, 2]; sum(masked_conv2d(X, K, F, stride=1, padding=0, masked=0))",
@@ -1981,7 +1993,8 @@ _LAYERS = [
     # a user block with its own VJP (graphc/user_blocks.py): its arguments, then its body's result;
     # dp uses the user's VJP, forward mode differentiates the body
     _block_op("custom", 2, ub.custom_shape, ub.custom_emit, ub.custom_vjp, ub.custom_jvp, domain=(_ANY, _ANY),
-              variadic=True, view=True, paths=ub.custom_paths, spell=ub.custom_spell, scalarise=ub.custom_scalarise),
+              variadic=True, view=True, paths=ub.custom_paths, spell=ub.custom_spell, scalarise=ub.custom_scalarise,
+              stacked=ub.custom_stacked, stacked_jvp=ub.custom_stacked_jvp),
 ]
 # fmt: on
 BLOCK_OPS: dict[str, Op] = {op.name: op for op in _BLOCKS + _LAYERS}

@@ -419,6 +419,19 @@ def custom_jvp(
     return t[-1]  # the body's own tangent: forward mode differentiates the body
 
 
+def custom_stacked(b: Graph, a: tuple[int, ...], which: tuple[bool, ...], params: Any, lead: Shape) -> int:
+    """The block's value on stacked operands (graphc.diff.stacked): its body's, which the stack
+    reached through its own ops (broadcast along the stack if the body reads no stacked argument)."""
+    body = a[-1]
+    return body if which[-1] else b.apply("broadcast", body, params=lead + b.shape(body))
+
+
+def custom_stacked_jvp(
+    b: Graph, args: tuple[int, ...], out: int, params: Any, t: tuple[int | None, ...], lead: Shape
+) -> int | None:
+    return t[-1]  # the body's stacked tangent, as custom_jvp passes the body's tangent
+
+
 def custom_paths(c: list[Any], params: Any, shape: tuple[int, ...]) -> Any:
     return c[-1]  # the paths through the body (the exact count of the automatic derivative)
 

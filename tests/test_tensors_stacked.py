@@ -76,7 +76,8 @@ def test_the_stacked_identity_holds_each_elements_one_hot_in_five_nodes(shape: t
         ("x: [3]; softmax(x)", True, True),  # its max shift is a constant to differentiation
         ("x: [3]; where(x > 0, x, 0)", True, True),  # the flags are the primal's, unstacked
         ("x: [3]; W: [2, 3]; W @ x", True, True),  # linear in each operand
-        ("x: [1, 1, 3, 3]; maxpool2d(x, 2)", False, False),  # pooling: no stacked rule
+        ("x: [1, 1, 3, 3]; maxpool2d(x, 2)", True, True),  # its JVP selects by the primal's maxima
+        ("x: [2, 1]; a: [1, 2]; f: [1, 2]; sum(masked_matmul(a, f, x))", False, False),  # no stacked rule
     ],
 )
 def test_only_functions_whose_every_op_can_carry_the_stacked_axis_are_stacked(

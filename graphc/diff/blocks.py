@@ -440,9 +440,12 @@ def differentiate_numeric(graph: Graph, wrt: str | Sequence[str] | None = None) 
         in_shape = result.shape(x)
         dependent = [d and k for d, k in zip(depends_on(result, [x], len(graph)), keep, strict=True)]
         if stacks(result, in_shape, dependent, tangent=False):
-            columns.append(_stacked_differences(result, graph.outputs, x, dependent))
-            passes += 2
-            continue
+            try:
+                columns.append(_stacked_differences(result, graph.outputs, x, dependent))
+                passes += 2
+                continue
+            except stacked.Unstackable:
+                pass  # one element at a time, below
         pieces: list[list[tuple[tuple[int, ...], int]]] = [[] for _ in graph.outputs]
         for index in _elements(in_shape, "the numeric method"):
             element = x if not in_shape else result.apply("index", x, params=index)

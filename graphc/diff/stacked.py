@@ -13,9 +13,11 @@ operands as before. Elementwise ops need nothing more; a block op needs its entr
 rule (the op on operands with leading axes), and ``forward`` also needs it ``linear`` in each
 operand (its JVP is the op on the tangents), a ``stacked_jvp``, or a constant to differentiation
 (``shift``, ``count``). A ``where`` passes a stacked tangent as it passes one tangent: selected,
-and flagged where a selected path reaches (the flags are the primal's, unstacked). A function
-with another block op (convolutions, pooling, user blocks) is left to the one-element-at-a-time
-methods of graphc.diff.blocks: :func:`stackable` says which.
+and flagged where a selected path reaches (the flags are the primal's, unstacked). Convolutions,
+pooling and their adjoints carry the stack as a batch axis (a stacked filter as n times its
+channels: graphc.convolution), a user block its body's stack. A function with a block op that
+has no stacked rule (``masked_matmul``) is left to the one-element-at-a-time methods of
+graphc.diff.blocks: :func:`stackable` says which.
 
 **Diagonal tangents.** Until a block op mixes elements, a node reached from ``x`` through
 elementwise ops only depends on ``x`` element by element, so its stacked tangent is ``E * d``
@@ -39,6 +41,13 @@ from graphc.ops import ALL_OPS, CONST, NO_TANGENT, VAR, broadcast_to
 from graphc.shapes import Shape, size
 
 Lead = Shape  # the stacked (leading) axes
+
+
+class Unstackable(Exception):
+    """A stacked rule cannot lay its operands' slices out (it needs a number where the shape has a
+    name): the input is differentiated one element at a time instead."""
+
+
 # through(node, tangents, flags, reach): where the tangent of ``node`` is live, from its operands'
 # flags (an elementwise node's terms are live where ``reach`` is; graphc.diff.blocks passes a flag
 # per element through a block op's structure)
@@ -144,8 +153,8 @@ def tangents(
 ) -> dict[int, int] | None:
     """The stacked tangent (shape ``(n,) + output shape``) of each output that depends on
     ``source``: graphc.diff.blocks.tangents with every element of ``source`` seeded at once.
-    None where a product whose sums a where's flag masks (graphc.masked) meets a flagged tangent:
-    its masked JVP is the one-element path's."""
+    None where a product whose sums a where's flag masks (graphc.masked) meets a flagged tangent
+    (its masked JVP is the one-element path's), or where a block op is :class:`Unstackable`."""
     stack = _Stack(graph, source)
     flags: dict[int, int] = {}  # as in graphc.diff.blocks.tangents
     gates = Gates(graph)
@@ -160,7 +169,10 @@ def tangents(
         if ALL_OPS[graph.op(node)].block:
             if graph.op(node) in MASKED and any(s and a in flags for a, s in zip(args, seeded, strict=True)):
                 return None
-            _block_tangent(stack, node, seeded)
+            try:
+                _block_tangent(stack, node, seeded)
+            except Unstackable:
+                return None
         else:
             reach = _elementwise_tangent(stack, gates, flags, node, seeded)
         if stack.has(node):
