@@ -82,7 +82,9 @@ def test_the_forward_graph_of_a_cnn_does_not_grow_with_its_filters_or_images() -
         derivative = graphc.differentiate(graph, ["K", "c", "W", "b"], method="forward")
         assert derivative.info["passes"] == 4
         sizes.append(len(derivative) - len(graph))
-    assert sizes[0] == sizes[1] < 120
+    # 102 nodes stacked alone; the seeds' structural-zero flags (issue 25) add the flag's own
+    # convolution and views and one masked product: 120, still the network's size, not its weights'
+    assert sizes[0] == sizes[1] <= 120
     values = _values(large)
     values["T"] = np.eye(10)[RNG.integers(0, 10, 4)]
     (_, *reverse) = graphc.value_and_grad(large, wrt=["K", "c", "W", "b"])(**values)[1:]
