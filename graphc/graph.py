@@ -27,12 +27,14 @@ Nothing here recurses over the graph.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import keyword
 import math
 import numbers
 import struct
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from graphc.errors import DataError, GraphcError, ResourceError, UnknownVariableError
@@ -50,6 +52,29 @@ if TYPE_CHECKING:
 # tokens and a pruned copy besides: 10,000,000 nodes is roughly 2-4 GB.
 MAX_NODES = 10_000_000
 DATA_FORMAT = "graphc-graph 1"  # the version of Graph.to_data's plain form
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a graph is built, differentiated or compiled
+    (a context manager, or a decorator of a function that does so).
+
+    Building allocates a few tuples per node (its operands, its hash-consing key) that live as long
+    as the graph. The collector runs after every few hundred allocations and, now and then, walks
+    every object the process holds, so a build of a few hundred thousand nodes walked its own
+    growing graph again and again, a large part of its time (bench/RESULTS.md, the sparse part).
+    Nodes hold no reference cycles: nothing waits on the collector, and the cycles that other code
+    makes meanwhile are collected once it is resumed. Only the outermost pause resumes it; a
+    collector the caller had disabled stays disabled.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def checked_max_nodes(value: Any) -> int | None:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 from graphc import user_blocks
 from graphc.errors import ArityError, ParseError, UnknownFunctionError
-from graphc.graph import MAX_NODES, Graph, checked_max_nodes
+from graphc.graph import MAX_NODES, Graph, checked_max_nodes, collector_paused
 from graphc.ops import (
     BINARY_INFIX,
     BLOCK_FUNCTIONS,
@@ -745,6 +745,7 @@ def checked_dims(dims: object) -> dict[str, int]:
     return dict(dims)
 
 
+@collector_paused()
 def parse(text: str, max_nodes: int | None = MAX_NODES, dims: dict[str, int] | None = None) -> Graph:
     """Parse a graphc program into a Graph.
 

@@ -151,3 +151,42 @@ def test_deep_graphs_walk_without_recursion():
     assert all(g.reachable())
     assert len(g.pruned()) == 20_001
     assert g.to_text().count("sin(") == 20_000
+
+
+def test_parsing_and_building_a_kernel_pause_the_collector_and_resume_it(monkeypatch):
+    import gc
+    import importlib
+
+    from graphc.graph import collector_paused
+
+    parse_module = importlib.import_module("graphc.parse")  # (graphc.parse is the function)
+    seen = []
+    parse_whole = parse_module._Parser.parse
+
+    def parse_probed(parser):
+        seen.append(gc.isenabled())
+        return parse_whole(parser)
+
+    monkeypatch.setattr(parse_module._Parser, "parse", parse_probed)
+
+    def probe(graph, order):
+        seen.append(gc.isenabled())
+        return graphc.compile(graph)
+
+    assert gc.isenabled()
+    graphc.api._kernel("x*y", probe, None, None)
+    with collector_paused():
+        seen.append(gc.isenabled())
+        with collector_paused():  # nested: only the outermost resumes it
+            pass
+        seen.append(gc.isenabled())
+    assert seen == [False, False, False, False] and gc.isenabled()
+    gc.disable()
+    try:
+        graphc.parse("sin(x)")
+        assert not gc.isenabled()  # a collector the caller disabled stays disabled
+    finally:
+        gc.enable()
+    with pytest.raises(graphc.ParseError):
+        graphc.parse("sin(")
+    assert gc.isenabled()  # resumed after an error too
