@@ -22,7 +22,7 @@ from graphc.backends import compile_graph
 from graphc.diff import cost
 from graphc.diff.common import resolve_wrt
 from graphc.errors import GraphcError
-from graphc.graph import MAX_NODES, Graph, checked_max_nodes
+from graphc.graph import MAX_NODES, Graph, checked_max_nodes, collector_paused
 from graphc.kernel import Kernel
 from graphc.ops import VAR
 from graphc.parse import checked_dims, parse
@@ -133,6 +133,7 @@ def is_function(expr: Any) -> bool:
 Make = Callable[[Graph, list[str]], Kernel]
 
 
+@collector_paused()
 def _kernel(
     expr: Any, make: Make, shapes: Shapes, dims: Dims, max_nodes: int | None | Default = DEFAULT
 ) -> Any:

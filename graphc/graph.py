@@ -27,12 +27,14 @@ Nothing here recurses over the graph.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import keyword
 import math
 import numbers
 import struct
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from graphc.errors import DataError, GraphcError, ResourceError, UnknownVariableError
@@ -50,6 +52,29 @@ if TYPE_CHECKING:
 # tokens and a pruned copy besides: 10,000,000 nodes is roughly 2-4 GB.
 MAX_NODES = 10_000_000
 DATA_FORMAT = "graphc-graph 1"  # the version of Graph.to_data's plain form
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a graph is built, differentiated or compiled
+    (a context manager, or a decorator of a function that does so).
+
+    Building allocates a few tuples per node (its operands, its hash-consing key) that live as long
+    as the graph. The collector runs after every few hundred allocations and, now and then, walks
+    every object the process holds, so a build of a few hundred thousand nodes walked its own
+    growing graph again and again, a large part of its time (bench/RESULTS.md, the sparse part).
+    Nodes hold no reference cycles: nothing waits on the collector, and the cycles that other code
+    makes meanwhile are collected once it is resumed. Only the outermost pause resumes it; a
+    collector the caller had disabled stays disabled.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def checked_max_nodes(value: Any) -> int | None:
@@ -80,7 +105,10 @@ class Graph:
         self._data: list[Any] = []  # a constant's value, a variable's name, a block op's params, else None
         self._shape: list[Shape] = []  # every node's shape: () for a scalar
         self.tensor = False  # some node is not a scalar, or is a block op
-        self._table: dict[tuple[Any, ...], int] = {}
+        # the hash-consing table, one dict per op: an elementwise node by its operands (the node's
+        # own ``args`` tuple is the key: no second tuple per node), a block op's by (operands,
+        # params), a constant by its bits, a variable by its name
+        self._table: dict[str, dict[Any, int]] = {}
         # constants by value, beside the table's by bits, for the builder's commonest call (a rule's
         # const(1.0)...): neither zero (0.0 == -0.0) nor NaN (never equal) is kept here
         self._constants: dict[float, int] = {}
@@ -222,30 +250,38 @@ class Graph:
 
     # --- building --------------------------------------------------------------------------------
 
-    def _new(
-        self, key: tuple[Any, ...], op: str, args: tuple[int, ...], data: Any = None, shape: Shape = ()
-    ) -> int:
+    def _op_table(self, op: str) -> dict[Any, int]:
+        """The hash-consing table of ``op``'s nodes (made on first use)."""
+        table = self._table.get(op)
+        if table is None:
+            table = self._table[op] = {}
+        return table
+
+    def _too_many(self) -> ResourceError:
+        return ResourceError(
+            f"the graph would exceed {self.max_nodes:,} nodes (the max_nodes limit; each node takes "
+            "about 220 bytes): raise it with --max-nodes or max_nodes= if the memory is there"
+        )
+
+    def _new(self, key: Any, op: str, args: tuple[int, ...], data: Any = None, shape: Shape = ()) -> int:
         node = len(self._op)
         cap = self.max_nodes
         if cap is not None and node >= cap:
-            raise ResourceError(
-                f"the graph would exceed {self.max_nodes:,} nodes (the max_nodes limit; each node takes "
-                "about 220 bytes): raise it with --max-nodes or max_nodes= if the memory is there"
-            )
+            raise self._too_many()
         self._op.append(op)
         self._args.append(args)
         self._data.append(data)
         self._shape.append(shape)
         if shape:
             self.tensor = True
-        self._table[key] = node
+        self._op_table(op)[key] = node
         return node
 
     def var(self, name: str, shape: Shape = ()) -> int:
         """The node of input variable ``name`` of the given shape (made on first use)."""
         node = self._variables.get(name)
         if node is None:
-            node = self._new((VAR, name), VAR, (), name, tuple(shape))
+            node = self._new(name, VAR, (), name, tuple(shape))
             self._variables[name] = node
         elif self._shape[node] != tuple(shape):
             raise ShapeError(f"variable '{name}' has shape {list(self._shape[node])}, not {list(shape)}")
@@ -261,8 +297,8 @@ class Graph:
         nan = math.isnan(value)
         if nan:
             value = math.nan  # one canonical NaN
-        key = (CONST, _bits(value))
-        node = self._table.get(key)
+        key = _bits(value)
+        node = self._op_table(CONST).get(key)
         if node is None:
             node = self._new(key, CONST, (), value)
         if value != 0.0 and not nan:
@@ -285,8 +321,8 @@ class Graph:
         """The node of block op ``spec`` on ``args`` with ``params`` (hash-consed with them)."""
         assert spec.shape is not None, spec.name
         shape = spec.shape(tuple(self._shape[a] for a in args), params)
-        key = (spec.name, *args, params)
-        node = self._table.get(key)
+        key = (args, params)
+        node = self._op_table(spec.name).get(key)
         if node is None:
             node = self._new(key, spec.name, args, params, shape)
             self.tensor = True
@@ -321,15 +357,28 @@ class Graph:
         else:
             data = self._data
             return self.const(spec.fold(*[data[arg] for arg in args]))
-        key = (spec.name, *args)
-        node = self._table.get(key)
+        name = spec.name
+        table = self._table.get(name)
+        if table is None:
+            table = self._table[name] = {}
+        node = table.get(args)
         if node is not None:
             return node
         if spec.rewrite is not None:
             rewritten = spec.rewrite(self, args)
             if rewritten is not None:
                 return rewritten
-        return self._new(key, spec.name, args)
+        # a new scalar node: _new, inline (this is the builder's hot path)
+        node = len(ops)
+        cap = self.max_nodes
+        if cap is not None and node >= cap:
+            raise self._too_many()
+        ops.append(name)
+        self._args.append(args)
+        self._data.append(None)
+        self._shape.append(())
+        table[args] = node
+        return node
 
     def _tensor_applied(self, spec: Op, args: tuple[int, ...], shape: Shape) -> int:
         """An elementwise op with a tensor result: the scalar path's canonical order and rewrites,
@@ -343,9 +392,8 @@ class Graph:
             rewritten = spec.rewrite(self, args)
             if rewritten is not None and self._shape[rewritten] == shape:
                 return rewritten
-        key = (spec.name, *args)
-        node = self._table.get(key)
-        return node if node is not None else self._new(key, spec.name, args, None, shape)
+        node = self._op_table(spec.name).get(args)
+        return node if node is not None else self._new(args, spec.name, args, None, shape)
 
     def add(self, a: int, b: int) -> int:
         return self.applied(_ADD, (a, b))
@@ -382,7 +430,8 @@ class Graph:
         new.max_nodes = self.max_nodes
         new._op, new._args, new._data = self._op.copy(), self._args.copy(), self._data.copy()
         new._shape, new.tensor = self._shape.copy(), self.tensor
-        new._table, new._variables = self._table.copy(), self._variables.copy()
+        new._table = {op: table.copy() for op, table in self._table.items()}
+        new._variables = self._variables.copy()
         new._constants = self._constants.copy()
         new.set_outputs(self.outputs, self.output_names)
         new.names = self.names.copy()
@@ -511,13 +560,13 @@ class Graph:
                 raise DataError(f"graph data: node {node} is not a new variable with a name")
             if extra is not None:
                 shape = _shape_from_data(node, extra)
-            key: tuple[Any, ...] = (VAR, name)
+            key: Any = name
             self._variables[name] = node
             data: Any = name
         elif op == CONST:
             if type(value) is not float or args != [] or extra is not None:
                 raise DataError(f"graph data: node {node} is a constant without a float value")
-            key, data = (CONST, _bits(value)), value
+            key, data = _bits(value), value
             if value != 0.0 and not math.isnan(value):
                 self._constants[value] = node
         else:
@@ -533,15 +582,16 @@ class Graph:
                 raise DataError(f"graph data: node {node} ({op}) has an operand that is not an earlier node")
             if spec.block:
                 data = _params_from_data(node, op, extra)
-                key = (op, *args, data)
+                key = (tuple(args), data)
                 shape = self._loaded_shape(node, spec, args, data)
             else:
                 if extra is not None:
                     raise DataError(f"graph data: node {node} ({op}) is elementwise: it takes no params")
-                key, data = (op, *args), None
+                key, data = tuple(args), None
                 shape = self._loaded_shape(node, spec, args, None)
-        if key in self._table:
-            raise DataError(f"graph data: node {node} repeats node {self._table[key]}")
+        table = self._op_table(op)
+        if key in table:
+            raise DataError(f"graph data: node {node} repeats node {table[key]}")
         self._new(key, op, tuple(args), data, shape)
         if op not in (VAR, CONST) and ALL_OPS[op].block:
             self.tensor = True

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 from graphc import user_blocks
 from graphc.errors import ArityError, ParseError, UnknownFunctionError
-from graphc.graph import MAX_NODES, Graph, checked_max_nodes
+from graphc.graph import MAX_NODES, Graph, checked_max_nodes, collector_paused
 from graphc.ops import (
     BINARY_INFIX,
     BLOCK_FUNCTIONS,
@@ -369,6 +369,7 @@ class _Parser(TensorSyntax):
         self.bindings: dict[str, int] = {}
         self.free: set[str] = set()  # names used as input variables
         self.inputs: dict[str, int] = {}  # the node of each name used as an input variable
+        self.numbers: dict[str, int] = {}  # the constant node of each number's text read so far
         # the statement being parsed
         self.values: list[int] = []
         self.stack: list[_Entry] = []
@@ -501,7 +502,8 @@ class _Parser(TensorSyntax):
         stack: list[_Entry] = []
         self.values, self.stack, self.names = values, stack, []
         self.open_brackets, self.lone_name = 0, None
-        kinds, words, bindings = self.kinds, self.words, self.bindings
+        kinds, words, bindings, inputs = self.kinds, self.words, self.bindings, self.inputs
+        numbers = self.numbers
         expect_operand = True
         while True:
             kind = kinds[k]
@@ -533,10 +535,16 @@ class _Parser(TensorSyntax):
                     if word in WORD_OPERATORS:  # ``not``, or ``and``/``or`` out of place
                         k, expect_operand = self._operand(k, kind, binding)
                         continue
-                    node = self._unbound(word, k)
+                    node = inputs.get(word)  # (what _unbound looks at first)
+                    if node is None:
+                        node = self._unbound(word, k)
                 elif after in _OUTPUT_END and not stack and len(values) == len(self.names):
                     self.lone_name = word  # the output is exactly this bound name
                 values.append(node)
+                expect_operand = False
+                k += 1
+            elif kind == "num" and (node := numbers.get(words[k])) is not None:
+                values.append(node)  # a number read before (_operand reads it the first time)
                 expect_operand = False
                 k += 1
             else:
@@ -566,7 +574,8 @@ class _Parser(TensorSyntax):
             value = float(word)
             if value == _INF:
                 raise self.error(f"number {word} is too large for float64", k)
-            self.values.append(self.graph.const(value))
+            node = self.numbers[word] = self.graph.const(value)
+            self.values.append(node)
             return k + 1, False
         if kind == "name" and word in WORD_OPERATORS:
             if word != "not":
@@ -722,7 +731,11 @@ class _Parser(TensorSyntax):
             values.append(self.graph.neg(right) if op is None else self._built(op, (right,), k))
         else:
             assert op is not None, "brackets are closed before the statement ends"
-            values.append(self._built(op, (values.pop(), right), k))
+            graph = self.graph
+            if graph.tensor or op.block:
+                values.append(self._built(op, (values.pop(), right), k))
+            else:  # scalars only: no shape to refuse (_built's work, one call fewer)
+                values.append(graph.applied(op, (values.pop(), right)))
 
     def _built(self, op: Op, args: tuple[int, ...], k: int) -> int:
         """The node of ``op`` on ``args`` (a block op without params: ``@``); a shape the operands
@@ -745,6 +758,7 @@ def checked_dims(dims: object) -> dict[str, int]:
     return dict(dims)
 
 
+@collector_paused()
 def parse(text: str, max_nodes: int | None = MAX_NODES, dims: dict[str, int] | None = None) -> Graph:
     """Parse a graphc program into a Graph.
 

@@ -151,3 +151,95 @@ def test_deep_graphs_walk_without_recursion():
     assert all(g.reachable())
     assert len(g.pruned()) == 20_001
     assert g.to_text().count("sin(") == 20_000
+
+
+def test_parsing_and_building_a_kernel_pause_the_collector_and_resume_it(monkeypatch):
+    import gc
+    import importlib
+
+    from graphc.graph import collector_paused
+
+    parse_module = importlib.import_module("graphc.parse")  # (graphc.parse is the function)
+    seen = []
+    parse_whole = parse_module._Parser.parse
+
+    def parse_probed(parser):
+        seen.append(gc.isenabled())
+        return parse_whole(parser)
+
+    monkeypatch.setattr(parse_module._Parser, "parse", parse_probed)
+
+    def probe(graph, order):
+        seen.append(gc.isenabled())
+        return graphc.compile(graph)
+
+    assert gc.isenabled()
+    graphc.api._kernel("x*y", probe, None, None)
+    with collector_paused():
+        seen.append(gc.isenabled())
+        with collector_paused():  # nested: only the outermost resumes it
+            pass
+        seen.append(gc.isenabled())
+    assert seen == [False, False, False, False] and gc.isenabled()
+    gc.disable()
+    try:
+        graphc.parse("sin(x)")
+        assert not gc.isenabled()  # a collector the caller disabled stays disabled
+    finally:
+        gc.enable()
+    with pytest.raises(graphc.ParseError):
+        graphc.parse("sin(")
+    assert gc.isenabled()  # resumed after an error too
+
+
+def _digest(graph):
+    import hashlib
+    import json
+
+    return len(graph), hashlib.sha256(json.dumps(graph.to_data(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def test_the_builder_and_the_sparse_passes_build_the_graphs_they_built_before():
+    """Node for node (ids, ops, operands, constants) what the builder and the passes made at
+    4950269, before they were made faster: the Bratu residuals, a random DAG of B5's kind and its
+    dp gradient, the compressed Jacobians both ways and a star-coloured Hessian. A change that
+    means to build other graphs updates these digests."""
+    import os
+    import sys
+
+    from graphc.diff import dp
+    from graphc.sparse import sparse_hessian, sparse_jacobian
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+    from problems import random_dag
+
+    h2 = (1.0 / 61) ** 2
+    bratu = graphc.parse(
+        ", ".join(
+            f"{f'x{i - 1} - ' if i else '-'}2*x{i}{f' + x{i + 1}' if i < 59 else ''} + {h2!r}*exp(x{i})"
+            for i in range(60)
+        )
+    )
+    dag = graphc.parse(random_dag(1000))
+    wrt = [f"x{i}" for i in range(60)]
+    chain = (
+        "; ".join(f"u{i} = x{i}*x{i + 1}" for i in range(30))
+        + "\n"
+        + " + ".join(f"sin(u{i})" for i in range(30))
+    )
+    built = {
+        "bratu": _digest(bratu),
+        "dag": _digest(dag),
+        "dag dp": _digest(dp.differentiate(dag)),
+        "reverse": _digest(sparse_jacobian(bratu, wrt, mode="reverse").kernel.graph),
+        "forward": _digest(sparse_jacobian(bratu, wrt, mode="forward").kernel.graph),
+        "hessian": _digest(sparse_hessian(graphc.parse(chain), [f"x{i}" for i in range(31)]).kernel.graph),
+    }
+    assert built == {
+        "bratu": (421, "596c9f2d24ab71a8"),
+        "dag": (1160, "a92ff72cc38c1ef7"),
+        "dag dp": (3113, "e92fe29a90986281"),
+        "reverse": (483, "b7e4bc8dd70891d7"),
+        "forward": (483, "f3a7b28ac5acd547"),
+        "hessian": (554, "53bf42ad82620383"),
+    }

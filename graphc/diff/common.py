@@ -84,6 +84,7 @@ class LocalPartials:
 
     def __init__(self, graph: Graph, cached: bool = True) -> None:
         self.graph = graph
+        self.cached = cached  # (uncached, a pass may run the op's rules itself: see dp.adjoints)
         self._operands, self._ops = graph.operands, graph.ops  # the graph's own lists
         self._cache: dict[int, int | None] | None = {} if cached else None  # keyed by node * _SLOTS + slot
 

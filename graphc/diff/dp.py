@@ -27,7 +27,7 @@ from graphc.diff.common import (
     prepared,
 )
 from graphc.graph import Graph
-from graphc.ops import OPS
+from graphc.ops import OPS, Rule
 
 _GATED = {name: op.gate for name, op in OPS.items() if op.gate is not None}
 
@@ -61,23 +61,33 @@ def adjoints(
     for node in outputs:
         pending[node] = 1
     node = len(pending)
+    rules: tuple[Rule | None, ...]
+    uncached = not local.cached
     while (node := pending.rfind(1, 0, node)) >= 0:
         seed = adjoint[node]
-        if seed[1] != 1.0 and seed[1] != -1.0 and len({arg for arg in operands[node] if active[arg]}) > 1:
+        args = operands[node]
+        if seed[1] != 1.0 and seed[1] != -1.0 and len({arg for arg in args if active[arg]}) > 1:
             seed = terms.spread(seed)
         flag: Flag = flags.get(node) if flags else None
         reach: Flag
-        gate = _GATED.get(ops[node])
-        for slot, arg in enumerate(operands[node]):
+        op = ops[node]
+        gate = _GATED.get(op)
+        # uncached, the op's rules run here, as local would run them: one call fewer per edge
+        rules = OPS[op].partials if uncached and args else ()
+        for slot, arg in enumerate(args):
             if not active[arg]:
                 continue
             if gate is not None:
-                passed = gate(graph, operands[node], slot, seed[0])
+                passed = gate(graph, args, slot, seed[0])
                 if passed is None:
                     continue
                 term, reach = (passed[0], seed[1]), gates.both(flag, passed[1])
             else:
-                z = local(node, slot)
+                if rules:
+                    rule = rules[slot]
+                    z = None if rule is None else rule(graph, args, node)
+                else:
+                    z = local(node, slot)
                 if z is None:
                     continue
                 if flag is None:  # the common case, inline: a term live everywhere

@@ -142,7 +142,7 @@ class SparseKernel:
         self._slots = np.array(slots, dtype=np.intp)
         self._take = np.array(outputs, dtype=np.intp)
         start = time.perf_counter()
-        compiled = entries.graph.copy()
+        compiled = entries.graph  # the passes' own graph (see Entries): given its outputs, not copied
         compiled.set_outputs(list(computed), [f"nonzero {i}" for i in range(len(computed))])
         # nothing to compute (every nonzero a constant): the numpy backend compiles it to nothing
         self.kernel: Kernel = compile_graph(compiled, backend if computed else "numpy", threads=threads)

@@ -23,7 +23,8 @@ from graphc.sparse.coloring import recovery_rows
 
 
 class Entries(NamedTuple):
-    """The graph the entries are built on, and each nonzero's node in CSR order (None: zero)."""
+    """The graph the entries are built on, and each nonzero's node in CSR order (None: zero). The
+    graph is the passes' own copy, which SparseKernel gives its outputs."""
 
     graph: Graph
     nodes: list[int | None]
