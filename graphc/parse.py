@@ -466,12 +466,16 @@ class _Parser(TensorSyntax):
         if kinds[k + 1] == "op":
             if kinds[k + 2] != "name" or kinds[k + 3] not in _STATEMENT_END:
                 return None
+            if words[k] in WORD_OPERATORS or words[k + 2] in WORD_OPERATORS:
+                return None  # ``and``, ``or``, ``not`` are operators, not operands: the general path says so
             op = _BINARY[words[k + 1]][0]
             if op.block:
                 return None
             left, right = self._name(k), self._name(k + 2)
             return self._built(op, (left, right), k + 1), k + 3
         if kinds[k + 1] == "(" and kinds[k + 2] == "name" and kinds[k + 3] == ")":
+            if words[k + 2] in WORD_OPERATORS:
+                return None
             spec = FUNCTIONS.get(words[k])
             if spec is None or spec.arity != 1 or kinds[k + 4] not in _STATEMENT_END:
                 return None  # the general path says what is wrong, or reads further

@@ -153,6 +153,9 @@ def test_agrees_with_sympys_reading_of_the_same_formula():
         ("clip(x, 1)", 0, "clip"),
         ("and = 3; and", 0, "built-in operator"),
         ("x = not; x", 7, "operand"),
+        ("v = x + and; v", 8, "expected an operand before 'and'"),  # a binding read in one step
+        ("v = and + x; v", 4, "expected an operand before 'and'"),
+        ("v = sin(not); v", 11, "expected an operand, found ')'"),
         ("x\x00", 1, "control character U+0000"),
         ("x\x1b[0m", 1, "control character U+001B"),
         ("2x", 1, "invalid number '2x'"),
