@@ -58,11 +58,12 @@ was broadcast along: :func:`reduce_to`). COMPOSITES (``mean``, ``softmax``, ``lo
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from collections import ChainMap
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -173,7 +174,7 @@ class Point:
     why: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # an entry is equal only to itself (and hashed by identity)
 class Op:
     name: str
     arity: int
@@ -252,18 +253,21 @@ class Op:
     # name of that step's writer (graphc.backends.llvm.tensor_ir.STEPS); "": none (views and
     # reductions are part of other loops; an op with neither is scalarised)
     loop: str = ""
-    impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         assert len(self.partials) == self.arity, self.name
+
+    @functools.cached_property
+    def impl(self) -> Callable[..., Any]:
+        """The op as a Python function of NumPy values: the NumPy template, compiled when first used
+        (most programs use a few ops, and compiling every template would slow ``import graphc``)."""
         if self.block:
-            object.__setattr__(self, "impl", self.evaluate)
-            return
+            return self.evaluate
         names = ", ".join(f"a{i}" for i in range(self.arity))
         body = self.numpy.format(*(f"a{i}" for i in range(self.arity)))
         # The template is this module's own constant text, never user input.
         code = compile(f"lambda {names}: {body}", f"<graphc.ops:{self.name}>", "eval")
-        object.__setattr__(self, "impl", eval(code, dict(_ELEMENT_SCOPE)))  # the template: never user text
+        return eval(code, dict(_ELEMENT_SCOPE))  # type: ignore[no-any-return]  # the template: never user text
 
     def numpy_of(self, operands: Sequence[str]) -> str:
         """The NumPy template for operands with these sources: ``numpy``, or the form a literal

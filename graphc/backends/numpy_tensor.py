@@ -35,6 +35,7 @@ def _definitions(source: str) -> list[tuple[str, str]]:
 
 
 _HELPERS = _definitions(BLOCK_HELPERS)
+_WORD = re.compile(r"\w+")  # a name is called where it is a whole word of the text
 
 
 def helpers(body: Sequence[str]) -> list[str]:
@@ -43,9 +44,9 @@ def helpers(body: Sequence[str]) -> list[str]:
     texts = ["\n".join(body)]
     used: set[str] = set()
     while texts:  # the helpers a text calls, then the helpers those call
-        text = texts.pop()
+        words = set(_WORD.findall(texts.pop()))
         for name, definition in _HELPERS:
-            if name not in used and re.search(rf"\b{name}\b", text):
+            if name not in used and name in words:
                 used.add(name)
                 texts.append(definition)
     lines = []
