@@ -16,9 +16,10 @@ than ``@``. The LLVM backend's loop kernels compute it as one fused loop, the ``
 ``a * bᵀ`` summed along ``j`` (graphc.backends.llvm.tensor_plan.lowered); its scalar form (the
 same sum) serves ``paths``, ``symbolic`` and the scalarised kernels.
 
-:data:`MASKED` gives, for the block ops whose VJP and JVP are such products (``matmul``, and this
-op itself, for derivatives of gradient graphs), their VJP for an adjoint live where a flag is and
-their JVP for tangents with flags; graphc.diff.blocks takes them wherever a flag holds.
+:data:`MATMUL` and :data:`SELF` are, for the block ops whose VJP and JVP are such products
+(``matmul``, and this op itself, for derivatives of gradient graphs), their VJP for an adjoint live
+where a flag is and their JVP for tangents with flags: the ``masked`` field of those ops' entries,
+which graphc.diff.blocks takes wherever a flag holds.
 """
 
 from __future__ import annotations
@@ -202,11 +203,9 @@ MaskedJvp = Callable[
     ["Graph", tuple[int, ...], int, Any, tuple["int | None", ...], tuple["int | None", ...]], "int | None"
 ]
 
-# the block ops whose sums a flag masks: (VJP for a flagged adjoint, JVP for flagged tangents)
-MASKED: dict[str, tuple[MaskedVjp, MaskedJvp]] = {
-    "matmul": (_matmul_vjp, _matmul_jvp),
-    NAME: (_self_vjp, _self_jvp),
-}
+# (VJP for a flagged adjoint, JVP for flagged tangents) of matmul and of masked_matmul itself
+MATMUL: tuple[MaskedVjp, MaskedJvp] = (_matmul_vjp, _matmul_jvp)
+SELF: tuple[MaskedVjp, MaskedJvp] = (_self_vjp, _self_jvp)
 
 
 def _where(b: Graph, f: int, x: int) -> int:

@@ -28,7 +28,6 @@ import numpy as np
 
 from graphc.errors import ArityError
 from graphc.ops import (
-    BINARY_INFIX,
     BLOCK_FUNCTIONS,
     BLOCK_OPS,
     COMPOSITES,
@@ -40,8 +39,6 @@ from graphc.ops import (
 from graphc.ops import FUNCTIONS as ELEMENTWISE
 from graphc.parse_tensor import block_call
 from graphc.tracing import (
-    NEGATION,
-    PYTHON_OPERATORS,
     Traced,
     apply,
     common_graph,
@@ -60,12 +57,7 @@ def numpy_name(spec: Op) -> str | None:
     match = _TEMPLATE_UFUNC.fullmatch(spec.numpy)
     if match is not None and isinstance(getattr(np, match.group(1), None), np.ufunc):
         return match.group(1)
-    if spec is NEGATION:
-        return "negative"
-    for symbol, _, ufunc in PYTHON_OPERATORS:
-        if BINARY_INFIX.get(symbol) is spec:
-            return ufunc
-    return None
+    return spec.ufunc or None
 
 
 def _function(spec: Op, name: str) -> Callable[..., Any]:

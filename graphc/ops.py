@@ -62,7 +62,7 @@ import functools
 import importlib
 import math
 from collections import ChainMap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -183,6 +183,10 @@ class Op:
     llvm: Lowering  # the op as LLVM IR, matching the NumPy template (NaN, signed zeros, ties)
     partials: tuple[Rule | None, ...]  # one local-derivative rule per operand slot
     infix: str | None = None  # binary operator symbol ("+"), or "-" for unary minus
+    # the name of Python's special method for the infix operator (``add``: ``__add__`` and
+    # ``__radd__``; ``and`` is ``&``, ``or`` is ``|``), through which it applies to traced values
+    python: str = ""
+    ufunc: str = ""  # the NumPy ufunc an ndarray calls for that operator (``add``, ``negative``)
     precedence: int = 0  # for infix and prefix printing; higher binds tighter
     function: str | None = None  # name when called as a function: sin(x), pow(x, y)
     commutative: bool = False
@@ -253,6 +257,12 @@ class Op:
     # name of that step's writer (graphc.backends.llvm.tensor_ir.STEPS); "": none (views and
     # reductions are part of other loops; an op with neither is scalarised)
     loop: str = ""
+    # a block op whose sums a flag can mask (graphc.masked): its VJP for an adjoint live where a
+    # flag is, and its JVP for tangents with flags; None: the op's own rules serve flags too
+    masked: tuple[mk.MaskedVjp, mk.MaskedJvp] | None = None
+    # the matrix product ``x @ y``: its Jacobian in one operand is the other (graphc.chain brackets
+    # chains of such links)
+    product: bool = False
 
     def __post_init__(self) -> None:
         assert len(self.partials) == self.arity, self.name
@@ -299,6 +309,73 @@ class Op:
             return float(self.impl(*values))
         with np.errstate(all="ignore"):
             return float(self.impl(*(np.float64(v) for v in values)))
+
+
+class Table(dict[str, Op]):
+    """An op table (OPS, BLOCK_OPS): a dict that counts its changes, so that every index derived
+    from its entries (:class:`Derived`) is rebuilt after an op is added or replaced at run time."""
+
+    changes = 0
+
+    def __setitem__(self, name: str, op: Op) -> None:
+        super().__setitem__(name, op)
+        self.changes += 1
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self.changes += 1
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self.changes += 1
+
+
+class Derived(Mapping[str, Any]):
+    """A read-only index computed from the op tables' entries (``FUNCTIONS``: each spelling to its
+    op), built on first use and again whenever a table has changed: no stage holds a snapshot of
+    the table taken at import, so an op added at run time is found by every stage."""
+
+    def __init__(self, build: Callable[[], Mapping[str, Any]]) -> None:
+        self._build = build
+        self._seen: tuple[int, int] | None = None
+        self._index: Mapping[str, Any] = {}
+
+    def current(self) -> Mapping[str, Any]:
+        """The index for the tables as they are now."""
+        seen = (OPS.changes, BLOCK_OPS.changes)
+        if seen != self._seen:
+            self._index, self._seen = self._build(), seen
+        return self._index
+
+    def __getitem__(self, name: str) -> Any:
+        return self.current()[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.current().get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.current()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.current())
+
+    def __len__(self) -> int:
+        return len(self.current())
+
+    # as a set of names, like the sets it replaces (``RESERVED | names``, ``names & RESERVED``)
+    def __or__(self, other: Any) -> frozenset[str]:
+        return frozenset(self.current()) | frozenset(other)
+
+    def __and__(self, other: Any) -> frozenset[str]:
+        return frozenset(self.current()) & frozenset(other)
+
+    def __sub__(self, other: Any) -> frozenset[str]:
+        return frozenset(self.current()) - frozenset(other)
+
+    def __rsub__(self, other: Any) -> frozenset[str]:
+        return frozenset(other) - frozenset(self.current())
+
+    __ror__, __rand__ = __or__, __and__
 
 
 # --- rewrites: only x+0, x-0, x*1, x*0 -> 0, --x, x**1, x**0 -------------------------------------
@@ -613,6 +690,7 @@ def _cmp(name: str, symbol: str, sympy_name: str, **kw: Any) -> Op:
         None,
         None,
         infix=symbol,
+        python=name,  # Python's special methods of comparisons have the ops' names: __lt__
         precedence=COMPARE,
         sympy_class=sympy_name,
         chains=True,
@@ -623,11 +701,11 @@ def _cmp(name: str, symbol: str, sympy_name: str, **kw: Any) -> Op:
 
 
 # fmt: off
-OPS: dict[str, Op] = {
+OPS: Table = Table({
     op.name: op
     for op in [
         _op("add", "{0} + {1}", lambda x, y: x + y, _instruction("fadd"), _one, _one,
-            infix="+", precedence=ADD, commutative=True, rewrite=_rewrite_add, domain=(_ANY, _ANY),
+            infix="+", python="add", ufunc="add", precedence=ADD, commutative=True, rewrite=_rewrite_add, domain=(_ANY, _ANY),
             algebra=(Point("x + 0", "x=-0.0", -0.0, (1.0,), "graphc's algebra: x + 0 = x (IEEE: -0.0 + 0 = 0.0)"),),
             smooth="smooth everywhere (inf - inf = nan in values only)",
             plain=True, c="{0} + {1}"),
@@ -635,10 +713,10 @@ OPS: dict[str, Op] = {
             _one, lambda b, a, o: b.const(-1.0),
             algebra=(Point("x - 0", "x=-0.0", -0.0, (1.0,), "x - 0 = x, IEEE-exact (-0.0 - 0 = -0.0)"),),
             smooth="smooth everywhere",
-            infix="-", precedence=ADD, rewrite=_rewrite_sub, domain=(_ANY, _ANY), plain=True, c="{0} - {1}"),
+            infix="-", python="sub", ufunc="subtract", precedence=ADD, rewrite=_rewrite_sub, domain=(_ANY, _ANY), plain=True, c="{0} - {1}"),
         _op("mul", "{0} * {1}", lambda x, y: x * y, _instruction("fmul"),
             lambda b, a, o: a[1], lambda b, a, o: a[0],
-            infix="*", precedence=MUL, commutative=True, rewrite=_rewrite_mul, domain=(_ANY, _ANY),
+            infix="*", python="mul", ufunc="multiply", precedence=MUL, commutative=True, rewrite=_rewrite_mul, domain=(_ANY, _ANY),
             algebra=(
                 Point("x*0", "x=inf", 0.0, (0.0,), "graphc's algebra: x*0 = 0 (IEEE: inf*0 = nan)"),
                 Point("x*0", "x=nan", 0.0, (0.0,), "graphc's algebra: x*0 = 0 (IEEE: nan)"),
@@ -657,15 +735,15 @@ OPS: dict[str, Op] = {
                 Point("x/y", "x=1,y=0", math.inf, (math.inf, -math.inf), "1/0; -(1/0)/0"),
                 Point("x/y", "x=0,y=0", math.nan, (math.inf, math.nan), "0/0 = nan; 1/0; -(nan)/0"),
             ),
-            infix="/", precedence=MUL, domain=(_ANY, _POS), c="{0} / {1}"),
+            infix="/", python="truediv", ufunc="divide", precedence=MUL, domain=(_ANY, _POS), c="{0} / {1}"),
         _op("neg", "-{0}", lambda x: -x, _instruction("fneg"), lambda b, a, o: b.const(-1.0),
             algebra=(Point("-(-x)", "x=-0.0", -0.0, (1.0,), "--x = x, IEEE-exact"),),
             smooth="smooth everywhere",
-            infix="-", precedence=NEG, rewrite=_rewrite_neg, domain=(_ANY,), plain=True, c="-{0}"),
+            infix="-", ufunc="negative", precedence=NEG, rewrite=_rewrite_neg, domain=(_ANY,), plain=True, c="-{0}"),
         _op("pow", "{0} ** {1}", lambda x, y: x**y, _pow,
             lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
             lambda b, a, o: b.mul(o, b.apply("log", a[0])),
-            infix="**", precedence=POW, function="pow", rewrite=_rewrite_pow, sympy_policy="Power", domain=(_POS, _ANY),
+            infix="**", python="pow", ufunc="power", precedence=POW, function="pow", rewrite=_rewrite_pow, sympy_policy="Power", domain=(_POS, _ANY),
             policy=(
                 Point("x^2", "x=0", 0.0, (0.0,), "2*x^1 = 2*x: no log term for a constant exponent"),
                 Point("x^3", "x=0", 0.0, (0.0,), "3*x^2"),
@@ -867,33 +945,33 @@ OPS: dict[str, Op] = {
         _op("ceil", "np.ceil({0})", _bridged("Ceil"), _call("llvm.ceil.f64"), None,
             policy=(Point("ceil(x)", "x=-0.5", -0.0, (0.0,), "np.ceil(-0.5) is -0.0; derivative 0"),),
             function="ceil", sympy_class="ceiling", sympy_policy="Ceil", domain=(_ANY,), c="ceil({0})"),
-        _cmp("lt", "<", "Lt",
+        _cmp("lt", "<", "Lt", ufunc="less",
             policy=(
                 Point("x < y", "x=1,y=1", 0.0, (0.0, 0.0), "a comparison is 1 or 0: derivative 0, also at the jump"),
                 Point("x < 1", "x=nan", 0.0, (0.0,), "NaN compares false"),
                 Point("x < y < z", "x=1,y=2,z=3", 1.0, (0.0, 0.0, 0.0), "Python's chaining: (x < y) and (y < z)"),
             ),
         ),
-        _cmp("le", "<=", "Le",
+        _cmp("le", "<=", "Le", ufunc="less_equal",
             policy=(Point("x <= y", "x=1,y=1", 1.0, (0.0, 0.0), "derivative 0"),),
         ),
-        _cmp("gt", ">", "Gt",
+        _cmp("gt", ">", "Gt", ufunc="greater",
             policy=(Point("x > y", "x=1,y=1", 0.0, (0.0, 0.0), "derivative 0"),),
         ),
-        _cmp("ge", ">=", "Ge",
+        _cmp("ge", ">=", "Ge", ufunc="greater_equal",
             policy=(Point("x >= 0", "x=-0.0", 1.0, (0.0,), "-0.0 equals 0"),),
         ),
-        _cmp("eq", "==", "Eq", commutative=True,
+        _cmp("eq", "==", "Eq", ufunc="equal", commutative=True,
             policy=(Point("x == y", "x=1,y=1", 1.0, (0.0, 0.0), "derivative 0"),),
         ),
-        _cmp("ne", "!=", "Ne", commutative=True,
+        _cmp("ne", "!=", "Ne", ufunc="not_equal", commutative=True,
             policy=(Point("x != 1", "x=nan", 1.0, (0.0,), "NaN != anything is true"),),
         ),
         _op("and", "1.0 * (({0} != 0) & ({1} != 0))", lambda x, y: _indicator(_sp().And(_holds(x), _holds(y))),
-            _and, None, None, infix="and", precedence=AND, sympy_class="And", commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) && ({1} != 0.0)",
+            _and, None, None, infix="and", python="and", ufunc="logical_and", precedence=AND, sympy_class="And", commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) && ({1} != 0.0)",
             policy=(Point("x and y", "x=2,y=-0.0", 0.0, (0.0, 0.0), "nonzero is true; -0.0 is false"),)),
         _op("or", "1.0 * (({0} != 0) | ({1} != 0))", lambda x, y: _indicator(_sp().Or(_holds(x), _holds(y))),
-            _or, None, None, infix="or", precedence=OR, sympy_class="Or", commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) || ({1} != 0.0)",
+            _or, None, None, infix="or", python="or", ufunc="logical_or", precedence=OR, sympy_class="Or", commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) || ({1} != 0.0)",
             policy=(Point("x or y", "x=nan,y=0", 1.0, (0.0, 0.0), "NaN is nonzero: true"),)),
         _op("not", "1.0 * ({0} == 0)", lambda x: _indicator(_sp().Not(_holds(x))), _not, None,
             policy=(Point("not x", "x=nan", 0.0, (0.0,), "NaN is true, so not NaN is 0"),),
@@ -915,7 +993,7 @@ OPS: dict[str, Op] = {
             ),
             function="where", sympy_class="ITE", rewrite=_rewrite_where, gate=_where_gate, picks=_where_picks, domain=(_ANY, _ANY, _ANY), c="{0} != 0.0 ? {1} : {2}"),
     ]
-}
+})
 # fmt: on
 
 
@@ -1780,9 +1858,9 @@ NO_TANGENT: Jvp = lambda b, args, out, params, t: None  # a constant to differen
 # fmt: off
 _BLOCKS = [
     _block_op("matmul", 2, _matmul_shape, _matmul_emit, _matmul_vjp, _matmul_jvp,
-              infix="@", precedence=MUL, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul,
+              infix="@", python="matmul", ufunc="matmul", precedence=MUL, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul,
               multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
-              stacked=_stacked_matmul, linear=True, scalarise=_scalar_matmul, loop="matmul"),
+              stacked=_stacked_matmul, linear=True, scalarise=_scalar_matmul, loop="matmul", masked=mk.MATMUL, product=True),
     _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum"), keywords=("axis", "keepdims"),
               stacked=_restacked("sum", _stacked_reduction), linear=True, stacked_diagonal=_diagonal_sum,
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "add", nodes))),
@@ -1840,7 +1918,7 @@ _BLOCKS = [
               scalarise=_scalar_unindex, loop="unindex"),
     # a matmul skipping the terms a flag marks dead: the VJPs and JVPs of products below a where
     _block_op(mk.NAME, 3, mk.shape, mk.emit, mk.vjp, mk.jvp, domain=(_ANY, _ANY, _ANY), paths=mk.paths,
-              spell=mk.spell, call=mk.call, scalarise=mk.scalarise,
+              spell=mk.spell, call=mk.call, scalarise=mk.scalarise, masked=mk.SELF,
               multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
               policy=(Point("a: [1, 2]; f: [1, 2]; b: [2, 1]; sum(masked_matmul(a, f, b))", "a=[[1, 2]], f=[[1, 0]], b=[[3], [inf]]",
                             3.0, (((3.0, 0.0),), ((1.0,), (0.0,)), ((0.0, 0.0),)),
@@ -1890,7 +1968,7 @@ _LAYERS = [
               variadic=True, view=True, paths=ub.custom_paths, spell=ub.custom_spell, scalarise=ub.custom_scalarise),
 ]
 # fmt: on
-BLOCK_OPS: dict[str, Op] = {op.name: op for op in _BLOCKS + _LAYERS}
+BLOCK_OPS: Table = Table({op.name: op for op in _BLOCKS + _LAYERS})
 # every op by name: a live view of both tables (an op added to OPS later is found here too)
 ALL_OPS: ChainMap[str, Op] = ChainMap(OPS, BLOCK_OPS)
 
@@ -1981,7 +2059,9 @@ COMPOSITES: dict[str, Composite] = {
     ]
 }
 # the reductions: block ops the language calls with ``axis=`` (sum, logsumexp, max, min)
-REDUCTIONS = frozenset(op.name for op in BLOCK_OPS.values() if op.function and "axis" in op.keywords)
+REDUCTIONS = Derived(
+    lambda: {op.name: op for op in BLOCK_OPS.values() if op.function and "axis" in op.keywords}
+)
 
 
 def reduction_params(shape: Shape, axis: Any, keepdims: bool = False) -> Any:
@@ -1989,28 +2069,34 @@ def reduction_params(shape: Shape, axis: Any, keepdims: bool = False) -> Any:
     return _axes_params(shape, axis, keepdims)
 
 
-FUNCTIONS: dict[str, Op] = {
-    spelling: op for op in OPS.values() if op.function for spelling in (op.function, *op.names)
-}
-BLOCK_FUNCTIONS: dict[str, Op] = {op.function: op for op in BLOCK_OPS.values() if op.function}
+# The indexes the parser, the printer and the tracer read, derived from the entries (see Derived):
+# every function spelling of an elementwise op (``asin``, NumPy's ``arcsin``) to its op
+FUNCTIONS = Derived(lambda: {s: op for op in OPS.values() if op.function for s in (op.function, *op.names)})
+BLOCK_FUNCTIONS = Derived(lambda: {op.function: op for op in BLOCK_OPS.values() if op.function})
 # the block ops the language calls only by their own names, as the printer spells them
 # (``shift(x, axis=1)``): not reserved, so a variable may still be named ``count``
-INTERNAL_CALLS: dict[str, Op] = {
-    op.name: op for op in BLOCK_OPS.values() if op.function is None and op.call is not None
-}
-BINARY_INFIX: dict[str, Op] = {
-    spelling: op
-    for op in ALL_OPS.values()
-    if op.infix and op.arity == 2
-    for spelling in (op.infix, *op.aliases)
-}
+INTERNAL_CALLS = Derived(
+    lambda: {op.name: op for op in BLOCK_OPS.values() if op.function is None and op.call is not None}
+)
+BINARY_INFIX = Derived(
+    lambda: {
+        spelling: op
+        for op in ALL_OPS.values()
+        if op.infix and op.arity == 2
+        for spelling in (op.infix, *op.aliases)
+    }
+)
 # the operators spelled as words (``and``, ``or``, ``not``): reserved, like the function names
-WORD_OPERATORS: dict[str, Op] = {op.infix: op for op in OPS.values() if op.infix and op.infix.isalpha()}
+WORD_OPERATORS = Derived(lambda: {op.infix: op for op in OPS.values() if op.infix and op.infix.isalpha()})
+# the ops Python's operators apply to traced values: a special method's name (``add``, for
+# ``__add__`` and ``__radd__``) to its op (graphc.tracing)
+PYTHON_OPERATORS = Derived(lambda: {op.python: op for op in ALL_OPS.values() if op.python})
+# the block ops whose sums a flag masks: their (VJP, JVP) for flags (graphc.diff.blocks)
+MASKED = Derived(lambda: {op.name: op.masked for op in ALL_OPS.values() if op.masked is not None})
+# the selecting ops (``where``): each one's rule for what passes through its operands (graphc.diff)
+GATES = Derived(lambda: {name: op.gate for name, op in OPS.items() if op.gate is not None})
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}  # the same doubles as NumPy's
-RESERVED: frozenset[str] = (
-    frozenset(FUNCTIONS)
-    | frozenset(BLOCK_FUNCTIONS)
-    | frozenset(COMPOSITES)
-    | frozenset(CONSTANTS)
-    | frozenset(WORD_OPERATORS)
+# the names a variable may not take: every function and word operator, and the constants
+RESERVED = Derived(
+    lambda: dict.fromkeys([*FUNCTIONS, *BLOCK_FUNCTIONS, *COMPOSITES, *CONSTANTS, *WORD_OPERATORS])
 )

@@ -48,6 +48,7 @@ from graphc.ops import (
     OPS,
     RESERVED,
     WORD_OPERATORS,
+    Derived,
     Op,
 )
 from graphc.parse_tensor import TensorSyntax
@@ -56,8 +57,8 @@ from graphc.shapes import Shape, ShapeError
 if TYPE_CHECKING:
     from graphc.user_blocks import Block
 
-_CALLABLE = sorted({*FUNCTIONS, *BLOCK_FUNCTIONS, *COMPOSITES})
-_IS_CALLABLE = frozenset(_CALLABLE)
+# every name the language calls, sorted (the parser's indexes are derived from the op table: Derived)
+_CALLABLE = Derived(lambda: dict.fromkeys(sorted({*FUNCTIONS, *BLOCK_FUNCTIONS, *COMPOSITES})))
 _PYTHON_WORDS = frozenset(
     [
         "if",
@@ -327,16 +328,20 @@ _AND = OPS["and"]
 # A binary operator's token: its op, its binding power, and the least binding power of a pending
 # operator that it reduces (its own, plus one if it is right-associative); a comparison's is None
 # (it chains: see _Parser._comparison).
-_BINARY = {
-    text: (op, op.precedence, None if op.chains else op.precedence + op.right)
-    for text, op in BINARY_INFIX.items()
-}
+_BINARY = Derived(
+    lambda: {
+        text: (op, op.precedence, None if op.chains else op.precedence + op.right)
+        for text, op in BINARY_INFIX.items()
+    }
+)
 # the elementwise functions of one operand that no block or composite shares a name with
-_ONE_OPERAND = {
-    name: spec
-    for name, spec in FUNCTIONS.items()
-    if spec.arity == 1 and name not in BLOCK_FUNCTIONS and name not in COMPOSITES
-}
+_ONE_OPERAND = Derived(
+    lambda: {
+        name: spec
+        for name, spec in FUNCTIONS.items()
+        if spec.arity == 1 and name not in BLOCK_FUNCTIONS and name not in COMPOSITES
+    }
+)
 _OUTPUT_END = frozenset(["sep", "end", ","])  # the kinds of token that may end an output
 _STATEMENT_END = frozenset(["sep", "end"])
 
@@ -484,9 +489,7 @@ class _Parser(TensorSyntax):
 
     def _check_target(self, name: str, k: int) -> None:
         if name in RESERVED:
-            kind = (
-                "function" if name in _IS_CALLABLE else "operator" if name in WORD_OPERATORS else "constant"
-            )
+            kind = "function" if name in _CALLABLE else "operator" if name in WORD_OPERATORS else "constant"
             raise self.error(f"cannot assign to '{name}': it is a built-in {kind}", k)
         if name in self.free:
             raise self.error(f"cannot assign to '{name}': it is already used as an input variable", k)
@@ -611,7 +614,7 @@ class _Parser(TensorSyntax):
             return node
         if name in CONSTANTS:
             return self.graph.const(CONSTANTS[name])
-        if name in _IS_CALLABLE:
+        if name in _CALLABLE:
             raise self.error(f"'{name}' is a function: call it as {name}(...)", k)
         self.free.add(name)
         node = self.inputs[name] = self.graph.var(name, self.declared.get(name, ()))

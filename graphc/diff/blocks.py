@@ -24,8 +24,7 @@ from graphc.diff import stacked
 from graphc.diff.common import Flag, Gates, assemble, depends_on, elementwise_jvp, join_flag, prepared
 from graphc.errors import GraphcError
 from graphc.graph import Graph
-from graphc.masked import MASKED
-from graphc.ops import ALL_OPS, CONST, VAR, broadcast_to, paths_elementwise, reduce_to
+from graphc.ops import ALL_OPS, CONST, MASKED, VAR, broadcast_to, paths_elementwise, reduce_to
 from graphc.shapes import Shape, ShapeError, broadcast, size
 
 BROADCAST = "broadcast"  # the op a sum's adjoint is: multiplied through, never materialised

@@ -27,9 +27,7 @@ from graphc.diff.common import (
     prepared,
 )
 from graphc.graph import Graph
-from graphc.ops import OPS
-
-_GATED = {name: op.gate for name, op in OPS.items() if op.gate is not None}
+from graphc.ops import GATES
 
 
 def adjoints(
@@ -67,7 +65,7 @@ def adjoints(
             seed = terms.spread(seed)
         flag: Flag = flags.get(node) if flags else None
         reach: Flag
-        gate = _GATED.get(ops[node])
+        gate = GATES.get(ops[node])
         for slot, arg in enumerate(operands[node]):
             if not active[arg]:
                 continue
