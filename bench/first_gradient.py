@@ -3,6 +3,7 @@ empty disk cache ("fresh") and with the cache a previous process filled ("cached
 
     python bench/first_gradient.py                      # T1 and T2, graphc-llvm, 5 starts each
     python bench/first_gradient.py --problems T1 --starts 7 --backend numpy --graphc /other/checkout
+    python bench/first_gradient.py --backend numpy --starts 7 --graphc /work/main,.   # alternating
 
 Each start is a new interpreter pinned to one core (``taskset``, where there is one) with one BLAS
 thread, which loads the problem's arrays (random, of the problem's shapes: the timing does not
@@ -12,7 +13,9 @@ reports the wall-clock seconds from the parent starting it to that first gradien
 CPU seconds by then, and, inside the process, the seconds from the text to the first gradient
 after graphc is imported (``in-process``), then the time of the next loss and gradient and loss
 calls (``second calls``: where deferred work shows). Medians over the starts; bytecode is written
-once, before the first start, to a private directory. The machine's load average is printed: on a
+once, before the first start, to a private directory. Several checkouts (``--graphc a,b``) take
+their starts in turn, so a change in the machine's load falls on each alike. The numpy backend has
+no disk cache: its starts are all fresh. The machine's load average is printed: on a
 shared machine the wall clock includes other processes' turns, the CPU seconds do not.
 """
 
@@ -69,9 +72,11 @@ def arrays_of(problem: str, scratch: str) -> str:
     return path
 
 
-def start(args: argparse.Namespace, problem: str, data: str, env: dict[str, str]) -> dict[str, float]:
+def start(
+    args: argparse.Namespace, problem: str, data: str, env: dict[str, str], checkout: str
+) -> dict[str, float]:
     spec = PROBLEMS[problem]
-    command = [sys.executable, "-c", WORKER, args.graphc, data, spec.text, ",".join(spec.wrt), args.backend]
+    command = [sys.executable, "-c", WORKER, checkout, data, spec.text, ",".join(spec.wrt), args.backend]
     if shutil.which("taskset"):
         command = ["taskset", "-c", str(args.core), *command]
     command.append(repr(time.time()))  # the worker's clock for the wall time to its first gradient
@@ -85,7 +90,11 @@ def main() -> None:
     parser.add_argument("--backend", default="llvm")
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--core", type=int, default=1)
-    parser.add_argument("--graphc", default=os.path.dirname(HERE), help="the checkout to import graphc from")
+    parser.add_argument(
+        "--graphc",
+        default=os.path.dirname(HERE),
+        help="the checkout to import graphc from (several: a,b, in turn)",
+    )
     args = parser.parse_args()
     scratch = tempfile.mkdtemp(prefix="graphc-first-")
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -93,26 +102,32 @@ def main() -> None:
     env.pop("GRAPHC_NO_CACHE", None)
     env["PYTHONPYCACHEPREFIX"] = os.path.join(scratch, "bytecode")
     print(f"load average at the start: {os.getloadavg()[0]:.1f}; graphc from {args.graphc}")
+    checkouts = [os.path.abspath(c) for c in args.graphc.split(",")]
+    kinds = ["fresh", "cached"] if args.backend == "llvm" else ["fresh"]
     try:
         for problem in args.problems.split(","):
             data = arrays_of(problem, scratch)
-            env["GRAPHC_CACHE_DIR"] = os.path.join(scratch, "warm-up")
-            start(args, problem, data, env)  # bytecode written, files in the OS's cache
-            runs: dict[str, list[dict[str, float]]] = {"fresh": [], "cached": []}
-            cached = os.path.join(scratch, f"{problem}-cached")
-            env["GRAPHC_CACHE_DIR"] = cached
-            start(args, problem, data, env)  # fills the cache every cached start reads
+            runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+            for n, checkout in enumerate(checkouts):
+                env["GRAPHC_CACHE_DIR"] = os.path.join(scratch, "warm-up")
+                start(args, problem, data, env, checkout)  # bytecode written, files in the OS's cache
+                env["GRAPHC_CACHE_DIR"] = os.path.join(scratch, f"{problem}-{n}-cached")
+                start(args, problem, data, env, checkout)  # fills the cache every cached start reads
+                runs |= {(checkout, kind): [] for kind in kinds}
             for i in range(args.starts):
-                env["GRAPHC_CACHE_DIR"] = os.path.join(scratch, f"{problem}-fresh-{i}")
-                runs["fresh"].append(start(args, problem, data, env))
-                env["GRAPHC_CACHE_DIR"] = cached
-                runs["cached"].append(start(args, problem, data, env))
-            for kind, figures in runs.items():
+                for n, checkout in enumerate(checkouts):
+                    env["GRAPHC_CACHE_DIR"] = os.path.join(scratch, f"{problem}-{n}-fresh-{i}")
+                    runs[checkout, "fresh"].append(start(args, problem, data, env, checkout))
+                    if "cached" in kinds:
+                        env["GRAPHC_CACHE_DIR"] = os.path.join(scratch, f"{problem}-{n}-cached")
+                        runs[checkout, "cached"].append(start(args, problem, data, env, checkout))
+            for (checkout, kind), figures in runs.items():
                 median = {key: statistics.median(f[key] for f in figures) for key in figures[0]}
+                where = f" [{checkout}]" if len(checkouts) > 1 else ""
                 print(
                     f"{problem} {args.backend} {kind:6}: first gradient {median['wall']:.3f} s wall, "
                     f"{median['cpu']:.3f} s CPU; in-process {median['in_process']:.3f} s; "
-                    f"second calls {median['second']:.3f} s (medians of {args.starts})"
+                    f"second calls {median['second']:.3f} s (medians of {args.starts}){where}"
                 )
     finally:
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
