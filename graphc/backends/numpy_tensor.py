@@ -22,11 +22,14 @@ from graphc.shapes import source as shape_source
 PRELUDE = ["import math", "", "import numpy as np", "", "", *BIND_SOURCE.splitlines(), "", ""]
 
 
+_DEFINITION = re.compile(r"(?:def )?(\w+)")  # a definition's name, at the line's first column
+
+
 def _definitions(source: str) -> list[tuple[str, str]]:
     """The top-level definitions of ``source`` (a ``def`` or an assignment each), named, in order."""
     found: list[tuple[str, list[str]]] = []
     for line in source.splitlines():
-        start = re.match(r"(?:def )?(\w+)", line)  # at the line's first column
+        start = _DEFINITION.match(line)
         if start is not None:
             found.append((start.group(1), []))
         if found:
