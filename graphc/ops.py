@@ -62,9 +62,9 @@ import functools
 import importlib
 import math
 from collections import ChainMap
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -312,70 +312,56 @@ class Op:
 
 
 class Table(dict[str, Op]):
-    """An op table (OPS, BLOCK_OPS): a dict that counts its changes, so that every index derived
-    from its entries (:class:`Derived`) is rebuilt after an op is added or replaced at run time."""
-
-    changes = 0
+    """An op table (OPS, BLOCK_OPS): a dict that rebuilds every index derived from its entries
+    (:class:`Derived`) when an op is added, replaced or removed, at import or at run time."""
 
     def __setitem__(self, name: str, op: Op) -> None:
         super().__setitem__(name, op)
-        self.changes += 1
+        Derived.rebuild_all()
 
     def __delitem__(self, name: str) -> None:
         super().__delitem__(name)
-        self.changes += 1
+        Derived.rebuild_all()
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         super().update(*args, **kwargs)
-        self.changes += 1
+        Derived.rebuild_all()
 
 
-class Derived(Mapping[str, Any]):
-    """A read-only index computed from the op tables' entries (``FUNCTIONS``: each spelling to its
-    op), built on first use and again whenever a table has changed: no stage holds a snapshot of
-    the table taken at import, so an op added at run time is found by every stage."""
+class Derived(dict[str, Any]):
+    """An index computed from the op tables' entries (``FUNCTIONS``: each spelling to its op), a
+    plain dict to read (as fast as one), built again whenever a table changes: no stage holds a
+    snapshot of the table taken at import, so an op added at run time is found by every stage.
+    Like the frozensets some of them replace, ``RESERVED | names`` and ``names & RESERVED`` are
+    sets of names."""
+
+    every: ClassVar[list[Derived]] = []  # in creation order: an index built from another comes after it
 
     def __init__(self, build: Callable[[], Mapping[str, Any]]) -> None:
+        super().__init__(build())
         self._build = build
-        self._seen: tuple[int, int] | None = None
-        self._index: Mapping[str, Any] = {}
+        Derived.every.append(self)
 
-    def current(self) -> Mapping[str, Any]:
-        """The index for the tables as they are now."""
-        seen = (OPS.changes, BLOCK_OPS.changes)
-        if seen != self._seen:
-            self._index, self._seen = self._build(), seen
-        return self._index
+    @classmethod
+    def rebuild_all(cls) -> None:
+        for index in cls.every:
+            fresh = index._build()
+            index.clear()
+            index.update(fresh)
 
-    def __getitem__(self, name: str) -> Any:
-        return self.current()[name]
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self.current().get(name, default)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.current()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.current())
-
-    def __len__(self) -> int:
-        return len(self.current())
-
-    # as a set of names, like the sets it replaces (``RESERVED | names``, ``names & RESERVED``)
-    def __or__(self, other: Any) -> frozenset[str]:
-        return frozenset(self.current()) | frozenset(other)
+    def __or__(self, other: Any) -> frozenset[str]:  # type: ignore[override]
+        return frozenset(self) | frozenset(other)
 
     def __and__(self, other: Any) -> frozenset[str]:
-        return frozenset(self.current()) & frozenset(other)
+        return frozenset(self) & frozenset(other)
 
     def __sub__(self, other: Any) -> frozenset[str]:
-        return frozenset(self.current()) - frozenset(other)
+        return frozenset(self) - frozenset(other)
 
     def __rsub__(self, other: Any) -> frozenset[str]:
-        return frozenset(other) - frozenset(self.current())
+        return frozenset(other) - frozenset(self)
 
-    __ror__, __rand__ = __or__, __and__
+    __ror__, __rand__ = __or__, __and__  # type: ignore[assignment]
 
 
 # --- rewrites: only x+0, x-0, x*1, x*0 -> 0, --x, x**1, x**0 -------------------------------------
