@@ -61,9 +61,9 @@ def arrays_of(problem: str, scratch: str) -> str:
     """The problem's arrays, random, of its shapes, saved to a .npz in ``scratch``."""
     spec = PROBLEMS[problem]
     rng = np.random.default_rng(0)
-    inputs = int(spec.text.split("X: [n, ")[1].split("]")[0])
+    inputs = tuple(int(d) for d in spec.text.split("X: [n, ")[1].split("]")[0].split(","))  # (64,), (1, 8, 8)
     arrays = {
-        "X": rng.random((spec.batch, inputs)),
+        "X": rng.random((spec.batch, *inputs)),
         "T": np.eye(10)[rng.integers(0, 10, spec.batch)],
         **{name: rng.normal(0.0, 0.1, shape) for name, shape in spec.shapes.items()},
     }
