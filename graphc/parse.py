@@ -28,8 +28,6 @@ a comment; newlines inside brackets continue the line.
 from __future__ import annotations
 
 import re
-import string
-import unicodedata
 from collections.abc import Iterator
 from operator import itemgetter
 from typing import TYPE_CHECKING
@@ -181,11 +179,12 @@ _FAST = re.compile(
     rf"|(?<![\w.])(?>{_NUMBER})(?![\w.]))"
 )
 _COMMENT = re.compile(r"\#[^\n]*")
+_ASCII_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # string's, without importing it
 _FIRST = itemgetter(0)
 # a fast token's kind by its first character
 _FAST_KIND = {
-    **dict.fromkeys(string.ascii_letters + "_", "name"),
-    **dict.fromkeys(string.digits + ".", "num"),
+    **dict.fromkeys(_ASCII_LETTERS + "_", "name"),
+    **dict.fromkeys("0123456789.", "num"),
     **dict.fromkeys("+-*/^@<>!", "op"),
     "[": "[",
     "]": "]",
@@ -300,6 +299,8 @@ def _bad_character(text: str, i: int) -> ParseError:
     ch = text[i]
     if ch in _UNSUPPORTED:
         return ParseError(_UNSUPPORTED[ch], text, i)
+    import unicodedata  # an error's path only: not imported with graphc
+
     if unicodedata.category(ch)[0] == "C":
         return ParseError(f"control character U+{ord(ch):04X} is not allowed", text, i)
     return ParseError(f"unexpected character {ch!r} (U+{ord(ch):04X})", text, i)
