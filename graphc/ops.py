@@ -174,7 +174,8 @@ class Point:
     why: str
 
 
-@dataclass(frozen=True, eq=False)  # an entry is equal only to itself (and hashed by identity)
+# an entry is equal only to itself (hashed by identity) and shown by its name (not its ~60 fields)
+@dataclass(frozen=True, eq=False, repr=False)
 class Op:
     name: str
     arity: int
@@ -266,6 +267,9 @@ class Op:
 
     def __post_init__(self) -> None:
         assert len(self.partials) == self.arity, self.name
+
+    def __repr__(self) -> str:
+        return f"<op {self.name}>"
 
     @functools.cached_property
     def impl(self) -> Callable[..., Any]:
