@@ -135,7 +135,9 @@ def test_every_entry_states_its_policy_and_its_sympy_forms(name):
 
 
 NEW_OP_CHILD = """
+import numpy as np
 import graphc
+from graphc import numpy as gnp
 from graphc import ops
 
 # every index is in use before the op exists (the parser's, the printer's, the tracer's)
@@ -166,8 +168,9 @@ traced = graphc.trace(lambda x, y: x % y)
 assert [traced.op(n) for n in traced.outputs] == ["fmod"], traced.outputs
 dx, dy = graphc.grad(traced, backend="numpy")(2.0, 0.75)
 assert (float(dx), float(dy)) == (1.0, -2.0)
-from graphc import numpy as gnp
 assert gnp.numpy_name(ops.OPS["fmod"]) == "fmod" and gnp.numpy_name(ops.OPS["add"]) == "add"
+x = graphc.sym("x")
+assert (repr(gnp.sec(x)), repr(np.fmod(x, 2.0))) == ("<traced sec(x)>", "<traced fmod(x, 2)>")
 import sympy
 from graphc import policy, sympy_bridge
 
