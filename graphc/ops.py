@@ -19,8 +19,10 @@ Two tables, one entry type. ``OPS`` holds the elementwise ops (scalar ops applie
 element, NumPy broadcasting their operands); ``BLOCK_OPS`` the block ops (``block=True``: matmul,
 the reductions sum/logsumexp/amax/amin and count, and the structural reshape, transpose,
 broadcast, index and its adjoint unindex, and shift, the constant a softmax subtracts, through
-which no derivative flows); ``ALL_OPS`` is both, by name. The contract of a block
-op's entry, which every stage relies on:
+which no derivative flows); ``ALL_OPS`` is both, by name. Every other index of the ops that a
+stage reads (``FUNCTIONS``, ``BINARY_INFIX``, ``RESERVED``, ``GATES``...) is :class:`Derived` from
+the entries and rebuilt whenever a table changes, so an op added at run time is found everywhere.
+The contract of a block op's entry, which every stage relies on:
 
 - ``shape(operand_shapes, params) -> shape``, raising :class:`~graphc.shapes.ShapeError` that
   names both shapes (``cannot matmul [3, 4] by [5]: 4 != 5``);
