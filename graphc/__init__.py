@@ -84,12 +84,18 @@ _LAZY = {
 }
 
 
+# and their modules, which ``import graphc`` used to bind: ``graphc.optimize.Residuals`` still works
+_LAZY_MODULES = frozenset({"optimize", "sparse"})
+
+
 def __getattr__(name: str) -> object:
-    """A name of ``_LAZY``, imported from its module when first asked for (then bound here)."""
-    if name not in _LAZY:
-        raise AttributeError(f"module 'graphc' has no attribute {name!r}")
+    """A name of ``_LAZY`` (or one of its modules), imported when first asked for, then bound here."""
     import importlib
 
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"graphc.{name}")  # the import binds it here
+    if name not in _LAZY:
+        raise AttributeError(f"module 'graphc' has no attribute {name!r}")
     value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value
