@@ -54,11 +54,7 @@ from graphc.graph import MAX_NODES, Graph
 # implicit differentiation (issue 8)
 from graphc.implicit import SingularError, implicit
 from graphc.kernel import Kernel
-
-# SciPy's calling convention, sparse Jacobians and Hessians (issue 29; SciPy is imported on use)
-from graphc.optimize import objective, residuals
 from graphc.parse import parse
-from graphc.sparse import SparseKernel, hessian_sparsity, jacobian_sparsity
 
 # Python functions in: tracing (issue 31); graphc.numpy is its NumPy-like namespace
 from graphc.tracing import Traced, sym, trace
@@ -69,18 +65,40 @@ from graphc.user_blocks import BlockRegistry, block, blocks, check_block, forget
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    # SciPy's calling convention, sparse Jacobians and Hessians (issue 29; SciPy is imported on use)
+    from graphc.optimize import objective, residuals
+    from graphc.sparse import SparseKernel, hessian_sparsity, jacobian_sparsity
     from graphc.sympy_bridge import from_sympy
 del TYPE_CHECKING
 
+# The public names imported when first asked for, by the module that defines them: ``import graphc``
+# imports neither SymPy (slow to import, and large: only the symbolic method, SymPy input and
+# printing need it) nor the modules only SciPy users call, so a first gradient does not wait for them.
+_LAZY = {
+    "from_sympy": "graphc.sympy_bridge",
+    "objective": "graphc.optimize",
+    "residuals": "graphc.optimize",
+    "SparseKernel": "graphc.sparse",
+    "hessian_sparsity": "graphc.sparse",
+    "jacobian_sparsity": "graphc.sparse",
+}
+
+
+# and their modules, which ``import graphc`` used to bind: ``graphc.optimize.Residuals`` still works
+_LAZY_MODULES = frozenset({"optimize", "sparse"})
+
 
 def __getattr__(name: str) -> object:
-    """``graphc.from_sympy``, imported when first asked for: ``import graphc`` does not import
-    SymPy (slow to import, and large), which only the symbolic method, SymPy input and printing need."""
-    if name == "from_sympy":
-        from graphc.sympy_bridge import from_sympy
+    """A name of ``_LAZY`` (or one of its modules), imported when first asked for, then bound here."""
+    import importlib
 
-        return from_sympy
-    raise AttributeError(f"module 'graphc' has no attribute {name!r}")
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"graphc.{name}")  # the import binds it here
+    if name not in _LAZY:
+        raise AttributeError(f"module 'graphc' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [

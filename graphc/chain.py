@@ -64,7 +64,7 @@ def chain_of(graph: Graph, name: str) -> list[Link] | None:
         if rows is None or cols is None or len(through) != 1 or graph.op(node) == VAR:
             return None
         h = through[0]
-        if op.name == "matmul":
+        if op.product:
             other = args[0] if args[1] == h else args[1]
             if len(graph.shape(other)) != 2:
                 return None

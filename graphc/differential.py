@@ -21,12 +21,13 @@ from graphc.backends import BACKENDS, UNAVAILABLE
 from graphc.diff import METHODS
 from graphc.diff.paths import count_paths
 from graphc.graph import Graph
-from graphc.ops import ALL_OPS, OPS
+from graphc.ops import ALL_OPS, OPS, Derived
 from graphc.parse import parse
 from graphc.printing import to_text
 
 VARIABLES = ("x", "y", "z")
-KINKS = frozenset(name for name, op in ALL_OPS.items() if op.kink)  # central differences may straddle these
+# the ops central differences may straddle a kink of (derived from the entries, as ops.FUNCTIONS is)
+KINKS = Derived(lambda: {name: op for name, op in ALL_OPS.items() if op.kink})
 # Ops whose value jumps. NumPy's SIMD cosh, sinh, tanh, exp, log and arctan differ from the C
 # library's (which the LLVM backend calls) in the last bit for a few percent of inputs; a jump
 # downstream can turn that bit into an O(1) difference between backends. Disagreements on graphs

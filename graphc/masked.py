@@ -16,10 +16,11 @@ than ``@``. The LLVM backend's loop kernels compute it as one fused loop, the ``
 ``a * bᵀ`` summed along ``j`` (graphc.backends.llvm.tensor_plan.lowered); its scalar form (the
 same sum) serves ``paths``, ``symbolic`` and the scalarised kernels.
 
-:data:`MASKED` gives, for the block ops whose VJP and JVP are such products (``matmul``, and this
-op itself, for derivatives of gradient graphs; conv2d, its adjoints and their masked forms, from
-graphc.masked_conv), their VJP for an adjoint live where a flag is and their JVP for tangents with
-flags; graphc.diff.blocks takes them wherever a flag holds.
+:data:`MATMUL` and :data:`SELF` are, for the block ops whose VJP and JVP are such products
+(``matmul``, and this op itself, for derivatives of gradient graphs), their VJP for an adjoint live
+where a flag is, their JVP for tangents with flags and their stacked rule for a stacked tangent with
+structural zeros: the ``masked`` field of those ops' entries (convolution's are graphc.masked_conv's),
+which graphc.diff.blocks and graphc.diff.stacked take wherever a flag holds.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from graphc.graph import Graph
 
 NAME = "masked_matmul"
-OWN_MASK = 1  # the slot of its mask, which has no derivative
 
 HELPERS = (
     """\
@@ -229,13 +229,10 @@ MaskedJvp = Callable[
 ]
 MaskedStacked = Callable[["Graph", tuple[int, ...], tuple[bool, ...], Any, Shape, int], int]
 
-# the block ops whose sums a flag masks: (VJP for a flagged adjoint, JVP for flagged tangents,
-# stacked rule for a stacked tangent with structural zeros, or None: the op has no stacked rule)
-MASKED: dict[str, tuple[MaskedVjp, MaskedJvp, MaskedStacked | None]] = {
-    "matmul": (_matmul_vjp, _matmul_jvp, _stacked_matmul),
-    NAME: (_self_vjp, _self_jvp, None),
-    **{name: (vjp, jvp, None) for name, (vjp, jvp) in masked_conv.RULES.items()},
-}
+# (VJP for a flagged adjoint, JVP for flagged tangents, stacked rule for a stacked tangent with
+# structural zeros or None) of matmul and of masked_matmul itself
+MATMUL: tuple[MaskedVjp, MaskedJvp, MaskedStacked | None] = (_matmul_vjp, _matmul_jvp, _stacked_matmul)
+SELF: tuple[MaskedVjp, MaskedJvp, MaskedStacked | None] = (_self_vjp, _self_jvp, None)
 
 
 def _where(b: Graph, f: int, x: int) -> int:

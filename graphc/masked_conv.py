@@ -34,7 +34,7 @@ The rules, written once for the six forms (three ops, a flag on either operand),
 whose result is role R from the other two roles' tensors", the roles being ``x`` (image), ``k``
 (filter) and ``o`` (conv2d's result, an upstream gradient): each op's VJP and JVP are the other
 two ops (graphc.convolution). :data:`RULES` gives, for the plain ops and the masked ones, their VJP
-for an adjoint live where a flag is and their JVP for flagged tangents (graphc.masked.MASKED).
+for an adjoint live where a flag is and their JVP for flagged tangents (their entries' ``masked``).
 """
 
 from __future__ import annotations
@@ -412,9 +412,10 @@ def _pool_jvp(b: Graph, args: tuple[int, ...], out: int, params: Any, t: Any, f:
     return _where(b, live, tangent)
 
 
-# the ops whose sums a flag masks: (VJP for a flagged adjoint, JVP for flagged tangents)
-RULES: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
-    **{base: (plain_vjp(base), plain_jvp(base)) for base in ROLES},
-    **{name: (masked_vjp(name), masked_jvp(name)) for name in BASE},
-    "maxpool2d": (_pool_vjp, _pool_jvp),
+# the ops whose sums a flag masks: (VJP for a flagged adjoint, JVP for flagged tangents, no
+# stacked rule), each the ``masked`` field of that op's entry in graphc.ops
+RULES: dict[str, tuple[Callable[..., Any], Callable[..., Any], None]] = {
+    **{base: (plain_vjp(base), plain_jvp(base), None) for base in ROLES},
+    **{name: (masked_vjp(name), masked_jvp(name), None) for name in BASE},
+    "maxpool2d": (_pool_vjp, _pool_jvp, None),
 }

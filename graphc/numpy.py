@@ -28,20 +28,18 @@ import numpy as np
 
 from graphc.errors import ArityError
 from graphc.ops import (
-    BINARY_INFIX,
     BLOCK_FUNCTIONS,
     BLOCK_OPS,
     COMPOSITES,
     CONSTANTS,
     OPS,
     REDUCTIONS,
+    Derived,
     Op,
 )
 from graphc.ops import FUNCTIONS as ELEMENTWISE
 from graphc.parse_tensor import block_call
 from graphc.tracing import (
-    NEGATION,
-    PYTHON_OPERATORS,
     Traced,
     apply,
     common_graph,
@@ -60,12 +58,7 @@ def numpy_name(spec: Op) -> str | None:
     match = _TEMPLATE_UFUNC.fullmatch(spec.numpy)
     if match is not None and isinstance(getattr(np, match.group(1), None), np.ufunc):
         return match.group(1)
-    if spec is NEGATION:
-        return "negative"
-    for symbol, _, ufunc in PYTHON_OPERATORS:
-        if BINARY_INFIX.get(symbol) is spec:
-            return ufunc
-    return None
+    return spec.ufunc or None
 
 
 def _function(spec: Op, name: str) -> Callable[..., Any]:
@@ -82,19 +75,6 @@ def _function(spec: Op, name: str) -> Callable[..., Any]:
     function.__module__ = __name__
     function.__doc__ = f"graphc's ``{spec.name}`` op: ``{template}`` on traced values or numbers."
     return function
-
-
-FUNCTIONS: dict[str, Callable[..., Any]] = {}
-UFUNCS: dict[Any, Op] = {}  # a NumPy ufunc -> its op
-for _spec in OPS.values():
-    _names = [_spec.function or _spec.name]
-    _numpy = numpy_name(_spec)
-    if _numpy is not None:
-        _ufunc = getattr(np, _numpy)
-        UFUNCS[_ufunc] = _spec
-        _names += [_numpy, _ufunc.__name__]  # np.abs is np.absolute
-    for _name in dict.fromkeys(_names):
-        FUNCTIONS[_name] = _function(_spec, _name)
 
 
 def _block_function(name: str) -> Callable[..., Any]:
@@ -134,22 +114,50 @@ def _block_function(name: str) -> Callable[..., Any]:
     return function
 
 
-for _name in [*BLOCK_FUNCTIONS, *COMPOSITES]:
-    FUNCTIONS[_name] = _block_function(_name)
-for _spec in BLOCK_OPS.values():  # ``@``: np.matmul is the block op ``dot`` of the language
-    _numpy = numpy_name(_spec)
-    if _numpy is not None and _spec.function is not None:
-        UFUNCS[getattr(np, _numpy)] = _spec
-        FUNCTIONS[_numpy] = FUNCTIONS[_spec.function]
+def _functions() -> dict[str, Callable[..., Any]]:
+    """Every function of the namespace by name: the elementwise ops under their language and NumPy
+    names, then the block ops and composites (``@``'s NumPy name, matmul, is the block op ``dot``)."""
+    functions: dict[str, Callable[..., Any]] = {}
+    for spec in OPS.values():
+        names = [spec.function or spec.name]
+        numpy = numpy_name(spec)
+        if numpy is not None:
+            names += [numpy, getattr(np, numpy).__name__]  # np.abs is np.absolute
+        for name in dict.fromkeys(names):
+            functions[name] = _function(spec, name)
+    for name in [*BLOCK_FUNCTIONS, *COMPOSITES]:
+        functions[name] = _block_function(name)
+    for spec in BLOCK_OPS.values():
+        numpy = numpy_name(spec)
+        if numpy is not None and spec.function is not None:
+            functions[numpy] = functions[spec.function]
+    return functions
 
-# NumPy functions that are not ufuncs, by the function here that traces them: the block ops and
-# composites NumPy has under the same name (np.sum, np.max, np.reshape, np.mean, np.outer...)
-ARRAY_FUNCTIONS: dict[Any, Callable[..., Any]] = {
-    getattr(np, name): FUNCTIONS[name]
-    for name in [*BLOCK_FUNCTIONS, *COMPOSITES]
-    if callable(getattr(np, name, None)) and not isinstance(getattr(np, name), np.ufunc)
-}
-ARRAY_FUNCTIONS.update({np.amax: FUNCTIONS["max"], np.amin: FUNCTIONS["min"]})
+
+def _ufuncs() -> dict[Any, Op]:
+    """A NumPy ufunc -> its op (of either table)."""
+    return {
+        getattr(np, numpy): spec
+        for spec in [*OPS.values(), *BLOCK_OPS.values()]
+        if (numpy := numpy_name(spec)) is not None and (not spec.block or spec.function is not None)
+    }
+
+
+def _array_functions() -> dict[Any, Callable[..., Any]]:
+    """NumPy functions that are not ufuncs, by the function here that traces them: the block ops and
+    composites NumPy has under the same name (np.sum, np.max, np.reshape, np.mean, np.outer...)."""
+    found = {
+        getattr(np, name): FUNCTIONS[name]
+        for name in [*BLOCK_FUNCTIONS, *COMPOSITES]
+        if callable(getattr(np, name, None)) and not isinstance(getattr(np, name), np.ufunc)
+    }
+    return {**found, np.amax: FUNCTIONS["max"], np.amin: FUNCTIONS["min"]}
+
+
+# derived from the op table (graphc.ops.Derived): rebuilt when an op is added at run time
+FUNCTIONS = Derived(_functions)
+UFUNCS = Derived(_ufuncs)
+ARRAY_FUNCTIONS = Derived(_array_functions)
 
 
 def supported() -> str:
@@ -159,3 +167,10 @@ def supported() -> str:
 globals().update(FUNCTIONS)
 globals().update(CONSTANTS)
 __all__ = sorted([*FUNCTIONS, *CONSTANTS])  # noqa: PLE0605 - generated from the op table
+
+
+def __getattr__(name: str) -> Any:
+    """A function of an op added to the table after this module was imported."""
+    if name in FUNCTIONS:
+        return FUNCTIONS[name]
+    raise AttributeError(f"module 'graphc.numpy' has no attribute {name!r}")

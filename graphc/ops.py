@@ -19,8 +19,10 @@ Two tables, one entry type. ``OPS`` holds the elementwise ops (scalar ops applie
 element, NumPy broadcasting their operands); ``BLOCK_OPS`` the block ops (``block=True``: matmul,
 the reductions sum/logsumexp/amax/amin and count, and the structural reshape, transpose,
 broadcast, index and its adjoint unindex, and shift, the constant a softmax subtracts, through
-which no derivative flows); ``ALL_OPS`` is both, by name. The contract of a block
-op's entry, which every stage relies on:
+which no derivative flows); ``ALL_OPS`` is both, by name. Every other index of the ops that a
+stage reads (``FUNCTIONS``, ``BINARY_INFIX``, ``RESERVED``, ``GATES``...) is :class:`Derived` from
+the entries and rebuilt whenever a table changes, so an op added at run time is found everywhere.
+The contract of a block op's entry, which every stage relies on:
 
 - ``shape(operand_shapes, params) -> shape``, raising :class:`~graphc.shapes.ShapeError` that
   names both shapes (``cannot matmul [3, 4] by [5]: 4 != 5``);
@@ -58,12 +60,13 @@ was broadcast along: :func:`reduce_to`). COMPOSITES (``mean``, ``softmax``, ``lo
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from collections import ChainMap
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -174,7 +177,8 @@ class Point:
     why: str
 
 
-@dataclass(frozen=True)
+# an entry is equal only to itself (hashed by identity) and shown by its name (not its ~60 fields)
+@dataclass(frozen=True, eq=False, repr=False)
 class Op:
     name: str
     arity: int
@@ -183,6 +187,10 @@ class Op:
     llvm: Lowering  # the op as LLVM IR, matching the NumPy template (NaN, signed zeros, ties)
     partials: tuple[Rule | None, ...]  # one local-derivative rule per operand slot
     infix: str | None = None  # binary operator symbol ("+"), or "-" for unary minus
+    # the name of Python's special method for the infix operator (``add``: ``__add__`` and
+    # ``__radd__``; ``and`` is ``&``, ``or`` is ``|``), through which it applies to traced values
+    python: str = ""
+    ufunc: str = ""  # the NumPy ufunc an ndarray calls for that operator (``add``, ``negative``)
     precedence: int = 0  # for infix and prefix printing; higher binds tighter
     function: str | None = None  # name when called as a function: sin(x), pow(x, y)
     commutative: bool = False
@@ -257,20 +265,36 @@ class Op:
     # a masked product's mask): paths through them are neither counted nor enumerated. An
     # elementwise op's are the slots without a local rule (set here); a block op declares its own.
     inert: tuple[int, ...] = ()
-    impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
+    # a block op whose sums a flag can mask (graphc.masked): its VJP for an adjoint live where a
+    # flag is, its JVP for tangents with flags, and its stacked rule for a stacked tangent with
+    # structural zeros (None: it has none); None: the op's own rules serve flags too
+    masked: tuple[mk.MaskedVjp, mk.MaskedJvp, mk.MaskedStacked | None] | None = None
+    # the matrix product ``x @ y``: its Jacobian in one operand is the other (graphc.chain brackets
+    # chains of such links)
+    product: bool = False
 
     def __post_init__(self) -> None:
         assert len(self.partials) == self.arity, self.name
+        if not self.block:
+            assert not self.inert, f"{self.name}: an elementwise op's inert slots are those without a rule"
+            object.__setattr__(
+                self, "inert", tuple(i for i, rule in enumerate(self.partials) if rule is None)
+            )
+
+    def __repr__(self) -> str:
+        return f"<op {self.name}>"
+
+    @functools.cached_property
+    def impl(self) -> Callable[..., Any]:
+        """The op as a Python function of NumPy values: the NumPy template, compiled when first used
+        (most programs use a few ops, and compiling every template would slow ``import graphc``)."""
         if self.block:
-            object.__setattr__(self, "impl", self.evaluate)
-            return
-        assert not self.inert, f"{self.name}: an elementwise op's inert slots are those without a rule"
-        object.__setattr__(self, "inert", tuple(i for i, rule in enumerate(self.partials) if rule is None))
+            return self.evaluate
         names = ", ".join(f"a{i}" for i in range(self.arity))
         body = self.numpy.format(*(f"a{i}" for i in range(self.arity)))
         # The template is this module's own constant text, never user input.
         code = compile(f"lambda {names}: {body}", f"<graphc.ops:{self.name}>", "eval")
-        object.__setattr__(self, "impl", eval(code, dict(_ELEMENT_SCOPE)))  # the template: never user text
+        return eval(code, dict(_ELEMENT_SCOPE))  # type: ignore[no-any-return]  # the template: never user text
 
     def numpy_of(self, operands: Sequence[str]) -> str:
         """The NumPy template for operands with these sources: ``numpy``, or the form a literal
@@ -302,6 +326,59 @@ class Op:
             return float(self.impl(*values))
         with np.errstate(all="ignore"):
             return float(self.impl(*(np.float64(v) for v in values)))
+
+
+class Table(dict[str, Op]):
+    """An op table (OPS, BLOCK_OPS): a dict that rebuilds every index derived from its entries
+    (:class:`Derived`) when an op is added, replaced or removed, at import or at run time."""
+
+    def __setitem__(self, name: str, op: Op) -> None:
+        super().__setitem__(name, op)
+        Derived.rebuild_all()
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        Derived.rebuild_all()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        Derived.rebuild_all()
+
+
+class Derived(dict[str, Any]):
+    """An index computed from the op tables' entries (``FUNCTIONS``: each spelling to its op), a
+    plain dict to read (as fast as one), built again whenever a table changes: no stage holds a
+    snapshot of the table taken at import, so an op added at run time is found by every stage.
+    Like the frozensets some of them replace, ``RESERVED | names`` and ``names & RESERVED`` are
+    sets of names."""
+
+    every: ClassVar[list[Derived]] = []  # in creation order: an index built from another comes after it
+
+    def __init__(self, build: Callable[[], Mapping[str, Any]]) -> None:
+        super().__init__(build())
+        self._build = build
+        Derived.every.append(self)
+
+    @classmethod
+    def rebuild_all(cls) -> None:
+        for index in cls.every:
+            fresh = index._build()
+            index.clear()
+            index.update(fresh)
+
+    def __or__(self, other: Any) -> frozenset[str]:  # type: ignore[override]
+        return frozenset(self) | frozenset(other)
+
+    def __and__(self, other: Any) -> frozenset[str]:
+        return frozenset(self) & frozenset(other)
+
+    def __sub__(self, other: Any) -> frozenset[str]:
+        return frozenset(self) - frozenset(other)
+
+    def __rsub__(self, other: Any) -> frozenset[str]:
+        return frozenset(other) - frozenset(self)
+
+    __ror__, __rand__ = __or__, __and__  # type: ignore[assignment]
 
 
 # --- rewrites: only x+0, x-0, x*1, x*0 -> 0, --x, x**1, x**0 -------------------------------------
@@ -610,6 +687,7 @@ def _cmp(name: str, symbol: str, sympy_name: str, **kw: Any) -> Op:
         None,
         None,
         infix=symbol,
+        python=name,  # Python's special methods of comparisons have the ops' names: __lt__
         precedence=COMPARE,
         sympy_class=sympy_name,
         chains=True,
@@ -620,11 +698,11 @@ def _cmp(name: str, symbol: str, sympy_name: str, **kw: Any) -> Op:
 
 
 # fmt: off
-OPS: dict[str, Op] = {
+OPS: Table = Table({
     op.name: op
     for op in [
         _op("add", "{0} + {1}", lambda x, y: x + y, _instruction("fadd"), _one, _one,
-            infix="+", precedence=ADD, commutative=True, rewrite=_rewrite_add, domain=(_ANY, _ANY),
+            infix="+", python="add", ufunc="add", precedence=ADD, commutative=True, rewrite=_rewrite_add, domain=(_ANY, _ANY),
             algebra=(Point("x + 0", "x=-0.0", -0.0, (1.0,), "graphc's algebra: x + 0 = x (IEEE: -0.0 + 0 = 0.0)"),),
             smooth="smooth everywhere (inf - inf = nan in values only)",
             plain=True, c="{0} + {1}"),
@@ -632,10 +710,10 @@ OPS: dict[str, Op] = {
             _one, lambda b, a, o: b.const(-1.0),
             algebra=(Point("x - 0", "x=-0.0", -0.0, (1.0,), "x - 0 = x, IEEE-exact (-0.0 - 0 = -0.0)"),),
             smooth="smooth everywhere",
-            infix="-", precedence=ADD, rewrite=_rewrite_sub, domain=(_ANY, _ANY), plain=True, c="{0} - {1}"),
+            infix="-", python="sub", ufunc="subtract", precedence=ADD, rewrite=_rewrite_sub, domain=(_ANY, _ANY), plain=True, c="{0} - {1}"),
         _op("mul", "{0} * {1}", lambda x, y: x * y, _instruction("fmul"),
             lambda b, a, o: a[1], lambda b, a, o: a[0],
-            infix="*", precedence=MUL, commutative=True, rewrite=_rewrite_mul, domain=(_ANY, _ANY),
+            infix="*", python="mul", ufunc="multiply", precedence=MUL, commutative=True, rewrite=_rewrite_mul, domain=(_ANY, _ANY),
             algebra=(
                 Point("x*0", "x=inf", 0.0, (0.0,), "graphc's algebra: x*0 = 0 (IEEE: inf*0 = nan)"),
                 Point("x*0", "x=nan", 0.0, (0.0,), "graphc's algebra: x*0 = 0 (IEEE: nan)"),
@@ -654,15 +732,15 @@ OPS: dict[str, Op] = {
                 Point("x/y", "x=1,y=0", math.inf, (math.inf, -math.inf), "1/0; -(1/0)/0"),
                 Point("x/y", "x=0,y=0", math.nan, (math.inf, math.nan), "0/0 = nan; 1/0; -(nan)/0"),
             ),
-            infix="/", precedence=MUL, domain=(_ANY, _POS), c="{0} / {1}"),
+            infix="/", python="truediv", ufunc="divide", precedence=MUL, domain=(_ANY, _POS), c="{0} / {1}"),
         _op("neg", "-{0}", lambda x: -x, _instruction("fneg"), lambda b, a, o: b.const(-1.0),
             algebra=(Point("-(-x)", "x=-0.0", -0.0, (1.0,), "--x = x, IEEE-exact"),),
             smooth="smooth everywhere",
-            infix="-", precedence=NEG, rewrite=_rewrite_neg, domain=(_ANY,), plain=True, c="-{0}"),
+            infix="-", ufunc="negative", precedence=NEG, rewrite=_rewrite_neg, domain=(_ANY,), plain=True, c="-{0}"),
         _op("pow", "{0} ** {1}", lambda x, y: x**y, _pow,
             lambda b, a, o: b.mul(a[1], b.pow(a[0], b.sub(a[1], b.const(1.0)))),
             lambda b, a, o: b.mul(o, b.apply("log", a[0])),
-            infix="**", precedence=POW, function="pow", rewrite=_rewrite_pow, sympy_policy="Power", domain=(_POS, _ANY),
+            infix="**", python="pow", ufunc="power", precedence=POW, function="pow", rewrite=_rewrite_pow, sympy_policy="Power", domain=(_POS, _ANY),
             policy=(
                 Point("x^2", "x=0", 0.0, (0.0,), "2*x^1 = 2*x: no log term for a constant exponent"),
                 Point("x^3", "x=0", 0.0, (0.0,), "3*x^2"),
@@ -867,33 +945,33 @@ OPS: dict[str, Op] = {
         _op("ceil", "np.ceil({0})", _bridged("Ceil"), _call("llvm.ceil.f64"), None,
             policy=(Point("ceil(x)", "x=-0.5", -0.0, (0.0,), "np.ceil(-0.5) is -0.0; derivative 0"),),
             function="ceil", sympy_class="ceiling", sympy_policy="Ceil", domain=(_ANY,), c="ceil({0})"),
-        _cmp("lt", "<", "Lt",
+        _cmp("lt", "<", "Lt", ufunc="less",
             policy=(
                 Point("x < y", "x=1,y=1", 0.0, (0.0, 0.0), "a comparison is 1 or 0: derivative 0, also at the jump"),
                 Point("x < 1", "x=nan", 0.0, (0.0,), "NaN compares false"),
                 Point("x < y < z", "x=1,y=2,z=3", 1.0, (0.0, 0.0, 0.0), "Python's chaining: (x < y) and (y < z)"),
             ),
         ),
-        _cmp("le", "<=", "Le",
+        _cmp("le", "<=", "Le", ufunc="less_equal",
             policy=(Point("x <= y", "x=1,y=1", 1.0, (0.0, 0.0), "derivative 0"),),
         ),
-        _cmp("gt", ">", "Gt",
+        _cmp("gt", ">", "Gt", ufunc="greater",
             policy=(Point("x > y", "x=1,y=1", 0.0, (0.0, 0.0), "derivative 0"),),
         ),
-        _cmp("ge", ">=", "Ge",
+        _cmp("ge", ">=", "Ge", ufunc="greater_equal",
             policy=(Point("x >= 0", "x=-0.0", 1.0, (0.0,), "-0.0 equals 0"),),
         ),
-        _cmp("eq", "==", "Eq", commutative=True,
+        _cmp("eq", "==", "Eq", ufunc="equal", commutative=True,
             policy=(Point("x == y", "x=1,y=1", 1.0, (0.0, 0.0), "derivative 0"),),
         ),
-        _cmp("ne", "!=", "Ne", commutative=True,
+        _cmp("ne", "!=", "Ne", ufunc="not_equal", commutative=True,
             policy=(Point("x != 1", "x=nan", 1.0, (0.0,), "NaN != anything is true"),),
         ),
         _op("and", "1.0 * (({0} != 0) & ({1} != 0))", lambda x, y: _indicator(_sp().And(_holds(x), _holds(y))),
-            _and, None, None, infix="and", precedence=AND, sympy_class="And", commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) && ({1} != 0.0)",
+            _and, None, None, infix="and", python="and", ufunc="logical_and", precedence=AND, sympy_class="And", commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) && ({1} != 0.0)",
             policy=(Point("x and y", "x=2,y=-0.0", 0.0, (0.0, 0.0), "nonzero is true; -0.0 is false"),)),
         _op("or", "1.0 * (({0} != 0) | ({1} != 0))", lambda x, y: _indicator(_sp().Or(_holds(x), _holds(y))),
-            _or, None, None, infix="or", precedence=OR, sympy_class="Or", commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) || ({1} != 0.0)",
+            _or, None, None, infix="or", python="or", ufunc="logical_or", precedence=OR, sympy_class="Or", commutative=True, domain=(_ANY, _ANY), c="({0} != 0.0) || ({1} != 0.0)",
             policy=(Point("x or y", "x=nan,y=0", 1.0, (0.0, 0.0), "NaN is nonzero: true"),)),
         _op("not", "1.0 * ({0} == 0)", lambda x: _indicator(_sp().Not(_holds(x))), _not, None,
             policy=(Point("not x", "x=nan", 0.0, (0.0,), "NaN is true, so not NaN is 0"),),
@@ -915,7 +993,7 @@ OPS: dict[str, Op] = {
             ),
             function="where", sympy_class="ITE", rewrite=_rewrite_where, gate=_where_gate, picks=_where_picks, domain=(_ANY, _ANY, _ANY), c="{0} != 0.0 ? {1} : {2}"),
     ]
-}
+})
 # fmt: on
 
 
@@ -1817,9 +1895,9 @@ NO_TANGENT: Jvp = lambda b, args, out, params, t: None  # a constant to differen
 # fmt: off
 _BLOCKS = [
     _block_op("matmul", 2, _matmul_shape, _matmul_emit, _matmul_vjp, _matmul_jvp,
-              infix="@", precedence=MUL, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul,
+              infix="@", python="matmul", ufunc="matmul", precedence=MUL, function="dot", domain=(_ANY, _ANY), paths=_paths_matmul,
               multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
-              stacked=_stacked_matmul, linear=True, scalarise=_scalar_matmul, loop="matmul"),
+              stacked=_stacked_matmul, linear=True, scalarise=_scalar_matmul, loop="matmul", masked=mk.MATMUL, product=True),
     _block_op("sum", 1, _reduced_shape, _sum_emit, _sum_vjp, _sum_jvp, function="sum", domain=(_ANY,), paths=_paths_reduced, spell=_spell_reduced("sum"), keywords=("axis", "keepdims"),
               stacked=_restacked("sum", _stacked_reduction), linear=True, stacked_diagonal=_diagonal_sum,
               scalarise=_scalar_reduction(lambda b, nodes: _chain(b, "add", nodes))),
@@ -1898,7 +1976,7 @@ _BLOCKS = [
               scalarise=_scalar_unindex, loop="unindex"),
     # a matmul skipping the terms a flag marks dead: the VJPs and JVPs of products below a where
     _block_op(mk.NAME, 3, mk.shape, mk.emit, mk.vjp, mk.jvp, domain=(_ANY, _ANY, _ANY), paths=mk.paths, inert=(1,),
-              spell=mk.spell, call=mk.call, scalarise=mk.scalarise,
+              spell=mk.spell, call=mk.call, scalarise=mk.scalarise, masked=mk.SELF,
               multiplies=lambda shapes, shape: math.prod(shape) * shapes[0][-1],
               policy=(Point("a: [1, 2]; f: [1, 2]; b: [2, 1]; sum(masked_matmul(a, f, b))", "a=[[1, 2]], f=[[1, 0]], b=[[3], [inf]]",
                             3.0, (((3.0, 0.0),), ((1.0,), (0.0,)), ((0.0, 0.0),)),
@@ -1925,6 +2003,7 @@ def _masked_layer(name: str, point: Point) -> Op:
         keywords=mc.keywords(name),
         scalarise=mc.scalarise_rule(name),
         loop=name,
+        masked=mc.RULES[name],
         policy=(point,),
     )
 
@@ -1934,22 +2013,23 @@ _LAYERS = [
     _block_op("conv2d", 2, cv.conv2d_shape, cv.conv2d_emit, cv.conv2d_vjp, cv.conv2d_jvp, function="conv2d",
               domain=(_ANY, _ANY), keywords=("stride", "padding"), call=cv.conv_call, spell=cv.spell_conv,
               paths=cv.bilinear_paths("_conv2d", cv.conv_params), scalarise=cv.conv2d_scalar, loop="conv2d",
-              stacked=cv.conv2d_stacked, linear=True),
+              stacked=cv.conv2d_stacked, linear=True, masked=mc.RULES["conv2d"]),
     _block_op("conv2d_input", 2, cv.conv2d_input_shape, cv.conv2d_input_emit, cv.conv2d_input_vjp,
               cv.conv2d_input_jvp, domain=(_ANY, _ANY), **_spelled("conv2d_input", "stride", "padding", "size"),
               paths=cv.bilinear_paths("_conv2d_input", cv.adjoint_params), scalarise=cv.conv2d_input_scalar,
-              loop="conv2d_input", stacked=cv.conv2d_input_stacked, linear=True),
+              loop="conv2d_input", stacked=cv.conv2d_input_stacked, linear=True, masked=mc.RULES["conv2d_input"]),
     _block_op("conv2d_filter", 2, cv.conv2d_filter_shape, cv.conv2d_filter_emit, cv.conv2d_filter_vjp,
               cv.conv2d_filter_jvp, domain=(_ANY, _ANY), **_spelled("conv2d_filter", "stride", "padding", "size"),
               paths=cv.bilinear_paths("_conv2d_filter", cv.filter_params), scalarise=cv.conv2d_filter_scalar,
-              loop="conv2d_filter", stacked=cv.conv2d_filter_stacked, linear=True),
+              loop="conv2d_filter", stacked=cv.conv2d_filter_stacked, linear=True,
+              masked=mc.RULES["conv2d_filter"]),
     _block_op("maxpool2d", 1, cv.pool_shape("maxpool2d"), cv.pool_emit("_maxpool2d"), cv.maxpool2d_vjp,
               cv.maxpool2d_jvp, function="maxpool2d", domain=(_ANY,), kink=True, spell=cv.spell_pool("maxpool2d"),
               paths=_sum_paths,
               policy=(Point("X: [1, 2, 2]; sum(maxpool2d(X, 2))", "X=[[[1, 1], [1, 1]]]", 1.0, ((((0.25, 0.25), (0.25, 0.25)),),),
                             "a tie in a window splits evenly among its k maxima (1/k each)"),),
               scalarise=cv.maxpool2d_scalar, loop="maxpool2d", **_POOL,
-              stacked=cv.windows_stacked("maxpool2d"), stacked_jvp=cv.maxpool2d_stacked_jvp),
+              stacked=cv.windows_stacked("maxpool2d"), stacked_jvp=cv.maxpool2d_stacked_jvp, masked=mc.RULES["maxpool2d"]),
     _block_op("maxpool2d_select", 2, cv.maxpool2d_select_shape, cv.pool_emit("_maxpool2d_select"),
               cv.maxpool2d_select_vjp, cv.maxpool2d_select_jvp, domain=(_ANY, _ANY),
               **_spelled("maxpool2d_select", "window", "stride"), paths=cv.window_paths("_window_sum", 1),
@@ -1997,7 +2077,7 @@ _LAYERS = [
               stacked=ub.custom_stacked, stacked_jvp=ub.custom_stacked_jvp),
 ]
 # fmt: on
-BLOCK_OPS: dict[str, Op] = {op.name: op for op in _BLOCKS + _LAYERS}
+BLOCK_OPS: Table = Table({op.name: op for op in _BLOCKS + _LAYERS})
 # every op by name: a live view of both tables (an op added to OPS later is found here too)
 ALL_OPS: ChainMap[str, Op] = ChainMap(OPS, BLOCK_OPS)
 
@@ -2088,7 +2168,9 @@ COMPOSITES: dict[str, Composite] = {
     ]
 }
 # the reductions: block ops the language calls with ``axis=`` (sum, logsumexp, max, min)
-REDUCTIONS = frozenset(op.name for op in BLOCK_OPS.values() if op.function and "axis" in op.keywords)
+REDUCTIONS = Derived(
+    lambda: {op.name: op for op in BLOCK_OPS.values() if op.function and "axis" in op.keywords}
+)
 
 
 def reduction_params(shape: Shape, axis: Any, keepdims: bool = False) -> Any:
@@ -2096,28 +2178,34 @@ def reduction_params(shape: Shape, axis: Any, keepdims: bool = False) -> Any:
     return _axes_params(shape, axis, keepdims)
 
 
-FUNCTIONS: dict[str, Op] = {
-    spelling: op for op in OPS.values() if op.function for spelling in (op.function, *op.names)
-}
-BLOCK_FUNCTIONS: dict[str, Op] = {op.function: op for op in BLOCK_OPS.values() if op.function}
+# The indexes the parser, the printer and the tracer read, derived from the entries (see Derived):
+# every function spelling of an elementwise op (``asin``, NumPy's ``arcsin``) to its op
+FUNCTIONS = Derived(lambda: {s: op for op in OPS.values() if op.function for s in (op.function, *op.names)})
+BLOCK_FUNCTIONS = Derived(lambda: {op.function: op for op in BLOCK_OPS.values() if op.function})
 # the block ops the language calls only by their own names, as the printer spells them
 # (``shift(x, axis=1)``): not reserved, so a variable may still be named ``count``
-INTERNAL_CALLS: dict[str, Op] = {
-    op.name: op for op in BLOCK_OPS.values() if op.function is None and op.call is not None
-}
-BINARY_INFIX: dict[str, Op] = {
-    spelling: op
-    for op in ALL_OPS.values()
-    if op.infix and op.arity == 2
-    for spelling in (op.infix, *op.aliases)
-}
+INTERNAL_CALLS = Derived(
+    lambda: {op.name: op for op in BLOCK_OPS.values() if op.function is None and op.call is not None}
+)
+BINARY_INFIX = Derived(
+    lambda: {
+        spelling: op
+        for op in ALL_OPS.values()
+        if op.infix and op.arity == 2
+        for spelling in (op.infix, *op.aliases)
+    }
+)
 # the operators spelled as words (``and``, ``or``, ``not``): reserved, like the function names
-WORD_OPERATORS: dict[str, Op] = {op.infix: op for op in OPS.values() if op.infix and op.infix.isalpha()}
+WORD_OPERATORS = Derived(lambda: {op.infix: op for op in OPS.values() if op.infix and op.infix.isalpha()})
+# the ops Python's operators apply to traced values: a special method's name (``add``, for
+# ``__add__`` and ``__radd__``) to its op (graphc.tracing)
+PYTHON_OPERATORS = Derived(lambda: {op.python: op for op in ALL_OPS.values() if op.python})
+# the block ops whose sums a flag masks: their (VJP, JVP) for flags (graphc.diff.blocks)
+MASKED = Derived(lambda: {op.name: op.masked for op in ALL_OPS.values() if op.masked is not None})
+# the selecting ops (``where``): each one's rule for what passes through its operands (graphc.diff)
+GATES = Derived(lambda: {name: op.gate for name, op in OPS.items() if op.gate is not None})
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}  # the same doubles as NumPy's
-RESERVED: frozenset[str] = (
-    frozenset(FUNCTIONS)
-    | frozenset(BLOCK_FUNCTIONS)
-    | frozenset(COMPOSITES)
-    | frozenset(CONSTANTS)
-    | frozenset(WORD_OPERATORS)
+# the names a variable may not take: every function and word operator, and the constants
+RESERVED = Derived(
+    lambda: dict.fromkeys([*FUNCTIONS, *BLOCK_FUNCTIONS, *COMPOSITES, *CONSTANTS, *WORD_OPERATORS])
 )

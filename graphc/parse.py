@@ -28,8 +28,6 @@ a comment; newlines inside brackets continue the line.
 from __future__ import annotations
 
 import re
-import string
-import unicodedata
 from collections.abc import Iterator
 from operator import itemgetter
 from typing import TYPE_CHECKING
@@ -48,6 +46,7 @@ from graphc.ops import (
     OPS,
     RESERVED,
     WORD_OPERATORS,
+    Derived,
     Op,
 )
 from graphc.parse_tensor import TensorSyntax
@@ -56,8 +55,8 @@ from graphc.shapes import Shape, ShapeError
 if TYPE_CHECKING:
     from graphc.user_blocks import Block
 
-_CALLABLE = sorted({*FUNCTIONS, *BLOCK_FUNCTIONS, *COMPOSITES})
-_IS_CALLABLE = frozenset(_CALLABLE)
+# every name the language calls, sorted (the parser's indexes are derived from the op table: Derived)
+_CALLABLE = Derived(lambda: dict.fromkeys(sorted({*FUNCTIONS, *BLOCK_FUNCTIONS, *COMPOSITES})))
 _PYTHON_WORDS = frozenset(
     [
         "if",
@@ -180,11 +179,12 @@ _FAST = re.compile(
     rf"|(?<![\w.])(?>{_NUMBER})(?![\w.]))"
 )
 _COMMENT = re.compile(r"\#[^\n]*")
+_ASCII_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # string's, without importing it
 _FIRST = itemgetter(0)
 # a fast token's kind by its first character
 _FAST_KIND = {
-    **dict.fromkeys(string.ascii_letters + "_", "name"),
-    **dict.fromkeys(string.digits + ".", "num"),
+    **dict.fromkeys(_ASCII_LETTERS + "_", "name"),
+    **dict.fromkeys("0123456789.", "num"),
     **dict.fromkeys("+-*/^@<>!", "op"),
     "[": "[",
     "]": "]",
@@ -299,6 +299,8 @@ def _bad_character(text: str, i: int) -> ParseError:
     ch = text[i]
     if ch in _UNSUPPORTED:
         return ParseError(_UNSUPPORTED[ch], text, i)
+    import unicodedata  # an error's path only: not imported with graphc
+
     if unicodedata.category(ch)[0] == "C":
         return ParseError(f"control character U+{ord(ch):04X} is not allowed", text, i)
     return ParseError(f"unexpected character {ch!r} (U+{ord(ch):04X})", text, i)
@@ -327,16 +329,20 @@ _AND = OPS["and"]
 # A binary operator's token: its op, its binding power, and the least binding power of a pending
 # operator that it reduces (its own, plus one if it is right-associative); a comparison's is None
 # (it chains: see _Parser._comparison).
-_BINARY = {
-    text: (op, op.precedence, None if op.chains else op.precedence + op.right)
-    for text, op in BINARY_INFIX.items()
-}
+_BINARY = Derived(
+    lambda: {
+        text: (op, op.precedence, None if op.chains else op.precedence + op.right)
+        for text, op in BINARY_INFIX.items()
+    }
+)
 # the elementwise functions of one operand that no block or composite shares a name with
-_ONE_OPERAND = {
-    name: spec
-    for name, spec in FUNCTIONS.items()
-    if spec.arity == 1 and name not in BLOCK_FUNCTIONS and name not in COMPOSITES
-}
+_ONE_OPERAND = Derived(
+    lambda: {
+        name: spec
+        for name, spec in FUNCTIONS.items()
+        if spec.arity == 1 and name not in BLOCK_FUNCTIONS and name not in COMPOSITES
+    }
+)
 _OUTPUT_END = frozenset(["sep", "end", ","])  # the kinds of token that may end an output
 _STATEMENT_END = frozenset(["sep", "end"])
 
@@ -489,9 +495,7 @@ class _Parser(TensorSyntax):
 
     def _check_target(self, name: str, k: int) -> None:
         if name in RESERVED:
-            kind = (
-                "function" if name in _IS_CALLABLE else "operator" if name in WORD_OPERATORS else "constant"
-            )
+            kind = "function" if name in _CALLABLE else "operator" if name in WORD_OPERATORS else "constant"
             raise self.error(f"cannot assign to '{name}': it is a built-in {kind}", k)
         if name in self.free:
             raise self.error(f"cannot assign to '{name}': it is already used as an input variable", k)
@@ -624,7 +628,7 @@ class _Parser(TensorSyntax):
             return node
         if name in CONSTANTS:
             return self.graph.const(CONSTANTS[name])
-        if name in _IS_CALLABLE:
+        if name in _CALLABLE:
             raise self.error(f"'{name}' is a function: call it as {name}(...)", k)
         self.free.add(name)
         node = self.inputs[name] = self.graph.var(name, self.declared.get(name, ()))

@@ -26,28 +26,17 @@ import numpy as np
 
 from graphc.errors import EvaluationError, TraceError
 from graphc.graph import Graph
-from graphc.ops import BINARY_INFIX, CONST, OPS, RESERVED, VAR, Op, index_params
+from graphc.ops import CONST, OPS, PYTHON_OPERATORS, RESERVED, VAR, Op, index_params
 from graphc.shapes import Shape, ShapeError
 from graphc.shapes import text as shape_text
 
-# Python's arithmetic, comparison and bitwise-logic operators: the symbol (an op's ``infix`` in the table), the name of the
-# special method, and the NumPy ufunc an ndarray calls for it. The ops come from the table.
-PYTHON_OPERATORS: tuple[tuple[str, str, str], ...] = (
-    ("+", "add", "add"),
-    ("-", "sub", "subtract"),
-    ("*", "mul", "multiply"),
-    ("/", "truediv", "divide"),
-    ("**", "pow", "power"),
-    ("@", "matmul", "matmul"),
-    ("<", "lt", "less"),
-    ("<=", "le", "less_equal"),
-    (">", "gt", "greater"),
-    (">=", "ge", "greater_equal"),
-    ("==", "eq", "equal"),
-    ("!=", "ne", "not_equal"),
-    ("and", "and", "logical_and"),  # x & y: Python's own `and` cannot be overloaded (it asks bool)
-    ("or", "or", "logical_or"),  # x | y
-)
+# Python's binary operators a class may overload (a fact of Python, not of graphc): the special
+# methods' names, and which of them have a reflected form (``__radd__``; a comparison's reflection is
+# another comparison). Each is bound to a method that applies the op whose entry names it
+# (``python="add"``), looked up in the op table when called: see _operator.
+_ARITHMETIC: tuple[str, ...] = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow")
+_ARITHMETIC += ("lshift", "rshift", "and", "xor", "or")
+_COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
 NEGATION: Op = next(op for op in OPS.values() if op.arity == 1 and op.infix == "-")
 
 _NUMBERS = (int, float, np.integer, np.floating)
@@ -219,19 +208,23 @@ class Traced:
         return apply(OPS["not"], (self,))
 
 
-def _binary(spec: Op, reflected: bool) -> Callable[[Traced, Any], Any]:
+def _operator(name: str, reflected: bool) -> Callable[[Traced, Any], Any]:
+    """Python's operator ``__{name}__`` (or its reflection) on a traced value: the op whose entry
+    names it (``PYTHON_OPERATORS``), or NotImplemented where no op does."""
+
     def method(self: Traced, other: Any) -> Any:
-        if not isinstance(other, (Traced, *_NUMBERS)) and not _scalar_array(other):
+        spec = PYTHON_OPERATORS.get(name)
+        if spec is None or (not isinstance(other, (Traced, *_NUMBERS)) and not _scalar_array(other)):
             return NotImplemented
         return apply(spec, (other, self) if reflected else (self, other))
 
     return method
 
 
-for _symbol, _name, _ in PYTHON_OPERATORS:
-    if _symbol in BINARY_INFIX:
-        setattr(Traced, f"__{_name}__", _binary(BINARY_INFIX[_symbol], False))
-        setattr(Traced, f"__r{_name}__", _binary(BINARY_INFIX[_symbol], True))
+for _name in _ARITHMETIC + _COMPARISONS:
+    setattr(Traced, f"__{_name}__", _operator(_name, False))
+for _name in _ARITHMETIC:
+    setattr(Traced, f"__r{_name}__", _operator(_name, True))
 
 
 def _scalar_array(value: Any) -> bool:

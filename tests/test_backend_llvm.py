@@ -109,7 +109,7 @@ def test_spilled_vectors_sit_in_aligned_stack_slots():
     terms = " + ".join(f"tanh({k}*x + {k + 1}*y) * tanh({k}*x - y)" for k in range(1, 9))
     kernel = optimize(Plan.of(graphc.differentiate(graphc.parse(terms))))
     library = library_module(list(vecmath.FUNCTIONS), {}, helpers=True)
-    interpreter = interpreter_module(tape.EVERY_OPCODE)
+    interpreter = interpreter_module(tape.every_opcode())
     machine = target_machine()
     code = [machine.emit_assembly(module) for module in (kernel, library, interpreter)]
     assert [len(unaligned.findall(text)) for text in code] == [0, 0, 0]

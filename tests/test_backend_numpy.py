@@ -42,6 +42,25 @@ def test_generated_module_runs_standalone_with_only_numpy(tmp_path):
     assert "0.5" in result.stdout
 
 
+def test_a_tensor_gradient_imports_only_what_the_numpy_path_needs():
+    """A first gradient on the NumPy backend, from a fresh process, imports none of SymPy, networkx,
+    SciPy or llvmlite (nor graphc's modules for SciPy users, nor hashlib, which loads OpenSSL): each
+    is tens of milliseconds of a start that should take a few hundred."""
+    script = (
+        "import sys\n"
+        "import numpy as np\n"
+        "import graphc\n"
+        "text = 'X: [n, 4]; W: [4, 3]; b: [3]; T: [n, 3]\\nz = tanh(X @ W + b)\\n-mean(sum(T * log_softmax(z), axis=1))'\n"
+        "kernel = graphc.value_and_grad(text, wrt=['W', 'b'], backend='numpy')\n"
+        "value, (dW, db) = kernel(X=np.ones((5, 4)), W=np.ones((4, 3)), b=np.zeros(3), T=np.eye(3)[[0, 1, 2, 0, 1]])\n"
+        "assert dW.shape == (4, 3) and np.isfinite(float(value))\n"
+        "heavy = ('sympy', 'networkx', 'scipy', 'llvmlite', 'graphc.sparse', 'graphc.optimize', 'hashlib')\n"
+        "print(sorted(m for m in sys.modules if m in heavy or m.startswith(tuple(h + '.' for h in heavy))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
 def test_keywords_positions_and_sorted_variables():
     k = graphc.compile("y - x")
     assert k.variables == ("x", "y")

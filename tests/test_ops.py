@@ -135,9 +135,14 @@ def test_every_entry_states_its_policy_and_its_sympy_forms(name):
 
 
 NEW_OP_CHILD = """
+import numpy as np
 import graphc
+from graphc import numpy as gnp
 from graphc import ops
 
+# every index is in use before the op exists (the parser's, the printer's, the tracer's)
+graphc.grad("u = x*y; cos(u) / u")(1.0, 2.0)
+assert graphc.trace(lambda x, y: x * y + x).variables == ["x", "y"]
 # sec: one entry, known to nothing but the table (SymPy's own class converts back to it)
 ops.OPS["sec"] = ops.Op(
     "sec", 1, "1.0 / np.cos({0})", lambda x: ops._sp().sec(x),
@@ -146,7 +151,26 @@ ops.OPS["sec"] = ops.Op(
     function="sec", sympy_class="sec", domain=((-1.2, 1.2),), c="1.0 / cos({0})",
     policy=(ops.Point("sec(x)", "x=0", 1.0, (0.0,), "the minimum: sec*tan = 1*0"),),
 )
-ops.FUNCTIONS["sec"] = ops.OPS["sec"]  # the parser's index of spellings (derived once, at import)
+# fmod, Python's % on traced values (the language has no symbol for it): one entry too
+ops.OPS["fmod"] = ops.Op(
+    "fmod", 2, "np.fmod({0}, {1})", lambda x, y: ops._sp().Mod(x, y),
+    lambda e, a: e.call("fmod", *a),
+    (lambda b, a, o: b.const(1.0), lambda b, a, o: b.neg(b.div(b.sub(a[0], o), a[1]))),  # -trunc(x/y)
+    function="fmod", python="mod", domain=((0.5, 3.0), (0.7, 2.0)), c="fmod({0}, {1})", smooth="test op",
+)
+assert "sec" in ops.RESERVED and "sec" in ops.FUNCTIONS
+try:
+    graphc.parse("sec = 1; sec")
+    raise AssertionError("sec is a variable")
+except graphc.ParseError as error:
+    assert "built-in function" in str(error), error
+traced = graphc.trace(lambda x, y: x % y)
+assert [traced.op(n) for n in traced.outputs] == ["fmod"], traced.outputs
+dx, dy = graphc.grad(traced, backend="numpy")(2.0, 0.75)
+assert (float(dx), float(dy)) == (1.0, -2.0)
+assert gnp.numpy_name(ops.OPS["fmod"]) == "fmod" and gnp.numpy_name(ops.OPS["add"]) == "add"
+x = graphc.sym("x")
+assert (repr(gnp.sec(x)), repr(np.fmod(x, 2.0))) == ("<traced sec(x)>", "<traced fmod(x, 2)>")
 import sympy
 from graphc import policy, sympy_bridge
 

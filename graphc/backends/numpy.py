@@ -16,7 +16,6 @@ others).
 
 from __future__ import annotations
 
-import hashlib
 import keyword
 import linecache
 import math
@@ -423,8 +422,8 @@ def compile_graph(graph: Graph) -> Kernel:
     """
     lines, slices = _module(graph, {"f": range(len(graph.outputs))})
     source = _text(lines)
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    filename = f"<graphc-numpy-{digest}>"
+    # unique within the process, all linecache needs (hashlib would load OpenSSL on the first call)
+    filename = f"<graphc-numpy-{hash(source) & 0xFFFF_FFFF_FFFF_FFFF:016x}>"
     # Keep the source findable so a traceback shows the generated line.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     # The module without its slice bodies: their lines left blank, so the others keep their numbers.

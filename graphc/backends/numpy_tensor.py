@@ -22,11 +22,14 @@ from graphc.shapes import source as shape_source
 PRELUDE = ["import math", "", "import numpy as np", "", "", *BIND_SOURCE.splitlines(), "", ""]
 
 
+_DEFINITION = re.compile(r"(?:def )?(\w+)")  # a definition's name, at the line's first column
+
+
 def _definitions(source: str) -> list[tuple[str, str]]:
     """The top-level definitions of ``source`` (a ``def`` or an assignment each), named, in order."""
     found: list[tuple[str, list[str]]] = []
     for line in source.splitlines():
-        start = re.match(r"(?:def )?(\w+)", line)  # at the line's first column
+        start = _DEFINITION.match(line)
         if start is not None:
             found.append((start.group(1), []))
         if found:
@@ -35,6 +38,7 @@ def _definitions(source: str) -> list[tuple[str, str]]:
 
 
 _HELPERS = _definitions(BLOCK_HELPERS)
+_WORD = re.compile(r"\w+")  # a name is called where it is a whole word of the text
 
 
 def helpers(body: Sequence[str]) -> list[str]:
@@ -43,9 +47,9 @@ def helpers(body: Sequence[str]) -> list[str]:
     texts = ["\n".join(body)]
     used: set[str] = set()
     while texts:  # the helpers a text calls, then the helpers those call
-        text = texts.pop()
+        words = set(_WORD.findall(texts.pop()))
         for name, definition in _HELPERS:
-            if name not in used and re.search(rf"\b{name}\b", text):
+            if name not in used and name in words:
                 used.add(name)
                 texts.append(definition)
     lines = []

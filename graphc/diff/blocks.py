@@ -25,9 +25,7 @@ from graphc.diff.common import Flag, Gates, assemble, depends_on, elementwise_jv
 from graphc.diff.structure import Structure, placed, placed_flag
 from graphc.errors import GraphcError
 from graphc.graph import Graph
-from graphc.masked import MASKED, OWN_MASK
-from graphc.masked import NAME as MASKED_PRODUCT
-from graphc.ops import ALL_OPS, CONST, VAR, broadcast_to, paths_elementwise, reduce_to
+from graphc.ops import ALL_OPS, CONST, MASKED, VAR, broadcast_to, paths_elementwise, reduce_to
 from graphc.shapes import Shape, ShapeError, broadcast, size
 
 BROADCAST = "broadcast"  # the op a sum's adjoint is: multiplied through, never materialised
@@ -166,10 +164,10 @@ def _fitted(graph: Graph, flag: Flag, shape: Shape) -> Flag:
 
 def _twin(graph: Graph, node: int) -> tuple[tuple[int, ...], int]:
     """Tensors of ones shaped as ``node``'s operands, and ``node``'s op applied to them; a masked
-    product keeps its own mask (the terms it skips are part of its structure)."""
-    own = OWN_MASK if graph.op(node) == MASKED_PRODUCT else -1
+    op keeps its own masks, its inert slots (the terms it skips are part of its structure)."""
+    own = ALL_OPS[graph.op(node)].inert
     ones = tuple(
-        a if slot == own else broadcast_to(graph, graph.const(1.0), graph.shape(a))
+        a if slot in own else broadcast_to(graph, graph.const(1.0), graph.shape(a))
         for slot, a in enumerate(graph.args(node))
     )
     return ones, graph.apply(graph.op(node), *ones, params=graph.params(node))

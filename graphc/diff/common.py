@@ -22,7 +22,6 @@ _FROM_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
 _PARTIAL = re.compile(r"∂([⁰¹²³⁴⁵⁶⁷⁸⁹]*)(.+)/((?:∂[^∂]+)+)\Z")
 _DENOMINATOR = re.compile(r"∂([^∂⁰¹²³⁴⁵⁶⁷⁸⁹]+)([⁰¹²³⁴⁵⁶⁷⁸⁹]*)")
 _UNBUILT: Any = object()  # a partial not built yet (None is a structurally zero one)
-_SLOTS = max(op.arity for op in OPS.values())
 
 
 def resolve_wrt(graph: Graph, wrt: str | Sequence[str] | None) -> list[str]:
@@ -86,13 +85,14 @@ class LocalPartials:
         self.graph = graph
         self.cached = cached  # (uncached, a pass may run the op's rules itself: see dp.adjoints)
         self._operands, self._ops = graph.operands, graph.ops  # the graph's own lists
-        self._cache: dict[int, int | None] | None = {} if cached else None  # keyed by node * _SLOTS + slot
+        self._cache: dict[int, int | None] | None = {} if cached else None  # keyed by node * slots + slot
+        self._slots = max(op.arity for op in OPS.values())  # of the table as it is (ops added at run time)
 
     def __call__(self, node: int, slot: int) -> int | None:
         if self._cache is None:
             rule = OPS[self._ops[node]].partials[slot]  # the table itself: an op added later is found
             return None if rule is None else rule(self.graph, self._operands[node], node)
-        key = node * _SLOTS + slot
+        key = node * self._slots + slot
         z = self._cache.get(key, _UNBUILT)
         if z is _UNBUILT:
             rule = OPS[self._ops[node]].partials[slot]  # the table itself: an op added later is found

@@ -27,9 +27,7 @@ from graphc.diff.common import (
     prepared,
 )
 from graphc.graph import Graph
-from graphc.ops import OPS, Rule
-
-_GATED = {name: op.gate for name, op in OPS.items() if op.gate is not None}
+from graphc.ops import GATES, OPS, Rule
 
 
 def adjoints(
@@ -71,7 +69,7 @@ def adjoints(
         flag: Flag = flags.get(node) if flags else None
         reach: Flag
         op = ops[node]
-        gate = _GATED.get(op)
+        gate = GATES.get(op)
         # uncached, the op's rules run here, as local would run them: one call fewer per edge
         rules = OPS[op].partials if uncached and args else ()
         for slot, arg in enumerate(args):

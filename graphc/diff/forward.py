@@ -15,9 +15,7 @@ from collections.abc import Sequence
 
 from graphc.diff.common import Flag, Gates, LocalPartials, Term, Terms, assemble, distinct_users, prepared
 from graphc.graph import Graph
-from graphc.ops import OPS
-
-_GATED = {name: op.gate for name, op in OPS.items() if op.gate is not None}
+from graphc.ops import GATES
 
 
 def tangents(
@@ -47,7 +45,7 @@ def tangents(
             continue
         total = None
         reach: int | None = None
-        gate = _GATED.get(ops[node])
+        gate = GATES.get(ops[node])
         args = graph.args(node)
         for slot, arg in enumerate(args):
             seed = tangent.get(arg)

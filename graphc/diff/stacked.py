@@ -36,8 +36,7 @@ from collections.abc import Callable, Sequence
 from graphc.diff.common import Flag, Gates, elementwise_jvp
 from graphc.diff.structure import Structure
 from graphc.graph import Graph
-from graphc.masked import MASKED
-from graphc.ops import ALL_OPS, CONST, NO_TANGENT, VAR, broadcast_to
+from graphc.ops import ALL_OPS, CONST, MASKED, NO_TANGENT, VAR, broadcast_to
 from graphc.shapes import Shape, size
 
 Lead = Shape  # the stacked (leading) axes

@@ -64,7 +64,7 @@ def _runtime_build(part: str) -> Build:
     ``interpreter``, the tape interpreter of every opcode."""
     width = lanes()
     if part == "library":
-        _, libm = jit.library_symbols(jit.external_symbols(jit.interpreter_module(tape.EVERY_OPCODE)))
+        _, libm = jit.library_symbols(jit.external_symbols(jit.interpreter_module(tape.every_opcode())))
         module = jit.library_module(list(vecmath.FUNCTIONS), libm, helpers=False)  # no passes
         exports = [own_name(n, width) for n in vecmath.FUNCTIONS]
         exports += [libm_name(s, width) for s in libm]
@@ -72,7 +72,7 @@ def _runtime_build(part: str) -> Build:
         module = jit.library_module([], {}, helpers=True)
         exports = [own_name(n, width) for n in tail.HELPERS]
     else:
-        module = jit.interpreter_module(tape.EVERY_OPCODE)
+        module = jit.interpreter_module(tape.every_opcode())
         exports = [tape.ENTRY, tape.POINT]
     return Build(target_machine().emit_object(module), jit.external_symbols(module), 0, str(module), exports)
 
@@ -86,12 +86,14 @@ def runtime(part: str, cache: Cache) -> tuple[llvm.ExecutionEngine, Build, list[
     """
     if cache.directory is None:
         return None
-    loaded = _RUNTIME.get(part)
+    # the parts are built for the op table as it is (an op added at run time makes a new runtime)
+    table = f"{part}|{','.join(tape.every_opcode())}"
+    loaded = _RUNTIME.get(table)
     if loaded is not None:
         return loaded
     if not cache.usable("runtime"):
         return None
-    key = hashlib.sha256(f"graphc runtime {part}|{_options()}".encode()).hexdigest()
+    key = hashlib.sha256(f"graphc runtime {table}|{_options()}".encode()).hexdigest()
     built = cache.load(key, "runtime")
     if built is None:
         built = _runtime_build(part)
@@ -101,8 +103,8 @@ def runtime(part: str, cache: Cache) -> tuple[llvm.ExecutionEngine, Build, list[
     if part != "interpreter":
         for name, address in zip(built.exports, addresses, strict=True):
             llvm.add_symbol(name, address)
-    _RUNTIME[part] = engine, built, addresses
-    return _RUNTIME[part]
+    _RUNTIME[table] = engine, built, addresses
+    return _RUNTIME[table]
 
 
 def prepare_runtime() -> float:
@@ -153,7 +155,7 @@ def compile_tape(
     cache = Cache.from_environment() if cache is None else cache
     with LOCK:
         every = runtime("interpreter", cache)
-    program = tape.Program.of(graph, keep, tape.EVERY_OPCODE if every else None)
+    program = tape.Program.of(graph, keep, tape.every_opcode() if every else None)
     with LOCK:
         if every is None:
             engine, batch, point, ir = jit.interpreter(program.opcodes)

@@ -3,8 +3,8 @@
 Compiling a graph costs LLVM time per instruction (even with no passes and ``-O0`` code
 generation), while a large graph's code gains little from being compiled: its values live in
 memory (scratch) anyway, not in registers. So a large graph becomes a **tape**, one row
-``(opcode, result, operand...)`` of int32 per node in creation order (:data:`ROW` words: room
-for the most operands an op of :data:`graphc.ops.OPS` takes), and a small interpreter runs it: the interpreter of every op (:data:`EVERY_OPCODE`), part of
+``(opcode, result, operand...)`` of int32 per node in creation order (:func:`row_words` words: room
+for the most operands an op of :data:`graphc.ops.OPS` takes), and a small interpreter runs it: the interpreter of every op (:func:`every_opcode`), part of
 graphc's runtime kept in the disk cache, or, with the cache off, one compiled in the process for
 the set of ops the tape uses.
 
@@ -35,24 +35,32 @@ from graphc.graph import Graph
 from graphc.ops import CONST, OPS, VAR
 
 BLOCK = 4  # vectors of points per slot: the rows of the tape are dispatched once per BLOCK vectors
-OPERANDS = max(op.arity for op in OPS.values())  # operand slots per row (0 where unused)
-ROW = 2 + OPERANDS  # int32 words per row: opcode, result slot, operand slots
 ENTRY = "graphc_tape"
 POINT = "graphc_tape_point"
-# Every opcode there is: the interpreter of them all runs any tape (graphc's runtime, compiled once
-# per machine when the disk cache is on: see graphc.backends.llvm.runtime). A row of an op whose
-# last operand is one of the constants its entry lists as ``specialised`` (``x**2`` is ``x*x``) has
-# an opcode of its own (``"pow 2.0"``) whose code has the constant built in.
-_SPECIALISED = {name: op.specialised for name, op in OPS.items() if op.specialised}
-EVERY_OPCODE: tuple[str, ...] = tuple(
-    sorted(
-        [
-            *OPS,
-            *(f"{name} {constant!r}" for name, constants in _SPECIALISED.items() for constant in constants),
-        ]
-    )
-)
-_PADDING = [(0,) * (OPERANDS - arity) for arity in range(OPERANDS + 1)]  # a row's unused operand words
+
+
+def operand_slots() -> int:
+    """Operand slots per row (0 where unused): the most operands an op of the table takes."""
+    return max(op.arity for op in OPS.values())
+
+
+def row_words() -> int:
+    """int32 words per row: opcode, result slot, operand slots."""
+    return 2 + operand_slots()
+
+
+def _specialised() -> dict[str, frozenset[float]]:
+    return {name: op.specialised for name, op in OPS.items() if op.specialised}
+
+
+def every_opcode() -> tuple[str, ...]:
+    """Every opcode there is, read from the op table when called (an op added at run time is
+    among them): the interpreter of them all runs any tape (graphc's runtime, compiled once per
+    machine and table when the disk cache is on: see graphc.backends.llvm.runtime). A row of an op
+    whose last operand is one of the constants its entry lists as ``specialised`` (``x**2`` is
+    ``x*x``) has an opcode of its own (``"pow 2.0"``) whose code has the constant built in."""
+    constants = (f"{name} {c!r}" for name, specialised in _specialised().items() for c in specialised)
+    return tuple(sorted([*OPS, *constants]))
 
 
 @dataclass
@@ -60,7 +68,7 @@ class Program:
     """A graph as a tape, and the table the interpreter reads it from."""
 
     opcodes: tuple[str, ...]  # the ops of the tape, by opcode (sorted names)
-    tape: np.ndarray  # int32 (rows, ROW): opcode, result slot, operand slots (0 where unused)
+    tape: np.ndarray  # int32 (rows, row_words()): opcode, result slot, operand slots (0 where unused)
     constants: np.ndarray  # float64: the constants' values, in the slots after the inputs'
     results: np.ndarray  # int64: the slot of each output
     slots: int  # slots in all
@@ -74,6 +82,8 @@ class Program:
         """The tape of the nodes the outputs depend on (``keep``, default ``graph.reachable()``),
         numbered for an interpreter of ``opcodes`` (default: the tape's own ops, sorted)."""
         ops, operands, value = graph.ops, graph.operands, graph.const_value
+        specialised, width = _specialised(), row_words()
+        padding = [(0,) * (width - 2 - arity) for arity in range(width - 1)]  # a row's unused operand words
         keep = graph.reachable() if keep is None else keep
         inputs = [graph.variable(name) for name in graph.variables]
         slot = [0] * len(ops)  # each kept node's slot
@@ -91,7 +101,7 @@ class Program:
                 constants.append(value(node))  # type: ignore[arg-type]
             elif op != VAR:
                 args = operands[node]
-                if op in _SPECIALISED and value(args[-1]) in _SPECIALISED[op]:
+                if op in specialised and value(args[-1]) in specialised[op]:
                     op = f"{op} {value(args[-1])!r}"
                 code = names.get(op)
                 if code is None:
@@ -119,19 +129,19 @@ class Program:
                     last[arg] = -1  # x * x frees x once
                     if read >= fixed:
                         free.append(read)
-            rows += _PADDING[len(args)]
+            rows += padding[len(args)]
             if free:
                 target = free.pop()
             else:
                 target, size = size, size + 1
-            slot[node] = rows[-ROW + 1] = target
+            slot[node] = rows[-width + 1] = target
         # by default, opcodes in sorted order of the names, so the same ops give the same interpreter
         table = tuple(sorted(names)) if opcodes is None else opcodes
         code_of = {name: code for code, name in enumerate(table)}
         renumber = np.zeros(max(len(names), 1), dtype=np.int32)
         for name, first in names.items():
             renumber[first] = code_of[name]
-        tape = np.array(rows, dtype=np.int32).reshape(len(computed), ROW)
+        tape = np.array(rows, dtype=np.int32).reshape(len(computed), width)
         tape[:, 0] = renumber[tape[:, 0]]
         results = np.array([slot[out] for out in graph.outputs], dtype=np.int64)
         constant_values = np.array(constants, dtype=np.float64)
@@ -168,9 +178,9 @@ def _run_text(opcodes: tuple[str, ...], width: int) -> tuple[str, TextEmitter]:
         "  br i1 %any, label %dispatch, label %done",
         "dispatch:",
         "  %pc = phi i64 [0, %entry], [%pc.next, %next]",
-        f"  %row = getelementptr inbounds [{ROW} x i32], ptr %tape, i64 %pc",
+        f"  %row = getelementptr inbounds [{row_words()} x i32], ptr %tape, i64 %pc",
     ]
-    operands = [f"a{k}" for k in range(OPERANDS)]
+    operands = [f"a{k}" for k in range(operand_slots())]
     for k, name in enumerate(("op", "r", *operands)):
         lines += [
             f"  %{name}.at = getelementptr inbounds i32, ptr %row, i64 {k}",
