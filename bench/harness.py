@@ -1,12 +1,13 @@
-"""What the two benchmark drivers (run.py: scalar problems, tensors.py: tensor problems) share:
-reading a comma list of names, a worker process's environment, a failed worker's reason, and
-measuring or rendering the results."""
+"""What the benchmark drivers (run.py: scalar problems, tensors.py: tensor problems, and the
+single-question scripts) share: reading a comma list of names, a worker process's environment, a
+failed worker's reason, timing a call, and measuring or rendering the results."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,6 +23,16 @@ def names_from(
     if unknown:
         parser.error(f"unknown {what} {unknown[0]!r} (the {what}s are: {', '.join(known)})")
     return names
+
+
+def call_times(call: Callable[[], object], repeats: int) -> list[float]:
+    """The wall-clock seconds of ``repeats`` calls of ``call``, one by one."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def one_thread_environment(bytecode: str, cache: str) -> dict[str, str]:

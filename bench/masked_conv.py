@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
 
 import numpy as np
+from harness import call_times
 
 import graphc
 
@@ -30,15 +30,6 @@ LAYERS = (
     "-mean(sum(T * log_softmax(z, axis=-1), axis=-1))"
 )
 ACTIVATIONS = {"relu": "relu(A)", "where": "where(A > 0, A, 0)"}
-
-
-def _times(call: Callable[[], object], repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:
@@ -65,7 +56,7 @@ def main() -> None:
         )
         kernel(**values)
         build = time.perf_counter() - start
-        times = _times(lambda kernel=kernel: kernel(**values), args.repeats)
+        times = call_times(lambda kernel=kernel: kernel(**values), args.repeats)
         kind = getattr(kernel.function, "kind", "numpy")
         print(
             f"T3 with {name:5s} dp, {args.backend} ({kind}), n={n}: build+first call {build:.2f} s, "
@@ -94,7 +85,7 @@ def main() -> None:
                 lambda: masked(plain, 1, bad, g, live, 1, 0, (3, 3), 1),
             ),
         ]:
-            print(f"{label:42s} median {statistics.median(_times(call, args.repeats)) * 1e3:.3f} ms")
+            print(f"{label:42s} median {statistics.median(call_times(call, args.repeats)) * 1e3:.3f} ms")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
 
 import numpy as np
+from harness import call_times
 
 import graphc
 
@@ -27,15 +27,6 @@ TEXT = (
     "A = X @ W1 + b1; h = where(A > 0, tanh(A), 0); z = h @ W2 + b2\n"
     "-mean(sum(T * log_softmax(z, axis=-1), axis=-1))"
 )
-
-
-def _times(call: Callable[[], object], repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:
@@ -58,7 +49,7 @@ def main() -> None:
     kernel = graphc.grad(TEXT, wrt=["W1", "b1", "W2", "b2"], method="dp", backend=args.backend)
     kernel(**values)
     build = time.perf_counter() - start
-    times = _times(lambda: kernel(**values), args.repeats)
+    times = call_times(lambda: kernel(**values), args.repeats)
     print(f"graphc from {graphc.__file__}")
     print(
         f"T1 with where, dp, {args.backend}, n={n}: build+first call {build:.2f} s, "
@@ -80,7 +71,7 @@ def main() -> None:
             ("masked_matmul, X finite", lambda: masked(g, live, values["X"])),
             ("masked_matmul, 2 non-finite columns", lambda: masked(g, live, bad)),
         ]:
-            print(f"{label:38s} median {statistics.median(_times(call, args.repeats)) * 1e3:.3f} ms")
+            print(f"{label:38s} median {statistics.median(call_times(call, args.repeats)) * 1e3:.3f} ms")
 
 
 if __name__ == "__main__":
