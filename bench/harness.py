@@ -1,6 +1,6 @@
 """What the benchmark drivers (run.py: scalar problems, tensors.py: tensor problems, and the
 single-question scripts) share: reading a comma list of names, a worker process's environment, a
-failed worker's reason, timing a call, and measuring or rendering the results."""
+failed worker's reason, timing a call or a block of calls, and measuring or rendering the results."""
 
 from __future__ import annotations
 
@@ -33,6 +33,23 @@ def call_times(call: Callable[[], object], repeats: int) -> list[float]:
         call()
         times.append(time.perf_counter() - start)
     return times
+
+
+def block_timer(run: Callable[[], Any], block: float) -> Callable[[], tuple[float, float]]:
+    """A timer of ``run``: each call times one block of calls and returns the mean wall-clock and
+    CPU seconds (the process's, all threads) per call. The block's length is fixed here, from one
+    call, so every block is the same work."""
+    start = time.perf_counter()
+    run()
+    loops = max(1, round(block / max(time.perf_counter() - start, 1e-7)))
+
+    def timed() -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in range(loops):
+            run()
+        return (time.perf_counter() - start) / loops, (time.process_time() - cpu) / loops
+
+    return timed
 
 
 def one_thread_environment(bytecode: str, cache: str) -> dict[str, str]:

@@ -54,7 +54,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from harness import names_from, one_thread_environment
+from harness import block_timer, names_from, one_thread_environment
 
 SYSTEMS = ("graphc-llvm", "numpy-hand", "jax", "torch")
 PEERS = ("numpy-hand", "jax", "torch")
@@ -153,24 +153,6 @@ def dgemm_product(product: Product, stored: dict[str, Any], address: int) -> Cal
     call()
     assert np.allclose(c, expected, rtol=1e-12, atol=1e-12), f"dgemm's {product.text} differs from NumPy's"
     return call
-
-
-def block_timer(run: Callable[[], Any], block: float) -> Callable[[], tuple[float, float]]:
-    """Each call times one block of calls of ``run`` (its length fixed from a first call): the
-    mean wall-clock and CPU seconds per call."""
-    import time
-
-    start = time.perf_counter()
-    run()
-    loops = max(1, round(block / max(time.perf_counter() - start, 1e-7)))
-
-    def timed() -> tuple[float, float]:
-        start, cpu = time.perf_counter(), time.process_time()
-        for _ in range(loops):
-            run()
-        return (time.perf_counter() - start) / loops, (time.process_time() - cpu) / loops
-
-    return timed
 
 
 def steps(systems: list[str], problem: Any, arrays: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

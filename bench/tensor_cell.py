@@ -18,33 +18,17 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from harness import block_timer
+
 
 def say(**figures: Any) -> None:
     sys.stdout.write(json.dumps(figures) + "\n")
     sys.stdout.flush()
-
-
-def block_timer(run: Callable[[], Any], block: float) -> Callable[[], tuple[float, float]]:
-    """A timer of ``run``: each call times one block of calls and returns the mean wall-clock and
-    CPU seconds (the process's, all threads) per call. The block's length is fixed here, from one
-    call, so every block is the same work."""
-    start = time.perf_counter()
-    run()
-    loops = max(1, round(block / max(time.perf_counter() - start, 1e-7)))
-
-    def timed() -> tuple[float, float]:
-        start, cpu = time.perf_counter(), time.process_time()
-        for _ in range(loops):
-            run()
-        return (time.perf_counter() - start) / loops, (time.process_time() - cpu) / loops
-
-    return timed
 
 
 def main() -> None:
