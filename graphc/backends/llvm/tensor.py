@@ -175,10 +175,13 @@ class _Shaped:
     per_point: int  # doubles of workspace and outputs per batch point
 
 
-def _linked(text: str, own: Collection[str]) -> llvm.ModuleRef:
-    """The tensor kernel's module with graphc's vector functions ``own`` linked in (a kernel needs
-    no library then: loaded from the disk cache, it is ready), verified."""
+def _linked(text: str, own: Collection[str] | None = None) -> llvm.ModuleRef:
+    """The tensor kernel's module with graphc's vector functions ``own`` (None: those ``text``
+    declares) linked in (a kernel needs no library then: loaded from the disk cache, it is
+    ready), verified."""
     module = llvm.parse_assembly(text)
+    if own is None:
+        own, _ = library_symbols(external_symbols(module))
     if own:
         layout = str(target_machine().target_data)
         width = lanes()
@@ -186,12 +189,6 @@ def _linked(text: str, own: Collection[str]) -> llvm.ModuleRef:
         module.link_in(llvm.parse_assembly(library))
     module.verify()
     return module
-
-
-def _library_of(text: str) -> list[str]:
-    """graphc's vector functions a tensor kernel's IR ``text`` declares (to be linked in)."""
-    own, _ = library_symbols(external_symbols(llvm.parse_assembly(text)))
-    return own
 
 
 def _optimize(module: llvm.ModuleRef) -> llvm.ModuleRef:
@@ -292,7 +289,7 @@ class LoopKernel:
             return
         quick, cache, key = full
         with LOCK:
-            module = _optimize(_linked(quick.ir, _library_of(quick.ir)))
+            module = _optimize(_linked(quick.ir))  # the quick code's IR: the kernel's own, unlinked
             ir = str(module)
             built = Build(target_machine().emit_object(module), external_symbols(module), 0, ir)
             engine, (address,) = engine_of(built.object_code, (ENTRY,))  # its symbols resolved already
