@@ -2200,10 +2200,13 @@ WORD_OPERATORS = Derived(lambda: {op.infix: op for op in OPS.values() if op.infi
 # the ops Python's operators apply to traced values: a special method's name (``add``, for
 # ``__add__`` and ``__radd__``) to its op (graphc.tracing)
 PYTHON_OPERATORS = Derived(lambda: {op.python: op for op in ALL_OPS.values() if op.python})
-# the block ops whose sums a flag masks: their (VJP, JVP) for flags (graphc.diff.blocks)
+# the block ops whose sums a flag masks: their (VJP, JVP, stacked rule) for flags (graphc.diff.blocks,
+# graphc.diff.stacked)
 MASKED = Derived(lambda: {op.name: op.masked for op in ALL_OPS.values() if op.masked is not None})
 # the selecting ops (``where``): each one's rule for what passes through its operands (graphc.diff)
 GATES = Derived(lambda: {name: op.gate for name, op in OPS.items() if op.gate is not None})
+# the ops with slots no derivative flows through, and those slots (paths neither counts nor takes them)
+INERT = Derived(lambda: {op.name: op.inert for op in ALL_OPS.values() if op.inert})
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}  # the same doubles as NumPy's
 # the names a variable may not take: every function and word operator, and the constants
 RESERVED = Derived(

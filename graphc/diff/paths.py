@@ -27,7 +27,7 @@ from graphc.diff.common import (
 )
 from graphc.errors import GraphcError
 from graphc.graph import Graph
-from graphc.ops import ALL_OPS, BLOCK_OPS, OPS
+from graphc.ops import ALL_OPS, INERT
 
 MAX_PATHS = 1_000_000
 T = TypeVar("T")
@@ -48,11 +48,10 @@ def paths_to(graph: Graph, output: int) -> list[int]:
     count = [0] * (output + 1)
     count[output] = 1
     ops, operands = graph.ops, graph.operands
-    inert = {op.name: op.inert for table in (OPS, BLOCK_OPS) for op in table.values() if op.inert}
     for node in range(output, -1, -1):
         c = count[node]
         if c:
-            dead = inert.get(ops[node])
+            dead = INERT.get(ops[node])
             if dead is None:
                 for arg in operands[node]:
                     count[arg] += c
